@@ -1,0 +1,9 @@
+# One image for the processor, the dashboard, the CLI and the Airflow components.
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
+RUN pip install --no-cache-dir "uv>=0.13,<0.14"
+WORKDIR /opt/txnmon
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY . .
+RUN uv sync --frozen --no-dev

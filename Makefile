@@ -1,0 +1,60 @@
+# txnmon developer commands. `make help` lists them.
+# Everything runs from a fresh clone: uv, the virtualenv, the Kafka and mongo-java-server jars
+# are installed on first use; the local stack lives under .devstack/ (git-ignored).
+
+PY      ?= python3
+UV      := $(PY) -m uv
+VENV    := .venv
+BIN     := $(VENV)/bin
+STACK   := $(PY) devstack/stack.py
+PYTEST_ARGS ?=
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.DEFAULT_GOAL := help
+.PHONY: help venv fetch up down status init test test-unit test-integration lint fmt demo stream clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check "uv>=0.13,<0.14"
+	$(UV) sync --frozen --python $(PY)
+	@touch $@
+
+venv: $(VENV)/.synced ## create/update the virtualenv from uv.lock
+
+fetch: ## download the Kafka and mongo-java-server jars (cached in .devstack/)
+	@$(STACK) fetch
+
+up: venv ## start Kafka and the MongoDB-wire server, create topics and indexes
+	@$(STACK) up
+	@$(BIN)/txnmon init
+
+down: ## stop what `make up` started
+	@$(STACK) down
+
+status: ## what runs, where it logs, lag and counts
+	@$(STACK) status; rc=$$?; \
+	  if [ $$rc -eq 0 ] && [ -x $(BIN)/txnmon ]; then $(BIN)/txnmon status; else exit $$rc; fi
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+
+fmt: venv
+	$(BIN)/ruff check --fix .
+
+test-unit: venv ## fast tests, no network
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: venv lint fetch ## the whole suite: starts the stack if needed, stops what it started
+	$(STACK) run -- $(BIN)/pytest $(PYTEST_ARGS)
+
+stream: up ## run the streaming processor in the foreground (Ctrl-C stops it cleanly)
+	$(BIN)/txnmon stream
+
+demo: up ## the stack up, the seed sample replayed and processed, a summary printed
+	$(BIN)/python -m include.demo
+
+clean: down ## stop the stack and delete its data (keeps the downloaded jars)
+	rm -rf .devstack/kafka/data .devstack/mongo/data .devstack/logs

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Local dev stack without Docker: real Apache Kafka (KRaft) and a MongoDB-wire server.
+
+    python3 devstack/stack.py fetch     # resolve the jars with Maven into .devstack/
+    python3 devstack/stack.py up        # start what is not running, wait until it answers
+    python3 devstack/stack.py status    # what runs, where it listens, where it logs
+    python3 devstack/stack.py down      # stop exactly what `up` started (pid files)
+    python3 devstack/stack.py run -- CMD ...   # up, run CMD, then stop only what this call started
+
+Standard library only, so it runs before the project's virtualenv exists.
+Everything it writes lives under .devstack/ (git-ignored): lib/, data/, logs/, run/.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STATE = Path(os.environ.get("DEVSTACK_HOME", ROOT / ".devstack")).resolve()
+HOST = "127.0.0.1"
+KAFKA_PORT = int(os.environ.get("DEVSTACK_KAFKA_PORT", "9092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("DEVSTACK_KAFKA_CONTROLLER_PORT", "9093"))
+MONGO_PORT = int(os.environ.get("DEVSTACK_MONGO_PORT", "27017"))
+START_TIMEOUT_S = float(os.environ.get("DEVSTACK_START_TIMEOUT", "90"))
+
+
+class StackError(RuntimeError):
+    """A failure the user can act on; printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    pom: Path
+
+    @property
+    def lib(self) -> Path:
+        return STATE / self.name / "lib"
+
+    @property
+    def data(self) -> Path:
+        return STATE / self.name / "data"
+
+    @property
+    def log(self) -> Path:
+        return STATE / "logs" / f"{self.name}.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return STATE / "run" / f"{self.name}.pid"
+
+
+KAFKA = Service("kafka", KAFKA_PORT, HERE / "kafka-pom.xml")
+MONGO = Service("mongo", MONGO_PORT, HERE / "mongo-pom.xml")
+SERVICES = (KAFKA, MONGO)
+
+
+def say(msg: str) -> None:
+    print(f"[devstack] {msg}", flush=True)
+
+
+# --- prerequisites -----------------------------------------------------------------------
+
+
+def require_java() -> str:
+    java = shutil.which("java")
+    if not java:
+        raise StackError("Java is missing: install a JDK 17+ (e.g. `apt-get install openjdk-17-jdk-headless`).")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    first = out.splitlines()[0] if out else ""
+    try:
+        major = int(first.split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        major = 0
+    if major and major < 17:
+        raise StackError(f"Java 17+ is needed, found: {first}")
+    return java
+
+
+def fetch(service: Service) -> None:
+    """Resolve the service's jars with Maven into its lib folder (once; cached afterwards)."""
+    marker = service.lib / ".complete"
+    if marker.exists():
+        return
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise StackError("Maven (mvn) is missing: it fetches the Kafka and mongo-java-server jars.")
+    say(f"fetching {service.name} jars with Maven (one time) ...")
+    if service.lib.exists():
+        shutil.rmtree(service.lib)
+    service.lib.mkdir(parents=True)
+    proc = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(service.pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={service.lib}"],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        raise StackError(f"downloading the {service.name} jars failed (mvn exit {proc.returncode}):\n{tail}")
+    marker.write_text("ok\n")
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def read_pid(service: Service) -> int | None:
+    try:
+        pid = int(service.pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not _alive(pid) or not _is_ours(pid, service):
+        service.pidfile.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_ours(pid: int, service: Service) -> bool:
+    # A recycled pid must never be killed: check it still runs from our lib folder.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return str(service.lib) in cmdline
+
+
+def _spawn(service: Service, argv: list[str]) -> int:
+    service.log.parent.mkdir(parents=True, exist_ok=True)
+    service.pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(service.log, "ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {service.name} ===\n".encode())
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=STATE, start_new_session=True,  # survives the shell that ran `make up`
+        )
+    service.pidfile.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def kafka_config() -> Path:
+    cfg = STATE / "kafka" / "server.properties"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(
+        "\n".join([
+            "# written by devstack/stack.py; edit the script, not this file",
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={HOST}:{KAFKA_CONTROLLER_PORT}",
+            f"listeners=PLAINTEXT://{HOST}:{KAFKA_PORT},CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}",
+            f"advertised.listeners=PLAINTEXT://{HOST}:{KAFKA_PORT},CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={KAFKA.data}",
+            "num.partitions=3",
+            # topics are created by `txnmon init` with the partitions we choose, never by a typo
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=10",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=168",
+            "",
+        ])
+    )
+    log4j = STATE / "kafka" / "log4j2.yaml"
+    log4j.write_text(
+        "Configuration:\n"
+        "  Appenders:\n"
+        "    Console:\n"
+        "      name: STDOUT\n"
+        "      PatternLayout:\n"
+        '        pattern: "[%d] %p %m (%c)%n"\n'
+        "  Loggers:\n"
+        "    Root:\n"
+        "      level: WARN\n"
+        "      AppenderRef:\n"
+        "        - ref: STDOUT\n"
+        "    Logger:\n"
+        "      - name: kafka.server.KafkaServer\n"
+        "        level: INFO\n"
+    )
+    return cfg
+
+
+def start_kafka(java: str) -> int:
+    cfg = kafka_config()
+    cp = f"{KAFKA.lib}/*"
+    if not (KAFKA.data / "meta.properties").exists():
+        KAFKA.data.mkdir(parents=True, exist_ok=True)
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        proc = subprocess.run(
+            [java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(cfg), "--standalone"],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise StackError(f"formatting the Kafka log dir failed:\n{proc.stdout}{proc.stderr}")
+    heap = os.environ.get("DEVSTACK_KAFKA_HEAP", "-Xms256m -Xmx1g").split()
+    return _spawn(KAFKA, [
+        java, *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={STATE / 'kafka' / 'log4j2.yaml'}",
+        "-cp", cp, "kafka.Kafka", str(cfg),
+    ])
+
+
+def start_mongo(java: str) -> int:
+    MONGO.data.mkdir(parents=True, exist_ok=True)
+    heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms128m -Xmx2g").split()
+    return _spawn(MONGO, [
+        java, *heap, "-cp", f"{MONGO.lib}/*",
+        str(HERE / "mongo" / "TxnmonMongoServer.java"), HOST, str(MONGO_PORT), str(MONGO.data / "txnmon.mv"),
+    ])
+
+
+STARTERS = {"kafka": start_kafka, "mongo": start_mongo}
+
+
+def wait_until_up(service: Service, pid: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if port_open(service.port):
+            return
+        if not _alive(pid):
+            tail = "\n".join(service.log.read_text(errors="replace").splitlines()[-20:])
+            service.pidfile.unlink(missing_ok=True)
+            raise StackError(f"{service.name} exited during start-up; last lines of {service.log}:\n{tail}")
+        time.sleep(0.25)
+    raise StackError(
+        f"{service.name} did not answer on {HOST}:{service.port} within {START_TIMEOUT_S:.0f}s; see {service.log}"
+    )
+
+
+def up() -> list[str]:
+    """Start every service that is not running; return the names this call started."""
+    java = require_java()
+    started: list[str] = []
+    pending: list[tuple[Service, int]] = []
+    for service in SERVICES:
+        if read_pid(service) is not None:
+            say(f"{service.name} already running (pid {read_pid(service)})")
+            continue
+        if port_open(service.port):
+            raise StackError(
+                f"port {HOST}:{service.port} is taken by a process this stack did not start; "
+                f"stop it or set DEVSTACK_{service.name.upper()}_PORT"
+            )
+        fetch(service)
+        pid = STARTERS[service.name](java)
+        say(f"starting {service.name} (pid {pid}), log: {service.log}")
+        pending.append((service, pid))
+    for service, pid in pending:
+        wait_until_up(service, pid)
+        say(f"{service.name} is up on {HOST}:{service.port}")
+        started.append(service.name)
+    return started
+
+
+def down(names: list[str] | None = None) -> None:
+    for service in SERVICES:
+        if names is not None and service.name not in names:
+            continue
+        pid = read_pid(service)
+        if pid is None:
+            say(f"{service.name} not running")
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            say(f"{service.name} ignored SIGTERM for 30s; killing it")
+            os.kill(pid, signal.SIGKILL)
+        service.pidfile.unlink(missing_ok=True)
+        say(f"{service.name} stopped")
+
+
+def status() -> int:
+    all_up = True
+    for service in SERVICES:
+        pid = read_pid(service)
+        answering = port_open(service.port)
+        state = "up" if pid and answering else ("starting/unresponsive" if pid else "down")
+        if state != "up":
+            all_up = False
+        extra = f" pid {pid}" if pid else ""
+        print(f"{service.name:6} {state:22} {HOST}:{service.port}{extra}  log: {service.log}")
+    print(f"data: {STATE}/<service>/data   logs: {STATE / 'logs'}")
+    return 0 if all_up else 3
+
+
+def run(cmd: list[str]) -> int:
+    started = up()
+    try:
+        return subprocess.call(cmd)
+    finally:
+        if started:
+            down(started)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__)
+        return 0 if argv else 2
+    verb, rest = argv[0], argv[1:]
+    try:
+        if verb == "fetch":
+            require_java()
+            for service in SERVICES:
+                fetch(service)
+            return 0
+        if verb == "up":
+            up()
+            return 0
+        if verb == "down":
+            down()
+            return 0
+        if verb == "status":
+            return status()
+        if verb == "run":
+            if rest[:1] == ["--"]:
+                rest = rest[1:]
+            if not rest:
+                raise StackError("run needs a command: stack.py run -- CMD ...")
+            return run(rest)
+    except StackError as exc:
+        print(f"[devstack] ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(f"[devstack] unknown command {verb!r}; try: fetch, up, down, status, run", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

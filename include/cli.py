@@ -1,0 +1,171 @@
+"""`txnmon`: the one command for everything a user does with the pipeline.
+
+    txnmon init                 create topics and indexes (idempotent)
+    txnmon config               show the effective settings, secrets masked
+    txnmon status               stack health, topic offsets, consumer lag, document counts
+    txnmon replay FILE          validate a CSV and produce it to TOPIC_RAW
+    txnmon stream               run the streaming processor (a consumer-group member)
+
+Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from include.config import SAMPLE_CSV, ConfigError, Settings, load_settings
+
+log = logging.getLogger("txnmon")
+
+
+class UsageError(ValueError):
+    """A command-line argument is invalid."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from include import kafka_io, mongo_io
+
+    created = kafka_io.ensure_topics(settings)
+    for info in kafka_io.describe_topics(settings, [settings.topic_raw, settings.topic_enriched,
+                                                     settings.topic_dlq]):
+        state = "created" if info.name in created else "exists"
+        print(f"topic {info.name}: {info.partitions} partitions ({state})")
+    db = mongo_io.get_db(settings)
+    mongo_io.ensure_indexes(db)
+    print(f"mongodb {settings.mongo_db}: indexes ensured")
+    return 0
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    shown = settings.masked()
+    if args.json:
+        print(json.dumps(shown, indent=2, default=str))
+    else:
+        width = max(map(len, shown))
+        for key, value in shown.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from include import status
+
+    report = status.collect(settings)
+    print(json.dumps(report, indent=2, default=str) if args.json else status.render(report))
+    return 0 if report["healthy"] else 1
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from include import replay
+
+    summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
+                                topic=args.topic)
+    print(replay.render_summary(summary))
+    return 0
+
+
+def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
+    # The processor is the one place that wires Kafka, rules and MongoDB together; it lives in
+    # streaming/ and is loaded only by this sub-command.
+    from streaming.processor import run_processor
+
+    return run_processor(settings, max_idle_s=args.exit_when_idle, group_id=args.group)
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "init": cmd_init,
+    "config": cmd_config,
+    "status": cmd_status,
+    "replay": cmd_replay,
+    "stream": cmd_stream,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="txnmon", description="Real-time e-commerce transaction monitoring.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("init", help="create Kafka topics and MongoDB indexes (idempotent)")
+
+    p = sub.add_parser("config", help="show the effective configuration (secrets masked)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="stack health, offsets, consumer lag and document counts")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("replay", help="validate a CSV file and produce its rows to TOPIC_RAW")
+    p.add_argument("file", nargs="?", default=str(SAMPLE_CSV), help="CSV file (default: the seed sample)")
+    p.add_argument("--speedup", type=_positive_float, default=0.0,
+                   help="event-time pacing: 60 = one hour of data per minute, 0 = as fast as possible")
+    p.add_argument("--limit", type=_positive_int, default=None, help="send at most this many rows")
+    p.add_argument("--topic", default=None, help="target topic (default: TOPIC_RAW)")
+
+    p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
+    p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")
+    p.add_argument("--exit-when-idle", type=_positive_float, default=None, metavar="SECONDS",
+                   help="exit 0 after this many seconds without messages (for batch runs and tests)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"txnmon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](settings, args)
+    except (UsageError, ConfigError) as exc:
+        print(f"txnmon: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from include.errors import describe_runtime_error
+
+        message = describe_runtime_error(exc)
+        if message is None:
+            raise
+        print(f"txnmon: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""One settings object for every part of txnmon, read from environment variables.
+
+    from include.config import settings          # lazily built on first use
+    from include.config import load_settings     # explicit, raises ConfigError
+
+Every value has a safe local default, so a fresh clone talks to the dev stack with no set-up.
+Credentials are never defaults: Kafka SASL/SSL and MongoDB auth come only from the environment
+(see `.env.example`). A bad value raises `ConfigError` naming the variable and what is wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INCLUDE_DIR = Path(__file__).resolve().parent
+SAMPLE_CSV = INCLUDE_DIR / "data" / "sample_transactions.csv"
+DEFAULT_RULES_FILE = INCLUDE_DIR / "rules" / "rules.yaml"
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    topic_raw: str = "transactions.raw"
+    topic_enriched: str = "transactions.enriched"
+    topic_dlq: str = "transactions.dlq"
+    topic_partitions: int = Field(3, ge=1, le=1000)
+    topic_replication_factor: int = Field(1, ge=1, le=10)
+    consumer_group: str = "txnmon-stream"
+
+    # --- MongoDB -------------------------------------------------------------------------
+    # The URI may carry credentials in production; it is shown masked by `txnmon config`.
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    mongo_db: str = "ecommerce_stream"
+    mongo_username: str | None = None
+    mongo_password: SecretStr | None = None
+    mongo_timeout_ms: int = Field(5000, ge=100)
+
+    # --- Processing ----------------------------------------------------------------------
+    txnmon_timezone: str = "UTC"  # zone for naive timestamps in the input
+    max_message_bytes: int = Field(64 * 1024, ge=256)
+    value_medium_threshold: float = Field(5_000, gt=0)
+    value_high_threshold: float = Field(20_000, gt=0)
+    rules_file: Path = DEFAULT_RULES_FILE
+    batch_max_records: int = Field(2000, ge=1, le=100_000)
+    poll_timeout_ms: int = Field(200, ge=1, le=60_000)
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or not all(_HOSTPORT.match(h) for h in hosts):
+            raise ValueError("must be a comma-separated list of host:port, e.g. 127.0.0.1:9092")
+        return ",".join(hosts)
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _check_mongo_uri(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("mongo_db")
+    @classmethod
+    def _check_db_name(cls, value: str) -> str:
+        if not value or any(c in value for c in '/\\. "$') or len(value) > 63:
+            raise ValueError("must be a MongoDB database name: 1-63 chars, none of / \\ . space \" $")
+        return value
+
+    @field_validator("topic_raw", "topic_enriched", "topic_dlq", "consumer_group")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
+            raise ValueError("may use only letters, digits, '.', '_' and '-' (1-249 chars)")
+        return value
+
+    @field_validator("txnmon_timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Kolkata)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.value_medium_threshold >= self.value_high_threshold:
+            raise ValueError("VALUE_MEDIUM_THRESHOLD must be below VALUE_HIGH_THRESHOLD")
+        if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_mechanism:
+            raise ValueError("KAFKA_SASL_MECHANISM is required when KAFKA_SECURITY_PROTOCOL is SASL_*")
+        if (self.mongo_username is None) != (self.mongo_password is None):
+            raise ValueError("MONGO_USERNAME and MONGO_PASSWORD must be set together")
+        topics = {self.topic_raw, self.topic_enriched, self.topic_dlq}
+        if len(topics) != 3:
+            raise ValueError("TOPIC_RAW, TOPIC_ENRICHED and TOPIC_DLQ must be three different topics")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.txnmon_timezone)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings for display: secrets hidden, the password in a URI replaced by ***."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+                value = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", value) if name == "mongo_uri" else "***"
+            shown[name.upper()] = str(value) if isinstance(value, Path) else value
+        return shown
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        given = err.get("input")
+        secret = any(word in where for word in ("PASSWORD", "URI"))  # may hold credentials
+        given_txt = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
+        lines.append(f"{where}: {msg}{given_txt}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (plus explicit overrides); raise ConfigError if invalid."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def __getattr__(name: str) -> Any:
+    # `from include.config import settings` stays lazy so that importing a DAG file never
+    # fails on a bad variable at parse time; the task that needs settings reports it.
+    if name == "settings":
+        return get_settings()
+    raise AttributeError(name)

@@ -1,0 +1,208 @@
+"""Every Kafka call txnmon makes, behind a handful of named operations.
+
+Nothing else in the project imports the Kafka client library: the processor, the replay, the
+DAGs and the tests build producers, consumers and the admin client here, from `Settings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as kafka_errors
+
+from include.config import Settings
+
+log = logging.getLogger(__name__)
+
+KafkaError = kafka_errors.KafkaError
+TopicAlreadyExists = kafka_errors.TopicAlreadyExistsError
+
+
+class KafkaUnavailable(RuntimeError):
+    """The brokers could not be reached; retry later."""
+
+
+def _unavailable(settings: Settings) -> KafkaUnavailable:
+    return KafkaUnavailable(f"no Kafka broker answers at {settings.kafka_bootstrap_servers}")
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security options shared by producers, consumers and the admin client."""
+    cfg: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        cfg["sasl_plain_username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(settings, f"kafka_{key}")
+        if value:
+            cfg[key] = value
+    return cfg
+
+
+def make_admin(settings: Settings) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(client_id="txnmon-admin", request_timeout_ms=15000, **client_config(settings))
+    except kafka_errors.KafkaTimeoutError as exc:
+        raise _unavailable(settings) from exc
+
+
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer tuned for throughput with no loss: acks=all, idempotent, batched, compressed."""
+    cfg: dict[str, Any] = {
+        "client_id": "txnmon-producer",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "compression_type": "lz4",
+        "max_in_flight_requests_per_connection": 5,
+        "retries": 2_147_483_647,
+        "delivery_timeout_ms": 120_000,
+        **client_config(settings),
+    }
+    cfg.update(overrides)
+    try:
+        return KafkaProducer(**cfg)
+    except kafka_errors.KafkaTimeoutError as exc:
+        raise _unavailable(settings) from exc
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> KafkaConsumer:
+    """A consumer that never auto-commits: the caller commits after its writes are acknowledged."""
+    cfg: dict[str, Any] = {
+        "client_id": "txnmon-consumer",
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": settings.batch_max_records,
+        "fetch_max_bytes": 50 * 1024 * 1024,
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        **client_config(settings),
+    }
+    cfg.update(overrides)
+    try:
+        return KafkaConsumer(*topics, **cfg)
+    except kafka_errors.KafkaTimeoutError as exc:
+        raise _unavailable(settings) from exc
+
+
+def ensure_topics(
+    settings: Settings,
+    topics: Iterable[str] | None = None,
+    partitions: int | None = None,
+) -> list[str]:
+    """Create the pipeline's topics if missing; return the ones this call created.
+
+    Partition counts are chosen here rather than by broker auto-create, so a typo in a topic
+    name fails loudly instead of creating a one-partition topic.
+    """
+    wanted = list(topics or (settings.topic_raw, settings.topic_enriched, settings.topic_dlq))
+    n = partitions or settings.topic_partitions
+    admin = make_admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            spec = {
+                t: {"num_partitions": n, "replication_factor": settings.topic_replication_factor}
+                for t in missing
+            }
+            try:
+                admin.create_topics(spec, wait_for_metadata=True)
+            except TopicAlreadyExists:
+                # another process created it between list and create: that is the outcome we want
+                pass
+        return missing
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, topics: Iterable[str]) -> None:
+    admin = make_admin(settings)
+    try:
+        admin.delete_topics(list(topics))
+    finally:
+        admin.close()
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+
+
+def describe_topics(settings: Settings, topics: Iterable[str]) -> list[TopicInfo]:
+    admin = make_admin(settings)
+    try:
+        return [
+            TopicInfo(t["name"], len(t["partitions"]))
+            for t in admin.describe_topics(list(topics))
+            if t.get("error_code", 0) == 0
+        ]
+    finally:
+        admin.close()
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Latest offset (next to be written) of every partition of `topic`."""
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(settings: Settings, group_id: str, topic: str) -> dict[int, int]:
+    admin = make_admin(settings)
+    try:
+        for attempt in range(20):
+            try:
+                groups = admin.list_group_offsets({group_id: None})
+                break
+            except kafka_errors.CoordinatorNotAvailableError:
+                # right after the broker's first start the offsets topic is still being created
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
+    finally:
+        admin.close()
+    return {
+        tp.partition: meta.offset
+        for tp, meta in groups.get(group_id, {}).items()
+        if tp.topic == topic and meta.offset >= 0
+    }
+
+
+def consumer_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int]:
+    """Messages not yet committed by the group, per partition."""
+    ends = end_offsets(settings, topic)
+    done = committed_offsets(settings, group_id, topic)
+    return {p: end - done.get(p, 0) for p, end in ends.items()}
+
+
+def send_all(
+    producer: KafkaProducer,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes]],
+    headers: Mapping[str, bytes] | None = None,
+) -> int:
+    """Send (key, value) pairs and block until the broker acknowledged every one."""
+    hdrs = list(headers.items()) if headers else None
+    count = 0
+    for key, value in messages:
+        producer.send(topic, key=key, value=value, headers=hdrs)
+        count += 1
+    producer.flush()
+    return count

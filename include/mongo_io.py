@@ -1,0 +1,145 @@
+"""Every MongoDB call txnmon makes, behind a handful of named operations.
+
+Nothing else imports pymongo's client: the processor, the DAGs, the dashboard and the CLI call
+these functions with plain dicts. Writes are idempotent unordered bulk upserts, so a batch can
+be retried, or redelivered by Kafka, without creating a second document.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient, UpdateOne
+from pymongo import errors as mongo_errors
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from include.config import Settings
+
+TRANSACTIONS = "transactions"
+ALERTS = "alerts"
+QUALITY_REPORTS = "quality_reports"
+
+# Errors worth retrying the whole batch for: the server is away, or answered "not now".
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    mongo_errors.AutoReconnect,
+    mongo_errors.ConnectionFailure,
+    mongo_errors.ServerSelectionTimeoutError,
+    mongo_errors.NetworkTimeout,
+    mongo_errors.ExecutionTimeout,
+    mongo_errors.WTimeoutError,
+)
+PyMongoError = mongo_errors.PyMongoError
+
+
+class MongoUnavailable(RuntimeError):
+    """The MongoDB server could not be reached; retry later."""
+
+
+@functools.cache
+def _client(uri: str, username: str | None, password: str | None, timeout_ms: int) -> MongoClient:
+    kwargs: dict[str, Any] = {
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "socketTimeoutMS": max(timeout_ms * 6, 30_000),
+        "tz_aware": True,
+        "appname": "txnmon",
+    }
+    if username is not None:
+        kwargs.update(username=username, password=password)
+    return MongoClient(uri, **kwargs)
+
+
+def get_client(settings: Settings) -> MongoClient:
+    """One pooled client per (URI, credentials); pymongo clients are thread-safe and reconnect."""
+    password = settings.mongo_password.get_secret_value() if settings.mongo_password else None
+    return _client(settings.mongo_uri.get_secret_value(), settings.mongo_username, password,
+                   settings.mongo_timeout_ms)
+
+
+def get_db(settings: Settings, name: str | None = None) -> Database:
+    return get_client(settings)[name or settings.mongo_db]
+
+
+def ping(db: Database) -> dict[str, Any]:
+    """Server version and wire version; raises MongoUnavailable if the server does not answer."""
+    try:
+        info = db.client.server_info()
+        hello = db.client.admin.command("isMaster")
+    except mongo_errors.PyMongoError as exc:
+        raise MongoUnavailable(str(exc).split(",")[0]) from exc
+    return {"version": info.get("version"), "maxWireVersion": hello.get("maxWireVersion")}
+
+
+def ensure_indexes(db: Database) -> None:
+    """Indexes the processor, rollups and dashboard rely on; creating them twice is a no-op.
+
+    Transactions and alerts use their natural ids as `_id`, so uniqueness needs no extra index.
+    """
+    tx = db[TRANSACTIONS]
+    tx.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+    tx.create_index([("event_time", ASCENDING)], name="event_time")
+    tx.create_index([("processed_time", ASCENDING)], name="processed_time")
+    alerts = db[ALERTS]
+    alerts.create_index([("created_at", DESCENDING)], name="created_at")
+    alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+    alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int
+    existing: int
+
+
+def insert_missing(collection: Collection, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
+    """Insert each document whose `_id` is not stored yet; leave stored ones exactly as they are.
+
+    `$setOnInsert` makes redelivery harmless: the first write of an id wins, and a replay of
+    the same message is acknowledged as a match without touching the stored document.
+    """
+    if not docs:
+        return UpsertResult(0, 0)
+    ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": dict(d)}, upsert=True) for d in docs]
+    result = collection.bulk_write(ops, ordered=False)
+    return UpsertResult(inserted=result.upserted_count, existing=len(docs) - result.upserted_count)
+
+
+def upsert_transactions(db: Database, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
+    return insert_missing(db[TRANSACTIONS], docs)
+
+
+def upsert_alerts(db: Database, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
+    return insert_missing(db[ALERTS], docs)
+
+
+def count(db: Database, collection: str, query: Mapping[str, Any] | None = None) -> int:
+    return db[collection].count_documents(dict(query or {}))
+
+
+def find(
+    db: Database,
+    collection: str,
+    query: Mapping[str, Any] | None = None,
+    *,
+    sort: Iterable[tuple[str, int]] | None = None,
+    limit: int = 0,
+    projection: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    cursor = db[collection].find(dict(query or {}), dict(projection) if projection else None)
+    if sort:
+        cursor = cursor.sort(list(sort))
+    if limit:
+        cursor = cursor.limit(limit)
+    return list(cursor)
+
+
+def aggregate(db: Database, collection: str, pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return list(db[collection].aggregate([dict(stage) for stage in pipeline], allowDiskUse=True))
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    get_client(settings).drop_database(name)

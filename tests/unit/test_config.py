@@ -1,0 +1,90 @@
+import pytest
+
+from include.config import ConfigError, load_settings
+
+
+def test_defaults_point_at_the_local_stack(monkeypatch):
+    for var in ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URI", "MONGO_DB", "TOPIC_RAW", "TOPIC_ENRICHED",
+                "TOPIC_DLQ", "CONSUMER_GROUP"):
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings()
+    assert s.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert s.mongo_uri.get_secret_value() == "mongodb://127.0.0.1:27017"
+    assert s.mongo_db == "ecommerce_stream"
+    assert (s.topic_raw, s.topic_enriched, s.topic_dlq) == (
+        "transactions.raw", "transactions.enriched", "transactions.dlq")
+    assert s.consumer_group == "txnmon-stream"
+
+
+def test_environment_variables_override_defaults(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9093")
+    monkeypatch.setenv("MONGO_DB", "shop")
+    monkeypatch.setenv("TOPIC_RAW", "raw.v2")
+    monkeypatch.setenv("CONSUMER_GROUP", "g2")
+    s = load_settings()
+    assert s.kafka_bootstrap_servers == "k1:9092,k2:9093"
+    assert (s.mongo_db, s.topic_raw, s.consumer_group) == ("shop", "raw.v2", "g2")
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        ("KAFKA_BOOTSTRAP_SERVERS", "localhost", "KAFKA_BOOTSTRAP_SERVERS: must be a comma-separated list"),
+        ("MONGO_URI", "postgres://x", "MONGO_URI: must start with mongodb://"),
+        ("MONGO_DB", "bad.name", "MONGO_DB: must be a MongoDB database name"),
+        ("TOPIC_RAW", "has space", "TOPIC_RAW: may use only letters"),
+        ("TXNMON_TIMEZONE", "Mars/Olympus", "unknown time zone"),
+        ("MAX_MESSAGE_BYTES", "ten", "MAX_MESSAGE_BYTES"),
+        ("TOPIC_PARTITIONS", "0", "TOPIC_PARTITIONS"),
+        ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL"),
+    ],
+)
+def test_bad_values_name_the_variable(monkeypatch, var, value, expected):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert expected in str(err.value)
+
+
+def test_cross_field_rules(monkeypatch):
+    monkeypatch.setenv("VALUE_MEDIUM_THRESHOLD", "50000")
+    monkeypatch.setenv("VALUE_HIGH_THRESHOLD", "1000")
+    with pytest.raises(ConfigError, match="VALUE_MEDIUM_THRESHOLD must be below"):
+        load_settings()
+    monkeypatch.delenv("VALUE_MEDIUM_THRESHOLD")
+    monkeypatch.delenv("VALUE_HIGH_THRESHOLD")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ConfigError, match="KAFKA_SASL_MECHANISM is required"):
+        load_settings()
+
+
+def test_secrets_never_appear_in_errors_or_display(monkeypatch):
+    monkeypatch.setenv("MONGO_URI", "mongodb://admin:hunter2@db:27017/?authSource=admin")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    shown = load_settings().masked()
+    assert shown["MONGO_URI"] == "mongodb://admin:***@db:27017/?authSource=admin"
+    assert shown["KAFKA_SASL_PASSWORD"] == "***"
+    assert "hunter2" not in repr(load_settings())
+    monkeypatch.setenv("MONGO_URI", "http://admin:hunter2@db")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "hunter2" not in str(err.value)
+
+
+def test_cli_exits_2_with_the_reason_on_bad_config(monkeypatch, capsys):
+    from include.cli import main
+
+    monkeypatch.setenv("MONGO_DB", "")
+    assert main(["config"]) == 2
+    assert "MONGO_DB" in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    from include.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", "--speedup", "-3"])
+    assert exc.value.code == 2
+    assert "must be a finite number >= 0" in capsys.readouterr().err
