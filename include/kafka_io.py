@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
+from kafka.structs import OffsetAndMetadata
 
 from include.config import Settings
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 KafkaError = kafka_errors.KafkaError
 TopicAlreadyExists = kafka_errors.TopicAlreadyExistsError
+CommitFailed = kafka_errors.CommitFailedError
 
 
 class KafkaUnavailable(RuntimeError):
@@ -206,3 +208,75 @@ def send_all(
         count += 1
     producer.flush()
     return count
+
+
+# --- consuming, for the processor -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One consumed message as plain data: the processor never sees client objects."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, on_change: Callable[[str, list[int]], None]) -> None:
+        self._on_change = on_change
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._on_change("revoked", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_change("assigned", sorted(tp.partition for tp in assigned))
+
+
+def subscribe(consumer: KafkaConsumer, topic: str, on_change: Callable[[str, list[int]], None]) -> None:
+    """Join the group on `topic`; `on_change("revoked"|"assigned", partitions)` runs inside poll."""
+    consumer.subscribe([topic], listener=_Listener(on_change))
+
+
+def poll_records(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+    batch = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+    return [
+        SourceRecord(r.topic, r.partition, r.offset, r.key, r.value if r.value is not None else b"", r.timestamp)
+        for records in batch.values()
+        for r in records
+    ]
+
+
+def commit_offsets(consumer: KafkaConsumer, topic: str, next_offsets: Mapping[int, int]) -> None:
+    """Commit `next_offsets` (partition -> first offset NOT yet processed) synchronously."""
+    consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in next_offsets.items()})
+
+
+def lag_of(consumer: KafkaConsumer) -> int | None:
+    """Messages behind the latest known high-water mark, over the assigned partitions."""
+    total = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            return None
+        total += max(0, high - consumer.position(tp))
+    return total
+
+
+# --- producing with delivery confirmation ----------------------------------------------------
+
+Message = tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]
+
+
+def send_confirmed(producer: KafkaProducer, topic: str, messages: Sequence[Message]) -> list[int]:
+    """Send and wait for every acknowledgement; return the indexes of messages that failed."""
+    futures = [producer.send(topic, key=k, value=v, headers=list(h) if h else None) for k, v, h in messages]
+    producer.flush()
+    return [i for i, fut in enumerate(futures) if not fut.is_done or fut.failed()]

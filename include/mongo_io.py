@@ -103,7 +103,10 @@ def insert_missing(collection: Collection, docs: Sequence[Mapping[str, Any]]) ->
     """
     if not docs:
         return UpsertResult(0, 0)
-    ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": dict(d)}, upsert=True) for d in docs]
+    first: dict[Any, Mapping[str, Any]] = {}
+    for d in docs:
+        first.setdefault(d["_id"], d)  # two upserts of one _id in a batch can race on a real server
+    ops = [UpdateOne({"_id": _id}, {"$setOnInsert": dict(d)}, upsert=True) for _id, d in first.items()]
     result = collection.bulk_write(ops, ordered=False)
     return UpsertResult(inserted=result.upserted_count, existing=len(docs) - result.upserted_count)
 
@@ -114,6 +117,22 @@ def upsert_transactions(db: Database, docs: Sequence[Mapping[str, Any]]) -> Upse
 
 def upsert_alerts(db: Database, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
     return insert_missing(db[ALERTS], docs)
+
+
+HISTORY_FIELDS = {"_id": 0, "user_id": 1, "transaction_id": 1, "event_time": 1, "location": 1, "amount": 1,
+                  "type": 1, "status": 1}
+
+
+def recent_history(db: Database, user_ids: Iterable[str], since: Any) -> dict[str, list[dict[str, Any]]]:
+    """Stored transactions of these users with event_time >= since, grouped by user."""
+    ids = sorted(set(user_ids))
+    history: dict[str, list[dict[str, Any]]] = {u: [] for u in ids}
+    if not ids:
+        return history
+    cursor = db[TRANSACTIONS].find({"user_id": {"$in": ids}, "event_time": {"$gte": since}}, HISTORY_FIELDS)
+    for doc in cursor:
+        history[doc["user_id"]].append(doc)
+    return history
 
 
 def count(db: Database, collection: str, query: Mapping[str, Any] | None = None) -> int:

@@ -1,0 +1,33 @@
+"""Prometheus metrics of one processor, in their own registry (several may run in one test process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+
+class ProcessorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("txnmon_messages_consumed", "Messages read from the raw topic", registry=r)
+        self.stored = Counter("txnmon_transactions_stored", "Transactions newly written to MongoDB", registry=r)
+        self.duplicates = Counter("txnmon_transactions_duplicate",
+                                  "Redelivered transactions already stored (left unchanged)", registry=r)
+        self.dlq = Counter("txnmon_messages_dlq", "Messages rejected to the DLQ", ["reason"], registry=r)
+        self.alerts = Counter("txnmon_alerts", "Alerts raised", ["rule"], registry=r)
+        self.retries = Counter("txnmon_write_retries", "Batch writes retried after a failure", ["sink"], registry=r)
+        self.batch_seconds = Histogram(
+            "txnmon_batch_seconds", "Time from poll to commit of one batch", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.batch_size = Histogram("txnmon_batch_records", "Records per batch", registry=r,
+                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+        self.lag = Gauge("txnmon_consumer_lag", "Messages behind the high-water mark (assigned partitions)",
+                         registry=r)
+        self.users_in_state = Gauge("txnmon_users_in_state", "Users whose history is held in memory", registry=r)
+        self.rules = Info("txnmon_rules", "Rules version in use", registry=r)
+
+    def serve(self, port: int) -> None:
+        """Expose /metrics on 127.0.0.1-or-all interfaces (port 0 disables)."""
+        if port:
+            start_http_server(port, registry=self.registry)
