@@ -2,9 +2,9 @@
 """Local dev stack without Docker: real Apache Kafka (KRaft) and a MongoDB-wire server.
 
     python3 devstack/stack.py fetch     # resolve the jars with Maven into .devstack/
-    python3 devstack/stack.py up        # start what is not running, wait until it answers
+    python3 devstack/stack.py up [kafka|mongo]    # start what is not running, wait until it answers
     python3 devstack/stack.py status    # what runs, where it listens, where it logs
-    python3 devstack/stack.py down      # stop exactly what `up` started (pid files)
+    python3 devstack/stack.py down [kafka|mongo]  # stop exactly what `up` started (pid files)
     python3 devstack/stack.py run -- CMD ...   # up, run CMD, then stop only what this call started
 
 Standard library only, so it runs before the project's virtualenv exists.
@@ -260,12 +260,21 @@ def wait_until_up(service: Service, pid: int) -> None:
     )
 
 
-def up() -> list[str]:
-    """Start every service that is not running; return the names this call started."""
+def _select(names: list[str] | None) -> list[Service]:
+    if not names:
+        return list(SERVICES)
+    unknown = [n for n in names if n not in {s.name for s in SERVICES}]
+    if unknown:
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(s.name for s in SERVICES)}")
+    return [s for s in SERVICES if s.name in names]
+
+
+def up(names: list[str] | None = None) -> list[str]:
+    """Start every (named) service that is not running; return the names this call started."""
     java = require_java()
     started: list[str] = []
     pending: list[tuple[Service, int]] = []
-    for service in SERVICES:
+    for service in _select(names):
         if read_pid(service) is not None:
             say(f"{service.name} already running (pid {read_pid(service)})")
             continue
@@ -286,9 +295,7 @@ def up() -> list[str]:
 
 
 def down(names: list[str] | None = None) -> None:
-    for service in SERVICES:
-        if names is not None and service.name not in names:
-            continue
+    for service in _select(names):
         pid = read_pid(service)
         if pid is None:
             say(f"{service.name} not running")
@@ -339,10 +346,10 @@ def main(argv: list[str]) -> int:
                 fetch(service)
             return 0
         if verb == "up":
-            up()
+            up(rest)
             return 0
         if verb == "down":
-            down()
+            down(rest)
             return 0
         if verb == "status":
             return status()

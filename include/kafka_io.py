@@ -223,6 +223,7 @@ class SourceRecord:
     key: bytes | None
     value: bytes
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def where(self) -> str:
@@ -248,7 +249,8 @@ def subscribe(consumer: KafkaConsumer, topic: str, on_change: Callable[[str, lis
 def poll_records(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> list[SourceRecord]:
     batch = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
     return [
-        SourceRecord(r.topic, r.partition, r.offset, r.key, r.value if r.value is not None else b"", r.timestamp)
+        SourceRecord(r.topic, r.partition, r.offset, r.key, r.value if r.value is not None else b"", r.timestamp,
+                     tuple(r.headers or ()))
         for records in batch.values()
         for r in records
     ]

@@ -1,0 +1,136 @@
+"""The streaming processor against the real Kafka broker and MongoDB-wire server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+
+import pytest
+
+from include import mongo_io, replay
+from include.config import SAMPLE_CSV
+from tests.fixtures.pipeline import (
+    T0,
+    expected_alert_ids,
+    produce,
+    read_topic,
+    run_until_idle,
+    start_in_thread,
+    stored_ids,
+    synthetic_rows,
+    tx_row,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_seed_sample_ends_as_100_documents_with_one_high_amount_alert(isolated_settings):
+    s = isolated_settings
+    summary = replay.replay_csv(s, SAMPLE_CSV)
+    assert summary.rows_sent == 100
+    processor = run_until_idle(s)
+    db = mongo_io.get_db(s)
+    assert mongo_io.count(db, "transactions") == 100
+    alerts = mongo_io.find(db, "alerts")
+    by_rule = Counter(a["rule"] for a in alerts)
+    assert by_rule["high_amount"] == 1 and by_rule["velocity"] == 0
+    high = next(a for a in alerts if a["rule"] == "high_amount")
+    assert (high["_id"], high["transaction_id"], high["user_id"], high["amount"]) == (
+        "3:high_amount", "3", "U001", 56000.0)
+    assert high["severity"] == "high" and "56,000" in high["reason"]
+    assert set(high) >= {"alert_id", "rule", "severity", "reason", "location", "event_time", "created_at"}
+    t3 = db.transactions.find_one({"_id": "3"})
+    assert t3["alert_flag"] is True and t3["value_category"] == "High" and t3["risk_score"] > 0
+    assert t3["event_time"] == dt.datetime(2025, 9, 30, 10, 7, tzinfo=dt.UTC)
+    assert mongo_io.aggregate(db, "transactions", [{"$group": {"_id": None, "r": {"$sum": "$amount"}}}])[0]["r"] \
+        == 777_650
+    enriched = read_topic(s, s.topic_enriched, 100)
+    assert len(enriched) == 100
+    assert {json.loads(r.value)["transaction_id"] for r in enriched} == {str(i) for i in range(1, 101)}
+    assert processor.metrics.stored._value.get() == 100
+
+
+def test_a_burst_of_five_in_two_minutes_trips_velocity(isolated_settings):
+    s = isolated_settings
+    burst = [tx_row(f"B{i}", "U777", T0 + dt.timedelta(seconds=30 * i)) for i in range(5)]
+    produce(s, burst)
+    run_until_idle(s)
+    assert stored_ids(s, "alerts") == ["B3:velocity", "B4:velocity"]
+    alert = mongo_io.get_db(s).alerts.find_one({"_id": "B4:velocity"})
+    assert alert["severity"] == "medium" and "5 transactions in 2 min" in alert["reason"]
+
+
+HOSTILE = [
+    (b"U1", b"\xff\xfe\xfa", "not_utf8"),
+    (b"U1", b"{broken", "not_json"),
+    (b"U1", b"[1,2,3]", "not_object"),
+    (b"U1", json.dumps({"transaction_id": "X1", "user_id": "U1"}).encode(), "missing_field"),
+    (b"U1", json.dumps({**tx_row("X2", "U1", T0), "amount": "ten"}).encode(), "bad_amount"),
+    (b"U1", json.dumps({**tx_row("X3", "U1", T0), "amount": -5}).encode(), "bad_amount"),
+    (b"U1", json.dumps({**tx_row("X4", "U1", T0), "timestamp": "someday"}).encode(), "bad_timestamp"),
+    (b"U1", json.dumps({**tx_row("X5", "U1", T0), "timestamp": "2099-01-01T00:00:00Z"}).encode(),
+     "future_timestamp"),
+    (b"U1", json.dumps({**tx_row("X6", "U1", T0), "$set": {"amount": 0}}).encode(), "forbidden_key"),
+    (b"U1", json.dumps({**tx_row("X7", "U1", T0), "meta": {"a.b": 1}}).encode(), "forbidden_key"),
+    (b"U1", json.dumps({**tx_row("X8", "U1", T0), "blob": "x" * 70_000}).encode(), "too_large"),
+    (None, b"", "not_json"),
+]
+
+
+def test_mixed_stream_stores_every_valid_message_once_and_dlqs_every_invalid_one(isolated_settings):
+    s = isolated_settings
+    valid = [tx_row(f"V{i}", f"U{i % 5}", T0 + dt.timedelta(minutes=i)) for i in range(40)]
+    messages: list = []
+    for i, row in enumerate(valid):
+        messages.append(row)
+        if i < len(HOSTILE):
+            key, value, _ = HOSTILE[i]
+            messages.append((key, value))
+    produce(s, messages)
+    run_until_idle(s)
+    assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in valid)
+    dlq = read_topic(s, s.topic_dlq, len(HOSTILE))
+    assert len(dlq) == len(HOSTILE)
+    reasons = Counter(dict(r.headers)["txnmon.reason"].decode() for r in dlq)
+    assert reasons == Counter(reason for _, _, reason in HOSTILE)
+    originals = {value for _, value, _ in HOSTILE}
+    assert {r.value for r in dlq} == originals
+    for r in dlq:
+        h = dict(r.headers)
+        assert h["txnmon.source.topic"].decode() == s.topic_raw
+        assert int(h["txnmon.source.offset"]) >= 0 and h["txnmon.detail"]
+
+
+def test_replaying_the_same_messages_changes_nothing(isolated_settings):
+    s = isolated_settings
+    rows = synthetic_rows(600, users=20)
+    produce(s, rows)
+    run_until_idle(s)
+    db = mongo_io.get_db(s)
+    first = {d["_id"]: d["processed_time"] for d in db.transactions.find({}, {"processed_time": 1})}
+    alerts_first = stored_ids(s, "alerts")
+    produce(s, rows)  # the same file again
+    run_until_idle(s)
+    assert {d["_id"]: d["processed_time"] for d in db.transactions.find({}, {"processed_time": 1})} == first
+    assert stored_ids(s, "alerts") == alerts_first
+    assert set(alerts_first) == expected_alert_ids(rows, s)
+    assert len(first) == 600
+
+
+def test_two_processes_in_one_group_equal_one_process(settings_factory):
+    solo = settings_factory()
+    rows = synthetic_rows(3000, users=60, seed=11)
+    produce(solo, rows)
+    run_until_idle(solo)
+    pair = settings_factory(create_topics=False, topic_raw=solo.topic_raw, topic_enriched=solo.topic_enriched,
+                            topic_dlq=solo.topic_dlq)
+    (p1, t1), (p2, t2) = start_in_thread(pair, idle_s=4), start_in_thread(pair, idle_s=4)
+    t1.join(120)
+    t2.join(120)
+    assert not t1.is_alive() and not t2.is_alive()
+    assert p1.batches > 0 and p2.batches > 0, "both members should have owned partitions"
+    assert stored_ids(pair, "transactions") == stored_ids(solo, "transactions")
+    assert stored_ids(pair, "alerts") == stored_ids(solo, "alerts")
+    assert set(stored_ids(solo, "alerts")) == expected_alert_ids(rows, solo)
+    assert len(stored_ids(solo, "transactions")) == 3000

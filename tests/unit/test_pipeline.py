@@ -1,0 +1,97 @@
+"""process_batch: a polled batch in, documents and messages out, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from include.config import load_settings
+from include.kafka_io import SourceRecord
+from include.rules import Detector, load_rules
+from streaming.pipeline import process_batch
+
+NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def settings():
+    return load_settings(metrics_port=0)
+
+
+def record(offset: int, value: object, partition: int = 0, key: bytes | None = b"U1") -> SourceRecord:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return SourceRecord("transactions.raw", partition, offset, key, raw, 0)
+
+
+def row(tid: str, minute: int, amount: float = 100, user: str = "U1") -> dict:
+    return {"transaction_id": tid, "user_id": user, "amount": amount, "payment_method": "UPI",
+            "location": "Mumbai", "timestamp": f"2025-09-30T10:{minute:02d}:00Z"}
+
+
+def no_history(users, since):
+    return {}
+
+
+def test_valid_records_become_enriched_documents_and_messages(settings):
+    detector = Detector(load_rules(settings.rules_file))
+    result = process_batch([record(0, row("T1", 0, 60_000)), record(1, row("T2", 1, 6_000))], detector, settings,
+                           now=NOW, load_history=no_history)
+    big, medium = result.transactions
+    assert big["_id"] == "T1" and big["value_category"] == "High" and big["alert_flag"] is True
+    assert big["alert_reasons"] == ["high_amount"] and big["risk_score"] == 60
+    assert big["processed_time"] == NOW and big["rules_version"] == detector.version
+    assert big["source"] == {"topic": "transactions.raw", "partition": 0, "offset": 0}
+    assert medium["value_category"] == "Medium" and medium["alert_flag"] is False
+    assert [a["_id"] for a in result.alerts] == ["T1:high_amount"]
+    assert result.alerts[0]["severity"] == "high" and "56" not in result.alerts[0]["reason"]
+    key, value, _ = result.enriched[0]
+    assert key == b"U1"
+    assert json.loads(value)["event_time"] == "2025-09-30T10:00:00Z"
+    assert result.next_offsets == {0: 2}
+
+
+def test_rejected_records_keep_their_bytes_and_carry_reason_and_source(settings):
+    detector = Detector(load_rules(settings.rules_file))
+    raw = b'{"transaction_id": "T9", "amount": "lots"}'
+    result = process_batch([record(5, raw, partition=2, key=b"k")], detector, settings, now=NOW,
+                           load_history=no_history)
+    assert result.transactions == [] and result.enriched == []
+    key, value, headers = result.dlq[0]
+    assert (key, value) == (b"k", raw)
+    h = dict(headers)
+    assert h["txnmon.reason"] == b"missing_field"
+    assert (h["txnmon.source.topic"], h["txnmon.source.partition"], h["txnmon.source.offset"]) == (
+        b"transactions.raw", b"2", b"5")
+    assert result.rejected_by_reason == {"missing_field": 1}
+    assert result.next_offsets == {2: 6}
+
+
+def test_history_is_loaded_once_for_unknown_users(settings):
+    detector = Detector(load_rules(settings.rules_file))
+    calls = []
+
+    def loader(users, since):
+        calls.append((users, since))
+        stored = [{"transaction_id": f"old{i}", "user_id": "U1", "amount": 1.0, "location": "Mumbai",
+                   "event_time": dt.datetime(2025, 9, 30, 9, 58 + i, tzinfo=dt.UTC)} for i in range(2)]
+        return {"U1": stored}
+
+    first = process_batch([record(0, row("T1", 0)), record(1, row("T2", 0))], detector, settings, now=NOW,
+                          load_history=loader)
+    assert len(calls) == 1 and calls[0][0] == {"U1"}
+    assert calls[0][1] == dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC) - detector.state.horizon
+    # two stored + T1 + T2 = 4 within 10 minutes: T2 trips velocity only because history was loaded
+    assert [a["_id"] for a in first.alerts] == ["T2:velocity"]
+    process_batch([record(2, row("T3", 30))], detector, settings, now=NOW, load_history=loader)
+    assert len(calls) == 1
+
+
+def test_duplicate_transaction_in_one_batch_is_stored_once(settings):
+    detector = Detector(load_rules(settings.rules_file))
+    result = process_batch([record(0, row("T1", 0, 60_000)), record(1, row("T1", 0, 60_000))], detector, settings,
+                           now=NOW, load_history=no_history)
+    assert [d["_id"] for d in result.transactions] == ["T1"]
+    assert len(result.enriched) == 1
+    assert {a["_id"] for a in result.alerts} == {"T1:high_amount"}
