@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from include.rules import Detector, RulesError, evaluate, load_rules, parse_rules, risk_score
 from include.config import DEFAULT_RULES_FILE as DEFAULT_RULES_PATH
+from include.rules import Detector, RulesError, evaluate, load_rules, parse_rules, risk_score
 from include.rules.config import RuleSet
 from include.rules.state import Event, UserStateStore
 
