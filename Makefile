@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fetch up down status init test test-unit test-integration lint fmt demo stream clean
+.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test-unit: venv ## fast tests, no network
 
 test: venv lint fetch ## the whole suite: starts the stack if needed, stops what it started
 	$(STACK) run -- $(BIN)/pytest $(PYTEST_ARGS)
+
+test-faults: venv fetch ## only the fault-injection tests (kill, outage); `make test` runs them too
+	$(STACK) run -- $(BIN)/pytest -m faults $(PYTEST_ARGS)
 
 stream: up ## run the streaming processor in the foreground (Ctrl-C stops it cleanly)
 	$(BIN)/txnmon stream

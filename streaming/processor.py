@@ -83,6 +83,8 @@ class Processor:
         self.metrics.rules.info({"version": self.detector.version})
         self.stop_event = threading.Event()
         self.batches = 0
+        self.assigned: list[int] = []
+        self._assignment_changed = time.monotonic()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -103,6 +105,8 @@ class Processor:
         # Another member may have handled these users meanwhile: forget all state and let it
         # reload from MongoDB on demand. Rebalances are rare; correctness beats a warm cache.
         self.detector.reset()
+        self.assigned = partitions if change == "assigned" else []
+        self._assignment_changed = time.monotonic()
         log.info("partitions %s: %s", change, partitions, extra={"partitions": partitions, "change": change})
 
     def _load_history(self, user_ids: set[str], since: dt.datetime) -> dict[str, list[dict[str, Any]]]:
@@ -127,7 +131,10 @@ class Processor:
                 self.rules.maybe_reload()
                 records = kafka_io.poll_records(consumer, s.poll_timeout_ms, s.batch_max_records)
                 if not records:
-                    if max_idle_s is not None and time.monotonic() - idle_since >= max_idle_s:
+                    # idle counts only while partitions are assigned: a member waiting for the
+                    # group to rebalance (e.g. after a crashed member's session expires) is not idle
+                    quiet_since = max(idle_since, self._assignment_changed)
+                    if max_idle_s is not None and self.assigned and time.monotonic() - quiet_since >= max_idle_s:
                         log.info("idle for %.1fs: exiting", max_idle_s)
                         break
                     continue

@@ -1,0 +1,99 @@
+"""Fault injection against the real stack: nothing lost, nothing duplicated.
+
+Run alone with `make test-faults`; `make test` runs them too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from include import mongo_io
+from tests.fixtures.pipeline import expected_alert_ids, produce, start_process, stored_ids, synthetic_rows, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _count(settings) -> int:
+    return mongo_io.count(mongo_io.get_db(settings), "transactions")
+
+
+def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(isolated_settings):
+    s = isolated_settings
+    rows = synthetic_rows(12_000, users=200, seed=3)
+    produce(s, rows)
+    proc = start_process(s, BATCH_MAX_RECORDS="300")
+    try:
+        wait_for(lambda: _count(s) >= 1500, 120, "the first batches to be stored")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        at_kill = _count(s)
+        assert 0 < at_kill < len(rows), "the kill should land mid-stream"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    restarted = start_process(s, "--exit-when-idle", "4")
+    out, _ = restarted.communicate(timeout=300)
+    assert restarted.returncode == 0, out.decode()[-2000:]
+    assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
+    assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_0(isolated_settings):
+    s = isolated_settings
+    rows = synthetic_rows(4000, users=50, seed=5)
+    produce(s, rows)
+    proc = start_process(s, BATCH_MAX_RECORDS="200")
+    wait_for(lambda: _count(s) >= 400, 120, "some batches to be stored")
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"stop requested" in out and b"processor stopped" in out
+    # everything committed is stored: a restart picks up exactly where the first left off
+    second = start_process(s, "--exit-when-idle", "4")
+    out2, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out2.decode()[-2000:]
+    assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
+
+
+def _private_stack(tmp_path: Path, port: int) -> dict[str, str]:
+    return {**os.environ, "DEVSTACK_HOME": str(tmp_path / "stack"), "DEVSTACK_MONGO_PORT": str(port),
+            "DEVSTACK_MONGO_HEAP": "-Xmx512m"}
+
+
+def _stack(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "devstack" / "stack.py"), *args], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+
+
+def test_mongodb_down_for_20s_mid_run_backs_off_and_loses_nothing(settings_factory, tmp_path):
+    port = 27131
+    env = _private_stack(tmp_path, port)
+    _stack(env, "up", "mongo")
+    try:
+        s = settings_factory(mongo_uri=f"mongodb://127.0.0.1:{port}", mongo_timeout_ms=2000)
+        rows = synthetic_rows(6000, users=100, seed=9)
+        produce(s, rows)
+        proc = start_process(s, "--exit-when-idle", "5", BATCH_MAX_RECORDS="200")
+        wait_for(lambda: _count(s) >= 600, 120, "some batches to be stored")
+        _stack(env, "down", "mongo")
+        time.sleep(20)
+        assert proc.poll() is None, "the processor must wait for MongoDB, not exit"
+        _stack(env, "up", "mongo")
+        out, _ = proc.communicate(timeout=300)
+        log = out.decode()
+        assert proc.returncode == 0, log[-2000:]
+        assert "mongodb unavailable" in log and "retrying the batch" in log
+        assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
+        assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
+    finally:
+        _stack(env, "down", "mongo")
