@@ -133,6 +133,13 @@ def read_pid(service: Service) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    # `run` starts the services as its own children: reap an exited one, or it lingers as a
+    # zombie that still answers kill(pid, 0)
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

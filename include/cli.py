@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from include.config import SAMPLE_CSV, ConfigError, Settings, load_settings
+from include.logs import configure_logging
 
 log = logging.getLogger("txnmon")
 
@@ -139,17 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("kafka").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"txnmon: {exc}", file=sys.stderr)
         return 2
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO, settings.log_format,
+                      client_logs=logging.WARNING if args.verbose else logging.CRITICAL)
     try:
         return COMMANDS[args.command](settings, args)
     except (UsageError, ConfigError) as exc:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, le=1000)
     topic_replication_factor: int = Field(1, ge=1, le=10)
     consumer_group: str = "txnmon-stream"
+    kafka_bootstrap_timeout_ms: int = Field(10_000, ge=100)  # give up reaching the brokers after this
 
     # --- MongoDB -------------------------------------------------------------------------
     # The URI may carry credentials in production; it is shown masked by `txnmon config`.
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(2000, ge=1, le=100_000)
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

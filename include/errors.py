@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include.kafka_io import KafkaUnavailable
+from include.kafka_io import KafkaUnavailable, TopicMissing
 from include.mongo_io import MongoUnavailable
 
 
@@ -16,7 +16,7 @@ def describe_runtime_error(exc: BaseException) -> str | None:
         return f"Kafka unavailable: {exc} (is the stack up? try `make up`)"
     if isinstance(exc, MongoUnavailable):
         return f"MongoDB unavailable: {exc} (is the stack up? try `make up`)"
-    if isinstance(exc, InvalidInputFile):
+    if isinstance(exc, TopicMissing | InvalidInputFile):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"file not found: {exc.filename}"

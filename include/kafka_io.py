@@ -38,6 +38,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         "security_protocol": settings.kafka_security_protocol,
+        "bootstrap_timeout_ms": settings.kafka_bootstrap_timeout_ms,
     }
     if settings.kafka_sasl_mechanism:
         cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
@@ -89,6 +90,9 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         "max_poll_records": settings.batch_max_records,
         "fetch_max_bytes": 50 * 1024 * 1024,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        # a member that joined before its topic's metadata was known is assigned nothing until
+        # the next metadata refresh: keep that wait short instead of the default five minutes
+        "metadata_max_age_ms": 5000,
         **client_config(settings),
     }
     cfg.update(overrides)
@@ -241,8 +245,23 @@ class _Listener(ConsumerRebalanceListener):
         self._on_change("assigned", sorted(tp.partition for tp in assigned))
 
 
-def subscribe(consumer: KafkaConsumer, topic: str, on_change: Callable[[str, list[int]], None]) -> None:
-    """Join the group on `topic`; `on_change("revoked"|"assigned", partitions)` runs inside poll."""
+class TopicMissing(RuntimeError):
+    """The topic does not exist; `txnmon init` creates the pipeline's topics."""
+
+
+def subscribe(
+    consumer: KafkaConsumer, topic: str, on_change: Callable[[str, list[int]], None], wait_s: float = 15.0
+) -> None:
+    """Join the group on `topic`; `on_change("revoked"|"assigned", partitions)` runs inside poll.
+
+    The topic's partitions are looked up first: a group leader that joins before its client
+    has the topic's metadata assigns nothing, and recovers only on a later metadata refresh.
+    """
+    deadline = time.monotonic() + wait_s
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise TopicMissing(f"topic {topic!r} does not exist (run `txnmon init`)")
+        time.sleep(0.2)
     consumer.subscribe([topic], listener=_Listener(on_change))
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from include import kafka_io, mongo_io
 from include.config import Settings
+
+THROUGHPUT_WINDOW_S = 60
 
 
 def collect(settings: Settings) -> dict[str, Any]:
@@ -30,6 +33,10 @@ def collect(settings: Settings) -> dict[str, Any]:
         report["mongo"]["counts"] = {
             c: mongo_io.count(db, c) for c in (mongo_io.TRANSACTIONS, mongo_io.ALERTS)
         }
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=THROUGHPUT_WINDOW_S)
+        recent = mongo_io.count(db, mongo_io.TRANSACTIONS, {"processed_time": {"$gte": since}})
+        report["mongo"]["stored_last_minute"] = recent
+        report["mongo"]["throughput_tx_per_s"] = round(recent / THROUGHPUT_WINDOW_S, 1)
     except (mongo_io.MongoUnavailable, mongo_io.PyMongoError) as exc:
         report["healthy"] = False
         report["mongo"]["error"] = str(exc).split(",")[0]
@@ -53,4 +60,6 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  mongodb up    version {m['version']} (wire {m['maxWireVersion']}), db {m['database']}")
         for coll, n in m["counts"].items():
             lines.append(f"          {coll:<28} {n:>10,} documents")
+        lines.append(f"          stored in the last minute: {m['stored_last_minute']:,} "
+                     f"({m['throughput_tx_per_s']:,} tx/s)")
     return "\n".join(lines)

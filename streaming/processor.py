@@ -118,9 +118,21 @@ class Processor:
         s = self.settings
         self.metrics.serve(s.metrics_port)
         db = mongo_io.get_db(s)
-        mongo_io.ensure_indexes(db)
-        producer = kafka_io.make_producer(s)
-        consumer = kafka_io.make_consumer(s, group_id=self.group_id, max_poll_interval_ms=600_000)
+        retry = {"should_stop": self.stop_event.is_set, "metrics": self.metrics}
+        try:
+            with_retry(lambda: mongo_io.ensure_indexes(db), sink="mongodb", retryable=MONGO_RETRYABLE, **retry)
+            producer = with_retry(lambda: kafka_io.make_producer(s), sink="kafka",
+                                  retryable=(kafka_io.KafkaUnavailable,), **retry)
+        except StopRequested:
+            log.info("stopped before start-up completed")
+            return 0
+        try:
+            consumer = with_retry(
+                lambda: kafka_io.make_consumer(s, group_id=self.group_id, max_poll_interval_ms=600_000),
+                sink="kafka", retryable=(kafka_io.KafkaUnavailable,), **retry)
+        except StopRequested:
+            producer.close()
+            return 0
         kafka_io.subscribe(consumer, s.topic_raw, self._on_rebalance)
         log.info("processor started: %s -> mongodb %s, group %s, rules %s", s.topic_raw, s.mongo_db,
                  self.group_id, self.detector.version)

@@ -41,10 +41,10 @@ public final class TxnmonMongoServer {
         backend.version(MONGO_4_4);
         MongoServer server = new MongoServer(backend);
         CountDownLatch stopped = new CountDownLatch(1);
-        // SIGTERM (make down) must flush the MVStore, or the last second of writes is lost.
+        // SIGTERM (make down) must flush the MVStore, or the last second of writes is lost:
+        // shutdown() closes the backend, which commits and closes the store.
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.shutdown();
-            backend.close();
             stopped.countDown();
         }, "txnmon-mongo-shutdown"));
         server.bind(host, port);
