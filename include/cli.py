@@ -5,6 +5,7 @@
     txnmon status               stack health, topic offsets, consumer lag, document counts
     txnmon replay FILE          validate a CSV and produce it to TOPIC_RAW
     txnmon stream               run the streaming processor (a consumer-group member)
+    txnmon generate ...         write a synthetic, labelled transactions CSV
 
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -12,6 +13,7 @@ Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arg
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -46,6 +48,13 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
     return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -93,6 +102,26 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
+    import time
+
+    from include import generator
+
+    spec = generator.GeneratorSpec(rows=args.rows, users=args.users, fraud_rate=args.fraud_rate, seed=args.seed,
+                                   start=args.start, days=args.days)
+    try:
+        spec.validate()
+    except generator.GeneratorError as exc:
+        raise UsageError(str(exc)) from None
+    started = time.perf_counter()
+    df = generator.generate(spec)
+    generator.write_csv(df, Path(args.out))
+    labelled = df[df["fraud_label"] != ""]
+    print(f"wrote {len(df):,} rows ({len(labelled):,} fraud rows in {labelled['fraud_incident'].nunique():,} "
+          f"incidents) for {df['user_id'].nunique():,} users to {args.out} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
 def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     # The processor is the one place that wires Kafka, rules and MongoDB together; it lives in
     # streaming/ and is loaded only by this sub-command.
@@ -107,6 +136,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "status": cmd_status,
     "replay": cmd_replay,
     "stream": cmd_stream,
+    "generate": cmd_generate,
 }
 
 
@@ -129,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="event-time pacing: 60 = one hour of data per minute, 0 = as fast as possible")
     p.add_argument("--limit", type=_positive_int, default=None, help="send at most this many rows")
     p.add_argument("--topic", default=None, help="target topic (default: TOPIC_RAW)")
+
+    p = sub.add_parser("generate", help="write a synthetic, labelled transactions CSV")
+    p.add_argument("--rows", type=_positive_int, required=True)
+    p.add_argument("--users", type=_positive_int, required=True)
+    p.add_argument("--fraud-rate", type=_positive_float, default=0.01, help="share of rows that are fraud (0-0.5)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--start", type=_date, default=dt.date(2025, 10, 1), help="first day, YYYY-MM-DD")
+    p.add_argument("--days", type=_positive_int, default=1)
+    p.add_argument("--out", required=True, help="CSV file to write")
 
     p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
     p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")
