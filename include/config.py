@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
     log_format: Literal["text", "json"] = "text"
+    reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -29,6 +29,10 @@ class KafkaUnavailable(RuntimeError):
     """The brokers could not be reached; retry later."""
 
 
+class TopicMissing(RuntimeError):
+    """The topic does not exist; `txnmon init` creates the pipeline's topics."""
+
+
 def _unavailable(settings: Settings) -> KafkaUnavailable:
     return KafkaUnavailable(f"no Kafka broker answers at {settings.kafka_bootstrap_servers}")
 
@@ -159,6 +163,14 @@ def describe_topics(settings: Settings, topics: Iterable[str]) -> list[TopicInfo
         admin.close()
 
 
+def require_topics(settings: Settings, *topics: str) -> None:
+    """Fail fast (TopicMissing) instead of letting a producer block on a topic that is not there."""
+    found = {info.name for info in describe_topics(settings, topics)}
+    missing = [t for t in topics if t not in found]
+    if missing:
+        raise TopicMissing(f"topic(s) {', '.join(missing)} do not exist (run `txnmon init` or `make up`)")
+
+
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """Latest offset (next to be written) of every partition of `topic`."""
     consumer = make_consumer(settings, group_id=None)
@@ -243,10 +255,6 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self._on_change("assigned", sorted(tp.partition for tp in assigned))
-
-
-class TopicMissing(RuntimeError):
-    """The topic does not exist; `txnmon init` creates the pipeline's topics."""
 
 
 def subscribe(

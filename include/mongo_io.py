@@ -135,6 +135,11 @@ def recent_history(db: Database, user_ids: Iterable[str], since: Any) -> dict[st
     return history
 
 
+def replace_document(db: Database, collection: str, doc: Mapping[str, Any]) -> None:
+    """Store `doc` under its `_id`, replacing any earlier version (reports, dispositions)."""
+    db[collection].replace_one({"_id": doc["_id"]}, dict(doc), upsert=True)
+
+
 def count(db: Database, collection: str, query: Mapping[str, Any] | None = None) -> int:
     return db[collection].count_documents(dict(query or {}))
 

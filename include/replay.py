@@ -96,6 +96,7 @@ def replay_csv(
     path = Path(path)
     rows = check_file(path, settings, limit)
     target = topic or settings.topic_raw
+    kafka_io.require_topics(settings, target)
     producer = kafka_io.make_producer(settings)
     started = time.monotonic()
     first_event = rows[0][1] if rows else None

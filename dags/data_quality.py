@@ -1,0 +1,34 @@
+"""
+### Data quality
+
+Hourly Great Expectations suites (include/quality/suites.yaml) over the transactions
+processed and the alerts raised in the data interval. Writes the HTML report (Data Docs)
+under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` collection, and
+fails the run when a critical expectation fails.
+"""
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+from include import jobs
+
+
+@dag(
+    dag_id="data_quality",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["txnmon", "quality"],
+    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon"},
+)
+def data_quality():
+    @task
+    def check(data_interval_start=None, data_interval_end=None) -> list:
+        return jobs.quality_interval(data_interval_start, data_interval_end)
+
+    check()
+
+
+data_quality()

@@ -1,0 +1,105 @@
+"""The jobs Airflow runs, as plain functions: each DAG task calls exactly one of these.
+
+They build settings and clients when called (never at import), so DAG files parse with no
+connection, variable or network lookup, and the same jobs run from the CLI and from tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include import mongo_io, replay, rollups
+from include.config import PROJECT_ROOT, get_settings
+from include.errors import InvalidInputFile
+from include.schema import InvalidTransaction, parse_amount, parse_timestamp
+
+log = logging.getLogger("txnmon.jobs")
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Relative paths are taken from the project root, so DAG params work from any directory."""
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def replay_file_frame(path: Path) -> pd.DataFrame:
+    """The CSV as read, plus the contract's own parse of amount and timestamp (null if invalid)."""
+    settings = get_settings()
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InvalidInputFile(f"{path}: cannot read as CSV: {exc}") from None
+    missing = [c for c in ("transaction_id", "user_id", "amount", "payment_method", "location", "timestamp")
+               if c not in frame.columns]
+    if missing:
+        raise InvalidInputFile(f"{path}: missing column(s): {', '.join(missing)}")
+    frame = frame.replace({"": None})
+
+    def amount(value: Any) -> float | None:
+        # negative amounts stay numbers so the report names them as out of range, not missing
+        try:
+            return -parse_amount(value[1:]) if str(value).startswith("-") else parse_amount(value)
+        except (InvalidTransaction, TypeError):
+            return None
+
+    def event_time(value: Any) -> dt.datetime | None:
+        try:
+            return parse_timestamp(value, settings.zone) if value is not None else None
+        except InvalidTransaction:
+            return None
+
+    frame["amount_number"] = frame["amount"].map(amount).astype("float64")
+    frame["event_time"] = pd.to_datetime(frame["timestamp"].map(event_time), utc=True)
+    return frame
+
+
+def validate_replay_file(path: str | Path) -> dict[str, Any]:
+    """Great Expectations over the file; raises InvalidInputFile listing the failures."""
+    from include.quality import check_dataframe, load_suites, resolve_suite
+
+    settings = get_settings()
+    file = resolve_path(path)
+    if not file.is_file():
+        raise InvalidInputFile(f"replay file not found: {file}")
+    frame = replay_file_frame(file)
+    specs = resolve_suite(load_suites()["replay_file"], dt.datetime.now(dt.UTC))
+    outcome = check_dataframe("replay_file", frame, specs, Path(settings.reports_dir) / "quality")
+    for o in outcome.outcomes:
+        log.info("%s %s(%s) unexpected=%s", "ok  " if o.success else "FAIL", o.expectation, o.column,
+                 o.unexpected_count)
+    if outcome.critical_failed:
+        failures = "\n  ".join(f"{o.expectation}({o.column}): {o.unexpected_count} unexpected"
+                               + (f" [{o.error}]" if o.error else "") for o in outcome.failed)
+        raise InvalidInputFile(f"{file} failed validation, nothing sent:\n  {failures}\n"
+                               f"  report: {outcome.report_path}")
+    return {"file": str(file), "rows": outcome.rows, "report": outcome.report_path}
+
+
+def replay_file(path: str | Path, speedup: float, limit: int | None) -> dict[str, Any]:
+    summary = replay.replay_csv(get_settings(), resolve_path(path), speedup=speedup, limit=limit)
+    log.info(replay.render_summary(summary))
+    return {"rows_sent": summary.rows_sent, "elapsed_s": round(summary.elapsed_s, 3),
+            "rate_per_s": round(summary.rate, 1), "topic": summary.topic}
+
+
+def rollup_interval(start: dt.datetime, end: dt.datetime, full_rebuild: bool = False) -> dict[str, Any]:
+    db = mongo_io.get_db(get_settings())
+    run = rollups.run_rollups(db, start, end, full_rebuild=full_rebuild)
+    log.info("rollups %s: hours %s, documents %s", "full rebuild" if full_rebuild else f"{start} .. {end}",
+             run.hours if len(run.hours) < 10 else f"{len(run.hours)} hours", run.documents)
+    return {"hours": len(run.hours), "documents": run.documents, "full_rebuild": run.full_rebuild}
+
+
+def quality_interval(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    from include.quality import run_quality_checks
+
+    settings = get_settings()
+    summaries = run_quality_checks(mongo_io.get_db(settings), start, end, Path(settings.reports_dir))
+    for s in summaries:
+        log.info("suite %s: %d rows, success=%s, report %s", s["suite"], s["rows"], s["success"], s["report_path"])
+    return [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in s.items()} for s in summaries]
