@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean
+.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean airflow rollups
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ test-faults: venv fetch ## only the fault-injection tests (kill, outage); `make 
 
 stream: up ## run the streaming processor in the foreground (Ctrl-C stops it cleanly)
 	$(BIN)/txnmon stream
+
+airflow: up ## Airflow standalone on http://127.0.0.1:8080 (no login, local use), this repo's DAGs
+	bin/airflow standalone
+
+rollups: venv ## recompute every KPI rollup now (what the kpi_rollups DAG does incrementally)
+	$(BIN)/txnmon rollups --full
 
 demo: up ## the stack up, the seed sample replayed and processed, a summary printed
 	$(BIN)/python -m include.demo

@@ -6,6 +6,8 @@
     txnmon replay FILE          validate a CSV and produce it to TOPIC_RAW
     txnmon stream               run the streaming processor (a consumer-group member)
     txnmon generate ...         write a synthetic, labelled transactions CSV
+    txnmon rollups [--full]     recompute KPI rollup collections
+    txnmon quality              data-quality suites over recent data (HTML report + summary)
 
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -122,6 +124,38 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollups(settings: Settings, args: argparse.Namespace) -> int:
+    from include import mongo_io, rollups
+
+    db = mongo_io.get_db(settings)
+    if args.full:
+        run = rollups.run_rollups(db, full_rebuild=True)
+    else:
+        end = dt.datetime.now(dt.UTC)
+        run = rollups.run_rollups(db, end - dt.timedelta(minutes=args.minutes), end)
+    scope = "all buckets" if run.full_rebuild else f"{len(run.hours)} touched hour(s)"
+    print(f"rollups recomputed for {scope}:")
+    for name, n in run.documents.items():
+        print(f"  {name:<26} {n:>8,} documents")
+    return 0
+
+
+def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
+    from include import jobs
+    from include.quality import QualityCheckFailed
+
+    end = dt.datetime.now(dt.UTC)
+    try:
+        summaries = jobs.quality_interval(end - dt.timedelta(minutes=args.minutes), end)
+    except QualityCheckFailed as exc:
+        print(f"txnmon: {exc}", file=sys.stderr)
+        return 1
+    for s in summaries:
+        print(f"{s['suite']:<13} {'PASS' if s['success'] else 'WARN'} {s['rows']:>8,} rows  report: "
+              f"{s['report_path']}")
+    return 0
+
+
 def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     # The processor is the one place that wires Kafka, rules and MongoDB together; it lives in
     # streaming/ and is loaded only by this sub-command.
@@ -137,6 +171,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "replay": cmd_replay,
     "stream": cmd_stream,
     "generate": cmd_generate,
+    "rollups": cmd_rollups,
+    "quality": cmd_quality,
 }
 
 
@@ -168,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_date, default=dt.date(2025, 10, 1), help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=_positive_int, default=1)
     p.add_argument("--out", required=True, help="CSV file to write")
+
+    p = sub.add_parser("rollups", help="recompute KPI rollups touched recently (or all with --full)")
+    p.add_argument("--full", action="store_true", help="recompute every bucket")
+    p.add_argument("--minutes", type=_positive_int, default=60,
+                   help="buckets touched by data processed in the last N minutes (default 60)")
+
+    p = sub.add_parser("quality", help="run the data-quality suites over recently processed data")
+    p.add_argument("--minutes", type=_positive_int, default=60, help="data processed in the last N minutes")
 
     p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
     p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")
