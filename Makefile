@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean airflow rollups
+.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean airflow rollups dashboard browser
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,7 +47,11 @@ fmt: venv
 test-unit: venv ## fast tests, no network
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: venv lint fetch ## the whole suite: starts the stack if needed, stops what it started
+browser: ## Debian's Chromium for the dashboard's browser test (needs root or an existing install)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "make browser: could not install chromium (apt-get install chromium as root)"; exit 1; }
+
+test: venv lint fetch browser ## the whole suite: starts the stack if needed, stops what it started
 	$(STACK) run -- $(BIN)/pytest $(PYTEST_ARGS)
 
 test-faults: venv fetch ## only the fault-injection tests (kill, outage); `make test` runs them too
@@ -55,6 +59,10 @@ test-faults: venv fetch ## only the fault-injection tests (kill, outage); `make 
 
 stream: up ## run the streaming processor in the foreground (Ctrl-C stops it cleanly)
 	$(BIN)/txnmon stream
+
+dashboard: up ## the live KPI dashboard on http://127.0.0.1:8501
+	$(BIN)/streamlit run dashboard/app.py --server.address=127.0.0.1 --server.port=8501 \
+	  --server.headless=true --browser.gatherUsageStats=false --client.toolbarMode=viewer
 
 airflow: up ## Airflow standalone on http://127.0.0.1:8080 (no login, local use), this repo's DAGs
 	bin/airflow standalone

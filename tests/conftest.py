@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.airflow"]
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.airflow", "tests.fixtures.browser"]

@@ -1,0 +1,1 @@
+"""The live KPI dashboard (Streamlit): `make dashboard`."""

@@ -1,0 +1,164 @@
+"""txnmon live dashboard: `make dashboard` (Streamlit on http://127.0.0.1:8501).
+
+Reads only the kpi_* rollups and the alerts collection (plus the DLQ topic's size), refreshes
+itself every few seconds, and needs nothing outside this machine: charts are drawn by the
+bundled Vega-Lite and the city view uses the bundled coordinates table, no map tiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries
+from include import kafka_io, mongo_io
+from include.config import ConfigError, get_settings
+
+st.set_page_config(page_title="txnmon · live transactions", page_icon="📈", layout="wide")
+
+
+@functools.cache
+def _db():  # one client per dashboard process
+    return mongo_io.get_db(get_settings())
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def dlq_count() -> int | None:
+    settings = get_settings()
+    try:
+        return sum(kafka_io.end_offsets(settings, settings.topic_dlq).values())
+    except (kafka_io.KafkaUnavailable, kafka_io.KafkaError):
+        return None
+
+
+def money(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def sidebar() -> tuple[dt.timedelta | None, list[str], int]:
+    st.sidebar.header("View")
+    label = st.sidebar.selectbox("Time range", list(queries.RANGES), index=0)
+    refresh = st.sidebar.slider("Refresh every (seconds)", 2, 60, 5)
+    try:
+        rules = queries.known_rules(_db())
+    except mongo_io.PyMongoError:
+        rules = []
+    chosen = st.sidebar.multiselect("Alert rules", rules, default=[], placeholder="all rules")
+    st.sidebar.caption("Numbers come from the kpi_* rollups (kpi_rollups DAG, or `txnmon rollups`).")
+    return queries.RANGES[label], chosen, refresh
+
+
+def headline(db, w: queries.Window) -> None:
+    h = queries.headline(db, w)
+    dlq = dlq_count()
+    cols = st.columns(4)
+    cols[0].metric("Revenue", money(h["revenue"]))
+    cols[1].metric("Transactions", f"{h['transactions']:,}")
+    cols[2].metric("Alert rate", f"{h['alert_rate']:.1%}", help=f"{h['alerts']:,} alerts")
+    cols[3].metric("Rejected (DLQ)", "n/a" if dlq is None else f"{dlq:,}")
+
+
+def trend(db, w: queries.Window) -> None:
+    st.subheader("Revenue and transactions per minute")
+    frame = queries.revenue_trend(db, w)
+    if frame.empty:
+        st.info("No transactions in this range.")
+        return
+    base = alt.Chart(frame).encode(x=alt.X("minute:T", title="event time (UTC)",
+                                           axis=alt.Axis(format="%H:%M", labelOverlap=True)))
+    revenue = base.mark_line(color="#1f77b4").encode(y=alt.Y("revenue:Q", title="revenue"))
+    count = base.mark_line(color="#ff7f0e", strokeDash=[4, 2]).encode(y=alt.Y("transactions:Q", title="transactions"))
+    st.altair_chart(alt.layer(revenue, count).resolve_scale(y="independent"), width="stretch")
+
+
+def bars(title: str, frame: pd.DataFrame, key: str) -> None:
+    st.subheader(title)
+    if frame.empty:
+        st.info("No data in this range.")
+        return
+    chart = alt.Chart(frame.head(15)).mark_bar().encode(
+        x=alt.X("revenue:Q", title="revenue"), y=alt.Y(f"{key}:N", sort="-x", title=None),
+        tooltip=[key, alt.Tooltip("revenue:Q", format=",.0f"), "transactions"])
+    st.altair_chart(chart, width="stretch")
+
+
+def city_view(db, w: queries.Window) -> None:
+    st.subheader("Revenue by city")
+    frame = queries.by_city(db, w)
+    located = frame.dropna(subset=["lat", "lon"])
+    if located.empty:
+        st.info("No located transactions in this range.")
+        return
+    points = alt.Chart(located).mark_circle(opacity=0.7, color="#2ca02c").encode(
+        longitude="lon:Q", latitude="lat:Q", size=alt.Size("revenue:Q", scale=alt.Scale(range=[40, 2000]), legend=None),
+        tooltip=["location", alt.Tooltip("revenue:Q", format=",.0f"), "transactions"])
+    labels = alt.Chart(located).mark_text(dy=-12, fontSize=11).encode(longitude="lon:Q", latitude="lat:Q",
+                                                                      text="location")
+    st.altair_chart((points + labels).project("mercator").properties(height=420), width="stretch")
+    unknown = frame[frame["lat"].isna()]
+    if not unknown.empty:
+        st.caption(f"Not on the map (no coordinates): {', '.join(unknown['location'].astype(str))}")
+
+
+def alerts(db, w: queries.Window, rules: list[str]) -> None:
+    st.subheader("Alerts feed (newest first)")
+    per_rule = queries.alerts_by_rule(db, w)
+    if not per_rule.empty:
+        st.caption(" · ".join(f"{r.rule}: {r.alerts:,}" for r in per_rule.itertuples()))
+    feed = queries.alerts_feed(db, w, rules, limit=50)
+    if feed.empty:
+        st.info("No alerts in this range." if not rules else "No alerts for the chosen rules in this range.")
+        return
+    shown = feed[["event_time", "severity", "rule", "reason", "transaction_id", "user_id", "amount", "location"]].copy()
+    shown["event_time"] = pd.to_datetime(shown["event_time"], utc=True).dt.strftime("%Y-%m-%d %H:%M")
+    shown["amount"] = shown["amount"].map(money)
+    st.table(shown.set_index("event_time"))
+
+
+def page(span: dt.timedelta | None, rules: list[str]) -> None:
+    db = _db()
+    try:
+        w = queries.data_window(db, span)
+    except mongo_io.PyMongoError as exc:
+        st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
+        return
+    if w is None:
+        st.info("No data yet. Run `make demo` (or replay a file and run `txnmon rollups`) and this page fills in.")
+        alerts_only = queries.alerts_feed(db, None, rules, limit=50)
+        if not alerts_only.empty:
+            st.caption(f"{len(alerts_only)} alerts are stored but no rollups yet: run `txnmon rollups --full`.")
+        return
+    st.caption(f"Event time {w.start:%Y-%m-%d %H:%M} to {w.end:%Y-%m-%d %H:%M} UTC · "
+               f"updated {time.strftime('%H:%M:%S')}")
+    headline(db, w)
+    trend(db, w)
+    left, right = st.columns(2)
+    with left:
+        bars("Revenue by category", queries.by_category(db, w), "category")
+    with right:
+        bars("Revenue by payment method", queries.by_payment(db, w), "payment_method")
+    left, right = st.columns(2)
+    with left:
+        city_view(db, w)
+    with right:
+        bars("Top products", queries.by_product(db, w), "product")
+    alerts(db, w, rules)
+
+
+def main() -> None:
+    st.title("txnmon · live transactions")
+    try:
+        get_settings()
+    except ConfigError as exc:
+        st.error(str(exc))
+        return
+    span, rules, refresh = sidebar()
+    st.fragment(run_every=refresh)(page)(span, rules)
+
+
+main()

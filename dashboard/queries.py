@@ -1,0 +1,128 @@
+"""What the dashboard shows, as plain functions over the kpi_* rollups and the alerts collection.
+
+The dashboard never scans raw transactions: every number here comes from a rollup or an alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from include import geo, mongo_io
+
+RANGES = {"All data": None, "Last hour of data": dt.timedelta(hours=1), "Last 6 hours of data": dt.timedelta(hours=6),
+          "Last 24 hours of data": dt.timedelta(hours=24), "Last 7 days of data": dt.timedelta(days=7)}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime
+    end: dt.datetime  # exclusive
+
+    @property
+    def hour_start(self) -> dt.datetime:
+        return self.start.replace(minute=0, second=0, microsecond=0)
+
+
+def data_window(db: Any, span: dt.timedelta | None) -> Window | None:
+    """The chosen range, anchored at the newest minute with data (replays carry old dates)."""
+    newest = mongo_io.find(db, "kpi_revenue_minute", sort=[("minute", -1)], limit=1, projection={"minute": 1})
+    if not newest:
+        return None
+    end = newest[0]["minute"] + dt.timedelta(minutes=1)
+    if span is None:
+        oldest = mongo_io.find(db, "kpi_revenue_minute", sort=[("minute", 1)], limit=1, projection={"minute": 1})
+        return Window(oldest[0]["minute"], end)
+    return Window(end - span, end)
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def revenue_trend(db: Any, w: Window) -> pd.DataFrame:
+    rows = mongo_io.find(db, "kpi_revenue_minute", {"minute": {"$gte": w.start, "$lt": w.end}}, sort=[("minute", 1)],
+                         projection={"_id": 0, "minute": 1, "revenue": 1, "transactions": 1,
+                                     "alerted_transactions": 1})
+    return _frame(rows, ["minute", "revenue", "transactions", "alerted_transactions"])
+
+
+def headline(db: Any, w: Window) -> dict[str, float]:
+    trend = revenue_trend(db, w)
+    transactions = int(trend["transactions"].sum()) if len(trend) else 0
+    alerted = int(trend["alerted_transactions"].sum()) if len(trend) else 0
+    alerts = mongo_io.aggregate(db, "kpi_alerts_hour", [
+        {"$match": {"hour": {"$gte": w.hour_start, "$lt": w.end}}},
+        {"$group": {"_id": None, "n": {"$sum": "$alerts"}}}])
+    return {
+        "revenue": float(trend["revenue"].sum()) if len(trend) else 0.0,
+        "transactions": transactions,
+        "alert_rate": alerted / transactions if transactions else 0.0,
+        "alerts": int(alerts[0]["n"]) if alerts else 0,
+    }
+
+
+def _by(db: Any, collection: str, keys: list[str], w: Window) -> pd.DataFrame:
+    rows = mongo_io.aggregate(db, collection, [
+        {"$match": {"hour": {"$gte": w.hour_start, "$lt": w.end}}},
+        {"$group": {"_id": {k: f"${k}" for k in keys}, "revenue": {"$sum": "$revenue"},
+                    "transactions": {"$sum": "$transactions"}}},
+    ])
+    flat = [{**r["_id"], "revenue": r["revenue"], "transactions": r["transactions"]} for r in rows]
+    return _frame(flat, [*keys, "revenue", "transactions"]).sort_values("revenue", ascending=False, ignore_index=True)
+
+
+def by_category(db: Any, w: Window) -> pd.DataFrame:
+    return _by(db, "kpi_product_hour", ["category"], w)
+
+
+def by_product(db: Any, w: Window) -> pd.DataFrame:
+    return _by(db, "kpi_product_hour", ["product", "category"], w)
+
+
+def by_payment(db: Any, w: Window) -> pd.DataFrame:
+    return _by(db, "kpi_payment_hour", ["payment_method"], w)
+
+
+def by_city(db: Any, w: Window) -> pd.DataFrame:
+    """Revenue per city with coordinates from the bundled table; unknown cities get no point."""
+    frame = _by(db, "kpi_location_hour", ["location"], w)
+    coords = [geo.lookup(str(c)) for c in frame["location"]]
+    frame["lat"] = [c.lat if c else None for c in coords]
+    frame["lon"] = [c.lon if c else None for c in coords]
+    return frame
+
+
+def alerts_by_rule(db: Any, w: Window) -> pd.DataFrame:
+    return _by_alerts(db, w)
+
+
+def _by_alerts(db: Any, w: Window) -> pd.DataFrame:
+    rows = mongo_io.aggregate(db, "kpi_alerts_hour", [
+        {"$match": {"hour": {"$gte": w.hour_start, "$lt": w.end}}},
+        {"$group": {"_id": "$rule", "alerts": {"$sum": "$alerts"}}}])
+    return _frame([{"rule": r["_id"], "alerts": r["alerts"]} for r in rows], ["rule", "alerts"]).sort_values(
+        "alerts", ascending=False, ignore_index=True)
+
+
+FEED_COLUMNS = ["event_time", "severity", "rule", "reason", "transaction_id", "user_id", "amount", "location",
+                "alert_id"]
+
+
+def alerts_feed(db: Any, w: Window | None, rules: list[str] | None = None, limit: int = 200) -> pd.DataFrame:
+    """Newest alerts first (by event time), live ones only, optionally for some rules."""
+    query: dict[str, Any] = {"mode": {"$ne": "shadow"}}
+    if w is not None:
+        query["event_time"] = {"$gte": w.start, "$lt": w.end}
+    if rules:
+        query["rule"] = {"$in": list(rules)}
+    rows = mongo_io.find(db, mongo_io.ALERTS, query, sort=[("event_time", -1), ("_id", 1)], limit=limit,
+                         projection={c: 1 for c in FEED_COLUMNS})
+    return _frame(rows, FEED_COLUMNS)
+
+
+def known_rules(db: Any) -> list[str]:
+    return sorted({r["_id"] for r in mongo_io.aggregate(db, mongo_io.ALERTS, [{"$group": {"_id": "$rule"}}])})
