@@ -301,7 +301,29 @@ def up(names: list[str] | None = None) -> list[str]:
     return started
 
 
+def stop_apps() -> None:
+    """Stop what `make demo` left running (processor, dashboard): pid files in run/ of our own."""
+    for pidfile in sorted((STATE / "run").glob("*.pid")):
+        if pidfile.stem in {s.name for s in SERVICES}:
+            continue
+        try:
+            pid = int(pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            pidfile.unlink(missing_ok=True)
+            continue
+        if str(ROOT) in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            say(f"{pidfile.stem} stopped")
+        pidfile.unlink(missing_ok=True)
+
+
 def down(names: list[str] | None = None) -> None:
+    if not names:
+        stop_apps()  # they talk to the services: stop them first
     for service in _select(names):
         pid = read_pid(service)
         if pid is None:

@@ -206,8 +206,8 @@ def generate(spec: GeneratorSpec) -> pd.DataFrame:
     """The labelled transactions as a DataFrame sorted by time, `spec.rows` rows."""
     spec.validate()
     rng = np.random.default_rng(spec.seed)
-    fraud_rows_target = round(spec.rows * spec.fraud_rate)
-    clean = _clean(spec, max(spec.rows - fraud_rows_target, 1), rng)
+    # generate a full set of clean rows, then trim: incidents vary in size, the total may not
+    clean = _clean(spec, spec.rows, rng)
     fraud = _inject(spec, clean, rng)
     # trim clean rows so the total is exactly `rows`, whatever the incidents' sizes came to
     keep = max(spec.rows - len(fraud), 0)
