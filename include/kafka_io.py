@@ -97,6 +97,10 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         # a member that joined before its topic's metadata was known is assigned nothing until
         # the next metadata refresh: keep that wait short instead of the default five minutes
         "metadata_max_age_ms": 5000,
+        # a loaded two-core machine can starve the heartbeat thread for seconds: a longer session
+        # avoids rebalances (and redelivery) that no failure caused
+        "session_timeout_ms": 30_000,
+        "heartbeat_interval_ms": 3_000,
         **client_config(settings),
     }
     cfg.update(overrides)
