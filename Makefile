@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .DEFAULT_GOAL := help
-.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean airflow rollups dashboard browser
+.PHONY: help venv fetch up down status test test-unit test-faults lint fmt demo stream clean airflow rollups dashboard browser bench
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ airflow: up ## Airflow standalone on http://127.0.0.1:8080 (no login, local use)
 
 rollups: venv ## recompute every KPI rollup now (what the kpi_rollups DAG does incrementally)
 	$(BIN)/txnmon rollups --full
+
+bench: venv fetch ## benchmarks against the local stack -> bench/results/latest.json
+	$(STACK) run -- $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 demo: up ## the stack up, the seed sample replayed and processed, a summary printed
 	$(BIN)/python -m include.demo

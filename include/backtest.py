@@ -119,3 +119,80 @@ def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: M
     result.precision = fraud_alerted / alerted if alerted else None
     result.clean_transactions = clean
     result.false_alert_rate = result.false_alerts / clean if clean else None
+
+
+@dataclass
+class Comparison:
+    added: list[str]
+    dropped: list[str]
+
+
+def compare(candidate: BacktestResult, baseline: BacktestResult) -> Comparison:
+    return Comparison(sorted(candidate.alerts - baseline.alerts), sorted(baseline.alerts - candidate.alerts))
+
+
+def to_json(result: BacktestResult, comparison: Comparison | None = None, baseline: BacktestResult | None = None,
+            examples: int = 5) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "rules_version": result.rules_version,
+        "transactions": result.transactions,
+        "rejected_rows": result.rejected,
+        "alerts": len(result.alerts),
+        "alerts_by_rule": dict(sorted(result.alerts_by_rule.items())),
+        "shadow_hits_by_rule": dict(sorted(result.shadow_by_rule.items())),
+        "alerted_transactions": len(result.alerted_transactions),
+    }
+    if result.labelled:
+        doc["quality"] = {
+            "recall_by_pattern": result.recall_by_pattern,
+            "precision": result.precision,
+            "false_alert_rate": result.false_alert_rate,
+            "false_alerts": result.false_alerts,
+            "clean_transactions": result.clean_transactions,
+        }
+    if comparison is not None and baseline is not None:
+        doc["baseline"] = {"rules_version": baseline.rules_version, "alerts": len(baseline.alerts),
+                           "alerts_by_rule": dict(sorted(baseline.alerts_by_rule.items()))}
+        doc["added"] = {"count": len(comparison.added),
+                        "examples": [{"alert_id": a, "reason": result.examples[a]}
+                                     for a in comparison.added[:examples]]}
+        doc["dropped"] = {"count": len(comparison.dropped),
+                          "examples": [{"alert_id": a, "reason": baseline.examples[a]}
+                                       for a in comparison.dropped[:examples]]}
+    return doc
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The JSON report as a readable terminal table."""
+    lines = [f"rules {doc['rules_version']}: {doc['transactions']:,} transactions"
+             + (f" ({doc['rejected_rows']:,} invalid rows skipped)" if doc["rejected_rows"] else ""),
+             f"{doc['alerts']:,} alerts on {doc['alerted_transactions']:,} transactions", "",
+             f"  {'rule':<30}{'alerts':>10}" + (f"{'baseline':>10}{'change':>10}" if "baseline" in doc else "")]
+    rules = sorted(set(doc["alerts_by_rule"]) | set(doc.get("baseline", {}).get("alerts_by_rule", {})))
+    for rule in rules:
+        n = doc["alerts_by_rule"].get(rule, 0)
+        line = f"  {rule:<30}{n:>10,}"
+        if "baseline" in doc:
+            b = doc["baseline"]["alerts_by_rule"].get(rule, 0)
+            line += f"{b:>10,}{n - b:>+10,}"
+        lines.append(line)
+    if doc["shadow_hits_by_rule"]:
+        lines += ["", "  shadow rules (not raised):"]
+        lines += [f"  {rule:<30}{n:>10,}" for rule, n in doc["shadow_hits_by_rule"].items()]
+    if "quality" in doc:
+        q = doc["quality"]
+        lines += ["", f"  {'injected pattern':<30}{'incidents':>10}{'caught':>10}{'recall':>10}"]
+        for label, r in q["recall_by_pattern"].items():
+            lines.append(f"  {label:<30}{r['incidents']:>10,}{r['caught']:>10,}{r['recall']:>10.1%}")
+        precision = "n/a" if q["precision"] is None else f"{q['precision']:.1%}"
+        rate = "n/a" if q["false_alert_rate"] is None else f"{q['false_alert_rate']:.2%}"
+        lines += ["", f"  precision (alerted transactions that are fraud): {precision}",
+                  f"  false alerts on clean transactions: {q['false_alerts']:,} of {q['clean_transactions']:,} "
+                  f"({rate})"]
+    if "baseline" in doc:
+        lines += ["", f"  vs baseline {doc['baseline']['rules_version']}: +{doc['added']['count']:,} alerts added, "
+                      f"-{doc['dropped']['count']:,} dropped"]
+        for kind, word in (("added", "new"), ("dropped", "gone")):
+            for ex in doc[kind]["examples"]:
+                lines.append(f"    {word:<5} {ex['alert_id']}: {ex['reason']}")
+    return "\n".join(lines)

@@ -8,6 +8,7 @@
     txnmon generate ...         write a synthetic, labelled transactions CSV
     txnmon rollups [--full]     recompute KPI rollup collections
     txnmon quality              data-quality suites over recent data (HTML report + summary)
+    txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
 
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from include.config import SAMPLE_CSV, ConfigError, Settings, load_settings
+from include.config import DEFAULT_RULES_FILE, SAMPLE_CSV, ConfigError, Settings, load_settings
 from include.logs import configure_logging
 
 log = logging.getLogger("txnmon")
@@ -156,6 +157,26 @@ def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from include import backtest
+    from include.rules import RulesError, load_rules
+
+    try:
+        candidate_rules = load_rules(args.rules)
+        baseline_rules = load_rules(args.baseline) if args.baseline else None
+    except RulesError as exc:
+        raise UsageError(str(exc)) from None
+    txs, rejected = backtest.load_transactions(Path(args.data), settings.zone)
+    result = backtest.run_backtest(txs, candidate_rules, rejected)
+    comparison = baseline = None
+    if baseline_rules is not None:
+        baseline = backtest.run_backtest(txs, baseline_rules, rejected)
+        comparison = backtest.compare(result, baseline)
+    doc = backtest.to_json(result, comparison, baseline)
+    print(json.dumps(doc, indent=2, default=str) if args.json else backtest.render(doc))
+    return 0
+
+
 def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     # The processor is the one place that wires Kafka, rules and MongoDB together; it lives in
     # streaming/ and is loaded only by this sub-command.
@@ -173,6 +194,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "generate": cmd_generate,
     "rollups": cmd_rollups,
     "quality": cmd_quality,
+    "backtest": cmd_backtest,
 }
 
 
@@ -212,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quality", help="run the data-quality suites over recently processed data")
     p.add_argument("--minutes", type=_positive_int, default=60, help="data processed in the last N minutes")
+
+    p = sub.add_parser("backtest", help="run rules over a CSV in event-time order, as the processor would")
+    p.add_argument("--rules", default=str(DEFAULT_RULES_FILE), help="candidate rules file (default: the shipped one)")
+    p.add_argument("--baseline", default=None, help="rules file to compare with: alerts added and dropped")
+    p.add_argument("--data", required=True, help="CSV file (a fraud_label column enables recall/precision)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
     p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")

@@ -84,6 +84,7 @@ class Processor:
         self.stop_event = threading.Event()
         self.batches = 0
         self.assigned: list[int] = []
+        self.assigned_at: float | None = None  # monotonic time of the first assignment
         self._assignment_changed = time.monotonic()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -107,6 +108,8 @@ class Processor:
         self.detector.reset()
         self.assigned = partitions if change == "assigned" else []
         self._assignment_changed = time.monotonic()
+        if self.assigned and self.assigned_at is None:
+            self.assigned_at = self._assignment_changed
         log.info("partitions %s: %s", change, partitions, extra={"partitions": partitions, "change": change})
 
     def _load_history(self, user_ids: set[str], since: dt.datetime) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,289 @@
+"""`make bench`: one run against the local stack; writes bench/results/latest.json and a table.
+
+    e2e_tx_per_s          raw topic -> acknowledged MongoDB writes + enriched events (the processor)
+    naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
+    raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
+    alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady 1,000 tx/s
+    rollup_s_per_million  a full kpi_rollups rebuild, scaled to 1M transactions
+    processor_rss_mb      resident memory of a detector holding 1M distinct users
+
+Figures are from one run on a shared machine: compare them as ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from include import kafka_io, mongo_io, rollups  # noqa: E402
+from include.config import Settings, load_settings  # noqa: E402
+from include.generator import GeneratorSpec, generate  # noqa: E402
+from streaming.processor import Processor  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TARGETS = {
+    "e2e_vs_naive": 20.0,
+    "e2e_vs_raw": 0.5,
+    "alert_latency_p99_ms": 250.0,
+    "rollup_s_per_million": 30.0,
+}
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def isolated_settings(tag: str) -> Settings:
+    return load_settings(topic_raw=f"bench-{tag}.raw", topic_enriched=f"bench-{tag}.enriched",
+                         topic_dlq=f"bench-{tag}.dlq", consumer_group=f"bench-{tag}", mongo_db=f"bench_{tag}",
+                         metrics_port=0)
+
+
+def produce_rows(settings: Settings, rows: list[dict[str, Any]]) -> float:
+    producer = kafka_io.make_producer(settings)
+    started = time.perf_counter()
+    batch: list[kafka_io.Message] = []
+    for row in rows:
+        batch.append((row["user_id"].encode(), json.dumps(row).encode(), None))
+        if len(batch) == 20_000:
+            assert kafka_io.send_confirmed(producer, settings.topic_raw, batch) == []
+            batch = []
+    if batch:
+        assert kafka_io.send_confirmed(producer, settings.topic_raw, batch) == []
+    producer.close()
+    return time.perf_counter() - started
+
+
+def raw_consume_rate(settings: Settings, n: int) -> float:
+    consumer = kafka_io.make_consumer(settings, settings.topic_raw, group_id=None)
+    seen, started = 0, None
+    deadline = time.monotonic() + 600
+    while seen < n and time.monotonic() < deadline:
+        records = kafka_io.poll_records(consumer, 500, settings.batch_max_records)
+        if records and started is None:
+            started = time.perf_counter()
+        for r in records:
+            json.loads(r.value)
+        seen += len(records)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed if elapsed else 0.0
+
+
+def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
+    db = mongo_io.get_db(settings)
+    processor = Processor(settings)
+    thread = threading.Thread(target=processor.run, kwargs={"max_idle_s": 5}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        if mongo_io.count(db, mongo_io.TRANSACTIONS) >= n:
+            break
+        time.sleep(0.25)
+    # the clock starts when the group assigned the partitions, so joining the group is not counted
+    elapsed = time.monotonic() - processor.assigned_at
+    processor.request_stop()
+    thread.join(60)
+    return n / elapsed, processor
+
+
+def naive_rate(settings: Settings, n: int) -> float:
+    """The seed report's consumer: json per message, inline rules, one insert_one per message."""
+    db = mongo_io.get_db(settings, settings.mongo_db + "_naive")
+    consumer = kafka_io.make_consumer(settings, settings.topic_raw, group_id=None)
+    transactions, alerts = db["transactions"], db["alerts"]
+    seen, started = 0, None
+    while seen < n:
+        for r in kafka_io.poll_records(consumer, 500, 500):
+            if started is None:
+                started = time.perf_counter()
+            txn = json.loads(r.value)
+            transactions.insert_one(dict(txn))
+            if float(txn["amount"]) > 50_000:
+                alerts.insert_one({"transaction_id": txn["transaction_id"], "user_id": txn["user_id"],
+                                   "amount": txn["amount"], "reason": "High amount"})
+            seen += 1
+            if seen >= n:
+                break
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    mongo_io.drop_database(settings, settings.mongo_db + "_naive")
+    return seen / elapsed
+
+
+def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
+    """Steady offered load; every 50th transaction is a high amount. Latency from send to readable alert."""
+    db = mongo_io.get_db(settings)
+    processor = Processor(settings)
+    thread = threading.Thread(target=processor.run, daemon=True)
+    thread.start()
+    time.sleep(3)  # join the group before the clock starts
+    sent_at: dict[str, float] = {}
+    producer = kafka_io.make_producer(settings, linger_ms=0)
+    start = time.perf_counter()
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    total = rate * seconds
+    found: dict[str, float] = {}
+    stop_polling = threading.Event()
+
+    def poll_alerts() -> None:
+        while not stop_polling.is_set() or len(found) < len(sent_at):
+            pending = [f"{t}:high_amount" for t in sent_at if f"{t}:high_amount" not in found]
+            if pending:
+                for doc in db.alerts.find({"_id": {"$in": pending[:500]}}, {"_id": 1}):
+                    found[doc["_id"]] = time.perf_counter()
+            if stop_polling.is_set() and time.perf_counter() - start > seconds + 30:
+                break
+            time.sleep(0.005)
+
+    poller = threading.Thread(target=poll_alerts, daemon=True)
+    poller.start()
+    for i in range(total):
+        due = start + i / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.001))
+        tid = f"L{i:07d}"
+        alerting = i % 50 == 0
+        row = {"transaction_id": tid, "user_id": f"LU{i % 5000:05d}", "amount": 75_000 if alerting else 900,
+               "payment_method": "UPI", "location": "Mumbai",
+               "timestamp": (base + dt.timedelta(seconds=i)).isoformat()}
+        producer.send(settings.topic_raw, key=row["user_id"].encode(), value=json.dumps(row).encode())
+        if alerting:
+            sent_at[tid] = time.perf_counter()
+    producer.flush()
+    stop_polling.set()
+    poller.join(60)
+    processor.request_stop()
+    thread.join(60)
+    producer.close()
+    latencies = sorted((found[f"{t}:high_amount"] - s) * 1000 for t, s in sent_at.items()
+                       if f"{t}:high_amount" in found)
+    if not latencies:
+        return float("nan"), float("nan"), 0
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    return statistics.median(latencies), p99, len(latencies)
+
+
+def rss_with_users(users: int) -> float:
+    code = (
+        "import datetime as dt, resource\n"
+        "from include.config import DEFAULT_RULES_FILE\n"
+        "from include.rules import Detector, load_rules\n"
+        "d = Detector(load_rules(DEFAULT_RULES_FILE))\n"
+        "t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)\n"
+        f"for i in range({users}):\n"
+        "    d.observe({'transaction_id': f'T{i}', 'user_id': f'U{i}', 'amount': 100.0, 'location': 'Mumbai',\n"
+        "               'event_time': t0 + dt.timedelta(milliseconds=i)})\n"
+        "assert len(d.state) == " + str(users) + "\n"
+        "print(open('/proc/self/status').read().split('VmRSS:')[1].split()[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def machine() -> dict[str, Any]:
+    import kafka
+    import pymongo
+
+    mem_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+    return {"cpus": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
+            "kafka_python": kafka.__version__, "pymongo": pymongo.version, "kafka_broker": "4.4.0 (KRaft, local)",
+            "mongo_server": "mongo-java-server 1.47.0 (H2 backend)", "platform": platform.platform()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--naive-rows", type=int, default=10_000, help="the naive consumer is timed on this many")
+    parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--rss-users", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    tag = uuid.uuid4().hex[:8]
+    s = isolated_settings(tag)
+    kafka_io.ensure_topics(s)
+    results: dict[str, Any] = {"run_at": dt.datetime.now(dt.UTC).isoformat(), "rows": args.rows, "machine": machine()}
+    try:
+        say(f"generating {args.rows:,} transactions (1% injected fraud)")
+        rows = generate(GeneratorSpec(rows=args.rows, users=max(args.rows // 10, 1), fraud_rate=0.01,
+                                      seed=11)).to_dict("records")
+        rows = [{k: v for k, v in r.items() if v != ""} for r in rows]
+        produce_s = produce_rows(s, rows)
+        results["produce_tx_per_s"] = round(len(rows) / produce_s)
+        say(f"produced in {produce_s:.1f}s")
+
+        results["raw_consume_tx_per_s"] = round(raw_consume_rate(s, len(rows)))
+        say(f"raw consume: {results['raw_consume_tx_per_s']:,} tx/s")
+
+        rate, processor = e2e_rate(s, len(rows))
+        results["e2e_tx_per_s"] = round(rate)
+        db = mongo_io.get_db(s)
+        results["alerts_raised"] = mongo_io.count(db, mongo_io.ALERTS)
+        results["alert_rate"] = round(results["alerts_raised"] / len(rows), 4)
+        say(f"e2e processor: {rate:,.0f} tx/s ({processor.batches} batches, {results['alerts_raised']:,} alerts)")
+
+        results["naive_tx_per_s"] = round(naive_rate(s, args.naive_rows))
+        results["naive_rows_timed"] = args.naive_rows
+        say(f"naive consumer: {results['naive_tx_per_s']:,} tx/s (on {args.naive_rows:,} messages)")
+
+        started = time.perf_counter()
+        rollups.run_rollups(db, full_rebuild=True)
+        rollup_s = time.perf_counter() - started
+        results["rollup_s"] = round(rollup_s, 2)
+        results["rollup_s_per_million"] = round(rollup_s * 1_000_000 / len(rows), 1)
+        say(f"full rollup rebuild: {rollup_s:.1f}s for {len(rows):,} ({results['rollup_s_per_million']}s per million)")
+
+        lat = isolated_settings(tag + "l")
+        kafka_io.ensure_topics(lat)
+        p50, p99, n = alert_latency(lat, 1000, args.latency_seconds)
+        results.update(alert_latency_p50_ms=round(p50, 1), alert_latency_p99_ms=round(p99, 1), alert_latency_samples=n,
+                       alert_latency_offered_tx_per_s=1000)
+        say(f"alert latency at 1,000 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
+        mongo_io.drop_database(lat, lat.mongo_db)
+        kafka_io.delete_topics(lat, [lat.topic_raw, lat.topic_enriched, lat.topic_dlq])
+
+        results["processor_rss_mb"] = round(rss_with_users(args.rss_users))
+        results["rss_users"] = args.rss_users
+        say(f"detector RSS with {args.rss_users:,} users: {results['processor_rss_mb']} MB")
+    finally:
+        mongo_io.drop_database(s, s.mongo_db)
+        kafka_io.delete_topics(s, [s.topic_raw, s.topic_enriched, s.topic_dlq])
+
+    results["ratios"] = {
+        "e2e_vs_naive": round(results["e2e_tx_per_s"] / max(results["naive_tx_per_s"], 1), 1),
+        "e2e_vs_raw": round(results["e2e_tx_per_s"] / max(results["raw_consume_tx_per_s"], 1), 3),
+    }
+    results["targets"] = {
+        "e2e_vs_naive >= 20": results["ratios"]["e2e_vs_naive"] >= TARGETS["e2e_vs_naive"],
+        "e2e_vs_raw >= 0.5": results["ratios"]["e2e_vs_raw"] >= TARGETS["e2e_vs_raw"],
+        "alert_latency_p99_ms < 250": results["alert_latency_p99_ms"] < TARGETS["alert_latency_p99_ms"],
+        "rollup_s_per_million < 30": results["rollup_s_per_million"] < TARGETS["rollup_s_per_million"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    for key in ("e2e_tx_per_s", "naive_tx_per_s", "raw_consume_tx_per_s", "alert_latency_p50_ms",
+                "alert_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb"):
+        print(f"  {key:<24} {results[key]:>12,}")
+    for name, ok in results["targets"].items():
+        print(f"  target {name:<30} {'met' if ok else 'NOT met'}")
+    print(f"\n  written to {RESULTS / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
