@@ -7,6 +7,7 @@ connection, variable or network lookup, and the same jobs run from the CLI and f
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,42 @@ def quality_interval(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any
     for s in summaries:
         log.info("suite %s: %d rows, success=%s, report %s", s["suite"], s["rows"], s["success"], s["report_path"])
     return [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in s.items()} for s in summaries]
+
+
+def backtest_stored(candidate_rules: str | Path, hours: float) -> dict[str, Any]:
+    """Candidate rules vs the rules in use over the last `hours` of stored transactions (event time).
+
+    Writes the report (JSON and the terminal table) under REPORTS_DIR/backtests/, next to the
+    quality reports, so a change can be reviewed from the Airflow UI before it is applied.
+    """
+    from include import backtest
+    from include.rules import load_rules
+
+    settings = get_settings()
+    candidate = load_rules(resolve_path(candidate_rules))
+    current = load_rules(settings.rules_file)
+    db = mongo_io.get_db(settings)
+    newest = mongo_io.find(db, mongo_io.TRANSACTIONS, sort=[("event_time", -1)], limit=1,
+                           projection={"event_time": 1})
+    if not newest:
+        raise InvalidInputFile("no stored transactions to backtest against")
+    end = newest[0]["event_time"] + dt.timedelta(microseconds=1)
+    start = end - dt.timedelta(hours=hours)
+    fields = {"_id": 0, "transaction_id": 1, "user_id": 1, "amount": 1, "location": 1, "event_time": 1, "type": 1,
+              "status": 1}
+    txs = mongo_io.find(db, mongo_io.TRANSACTIONS, {"event_time": {"$gte": start, "$lt": end}}, projection=fields)
+    txs.sort(key=lambda t: (t["event_time"], t["transaction_id"]))
+    result = backtest.run_backtest(txs, candidate)
+    baseline = backtest.run_backtest(txs, current)
+    doc = backtest.to_json(result, backtest.compare(result, baseline), baseline)
+    doc["window"] = {"start": start.isoformat(), "end": end.isoformat(), "hours": hours}
+    doc["candidate_file"] = str(resolve_path(candidate_rules))
+    out = Path(settings.reports_dir) / "backtests"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"backtest_{stamp}.json").write_text(json.dumps(doc, indent=2, default=str))
+    table = backtest.render(doc)
+    (out / f"backtest_{stamp}.txt").write_text(table + "\n")
+    log.info("backtest of %s over %s .. %s:\n%s", doc["candidate_file"], start, end, table)
+    doc["report_path"] = str(out / f"backtest_{stamp}.json")
+    return doc

@@ -114,3 +114,20 @@ def test_data_quality_passes_clean_data_and_fails_naming_injected_defects(isolat
     failed = {r["suite"]: r for r in mongo_io.find(db, "quality_reports") if not r["success"]}
     assert {f["column"] for f in failed["transactions"]["failed_expectations"]} >= {"amount", "value_category",
                                                                                      "transaction_id"}
+
+
+def test_backtest_dag_compares_a_candidate_with_the_rules_in_use(isolated_settings, run_dag, tmp_path):
+    s = isolated_settings
+    replay_csv(s, SAMPLE_CSV)
+    run_until_idle(s)
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(s.rules_file.read_text().replace("threshold: 50000", "threshold: 10000"))
+    result = run_dag("backtest_rules", s, json.dumps({"candidate_rules": str(candidate), "hours": 48}))
+    assert result.returncode == 0, _log(result)[-3000:]
+    reports = sorted((tmp_path / "reports" / "backtests").glob("backtest_*.json"))
+    assert len(reports) == 1
+    doc = json.loads(reports[0].read_text())
+    assert doc["transactions"] == 100
+    assert doc["baseline"]["alerts_by_rule"]["high_amount"] == 1
+    assert doc["alerts_by_rule"]["high_amount"] == doc["added"]["count"] + 1
+    assert "alerts added" in _log(result)
