@@ -33,6 +33,8 @@ class BacktestResult:
     alerts: set[str] = field(default_factory=set)  # alert ids, as the processor would store them
     alerts_by_rule: Counter[str] = field(default_factory=Counter)
     shadow_by_rule: Counter[str] = field(default_factory=Counter)
+    suppressed_by_rule: Counter[str] = field(default_factory=Counter)
+    shadow_alerts: set[str] = field(default_factory=set)
     alerted_transactions: set[str] = field(default_factory=set)
     labelled: bool = False
     recall_by_pattern: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -80,11 +82,15 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
             alert_id = f"{tx['transaction_id']}:{hit.rule}"
             if hit.mode == "shadow":
                 result.shadow_by_rule[hit.rule] += 1
+                result.shadow_alerts.add(alert_id)
+                continue
+            hits_by_tx[tx["transaction_id"]].add(hit.rule)  # a suppressed repeat still detects
+            if hit.suppressed_by:
+                result.suppressed_by_rule[hit.rule] += 1
                 continue
             result.alerts.add(alert_id)
             result.alerts_by_rule[hit.rule] += 1
             result.alerted_transactions.add(tx["transaction_id"])
-            hits_by_tx[tx["transaction_id"]].add(hit.rule)
             result.examples[alert_id] = hit.reason
     if transactions and LABEL in transactions[0]:
         _measure(result, transactions, hits_by_tx)
@@ -115,7 +121,7 @@ def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: M
         label: {"incidents": n, "caught": c, "recall": c / n if n else 0.0}
         for label, (n, c) in sorted(per_pattern.items())
     }
-    alerted = len(result.alerted_transactions)
+    alerted = len(hits)  # transactions with a live hit, raised or suppressed
     result.precision = fraud_alerted / alerted if alerted else None
     result.clean_transactions = clean
     result.false_alert_rate = result.false_alerts / clean if clean else None
@@ -140,6 +146,7 @@ def to_json(result: BacktestResult, comparison: Comparison | None = None, baseli
         "alerts": len(result.alerts),
         "alerts_by_rule": dict(sorted(result.alerts_by_rule.items())),
         "shadow_hits_by_rule": dict(sorted(result.shadow_by_rule.items())),
+        "suppressed_by_rule": dict(sorted(result.suppressed_by_rule.items())),
         "alerted_transactions": len(result.alerted_transactions),
     }
     if result.labelled:
@@ -176,6 +183,9 @@ def render(doc: dict[str, Any]) -> str:
             b = doc["baseline"]["alerts_by_rule"].get(rule, 0)
             line += f"{b:>10,}{n - b:>+10,}"
         lines.append(line)
+    if doc["suppressed_by_rule"]:
+        lines += ["", "  suppressed repeats (suppress_for):"]
+        lines += [f"  {rule:<30}{n:>10,}" for rule, n in doc["suppressed_by_rule"].items()]
     if doc["shadow_hits_by_rule"]:
         lines += ["", "  shadow rules (not raised):"]
         lines += [f"  {rule:<30}{n:>10,}" for rule, n in doc["shadow_hits_by_rule"].items()]

@@ -22,6 +22,8 @@ from include.config import Settings
 TRANSACTIONS = "transactions"
 ALERTS = "alerts"
 QUALITY_REPORTS = "quality_reports"
+SUPPRESSED_ALERTS = "suppressed_alerts"  # repeats folded into an earlier alert (suppress_for)
+SHADOW_ALERTS = "shadow_alerts"  # hits of rules in mode: shadow, never raised
 
 # Errors worth retrying the whole batch for: the server is away, or answered "not now".
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -87,6 +89,8 @@ def ensure_indexes(db: Database) -> None:
     alerts.create_index([("created_at", DESCENDING)], name="created_at")
     alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
     alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+    for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
+        db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,17 @@ def recent_history(db: Database, user_ids: Iterable[str], since: Any) -> dict[st
 def replace_document(db: Database, collection: str, doc: Mapping[str, Any]) -> None:
     """Store `doc` under its `_id`, replacing any earlier version (reports, dispositions)."""
     db[collection].replace_one({"_id": doc["_id"]}, dict(doc), upsert=True)
+
+
+def recent_alerts(db: Database, user_ids: Iterable[str], since: Any) -> dict[str, list[dict[str, Any]]]:
+    """Raised alerts of these users with event_time >= since, grouped by user (suppression state)."""
+    ids = sorted(set(user_ids))
+    out: dict[str, list[dict[str, Any]]] = {u: [] for u in ids}
+    if ids:
+        for doc in db[ALERTS].find({"user_id": {"$in": ids}, "event_time": {"$gte": since}},
+                                   {"_id": 0, "user_id": 1, "rule": 1, "alert_id": 1, "event_time": 1}):
+            out[doc["user_id"]].append(doc)
+    return out
 
 
 def count(db: Database, collection: str, query: Mapping[str, Any] | None = None) -> int:

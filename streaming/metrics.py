@@ -15,6 +15,9 @@ class ProcessorMetrics:
                                   "Redelivered transactions already stored (left unchanged)", registry=r)
         self.dlq = Counter("txnmon_messages_dlq", "Messages rejected to the DLQ", ["reason"], registry=r)
         self.alerts = Counter("txnmon_alerts", "Alerts raised", ["rule"], registry=r)
+        self.suppressed = Counter("txnmon_alerts_suppressed", "Repeat alerts folded into an earlier one",
+                                  ["rule"], registry=r)
+        self.shadow = Counter("txnmon_shadow_hits", "Hits of shadow-mode rules (not raised)", ["rule"], registry=r)
         self.retries = Counter("txnmon_write_retries", "Batch writes retried after a failure", ["sink"], registry=r)
         self.batch_seconds = Histogram(
             "txnmon_batch_seconds", "Time from poll to commit of one batch", registry=r,

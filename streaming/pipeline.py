@@ -31,6 +31,8 @@ HistoryLoader = Callable[[set[str], dt.datetime], Mapping[str, Iterable[Mapping[
 class BatchResult:
     transactions: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    suppressed: list[dict[str, Any]] = field(default_factory=list)
+    shadow: list[dict[str, Any]] = field(default_factory=list)
     enriched: list[Message] = field(default_factory=list)
     dlq: list[Message] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
@@ -49,6 +51,8 @@ class BatchResult:
             self.rejected_by_reason[STORE_FAILED] += 1
             gone.add(doc["_id"])
         self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
+        self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
+        self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
         self.enriched = [m for m, doc in zip(self.enriched, self.transactions, strict=True) if doc["_id"] not in gone]
         self.transactions = [d for d in self.transactions if d["_id"] not in gone]
         self.store_failed = []
@@ -85,6 +89,7 @@ def process_batch(
     *,
     now: dt.datetime,
     load_history: HistoryLoader,
+    load_alerts: HistoryLoader | None = None,
 ) -> BatchResult:
     """Validate, detect and enrich a batch; return the documents and messages to write.
 
@@ -106,7 +111,10 @@ def process_batch(
     missing = detector.missing_users(tx["user_id"] for _, tx in valid)
     if missing:
         oldest = min(tx["event_time"] for _, tx in valid if tx["user_id"] in missing)
-        detector.preload(load_history(missing, oldest - detector.state.horizon))
+        since = oldest - detector.state.horizon
+        detector.preload(load_history(missing, since))
+        if load_alerts is not None:
+            detector.preload_alerts(load_alerts(missing, since))
 
     seen: set[str] = set()
     for record, tx in valid:
@@ -116,8 +124,14 @@ def process_batch(
         doc["rules_version"] = detector.version
         doc["source"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         for hit in hits:
-            result.alerts.append(alert_document(tx, hit, created_at=now, rules_version=detector.version))
-            result.alerts_by_rule[hit.rule] += 1
+            alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)
+            if hit.mode == "shadow":
+                result.shadow.append(alert)
+            elif hit.suppressed_by:
+                result.suppressed.append({**alert, "suppressed_by": hit.suppressed_by})
+            else:
+                result.alerts.append(alert)
+                result.alerts_by_rule[hit.rule] += 1
         if tx["_id"] in seen:
             continue  # the same transaction twice in one batch: the first one is stored
         seen.add(tx["_id"])

@@ -117,6 +117,11 @@ class Processor:
         return with_retry(lambda: mongo_io.recent_history(db, user_ids, since), sink="mongodb",
                           retryable=MONGO_RETRYABLE, should_stop=self.stop_event.is_set, metrics=self.metrics)
 
+    def _load_alerts(self, user_ids: set[str], since: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+        db = mongo_io.get_db(self.settings)
+        return with_retry(lambda: mongo_io.recent_alerts(db, user_ids, since), sink="mongodb",
+                          retryable=MONGO_RETRYABLE, should_stop=self.stop_event.is_set, metrics=self.metrics)
+
     def run(self, *, max_idle_s: float | None = None) -> int:
         s = self.settings
         self.metrics.serve(s.metrics_port)
@@ -171,7 +176,8 @@ class Processor:
     def _handle(self, records: list[kafka_io.SourceRecord], db: Any, producer: Any, consumer: Any) -> BatchResult:
         started = time.perf_counter()
         now = dt.datetime.now(dt.UTC)
-        result = process_batch(records, self.detector, self.settings, now=now, load_history=self._load_history)
+        result = process_batch(records, self.detector, self.settings, now=now, load_history=self._load_history,
+                               load_alerts=self._load_alerts)
         inserted, existing = write_batch(
             result, db=db, producer=producer, topic_enriched=self.settings.topic_enriched,
             topic_dlq=self.settings.topic_dlq, should_stop=self.stop_event.is_set, metrics=self.metrics,
@@ -191,6 +197,10 @@ class Processor:
             m.dlq.labels(reason).inc(n)
         for rule, n in result.alerts_by_rule.items():
             m.alerts.labels(rule).inc(n)
+        for alert in result.suppressed:
+            m.suppressed.labels(alert["rule"]).inc()
+        for alert in result.shadow:
+            m.shadow.labels(alert["rule"]).inc()
         m.batch_seconds.observe(time.perf_counter() - started)
         m.batch_size.observe(result.consumed)
         m.users_in_state.set(len(self.detector.state))

@@ -109,9 +109,11 @@ def write_batch(
         dlq = list(result.dlq)
         with_retry(lambda: _produce_all(producer, topic_dlq, dlq), sink="kafka-dlq",
                    retryable=KAFKA_RETRYABLE, should_stop=should_stop, metrics=metrics)
-    if result.alerts:
-        with_retry(lambda: mongo_io.upsert_alerts(db, result.alerts), sink="mongodb",
-                   retryable=MONGO_RETRYABLE, should_stop=should_stop, metrics=metrics)
+    for collection, docs in ((mongo_io.ALERTS, result.alerts), (mongo_io.SUPPRESSED_ALERTS, result.suppressed),
+                             (mongo_io.SHADOW_ALERTS, result.shadow)):
+        if docs:
+            with_retry(lambda c=collection, d=docs: mongo_io.insert_missing(db[c], d), sink="mongodb",
+                       retryable=MONGO_RETRYABLE, should_stop=should_stop, metrics=metrics)
     if result.enriched:
         enriched = list(result.enriched)
         with_retry(lambda: _produce_all(producer, topic_enriched, enriched), sink="kafka-enriched",

@@ -50,9 +50,12 @@ class _Strict(BaseModel):
 
 class RuleBase(_Strict):
     enabled: bool = True
-    mode: Mode = "live"
+    mode: Mode = "live"  # shadow: evaluated and stored apart, never raised
     severity: Severity
     score: float = Field(ge=0, le=100)
+    # after an alert for a user, further hits of this rule for that user within this window
+    # (event time) are recorded as suppressed, linked to the first, instead of raised
+    suppress_for: Duration | None = None
 
 
 class HighAmount(RuleBase):

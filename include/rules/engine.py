@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from include import geo
@@ -34,6 +34,7 @@ class Hit:
     score: float
     reason: str
     mode: str = "live"
+    suppressed_by: str | None = None  # the earlier alert this repeat is folded into
 
 
 def _fmt_amount(amount: float) -> str:
@@ -190,6 +191,10 @@ def risk_score(hits: Iterable[Hit]) -> int:
     return round(100 * (1 - remaining))
 
 
+def _suppression_windows(ruleset: RuleSet) -> dict[str, dt.timedelta]:
+    return {name: cfg.suppress_for for name, cfg, _ in rule_functions(ruleset) if cfg.suppress_for}
+
+
 class Detector:
     """Runs a rule set over transactions in event time, keeping bounded per-user state."""
 
@@ -198,11 +203,13 @@ class Detector:
         self.state = UserStateStore(ruleset.state.max_users, ruleset.state.max_events_per_user,
                                     ruleset.history_window())
         self._rules = rule_functions(ruleset)
+        self._suppressing = _suppression_windows(ruleset)
 
     def use_rules(self, ruleset: RuleSet) -> None:
         """Switch rule sets between batches; user history is kept (it is the same data)."""
         self.ruleset = ruleset
         self._rules = rule_functions(ruleset)
+        self._suppressing = _suppression_windows(ruleset)
         self.state.horizon = ruleset.history_window()
         self.state.max_users = ruleset.state.max_users
         self.state.max_events_per_user = ruleset.state.max_events_per_user
@@ -219,11 +226,40 @@ class Detector:
         for user_id, txs in history.items():
             self.state.preload(user_id, (event_from(tx) for tx in txs))
 
+    def preload_alerts(self, alerts: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
+        """Restore each user's latest raised alert per rule (suppression windows survive restarts)."""
+        for user_id, docs in alerts.items():
+            history = self.state.get(user_id)
+            for doc in docs:
+                current = history.raised.get(doc["rule"])
+                if current is None or doc["event_time"] > current[0]:
+                    history.raised[doc["rule"]] = (doc["event_time"], doc["alert_id"])
+
     def observe(self, tx: Mapping[str, Any]) -> list[Hit]:
-        """Record a transaction and return the rules it trips."""
+        """Record a transaction and return the rules it trips (repeats inside a rule's
+        `suppress_for` window come back with `suppressed_by` set)."""
         event = event_from(tx)
-        prior = self.state.record(str(tx["user_id"]), event)
-        return _apply(self._rules, event, prior)
+        user_id = str(tx["user_id"])
+        prior = self.state.record(user_id, event)
+        hits = _apply(self._rules, event, prior)
+        if not hits or not self._suppressing:
+            return hits
+        history = self.state.get(user_id)
+        out = []
+        for hit in hits:
+            window = self._suppressing.get(hit.rule)
+            if window is None or hit.mode != "live":
+                out.append(hit)
+                continue
+            last = history.raised.get(hit.rule)
+            alert_id = f"{event.transaction_id}:{hit.rule}"
+            if last is not None and last[1] != alert_id and last[0] <= event.event_time < last[0] + window:
+                out.append(replace(hit, suppressed_by=last[1]))
+            else:
+                if last is None or event.event_time >= last[0]:
+                    history.raised[hit.rule] = (event.event_time, alert_id)
+                out.append(hit)
+        return out
 
     def end_batch(self) -> int:
         return self.state.evict_idle()

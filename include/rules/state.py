@@ -42,12 +42,14 @@ def event_from(tx: Mapping[str, Any]) -> Event:
 class UserHistory:
     """One user's recent events, sorted by key, each transaction at most once."""
 
-    __slots__ = ("_keys", "events", "ids")
+    __slots__ = ("_keys", "events", "ids", "raised")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self._keys: list[tuple[dt.datetime, str]] = []
         self.ids: set[str] = set()
+        # rule -> (event time, alert id) of the user's latest raised alert, for suppression
+        self.raised: dict[str, tuple[dt.datetime, str]] = {}
 
     def add(self, event: Event) -> bool:
         """Insert in key order; False (and no change) if this transaction is already here."""

@@ -95,3 +95,18 @@ def test_duplicate_transaction_in_one_batch_is_stored_once(settings):
     assert [d["_id"] for d in result.transactions] == ["T1"]
     assert len(result.enriched) == 1
     assert {a["_id"] for a in result.alerts} == {"T1:high_amount"}
+
+
+def test_suppressed_and_shadow_hits_go_to_their_own_lists(settings):
+    from include.rules import parse_rules
+
+    rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n  high_amount: {threshold: 1000, mode: shadow}\n")
+    detector = Detector(rules)
+    records = [record(i, row(f"T{i}", i // 2, amount=2_000)) for i in range(8)]
+    result = process_batch(records, detector, settings, now=NOW, load_history=no_history)
+    assert [a["_id"] for a in result.alerts] == ["T3:velocity"]
+    assert [a["suppressed_by"] for a in result.suppressed] == ["T3:velocity"] * 4
+    assert len(result.shadow) == 8 and all(a["mode"] == "shadow" for a in result.shadow)
+    assert result.alerts_by_rule == {"velocity": 1}
+    t5 = next(d for d in result.transactions if d["_id"] == "T5")
+    assert t5["alert_flag"] is True and t5["alert_reasons"] == ["velocity"]  # still a risky transaction

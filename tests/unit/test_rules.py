@@ -185,3 +185,32 @@ def test_state_keeps_at_most_n_events_per_user_and_drops_old_ones():
     assert [e.transaction_id for e in history.events] == [f"t{i}" for i in range(15, 20)]
     store.record("U", Event(T0 + dt.timedelta(minutes=100), "late", "X", 1.0, "purchase", "success"))
     assert [e.transaction_id for e in store.get("U").events] == ["late"]
+
+
+def test_suppression_folds_repeats_into_the_first_alert_in_event_time():
+    rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n")
+    detector = Detector(rules)
+    burst = [tx(f"b{i}", i * 0.5) for i in range(8)]  # velocity fires on b3..b7: five hits
+    hits = [h for t in burst for h in detector.observe(t) if h.rule == "velocity"]
+    assert len(hits) == 5
+    assert [h.suppressed_by for h in hits] == [None, "b3:velocity", "b3:velocity", "b3:velocity", "b3:velocity"]
+    # after the window, the next hit is raised again
+    later = [tx(f"c{i}", 60 + i * 0.5) for i in range(4)]
+    again = [h for t in later for h in detector.observe(t) if h.rule == "velocity"]
+    assert again[-1].suppressed_by is None
+
+
+def test_suppression_state_is_restored_from_stored_alerts():
+    rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n")
+    burst = [tx(f"b{i}", i * 0.5) for i in range(6)]
+    restarted = Detector(rules)
+    restarted.preload({"U1": burst[:4]})
+    restarted.preload_alerts({"U1": [{"rule": "velocity", "alert_id": "b3:velocity",
+                                      "event_time": burst[3]["event_time"]}]})
+    assert restarted.observe(burst[4])[0].suppressed_by == "b3:velocity"
+
+
+def test_shadow_rules_are_evaluated_but_marked_shadow():
+    rules = parse_rules("rules:\n  high_amount: {threshold: 1000, mode: shadow}\n")
+    hits = Detector(rules).observe(tx("s", 0, amount=5_000))
+    assert [(h.rule, h.mode) for h in hits] == [("high_amount", "shadow")]
