@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from include import kafka_io, mongo_io
+from include import kafka_io, mongo_io, triage
 from include.config import ConfigError, get_settings
 
 st.set_page_config(page_title="txnmon · live transactions", page_icon="📈", layout="wide")
@@ -120,6 +120,40 @@ def alerts(db, w: queries.Window, rules: list[str]) -> None:
     st.table(shown.set_index("event_time"))
 
 
+def rule_quality(db) -> None:
+    st.subheader("Rule quality (from analysts' dispositions)")
+    rows = triage.rule_quality(db)
+    if not rows:
+        st.info("No alerts marked yet: mark one below or with `txnmon alerts mark`.")
+        return
+    frame = pd.DataFrame(rows)
+    frame["precision"] = frame["precision"].map(lambda p: "n/a" if p is None or p != p else f"{p:.0%}")
+    st.table(frame.set_index("rule"))
+
+
+def triage_form(db, rules: list[str]) -> None:
+    """Outside the auto-refreshing part, so typing a reason is not interrupted by a refresh."""
+    st.subheader("Triage an alert")
+    feed = queries.alerts_feed(db, None, rules, limit=200)
+    if feed.empty:
+        st.caption("No alerts to triage.")
+        return
+    with st.form("triage", clear_on_submit=True):
+        alert_id = st.selectbox("Alert", list(feed["alert_id"]), format_func=lambda a: _label(feed, a))
+        choice = st.radio("Disposition", triage.CHOICES, horizontal=True,
+                          format_func=lambda c: c.replace("_", " "))
+        reason = st.text_input("Reason (optional)")
+        analyst = st.text_input("Analyst", value="analyst")
+        if st.form_submit_button("Save disposition"):
+            doc = triage.mark(db, alert_id, choice, reason, analyst)
+            st.success(f"Saved: {doc['alert_id']} marked {doc['disposition'].replace('_', ' ')}")
+
+
+def _label(feed: pd.DataFrame, alert_id: str) -> str:
+    row = feed[feed["alert_id"] == alert_id].iloc[0]
+    return f"{alert_id} · {row['severity']} · {row['reason'][:60]}"
+
+
 def page(span: dt.timedelta | None, rules: list[str]) -> None:
     db = _db()
     try:
@@ -148,6 +182,7 @@ def page(span: dt.timedelta | None, rules: list[str]) -> None:
     with right:
         bars("Top products", queries.by_product(db, w), "product")
     alerts(db, w, rules)
+    rule_quality(db)
 
 
 def main() -> None:
@@ -159,6 +194,10 @@ def main() -> None:
         return
     span, rules, refresh = sidebar()
     st.fragment(run_every=refresh)(page)(span, rules)
+    try:
+        triage_form(_db(), rules)
+    except mongo_io.PyMongoError:
+        pass  # the page above already says MongoDB is unreachable
 
 
 main()

@@ -9,6 +9,8 @@
     txnmon rollups [--full]     recompute KPI rollup collections
     txnmon quality              data-quality suites over recent data (HTML report + summary)
     txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
+    txnmon dlq list|redrive     rejected events as data; send them through again after a fix
+    txnmon alerts mark|quality  triage alerts as true/false positives; per-rule precision
 
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -58,6 +60,21 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _since(text: str) -> dt.datetime:
+    """An ISO date/time (UTC if no zone) or a duration back from now: 90m, 24h, 7d."""
+    from include.rules.config import parse_duration
+
+    try:
+        return dt.datetime.now(dt.UTC) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time or a duration (2025-10-01T12:00, 24h): {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -177,6 +194,44 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from include import dlq
+
+    if args.dlq_command == "list":
+        rows = dlq.list_rejected(settings, args.reason, args.since, args.limit)
+        counts = dlq.counts_by_reason(settings)
+        print("rejected by reason: " + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"))
+        for r in rows:
+            mark = f"re-driven {r['redriven_at']:%Y-%m-%d %H:%M}" if r.get("redriven_at") else "not re-driven"
+            print(f"  {r['_id']:<40} {r['reason']:<17} {r['first_seen']:%Y-%m-%d %H:%M:%S}  {mark}  {r['detail'][:80]}")
+        return 0
+    result = dlq.redrive(settings, args.reason, args.since)
+    print(f"re-drove {result.sent:,} of {result.selected:,} '{args.reason}' records to {settings.topic_raw} "
+          f"({result.already_redriven:,} were re-driven before and were left alone)")
+    return 0
+
+
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from include import mongo_io, triage
+
+    db = mongo_io.get_db(settings)
+    if args.alerts_command == "mark":
+        try:
+            doc = triage.mark(db, args.alert_id, args.disposition, args.reason or "", args.by)
+        except triage.TriageError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"{doc['alert_id']}: {doc['disposition']} by {doc['by']}" + (f" ({doc['reason']})" if doc["reason"]
+                                                                            else ""))
+        return 0
+    rows = triage.rule_quality(db)
+    print(f"{'rule':<30}{'alerts':>8}{'marked':>8}{'TP':>6}{'FP':>6}{'precision':>11}")
+    for r in rows:
+        precision = "n/a" if r["precision"] is None else f"{r['precision']:.0%}"
+        print(f"{r['rule']:<30}{r['alerts']:>8,}{r['marked']:>8,}{r['true_positives']:>6,}"
+              f"{r['false_positives']:>6,}{precision:>11}")
+    return 0
+
+
 def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     # The processor is the one place that wires Kafka, rules and MongoDB together; it lives in
     # streaming/ and is loaded only by this sub-command.
@@ -195,6 +250,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "rollups": cmd_rollups,
     "quality": cmd_quality,
     "backtest": cmd_backtest,
+    "dlq": cmd_dlq,
+    "alerts": cmd_alerts,
 }
 
 
@@ -240,6 +297,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, help="rules file to compare with: alerts added and dropped")
     p.add_argument("--data", required=True, help="CSV file (a fraud_label column enables recall/precision)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("dlq", help="rejected events: list them, re-drive them after a fix")
+    dlq_sub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    q = dlq_sub.add_parser("list", help="rejected records, newest first, with counts by reason")
+    q.add_argument("--reason", default=None)
+    q.add_argument("--since", type=_since, default=None, help="ISO time or a duration back from now (24h)")
+    q.add_argument("--limit", type=_positive_int, default=50)
+    q = dlq_sub.add_parser("redrive", help="send records back to TOPIC_RAW, once each")
+    q.add_argument("--reason", required=True, help="re-drive records rejected for this reason")
+    q.add_argument("--since", type=_since, default=None, help="only records first seen since (ISO time or 24h)")
+
+    p = sub.add_parser("alerts", help="triage alerts (true/false positive) and see each rule's precision")
+    alerts_sub = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    q = alerts_sub.add_parser("mark", help="record a disposition for an alert")
+    q.add_argument("alert_id")
+    q.add_argument("--as", dest="disposition", required=True, choices=["true_positive", "false_positive"])
+    q.add_argument("--reason", default="")
+    q.add_argument("--by", default=None, help="analyst name (default: the login name)")
+    alerts_sub.add_parser("quality", help="per-rule alerts, marked, true/false positives, precision")
 
     p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
     p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")

@@ -24,6 +24,7 @@ ALERTS = "alerts"
 QUALITY_REPORTS = "quality_reports"
 SUPPRESSED_ALERTS = "suppressed_alerts"  # repeats folded into an earlier alert (suppress_for)
 SHADOW_ALERTS = "shadow_alerts"  # hits of rules in mode: shadow, never raised
+REJECTED = "rejected"  # every DLQ record, queryable and re-drivable (`txnmon dlq`)
 
 # Errors worth retrying the whole batch for: the server is away, or answered "not now".
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -89,6 +90,7 @@ def ensure_indexes(db: Database) -> None:
     alerts.create_index([("created_at", DESCENDING)], name="created_at")
     alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
     alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+    db[REJECTED].create_index([("reason", ASCENDING), ("first_seen", ASCENDING)], name="reason_first_seen")
     for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
         db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
 
@@ -153,6 +155,22 @@ def recent_alerts(db: Database, user_ids: Iterable[str], since: Any) -> dict[str
                                    {"_id": 0, "user_id": 1, "rule": 1, "alert_id": 1, "event_time": 1}):
             out[doc["user_id"]].append(doc)
     return out
+
+
+def claim_for_redrive(db: Database, ids: Sequence[str], at: Any) -> list[str]:
+    """Mark rejected records as re-driven; return only the ids this call marked (never twice)."""
+    claimed = []
+    for _id in ids:
+        result = db[REJECTED].update_one({"_id": _id, "redriven_at": {"$exists": False}}, {"$set": {"redriven_at": at}})
+        if result.modified_count:
+            claimed.append(_id)
+    return claimed
+
+
+def release_redrive(db: Database, ids: Sequence[str]) -> None:
+    """Undo a claim whose messages could not be sent."""
+    if ids:
+        db[REJECTED].update_many({"_id": {"$in": list(ids)}}, {"$unset": {"redriven_at": ""}})
 
 
 def count(db: Database, collection: str, query: Mapping[str, Any] | None = None) -> int:

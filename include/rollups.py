@@ -147,6 +147,11 @@ def run_rollups(db: Any, start: dt.datetime | None = None, end: dt.datetime | No
     for rollup in ROLLUPS:
         mongo_io.aggregate(db, rollup.source, rollup_pipeline(rollup, hours))
         counts[rollup.collection] = _count_buckets(db, rollup, hours)
+    # alert dispositions change without new data: per-rule precision is recomputed whole (alerts are few)
+    from include.triage import RULE_QUALITY, refresh_rule_quality
+
+    refresh_rule_quality(db)
+    counts[RULE_QUALITY] = mongo_io.count(db, RULE_QUALITY)
     return RollupRun(hours or [], counts, full_rebuild)
 
 

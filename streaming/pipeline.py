@@ -32,6 +32,7 @@ class BatchResult:
     transactions: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     suppressed: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # the DLQ records, for MongoDB
     shadow: list[dict[str, Any]] = field(default_factory=list)
     enriched: list[Message] = field(default_factory=list)
     dlq: list[Message] = field(default_factory=list)
@@ -42,13 +43,18 @@ class BatchResult:
     originals: dict[str, SourceRecord] = field(default_factory=dict)
     store_failed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
+    def reject(self, record: SourceRecord, rejection: Rejection, now: dt.datetime, stage: str,
+               rules_version: str) -> None:
+        self.dlq.append(on_rejected(record, rejection, now))
+        self.rejected_by_reason[rejection.reason] += 1
+        self.rejected.append(rejected_document(record, rejection, now, stage, rules_version))
+
     def reject_unstorable(self) -> None:
         """Move transactions MongoDB refused into the DLQ (with their original bytes)."""
         gone = set()
         for doc, why in self.store_failed:
             record = self.originals[doc["_id"]]
-            self.dlq.append(on_rejected(record, Rejection(STORE_FAILED, why), doc["processed_time"]))
-            self.rejected_by_reason[STORE_FAILED] += 1
+            self.reject(record, Rejection(STORE_FAILED, why), doc["processed_time"], "store", doc["rules_version"])
             gone.add(doc["_id"])
         self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
         self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
@@ -82,6 +88,22 @@ def on_rejected(record: SourceRecord, rejection: Rejection, now: dt.datetime) ->
     return (record.key, record.value, headers)
 
 
+def rejected_document(record: SourceRecord, rejection: Rejection, now: dt.datetime, stage: str,
+                      rules_version: str) -> dict[str, Any]:
+    """The DLQ record as a document: `_id` is its source position, so redelivery stores it once."""
+    return {
+        "_id": f"{record.topic}:{record.partition}:{record.offset}",
+        "reason": rejection.reason,
+        "detail": rejection.detail[:2000],
+        "stage": stage,
+        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        "key": record.key,
+        "original": record.value,
+        "first_seen": now,
+        "rules_version": rules_version,
+    }
+
+
 def process_batch(
     records: Sequence[SourceRecord],
     detector: Detector,
@@ -103,8 +125,7 @@ def process_batch(
         result.next_offsets[record.partition] = max(result.next_offsets.get(record.partition, 0), record.offset + 1)
         parsed = parse_transaction(record.value, zone=zone, now=now, max_bytes=settings.max_message_bytes)
         if isinstance(parsed, Rejection):
-            result.dlq.append(on_rejected(record, parsed, now))
-            result.rejected_by_reason[parsed.reason] += 1
+            result.reject(record, parsed, now, "validate", detector.version)
         else:
             valid.append((record, parsed))
 

@@ -105,6 +105,9 @@ def write_batch(
                         retryable=MONGO_RETRYABLE, should_stop=should_stop, metrics=metrics)
     if result.store_failed:
         result.reject_unstorable()
+    if result.rejected:
+        with_retry(lambda: mongo_io.insert_missing(db[mongo_io.REJECTED], result.rejected), sink="mongodb",
+                   retryable=MONGO_RETRYABLE, should_stop=should_stop, metrics=metrics)
     if result.dlq:
         dlq = list(result.dlq)
         with_retry(lambda: _produce_all(producer, topic_dlq, dlq), sink="kafka-dlq",

@@ -20,6 +20,7 @@ from tests.fixtures.pipeline import (
     stored_ids,
     synthetic_rows,
     tx_row,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -119,17 +120,20 @@ def test_replaying_the_same_messages_changes_nothing(isolated_settings):
 
 
 def test_two_processes_in_one_group_equal_one_process(settings_factory):
-    solo = settings_factory()
     rows = synthetic_rows(3000, users=60, seed=11)
+    solo = settings_factory()
     produce(solo, rows)
     run_until_idle(solo)
-    pair = settings_factory(create_topics=False, topic_raw=solo.topic_raw, topic_enriched=solo.topic_enriched,
-                            topic_dlq=solo.topic_dlq)
+    pair = settings_factory(batch_max_records=200)
     (p1, t1), (p2, t2) = start_in_thread(pair, idle_s=4), start_in_thread(pair, idle_s=4)
-    t1.join(120)
-    t2.join(120)
+    # produce only once the group has split the partitions, so both members have work
+    wait_for(lambda: bool(p1.assigned) and bool(p2.assigned), 60, "both members to be assigned partitions")
+    assert sorted(p1.assigned + p2.assigned) == [0, 1, 2]
+    produce(pair, rows)
+    t1.join(180)
+    t2.join(180)
     assert not t1.is_alive() and not t2.is_alive()
-    assert p1.batches > 0 and p2.batches > 0, "both members should have owned partitions"
+    assert p1.batches > 0 and p2.batches > 0, "both members should have processed batches"
     assert stored_ids(pair, "transactions") == stored_ids(solo, "transactions")
     assert stored_ids(pair, "alerts") == stored_ids(solo, "alerts")
     assert set(stored_ids(solo, "alerts")) == expected_alert_ids(rows, solo)
