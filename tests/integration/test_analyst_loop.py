@@ -1,0 +1,86 @@
+"""The analyst's loop against the real stack: triage, suppression, re-drive, shadow rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from include import dlq, mongo_io, triage
+from include.cli import main
+from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_row
+
+pytestmark = pytest.mark.integration
+
+
+def _rules(tmp_path, text: str):
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_marking_alerts_updates_rule_quality(isolated_settings, monkeypatch, capsys):
+    s = isolated_settings
+    produce(s, [tx_row(f"H{i}", f"U{i}", T0 + dt.timedelta(minutes=i), 60_000) for i in range(4)])
+    run_until_idle(s)
+    db = mongo_io.get_db(s)
+    triage.mark(db, "H0:high_amount", "true_positive", "customer confirmed fraud", "ana")
+    triage.mark(db, "H1:high_amount", "false_positive", "known wholesale buyer", "ana")
+    for key, value in {"MONGO_DB": s.mongo_db, "TOPIC_RAW": s.topic_raw}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["alerts", "mark", "H2:high_amount", "--as", "true_positive", "--by", "raj"]) == 0
+    row = db.kpi_rule_quality.find_one({"_id": "2025-09-30|high_amount"})
+    assert (row["alerts"], row["marked"], row["true_positives"], row["false_positives"]) == (4, 3, 2, 1)
+    assert triage.rule_quality(db)[0]["precision"] == pytest.approx(2 / 3)
+    # a change of mind keeps the history; the alert itself is never modified
+    triage.mark(db, "H1:high_amount", "true_positive", "it was fraud after all", "lee")
+    disposition = db.alert_dispositions.find_one({"_id": "H1:high_amount"})
+    assert [h["disposition"] for h in disposition["history"]] == ["false_positive", "true_positive"]
+    assert "disposition" not in db.alerts.find_one({"_id": "H1:high_amount"})
+    assert db.kpi_rule_quality.find_one({"_id": "2025-09-30|high_amount"})["true_positives"] == 3
+    assert main(["alerts", "mark", "nope:high_amount", "--as", "true_positive"]) == 2
+    assert "no alert" in capsys.readouterr().err
+
+
+def test_suppression_window_raises_one_alert_and_records_four_suppressed(settings_factory, tmp_path):
+    s = settings_factory(rules_file=_rules(tmp_path, "rules:\n  velocity: {suppress_for: 30m}\n"))
+    burst = [tx_row(f"B{i}", "U42", T0 + dt.timedelta(seconds=20 * i)) for i in range(8)]
+    produce(s, burst)
+    run_until_idle(s)
+    assert stored_ids(s, "alerts") == ["B3:velocity"]
+    suppressed = mongo_io.find(mongo_io.get_db(s), mongo_io.SUPPRESSED_ALERTS)
+    assert sorted(a["_id"] for a in suppressed) == [f"B{i}:velocity" for i in range(4, 8)]
+    assert {a["suppressed_by"] for a in suppressed} == {"B3:velocity"}
+
+
+def test_rejected_event_redriven_after_a_fix_is_stored_once(settings_factory):
+    strict = settings_factory(max_message_bytes=300)
+    big = {**tx_row("R1", "U1", T0), "note": "x" * 400}
+    produce(strict, [big, tx_row("R2", "U1", T0 + dt.timedelta(minutes=1))])
+    run_until_idle(strict)
+    assert stored_ids(strict, "transactions") == ["R2"]
+    rejected = dlq.list_rejected(strict, reason="too_large")
+    assert len(rejected) == 1 and bytes(rejected[0]["original"]) == json.dumps(big).encode()
+    assert rejected[0]["stage"] == "validate" and rejected[0]["source"]["topic"] == strict.topic_raw
+
+    fixed = strict.model_copy(update={"max_message_bytes": 65536})  # the fix: a larger limit
+    first = dlq.redrive(fixed, "too_large")
+    assert (first.selected, first.sent) == (1, 1)
+    run_until_idle(fixed)
+    assert stored_ids(fixed, "transactions") == ["R1", "R2"]
+    second = dlq.redrive(fixed, "too_large")
+    assert (second.sent, second.already_redriven) == (0, 1)
+    run_until_idle(fixed)
+    assert stored_ids(fixed, "transactions") == ["R1", "R2"]
+    assert mongo_io.count(mongo_io.get_db(fixed), mongo_io.REJECTED) == 1
+
+
+def test_shadow_rule_hits_appear_only_as_shadow_alerts(settings_factory, tmp_path):
+    s = settings_factory(rules_file=_rules(tmp_path, "rules:\n  high_amount: {threshold: 10000, mode: shadow}\n"))
+    produce(s, [tx_row("S1", "U1", T0, 20_000), tx_row("S2", "U2", T0, 500)])
+    run_until_idle(s)
+    db = mongo_io.get_db(s)
+    assert stored_ids(s, "alerts") == []
+    assert [a["_id"] for a in mongo_io.find(db, mongo_io.SHADOW_ALERTS)] == ["S1:high_amount"]
+    assert db.transactions.find_one({"_id": "S1"})["alert_flag"] is False
