@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 KafkaError = kafka_errors.KafkaError
 TopicAlreadyExists = kafka_errors.TopicAlreadyExistsError
 CommitFailed = kafka_errors.CommitFailedError
+RetriableKafkaError = kafka_errors.RetriableError
 
 
 class KafkaUnavailable(RuntimeError):

@@ -149,7 +149,13 @@ class Processor:
         try:
             while not self.stop_event.is_set():
                 self.rules.maybe_reload()
-                records = kafka_io.poll_records(consumer, s.poll_timeout_ms, s.batch_max_records)
+                try:
+                    records = kafka_io.poll_records(consumer, s.poll_timeout_ms, s.batch_max_records)
+                except kafka_io.KafkaError as exc:
+                    # the client reconnects by itself; nothing was read, so nothing is at risk
+                    log.warning("kafka poll failed: %s; retrying in 1s", exc, extra={"sink": "kafka"})
+                    time.sleep(1)
+                    continue
                 if not records:
                     # idle counts only while partitions are assigned: a member waiting for the
                     # group to rebalance (e.g. after a crashed member's session expires) is not idle
@@ -183,7 +189,9 @@ class Processor:
             topic_dlq=self.settings.topic_dlq, should_stop=self.stop_event.is_set, metrics=self.metrics,
         )
         try:
-            kafka_io.commit_offsets(consumer, self.settings.topic_raw, result.next_offsets)
+            with_retry(lambda: kafka_io.commit_offsets(consumer, self.settings.topic_raw, result.next_offsets),
+                       sink="kafka-commit", retryable=(kafka_io.RetriableKafkaError,),
+                       should_stop=self.stop_event.is_set, metrics=self.metrics)
         except kafka_io.CommitFailed as exc:
             # The group moved on (rebalance) while we wrote: the new owner gets these records
             # again and the idempotent writes make that harmless.
@@ -204,7 +212,10 @@ class Processor:
         m.batch_seconds.observe(time.perf_counter() - started)
         m.batch_size.observe(result.consumed)
         m.users_in_state.set(len(self.detector.state))
-        lag = kafka_io.lag_of(consumer)
+        try:
+            lag = kafka_io.lag_of(consumer)
+        except kafka_io.KafkaError:
+            lag = None  # a metric is not worth failing a committed batch for
         if lag is not None:
             m.lag.set(lag)
         log.debug("batch %d: %d in, %d stored, %d existing, %d dlq, %d alerts", self.batches, result.consumed,

@@ -97,3 +97,25 @@ def test_mongodb_down_for_20s_mid_run_backs_off_and_loses_nothing(settings_facto
         assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
     finally:
         _stack(env, "down", "mongo")
+
+
+def test_kafka_broker_down_for_20s_mid_run_loses_nothing(settings_factory, tmp_path):
+    env = {**os.environ, "DEVSTACK_HOME": str(tmp_path / "kstack"), "DEVSTACK_KAFKA_PORT": "19292",
+           "DEVSTACK_KAFKA_CONTROLLER_PORT": "19293", "DEVSTACK_KAFKA_HEAP": "-Xmx512m"}
+    _stack(env, "up", "kafka")
+    try:
+        s = settings_factory(kafka_bootstrap_servers="127.0.0.1:19292")
+        rows = synthetic_rows(6000, users=100, seed=13)
+        produce(s, rows)
+        proc = start_process(s, "--exit-when-idle", "8", BATCH_MAX_RECORDS="200")
+        wait_for(lambda: _count(s) >= 600, 120, "some batches to be stored")
+        _stack(env, "down", "kafka")
+        time.sleep(20)
+        assert proc.poll() is None, "the processor must wait for Kafka, not exit"
+        _stack(env, "up", "kafka")
+        out, _ = proc.communicate(timeout=400)
+        assert proc.returncode == 0, out.decode()[-3000:]
+        assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
+        assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
+    finally:
+        _stack(env, "down", "kafka")
