@@ -25,6 +25,8 @@ QUALITY_REPORTS = "quality_reports"
 SUPPRESSED_ALERTS = "suppressed_alerts"  # repeats folded into an earlier alert (suppress_for)
 SHADOW_ALERTS = "shadow_alerts"  # hits of rules in mode: shadow, never raised
 REJECTED = "rejected"  # every DLQ record, queryable and re-drivable (`txnmon dlq`)
+USER_STATE = "user_state"  # per user: recent events and latest alerts, so any process can resume a user
+DUPLICATE_KEY = 11000
 
 # Errors worth retrying the whole batch for: the server is away, or answered "not now".
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -104,17 +106,25 @@ class UpsertResult:
 def insert_missing(collection: Collection, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
     """Insert each document whose `_id` is not stored yet; leave stored ones exactly as they are.
 
-    `$setOnInsert` makes redelivery harmless: the first write of an id wins, and a replay of
-    the same message is acknowledged as a match without touching the stored document.
+    An unordered `insert_many`: duplicate-key errors mean "already stored" (a redelivery or a
+    replay), so the first write of an id wins and writing a batch twice changes nothing. Any
+    other write error is raised (as BulkWriteError) for the caller to handle.
     """
     if not docs:
         return UpsertResult(0, 0)
     first: dict[Any, Mapping[str, Any]] = {}
     for d in docs:
-        first.setdefault(d["_id"], d)  # two upserts of one _id in a batch can race on a real server
-    ops = [UpdateOne({"_id": _id}, {"$setOnInsert": dict(d)}, upsert=True) for _id, d in first.items()]
-    result = collection.bulk_write(ops, ordered=False)
-    return UpsertResult(inserted=result.upserted_count, existing=len(docs) - result.upserted_count)
+        first.setdefault(d["_id"], d)
+    try:
+        result = collection.insert_many([dict(d) for d in first.values()], ordered=False)
+        inserted = len(result.inserted_ids)
+    except mongo_errors.BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        # counted from the errors: some MongoDB-wire servers report nInserted as attempted
+        inserted = len(first) - len(errors)
+    return UpsertResult(inserted=inserted, existing=len(docs) - inserted)
 
 
 def upsert_transactions(db: Database, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
@@ -125,36 +135,24 @@ def upsert_alerts(db: Database, docs: Sequence[Mapping[str, Any]]) -> UpsertResu
     return insert_missing(db[ALERTS], docs)
 
 
-HISTORY_FIELDS = {"_id": 0, "user_id": 1, "transaction_id": 1, "event_time": 1, "location": 1, "amount": 1,
-                  "type": 1, "status": 1}
-
-
-def recent_history(db: Database, user_ids: Iterable[str], since: Any) -> dict[str, list[dict[str, Any]]]:
-    """Stored transactions of these users with event_time >= since, grouped by user."""
-    ids = sorted(set(user_ids))
-    history: dict[str, list[dict[str, Any]]] = {u: [] for u in ids}
-    if not ids:
-        return history
-    cursor = db[TRANSACTIONS].find({"user_id": {"$in": ids}, "event_time": {"$gte": since}}, HISTORY_FIELDS)
-    for doc in cursor:
-        history[doc["user_id"]].append(doc)
-    return history
-
-
 def replace_document(db: Database, collection: str, doc: Mapping[str, Any]) -> None:
     """Store `doc` under its `_id`, replacing any earlier version (reports, dispositions)."""
     db[collection].replace_one({"_id": doc["_id"]}, dict(doc), upsert=True)
 
 
-def recent_alerts(db: Database, user_ids: Iterable[str], since: Any) -> dict[str, list[dict[str, Any]]]:
-    """Raised alerts of these users with event_time >= since, grouped by user (suppression state)."""
+def load_user_state(db: Database, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored state of these users (by `_id`, so one indexed lookup on any MongoDB)."""
     ids = sorted(set(user_ids))
-    out: dict[str, list[dict[str, Any]]] = {u: [] for u in ids}
-    if ids:
-        for doc in db[ALERTS].find({"user_id": {"$in": ids}, "event_time": {"$gte": since}},
-                                   {"_id": 0, "user_id": 1, "rule": 1, "alert_id": 1, "event_time": 1}):
-            out[doc["user_id"]].append(doc)
-    return out
+    if not ids:
+        return {}
+    return {d["_id"]: d for d in db[USER_STATE].find({"_id": {"$in": ids}})}
+
+
+def save_user_state(db: Database, states: Mapping[str, Mapping[str, Any]]) -> None:
+    """Replace the state of these users; writing the same state twice is harmless."""
+    if states:
+        ops = [UpdateOne({"_id": u}, {"$set": dict(state)}, upsert=True) for u, state in states.items()]
+        db[USER_STATE].bulk_write(ops, ordered=False)
 
 
 def claim_for_redrive(db: Database, ids: Sequence[str], at: Any) -> list[str]:

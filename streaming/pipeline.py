@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +23,8 @@ from include.schema import Rejection, parse_transaction
 log = logging.getLogger("txnmon.stream")
 STORE_FAILED = "store_failed"
 
-# user ids -> their stored transactions since a time; the processor passes a MongoDB query
-HistoryLoader = Callable[[set[str], dt.datetime], Mapping[str, Iterable[Mapping[str, Any]]]]
+# user ids -> their stored state (Detector.export_state documents); the processor reads MongoDB
+StateLoader = Callable[[set[str]], Mapping[str, Mapping[str, Any]]]
 
 
 @dataclass
@@ -33,6 +33,7 @@ class BatchResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     suppressed: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # the DLQ records, for MongoDB
+    user_state: dict[str, dict[str, Any]] = field(default_factory=dict)  # touched users, after the batch
     shadow: list[dict[str, Any]] = field(default_factory=list)
     enriched: list[Message] = field(default_factory=list)
     dlq: list[Message] = field(default_factory=list)
@@ -110,13 +111,13 @@ def process_batch(
     settings: Settings,
     *,
     now: dt.datetime,
-    load_history: HistoryLoader,
-    load_alerts: HistoryLoader | None = None,
+    load_state: StateLoader,
 ) -> BatchResult:
     """Validate, detect and enrich a batch; return the documents and messages to write.
 
-    Users the detector has no state for are loaded through `load_history` first, so alerts do
-    not depend on which process saw a user's earlier transactions.
+    Users the detector has no state for are loaded through `load_state` first, and the state of
+    every user the batch touched is returned for storing, so alerts do not depend on which
+    process saw a user's earlier transactions.
     """
     result = BatchResult(consumed=len(records))
     zone = settings.zone
@@ -131,11 +132,7 @@ def process_batch(
 
     missing = detector.missing_users(tx["user_id"] for _, tx in valid)
     if missing:
-        oldest = min(tx["event_time"] for _, tx in valid if tx["user_id"] in missing)
-        since = oldest - detector.state.horizon
-        detector.preload(load_history(missing, since))
-        if load_alerts is not None:
-            detector.preload_alerts(load_alerts(missing, since))
+        detector.import_state(load_state(missing))
 
     seen: set[str] = set()
     for record, tx in valid:
@@ -159,5 +156,8 @@ def process_batch(
         result.originals[tx["_id"]] = record
         result.transactions.append(doc)
         result.enriched.append((tx["user_id"].encode("utf-8"), to_json_bytes(doc), None))
+    result.user_state = detector.export_state({tx["user_id"] for _, tx in valid})
+    for state in result.user_state.values():
+        state["updated_at"] = now
     detector.end_batch()
     return result

@@ -112,14 +112,9 @@ class Processor:
             self.assigned_at = self._assignment_changed
         log.info("partitions %s: %s", change, partitions, extra={"partitions": partitions, "change": change})
 
-    def _load_history(self, user_ids: set[str], since: dt.datetime) -> dict[str, list[dict[str, Any]]]:
+    def _load_state(self, user_ids: set[str]) -> dict[str, dict[str, Any]]:
         db = mongo_io.get_db(self.settings)
-        return with_retry(lambda: mongo_io.recent_history(db, user_ids, since), sink="mongodb",
-                          retryable=MONGO_RETRYABLE, should_stop=self.stop_event.is_set, metrics=self.metrics)
-
-    def _load_alerts(self, user_ids: set[str], since: dt.datetime) -> dict[str, list[dict[str, Any]]]:
-        db = mongo_io.get_db(self.settings)
-        return with_retry(lambda: mongo_io.recent_alerts(db, user_ids, since), sink="mongodb",
+        return with_retry(lambda: mongo_io.load_user_state(db, user_ids), sink="mongodb",
                           retryable=MONGO_RETRYABLE, should_stop=self.stop_event.is_set, metrics=self.metrics)
 
     def run(self, *, max_idle_s: float | None = None) -> int:
@@ -182,8 +177,7 @@ class Processor:
     def _handle(self, records: list[kafka_io.SourceRecord], db: Any, producer: Any, consumer: Any) -> BatchResult:
         started = time.perf_counter()
         now = dt.datetime.now(dt.UTC)
-        result = process_batch(records, self.detector, self.settings, now=now, load_history=self._load_history,
-                               load_alerts=self._load_alerts)
+        result = process_batch(records, self.detector, self.settings, now=now, load_state=self._load_state)
         inserted, existing = write_batch(
             result, db=db, producer=producer, topic_enriched=self.settings.topic_enriched,
             topic_dlq=self.settings.topic_dlq, should_stop=self.stop_event.is_set, metrics=self.metrics,

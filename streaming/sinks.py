@@ -63,11 +63,7 @@ def _produce_all(producer: Any, topic: str, messages: list[kafka_io.Message]) ->
         raise DeliveryFailed(f"{len(failed)} of {len(pending)} messages to {topic} not acknowledged")
 
 
-class DuplicateKeyRace(RuntimeError):
-    """Two writers upserted one _id at once; the retry finds it stored and matches it."""
-
-
-MONGO_RETRYABLE = (*mongo_io.RETRYABLE_ERRORS, DuplicateKeyRace)
+MONGO_RETRYABLE = mongo_io.RETRYABLE_ERRORS
 KAFKA_RETRYABLE = (DeliveryFailed, kafka_io.KafkaError)
 
 
@@ -79,14 +75,12 @@ def _store_transactions(db: Any, result: BatchResult) -> mongo_io.UpsertResult:
         return mongo_io.upsert_transactions(db, docs)
     except mongo_io.mongo_errors.BulkWriteError as exc:
         errors = exc.details.get("writeErrors", [])
-        refused = [e for e in errors if e.get("code") != 11000]
-        if not refused:
-            raise DuplicateKeyRace(str(exc)) from exc
+        refused = [e for e in errors if e.get("code") != mongo_io.DUPLICATE_KEY]
         for err in refused:
             doc = docs[err["index"]]
             log.error("MongoDB refused transaction %s from %s: %s", doc["_id"], doc.get("source"), err.get("errmsg"))
             result.store_failed.append((doc, str(err.get("errmsg", ""))[:500]))
-        done = exc.details.get("nUpserted", 0)
+        done = len(docs) - len(errors)
         return mongo_io.UpsertResult(inserted=done, existing=len(docs) - done - len(refused))
 
 
@@ -117,6 +111,9 @@ def write_batch(
         if docs:
             with_retry(lambda c=collection, d=docs: mongo_io.insert_missing(db[c], d), sink="mongodb",
                        retryable=MONGO_RETRYABLE, should_stop=should_stop, metrics=metrics)
+    if result.user_state:
+        with_retry(lambda: mongo_io.save_user_state(db, result.user_state), sink="mongodb",
+                   retryable=MONGO_RETRYABLE, should_stop=should_stop, metrics=metrics)
     if result.enriched:
         enriched = list(result.enriched)
         with_retry(lambda: _produce_all(producer, topic_enriched, enriched), sink="kafka-enriched",

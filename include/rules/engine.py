@@ -226,14 +226,28 @@ class Detector:
         for user_id, txs in history.items():
             self.state.preload(user_id, (event_from(tx) for tx in txs))
 
-    def preload_alerts(self, alerts: Mapping[str, Iterable[Mapping[str, Any]]]) -> None:
-        """Restore each user's latest raised alert per rule (suppression windows survive restarts)."""
-        for user_id, docs in alerts.items():
+    def export_state(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Users' histories as plain documents (what `import_state` reads back after a restart)."""
+        out = {}
+        for user_id in user_ids:
+            if user_id not in self.state:
+                continue
             history = self.state.get(user_id)
-            for doc in docs:
-                current = history.raised.get(doc["rule"])
-                if current is None or doc["event_time"] > current[0]:
-                    history.raised[doc["rule"]] = (doc["event_time"], doc["alert_id"])
+            out[user_id] = {
+                "events": [list(e) for e in history.events],
+                "raised": {rule: [t, alert_id] for rule, (t, alert_id) in history.raised.items()},
+            }
+        return out
+
+    def import_state(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Seed users from `export_state` documents; users without a document start empty."""
+        for user_id, doc in states.items():
+            self.state.preload(user_id, (Event(*e) for e in doc.get("events", ())))
+            history = self.state.get(user_id)
+            for rule, (t, alert_id) in doc.get("raised", {}).items():
+                current = history.raised.get(rule)
+                if current is None or t > current[0]:
+                    history.raised[rule] = (t, alert_id)
 
     def observe(self, tx: Mapping[str, Any]) -> list[Hit]:
         """Record a transaction and return the rules it trips (repeats inside a rule's

@@ -30,14 +30,14 @@ def row(tid: str, minute: int, amount: float = 100, user: str = "U1") -> dict:
             "location": "Mumbai", "timestamp": f"2025-09-30T10:{minute:02d}:00Z"}
 
 
-def no_history(users, since):
+def no_history(users):
     return {}
 
 
 def test_valid_records_become_enriched_documents_and_messages(settings):
     detector = Detector(load_rules(settings.rules_file))
     result = process_batch([record(0, row("T1", 0, 60_000)), record(1, row("T2", 1, 6_000))], detector, settings,
-                           now=NOW, load_history=no_history)
+                           now=NOW, load_state=no_history)
     big, medium = result.transactions
     assert big["_id"] == "T1" and big["value_category"] == "High" and big["alert_flag"] is True
     assert big["alert_reasons"] == ["high_amount"] and big["risk_score"] == 60
@@ -56,7 +56,7 @@ def test_rejected_records_keep_their_bytes_and_carry_reason_and_source(settings)
     detector = Detector(load_rules(settings.rules_file))
     raw = b'{"transaction_id": "T9", "amount": "lots"}'
     result = process_batch([record(5, raw, partition=2, key=b"k")], detector, settings, now=NOW,
-                           load_history=no_history)
+                           load_state=no_history)
     assert result.transactions == [] and result.enriched == []
     key, value, headers = result.dlq[0]
     assert (key, value) == (b"k", raw)
@@ -72,26 +72,27 @@ def test_history_is_loaded_once_for_unknown_users(settings):
     detector = Detector(load_rules(settings.rules_file))
     calls = []
 
-    def loader(users, since):
-        calls.append((users, since))
-        stored = [{"transaction_id": f"old{i}", "user_id": "U1", "amount": 1.0, "location": "Mumbai",
-                   "event_time": dt.datetime(2025, 9, 30, 9, 58 + i, tzinfo=dt.UTC)} for i in range(2)]
-        return {"U1": stored}
+    def loader(users):
+        calls.append(users)
+        stored = [[dt.datetime(2025, 9, 30, 9, 58 + i, tzinfo=dt.UTC), f"old{i}", "Mumbai", 1.0, "purchase",
+                   "success"] for i in range(2)]
+        return {"U1": {"events": stored, "raised": {}}}
 
     first = process_batch([record(0, row("T1", 0)), record(1, row("T2", 0))], detector, settings, now=NOW,
-                          load_history=loader)
-    assert len(calls) == 1 and calls[0][0] == {"U1"}
-    assert calls[0][1] == dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC) - detector.state.horizon
+                          load_state=loader)
+    assert calls == [{"U1"}]
     # two stored + T1 + T2 = 4 within 10 minutes: T2 trips velocity only because history was loaded
     assert [a["_id"] for a in first.alerts] == ["T2:velocity"]
-    process_batch([record(2, row("T3", 30))], detector, settings, now=NOW, load_history=loader)
+    later = process_batch([record(2, row("T3", 30))], detector, settings, now=NOW, load_state=loader)
     assert len(calls) == 1
+    # the state written back holds every event the user has within the rules' horizon
+    assert [e[1] for e in later.user_state["U1"]["events"]] == ["old0", "old1", "T1", "T2", "T3"]
 
 
 def test_duplicate_transaction_in_one_batch_is_stored_once(settings):
     detector = Detector(load_rules(settings.rules_file))
     result = process_batch([record(0, row("T1", 0, 60_000)), record(1, row("T1", 0, 60_000))], detector, settings,
-                           now=NOW, load_history=no_history)
+                           now=NOW, load_state=no_history)
     assert [d["_id"] for d in result.transactions] == ["T1"]
     assert len(result.enriched) == 1
     assert {a["_id"] for a in result.alerts} == {"T1:high_amount"}
@@ -103,7 +104,7 @@ def test_suppressed_and_shadow_hits_go_to_their_own_lists(settings):
     rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n  high_amount: {threshold: 1000, mode: shadow}\n")
     detector = Detector(rules)
     records = [record(i, row(f"T{i}", i // 2, amount=2_000)) for i in range(8)]
-    result = process_batch(records, detector, settings, now=NOW, load_history=no_history)
+    result = process_batch(records, detector, settings, now=NOW, load_state=no_history)
     assert [a["_id"] for a in result.alerts] == ["T3:velocity"]
     assert [a["suppressed_by"] for a in result.suppressed] == ["T3:velocity"] * 4
     assert len(result.shadow) == 8 and all(a["mode"] == "shadow" for a in result.shadow)

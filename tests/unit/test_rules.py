@@ -113,8 +113,11 @@ def test_redelivered_transaction_gets_the_same_hits_and_is_not_double_counted():
 def test_state_rebuilt_from_history_gives_the_same_alerts():
     burst = [tx(f"b{i}", i * 0.5) for i in range(5)]
     live = run(burst)
+    first = Detector(RULES)
+    for t in burst[:3]:
+        first.observe(t)
     restarted = Detector(RULES)
-    restarted.preload({"U1": burst[:3]})  # what MongoDB held when the process restarted
+    restarted.import_state(first.export_state(["U1"]))  # what MongoDB held when the process restarted
     assert [h.rule for h in restarted.observe(burst[3])] == live["b3"]
     assert [h.rule for h in restarted.observe(burst[4])] == live["b4"]
 
@@ -203,11 +206,13 @@ def test_suppression_folds_repeats_into_the_first_alert_in_event_time():
 def test_suppression_state_is_restored_from_stored_alerts():
     rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n")
     burst = [tx(f"b{i}", i * 0.5) for i in range(6)]
+    live = Detector(rules)
+    for t in burst[:4]:
+        live.observe(t)
     restarted = Detector(rules)
-    restarted.preload({"U1": burst[:4]})
-    restarted.preload_alerts({"U1": [{"rule": "velocity", "alert_id": "b3:velocity",
-                                      "event_time": burst[3]["event_time"]}]})
+    restarted.import_state(live.export_state(["U1"]))  # what the user_state collection holds
     assert restarted.observe(burst[4])[0].suppressed_by == "b3:velocity"
+    assert Detector(rules).observe(burst[4]) == []  # without the state, b4 alone trips nothing
 
 
 def test_shadow_rules_are_evaluated_but_marked_shadow():
