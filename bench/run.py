@@ -91,9 +91,9 @@ def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
     thread.start()
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
-        if mongo_io.count(db, mongo_io.TRANSACTIONS) >= n:
+        if mongo_io.estimated_count(db, mongo_io.TRANSACTIONS) >= n:
             break
-        time.sleep(0.25)
+        time.sleep(0.5)
     # the clock starts when the group assigned the partitions, so joining the group is not counted
     elapsed = time.monotonic() - processor.assigned_at
     processor.request_stop()

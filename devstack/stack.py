@@ -242,7 +242,8 @@ def start_kafka(java: str) -> int:
 
 def start_mongo(java: str) -> int:
     MONGO.data.mkdir(parents=True, exist_ok=True)
-    heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms128m -Xmx2g").split()
+    # mongo-java-server keeps collections and their H2 caches on the heap: give it room
+    heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms256m -Xmx6g -XX:+UseG1GC").split()
     return _spawn(MONGO, [
         java, *heap, "-cp", f"{MONGO.lib}/*",
         str(HERE / "mongo" / "TxnmonMongoServer.java"), HOST, str(MONGO_PORT), str(MONGO.data / "txnmon.mv"),

@@ -75,7 +75,7 @@ def wait_until_processed(settings: Settings, expected_ids: int, timeout: float =
     stored = 0
     while time.monotonic() < deadline:
         lag = sum(kafka_io.consumer_lag(settings, settings.consumer_group, settings.topic_raw).values())
-        stored = mongo_io.count(db, mongo_io.TRANSACTIONS)
+        stored = mongo_io.estimated_count(db, mongo_io.TRANSACTIONS)
         print(f"\r      processing: {stored:,} transactions stored, lag {lag:,}   ", end="", flush=True)
         if lag == 0 and stored >= expected_ids:
             break

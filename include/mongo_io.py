@@ -48,7 +48,9 @@ class MongoUnavailable(RuntimeError):
 def _client(uri: str, username: str | None, password: str | None, timeout_ms: int) -> MongoClient:
     kwargs: dict[str, Any] = {
         "serverSelectionTimeoutMS": timeout_ms,
-        "connectTimeoutMS": timeout_ms,
+        # the connect timeout is also the monitor's heartbeat timeout: a busy server that is slow
+        # to answer a heartbeat must not be declared down (that cancels in-flight batches)
+        "connectTimeoutMS": max(timeout_ms, 20_000),
         "socketTimeoutMS": max(timeout_ms * 6, 30_000),
         "tz_aware": True,
         "appname": "txnmon",
@@ -169,6 +171,11 @@ def release_redrive(db: Database, ids: Sequence[str]) -> None:
     """Undo a claim whose messages could not be sent."""
     if ids:
         db[REJECTED].update_many({"_id": {"$in": list(ids)}}, {"$unset": {"redriven_at": ""}})
+
+
+def estimated_count(db: Database, collection: str) -> int:
+    """Document count from collection metadata: no scan (for progress displays and benchmarks)."""
+    return db[collection].estimated_document_count()
 
 
 def count(db: Database, collection: str, query: Mapping[str, Any] | None = None) -> int:
