@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from include import mongo_io
-from tests.fixtures.pipeline import expected_alert_ids, produce, start_process, stored_ids, synthetic_rows, wait_for
+from tests.fixtures.pipeline import (
+    expected_alert_ids,
+    produce,
+    run_until_idle,
+    start_process,
+    stored_ids,
+    synthetic_rows,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -119,3 +127,65 @@ def test_kafka_broker_down_for_20s_mid_run_loses_nothing(settings_factory, tmp_p
         assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
     finally:
         _stack(env, "down", "kafka")
+
+
+def test_poison_messages_interleaved_with_10000_valid_ones(isolated_settings):
+    from tests.integration.test_processor import HOSTILE
+
+    s = isolated_settings
+    rows = synthetic_rows(10_000, users=300, seed=21)
+    messages: list = []
+    for i, row in enumerate(rows):
+        messages.append(row)
+        if i % 50 == 0:
+            key, value, _ = HOSTILE[(i // 50) % len(HOSTILE)]
+            messages.append((key, value))
+    poison = len(messages) - len(rows)
+    produce(s, messages)
+    proc = start_process(s, "--exit-when-idle", "5")
+    out, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
+    assert mongo_io.count(mongo_io.get_db(s), mongo_io.REJECTED) == poison
+    assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
+
+
+def test_a_member_joins_and_another_leaves_mid_run(settings_factory):
+    s = settings_factory(batch_max_records=200)
+    rows = synthetic_rows(8_000, users=200, seed=23)
+    produce(s, rows)
+    first = start_process(s)
+    wait_for(lambda: _count(s) >= 1000, 120, "the first member to make progress")
+    second = start_process(s, "--exit-when-idle", "6")
+    time.sleep(4)  # a rebalance moves partitions to the newcomer
+    first.send_signal(signal.SIGTERM)  # and the first one leaves
+    out1, _ = first.communicate(timeout=60)
+    assert first.returncode == 0, out1.decode()[-2000:]
+    out2, _ = second.communicate(timeout=400)
+    assert second.returncode == 0, out2.decode()[-2000:]
+    assert b"partitions assigned" in out2
+    assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
+    assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
+
+
+def test_the_same_file_replayed_twice_changes_no_document_alert_or_rollup(isolated_settings, tmp_path):
+    from include import replay, rollups
+    from include.generator import GeneratorSpec, generate, write_csv
+
+    s = isolated_settings
+    data = tmp_path / "day.csv"
+    write_csv(generate(GeneratorSpec(rows=3_000, users=300, seed=25)), data)
+    db = mongo_io.get_db(s)
+
+    def snapshot() -> dict:
+        return {name: sorted(db[name].find(), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES}
+
+    replay.replay_csv(s, data)
+    run_until_idle(s)
+    rollups.run_rollups(db, full_rebuild=True)
+    first = (stored_ids(s, "transactions"), stored_ids(s, "alerts"), snapshot())
+    replay.replay_csv(s, data)
+    run_until_idle(s)
+    rollups.run_rollups(db, full_rebuild=True)
+    assert (stored_ids(s, "transactions"), stored_ids(s, "alerts"), snapshot()) == first
+    assert len(first[0]) == 3_000
