@@ -116,6 +116,20 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from include import replay
 
+    if args.window_from or args.window_to:
+        if not (args.window_from and args.window_to):
+            raise UsageError("--from and --to go together")
+        from streaming.window_replay import replay_window
+
+        try:
+            done = replay_window(settings, args.window_from, args.window_to)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"re-ran {done.messages:,} messages from {settings.topic_raw}: {done.new_transactions:,} new "
+              f"transactions, {done.already_stored:,} already stored, {done.rejected:,} rejected "
+              "(the live consumer group's offsets are untouched)")
+        return 0
+
     summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
                                 topic=args.topic)
     print(replay.render_summary(summary))
@@ -274,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="event-time pacing: 60 = one hour of data per minute, 0 = as fast as possible")
     p.add_argument("--limit", type=_positive_int, default=None, help="send at most this many rows")
     p.add_argument("--topic", default=None, help="target topic (default: TOPIC_RAW)")
+    p.add_argument("--from", dest="window_from", type=_since, default=None,
+                   help="instead of a file: re-run TOPIC_RAW messages that arrived from this time (ISO or 24h)")
+    p.add_argument("--to", dest="window_to", type=_since, default=None, help="... until this time (ISO or 1h)")
 
     p = sub.add_parser("generate", help="write a synthetic, labelled transactions CSV")
     p.add_argument("--rows", type=_positive_int, required=True)

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # --- Processing ----------------------------------------------------------------------
     txnmon_timezone: str = "UTC"  # zone for naive timestamps in the input
     max_message_bytes: int = Field(64 * 1024, ge=256)
+    # a transaction this much older than the newest event time seen is flagged late (and still stored)
+    late_after_seconds: int = Field(3600, ge=0)
     value_medium_threshold: float = Field(5_000, gt=0)
     value_high_threshold: float = Field(20_000, gt=0)
     rules_file: Path = DEFAULT_RULES_FILE

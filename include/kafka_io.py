@@ -304,6 +304,51 @@ def lag_of(consumer: KafkaConsumer) -> int | None:
     return total
 
 
+@dataclass(frozen=True)
+class Window:
+    """A consumer positioned at the first message at or after `start`, and where to stop."""
+
+    consumer: KafkaConsumer
+    stop_offsets: dict[int, int]  # partition -> first offset NOT in the window
+
+
+def open_window(settings: Settings, topic: str, start_ms: int, end_ms: int) -> Window:
+    """A group-less consumer over the messages of `topic` with timestamps in [start_ms, end_ms).
+
+    No consumer group: nothing is committed, so no live group's offsets can move.
+    """
+    consumer = make_consumer(settings, group_id=None)
+    parts = sorted(consumer.partitions_for_topic(topic) or ())
+    if not parts:
+        consumer.close()
+        raise TopicMissing(f"topic {topic!r} does not exist")
+    tps = [TopicPartition(topic, p) for p in parts]
+    consumer.assign(tps)
+    ends = consumer.end_offsets(tps)
+    starts = consumer.offsets_for_times({tp: start_ms for tp in tps})
+    stops = consumer.offsets_for_times({tp: end_ms for tp in tps})
+    stop_offsets = {}
+    for tp in tps:
+        first = starts.get(tp)
+        consumer.seek(tp, first.offset if first is not None else ends[tp])
+        last = stops.get(tp)
+        stop_offsets[tp.partition] = last.offset if last is not None else ends[tp]
+    return Window(consumer, stop_offsets)
+
+
+def poll_window(window: Window, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+    """The next records inside the window ([] when every partition reached its stop offset)."""
+    if window_done(window):
+        return []
+    records = poll_records(window.consumer, timeout_ms, max_records)
+    return [r for r in records if r.offset < window.stop_offsets[r.partition]]
+
+
+def window_done(window: Window) -> bool:
+    return all(window.consumer.position(tp) >= window.stop_offsets[tp.partition]
+               for tp in window.consumer.assignment())
+
+
 # --- producing with delivery confirmation ----------------------------------------------------
 
 Message = tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]

@@ -36,6 +36,7 @@ TX_MEASURES: dict[str, Any] = {
     "failed_payments": {"$sum": {"$cond": [{"$eq": [_status, "failed"]}, 1, 0]}},
     "refunds": {"$sum": {"$cond": [_is_refund, 1, 0]}},
     "refund_amount": {"$sum": {"$cond": [_is_refund, "$amount", 0]}},
+    "late_transactions": {"$sum": {"$cond": [{"$eq": ["$late", True]}, 1, 0]}},
 }
 ALERT_MEASURES: dict[str, Any] = {
     "alerts": {"$sum": 1},

@@ -11,6 +11,8 @@ class ProcessorMetrics:
         r = self.registry
         self.consumed = Counter("txnmon_messages_consumed", "Messages read from the raw topic", registry=r)
         self.stored = Counter("txnmon_transactions_stored", "Transactions newly written to MongoDB", registry=r)
+        self.late = Counter("txnmon_transactions_late", "Transactions far behind the event-time watermark",
+                            registry=r)
         self.duplicates = Counter("txnmon_transactions_duplicate",
                                   "Redelivered transactions already stored (left unchanged)", registry=r)
         self.dlq = Counter("txnmon_messages_dlq", "Messages rejected to the DLQ", ["reason"], registry=r)

@@ -41,6 +41,7 @@ class BatchResult:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     alerts_by_rule: Counter[str] = field(default_factory=Counter)
     consumed: int = 0
+    late: int = 0
     originals: dict[str, SourceRecord] = field(default_factory=dict)
     store_failed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
@@ -135,11 +136,17 @@ def process_batch(
         detector.import_state(load_state(missing))
 
     seen: set[str] = set()
+    lateness = dt.timedelta(seconds=settings.late_after_seconds)
     for record, tx in valid:
+        watermark = detector.state.watermark
+        late = watermark is not None and tx["event_time"] < watermark - lateness
         hits = detector.observe(tx)
         doc = enrich(tx, hits, processed_time=now, medium_threshold=settings.value_medium_threshold,
                      high_threshold=settings.value_high_threshold)
         doc["rules_version"] = detector.version
+        doc["late"] = late  # stored and counted like any other, and flagged for the rollups
+        if late:
+            result.late += 1
         doc["source"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
         for hit in hits:
             alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)

@@ -195,6 +195,7 @@ class Processor:
         m.consumed.inc(result.consumed)
         m.stored.inc(inserted)
         m.duplicates.inc(existing)
+        m.late.inc(result.late)
         for reason, n in result.rejected_by_reason.items():
             m.dlq.labels(reason).inc(n)
         for rule, n in result.alerts_by_rule.items():

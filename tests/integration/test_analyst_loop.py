@@ -84,3 +84,24 @@ def test_shadow_rule_hits_appear_only_as_shadow_alerts(settings_factory, tmp_pat
     assert stored_ids(s, "alerts") == []
     assert [a["_id"] for a in mongo_io.find(db, mongo_io.SHADOW_ALERTS)] == ["S1:high_amount"]
     assert db.transactions.find_one({"_id": "S1"})["alert_flag"] is False
+
+
+def test_time_bounded_replay_adds_nothing_and_leaves_live_offsets_alone(isolated_settings):
+    from include import kafka_io
+    from streaming.window_replay import replay_window
+    from tests.fixtures.pipeline import synthetic_rows
+
+    s = isolated_settings
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    rows = synthetic_rows(1_500, users=80, seed=31)
+    produce(s, rows)
+    run_until_idle(s)
+    committed = kafka_io.committed_offsets(s, s.consumer_group, s.topic_raw)
+    assert sum(committed.values()) == 1_500
+    alerts = stored_ids(s, "alerts")
+    done = replay_window(s, before, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
+    assert done.messages == 1_500 and done.new_transactions == 0 and done.already_stored == 1_500
+    assert stored_ids(s, "alerts") == alerts
+    assert kafka_io.committed_offsets(s, s.consumer_group, s.topic_raw) == committed
+    empty = replay_window(s, before - dt.timedelta(days=2), before - dt.timedelta(days=1))
+    assert empty.messages == 0

@@ -52,3 +52,27 @@ def test_empty_database_shows_a_clear_empty_state(isolated_settings, dashboard_f
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-empty.png"))
     page.close()
+
+
+def test_an_analyst_marks_an_alert_from_the_dashboard(isolated_settings, dashboard_factory, browser):
+    s = isolated_settings
+    replay.replay_csv(s, SAMPLE_CSV)
+    run_until_idle(s)
+    db = mongo_io.get_db(s)
+    rollups.run_rollups(db, full_rebuild=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 2600})
+    page.goto(dashboard_factory(s))
+    page.wait_for_selector("text=Triage an alert", timeout=60_000)
+    page.get_by_text("false positive", exact=True).click()
+    page.get_by_label("Reason (optional)").fill("regular customer, travelling")
+    page.get_by_role("button", name="Save disposition").click()
+    page.wait_for_selector("text=Saved:", timeout=30_000)
+    saved = mongo_io.find(db, "alert_dispositions")
+    assert len(saved) == 1
+    assert saved[0]["disposition"] == "false_positive" and saved[0]["reason"] == "regular customer, travelling"
+    quality = {r["_id"]: r for r in mongo_io.find(db, "kpi_rule_quality")}
+    assert quality[f"2025-09-30|{saved[0]['rule']}"]["false_positives"] == 1
+    page.wait_for_function("document.body.innerText.includes('Rule quality')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-triage.png"), full_page=True)
+    page.close()

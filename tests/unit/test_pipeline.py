@@ -111,3 +111,12 @@ def test_suppressed_and_shadow_hits_go_to_their_own_lists(settings):
     assert result.alerts_by_rule == {"velocity": 1}
     t5 = next(d for d in result.transactions if d["_id"] == "T5")
     assert t5["alert_flag"] is True and t5["alert_reasons"] == ["velocity"]  # still a risky transaction
+
+
+def test_events_far_behind_the_watermark_are_stored_and_flagged_late(settings):
+    detector = Detector(load_rules(settings.rules_file))
+    fresh = {**row("T1", 0), "timestamp": "2025-09-30T12:00:00Z"}
+    old = {**row("T2", 0, user="U2"), "timestamp": "2025-09-30T09:00:00Z"}  # three hours behind
+    result = process_batch([record(0, fresh), record(1, old)], detector, settings, now=NOW, load_state=no_history)
+    flags = {d["_id"]: d["late"] for d in result.transactions}
+    assert flags == {"T1": False, "T2": True} and result.late == 1
