@@ -1,12 +1,14 @@
 """
-### Replay a CSV file of transactions into Kafka
+### Replay transactions into Kafka
 
-Checks the file with Great Expectations first (a file that fails is refused, with the failures
-in the task log and a Data Docs report), then produces each row to `TOPIC_RAW` keyed by
-`user_id`, paced by event time.
+**A file** (`file`): checked with Great Expectations first (a file that fails is refused, with
+the failures in the task log and a Data Docs report), then each row is produced to `TOPIC_RAW`
+keyed by `user_id`, paced by event time (`speedup` 60 = one hour of data per minute, 0 = as
+fast as possible; `limit` = at most this many rows).
 
-Params: `file` (relative to the repo or absolute), `speedup` (60 = one hour of data per
-minute, 0 = as fast as possible), `limit` (optional row count).
+**A window of history** (`window_from` and `window_to`, ISO times): the raw topic's messages that
+arrived in that window go through the pipeline again with a group-less consumer; the live
+consumer group's offsets do not move and what is stored stays (idempotent).
 """
 
 import pendulum
@@ -29,18 +31,16 @@ from include import jobs
         "speedup": Param(60.0, type="number", minimum=0,
                          description="event-time pacing: 60 = one hour per minute, 0 = as fast as possible"),
         "limit": Param(None, type=["null", "integer"], minimum=1, description="send at most this many rows"),
+        "window_from": Param(None, type=["null", "string"], description="instead of a file: from (ISO time)"),
+        "window_to": Param(None, type=["null", "string"], description="... to (ISO time)"),
     },
 )
 def replay_transactions():
     @task
-    def validate_file(params=None) -> dict:
-        return jobs.validate_replay_file(params["file"])
+    def replay(params=None) -> dict:
+        return jobs.run_replay(params)
 
-    @task
-    def produce(checked: dict, params=None) -> dict:
-        return jobs.replay_file(checked["file"], params["speedup"], params["limit"])
-
-    produce(validate_file())
+    replay()
 
 
 replay_transactions()

@@ -131,6 +131,25 @@ def rule_quality(db) -> None:
     st.table(frame.set_index("rule"))
 
 
+def rejected_and_shadow(db, w: queries.Window) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Rejected events by reason")
+        frame = queries.rejected_by_reason(db)
+        if frame.empty:
+            st.info("Nothing rejected.")
+        else:
+            st.table(frame.set_index("reason"))
+            st.caption("`txnmon dlq list` shows them; `txnmon dlq redrive --reason R` sends them again after a fix.")
+    with right:
+        st.subheader("Shadow rules vs live alerts")
+        frame = queries.shadow_vs_live(db, w)
+        if frame.empty:
+            st.info("No shadow-mode rule has hits in this range (`mode: shadow` in the rules file).")
+        else:
+            st.table(frame.set_index("rule"))
+
+
 def triage_form(db, rules: list[str]) -> None:
     """Outside the auto-refreshing part, so typing a reason is not interrupted by a refresh."""
     st.subheader("Triage an alert")
@@ -183,6 +202,7 @@ def page(span: dt.timedelta | None, rules: list[str]) -> None:
         bars("Top products", queries.by_product(db, w), "product")
     alerts(db, w, rules)
     rule_quality(db)
+    rejected_and_shadow(db, w)
 
 
 def main() -> None:

@@ -126,3 +126,25 @@ def alerts_feed(db: Any, w: Window | None, rules: list[str] | None = None, limit
 
 def known_rules(db: Any) -> list[str]:
     return sorted({r["_id"] for r in mongo_io.aggregate(db, mongo_io.ALERTS, [{"$group": {"_id": "$rule"}}])})
+
+
+def rejected_by_reason(db: Any) -> pd.DataFrame:
+    """Rejected events (the DLQ, as stored in `rejected`) per reason, with how many were re-driven."""
+    rows = mongo_io.aggregate(db, mongo_io.REJECTED, [
+        {"$group": {"_id": "$reason", "rejected": {"$sum": 1},
+                    "redriven": {"$sum": {"$cond": [{"$gt": ["$redriven_at", None]}, 1, 0]}}}}])
+    frame = _frame([{"reason": r["_id"], "rejected": r["rejected"], "redriven": r["redriven"]} for r in rows],
+                   ["reason", "rejected", "redriven"])
+    return frame.sort_values("rejected", ascending=False, ignore_index=True)
+
+
+def shadow_vs_live(db: Any, w: Window) -> pd.DataFrame:
+    """Per rule: hits of shadow-mode rules next to raised (live) alerts in the range."""
+    match = {"$match": {"event_time": {"$gte": w.start, "$lt": w.end}}}
+    group = {"$group": {"_id": "$rule", "n": {"$sum": 1}}}
+    shadow = {r["_id"]: r["n"] for r in mongo_io.aggregate(db, mongo_io.SHADOW_ALERTS, [match, group])}
+    if not shadow:
+        return _frame([], ["rule", "shadow_hits", "live_alerts"])
+    live = {r["_id"]: r["n"] for r in mongo_io.aggregate(db, mongo_io.ALERTS, [match, group])}
+    return _frame([{"rule": rule, "shadow_hits": n, "live_alerts": live.get(rule, 0)}
+                   for rule, n in sorted(shadow.items())], ["rule", "shadow_hits", "live_alerts"])

@@ -81,6 +81,30 @@ def validate_replay_file(path: str | Path) -> dict[str, Any]:
     return {"file": str(file), "rows": outcome.rows, "report": outcome.report_path}
 
 
+def replay_window(window_from: str, window_to: str) -> dict[str, Any]:
+    """Re-run the raw topic's messages that arrived in [from, to) (ISO times); live offsets untouched."""
+    from streaming.window_replay import replay_window as run_window
+
+    def moment(text: str) -> dt.datetime:
+        value = dt.datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    done = run_window(get_settings(), moment(window_from), moment(window_to))
+    log.info("window replay: %s", done)
+    return {"messages": done.messages, "new_transactions": done.new_transactions,
+            "already_stored": done.already_stored, "rejected": done.rejected}
+
+
+def run_replay(params: dict[str, Any]) -> dict[str, Any]:
+    """The replay DAG's one decision: a window of the raw topic, or a (checked) file."""
+    if params.get("window_from") or params.get("window_to"):
+        if not (params.get("window_from") and params.get("window_to")):
+            raise InvalidInputFile("window_from and window_to go together")
+        return replay_window(params["window_from"], params["window_to"])
+    checked = validate_replay_file(params["file"])
+    return replay_file(checked["file"], params["speedup"], params["limit"])
+
+
 def replay_file(path: str | Path, speedup: float, limit: int | None) -> dict[str, Any]:
     summary = replay.replay_csv(get_settings(), resolve_path(path), speedup=speedup, limit=limit)
     log.info(replay.render_summary(summary))
@@ -133,6 +157,9 @@ def backtest_stored(candidate_rules: str | Path, hours: float) -> dict[str, Any]
     baseline = backtest.run_backtest(txs, current)
     doc = backtest.to_json(result, backtest.compare(result, baseline), baseline)
     doc["window"] = {"start": start.isoformat(), "end": end.isoformat(), "hours": hours}
+    from include.triage import rule_quality
+
+    doc["rule_quality_from_triage"] = rule_quality(db)  # analysts' verdicts on the live rules so far
     doc["candidate_file"] = str(resolve_path(candidate_rules))
     out = Path(settings.reports_dir) / "backtests"
     out.mkdir(parents=True, exist_ok=True)

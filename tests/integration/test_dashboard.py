@@ -24,7 +24,7 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     page.wait_for_function("document.querySelectorAll('.vega-embed').length >= 5", timeout=30_000)
     body = page.inner_text("body")
     for heading in ("Revenue and transactions per minute", "Revenue by category", "Revenue by payment method",
-                    "Revenue by city", "Top products"):
+                    "Revenue by city", "Top products", "Rejected events by reason", "Shadow rules vs live alerts"):
         assert heading in body, heading
     metrics = {m.inner_text().split("\n")[0]: m.inner_text().split("\n")[-1]
                for m in page.query_selector_all('[data-testid="stMetric"]')}

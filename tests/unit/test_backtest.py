@@ -75,3 +75,11 @@ def test_detection_quality_of_the_shipped_rules_on_a_labelled_day(tmp_path):
     for pattern, r in result.recall_by_pattern.items():
         assert r["recall"] >= 0.95, (pattern, r)
     assert result.false_alert_rate is not None and result.false_alert_rate <= 0.01
+
+
+def test_replay_job_needs_both_window_ends():
+    from include import jobs
+    from include.errors import InvalidInputFile
+
+    with pytest.raises(InvalidInputFile, match="go together"):
+        jobs.run_replay({"file": "x.csv", "speedup": 0, "limit": None, "window_from": "2025-10-01T00:00:00"})
