@@ -147,7 +147,7 @@ def backtest_stored(candidate_rules: str | Path, hours: float) -> dict[str, Any]
                            projection={"event_time": 1})
     if not newest:
         raise InvalidInputFile("no stored transactions to backtest against")
-    end = newest[0]["event_time"] + dt.timedelta(microseconds=1)
+    end = newest[0]["event_time"] + dt.timedelta(milliseconds=1)  # BSON dates have millisecond precision
     start = end - dt.timedelta(hours=hours)
     fields = {"_id": 0, "transaction_id": 1, "user_id": 1, "amount": 1, "location": 1, "event_time": 1, "type": 1,
               "status": 1}
