@@ -127,22 +127,23 @@ def high_value_unusual_location_rule(
     return f"amount {_fmt_amount(event.amount)} from an unusual location: {unusual}"
 
 
-def excessive_refunds_rule(event: Event, prior: Sequence[Event], cfg: ExcessiveRefunds) -> str | None:
-    if event.type != "refund":
+def _repeats(event: Event, prior: Sequence[Event], window: dt.timedelta, limit: int, what: str,
+             matches: Callable[[Event], bool]) -> str | None:
+    """More than `limit` matching events (this one included) within `window` before it."""
+    if not matches(event):
         return None
-    count = 1 + sum(1 for e in _within(prior, event.event_time - cfg.window) if e.type == "refund")
-    if count > cfg.max_refunds:
-        return f"{count} refunds within {_fmt_span(cfg.window)} (more than {cfg.max_refunds})"
+    count = 1 + sum(1 for e in _within(prior, event.event_time - window) if matches(e))
+    if count > limit:
+        return f"{count} {what} within {_fmt_span(window)} (more than {limit})"
     return None
+
+
+def excessive_refunds_rule(event: Event, prior: Sequence[Event], cfg: ExcessiveRefunds) -> str | None:
+    return _repeats(event, prior, cfg.window, cfg.max_refunds, "refunds", lambda e: e.type == "refund")
 
 
 def repeated_failed_payments_rule(event: Event, prior: Sequence[Event], cfg: RepeatedFailedPayments) -> str | None:
-    if event.status != "failed":
-        return None
-    count = 1 + sum(1 for e in _within(prior, event.event_time - cfg.window) if e.status == "failed")
-    if count > cfg.max_failures:
-        return f"{count} failed payments within {_fmt_span(cfg.window)} (more than {cfg.max_failures})"
-    return None
+    return _repeats(event, prior, cfg.window, cfg.max_failures, "failed payments", lambda e: e.status == "failed")
 
 
 RuleFn = Callable[[Event, Sequence[Event]], "str | None"]

@@ -83,26 +83,33 @@ def _stack(env: dict[str, str], *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def _outage(settings, env: dict[str, str], service: str, seed: int) -> str:
+    """Run the processor over 6,000 transactions with `service` stopped for 20 s mid-run;
+    check nothing is lost or duplicated; return the processor's log."""
+    rows = synthetic_rows(6000, users=100, seed=seed)
+    produce(settings, rows)
+    proc = start_process(settings, "--exit-when-idle", "8", BATCH_MAX_RECORDS="200")
+    wait_for(lambda: _count(settings) >= 600, 120, "some batches to be stored")
+    _stack(env, "down", service)
+    time.sleep(20)
+    assert proc.poll() is None, f"the processor must wait for {service}, not exit"
+    _stack(env, "up", service)
+    out, _ = proc.communicate(timeout=400)
+    log = out.decode()
+    assert proc.returncode == 0, log[-3000:]
+    assert stored_ids(settings, "transactions") == sorted(r["transaction_id"] for r in rows)
+    assert set(stored_ids(settings, "alerts")) == expected_alert_ids(rows, settings)
+    return log
+
+
 def test_mongodb_down_for_20s_mid_run_backs_off_and_loses_nothing(settings_factory, tmp_path):
     port = 27131
     env = _private_stack(tmp_path, port)
     _stack(env, "up", "mongo")
     try:
         s = settings_factory(mongo_uri=f"mongodb://127.0.0.1:{port}", mongo_timeout_ms=2000)
-        rows = synthetic_rows(6000, users=100, seed=9)
-        produce(s, rows)
-        proc = start_process(s, "--exit-when-idle", "5", BATCH_MAX_RECORDS="200")
-        wait_for(lambda: _count(s) >= 600, 120, "some batches to be stored")
-        _stack(env, "down", "mongo")
-        time.sleep(20)
-        assert proc.poll() is None, "the processor must wait for MongoDB, not exit"
-        _stack(env, "up", "mongo")
-        out, _ = proc.communicate(timeout=300)
-        log = out.decode()
-        assert proc.returncode == 0, log[-2000:]
+        log = _outage(s, env, "mongo", seed=9)
         assert "mongodb unavailable" in log and "retrying the batch" in log
-        assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
-        assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
     finally:
         _stack(env, "down", "mongo")
 
@@ -112,19 +119,7 @@ def test_kafka_broker_down_for_20s_mid_run_loses_nothing(settings_factory, tmp_p
            "DEVSTACK_KAFKA_CONTROLLER_PORT": "19293", "DEVSTACK_KAFKA_HEAP": "-Xmx512m"}
     _stack(env, "up", "kafka")
     try:
-        s = settings_factory(kafka_bootstrap_servers="127.0.0.1:19292")
-        rows = synthetic_rows(6000, users=100, seed=13)
-        produce(s, rows)
-        proc = start_process(s, "--exit-when-idle", "8", BATCH_MAX_RECORDS="200")
-        wait_for(lambda: _count(s) >= 600, 120, "some batches to be stored")
-        _stack(env, "down", "kafka")
-        time.sleep(20)
-        assert proc.poll() is None, "the processor must wait for Kafka, not exit"
-        _stack(env, "up", "kafka")
-        out, _ = proc.communicate(timeout=400)
-        assert proc.returncode == 0, out.decode()[-3000:]
-        assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
-        assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
+        _outage(settings_factory(kafka_bootstrap_servers="127.0.0.1:19292"), env, "kafka", seed=13)
     finally:
         _stack(env, "down", "kafka")
 
