@@ -215,20 +215,13 @@ def consumer_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int
     return {p: end - done.get(p, 0) for p, end in ends.items()}
 
 
-def send_all(
-    producer: KafkaProducer,
-    topic: str,
-    messages: Iterable[tuple[bytes | None, bytes]],
-    headers: Mapping[str, bytes] | None = None,
-) -> int:
-    """Send (key, value) pairs and block until the broker acknowledged every one."""
-    hdrs = list(headers.items()) if headers else None
-    count = 0
-    for key, value in messages:
-        producer.send(topic, key=key, value=value, headers=hdrs)
-        count += 1
-    producer.flush()
-    return count
+def send_all(producer: KafkaProducer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Send (key, value) pairs; return the count once all are acknowledged, KafkaUnavailable if not."""
+    batch: list[Message] = [(key, value, None) for key, value in messages]
+    failed = send_confirmed(producer, topic, batch)
+    if failed:
+        raise KafkaUnavailable(f"{len(failed)} of {len(batch)} messages to {topic} were not acknowledged")
+    return len(batch)
 
 
 # --- consuming, for the processor -----------------------------------------------------------
