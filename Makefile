@@ -74,7 +74,7 @@ bench: venv fetch ## benchmarks against the local stack -> bench/results/latest.
 	$(STACK) run -- $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 demo: up ## the stack up, the seed sample replayed and processed, a summary printed
-	$(BIN)/python -m include.demo
+	$(BIN)/python -m cli.demo
 
 clean: down ## stop the stack and delete its data (keeps the downloaded jars)
 	rm -rf .devstack/kafka/data .devstack/mongo/data .devstack/logs

@@ -29,9 +29,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include import kafka_io, mongo_io, rollups  # noqa: E402
 from include.config import Settings, load_settings  # noqa: E402
-from include.generator import GeneratorSpec, generate  # noqa: E402
+from include.connectors import kafka  # noqa: E402
+from include.connectors.mongo import MongoStore  # noqa: E402
+from include.core.collection_names import ALERTS, TRANSACTIONS  # noqa: E402
+from include.core.generator import GeneratorSpec, generate  # noqa: E402
+from include.jobs import rollups  # noqa: E402
 from streaming.processor import Processor  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -54,26 +57,26 @@ def isolated_settings(tag: str) -> Settings:
 
 
 def produce_rows(settings: Settings, rows: list[dict[str, Any]]) -> float:
-    producer = kafka_io.make_producer(settings)
+    producer = kafka.make_producer(settings)
     started = time.perf_counter()
-    batch: list[kafka_io.Message] = []
+    batch: list[kafka.Message] = []
     for row in rows:
         batch.append((row["user_id"].encode(), json.dumps(row).encode(), None))
         if len(batch) == 20_000:
-            assert kafka_io.send_confirmed(producer, settings.topic_raw, batch) == []
+            assert kafka.send_confirmed(producer, settings.topic_raw, batch) == []
             batch = []
     if batch:
-        assert kafka_io.send_confirmed(producer, settings.topic_raw, batch) == []
+        assert kafka.send_confirmed(producer, settings.topic_raw, batch) == []
     producer.close()
     return time.perf_counter() - started
 
 
 def raw_consume_rate(settings: Settings, n: int) -> float:
-    consumer = kafka_io.make_consumer(settings, settings.topic_raw, group_id=None)
+    consumer = kafka.make_consumer(settings, settings.topic_raw, group_id=None)
     seen, started = 0, None
     deadline = time.monotonic() + 600
     while seen < n and time.monotonic() < deadline:
-        records = kafka_io.poll_records(consumer, 500, settings.batch_max_records)
+        records = kafka.poll_records(consumer, 500, settings.batch_max_records)
         if records and started is None:
             started = time.perf_counter()
         for r in records:
@@ -85,13 +88,13 @@ def raw_consume_rate(settings: Settings, n: int) -> float:
 
 
 def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
-    db = mongo_io.get_db(settings)
+    db = MongoStore(settings)
     processor = Processor(settings)
     thread = threading.Thread(target=processor.run, kwargs={"max_idle_s": 5}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
-        if mongo_io.estimated_count(db, mongo_io.TRANSACTIONS) >= n:
+        if db.estimated_count(TRANSACTIONS) >= n:
             break
         time.sleep(0.5)
     # the clock starts when the group assigned the partitions, so joining the group is not counted
@@ -103,12 +106,12 @@ def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
 
 def naive_rate(settings: Settings, n: int) -> float:
     """The seed report's consumer: json per message, inline rules, one insert_one per message."""
-    db = mongo_io.get_db(settings, settings.mongo_db + "_naive")
-    consumer = kafka_io.make_consumer(settings, settings.topic_raw, group_id=None)
-    transactions, alerts = db["transactions"], db["alerts"]
+    db = MongoStore(settings, settings.mongo_db + "_naive")
+    consumer = kafka.make_consumer(settings, settings.topic_raw, group_id=None)
+    transactions, alerts = db.collection(TRANSACTIONS), db.collection(ALERTS)
     seen, started = 0, None
     while seen < n:
-        for r in kafka_io.poll_records(consumer, 500, 500):
+        for r in kafka.poll_records(consumer, 500, 500):
             if started is None:
                 started = time.perf_counter()
             txn = json.loads(r.value)
@@ -121,19 +124,19 @@ def naive_rate(settings: Settings, n: int) -> float:
                 break
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
-    mongo_io.drop_database(settings, settings.mongo_db + "_naive")
+    MongoStore(settings, settings.mongo_db + "_naive").drop()
     return seen / elapsed
 
 
 def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
     """Steady offered load; every 50th transaction is a high amount. Latency from send to readable alert."""
-    db = mongo_io.get_db(settings)
+    db = MongoStore(settings)
     processor = Processor(settings)
     thread = threading.Thread(target=processor.run, daemon=True)
     thread.start()
     time.sleep(3)  # join the group before the clock starts
     sent_at: dict[str, float] = {}
-    producer = kafka_io.make_producer(settings, linger_ms=0)
+    producer = kafka.make_producer(settings, linger_ms=0)
     start = time.perf_counter()
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     total = rate * seconds
@@ -144,7 +147,7 @@ def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, f
         while not stop_polling.is_set() or len(found) < len(sent_at):
             pending = [f"{t}:high_amount" for t in sent_at if f"{t}:high_amount" not in found]
             if pending:
-                for doc in db.alerts.find({"_id": {"$in": pending[:500]}}, {"_id": 1}):
+                for doc in db.find("alerts", {"_id": {"$in": pending[:500]}}, projection={"_id": 1}):
                     found[doc["_id"]] = time.perf_counter()
             if stop_polling.is_set() and time.perf_counter() - start > seconds + 30:
                 break
@@ -182,7 +185,7 @@ def rss_with_users(users: int) -> float:
     code = (
         "import datetime as dt, resource\n"
         "from include.config import DEFAULT_RULES_FILE\n"
-        "from include.rules import Detector, load_rules\n"
+        "from include.core.rules import Detector, load_rules\n"
         "d = Detector(load_rules(DEFAULT_RULES_FILE))\n"
         "t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)\n"
         f"for i in range({users}):\n"
@@ -215,7 +218,7 @@ def main() -> int:
 
     tag = uuid.uuid4().hex[:8]
     s = isolated_settings(tag)
-    kafka_io.ensure_topics(s)
+    kafka.ensure_topics(s)
     results: dict[str, Any] = {"run_at": dt.datetime.now(dt.UTC).isoformat(), "rows": args.rows, "machine": machine()}
     try:
         say(f"generating {args.rows:,} transactions (1% injected fraud)")
@@ -231,8 +234,8 @@ def main() -> int:
 
         rate, processor = e2e_rate(s, len(rows))
         results["e2e_tx_per_s"] = round(rate)
-        db = mongo_io.get_db(s)
-        results["alerts_raised"] = mongo_io.count(db, mongo_io.ALERTS)
+        db = MongoStore(s)
+        results["alerts_raised"] = db.count(ALERTS)
         results["alert_rate"] = round(results["alerts_raised"] / len(rows), 4)
         say(f"e2e processor: {rate:,.0f} tx/s ({processor.batches} batches, {results['alerts_raised']:,} alerts)")
 
@@ -248,20 +251,20 @@ def main() -> int:
         say(f"full rollup rebuild: {rollup_s:.1f}s for {len(rows):,} ({results['rollup_s_per_million']}s per million)")
 
         lat = isolated_settings(tag + "l")
-        kafka_io.ensure_topics(lat)
+        kafka.ensure_topics(lat)
         p50, p99, n = alert_latency(lat, 1000, args.latency_seconds)
         results.update(alert_latency_p50_ms=round(p50, 1), alert_latency_p99_ms=round(p99, 1), alert_latency_samples=n,
                        alert_latency_offered_tx_per_s=1000)
         say(f"alert latency at 1,000 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
-        mongo_io.drop_database(lat, lat.mongo_db)
-        kafka_io.delete_topics(lat, [lat.topic_raw, lat.topic_enriched, lat.topic_dlq])
+        MongoStore(lat, lat.mongo_db).drop()
+        kafka.delete_topics(lat, [lat.topic_raw, lat.topic_enriched, lat.topic_dlq])
 
         results["processor_rss_mb"] = round(rss_with_users(args.rss_users))
         results["rss_users"] = args.rss_users
         say(f"detector RSS with {args.rss_users:,} users: {results['processor_rss_mb']} MB")
     finally:
-        mongo_io.drop_database(s, s.mongo_db)
-        kafka_io.delete_topics(s, [s.topic_raw, s.topic_enriched, s.topic_dlq])
+        MongoStore(s, s.mongo_db).drop()
+        kafka.delete_topics(s, [s.topic_raw, s.topic_enriched, s.topic_dlq])
 
     results["ratios"] = {
         "e2e_vs_naive": round(results["e2e_tx_per_s"] / max(results["naive_tx_per_s"], 1), 1),

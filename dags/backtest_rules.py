@@ -11,7 +11,7 @@ step (the processor reloads its rules file without a restart).
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from include import jobs
+from include.jobs.backtest import backtest_stored
 
 
 @dag(
@@ -31,7 +31,7 @@ from include import jobs
 def backtest_rules():
     @task
     def backtest(params=None) -> dict:
-        return jobs.backtest_stored(params["candidate_rules"], params["hours"])
+        return backtest_stored(params["candidate_rules"], params["hours"])
 
     backtest()
 

@@ -10,7 +10,7 @@ fails the run when a critical expectation fails.
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from include import jobs
+from include.jobs.quality import quality_interval
 
 
 @dag(
@@ -26,7 +26,7 @@ from include import jobs
 def data_quality():
     @task
     def check(data_interval_start=None, data_interval_end=None) -> list:
-        return jobs.quality_interval(data_interval_start, data_interval_end)
+        return quality_interval(data_interval_start, data_interval_end)
 
     check()
 

@@ -10,7 +10,7 @@ recomputes the same buckets and changes nothing. Param `full_rebuild` recomputes
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from include import jobs
+from include.jobs.rollups import rollup_interval
 
 
 @dag(
@@ -27,7 +27,7 @@ from include import jobs
 def kpi_rollups():
     @task
     def rollup(data_interval_start=None, data_interval_end=None, params=None) -> dict:
-        return jobs.rollup_interval(data_interval_start, data_interval_end, params["full_rebuild"])
+        return rollup_interval(data_interval_start, data_interval_end, params["full_rebuild"])
 
     rollup()
 

@@ -14,7 +14,7 @@ consumer group's offsets do not move and what is stored stays (idempotent).
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from include import jobs
+from include.jobs.replay import run_replay
 
 
 @dag(
@@ -38,7 +38,7 @@ from include import jobs
 def replay_transactions():
     @task
     def replay(params=None) -> dict:
-        return jobs.run_replay(params)
+        return run_replay(params)
 
     replay()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import html
 import time
 
 import altair as alt
@@ -16,24 +17,45 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from include import kafka_io, mongo_io, triage
-from include.config import ConfigError, get_settings
+from include.config import get_settings
+from include.connectors import kafka
+from include.connectors.mongo import MongoStore
+from include.core.triage import CHOICES
+from include.errors import ConfigError, TxnmonError
+from include.jobs import triage
 
 st.set_page_config(page_title="txnmon · live transactions", page_icon="📈", layout="wide")
 
 
 @functools.cache
 def _db():  # one client per dashboard process
-    return mongo_io.get_db(get_settings())
+    return MongoStore(get_settings())
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def dlq_count() -> int | None:
     settings = get_settings()
     try:
-        return sum(kafka_io.end_offsets(settings, settings.topic_dlq).values())
-    except (kafka_io.KafkaUnavailable, kafka_io.KafkaError):
+        return sum(kafka.end_offsets(settings, settings.topic_dlq).values())
+    except (TxnmonError, kafka.KafkaError):
         return None
+
+
+_TABLE_STYLE = ("<style>.txnmon-table{border-collapse:collapse;width:100%;font-size:0.9rem}"
+                ".txnmon-table th,.txnmon-table td{border-bottom:1px solid #e6e6e6;padding:4px 8px;text-align:left}"
+                ".txnmon-caption{color:#6b6b6b;font-size:0.85rem;margin:0 0 0.5rem}</style>")
+
+
+def show_table(frame: pd.DataFrame, name: str) -> None:
+    """A table whose cells are text, never Markdown or HTML: every value is HTML-escaped, so a
+    location such as `[x](http://...)` or `<img src=...>` shows as those characters, no link."""
+    body = frame.to_html(escape=True, border=0, classes=["txnmon-table", f"txnmon-{name}"])
+    st.html(_TABLE_STYLE + body)
+
+
+def show_caption(text: str) -> None:
+    """A caption that may carry data: escaped text, not Markdown."""
+    st.html(f'{_TABLE_STYLE}<p class="txnmon-caption">{html.escape(text)}</p>')
 
 
 def money(x: float) -> str:
@@ -46,7 +68,7 @@ def sidebar() -> tuple[dt.timedelta | None, list[str], int]:
     refresh = st.sidebar.slider("Refresh every (seconds)", 2, 60, 5)
     try:
         rules = queries.known_rules(_db())
-    except mongo_io.PyMongoError:
+    except TxnmonError:
         rules = []
     chosen = st.sidebar.multiselect("Alert rules", rules, default=[], placeholder="all rules")
     st.sidebar.caption("Numbers come from the kpi_* rollups (kpi_rollups DAG, or `txnmon rollups`).")
@@ -102,14 +124,14 @@ def city_view(db, w: queries.Window) -> None:
     st.altair_chart((points + labels).project("mercator").properties(height=420), width="stretch")
     unknown = frame[frame["lat"].isna()]
     if not unknown.empty:
-        st.caption(f"Not on the map (no coordinates): {', '.join(unknown['location'].astype(str))}")
+        show_caption(f"Not on the map (no coordinates): {', '.join(str(x) for x in unknown['location'])}")
 
 
 def alerts(db, w: queries.Window, rules: list[str]) -> None:
     st.subheader("Alerts feed (newest first)")
     per_rule = queries.alerts_by_rule(db, w)
     if not per_rule.empty:
-        st.caption(" · ".join(f"{r.rule}: {r.alerts:,}" for r in per_rule.itertuples()))
+        show_caption(" · ".join(f"{r.rule}: {r.alerts:,}" for r in per_rule.itertuples()))
     feed = queries.alerts_feed(db, w, rules, limit=50)
     if feed.empty:
         st.info("No alerts in this range." if not rules else "No alerts for the chosen rules in this range.")
@@ -117,7 +139,7 @@ def alerts(db, w: queries.Window, rules: list[str]) -> None:
     shown = feed[["event_time", "severity", "rule", "reason", "transaction_id", "user_id", "amount", "location"]].copy()
     shown["event_time"] = pd.to_datetime(shown["event_time"], utc=True).dt.strftime("%Y-%m-%d %H:%M")
     shown["amount"] = shown["amount"].map(money)
-    st.table(shown.set_index("event_time"))
+    show_table(shown.set_index("event_time"), "alerts")
 
 
 def rule_quality(db) -> None:
@@ -128,7 +150,7 @@ def rule_quality(db) -> None:
         return
     frame = pd.DataFrame(rows)
     frame["precision"] = frame["precision"].map(lambda p: "n/a" if p is None or p != p else f"{p:.0%}")
-    st.table(frame.set_index("rule"))
+    show_table(frame.set_index("rule"), "rule-quality")
 
 
 def rejected_and_shadow(db, w: queries.Window) -> None:
@@ -139,7 +161,7 @@ def rejected_and_shadow(db, w: queries.Window) -> None:
         if frame.empty:
             st.info("Nothing rejected.")
         else:
-            st.table(frame.set_index("reason"))
+            show_table(frame.set_index("reason"), "rejected")
             st.caption("`txnmon dlq list` shows them; `txnmon dlq redrive --reason R` sends them again after a fix.")
     with right:
         st.subheader("Shadow rules vs live alerts")
@@ -147,22 +169,28 @@ def rejected_and_shadow(db, w: queries.Window) -> None:
         if frame.empty:
             st.info("No shadow-mode rule has hits in this range (`mode: shadow` in the rules file).")
         else:
-            st.table(frame.set_index("rule"))
+            show_table(frame.set_index("rule"), "shadow")
 
 
 def triage_form(db, rules: list[str]) -> None:
     """Outside the auto-refreshing part, so typing a reason is not interrupted by a refresh."""
+    settings = get_settings()
     st.subheader("Triage an alert")
+    if not settings.dashboard_triage:
+        st.caption("Read-only dashboard. Mark alerts with `txnmon alerts mark`, or turn triage on here with "
+                   "DASHBOARD_TRIAGE=true and DASHBOARD_ANALYST set to the analyst this dashboard serves.")
+        return
+    analyst = str(settings.dashboard_analyst)
     feed = queries.alerts_feed(db, None, rules, limit=200)
     if feed.empty:
         st.caption("No alerts to triage.")
         return
     with st.form("triage", clear_on_submit=True):
         alert_id = st.selectbox("Alert", list(feed["alert_id"]), format_func=lambda a: _label(feed, a))
-        choice = st.radio("Disposition", triage.CHOICES, horizontal=True,
+        choice = st.radio("Disposition", CHOICES, horizontal=True,
                           format_func=lambda c: c.replace("_", " "))
         reason = st.text_input("Reason (optional)")
-        analyst = st.text_input("Analyst", value="analyst")
+        show_caption(f"Marked as {analyst}")
         if st.form_submit_button("Save disposition"):
             doc = triage.mark(db, alert_id, choice, reason, analyst)
             st.success(f"Saved: {doc['alert_id']} marked {doc['disposition'].replace('_', ' ')}")
@@ -177,7 +205,7 @@ def page(span: dt.timedelta | None, rules: list[str]) -> None:
     db = _db()
     try:
         w = queries.data_window(db, span)
-    except mongo_io.PyMongoError as exc:
+    except TxnmonError as exc:
         st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
         return
     if w is None:
@@ -216,7 +244,7 @@ def main() -> None:
     st.fragment(run_every=refresh)(page)(span, rules)
     try:
         triage_form(_db(), rules)
-    except mongo_io.PyMongoError:
+    except TxnmonError:
         pass  # the page above already says MongoDB is unreachable
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from include import geo, mongo_io
+from include.core import geo
+from include.core.collection_names import ALERTS, REJECTED, SHADOW_ALERTS
 
 RANGES = {"All data": None, "Last hour of data": dt.timedelta(hours=1), "Last 6 hours of data": dt.timedelta(hours=6),
           "Last 24 hours of data": dt.timedelta(hours=24), "Last 7 days of data": dt.timedelta(days=7)}
@@ -29,12 +30,12 @@ class Window:
 
 def data_window(db: Any, span: dt.timedelta | None) -> Window | None:
     """The chosen range, anchored at the newest minute with data (replays carry old dates)."""
-    newest = mongo_io.find(db, "kpi_revenue_minute", sort=[("minute", -1)], limit=1, projection={"minute": 1})
+    newest = db.find("kpi_revenue_minute", sort=[("minute", -1)], limit=1, projection={"minute": 1})
     if not newest:
         return None
     end = newest[0]["minute"] + dt.timedelta(minutes=1)
     if span is None:
-        oldest = mongo_io.find(db, "kpi_revenue_minute", sort=[("minute", 1)], limit=1, projection={"minute": 1})
+        oldest = db.find("kpi_revenue_minute", sort=[("minute", 1)], limit=1, projection={"minute": 1})
         return Window(oldest[0]["minute"], end)
     return Window(end - span, end)
 
@@ -44,7 +45,7 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 def revenue_trend(db: Any, w: Window) -> pd.DataFrame:
-    rows = mongo_io.find(db, "kpi_revenue_minute", {"minute": {"$gte": w.start, "$lt": w.end}}, sort=[("minute", 1)],
+    rows = db.find("kpi_revenue_minute", {"minute": {"$gte": w.start, "$lt": w.end}}, sort=[("minute", 1)],
                          projection={"_id": 0, "minute": 1, "revenue": 1, "transactions": 1,
                                      "alerted_transactions": 1})
     return _frame(rows, ["minute", "revenue", "transactions", "alerted_transactions"])
@@ -54,7 +55,7 @@ def headline(db: Any, w: Window) -> dict[str, float]:
     trend = revenue_trend(db, w)
     transactions = int(trend["transactions"].sum()) if len(trend) else 0
     alerted = int(trend["alerted_transactions"].sum()) if len(trend) else 0
-    alerts = mongo_io.aggregate(db, "kpi_alerts_hour", [
+    alerts = db.aggregate("kpi_alerts_hour", [
         {"$match": {"hour": {"$gte": w.hour_start, "$lt": w.end}}},
         {"$group": {"_id": None, "n": {"$sum": "$alerts"}}}])
     return {
@@ -66,7 +67,7 @@ def headline(db: Any, w: Window) -> dict[str, float]:
 
 
 def _by(db: Any, collection: str, keys: list[str], w: Window) -> pd.DataFrame:
-    rows = mongo_io.aggregate(db, collection, [
+    rows = db.aggregate(collection, [
         {"$match": {"hour": {"$gte": w.hour_start, "$lt": w.end}}},
         {"$group": {"_id": {k: f"${k}" for k in keys}, "revenue": {"$sum": "$revenue"},
                     "transactions": {"$sum": "$transactions"}}},
@@ -101,7 +102,7 @@ def alerts_by_rule(db: Any, w: Window) -> pd.DataFrame:
 
 
 def _by_alerts(db: Any, w: Window) -> pd.DataFrame:
-    rows = mongo_io.aggregate(db, "kpi_alerts_hour", [
+    rows = db.aggregate("kpi_alerts_hour", [
         {"$match": {"hour": {"$gte": w.hour_start, "$lt": w.end}}},
         {"$group": {"_id": "$rule", "alerts": {"$sum": "$alerts"}}}])
     return _frame([{"rule": r["_id"], "alerts": r["alerts"]} for r in rows], ["rule", "alerts"]).sort_values(
@@ -119,18 +120,18 @@ def alerts_feed(db: Any, w: Window | None, rules: list[str] | None = None, limit
         query["event_time"] = {"$gte": w.start, "$lt": w.end}
     if rules:
         query["rule"] = {"$in": list(rules)}
-    rows = mongo_io.find(db, mongo_io.ALERTS, query, sort=[("event_time", -1), ("_id", 1)], limit=limit,
+    rows = db.find(ALERTS, query, sort=[("event_time", -1), ("_id", 1)], limit=limit,
                          projection={c: 1 for c in FEED_COLUMNS})
     return _frame(rows, FEED_COLUMNS)
 
 
 def known_rules(db: Any) -> list[str]:
-    return sorted({r["_id"] for r in mongo_io.aggregate(db, mongo_io.ALERTS, [{"$group": {"_id": "$rule"}}])})
+    return sorted({r["_id"] for r in db.aggregate(ALERTS, [{"$group": {"_id": "$rule"}}])})
 
 
 def rejected_by_reason(db: Any) -> pd.DataFrame:
     """Rejected events (the DLQ, as stored in `rejected`) per reason, with how many were re-driven."""
-    rows = mongo_io.aggregate(db, mongo_io.REJECTED, [
+    rows = db.aggregate(REJECTED, [
         {"$group": {"_id": "$reason", "rejected": {"$sum": 1},
                     "redriven": {"$sum": {"$cond": [{"$gt": ["$redriven_at", None]}, 1, 0]}}}}])
     frame = _frame([{"reason": r["_id"], "rejected": r["rejected"], "redriven": r["redriven"]} for r in rows],
@@ -142,9 +143,9 @@ def shadow_vs_live(db: Any, w: Window) -> pd.DataFrame:
     """Per rule: hits of shadow-mode rules next to raised (live) alerts in the range."""
     match = {"$match": {"event_time": {"$gte": w.start, "$lt": w.end}}}
     group = {"$group": {"_id": "$rule", "n": {"$sum": 1}}}
-    shadow = {r["_id"]: r["n"] for r in mongo_io.aggregate(db, mongo_io.SHADOW_ALERTS, [match, group])}
+    shadow = {r["_id"]: r["n"] for r in db.aggregate(SHADOW_ALERTS, [match, group])}
     if not shadow:
         return _frame([], ["rule", "shadow_hits", "live_alerts"])
-    live = {r["_id"]: r["n"] for r in mongo_io.aggregate(db, mongo_io.ALERTS, [match, group])}
+    live = {r["_id"]: r["n"] for r in db.aggregate(ALERTS, [match, group])}
     return _frame([{"rule": rule, "shadow_hits": n, "live_alerts": live.get(rule, 0)}
                    for rule, n in sorted(shadow.items())], ["rule", "shadow_hits", "live_alerts"])

@@ -122,14 +122,47 @@ def port_open(port: int, host: str = HOST) -> bool:
 
 
 def read_pid(service: Service) -> int | None:
-    try:
-        pid = int(service.pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
+    """The pid of the service this stack started, or None (and the stale pid file removed)."""
+    entry = _read_pidfile(service.pidfile)
+    if entry is None:
         return None
-    if not _alive(pid) or not _is_ours(pid, service):
+    pid, started = entry
+    if not _alive(pid) or not _is_ours(pid, service, started):
         service.pidfile.unlink(missing_ok=True)
         return None
     return pid
+
+
+def _read_pidfile(pidfile: Path) -> tuple[int, int | None] | None:
+    """(pid, start time) from a pid file; the start time is None in a pid file written before it was recorded
+    (just "PID"). None when the file is missing or unreadable."""
+    try:
+        fields = pidfile.read_text().split()
+        pid = int(fields[0])
+        started = int(fields[1]) if len(fields) > 1 else None
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    return pid, started
+
+
+def _write_pidfile(pidfile: Path, pid: int) -> None:
+    """Record "PID STARTTIME": with the start time, a later pid recycled by another process is not taken for ours."""
+    started = _start_time(pid)
+    pidfile.write_text(f"{pid}\n" if started is None else f"{pid} {started}\n")
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 2 (comm) is in parentheses and may itself contain spaces and parentheses: split after the last ")"
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])  # fields[0] is field 3 (state), so field 22 is fields[19]
+    except (IndexError, ValueError):
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -149,13 +182,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_ours(pid: int, service: Service) -> bool:
-    # A recycled pid must never be killed: check it still runs from our lib folder.
+def _is_ours(pid: int, service: Service, started: int | None = None) -> bool:
+    # A recycled pid must never be killed: check it still runs from our lib folder and, when the pid file
+    # recorded it, that it is the very process we started (same start time), not a later one with the same pid.
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return str(service.lib) in cmdline
+    if str(service.lib) not in cmdline:
+        return False
+    return started is None or _start_time(pid) == started
 
 
 def _spawn(service: Service, argv: list[str]) -> int:
@@ -167,7 +203,7 @@ def _spawn(service: Service, argv: list[str]) -> int:
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=STATE, start_new_session=True,  # survives the shell that ran `make up`
         )
-    service.pidfile.write_text(f"{proc.pid}\n")
+    _write_pidfile(service.pidfile, proc.pid)
     return proc.pid
 
 
@@ -240,14 +276,21 @@ def start_kafka(java: str) -> int:
     ])
 
 
+def mongo_command(java: str, port: int = MONGO_PORT, data_file: Path | None = None,
+                  heap: list[str] | None = None, lib: Path | None = None) -> list[str]:
+    """The command line of the MongoDB-wire server (tests start private ones with it)."""
+    if heap is None:
+        # mongo-java-server keeps collections and their H2 caches on the heap: give it room
+        heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms256m -Xmx6g -XX:+UseG1GC").split()
+    return [
+        java, *heap, "-cp", f"{lib or MONGO.lib}/*",
+        str(HERE / "mongo" / "TxnmonMongoServer.java"), HOST, str(port), str(data_file or MONGO.data / "txnmon.mv"),
+    ]
+
+
 def start_mongo(java: str) -> int:
     MONGO.data.mkdir(parents=True, exist_ok=True)
-    # mongo-java-server keeps collections and their H2 caches on the heap: give it room
-    heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms256m -Xmx6g -XX:+UseG1GC").split()
-    return _spawn(MONGO, [
-        java, *heap, "-cp", f"{MONGO.lib}/*",
-        str(HERE / "mongo" / "TxnmonMongoServer.java"), HOST, str(MONGO_PORT), str(MONGO.data / "txnmon.mv"),
-    ])
+    return _spawn(MONGO, mongo_command(java))
 
 
 STARTERS = {"kafka": start_kafka, "mongo": start_mongo}
@@ -307,13 +350,17 @@ def stop_apps() -> None:
     for pidfile in sorted((STATE / "run").glob("*.pid")):
         if pidfile.stem in {s.name for s in SERVICES}:
             continue
-        try:
-            pid = int(pidfile.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
+        entry = _read_pidfile(pidfile)
+        if entry is None:
             pidfile.unlink(missing_ok=True)
             continue
-        if str(ROOT) in cmdline:
+        pid, started = entry
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            pidfile.unlink(missing_ok=True)
+            continue
+        if str(ROOT) in cmdline and (started is None or _start_time(pid) == started):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 30
             while _alive(pid) and time.monotonic() < deadline:

@@ -19,16 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from include.errors import ConfigError
+
+__all__ = ["ConfigError", "Settings", "get_settings", "load_settings"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INCLUDE_DIR = Path(__file__).resolve().parent
 SAMPLE_CSV = INCLUDE_DIR / "data" / "sample_transactions.csv"
 DEFAULT_RULES_FILE = INCLUDE_DIR / "rules" / "rules.yaml"
 
 _HOSTPORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or invalid; the message names the variable."""
 
 
 class Settings(BaseSettings):
@@ -58,10 +58,19 @@ class Settings(BaseSettings):
     mongo_username: str | None = None
     mongo_password: SecretStr | None = None
     mongo_timeout_ms: int = Field(5000, ge=100)
+    # Write concern of every write: acknowledged only once a majority of the replica set has it,
+    # in its journal, so offsets are never committed for writes a failover can roll back.
+    mongo_write_concern: str = "majority"  # "majority" or a number of members, e.g. 1
+    mongo_journal: bool = True
 
     # --- Processing ----------------------------------------------------------------------
     txnmon_timezone: str = "UTC"  # zone for naive timestamps in the input
-    max_message_bytes: int = Field(64 * 1024, ge=256)
+    # raw messages above this go to the DLQ as too_large; kept well under the producer's 1 MiB
+    # request limit so an enriched copy (the input plus a few fields) always fits
+    max_message_bytes: int = Field(64 * 1024, ge=256, le=512 * 1024)
+    # a DLQ copy keeps at most this many bytes of the original (header txnmon.truncated says so);
+    # the whole original stays in the `rejected` collection
+    dlq_max_bytes: int = Field(256 * 1024, ge=1024, le=900 * 1024)
     # a transaction this much older than the newest event time seen is flagged late (and still stored)
     late_after_seconds: int = Field(3600, ge=0)
     value_medium_threshold: float = Field(5_000, gt=0)
@@ -70,8 +79,16 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(2000, ge=1, le=100_000)
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
+    metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another host scrape it
     log_format: Literal["text", "json"] = "text"
+    # The dashboard is read-only unless the operator turns triage on and says who marks: marks are
+    # recorded under that identity (one analyst per dashboard deployment, e.g. behind an SSO proxy).
+    dashboard_triage: bool = False
+    dashboard_analyst: str | None = None
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
+    # the only folders DAG params may name files in (replay CSVs; candidate rules for backtests)
+    data_dir: Path = INCLUDE_DIR / "data"
+    rules_dir: Path = INCLUDE_DIR / "rules"
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -87,6 +104,13 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         if not raw.startswith(("mongodb://", "mongodb+srv://")):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("mongo_write_concern")
+    @classmethod
+    def _check_write_concern(cls, value: str) -> str:
+        if value != "majority" and not (value.isdigit() and int(value) >= 1):
+            raise ValueError('must be "majority" or a number of members >= 1')
         return value
 
     @field_validator("mongo_db")
@@ -120,6 +144,8 @@ class Settings(BaseSettings):
             raise ValueError("KAFKA_SASL_MECHANISM is required when KAFKA_SECURITY_PROTOCOL is SASL_*")
         if (self.mongo_username is None) != (self.mongo_password is None):
             raise ValueError("MONGO_USERNAME and MONGO_PASSWORD must be set together")
+        if self.dashboard_triage and not (self.dashboard_analyst or "").strip():
+            raise ValueError("DASHBOARD_ANALYST is required when DASHBOARD_TRIAGE is on (whose marks they are)")
         topics = {self.topic_raw, self.topic_enriched, self.topic_dlq}
         if len(topics) != 3:
             raise ValueError("TOPIC_RAW, TOPIC_ENRICHED and TOPIC_DLQ must be three different topics")

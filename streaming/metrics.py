@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
+from include.errors import ConfigError
+
 
 class ProcessorMetrics:
     def __init__(self) -> None:
@@ -32,7 +34,16 @@ class ProcessorMetrics:
         self.users_in_state = Gauge("txnmon_users_in_state", "Users whose history is held in memory", registry=r)
         self.rules = Info("txnmon_rules", "Rules version in use", registry=r)
 
-    def serve(self, port: int) -> None:
-        """Expose /metrics on 127.0.0.1-or-all interfaces (port 0 disables)."""
-        if port:
-            start_http_server(port, registry=self.registry)
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Expose /metrics on `address` (loopback unless configured; port 0 disables).
+
+        A port already taken (a second processor on this host) is a clear configuration error,
+        not a traceback: give each processor its own METRICS_PORT, or 0.
+        """
+        if not port:
+            return
+        try:
+            start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(f"METRICS_PORT: cannot serve /metrics on {address}:{port} ({exc.strerror}); "
+                              "another processor on this host? set METRICS_PORT to a free port, or 0") from None

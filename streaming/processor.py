@@ -1,8 +1,12 @@
 """`txnmon stream`: the long-running consumer-group member.
 
-poll -> process_batch (validate, rules, enrich) -> write (MongoDB, DLQ, enriched) -> commit.
-Offsets are committed only after every write of the batch is acknowledged, so a crash at any
-point means redelivery, and idempotent upserts make redelivery harmless.
+poll -> process_batch (validate, rules, enrich) -> sinks (MongoDB, DLQ, enriched) -> commit.
+Offsets are committed only after every sink has written the batch, so a crash at any point
+means redelivery, and idempotent writes make redelivery harmless.
+
+The loop talks to a `Source` and a list of sinks, never to a client library: `txnmon stream`
+gets a Kafka consumer-group member and the MongoDB/Kafka sinks, the unit tests get lists
+(tests/fixtures/doubles.py).
 """
 
 from __future__ import annotations
@@ -13,15 +17,20 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from include import kafka_io, mongo_io
 from include.config import Settings
-from include.rules import Detector, RulesError, load_rules
+from include.connectors import kafka
+from include.connectors.mongo import MongoStore
+from include.core.batch import BatchConfig, BatchResult, process_batch
+from include.core.records import SourceRecord
+from include.core.rules import Detector, RulesError, load_rules
+from include.core.watermark import Watermarks
+from include.errors import CommitRefused, KafkaUnavailable, StopRequested
+from include.jobs.store_batch import Sink, default_sinks, with_retry, write_batch
 from streaming.metrics import ProcessorMetrics
-from streaming.pipeline import BatchResult, process_batch
-from streaming.sinks import MONGO_RETRYABLE, StopRequested, with_retry, write_batch
 
 log = logging.getLogger("txnmon.stream")
 
@@ -71,12 +80,34 @@ class RulesWatcher:
         log.info("rules reloaded: %s -> %s", old, ruleset.version, extra={"rules_version": ruleset.version})
 
 
+class Source(Protocol):
+    """Where batches come from: a consumer-group member (KafkaSource) or a list in tests."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]: ...
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None: ...
+
+    def lag(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+# (processor) -> the source, the sinks and the state loader it runs with, built once at start-up
+Wiring = Callable[["Processor"], tuple[Source, Sequence[Sink], Callable[[], None]]]
+
+
 class Processor:
     """One member of the consumer group. `run()` returns when stopped or idle long enough."""
 
-    def __init__(self, settings: Settings, *, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, *, group_id: str | None = None, wiring: Wiring | None = None,
+                 load_state: Callable[[set[str]], Mapping[str, Mapping[str, object]]] | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or settings.consumer_group
+        self.batch_config = BatchConfig.from_settings(settings)
+        self.wiring = wiring or kafka_and_mongo
+        self._load_state_from = load_state
+        self._load_watermarks_from: Callable[[list[int]], Mapping[int, list[dt.datetime]]] | None = None
+        self.watermarks = Watermarks()
         self.metrics = ProcessorMetrics()
         self.detector = Detector(load_rules(settings.rules_file))
         self.rules = RulesWatcher(Path(settings.rules_file), self.detector, self.metrics)
@@ -102,41 +133,43 @@ class Processor:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_rules_reload)
 
-    def _on_rebalance(self, change: str, partitions: list[int]) -> None:
+    def on_rebalance(self, change: str, partitions: list[int]) -> None:
         # Another member may have handled these users meanwhile: forget all state and let it
         # reload from MongoDB on demand. Rebalances are rare; correctness beats a warm cache.
         self.detector.reset()
+        self.watermarks.forget(self.watermarks.known())  # resumed from the store per partition, on first use
         self.assigned = partitions if change == "assigned" else []
         self._assignment_changed = time.monotonic()
         if self.assigned and self.assigned_at is None:
             self.assigned_at = self._assignment_changed
         log.info("partitions %s: %s", change, partitions, extra={"partitions": partitions, "change": change})
 
-    def _load_state(self, user_ids: set[str]) -> dict[str, dict[str, Any]]:
-        db = mongo_io.get_db(self.settings)
-        return with_retry(lambda: mongo_io.load_user_state(db, user_ids), sink="mongodb",
-                          retryable=MONGO_RETRYABLE, should_stop=self.stop_event.is_set, metrics=self.metrics)
+    def _load_state(self, user_ids: set[str]) -> Mapping[str, Mapping[str, object]]:
+        load = self._load_state_from
+        assert load is not None, "wiring sets the state loader"
+        return with_retry(lambda: load(user_ids), sink="mongodb", should_stop=self.stop_event.is_set,
+                          on_retry=self._count_retry)
+
+    def _restore_watermarks(self, partitions: set[int]) -> None:
+        """Partitions new to this member resume the watermark their last owner stored."""
+        new = sorted(partitions - self.watermarks.known())
+        load = self._load_watermarks_from
+        if new and load is not None:
+            saved = with_retry(lambda: load(new), sink="mongodb", should_stop=self.stop_event.is_set,
+                               on_retry=self._count_retry)
+            self.watermarks.restore(saved)
+
+    def _count_retry(self, sink: str) -> None:
+        self.metrics.retries.labels(sink).inc()
 
     def run(self, *, max_idle_s: float | None = None) -> int:
         s = self.settings
-        self.metrics.serve(s.metrics_port)
-        db = mongo_io.get_db(s)
-        retry = {"should_stop": self.stop_event.is_set, "metrics": self.metrics}
+        self.metrics.serve(s.metrics_port, s.metrics_address)
         try:
-            with_retry(lambda: mongo_io.ensure_indexes(db), sink="mongodb", retryable=MONGO_RETRYABLE, **retry)
-            producer = with_retry(lambda: kafka_io.make_producer(s), sink="kafka",
-                                  retryable=(kafka_io.KafkaUnavailable,), **retry)
+            source, sinks, close = self.wiring(self)
         except StopRequested:
             log.info("stopped before start-up completed")
             return 0
-        try:
-            consumer = with_retry(
-                lambda: kafka_io.make_consumer(s, group_id=self.group_id, max_poll_interval_ms=600_000),
-                sink="kafka", retryable=(kafka_io.KafkaUnavailable,), **retry)
-        except StopRequested:
-            producer.close()
-            return 0
-        kafka_io.subscribe(consumer, s.topic_raw, self._on_rebalance)
         log.info("processor started: %s -> mongodb %s, group %s, rules %s", s.topic_raw, s.mongo_db,
                  self.group_id, self.detector.version)
         idle_since = time.monotonic()
@@ -145,11 +178,11 @@ class Processor:
             while not self.stop_event.is_set():
                 self.rules.maybe_reload()
                 try:
-                    records = kafka_io.poll_records(consumer, s.poll_timeout_ms, s.batch_max_records)
-                except kafka_io.KafkaError as exc:
+                    records = source.poll(s.poll_timeout_ms, s.batch_max_records)
+                except KafkaUnavailable as exc:
                     # the client reconnects by itself; nothing was read, so nothing is at risk
-                    log.warning("kafka poll failed: %s; retrying in 1s", exc, extra={"sink": "kafka"})
-                    time.sleep(1)
+                    log.warning("%s; retrying in %.0fs", exc, exc.retry_after, extra={"sink": "kafka"})
+                    time.sleep(exc.retry_after)
                     continue
                 if not records:
                     # idle counts only while partitions are assigned: a member waiting for the
@@ -161,32 +194,34 @@ class Processor:
                     continue
                 idle_since = time.monotonic()
                 try:
-                    self._handle(records, db, producer, consumer)
+                    self.handle(records, source, sinks)
                 except StopRequested as exc:
                     log.warning("stopping with the last batch uncommitted (it will be redelivered): %s", exc)
                     clean = False
                     break
         finally:
             try:
-                consumer.close()
+                source.close()
             finally:
-                producer.close()
+                close()
         log.info("processor stopped after %d batches%s", self.batches, "" if clean else " (last batch not committed)")
         return 0
 
-    def _handle(self, records: list[kafka_io.SourceRecord], db: Any, producer: Any, consumer: Any) -> BatchResult:
+    def handle(self, records: list[SourceRecord], source: Source, sinks: Sequence[Sink]) -> BatchResult:
+        """One batch: process, write through every sink, then commit its offsets."""
         started = time.perf_counter()
         now = dt.datetime.now(dt.UTC)
-        result = process_batch(records, self.detector, self.settings, now=now, load_state=self._load_state)
-        inserted, existing = write_batch(
-            result, db=db, producer=producer, topic_enriched=self.settings.topic_enriched,
-            topic_dlq=self.settings.topic_dlq, should_stop=self.stop_event.is_set, metrics=self.metrics,
-        )
+        self._restore_watermarks({r.partition for r in records})
+        result = process_batch(records, self.detector, self.batch_config, now=now, load_state=self._load_state,
+                               watermarks=self.watermarks)
+        inserted, existing = write_batch(result, sinks, should_stop=self.stop_event.is_set,
+                                         on_retry=self._count_retry)
+        for tid in result.withdrawn:  # refused by the store or in conflict: not part of the user's history
+            self.detector.forget(result.judgements[tid].user_id, tid)
         try:
-            with_retry(lambda: kafka_io.commit_offsets(consumer, self.settings.topic_raw, result.next_offsets),
-                       sink="kafka-commit", retryable=(kafka_io.RetriableKafkaError,),
-                       should_stop=self.stop_event.is_set, metrics=self.metrics)
-        except kafka_io.CommitFailed as exc:
+            with_retry(lambda: source.commit(result.next_offsets), sink="kafka-commit",
+                       should_stop=self.stop_event.is_set, on_retry=self._count_retry)
+        except CommitRefused as exc:
             # The group moved on (rebalance) while we wrote: the new owner gets these records
             # again and the idempotent writes make that harmless.
             log.warning("offset commit refused after a rebalance; batch will be redelivered: %s", exc)
@@ -207,15 +242,38 @@ class Processor:
         m.batch_seconds.observe(time.perf_counter() - started)
         m.batch_size.observe(result.consumed)
         m.users_in_state.set(len(self.detector.state))
-        try:
-            lag = kafka_io.lag_of(consumer)
-        except kafka_io.KafkaError:
-            lag = None  # a metric is not worth failing a committed batch for
+        lag = source.lag()
         if lag is not None:
             m.lag.set(lag)
         log.debug("batch %d: %d in, %d stored, %d existing, %d dlq, %d alerts", self.batches, result.consumed,
                   inserted, existing, len(result.dlq), len(result.alerts))
         return result
+
+
+def kafka_and_mongo(processor: Processor) -> tuple[Source, Sequence[Sink], Callable[[], None]]:
+    """The production wiring: a consumer-group member on TOPIC_RAW, MongoDB and Kafka sinks.
+
+    Start-up retries until the services answer (or a stop is requested: StopRequested).
+    """
+    s = processor.settings
+    retry = {"should_stop": processor.stop_event.is_set, "on_retry": processor._count_retry}
+    store = MongoStore(s)
+    with_retry(store.ensure_indexes, sink="mongodb", **retry)
+    if processor._load_state_from is None:
+        processor._load_state_from = store.load_user_state
+    producer = with_retry(lambda: kafka.make_producer(s), sink="kafka", **retry)
+    try:
+        source = with_retry(
+            lambda: kafka.KafkaSource(s, s.topic_raw, processor.group_id, processor.on_rebalance,
+                                      max_poll_interval_ms=600_000),
+            sink="kafka", **retry)
+    except BaseException:
+        producer.close()
+        raise
+    if processor._load_watermarks_from is None:
+        processor._load_watermarks_from = lambda partitions: store.load_watermarks(s.topic_raw, partitions)
+    sinks = default_sinks(store, producer, s.topic_enriched, s.topic_dlq, topic_raw=s.topic_raw)
+    return source, sinks, producer.close
 
 
 def run_processor(settings: Settings, *, max_idle_s: float | None = None, group_id: str | None = None) -> int:

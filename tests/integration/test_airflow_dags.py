@@ -7,10 +7,13 @@ import json
 
 import pytest
 
-from include import kafka_io, mongo_io, rollups
 from include.config import SAMPLE_CSV
-from include.generator import GeneratorSpec, generate, write_csv
-from include.replay import replay_csv
+from include.connectors import kafka
+from include.connectors.mongo import MongoStore
+from include.core.collection_names import ALERTS
+from include.core.generator import GeneratorSpec, generate, write_csv
+from include.jobs import rollups
+from include.jobs.replay import replay_csv
 from tests.fixtures.pipeline import run_until_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,8 +28,8 @@ def _runs_covering(settings, period: dt.timedelta) -> list[dt.datetime]:
 
     A manual run at L covers the last complete interval before L: [floor(L) - period, floor(L)).
     """
-    db = mongo_io.get_db(settings)
-    times = [d["processed_time"] for d in db.transactions.find({}, {"processed_time": 1})]
+    db = MongoStore(settings)
+    times = [d["processed_time"] for d in db.find("transactions", projection={"processed_time": 1})]
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     floors = {epoch + ((t - epoch) // period) * period for t in times}
     return sorted(f + period + dt.timedelta(seconds=1) for f in floors)
@@ -38,7 +41,7 @@ def test_replay_dag_puts_every_row_of_a_generated_file_on_the_topic(isolated_set
     write_csv(generate(GeneratorSpec(rows=3000, users=300, seed=4)), data)
     result = run_dag("replay_transactions", s, json.dumps({"file": str(data), "speedup": 0}))
     assert result.returncode == 0, _log(result)[-3000:]
-    assert sum(kafka_io.end_offsets(s, s.topic_raw).values()) == 3000
+    assert sum(kafka.end_offsets(s, s.topic_raw).values()) == 3000
     assert "replayed 3,000 rows" in _log(result)
 
 
@@ -55,18 +58,18 @@ def test_replay_dag_refuses_a_bad_file_and_names_the_failures(isolated_settings,
     assert "failed validation, nothing sent" in log
     assert "expect_column_values_to_be_between(amount_number): 1 unexpected" in log
     assert "expect_column_values_to_not_be_null(event_time): 1 unexpected" in log
-    assert sum(kafka_io.end_offsets(s, s.topic_raw).values()) == 0
+    assert sum(kafka.end_offsets(s, s.topic_raw).values()) == 0
 
 
 def test_kpi_rollups_add_up_to_the_seed_total_and_rerunning_changes_nothing(isolated_settings, run_dag):
     s = isolated_settings
     replay_csv(s, SAMPLE_CSV)
     run_until_idle(s)
-    db = mongo_io.get_db(s)
+    db = MongoStore(s)
     for logical_date in _runs_covering(s, dt.timedelta(minutes=5)):
         result = run_dag("kpi_rollups", s, logical_date=logical_date)
         assert result.returncode == 0, _log(result)[-3000:]
-    snapshot = {name: sorted(db[name].find(), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES}
+    snapshot = {name: sorted(db.find(name), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES}
     for name in rollups.ROLLUP_NAMES:
         if name != "kpi_alerts_hour":
             assert sum(d["revenue"] for d in snapshot[name]) == 777_650, name
@@ -74,7 +77,7 @@ def test_kpi_rollups_add_up_to_the_seed_total_and_rerunning_changes_nothing(isol
     assert {d["_id"] for d in snapshot["kpi_alerts_hour"]} >= {"2025-09-30T10|high_amount|high"}
     again = run_dag("kpi_rollups", s, conf='{"full_rebuild": true}')
     assert again.returncode == 0, _log(again)[-3000:]
-    assert {name: sorted(db[name].find(), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES} == snapshot
+    assert {name: sorted(db.find(name), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES} == snapshot
 
 
 def test_data_quality_passes_clean_data_and_fails_naming_injected_defects(isolated_settings, run_dag):
@@ -85,21 +88,21 @@ def test_data_quality_passes_clean_data_and_fails_naming_injected_defects(isolat
     for logical_date in runs:
         clean = run_dag("data_quality", s, logical_date=logical_date)
         assert clean.returncode == 0, _log(clean)[-3000:]
-    db = mongo_io.get_db(s)
-    reports = mongo_io.find(db, "quality_reports")
+    db = MongoStore(s)
+    reports = db.find("quality_reports")
     assert {r["suite"] for r in reports} == {"transactions", "alerts"}
     assert sum(r["rows"] for r in reports if r["suite"] == "transactions") == 100
     assert all(r["success"] for r in reports) and sum(r["rows"] for r in reports) >= 100
     assert all(r["report_path"] and r["report_path"].endswith(".html") for r in reports)
 
-    base = db.transactions.find_one({"_id": "5"})
+    base = db.find_one("transactions", {"_id": "5"})
     defects = [
         {**base, "_id": "bad-1", "transaction_id": "bad-1", "amount": -10.0},
         {**base, "_id": "bad-2", "transaction_id": "bad-2", "value_category": "Enormous"},
         {**base, "_id": "bad-3", "transaction_id": "5"},  # a second document for transaction 5
     ]
-    mongo_io.upsert_transactions(db, defects)
-    mongo_io.upsert_alerts(db, [{"_id": "ghost:high_amount", "alert_id": "ghost:high_amount", "transaction_id": "ghost",
+    db.insert_missing("transactions", defects)
+    db.insert_missing(ALERTS, [{"_id": "ghost:high_amount", "alert_id": "ghost:high_amount", "transaction_id": "ghost",
                                  "rule": "high_amount", "severity": "high", "event_time": base["event_time"],
                                  "created_at": base["processed_time"]}])
     covering_t5 = next(r for r in runs if r - dt.timedelta(hours=1, seconds=1) <= base["processed_time"] < r)
@@ -111,7 +114,7 @@ def test_data_quality_passes_clean_data_and_fails_naming_injected_defects(isolat
                    "expect_column_values_to_be_unique(transaction_id)",
                    "expect_column_values_to_be_in_set(transaction_found)"):
         assert needle in log, needle
-    failed = {r["suite"]: r for r in mongo_io.find(db, "quality_reports") if not r["success"]}
+    failed = {r["suite"]: r for r in db.find("quality_reports") if not r["success"]}
     assert {f["column"] for f in failed["transactions"]["failed_expectations"]} >= {"amount", "value_category",
                                                                                      "transaction_id"}
 
@@ -131,3 +134,9 @@ def test_backtest_dag_compares_a_candidate_with_the_rules_in_use(isolated_settin
     assert doc["baseline"]["alerts_by_rule"]["high_amount"] == 1
     assert doc["alerts_by_rule"]["high_amount"] == doc["added"]["count"] + 1
     assert "alerts added" in _log(result)
+
+
+def test_replay_dag_refuses_a_file_outside_the_data_folder(isolated_settings, run_dag):
+    result = run_dag("replay_transactions", isolated_settings, json.dumps({"file": "/etc/hostname", "speedup": 0}))
+    assert result.returncode != 0
+    assert "only files under" in _log(result) and "DATA_DIR" in _log(result)

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from include import dlq, mongo_io, triage
-from include.cli import main
+from cli import main
+from include.connectors.mongo import MongoStore
+from include.core.collection_names import REJECTED, SHADOW_ALERTS, SUPPRESSED_ALERTS
+from include.jobs import dlq, triage
 from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_row
 
 pytestmark = pytest.mark.integration
@@ -24,21 +26,21 @@ def test_marking_alerts_updates_rule_quality(isolated_settings, monkeypatch, cap
     s = isolated_settings
     produce(s, [tx_row(f"H{i}", f"U{i}", T0 + dt.timedelta(minutes=i), 60_000) for i in range(4)])
     run_until_idle(s)
-    db = mongo_io.get_db(s)
+    db = MongoStore(s)
     triage.mark(db, "H0:high_amount", "true_positive", "customer confirmed fraud", "ana")
     triage.mark(db, "H1:high_amount", "false_positive", "known wholesale buyer", "ana")
     for key, value in {"MONGO_DB": s.mongo_db, "TOPIC_RAW": s.topic_raw}.items():
         monkeypatch.setenv(key, value)
     assert main(["alerts", "mark", "H2:high_amount", "--as", "true_positive", "--by", "raj"]) == 0
-    row = db.kpi_rule_quality.find_one({"_id": "2025-09-30|high_amount"})
+    row = db.find_one("kpi_rule_quality", {"_id": "2025-09-30|high_amount"})
     assert (row["alerts"], row["marked"], row["true_positives"], row["false_positives"]) == (4, 3, 2, 1)
     assert triage.rule_quality(db)[0]["precision"] == pytest.approx(2 / 3)
     # a change of mind keeps the history; the alert itself is never modified
     triage.mark(db, "H1:high_amount", "true_positive", "it was fraud after all", "lee")
-    disposition = db.alert_dispositions.find_one({"_id": "H1:high_amount"})
+    disposition = db.find_one("alert_dispositions", {"_id": "H1:high_amount"})
     assert [h["disposition"] for h in disposition["history"]] == ["false_positive", "true_positive"]
-    assert "disposition" not in db.alerts.find_one({"_id": "H1:high_amount"})
-    assert db.kpi_rule_quality.find_one({"_id": "2025-09-30|high_amount"})["true_positives"] == 3
+    assert "disposition" not in db.find_one("alerts", {"_id": "H1:high_amount"})
+    assert db.find_one("kpi_rule_quality", {"_id": "2025-09-30|high_amount"})["true_positives"] == 3
     assert main(["alerts", "mark", "nope:high_amount", "--as", "true_positive"]) == 2
     assert "no alert" in capsys.readouterr().err
 
@@ -49,7 +51,7 @@ def test_suppression_window_raises_one_alert_and_records_four_suppressed(setting
     produce(s, burst)
     run_until_idle(s)
     assert stored_ids(s, "alerts") == ["B3:velocity"]
-    suppressed = mongo_io.find(mongo_io.get_db(s), mongo_io.SUPPRESSED_ALERTS)
+    suppressed = MongoStore(s).find(SUPPRESSED_ALERTS)
     assert sorted(a["_id"] for a in suppressed) == [f"B{i}:velocity" for i in range(4, 8)]
     assert {a["suppressed_by"] for a in suppressed} == {"B3:velocity"}
 
@@ -73,22 +75,22 @@ def test_rejected_event_redriven_after_a_fix_is_stored_once(settings_factory):
     assert (second.sent, second.already_redriven) == (0, 1)
     run_until_idle(fixed)
     assert stored_ids(fixed, "transactions") == ["R1", "R2"]
-    assert mongo_io.count(mongo_io.get_db(fixed), mongo_io.REJECTED) == 1
+    assert MongoStore(fixed).count(REJECTED) == 1
 
 
 def test_shadow_rule_hits_appear_only_as_shadow_alerts(settings_factory, tmp_path):
     s = settings_factory(rules_file=_rules(tmp_path, "rules:\n  high_amount: {threshold: 10000, mode: shadow}\n"))
     produce(s, [tx_row("S1", "U1", T0, 20_000), tx_row("S2", "U2", T0, 500)])
     run_until_idle(s)
-    db = mongo_io.get_db(s)
+    db = MongoStore(s)
     assert stored_ids(s, "alerts") == []
-    assert [a["_id"] for a in mongo_io.find(db, mongo_io.SHADOW_ALERTS)] == ["S1:high_amount"]
-    assert db.transactions.find_one({"_id": "S1"})["alert_flag"] is False
+    assert [a["_id"] for a in db.find(SHADOW_ALERTS)] == ["S1:high_amount"]
+    assert db.find_one("transactions", {"_id": "S1"})["alert_flag"] is False
 
 
 def test_time_bounded_replay_adds_nothing_and_leaves_live_offsets_alone(isolated_settings):
-    from include import kafka_io
-    from streaming.window_replay import replay_window
+    from include.connectors import kafka
+    from include.jobs.window_replay import replay_window
     from tests.fixtures.pipeline import synthetic_rows
 
     s = isolated_settings
@@ -96,12 +98,12 @@ def test_time_bounded_replay_adds_nothing_and_leaves_live_offsets_alone(isolated
     rows = synthetic_rows(1_500, users=80, seed=31)
     produce(s, rows)
     run_until_idle(s)
-    committed = kafka_io.committed_offsets(s, s.consumer_group, s.topic_raw)
+    committed = kafka.committed_offsets(s, s.consumer_group, s.topic_raw)
     assert sum(committed.values()) == 1_500
     alerts = stored_ids(s, "alerts")
     done = replay_window(s, before, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5))
     assert done.messages == 1_500 and done.new_transactions == 0 and done.already_stored == 1_500
     assert stored_ids(s, "alerts") == alerts
-    assert kafka_io.committed_offsets(s, s.consumer_group, s.topic_raw) == committed
+    assert kafka.committed_offsets(s, s.consumer_group, s.topic_raw) == committed
     empty = replay_window(s, before - dt.timedelta(days=2), before - dt.timedelta(days=1))
     assert empty.messages == 0

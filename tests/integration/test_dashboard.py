@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from include import mongo_io, replay, rollups
 from include.config import SAMPLE_CSV
+from include.connectors.mongo import MongoStore
+from include.jobs import replay, rollups
 from tests.fixtures.browser import ARTIFACTS
-from tests.fixtures.pipeline import run_until_idle
+from tests.fixtures.pipeline import T0, produce, run_until_idle, tx_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -16,7 +17,7 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     s = isolated_settings
     replay.replay_csv(s, SAMPLE_CSV)
     run_until_idle(s)
-    rollups.run_rollups(mongo_io.get_db(s), full_rebuild=True)
+    rollups.run_rollups(MongoStore(s), full_rebuild=True)
     url = dashboard_factory(s)
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
     page.goto(url)
@@ -32,7 +33,7 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     assert metrics["Transactions"] == "100"
     assert metrics["Alert rate"] == "2.0%"
     assert metrics["Rejected (DLQ)"] == "0"
-    feed = page.inner_text('[data-testid="stTable"]')
+    feed = page.inner_text("table.txnmon-alerts")
     assert "amount 56,000 is above the 50,000 limit" in feed
     assert feed.index("unusual_location") < feed.index("high_amount"), "newest alert first"
     # the city view draws one labelled point per city of the seed (bundled coordinates, no tiles)
@@ -54,11 +55,41 @@ def test_empty_database_shows_a_clear_empty_state(isolated_settings, dashboard_f
     page.close()
 
 
-def test_an_analyst_marks_an_alert_from_the_dashboard(isolated_settings, dashboard_factory, browser):
+def test_the_dashboard_is_read_only_unless_triage_is_turned_on(isolated_settings, dashboard_factory, browser):
     s = isolated_settings
+    produce(s, [tx_row("R1", "U1", T0, 75_000)])
+    run_until_idle(s)
+    rollups.run_rollups(MongoStore(s), full_rebuild=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 2600})
+    page.goto(dashboard_factory(s))
+    page.wait_for_selector("text=Read-only dashboard", timeout=60_000)
+    assert page.query_selector_all("text=Save disposition") == []
+    page.close()
+
+
+def test_data_is_shown_as_text_never_as_markdown(isolated_settings, dashboard_factory, browser):
+    s = isolated_settings
+    link, image = "[click here](http://evil.example/x)", "![pixel](http://evil.example/p.png)"
+    produce(s, [tx_row("M1", "U1", T0, 75_000, location=link, product=image),
+                tx_row("M2", "U2", T0, 90_000, location=image)])
+    run_until_idle(s)
+    rollups.run_rollups(MongoStore(s), full_rebuild=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 2600})
+    page.goto(dashboard_factory(s))
+    page.wait_for_selector("text=Alerts feed (newest first)", timeout=60_000)
+    page.wait_for_function("document.body.innerText.includes('evil.example')", timeout=30_000)
+    links = page.eval_on_selector_all("a[href*='evil.example']", "els => els.map(e => e.outerHTML)")
+    assert links == []
+    assert page.query_selector_all("img[src*='evil.example']") == []
+    assert link in page.inner_text("table.txnmon-alerts")
+    page.close()
+
+
+def test_an_analyst_marks_an_alert_from_the_dashboard(settings_factory, dashboard_factory, browser):
+    s = settings_factory(dashboard_triage=True, dashboard_analyst="ana")
     replay.replay_csv(s, SAMPLE_CSV)
     run_until_idle(s)
-    db = mongo_io.get_db(s)
+    db = MongoStore(s)
     rollups.run_rollups(db, full_rebuild=True)
     page = browser.new_page(viewport={"width": 1400, "height": 2600})
     page.goto(dashboard_factory(s))
@@ -67,10 +98,11 @@ def test_an_analyst_marks_an_alert_from_the_dashboard(isolated_settings, dashboa
     page.get_by_label("Reason (optional)").fill("regular customer, travelling")
     page.get_by_role("button", name="Save disposition").click()
     page.wait_for_selector("text=Saved:", timeout=30_000)
-    saved = mongo_io.find(db, "alert_dispositions")
+    saved = db.find("alert_dispositions")
     assert len(saved) == 1
     assert saved[0]["disposition"] == "false_positive" and saved[0]["reason"] == "regular customer, travelling"
-    quality = {r["_id"]: r for r in mongo_io.find(db, "kpi_rule_quality")}
+    assert saved[0]["by"] == "ana"  # the identity the operator configured, not free text
+    quality = {r["_id"]: r for r in db.find("kpi_rule_quality")}
     assert quality[f"2025-09-30|{saved[0]['rule']}"]["false_positives"] == 1
     page.wait_for_function("document.body.innerText.includes('Rule quality')")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from include import kafka_io, mongo_io
 from include.config import load_settings
+from include.connectors import kafka
+from include.connectors.mongo import MongoStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,13 +49,13 @@ def test_up_is_idempotent_down_stops_only_its_own_and_data_survives_a_restart(tm
         assert status.returncode == 0
         assert "kafka  up" in status.stdout and str(tmp_path / "stack" / "logs") in status.stdout
 
-        kafka_io.ensure_topics(settings)
-        producer = kafka_io.make_producer(settings)
-        kafka_io.send_all(producer, settings.topic_raw, [(b"U1", b"{}")] * 5)
+        kafka.ensure_topics(settings)
+        producer = kafka.make_producer(settings)
+        kafka.send_all(producer, settings.topic_raw, [(b"U1", b"{}")] * 5)
         producer.close()
-        db = mongo_io.get_db(settings)
-        mongo_io.upsert_transactions(db, [{"_id": "T1", "amount": 1.0}])
-        kafka_pid = int((tmp_path / "stack" / "run" / "kafka.pid").read_text())
+        db = MongoStore(settings)
+        db.insert_missing("transactions", [{"_id": "T1", "amount": 1.0}])
+        kafka_pid = int((tmp_path / "stack" / "run" / "kafka.pid").read_text().split()[0])
 
         down = _stack(env, "down")
         assert down.returncode == 0, down.stderr
@@ -62,8 +63,8 @@ def test_up_is_idempotent_down_stops_only_its_own_and_data_survives_a_restart(tm
         assert _stack(env, "status").returncode != 0
 
         assert _stack(env, "up").returncode == 0
-        assert sum(kafka_io.end_offsets(settings, settings.topic_raw).values()) == 5
-        assert mongo_io.get_db(settings).transactions.find_one({"_id": "T1"})["amount"] == 1.0
+        assert sum(kafka.end_offsets(settings, settings.topic_raw).values()) == 5
+        assert MongoStore(settings).find_one("transactions", {"_id": "T1"})["amount"] == 1.0
     finally:
         _stack(env, "down")
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from include import mongo_io
+from include.connectors.mongo import MongoStore
+from include.core.collection_names import REJECTED
 from tests.fixtures.pipeline import (
     expected_alert_ids,
     produce,
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count(settings) -> int:
-    return mongo_io.count(mongo_io.get_db(settings), "transactions")
+    return MongoStore(settings).count("transactions")
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(isolated_settings):
@@ -141,7 +142,7 @@ def test_poison_messages_interleaved_with_10000_valid_ones(isolated_settings):
     out, _ = proc.communicate(timeout=400)
     assert proc.returncode == 0, out.decode()[-2000:]
     assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in rows)
-    assert mongo_io.count(mongo_io.get_db(s), mongo_io.REJECTED) == poison
+    assert MongoStore(s).count(REJECTED) == poison
     assert set(stored_ids(s, "alerts")) == expected_alert_ids(rows, s)
 
 
@@ -164,16 +165,16 @@ def test_a_member_joins_and_another_leaves_mid_run(settings_factory):
 
 
 def test_the_same_file_replayed_twice_changes_no_document_alert_or_rollup(isolated_settings, tmp_path):
-    from include import replay, rollups
-    from include.generator import GeneratorSpec, generate, write_csv
+    from include.core.generator import GeneratorSpec, generate, write_csv
+    from include.jobs import replay, rollups
 
     s = isolated_settings
     data = tmp_path / "day.csv"
     write_csv(generate(GeneratorSpec(rows=3_000, users=300, seed=25)), data)
-    db = mongo_io.get_db(s)
+    db = MongoStore(s)
 
     def snapshot() -> dict:
-        return {name: sorted(db[name].find(), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES}
+        return {name: sorted(db.find(name), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES}
 
     replay.replay_csv(s, data)
     run_until_idle(s)

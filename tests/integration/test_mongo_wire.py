@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pymongo import ASCENDING, DESCENDING
 
-from include import mongo_io
+from include.connectors.mongo import MongoStore
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +15,7 @@ UTC = dt.UTC
 
 @pytest.fixture
 def db(isolated_settings):
-    return mongo_io.get_db(isolated_settings)
+    return MongoStore(isolated_settings)
 
 
 def _tx(i: int) -> dict:
@@ -31,49 +30,49 @@ def _tx(i: int) -> dict:
 
 
 def test_server_reports_a_wire_version_pymongo_accepts(db):
-    info = mongo_io.ping(db)
+    info = db.ping()
     assert info["maxWireVersion"] >= 9
 
 
 def test_bulk_upserts_insert_once_and_keep_the_first_document(db):
-    first = mongo_io.upsert_transactions(db, [_tx(i) for i in range(500)])
+    first = db.insert_missing("transactions", [_tx(i) for i in range(500)])
     assert (first.inserted, first.existing) == (500, 0)
     changed = [{**_tx(i), "amount": -1.0} for i in range(250)]
-    again = mongo_io.upsert_transactions(db, changed + [_tx(i) for i in range(500, 510)])
+    again = db.insert_missing("transactions", changed + [_tx(i) for i in range(500, 510)])
     assert (again.inserted, again.existing) == (10, 250)
-    assert mongo_io.count(db, "transactions") == 510
-    assert db.transactions.find_one({"_id": "T3"})["amount"] == 300.0
+    assert db.count("transactions") == 510
+    assert db.find_one("transactions", {"_id": "T3"})["amount"] == 300.0
 
 
 def test_datetimes_round_trip_as_utc(db):
-    mongo_io.upsert_transactions(db, [_tx(1)])
-    stored = db.transactions.find_one({"_id": "T1"})
+    db.insert_missing("transactions", [_tx(1)])
+    stored = db.find_one("transactions", {"_id": "T1"})
     assert stored["event_time"] == dt.datetime(2025, 9, 30, 10, 1, tzinfo=UTC)
     assert stored["event_time"].tzinfo is not None
 
 
 def test_indexes_are_created_idempotently(db):
-    mongo_io.ensure_indexes(db)
-    mongo_io.ensure_indexes(db)
-    names = set(db.transactions.index_information())
+    db.ensure_indexes()
+    db.ensure_indexes()
+    names = set(db.collection("transactions").index_information())
     assert {"user_recent", "event_time", "processed_time"} <= names
-    assert {"created_at", "rule_event_time"} <= set(db.alerts.index_information())
+    assert {"created_at", "rule_event_time"} <= set(db.collection("alerts").index_information())
 
 
 def test_find_with_filter_sort_limit_and_projection(db):
-    mongo_io.upsert_transactions(db, [_tx(i) for i in range(60)])
-    rows = mongo_io.find(db, "transactions", {"user_id": "U3"}, sort=[("event_time", DESCENDING)],
-                         limit=3, projection={"_id": 1, "event_time": 1})
+    db.insert_missing("transactions", [_tx(i) for i in range(60)])
+    rows = db.find("transactions", {"user_id": "U3"}, sort=[("event_time", -1)],
+                   limit=3, projection={"_id": 1, "event_time": 1})
     assert [r["_id"] for r in rows] == ["T59", "T52", "T45"]
     assert set(rows[0]) == {"_id", "event_time"}
-    ranged = mongo_io.find(db, "transactions", {"event_time": {
+    ranged = db.find("transactions", {"event_time": {
         "$gte": dt.datetime(2025, 9, 30, 10, 10, tzinfo=UTC), "$lt": dt.datetime(2025, 9, 30, 10, 12, tzinfo=UTC)}},
-        sort=[("_id", ASCENDING)])
+        sort=[("_id", 1)])
     assert [r["_id"] for r in ranged] == ["T10", "T11"]
 
 
 def test_aggregation_group_and_merge_materialise_a_rollup(db):
-    mongo_io.upsert_transactions(db, [_tx(i) for i in range(60)])
+    db.insert_missing("transactions", [_tx(i) for i in range(60)])
     pipeline = [
         {"$match": {"event_time": {"$gte": dt.datetime(2025, 9, 30, 10, 0, tzinfo=UTC)}}},
         {"$group": {
@@ -84,10 +83,10 @@ def test_aggregation_group_and_merge_materialise_a_rollup(db):
         }},
         {"$merge": {"into": "kpi_test", "on": "_id", "whenMatched": "replace", "whenNotMatched": "insert"}},
     ]
-    mongo_io.aggregate(db, "transactions", pipeline)
-    mongo_io.aggregate(db, "transactions", pipeline)  # re-running replaces, never duplicates
-    assert mongo_io.count(db, "kpi_test") == 60
-    total = mongo_io.aggregate(db, "kpi_test", [{"$group": {"_id": None, "r": {"$sum": "$revenue"}}}])
+    db.aggregate("transactions", pipeline)
+    db.aggregate("transactions", pipeline)  # re-running replaces, never duplicates
+    assert db.count("kpi_test") == 60
+    total = db.aggregate("kpi_test", [{"$group": {"_id": None, "r": {"$sum": "$revenue"}}}])
     assert total[0]["r"] == sum(_tx(i)["amount"] for i in range(60))
-    one = db.kpi_test.find_one({"_id": {"location": "Mumbai", "minute": "2025-09-30T10:03"}})
+    one = db.find_one("kpi_test", {"_id": {"location": "Mumbai", "minute": "2025-09-30T10:03"}})
     assert one["count"] == 1 and one["users"] == ["U3"]

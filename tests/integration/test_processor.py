@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
-from include import mongo_io, replay
 from include.config import SAMPLE_CSV
+from include.connectors.mongo import MongoStore
+from include.jobs import replay
 from tests.fixtures.pipeline import (
     T0,
     expected_alert_ids,
@@ -31,9 +32,9 @@ def test_seed_sample_ends_as_100_documents_with_one_high_amount_alert(isolated_s
     summary = replay.replay_csv(s, SAMPLE_CSV)
     assert summary.rows_sent == 100
     processor = run_until_idle(s)
-    db = mongo_io.get_db(s)
-    assert mongo_io.count(db, "transactions") == 100
-    alerts = mongo_io.find(db, "alerts")
+    db = MongoStore(s)
+    assert db.count("transactions") == 100
+    alerts = db.find("alerts")
     by_rule = Counter(a["rule"] for a in alerts)
     assert by_rule["high_amount"] == 1 and by_rule["velocity"] == 0
     high = next(a for a in alerts if a["rule"] == "high_amount")
@@ -41,10 +42,10 @@ def test_seed_sample_ends_as_100_documents_with_one_high_amount_alert(isolated_s
         "3:high_amount", "3", "U001", 56000.0)
     assert high["severity"] == "high" and "56,000" in high["reason"]
     assert set(high) >= {"alert_id", "rule", "severity", "reason", "location", "event_time", "created_at"}
-    t3 = db.transactions.find_one({"_id": "3"})
+    t3 = db.find_one("transactions", {"_id": "3"})
     assert t3["alert_flag"] is True and t3["value_category"] == "High" and t3["risk_score"] > 0
     assert t3["event_time"] == dt.datetime(2025, 9, 30, 10, 7, tzinfo=dt.UTC)
-    assert mongo_io.aggregate(db, "transactions", [{"$group": {"_id": None, "r": {"$sum": "$amount"}}}])[0]["r"] \
+    assert db.aggregate("transactions", [{"$group": {"_id": None, "r": {"$sum": "$amount"}}}])[0]["r"] \
         == 777_650
     enriched = read_topic(s, s.topic_enriched, 100)
     assert len(enriched) == 100
@@ -58,7 +59,7 @@ def test_a_burst_of_five_in_two_minutes_trips_velocity(isolated_settings):
     produce(s, burst)
     run_until_idle(s)
     assert stored_ids(s, "alerts") == ["B3:velocity", "B4:velocity"]
-    alert = mongo_io.get_db(s).alerts.find_one({"_id": "B4:velocity"})
+    alert = MongoStore(s).find_one("alerts", {"_id": "B4:velocity"})
     assert alert["severity"] == "medium" and "5 transactions in 2 min" in alert["reason"]
 
 
@@ -108,12 +109,12 @@ def test_replaying_the_same_messages_changes_nothing(isolated_settings):
     rows = synthetic_rows(600, users=20)
     produce(s, rows)
     run_until_idle(s)
-    db = mongo_io.get_db(s)
-    first = {d["_id"]: d["processed_time"] for d in db.transactions.find({}, {"processed_time": 1})}
+    db = MongoStore(s)
+    first = {d["_id"]: d["processed_time"] for d in db.find("transactions", projection={"processed_time": 1})}
     alerts_first = stored_ids(s, "alerts")
     produce(s, rows)  # the same file again
     run_until_idle(s)
-    assert {d["_id"]: d["processed_time"] for d in db.transactions.find({}, {"processed_time": 1})} == first
+    assert {d["_id"]: d["processed_time"] for d in db.find("transactions", projection={"processed_time": 1})} == first
     assert stored_ids(s, "alerts") == alerts_first
     assert set(alerts_first) == expected_alert_ids(rows, s)
     assert len(first) == 600

@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from include import mongo_io
 from include.config import DEFAULT_RULES_FILE
+from include.connectors.mongo import MongoStore
 from include.logs import JsonFormatter
 from streaming.processor import Processor
 from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_row, wait_for
@@ -62,7 +62,7 @@ def test_rules_change_applies_from_the_next_batch_and_a_broken_file_changes_noth
         wait_for(lambda: processor.detector.version != first_version, 30, "the new rules to load")
         produce(s, [tx_row("B1", "U2", T0 + dt.timedelta(hours=1), 30_000)])
         wait_for(lambda: "B1:high_amount" in stored_ids(s, "alerts"), 60, "B1's alert")
-        alert = mongo_io.get_db(s).alerts.find_one({"_id": "B1:high_amount"})
+        alert = MongoStore(s).find_one("alerts", {"_id": "B1:high_amount"})
         assert alert["rules_version"] == processor.detector.version != first_version
         assert "20,000" in alert["reason"]
 

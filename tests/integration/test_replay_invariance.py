@@ -6,10 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from include import replay
-from include.backtest import load_transactions, run_backtest
-from include.generator import GeneratorSpec, generate, write_csv
-from include.rules import load_rules
+from include.core.backtest import run_backtest
+from include.core.generator import GeneratorSpec, generate, write_csv
+from include.core.rules import load_rules
+from include.jobs import replay
+from include.jobs.backtest import load_transactions
 from tests.fixtures.pipeline import run_until_idle, start_in_thread, stored_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

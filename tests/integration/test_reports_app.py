@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from fastapi.testclient import TestClient
 
-from include import mongo_io
+from include.connectors.mongo import MongoStore
 from tests.fixtures.airflow import AIRFLOW, ROOT, env_for_home
 
 pytestmark = pytest.mark.integration
@@ -21,13 +21,13 @@ def test_latest_report_redirects_to_the_newest_data_docs_page(settings_factory, 
     page.parent.mkdir(parents=True)
     page.write_text("<html>newest report</html>")
     (tmp_path / "quality" / "index.html").write_text("<html>index</html>")
-    db = mongo_io.get_db(s)
+    db = MongoStore(s)
     for i, path in enumerate(["/elsewhere/old.html", str(page)]):
-        mongo_io.replace_document(db, "quality_reports", {"_id": f"r{i}", "suite": "transactions",
+        db.replace_document("quality_reports", {"_id": f"r{i}", "suite": "transactions",
                                                           "run_at": dt.datetime(2025, 10, 1, i, tzinfo=dt.UTC),
                                                           "report_path": path})
-    monkeypatch.setattr("include.reports_app.get_settings", lambda: s)
-    from include.reports_app import create_app
+    monkeypatch.setattr("plugins.txnmon_reports_app.get_settings", lambda: s)
+    from plugins.txnmon_reports_app import create_app
 
     client = TestClient(create_app())
     response = client.get("/quality/latest")
@@ -38,8 +38,8 @@ def test_latest_report_redirects_to_the_newest_data_docs_page(settings_factory, 
 
 def test_no_report_yet_is_a_clear_404(settings_factory, tmp_path, monkeypatch):
     s = settings_factory(reports_dir=str(tmp_path))
-    monkeypatch.setattr("include.reports_app.get_settings", lambda: s)
-    from include.reports_app import create_app
+    monkeypatch.setattr("plugins.txnmon_reports_app.get_settings", lambda: s)
+    from plugins.txnmon_reports_app import create_app
 
     response = TestClient(create_app()).get("/quality/latest")
     assert response.status_code == 404 and "run the data_quality DAG" in response.text
@@ -54,3 +54,21 @@ def test_airflow_loads_the_links_plugin(airflow_home):
     names = {v["name"] for v in links["external_views"]}
     assert names == {"txnmon dashboard", "Latest quality report", "All quality reports"}
     assert links["fastapi_apps"][0]["url_prefix"] == "/txnmon"
+
+
+def test_the_plugin_serves_reports_only_to_signed_in_airflow_users(settings_factory, tmp_path, monkeypatch):
+    s = settings_factory(reports_dir=str(tmp_path))
+    (tmp_path / "quality").mkdir()
+    (tmp_path / "quality" / "index.html").write_text("<html>index</html>")
+    monkeypatch.setattr("plugins.txnmon_reports_app.get_settings", lambda: s)
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+    from fastapi import Depends
+
+    from plugins.txnmon_reports_app import create_app
+
+    guarded = TestClient(create_app([Depends(requires_authenticated())]))
+    for path in ("/", "/quality/latest", "/quality/index.html", "/quality/"):
+        assert guarded.get(path).status_code == 401, path
+    open_app = TestClient(create_app())
+    assert open_app.get("/quality/index.html").text == "<html>index</html>"
+    assert open_app.get("/quality/../../etc/hostname").status_code == 404

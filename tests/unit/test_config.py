@@ -74,7 +74,7 @@ def test_secrets_never_appear_in_errors_or_display(monkeypatch):
 
 
 def test_cli_exits_2_with_the_reason_on_bad_config(monkeypatch, capsys):
-    from include.cli import main
+    from cli import main
 
     monkeypatch.setenv("MONGO_DB", "")
     assert main(["config"]) == 2
@@ -82,7 +82,7 @@ def test_cli_exits_2_with_the_reason_on_bad_config(monkeypatch, capsys):
 
 
 def test_cli_rejects_bad_arguments(capsys):
-    from include.cli import main
+    from cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["replay", "--speedup", "-3"])

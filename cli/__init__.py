@@ -1,0 +1,45 @@
+"""`txnmon`: the one command for everything a user does with the pipeline.
+
+    txnmon init                 create topics and indexes (idempotent)
+    txnmon config               show the effective settings, secrets masked
+    txnmon status               stack health, topic offsets, consumer lag, document counts
+    txnmon replay FILE          validate a CSV and produce it to TOPIC_RAW
+    txnmon stream               run the streaming processor (a consumer-group member)
+    txnmon generate ...         write a synthetic, labelled transactions CSV
+    txnmon rollups [--full]     recompute KPI rollup collections
+    txnmon quality              data-quality suites over recent data (HTML report + summary)
+    txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
+    txnmon dlq list|redrive     rejected events as data; send them through again after a fix
+    txnmon alerts mark|quality  triage alerts as true/false positives; per-rule precision
+
+One module per group of commands (service, data, batch, analyst), each with a `register`;
+cli/base.py maps every `TxnmonError` to its message and exit code in one place.
+Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from cli import analyst, base, batch, data, service
+
+GROUPS = (service, data, batch, analyst)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="txnmon", description="Real-time e-commerce transaction monitoring.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return base.run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

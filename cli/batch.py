@@ -1,0 +1,51 @@
+"""The micro-batch jobs by hand: rollups and quality (what the Airflow DAGs run on a schedule)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from typing import Any
+
+from include.config import Settings
+
+
+def cmd_rollups(settings: Settings, args: argparse.Namespace) -> int:
+    from include.connectors.mongo import MongoStore
+    from include.jobs import rollups
+
+    store = MongoStore(settings)
+    if args.full:
+        run = rollups.run_rollups(store, full_rebuild=True)
+    else:
+        end = dt.datetime.now(dt.UTC)
+        run = rollups.run_rollups(store, end - dt.timedelta(minutes=args.minutes), end)
+    scope = "all buckets" if run.full_rebuild else f"{len(run.hours)} touched hour(s)"
+    print(f"rollups recomputed for {scope}:")
+    for name, n in run.documents.items():
+        print(f"  {name:<26} {n:>8,} documents")
+    return 0
+
+
+def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
+    from include.jobs import quality
+
+    end = dt.datetime.now(dt.UTC)
+    summaries = quality.quality_interval(end - dt.timedelta(minutes=args.minutes), end)
+    for s in summaries:
+        print(f"{s['suite']:<13} {'PASS' if s['success'] else 'WARN'} {s['rows']:>8,} rows  report: "
+              f"{s['report_path']}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    from cli.base import positive_int
+
+    p = sub.add_parser("rollups", help="recompute KPI rollups touched recently (or all with --full)")
+    p.add_argument("--full", action="store_true", help="recompute every bucket")
+    p.add_argument("--minutes", type=positive_int, default=60,
+                   help="buckets touched by data processed in the last N minutes (default 60)")
+    p.set_defaults(func=cmd_rollups)
+
+    p = sub.add_parser("quality", help="run the data-quality suites over recently processed data")
+    p.add_argument("--minutes", type=positive_int, default=60, help="data processed in the last N minutes")
+    p.set_defaults(func=cmd_quality)

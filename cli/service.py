@@ -1,0 +1,69 @@
+"""Commands that set up, inspect and run the pipeline: init, config, status, stream."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from include.config import Settings
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from include.connectors import kafka
+    from include.connectors.mongo import MongoStore
+
+    created = kafka.ensure_topics(settings)
+    for info in kafka.describe_topics(settings, [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]):
+        state = "created" if info.name in created else "exists"
+        print(f"topic {info.name}: {info.partitions} partitions ({state})")
+    MongoStore(settings).ensure_indexes()
+    print(f"mongodb {settings.mongo_db}: indexes ensured")
+    return 0
+
+
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    shown = settings.masked()
+    if args.json:
+        print(json.dumps(shown, indent=2, default=str))
+    else:
+        width = max(map(len, shown))
+        for key, value in shown.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from include.jobs import status
+
+    report = status.collect(settings)
+    print(json.dumps(report, indent=2, default=str) if args.json else status.render(report))
+    return 0 if report["healthy"] else 1
+
+
+def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
+    # The processor wires Kafka, rules and MongoDB together; loaded only by this sub-command.
+    from streaming.processor import run_processor
+
+    return run_processor(settings, max_idle_s=args.exit_when_idle, group_id=args.group)
+
+
+def register(sub: Any) -> None:
+    from cli.base import positive_float
+
+    p = sub.add_parser("init", help="create Kafka topics and MongoDB indexes (idempotent)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("config", help="show the effective configuration (secrets masked)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("status", help="stack health, offsets, consumer lag and document counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
+    p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")
+    p.add_argument("--exit-when-idle", type=positive_float, default=None, metavar="SECONDS",
+                   help="exit 0 after this many seconds without messages (for batch runs and tests)")
+    p.set_defaults(func=cmd_stream)

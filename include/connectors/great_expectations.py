@@ -1,0 +1,87 @@
+"""Great Expectations 1.x: validate a DataFrame against resolved suite specs, Data Docs as HTML.
+
+The only module that imports great_expectations (lazily: it takes seconds to import, and DAG
+files must parse fast).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include.core.quality import ExpectationOutcome, SuiteOutcome
+
+
+@functools.cache
+def _context(reports_dir: str) -> Any:
+    # Imported lazily: great_expectations takes seconds to import and DAG parsing must stay fast.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines are about temp dirs
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    site = {"class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": reports_dir}}
+    if "local_site" in ctx.list_data_docs_sites():
+        ctx.update_data_docs_site("local_site", site)
+    else:
+        ctx.add_data_docs_site("local_site", site)
+    return ctx
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def check_dataframe(suite_name: str, frame: pd.DataFrame, specs: Sequence[Mapping[str, Any]],
+                    reports_dir: Path) -> SuiteOutcome:
+    """Validate `frame` against resolved specs; Data Docs go to `reports_dir`."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    ctx = _context(str(reports_dir))
+    expectations = [getattr(gxe, _camel(s["expectation"]))(**s["kwargs"], severity=s["severity"]) for s in specs]
+    suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=suite_name, expectations=expectations))
+    batch = (ctx.data_sources.add_or_update_pandas(f"{suite_name}_source")
+             .add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("whole"))
+    definition = ctx.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite))
+    checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
+        name=f"{suite_name}_checkpoint", validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["local_site"])],
+        result_format={"result_format": "SUMMARY"}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    outcome = SuiteOutcome(suite_name, len(frame), bool(result.success), False)
+    for run_id, validation in result.run_results.items():
+        for r in validation.results:
+            cfg = r.expectation_config
+            count = r.result.get("unexpected_count") if r.result else None
+            error = None
+            if r.exception_info and any(v.get("raised_exception") for v in _exceptions(r.exception_info)):
+                error = "; ".join(str(v.get("exception_message")) for v in _exceptions(r.exception_info))[:300]
+            severity = getattr(cfg.severity, "value", str(cfg.severity))
+            ok = bool(r.success) and error is None
+            outcome.outcomes.append(ExpectationOutcome(cfg.type, cfg.kwargs.get("column"), severity, ok, count, error))
+            if not ok and severity == "critical":
+                outcome.critical_failed = True
+        urls = ctx.get_docs_sites_urls(resource_identifier=run_id, site_name="local_site")
+        if urls:
+            outcome.report_path = urls[0]["site_url"].removeprefix("file://")
+    outcome.success = not outcome.failed
+    return outcome
+
+
+def _exceptions(info: Any) -> list[dict[str, Any]]:
+    if isinstance(info, dict) and "raised_exception" in info:
+        return [info]
+    if isinstance(info, dict):
+        return [v for v in info.values() if isinstance(v, dict)]
+    return []

@@ -1,0 +1,375 @@
+"""Every MongoDB call txnmon makes, behind one small class (the shape of Airflow's MongoHook).
+
+`MongoStore(settings)` builds its client lazily on the first call, closes it on `close()` or at
+the end of a `with` block, makes one client call per method, and owns the error translation:
+an outage becomes `StoreUnavailable` (retryable), a document the server refuses for good becomes
+`StoreRefused`. Callers pass and get plain dicts; nothing else in txnmon imports pymongo.
+Writes are idempotent (`insert_missing`, upserts by `_id`), so a batch can be retried or
+redelivered by Kafka without creating a second document.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+import bson
+from bson import errors as bson_errors
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, UpdateOne
+from pymongo import errors as mongo_errors
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from include.config import Settings
+from include.core.collection_names import (
+    ALERTS,
+    REJECTED,
+    RULE_QUALITY,
+    SHADOW_ALERTS,
+    SUPPRESSED_ALERTS,
+    TOUCHED_HOURS,
+    TRANSACTIONS,
+    USER_STATE,
+    WATERMARKS,
+)
+from include.core.rollups import ROLLUP_NAMES
+from include.errors import StoreRefused, StoreUnavailable
+
+DUPLICATE_KEY = 11000
+NAMESPACE_EXISTS = 48
+
+# Errors worth retrying the whole batch for: the server is away, or answered "not now".
+_OUTAGES: tuple[type[Exception], ...] = (
+    mongo_errors.AutoReconnect,
+    mongo_errors.ConnectionFailure,
+    mongo_errors.ServerSelectionTimeoutError,
+    mongo_errors.NetworkTimeout,
+    mongo_errors.ExecutionTimeout,
+    mongo_errors.WTimeoutError,
+    mongo_errors.WriteConcernError,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).split("\n")[0].split(", Timeout:")[0][:300]
+
+
+def _translated(method: Callable[P, T]) -> Callable[P, T]:
+    """Outages -> StoreUnavailable; other server errors -> StoreRefused. Only this module sees pymongo's."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except _OUTAGES as exc:
+            raise StoreUnavailable(_first_line(exc)) from exc
+        except mongo_errors.BulkWriteError as exc:
+            raise _bulk_error(exc) from exc
+        except mongo_errors.OperationFailure as exc:
+            if _transient(exc.code, exc.details):
+                raise StoreUnavailable(f"server error, retrying: {_first_line(exc)}") from exc
+            raise StoreRefused(_first_line(exc)) from exc
+        except mongo_errors.PyMongoError as exc:
+            raise StoreRefused(_first_line(exc)) from exc
+
+    return call
+
+
+# Server answers that say "not now", not "never": internal and unknown errors (a server-side bug or a
+# node in trouble), interrupted operations, and anything labelled retryable by the server.
+_TRANSIENT_CODES = frozenset({None, 0, 1, 6, 7, 8, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+def _transient(code: Any, details: Any) -> bool:
+    labels = set((details or {}).get("errorLabels", []))
+    return code in _TRANSIENT_CODES or bool(labels & {"RetryableWriteError", "TransientTransactionError"})
+
+
+def _bulk_error(exc: Any) -> StoreUnavailable | StoreRefused:
+    details = exc.details or {}
+    if details.get("writeConcernErrors"):
+        # acknowledged by the primary but not by the write concern: a failover may roll it back
+        return StoreUnavailable(f"write concern not satisfied: {details['writeConcernErrors'][0].get('errmsg')}")
+    transient = [e for e in details.get("writeErrors", []) if _transient(e.get("code"), e)]
+    if transient:
+        # a document the server could not write right now is retried with the batch, never dead-lettered
+        return StoreUnavailable(f"write error, retrying: {transient[0].get('errmsg')}")
+    refused = {e["index"]: str(e.get("errmsg", ""))[:500] for e in details.get("writeErrors", [])
+               if e.get("code") != DUPLICATE_KEY}
+    return StoreRefused(f"MongoDB refused {len(refused)} document(s)", refused)
+
+
+_clients: dict[tuple[Any, ...], MongoClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_key(settings: Settings) -> tuple[Any, ...]:
+    password = settings.mongo_password.get_secret_value() if settings.mongo_password else None
+    w = settings.mongo_write_concern
+    return (settings.mongo_uri.get_secret_value(), settings.mongo_username, password, settings.mongo_timeout_ms,
+            int(w) if w.isdigit() else w, settings.mongo_journal)
+
+
+def _shared_client(settings: Settings) -> MongoClient:
+    # One pooled client per deployment and process: pymongo clients are thread-safe, reconnect
+    # by themselves and cost threads and sockets, so every store of the process shares it.
+    key = _client_key(settings)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            uri, username, password, timeout_ms, w, journal = key
+            kwargs: dict[str, Any] = {
+                "w": w,
+                "journal": journal,
+                "serverSelectionTimeoutMS": timeout_ms,
+                # the connect timeout is also the monitor's heartbeat timeout: a busy server that is
+                # slow to answer a heartbeat must not be declared down (that cancels in-flight batches)
+                "connectTimeoutMS": max(timeout_ms, 20_000),
+                "socketTimeoutMS": max(timeout_ms * 6, 30_000),
+                "tz_aware": True,
+                "appname": "txnmon",
+            }
+            if username is not None:
+                kwargs.update(username=username, password=password)
+            client = _clients[key] = MongoClient(uri, **kwargs)
+        return client
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int
+    existing: int
+    duplicate_ids: list[Any] = field(default_factory=list)  # ids that were stored already
+
+
+class MongoStore:
+    """The txnmon database on one MongoDB deployment, as named operations over plain dicts."""
+
+    def __init__(self, settings: Settings, database: str | None = None) -> None:
+        self.settings = settings
+        self.database = database or settings.mongo_db
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        """Built on first use, so constructing a store (e.g. in a DAG file) makes no connection."""
+        return _shared_client(self.settings)[self.database]
+
+    def close(self) -> None:
+        """Close this process's pooled client for the deployment (at process exit; a later call reconnects)."""
+        with _clients_lock:
+            client = _clients.pop(_client_key(self.settings), None)
+        if client is not None:
+            client.close()
+
+    def collection(self, name: str) -> Collection:
+        """The raw collection, for benchmarks and tests that measure the server itself."""
+        return self.db[name]
+
+    # --- server and schema ------------------------------------------------------------------
+
+    @_translated
+    def ping(self) -> dict[str, Any]:
+        """Server version and wire version."""
+        hello = self.db.client.admin.command("isMaster")
+        info = self.db.client.server_info()
+        return {"version": info.get("version"), "maxWireVersion": hello.get("maxWireVersion")}
+
+    @_translated
+    def ensure_indexes(self) -> None:
+        """Indexes the processor, rollups and dashboard rely on; creating them twice is a no-op.
+
+        Transactions and alerts use their natural ids as `_id`, so uniqueness needs no extra index.
+        """
+        db = self.db
+        tx = db[TRANSACTIONS]
+        tx.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+        tx.create_index([("event_time", ASCENDING)], name="event_time")
+        tx.create_index([("processed_time", ASCENDING)], name="processed_time")
+        alerts = db[ALERTS]
+        alerts.create_index([("created_at", DESCENDING)], name="created_at")
+        alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+        alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+        db[REJECTED].create_index([("reason", ASCENDING), ("first_seen", ASCENDING)], name="reason_first_seen")
+        db[TOUCHED_HOURS].create_index([("pending", ASCENDING)], name="pending")
+        for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
+            db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+        # $merge targets exist before the first merge: two first merges racing to create one fail
+        existing = set(db.list_collection_names())
+        for name in (*ROLLUP_NAMES, RULE_QUALITY):
+            if name not in existing:
+                try:
+                    db.create_collection(name)
+                except mongo_errors.CollectionInvalid:
+                    pass  # created meanwhile by another process: what we wanted
+                except mongo_errors.OperationFailure as exc:
+                    if exc.code != NAMESPACE_EXISTS:
+                        raise
+
+    @_translated
+    def drop(self) -> None:
+        """Delete this database (tests and benchmarks only)."""
+        self.db.client.drop_database(self.database)
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    @_translated
+    def insert_missing(self, collection: str, docs: Sequence[Mapping[str, Any]]) -> UpsertResult:
+        """Insert each document whose `_id` is not stored yet; leave stored ones exactly as they are.
+
+        An unordered `insert_many`: duplicate-key errors mean "already stored" (a redelivery or a
+        replay), so the first write of an id wins and writing a batch twice changes nothing. A
+        document refused for another reason raises StoreRefused naming its index in `docs`.
+        """
+        if not docs:
+            return UpsertResult(0, 0)
+        first: dict[Any, int] = {}
+        for i, d in enumerate(docs):
+            first.setdefault(d["_id"], i)
+        unique = list(first.values())
+        kept = set(unique)
+        repeated = [docs[i]["_id"] for i in range(len(docs)) if i not in kept]
+        try:
+            result = self.db[collection].insert_many([dict(docs[i]) for i in unique], ordered=False)
+            return UpsertResult(len(result.inserted_ids), len(docs) - len(result.inserted_ids), repeated)
+        except mongo_errors.BulkWriteError as exc:
+            error = _bulk_error(exc)
+            if isinstance(error, StoreUnavailable):
+                raise error from exc
+            # counted from the errors: some MongoDB-wire servers report nInserted as attempted
+            dup_ids = repeated + [docs[unique[e["index"]]]["_id"] for e in exc.details.get("writeErrors", [])
+                                  if e.get("code") == DUPLICATE_KEY]
+            if error.refused:
+                error.refused = {unique[i]: why for i, why in error.refused.items()}
+                error.duplicate_ids = dup_ids
+                raise error from exc
+            inserted = len(unique) - len(exc.details.get("writeErrors", []))
+            return UpsertResult(inserted, len(docs) - inserted, dup_ids)
+        except (bson_errors.BSONError, OverflowError, ValueError) as exc:
+            # the driver could not encode a document: nothing was sent. Insert the others, name the bad ones.
+            bad = {}
+            for i in unique:
+                try:
+                    bson.encode(dict(docs[i]))
+                except (bson_errors.BSONError, OverflowError, ValueError) as why:
+                    bad[i] = f"not storable: {type(why).__name__}: {why}"[:500]
+            if not bad:
+                raise StoreRefused(f"not storable: {exc}") from exc
+            rest = [docs[i] for i in unique if i not in bad]
+            done = self.insert_missing(collection, rest) if rest else UpsertResult(0, 0)
+            raise StoreRefused(f"{len(bad)} document(s) not storable", bad, duplicate_ids=repeated + done.duplicate_ids
+                               ) from exc
+
+    @_translated
+    def replace_document(self, collection: str, doc: Mapping[str, Any]) -> None:
+        """Store `doc` under its `_id`, replacing any earlier version (reports, dispositions)."""
+        self.db[collection].replace_one({"_id": doc["_id"]}, dict(doc), upsert=True)
+
+    @_translated
+    def append_to_history(self, collection: str, _id: Any, fields: Mapping[str, Any],
+                          entry: Mapping[str, Any]) -> dict[str, Any]:
+        """Set `fields` and append `entry` to `history` in one atomic update (upserting); return the document."""
+        return self.db[collection].find_one_and_update(
+            {"_id": _id}, {"$set": dict(fields), "$push": {"history": dict(entry)}}, upsert=True,
+            return_document=ReturnDocument.AFTER)
+
+    @_translated
+    def load_user_state(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored state of these users (by `_id`, so one indexed lookup on any MongoDB)."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        return {d["_id"]: d for d in self.db[USER_STATE].find({"_id": {"$in": ids}})}
+
+    @_translated
+    def save_user_state(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the state of these users; writing the same state twice is harmless."""
+        if states:
+            ops = [UpdateOne({"_id": u}, {"$set": dict(state)}, upsert=True) for u, state in states.items()]
+            self.db[USER_STATE].bulk_write(ops, ordered=False)
+
+    @_translated
+    def save_watermarks(self, topic: str, newest: Mapping[int, Sequence[Any]]) -> None:
+        """Per partition of `topic`, the newest event times seen (one small document each)."""
+        if newest:
+            ops = [UpdateOne({"_id": f"{topic}:{p}"}, {"$set": {"topic": topic, "partition": p, "newest": list(times)}},
+                             upsert=True) for p, times in newest.items()]
+            self.db[WATERMARKS].bulk_write(ops, ordered=False)
+
+    @_translated
+    def load_watermarks(self, topic: str, partitions: Iterable[int]) -> dict[int, list[Any]]:
+        ids = [f"{topic}:{p}" for p in sorted(set(partitions))]
+        if not ids:
+            return {}
+        return {d["partition"]: d.get("newest", []) for d in self.db[WATERMARKS].find({"_id": {"$in": ids}})}
+
+    @_translated
+    def claim_for_redrive(self, ids: Sequence[str], token: str, at: Any, *, stale_before: Any,
+                          force: bool = False) -> int:
+        """Claim rejected records for one re-drive run (`token`): those not re-driven yet and not
+        claimed by a live run (a claim older than `stale_before` is over). `force` claims them all."""
+        if not ids:
+            return 0
+        query: dict[str, Any] = {"_id": {"$in": list(ids)}}
+        if not force:
+            query["redriven_at"] = {"$exists": False}
+            query["$or"] = [{"redrive_claim": {"$exists": False}}, {"redrive_claim.at": {"$lt": stale_before}}]
+        result = self.db[REJECTED].update_many(query, {"$set": {"redrive_claim": {"token": token, "at": at}}})
+        return result.modified_count
+
+    @_translated
+    def mark_redriven(self, token: str, ids: Sequence[str], at: Any) -> None:
+        """Kafka acknowledged these: mark them re-driven and end this run's claim."""
+        if ids:
+            self.db[REJECTED].update_many({"_id": {"$in": list(ids)}, "redrive_claim.token": token},
+                                          {"$set": {"redriven_at": at}, "$unset": {"redrive_claim": ""}})
+
+    @_translated
+    def release_redrive(self, token: str, ids: Sequence[str]) -> None:
+        """End this run's claim without marking (the messages were not sent): re-drivable at once."""
+        if ids:
+            self.db[REJECTED].update_many({"_id": {"$in": list(ids)}, "redrive_claim.token": token},
+                                          {"$unset": {"redrive_claim": ""}})
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    @_translated
+    def estimated_count(self, collection: str) -> int:
+        """Document count from collection metadata: no scan (for progress displays and benchmarks)."""
+        return self.db[collection].estimated_document_count()
+
+    @_translated
+    def count(self, collection: str, query: Mapping[str, Any] | None = None) -> int:
+        return self.db[collection].count_documents(dict(query or {}))
+
+    @_translated
+    def find(
+        self,
+        collection: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        sort: Iterable[tuple[str, int]] | None = None,
+        limit: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        cursor = self.db[collection].find(dict(query or {}), dict(projection) if projection else None)
+        if sort:
+            cursor = cursor.sort(list(sort))
+        if limit:
+            cursor = cursor.limit(limit)
+        return list(cursor)
+
+    def find_one(self, collection: str, query: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = self.find(collection, query, limit=1)
+        return found[0] if found else None
+
+    @_translated
+    def aggregate(self, collection: str, pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return list(self.db[collection].aggregate([dict(stage) for stage in pipeline], allowDiskUse=True))

@@ -1,0 +1,70 @@
+"""Backtests: rules over a labelled CSV, or a candidate against the rules in use over stored history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from include.config import get_settings
+from include.connectors.mongo import MongoStore
+from include.core import backtest
+from include.core.collection_names import TRANSACTIONS
+from include.core.rules import load_rules
+from include.errors import InvalidInputFile
+from include.jobs.paths import resolve_under
+from include.jobs.triage import rule_quality
+
+log = logging.getLogger("txnmon.jobs")
+
+
+def load_transactions(path: Path, zone: ZoneInfo, now: dt.datetime | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Rows of a CSV file as normalised transactions in event-time order, and the count of invalid rows."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InvalidInputFile(f"{path}: cannot read as CSV: {exc}") from None
+    return backtest.normalise_rows(frame.to_dict("records"), zone, now)
+
+
+def backtest_stored(candidate_rules: str | Path, hours: float) -> dict[str, Any]:
+    """Candidate rules vs the rules in use over the last `hours` of stored transactions (event time).
+
+    Writes the report (JSON and the terminal table) under REPORTS_DIR/backtests/, next to the
+    quality reports, so a change can be reviewed from the Airflow UI before it is applied.
+    """
+    settings = get_settings()
+    candidate_file = resolve_under(candidate_rules, settings.rules_dir, "RULES_DIR")
+    candidate = load_rules(candidate_file)
+    current = load_rules(settings.rules_file)
+    store = MongoStore(settings)
+    newest = store.find(TRANSACTIONS, sort=[("event_time", -1)], limit=1,
+                           projection={"event_time": 1})
+    if not newest:
+        raise InvalidInputFile("no stored transactions to backtest against")
+    end = newest[0]["event_time"] + dt.timedelta(milliseconds=1)  # BSON dates have millisecond precision
+    start = end - dt.timedelta(hours=hours)
+    fields = {"_id": 0, "transaction_id": 1, "user_id": 1, "amount": 1, "location": 1, "event_time": 1, "type": 1,
+              "status": 1}
+    txs = store.find(TRANSACTIONS, {"event_time": {"$gte": start, "$lt": end}}, projection=fields)
+    txs.sort(key=lambda t: (t["event_time"], t["transaction_id"]))
+    result = backtest.run_backtest(txs, candidate)
+    baseline = backtest.run_backtest(txs, current)
+    doc = backtest.to_json(result, backtest.compare(result, baseline), baseline)
+    doc["window"] = {"start": start.isoformat(), "end": end.isoformat(), "hours": hours}
+    doc["rule_quality_from_triage"] = rule_quality(store)  # analysts' verdicts on the live rules so far
+    doc["candidate_file"] = str(candidate_file)
+    out = Path(settings.reports_dir) / "backtests"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"backtest_{stamp}.json").write_text(json.dumps(doc, indent=2, default=str))
+    table = backtest.render(doc)
+    (out / f"backtest_{stamp}.txt").write_text(table + "\n")
+    log.info("backtest of %s over %s .. %s:\n%s", doc["candidate_file"], start, end, table)
+    doc["report_path"] = str(out / f"backtest_{stamp}.json")
+    return doc

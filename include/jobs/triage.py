@@ -1,0 +1,43 @@
+"""Alert triage: analysts mark alerts true or false positives; per-rule precision follows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import Any
+
+from include.connectors.mongo import MongoStore
+from include.core.collection_names import ALERT_DISPOSITIONS, ALERTS, RULE_QUALITY
+from include.core.triage import (
+    TriageError,
+    check_disposition,
+    disposition_entry,
+    disposition_fields,
+    precision_rows,
+    rule_quality_pipeline,
+)
+
+
+def mark(store: MongoStore, alert_id: str, disposition: str, reason: str = "", by: str | None = None,
+         now: dt.datetime | None = None) -> dict[str, Any]:
+    check_disposition(disposition)
+    alert = store.find_one(ALERTS, {"_id": alert_id})
+    if alert is None:
+        raise TriageError(f"no alert {alert_id!r}")
+    entry = disposition_entry(disposition, reason, by or getpass.getuser(), now or dt.datetime.now(dt.UTC))
+    doc = store.append_to_history(ALERT_DISPOSITIONS, alert_id, disposition_fields(alert, entry), entry)
+    refresh_rule_quality(store)
+    return doc
+
+
+def refresh_rule_quality(store: MongoStore) -> None:
+    store.aggregate(ALERTS, rule_quality_pipeline())
+
+
+def rule_quality(store: MongoStore) -> list[dict[str, Any]]:
+    """Totals per rule over all days, with precision = true positives / marked (None if none marked)."""
+    rows = store.aggregate(RULE_QUALITY, [
+        {"$group": {"_id": "$rule", "alerts": {"$sum": "$alerts"}, "marked": {"$sum": "$marked"},
+                    "true_positives": {"$sum": "$true_positives"}, "false_positives": {"$sum": "$false_positives"}}},
+    ])
+    return precision_rows(rows)

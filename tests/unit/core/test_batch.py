@@ -1,0 +1,157 @@
+"""process_batch: a polled batch in, documents and messages out, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from include.config import load_settings
+from include.core.batch import BatchConfig, process_batch
+from include.core.records import SourceRecord
+from include.core.rules import Detector, load_rules
+from include.core.watermark import DEFAULT_K, Watermarks
+
+NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def settings():
+    return load_settings(metrics_port=0)
+
+
+@pytest.fixture
+def config(settings):
+    return BatchConfig.from_settings(settings)
+
+
+def record(offset: int, value: object, partition: int = 0, key: bytes | None = b"U1") -> SourceRecord:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return SourceRecord("transactions.raw", partition, offset, key, raw, 0)
+
+
+def row(tid: str, minute: int, amount: float = 100, user: str = "U1") -> dict:
+    return {"transaction_id": tid, "user_id": user, "amount": amount, "payment_method": "UPI",
+            "location": "Mumbai", "timestamp": f"2025-09-30T10:{minute:02d}:00Z"}
+
+
+def no_history(users):
+    return {}
+
+
+def test_valid_records_become_enriched_documents_and_messages(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    result = process_batch([record(0, row("T1", 0, 60_000)), record(1, row("T2", 1, 6_000))], detector, config,
+                           now=NOW, load_state=no_history)
+    big, medium = result.transactions
+    assert big["_id"] == "T1" and big["value_category"] == "High" and big["alert_flag"] is True
+    assert big["alert_reasons"] == ["high_amount"] and big["risk_score"] == 60
+    assert big["processed_time"] == NOW and big["rules_version"] == detector.version
+    assert big["source"] == {"topic": "transactions.raw", "partition": 0, "offset": 0}
+    assert medium["value_category"] == "Medium" and medium["alert_flag"] is False
+    assert [a["_id"] for a in result.alerts] == ["T1:high_amount"]
+    assert result.alerts[0]["severity"] == "high" and "56" not in result.alerts[0]["reason"]
+    key, value, _ = result.enriched[0]
+    assert key == b"U1"
+    assert json.loads(value)["event_time"] == "2025-09-30T10:00:00Z"
+    assert result.next_offsets == {0: 2}
+
+
+def test_rejected_records_keep_their_bytes_and_carry_reason_and_source(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    raw = b'{"transaction_id": "T9", "amount": "lots"}'
+    result = process_batch([record(5, raw, partition=2, key=b"k")], detector, config, now=NOW,
+                           load_state=no_history)
+    assert result.transactions == [] and result.enriched == []
+    key, value, headers = result.dlq[0]
+    assert (key, value) == (b"k", raw)
+    h = dict(headers)
+    assert h["txnmon.reason"] == b"missing_field"
+    assert (h["txnmon.source.topic"], h["txnmon.source.partition"], h["txnmon.source.offset"]) == (
+        b"transactions.raw", b"2", b"5")
+    assert result.rejected_by_reason == {"missing_field": 1}
+    assert result.next_offsets == {2: 6}
+
+
+def test_history_is_loaded_once_for_unknown_users(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    calls = []
+
+    def loader(users):
+        calls.append(users)
+        stored = [[dt.datetime(2025, 9, 30, 9, 58 + i, tzinfo=dt.UTC), f"old{i}", "Mumbai", 1.0, "purchase",
+                   "success"] for i in range(2)]
+        return {"U1": {"events": stored, "raised": {}}}
+
+    first = process_batch([record(0, row("T1", 0)), record(1, row("T2", 0))], detector, config, now=NOW,
+                          load_state=loader)
+    assert calls == [{"U1"}]
+    # two stored + T1 + T2 = 4 within 10 minutes: T2 trips velocity only because history was loaded
+    assert [a["_id"] for a in first.alerts] == ["T2:velocity"]
+    later = process_batch([record(2, row("T3", 30))], detector, config, now=NOW, load_state=loader)
+    assert len(calls) == 1
+    # the state written back holds every event the user has within the rules' horizon
+    assert [e[1] for e in later.user_state["U1"]["events"]] == ["old0", "old1", "T1", "T2", "T3"]
+
+
+def test_duplicate_transaction_in_one_batch_is_stored_once(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    result = process_batch([record(0, row("T1", 0, 60_000)), record(1, row("T1", 0, 60_000))], detector, config,
+                           now=NOW, load_state=no_history)
+    assert [d["_id"] for d in result.transactions] == ["T1"]
+    assert len(result.enriched) == 1
+    assert {a["_id"] for a in result.alerts} == {"T1:high_amount"}
+
+
+def test_suppressed_and_shadow_hits_go_to_their_own_lists(settings, config):
+    from include.core.rules import parse_rules
+
+    rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n  high_amount: {threshold: 1000, mode: shadow}\n")
+    detector = Detector(rules)
+    records = [record(i, row(f"T{i}", i // 2, amount=2_000)) for i in range(8)]
+    result = process_batch(records, detector, config, now=NOW, load_state=no_history)
+    assert [a["_id"] for a in result.alerts] == ["T3:velocity"]
+    assert [a["suppressed_by"] for a in result.suppressed] == ["T3:velocity"] * 4
+    assert len(result.shadow) == 8 and all(a["mode"] == "shadow" for a in result.shadow)
+    assert result.alerts_by_rule == {"velocity": 1}
+    t5 = next(d for d in result.transactions if d["_id"] == "T5")
+    assert t5["alert_flag"] is True and t5["alert_reasons"] == ["velocity"]  # still a risky transaction
+
+
+def test_events_far_behind_the_watermark_are_stored_and_flagged_late(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    fresh = [record(i, {**row(f"T{i}", 0, user=f"U{i}"), "timestamp": f"2025-09-30T12:{i:02d}:00Z"})
+             for i in range(DEFAULT_K)]
+    old = record(DEFAULT_K, {**row("OLD", 0, user="U99"), "timestamp": "2025-09-30T09:00:00Z"})  # three hours behind
+    result = process_batch([*fresh, old], detector, config, now=NOW, load_state=no_history)
+    flags = {d["_id"]: d["late"] for d in result.transactions}
+    assert flags["OLD"] is True and sum(flags.values()) == 1 and result.late == 1
+
+
+def test_one_event_dated_far_ahead_does_not_make_later_traffic_late(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    marks = Watermarks()
+    normal = [record(i, {**row(f"T{i}", i % 60, user=f"U{i}")}) for i in range(20)]
+    outlier = record(20, {**row("AHEAD", 0, user="U77"), "timestamp": "2025-10-01T09:00:00Z"})  # 23 h ahead
+    after = [record(21 + i, {**row(f"A{i}", 30 + i, user=f"V{i}")}) for i in range(10)]
+    result = process_batch([*normal, outlier, *after], detector, config, now=NOW, load_state=no_history,
+                           watermarks=marks)
+    assert result.late == 0
+    assert marks.of(0) < dt.datetime(2025, 9, 30, 11, tzinfo=dt.UTC)
+
+
+def test_watermarks_are_per_partition_and_resume_from_what_was_stored(settings, config):
+    detector = Detector(load_rules(settings.rules_file))
+    busy = [record(i, {**row(f"T{i}", 0, user=f"U{i}"), "timestamp": f"2025-09-30T18:{i:02d}:00Z"}, partition=1)
+            for i in range(DEFAULT_K)]
+    first = process_batch(busy, detector, config, now=NOW, load_state=no_history)
+    # partition 0 is hours behind partition 1, and none of it is late: lateness is judged per partition
+    quiet = [record(i, row(f"Q{i}", i, user=f"W{i}"), partition=0) for i in range(DEFAULT_K + 2)]
+    marks = Watermarks()
+    marks.restore(first.watermarks)
+    second = process_batch(quiet, detector, config, now=NOW, load_state=no_history, watermarks=marks)
+    assert second.late == 0 and set(first.watermarks) == {1}
+    resumed = Watermarks()
+    resumed.restore(first.watermarks)
+    assert resumed.of(1) == marks.of(1) == dt.datetime(2025, 9, 30, 18, 0, tzinfo=dt.UTC)
