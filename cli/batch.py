@@ -13,16 +13,14 @@ def cmd_rollups(settings: Settings, args: argparse.Namespace) -> int:
     from include.connectors.mongo import MongoStore
     from include.jobs import rollups
 
-    store = MongoStore(settings)
-    if args.full:
-        run = rollups.run_rollups(store, full_rebuild=True)
-    else:
-        end = dt.datetime.now(dt.UTC)
-        run = rollups.run_rollups(store, end - dt.timedelta(minutes=args.minutes), end)
-    scope = "all buckets" if run.full_rebuild else f"{len(run.hours)} touched hour(s)"
-    print(f"rollups recomputed for {scope}:")
+    run = rollups.run_rollups(MongoStore(settings), full_rebuild=args.full, trigger="cli")
+    scope = "every hour with data" if run.full_rebuild else f"{len(run.hours)} touched hour(s)"
+    print(f"rollups recomputed for {scope} ({run.entries:,} stored batch(es) consumed, "
+          f"{run.passes.get('transactions', 0)} pass(es) over transactions), run {run.run_id}:")
     for name, n in run.documents.items():
         print(f"  {name:<26} {n:>8,} documents")
+    if run.as_of is not None:
+        print(f"KPIs as of {run.as_of:%Y-%m-%d %H:%M:%S} UTC: every batch stored before then is included")
     return 0
 
 
@@ -40,10 +38,9 @@ def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from cli.base import positive_int
 
-    p = sub.add_parser("rollups", help="recompute KPI rollups touched recently (or all with --full)")
+    p = sub.add_parser("rollups", help="recompute the KPI rollups of every batch stored since the last run "
+                                       "(or all with --full)")
     p.add_argument("--full", action="store_true", help="recompute every bucket")
-    p.add_argument("--minutes", type=positive_int, default=60,
-                   help="buckets touched by data processed in the last N minutes (default 60)")
     p.set_defaults(func=cmd_rollups)
 
     p = sub.add_parser("quality", help="run the data-quality suites over recently processed data")

@@ -1,23 +1,26 @@
 """
 ### KPI rollups
 
-Every 5 minutes, recompute the event-time buckets touched by transactions processed (and
-alerts raised) during the data interval, with MongoDB aggregation pipelines that `$merge`
-into the `kpi_*` collections (see docs/rollups.md). Re-running or backfilling an interval
-recomputes the same buckets and changes nothing. Param `full_rebuild` recomputes everything.
+Every 5 minutes (or whenever triggered), recompute the event-time hours touched by every batch
+the processor has stored since the last successful run, and write the `kpi_*` collections (see
+docs/rollups.md). What a run covers comes from the pending entries in MongoDB's `touched_hours`
+(one per stored batch), not from the data interval: a manual trigger includes everything stored
+so far, and runs missed while the scheduler was down or batches delayed by an outage are caught
+up by the next run. Each run is recorded in `kpi_runs`. Re-running changes nothing. Param
+`full_rebuild` recomputes everything there is.
 """
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from include.jobs.rollups import rollup_interval
+from include.jobs.rollups import rollup_pending
 
 
 @dag(
     dag_id="kpi_rollups",
     schedule=CronDataIntervalTimetable("*/5 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=False,  # nothing is lost by skipping intervals: the pending entries carry the work
     max_active_runs=1,
     doc_md=__doc__,
     tags=["txnmon", "kpi"],
@@ -26,8 +29,8 @@ from include.jobs.rollups import rollup_interval
 )
 def kpi_rollups():
     @task
-    def rollup(data_interval_start=None, data_interval_end=None, params=None) -> dict:
-        return rollup_interval(data_interval_start, data_interval_end, params["full_rebuild"])
+    def rollup(params=None) -> dict:
+        return rollup_pending(params["full_rebuild"], trigger="airflow")
 
     rollup()
 

@@ -216,6 +216,8 @@ def page(span: dt.timedelta | None, rules: list[str]) -> None:
         return
     st.caption(f"Event time {w.start:%Y-%m-%d %H:%M} to {w.end:%Y-%m-%d %H:%M} UTC · "
                f"updated {time.strftime('%H:%M:%S')}")
+    as_of = queries.kpis_as_of(db)  # every batch stored before this is in the numbers below
+    st.caption(f"KPIs as of {as_of:%Y-%m-%d %H:%M:%S} UTC" if as_of else "KPIs as of: no rollup run recorded yet")
     headline(db, w)
     trend(db, w)
     left, right = st.columns(2)

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from include.core import geo
-from include.core.collection_names import ALERTS, REJECTED, SHADOW_ALERTS
+from include.core.collection_names import ALERTS, KPI_RUNS, REJECTED, SHADOW_ALERTS
 
 RANGES = {"All data": None, "Last hour of data": dt.timedelta(hours=1), "Last 6 hours of data": dt.timedelta(hours=6),
           "Last 24 hours of data": dt.timedelta(hours=24), "Last 7 days of data": dt.timedelta(days=7)}
@@ -149,3 +149,9 @@ def shadow_vs_live(db: Any, w: Window) -> pd.DataFrame:
     live = {r["_id"]: r["n"] for r in db.aggregate(ALERTS, [match, group])}
     return _frame([{"rule": rule, "shadow_hits": n, "live_alerts": live.get(rule, 0)}
                    for rule, n in sorted(shadow.items())], ["rule", "shadow_hits", "live_alerts"])
+
+
+def kpis_as_of(db: Any) -> dt.datetime | None:
+    """When the newest successful rollup run started: the kpi_* numbers include every batch stored before it."""
+    runs = db.find(KPI_RUNS, {"success": True}, sort=[("finished_at", -1)], limit=1, projection={"as_of": 1})
+    return runs[0].get("as_of") if runs else None

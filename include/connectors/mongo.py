@@ -11,14 +11,16 @@ redelivered by Kafka without creating a second document.
 from __future__ import annotations
 
 import functools
+import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import bson
 from bson import errors as bson_errors
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteOne, MongoClient, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo import errors as mongo_errors
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -26,6 +28,8 @@ from pymongo.database import Database
 from include.config import Settings
 from include.core.collection_names import (
     ALERTS,
+    KPI_RUNS,
+    LEASES,
     REJECTED,
     RULE_QUALITY,
     SHADOW_ALERTS,
@@ -35,7 +39,7 @@ from include.core.collection_names import (
     USER_STATE,
     WATERMARKS,
 )
-from include.core.rollups import ROLLUP_NAMES
+from include.core.rollups import ROLLUP_NAMES, ROLLUPS
 from include.errors import StoreRefused, StoreUnavailable
 
 DUPLICATE_KEY = 11000
@@ -151,6 +155,10 @@ class UpsertResult:
 class MongoStore:
     """The txnmon database on one MongoDB deployment, as named operations over plain dicts."""
 
+    # documents written (inserted, replaced, upserted) by this process, per collection: what
+    # `make bench` reports as MongoDB writes per transaction
+    written: ClassVar[Counter[str]] = Counter()
+
     def __init__(self, settings: Settings, database: str | None = None) -> None:
         self.settings = settings
         self.database = database or settings.mongo_db
@@ -197,8 +205,12 @@ class MongoStore:
         alerts.create_index([("created_at", DESCENDING)], name="created_at")
         alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
         alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+        alerts.create_index([("event_time", ASCENDING)], name="event_time")  # rollups read touched hours
         db[REJECTED].create_index([("reason", ASCENDING), ("first_seen", ASCENDING)], name="reason_first_seen")
         db[TOUCHED_HOURS].create_index([("pending", ASCENDING)], name="pending")
+        db[KPI_RUNS].create_index([("success", ASCENDING), ("finished_at", DESCENDING)], name="success_finished")
+        for rollup in ROLLUPS:  # the dashboard and the rollup job read kpi_* by bucket range
+            db[rollup.collection].create_index([(rollup.grain, ASCENDING)], name=rollup.grain)
         for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
             db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
         # $merge targets exist before the first merge: two first merges racing to create one fail
@@ -236,6 +248,7 @@ class MongoStore:
         unique = list(first.values())
         kept = set(unique)
         repeated = [docs[i]["_id"] for i in range(len(docs)) if i not in kept]
+        MongoStore.written[collection] += len(unique)
         try:
             result = self.db[collection].insert_many([dict(docs[i]) for i in unique], ordered=False)
             return UpsertResult(len(result.inserted_ids), len(docs) - len(result.inserted_ids), repeated)
@@ -270,6 +283,7 @@ class MongoStore:
     @_translated
     def replace_document(self, collection: str, doc: Mapping[str, Any]) -> None:
         """Store `doc` under its `_id`, replacing any earlier version (reports, dispositions)."""
+        MongoStore.written[collection] += 1
         self.db[collection].replace_one({"_id": doc["_id"]}, dict(doc), upsert=True)
 
     @_translated
@@ -292,6 +306,7 @@ class MongoStore:
     def save_user_state(self, states: Mapping[str, Mapping[str, Any]]) -> None:
         """Replace the state of these users; writing the same state twice is harmless."""
         if states:
+            MongoStore.written[USER_STATE] += len(states)
             ops = [UpdateOne({"_id": u}, {"$set": dict(state)}, upsert=True) for u, state in states.items()]
             self.db[USER_STATE].bulk_write(ops, ordered=False)
 
@@ -299,6 +314,7 @@ class MongoStore:
     def save_watermarks(self, topic: str, newest: Mapping[int, Sequence[Any]]) -> None:
         """Per partition of `topic`, the newest event times seen (one small document each)."""
         if newest:
+            MongoStore.written[WATERMARKS] += len(newest)
             ops = [UpdateOne({"_id": f"{topic}:{p}"}, {"$set": {"topic": topic, "partition": p, "newest": list(times)}},
                              upsert=True) for p, times in newest.items()]
             self.db[WATERMARKS].bulk_write(ops, ordered=False)
@@ -372,4 +388,103 @@ class MongoStore:
 
     @_translated
     def aggregate(self, collection: str, pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return list(self.db[collection].aggregate([dict(stage) for stage in pipeline], allowDiskUse=True))
+        try:
+            return list(self.db[collection].aggregate([dict(stage) for stage in pipeline], allowDiskUse=True))
+        except mongo_errors.OperationFailure as exc:
+            if exc.code == DUPLICATE_KEY:
+                # two $merge runs inserting the same new _id at once: MongoDB says retry the merge
+                raise StoreUnavailable(f"concurrent $merge: {_first_line(exc)}") from exc
+            raise
+
+    # --- KPI rollups ------------------------------------------------------------------------------
+
+    @_translated
+    def for_each(self, collection: str, query: Mapping[str, Any], projection: Mapping[str, Any],
+                 visit: Callable[[dict[str, Any]], None], *, batch_size: int = 10_000) -> int:
+        """Stream the matching documents through `visit`, one cursor, never all in memory; return how many.
+
+        A helper thread reads the cursor (a few batches ahead) while `visit` runs in the caller's thread,
+        so the server preparing the next batch overlaps with the caller's work (measured on the local
+        server: a million documents folded in 27.5 s instead of 29.9 s). An error on either side stops both.
+        """
+        chunks: queue.Queue[Any] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+        end = object()
+
+        def offer(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    chunks.put(item, timeout=0.5)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                with self.db[collection].find(dict(query), dict(projection), batch_size=batch_size) as cursor:
+                    chunk: list[dict[str, Any]] = []
+                    for doc in cursor:
+                        chunk.append(doc)
+                        if len(chunk) >= batch_size:
+                            if not offer(chunk):
+                                return
+                            chunk = []
+                    if chunk and not offer(chunk):
+                        return
+                offer(end)
+            except BaseException as exc:  # handed to the caller's thread, translated there
+                offer(exc)
+
+        reader = threading.Thread(target=read, name=f"txnmon-read-{collection}", daemon=True)
+        reader.start()
+        n = 0
+        try:
+            while (chunk := chunks.get()) is not end:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                for doc in chunk:
+                    visit(doc)
+                n += len(chunk)
+            return n
+        finally:
+            stop.set()
+            reader.join(timeout=60)
+
+    @_translated
+    def write_documents(self, collection: str, replace: Sequence[Mapping[str, Any]],
+                        delete_ids: Sequence[Any] = ()) -> dict[str, int]:
+        """Store each of `replace` under its `_id` (inserting or replacing) and delete `delete_ids`, in one
+        unordered bulk write; idempotent, so a retry after an outage gives the same result."""
+        ops: list[Any] = [ReplaceOne({"_id": d["_id"]}, dict(d), upsert=True) for d in replace]
+        ops += [DeleteOne({"_id": i}) for i in delete_ids]
+        if not ops:
+            return {"upserted": 0, "replaced": 0, "deleted": 0}
+        result = self.db[collection].bulk_write(ops, ordered=False)
+        return {"upserted": result.upserted_count, "replaced": result.matched_count,
+                "deleted": result.deleted_count}
+
+    @_translated
+    def set_fields(self, collection: str, ids: Sequence[Any], fields: Mapping[str, Any],
+                   only_if: Mapping[str, Any] | None = None) -> int:
+        """Set `fields` on the documents with these `_id`s (and matching `only_if`); return how many matched."""
+        if not ids:
+            return 0
+        result = self.db[collection].update_many({"_id": {"$in": list(ids)}, **dict(only_if or {})},
+                                                 {"$set": dict(fields)})
+        return result.matched_count
+
+    @_translated
+    def acquire_lease(self, name: str, owner: str, now: Any, until: Any) -> bool:
+        """Hold the lease `name` until `until` if it is free, expired or already `owner`'s (renewing it)."""
+        try:
+            self.db[LEASES].find_one_and_update(
+                {"_id": name, "$or": [{"owner": None}, {"owner": owner}, {"until": {"$lt": now}}]},
+                {"$set": {"owner": owner, "until": until, "renewed_at": now}}, upsert=True)
+        except mongo_errors.DuplicateKeyError:
+            return False  # held by another owner: the upsert found no free lease and collided with it
+        return True
+
+    @_translated
+    def release_lease(self, name: str, owner: str) -> None:
+        self.db[LEASES].update_one({"_id": name, "owner": owner}, {"$set": {"owner": None, "until": None}})

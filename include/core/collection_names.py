@@ -14,3 +14,4 @@ QUALITY_REPORTS = "quality_reports"
 ALERT_DISPOSITIONS = "alert_dispositions"  # analysts' triage marks, with their history
 RULE_QUALITY = "kpi_rule_quality"
 KPI_RUNS = "kpi_runs"  # one document per rollup run: what it recomputed, consumed and wrote; freshness for BI
+LEASES = "leases"  # one document per exclusive job (e.g. the KPI rollups): who holds it, until when

@@ -1,80 +1,273 @@
-"""The KPI rollup job: run the pipelines of include/core/rollups.py over the touched hours.
+"""The KPI rollup job: recompute the hours of every pending `touched_hours` entry, then mark them done.
 
-A run recomputes every event-time hour touched by transactions (or alerts) processed in its
-interval, whole, so late data and replays of old files are counted once and correctly;
-`full_rebuild` recomputes every hour there is.
+The processor writes one `touched_hours` entry per stored batch, after the batch's transactions
+and alerts are acknowledged (include/jobs/store_batch.py), so whoever sees an entry sees its data.
+Those pending entries are the durable high-water mark: no clock and no Airflow data interval
+decides what a run covers. A run
+
+1. takes the `kpi_rollups` lease (one run at a time: two runs writing the same hour could leave
+   the older view of it on top),
+2. reads the pending entries: `as_of` is that moment, every batch stored before it is included,
+3. reads the transactions of the union of their hours ONCE (a full rebuild: all of them) into the
+   cube of include/core/rollups.py, and the live alerts of those hours once,
+4. writes each kpi_* collection's new or changed documents of those hours and deletes the buckets
+   that are gone; refreshes kpi_rule_quality whole (dispositions change without new data),
+5. marks exactly the entries read in 2 done (`pending: False`, `rolled_up_at`, `run_id`),
+6. records the run in `kpi_runs` (what it read, wrote and consumed, `success: True`).
+
+A failure before 5 leaves the entries pending: the retry, or the next run, recomputes the same
+hours from the same data and writes the same documents. Manual triggers, missed schedules and
+batches that were retried through an outage (their entry is written only once they are stored)
+are all caught up by the next run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from include.config import get_settings
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, RULE_QUALITY, TRANSACTIONS
-from include.core.rollups import HOUR_FMT, ROLLUP_NAMES, ROLLUPS, Rollup, hour_start, rollup_pipeline
-
-__all__ = ["ROLLUPS", "ROLLUP_NAMES", "RollupRun", "rollup_interval", "run_rollups", "touched_hours"]
+from include.core.collection_names import ALERTS, KPI_RUNS, RULE_QUALITY, TOUCHED_HOURS, TRANSACTIONS
+from include.core.rollups import (
+    ALERT_FIELDS,
+    ROLLUP_NAMES,
+    ROLLUPS,
+    TX_FIELDS,
+    AlertCube,
+    TxCube,
+    plan_writes,
+    projection,
+    source_query,
+    time_query,
+    valid_hours,
+)
+from include.errors import RetryableError, TxnmonError
 from include.jobs.triage import refresh_rule_quality
+
+__all__ = ["KPI_COLLECTIONS", "ROLLUPS", "ROLLUP_NAMES", "RollupBusy", "RollupRun", "freshness", "latest_run",
+           "rollup_pending", "run_rollups"]
 
 log = logging.getLogger("txnmon.jobs")
 
+LEASE = "kpi_rollups"
+LEASE_FOR = dt.timedelta(minutes=10)  # a run renews it every minute; a crashed run blocks others this long at most
+RENEW_EVERY_S = 60.0
+MARK_CHUNK = 5_000  # entry ids per update
+KEPT_HOURS = 500  # hours listed in a kpi_runs document (the count is always there)
+KPI_COLLECTIONS = (*ROLLUP_NAMES, RULE_QUALITY)
 
-def touched_hours(store: MongoStore, start: dt.datetime, end: dt.datetime) -> list[str]:
-    """Event-time hours of transactions processed, or alerts raised, in [start, end)."""
-    hours: set[str] = set()
-    for collection, field in ((TRANSACTIONS, "processed_time"), (ALERTS, "created_at")):
-        rows = store.aggregate(collection, [
-            {"$match": {field: {"$gte": start, "$lt": end}}},
-            {"$group": {"_id": {"$dateToString": {"date": "$event_time", "format": HOUR_FMT}}}},
-        ])
-        hours.update(r["_id"] for r in rows if r["_id"])
-    return sorted(hours)
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class RollupBusy(RetryableError):
+    """Another rollup run holds the lease: this one would race it. Retry after it finishes."""
 
 
 @dataclass(frozen=True)
 class RollupRun:
-    hours: list[str]
-    documents: dict[str, int]  # rollup collection -> documents in the recomputed buckets
+    run_id: str
+    hours: list[str]  # the event-time hours recomputed (every hour with data for a full rebuild)
+    documents: dict[str, int]  # kpi collection -> its documents in the recomputed buckets
     full_rebuild: bool
+    entries: int = 0  # touched_hours entries consumed
+    as_of: dt.datetime | None = None  # every batch stored before this is included
+    passes: dict[str, int] = field(default_factory=dict)  # collection -> reads of it this run
+    written: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def run_rollups(store: MongoStore, start: dt.datetime | None = None, end: dt.datetime | None = None,
-                *, full_rebuild: bool = False) -> RollupRun:
-    """Recompute the buckets touched in [start, end), or everything with `full_rebuild`."""
-    if full_rebuild:
-        hours: list[str] | None = None
+def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str = "manual",
+                clock: Clock = _utcnow) -> RollupRun:
+    """Recompute the hours of every pending entry (or everything), then consume those entries."""
+    owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
+    started = clock()
+    if not store.acquire_lease(LEASE, owner, started, started + LEASE_FOR):
+        raise RollupBusy("another KPI rollup run is in progress; this one would race it (retry later)",
+                         retry_after=30.0)
+    run_id = f"{started:%Y-%m-%dT%H:%M:%S.%fZ}-{owner}"
+    doc: dict[str, Any] = {"_id": run_id, "started_at": started, "finished_at": None, "trigger": trigger,
+                           "full_rebuild": full_rebuild, "success": False, "state": "running"}
+    try:
+        store.insert_missing(KPI_RUNS, [doc])
+        run = _run(store, run_id, owner, full_rebuild, clock, doc)
+    except BaseException as exc:
+        _record_failure(store, doc, exc, clock)
+        raise
+    finally:
+        _release(store, owner)
+    return run
+
+
+def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: Clock,
+         doc: dict[str, Any]) -> RollupRun:
+    previous = latest_run(store)
+    as_of = clock()
+    entries = store.find(TOUCHED_HOURS, {"pending": True}, projection={"hours": 1, "acked_at": 1})
+    hours, malformed = valid_hours(h for e in entries for h in e.get("hours") or [])
+    if malformed:
+        log.warning("rollups: ignoring malformed hours in touched_hours: %s", malformed[:10])
+    renew = _renewer(store, owner, clock)
+    steps: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal tick
+        now = time.perf_counter()
+        steps[step] = round(steps.get(step, 0.0) + now - tick, 3)
+        tick = now
+
+    lap("read_entries")
+    documents: dict[str, int] = {}
+    written: dict[str, dict[str, int]] = {}
+    passes = {TRANSACTIONS: 0, ALERTS: 0}
+    read = {TRANSACTIONS: 0, ALERTS: 0}
+    scope: list[str] | None = None if full_rebuild else hours
+    if full_rebuild or hours:
+        tx_cube, alert_cube = TxCube(), AlertCube()
+        for source, cube, fields in ((TRANSACTIONS, tx_cube, TX_FIELDS), (ALERTS, alert_cube, ALERT_FIELDS)):
+            read[source] = store.for_each(source, source_query(source, scope), projection(fields),
+                                          _visiting(cube.add, renew))
+            passes[source] += 1
+            lap(f"read_{source}")
+        if full_rebuild:
+            hours = sorted(tx_cube.hours() | alert_cube.hours())
+        for rollup in ROLLUPS:
+            rows = (tx_cube if rollup.source == TRANSACTIONS else alert_cube).rows(rollup)
+            lap("derive")
+            stored = store.find(rollup.collection, time_query(rollup.grain, scope))
+            writes, deletes = plan_writes(rows, stored)
+            lap("read_kpi")
+            renew()
+            written[rollup.collection] = store.write_documents(rollup.collection, writes, deletes)
+            documents[rollup.collection] = len(rows)
+            lap("write_kpi")
     else:
-        if start is None or end is None:
-            raise ValueError("start and end are required unless full_rebuild is set")
-        hours = touched_hours(store, start, end)
-        if not hours:
-            return RollupRun([], {r.collection: 0 for r in ROLLUPS}, False)
-    counts = {}
-    for rollup in ROLLUPS:
-        store.aggregate(rollup.source, rollup_pipeline(rollup, hours))
-        counts[rollup.collection] = _count_buckets(store, rollup, hours)
+        documents = {r.collection: 0 for r in ROLLUPS}
     # alert dispositions change without new data: per-rule precision is recomputed whole (alerts are few)
     refresh_rule_quality(store)
-    counts[RULE_QUALITY] = store.count(RULE_QUALITY)
-    return RollupRun(hours or [], counts, full_rebuild)
+    passes[ALERTS] += 1
+    documents[RULE_QUALITY] = store.count(RULE_QUALITY)
+    lap("rule_quality")
+    finished = clock()
+    ids = [e["_id"] for e in entries]
+    for first in range(0, len(ids), MARK_CHUNK):
+        store.set_fields(TOUCHED_HOURS, ids[first:first + MARK_CHUNK],
+                         {"pending": False, "rolled_up_at": finished, "run_id": run_id})
+    acked = [e["acked_at"] for e in entries if isinstance(e.get("acked_at"), dt.datetime)]
+    marks = [m for m in (max(acked, default=None), (previous or {}).get("mark")) if m is not None]
+    doc.update(
+        finished_at=finished, success=True, state="done", as_of=as_of, mark=max(marks, default=None),
+        hours_recomputed=len(hours), hours=hours[:KEPT_HOURS], hours_truncated=len(hours) > KEPT_HOURS,
+        entries_consumed=len(ids), transactions_read=read[TRANSACTIONS], alerts_read=read[ALERTS],
+        passes=passes, documents=documents, written=written, collections=list(KPI_COLLECTIONS),
+        seconds=round((finished - doc["started_at"]).total_seconds(), 3), seconds_by_step=steps)
+    store.replace_document(KPI_RUNS, doc)
+    return RollupRun(run_id, hours, documents, full_rebuild, len(ids), as_of, passes, written)
 
 
-def _count_buckets(store: MongoStore, rollup: Rollup, hours: Sequence[str] | None) -> int:
-    if not hours:
-        return store.count(rollup.collection)
-    field = rollup.grain
-    first, last = hour_start(min(hours)), hour_start(max(hours)) + dt.timedelta(hours=1)
-    return store.count(rollup.collection, {field: {"$gte": first, "$lt": last}})
+def _visiting(add: Callable[[dict[str, Any]], None], renew: Callable[[], None]) -> Callable[[dict[str, Any]], None]:
+    """`add` for every document, and the lease renewed now and then during a long read."""
+    count = 0
+
+    def visit(d: dict[str, Any]) -> None:
+        nonlocal count
+        add(d)
+        count += 1
+        if count % 50_000 == 0:
+            renew()
+
+    return visit
 
 
-def rollup_interval(start: dt.datetime, end: dt.datetime, full_rebuild: bool = False) -> dict[str, Any]:
-    """The kpi_rollups DAG's task: one interval (or everything), summary out."""
-    run = run_rollups(MongoStore(get_settings()), start, end, full_rebuild=full_rebuild)
-    log.info("rollups %s: hours %s, documents %s", "full rebuild" if full_rebuild else f"{start} .. {end}",
-             run.hours if len(run.hours) < 10 else f"{len(run.hours)} hours", run.documents)
-    return {"hours": len(run.hours), "documents": run.documents, "full_rebuild": run.full_rebuild}
+def _renewer(store: MongoStore, owner: str, clock: Clock) -> Callable[[], None]:
+    last = time.monotonic()
+
+    def renew() -> None:
+        nonlocal last
+        if time.monotonic() - last < RENEW_EVERY_S:
+            return
+        now = clock()
+        if not store.acquire_lease(LEASE, owner, now, now + LEASE_FOR):
+            raise RollupBusy("the KPI rollup lease expired and another run took it; this run stops unfinished")
+        last = time.monotonic()
+
+    return renew
+
+
+def _record_failure(store: MongoStore, doc: dict[str, Any], exc: BaseException, clock: Clock) -> None:
+    """Best effort: the run's document says it failed and why (its entries stay pending either way)."""
+    try:
+        store.replace_document(KPI_RUNS, {**doc, "finished_at": clock(), "success": False, "state": "failed",
+                                          "error": f"{type(exc).__name__}: {exc}"[:500]})
+    except TxnmonError as why:
+        log.warning("rollups: could not record the failed run %s: %s", doc["_id"], why)
+
+
+def _release(store: MongoStore, owner: str) -> None:
+    try:
+        store.release_lease(LEASE, owner)
+    except TxnmonError as why:  # it expires by itself
+        log.warning("rollups: could not release the lease (it expires within %s): %s", LEASE_FOR, why)
+
+
+# --- freshness ------------------------------------------------------------------------------------
+
+
+def latest_run(store: MongoStore, collection: str | None = None) -> dict[str, Any] | None:
+    """The newest successful run (that refreshed `collection`, if given)."""
+    query: dict[str, Any] = {"success": True}
+    if collection is not None:
+        query["collections"] = collection
+    found = store.find(KPI_RUNS, query, sort=[("finished_at", -1)], limit=1,
+                       projection={"hours": 0, "written": 0})
+    return found[0] if found else None
+
+
+def freshness(store: MongoStore) -> dict[str, Any]:
+    """How fresh the kpi_* collections are: per collection, the last successful run that refreshed it.
+
+    `as_of`: every batch stored before it is in the collection; `mark`: the acknowledgement time of
+    the newest batch included; `pending_batches`: stored batches no run has consumed yet.
+    """
+    last = latest_run(store)
+    collections: dict[str, Any] = {}
+    for name in KPI_COLLECTIONS:
+        run = last if last is not None and name in last.get("collections", []) else (
+            latest_run(store, name) if last is not None else None)
+        collections[name] = None if run is None else {
+            "last_success": run.get("finished_at"), "as_of": run.get("as_of"), "mark": run.get("mark"),
+            "run_id": run["_id"]}
+    return {
+        "last_run": None if last is None else {
+            k: last.get(k) for k in ("_id", "as_of", "finished_at", "mark", "full_rebuild", "hours_recomputed",
+                                     "entries_consumed", "passes", "seconds")},
+        "pending_batches": store.count(TOUCHED_HOURS, {"pending": True}),
+        "collections": collections,
+    }
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def rollup_pending(full_rebuild: bool = False, trigger: str = "airflow") -> dict[str, Any]:
+    """The kpi_rollups DAG's task: everything stored so far (or everything there is), summary out."""
+    run = run_rollups(MongoStore(get_settings()), full_rebuild=full_rebuild, trigger=trigger)
+    log.info("rollups %s: %d entries, hours %s, documents %s, passes %s", "full rebuild" if full_rebuild else "run",
+             run.entries, run.hours if len(run.hours) < 10 else f"{len(run.hours)} hours", run.documents, run.passes)
+    return summary(run)
+
+
+def summary(run: RollupRun) -> dict[str, Any]:
+    return {"run_id": run.run_id, "hours": len(run.hours), "entries": run.entries, "documents": run.documents,
+            "passes": run.passes, "full_rebuild": run.full_rebuild,
+            "as_of": run.as_of.isoformat() if run.as_of else None}
+

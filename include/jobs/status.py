@@ -10,6 +10,7 @@ from include.connectors import kafka
 from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERTS, TRANSACTIONS
 from include.errors import TxnmonError
+from include.jobs import rollups
 
 THROUGHPUT_WINDOW_S = 60
 
@@ -43,6 +44,11 @@ def collect(settings: Settings) -> dict[str, Any]:
     except TxnmonError as exc:
         report["healthy"] = False
         report["mongo"]["error"] = str(exc).split(",")[0]
+    if "error" not in report["mongo"]:
+        try:
+            report["kpis"] = rollups.freshness(MongoStore(settings))
+        except TxnmonError as exc:
+            report["kpis"] = {"error": str(exc).split(",")[0]}
     return report
 
 
@@ -65,4 +71,26 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"          {coll:<28} {n:>10,} documents")
         lines.append(f"          stored in the last minute: {m['stored_last_minute']:,} "
                      f"({m['throughput_tx_per_s']:,} tx/s)")
+    if "kpis" in report:
+        lines.extend(_render_kpis(report["kpis"]))
     return "\n".join(lines)
+
+
+def _when(t: Any) -> str:
+    return f"{t:%Y-%m-%d %H:%M:%S} UTC" if isinstance(t, dt.datetime) else "never"
+
+
+def _render_kpis(kpis: dict[str, Any]) -> list[str]:
+    """Freshness of the kpi_* collections: as of when, and what is still waiting to be rolled up."""
+    if "error" in kpis:
+        return [f"  kpis    unknown  {kpis['error']}"]
+    pending = f"{kpis['pending_batches']:,} stored batch(es) waiting for the next run"
+    last = kpis["last_run"]
+    if last is None:
+        return [f"  kpis    no successful rollup run yet; {pending} (`txnmon rollups`)"]
+    lines = [f"  kpis    as of {_when(last['as_of'])} (every batch stored before is included); {pending}",
+             f"          last run {last['_id']}: {last.get('hours_recomputed', 0):,} hour(s), "
+             f"{last.get('entries_consumed', 0):,} batch(es), mark {_when(last.get('mark'))}"]
+    for name, fresh in kpis["collections"].items():
+        lines.append(f"          {name:<28} last success {_when((fresh or {}).get('last_success'))}")
+    return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import time
 from typing import Any
 
 from include.connectors.mongo import MongoStore
@@ -16,6 +17,7 @@ from include.core.triage import (
     precision_rows,
     rule_quality_pipeline,
 )
+from include.errors import StoreUnavailable
 
 
 def mark(store: MongoStore, alert_id: str, disposition: str, reason: str = "", by: str | None = None,
@@ -30,8 +32,16 @@ def mark(store: MongoStore, alert_id: str, disposition: str, reason: str = "", b
     return doc
 
 
-def refresh_rule_quality(store: MongoStore) -> None:
-    store.aggregate(ALERTS, rule_quality_pipeline())
+def refresh_rule_quality(store: MongoStore, attempts: int = 5) -> None:
+    """Recompute kpi_rule_quality; a merge racing another one (two analysts marking at once) is retried."""
+    for attempt in range(attempts):
+        try:
+            store.aggregate(ALERTS, rule_quality_pipeline())
+            return
+        except StoreUnavailable:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def rule_quality(store: MongoStore) -> list[dict[str, Any]]:

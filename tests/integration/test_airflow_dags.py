@@ -10,7 +10,7 @@ import pytest
 from include.config import SAMPLE_CSV
 from include.connectors import kafka
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS
+from include.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS
 from include.core.generator import GeneratorSpec, generate, write_csv
 from include.jobs import rollups
 from include.jobs.replay import replay_csv
@@ -61,23 +61,41 @@ def test_replay_dag_refuses_a_bad_file_and_names_the_failures(isolated_settings,
     assert sum(kafka.end_offsets(s, s.topic_raw).values()) == 0
 
 
-def test_kpi_rollups_add_up_to_the_seed_total_and_rerunning_changes_nothing(isolated_settings, run_dag):
+def test_one_manual_kpi_rollups_trigger_after_processing_adds_up_to_the_seed_total(isolated_settings, run_dag):
     s = isolated_settings
     replay_csv(s, SAMPLE_CSV)
     run_until_idle(s)
     db = MongoStore(s)
-    for logical_date in _runs_covering(s, dt.timedelta(minutes=5)):
-        result = run_dag("kpi_rollups", s, logical_date=logical_date)
-        assert result.returncode == 0, _log(result)[-3000:]
+    result = run_dag("kpi_rollups", s)  # one manual trigger, right after processing: its data interval is irrelevant
+    assert result.returncode == 0, _log(result)[-3000:]
     snapshot = {name: sorted(db.find(name), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES}
     for name in rollups.ROLLUP_NAMES:
         if name != "kpi_alerts_hour":
             assert sum(d["revenue"] for d in snapshot[name]) == 777_650, name
     assert sum(d["transactions"] for d in snapshot["kpi_revenue_minute"]) == 100
     assert {d["_id"] for d in snapshot["kpi_alerts_hour"]} >= {"2025-09-30T10|high_amount|high"}
+    [run] = db.find(KPI_RUNS)
+    assert run["success"] and run["trigger"] == "airflow" and run["passes"]["transactions"] == 1
+    assert db.count(TOUCHED_HOURS, {"pending": True}) == 0
     again = run_dag("kpi_rollups", s, conf='{"full_rebuild": true}')
     assert again.returncode == 0, _log(again)[-3000:]
     assert {name: sorted(db.find(name), key=lambda d: d["_id"]) for name in rollups.ROLLUP_NAMES} == snapshot
+
+
+def test_kpi_rollups_after_a_scheduler_pause_catch_up_whatever_interval_runs_next(isolated_settings, run_dag):
+    s = isolated_settings
+    replay_csv(s, SAMPLE_CSV)
+    run_until_idle(s)
+    db = MongoStore(s)
+    # the scheduler was down: the next run is for an interval long before anything was processed
+    stale = dt.datetime(2025, 1, 1, 0, 5, 1, tzinfo=dt.UTC)
+    result = run_dag("kpi_rollups", s, logical_date=stale)
+    assert result.returncode == 0, _log(result)[-3000:]
+    assert sum(d["revenue"] for d in db.find("kpi_location_hour")) == 777_650
+    rerun = run_dag("kpi_rollups", s, logical_date=stale)  # the same run again: nothing pending, nothing changes
+    assert rerun.returncode == 0, _log(rerun)[-3000:]
+    assert sum(d["revenue"] for d in db.find("kpi_location_hour")) == 777_650
+    assert [r["entries_consumed"] > 0 for r in db.find(KPI_RUNS, sort=[("started_at", 1)])] == [True, False]
 
 
 def test_data_quality_passes_clean_data_and_fails_naming_injected_defects(isolated_settings, run_dag):

@@ -27,6 +27,7 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     for heading in ("Revenue and transactions per minute", "Revenue by category", "Revenue by payment method",
                     "Revenue by city", "Top products", "Rejected events by reason", "Shadow rules vs live alerts"):
         assert heading in body, heading
+    assert "KPIs as of " in body and "no rollup run recorded" not in body  # the rollup run's as_of, near the top
     metrics = {m.inner_text().split("\n")[0]: m.inner_text().split("\n")[-1]
                for m in page.query_selector_all('[data-testid="stMetric"]')}
     assert metrics["Revenue"] == "777,650"
