@@ -7,22 +7,21 @@ same file: every document whose insert was acknowledged must be there.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, PyMongoError
+
+from tests.fixtures.devstack import load_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -32,18 +31,7 @@ KILL_AFTER_ACKED = 20_000  # the server commits in the background once a second;
 PAD = "x" * 150  # ~250-byte documents, like a transaction
 
 
-def _load_stack() -> ModuleType:
-    name = "txnmon_devstack_stack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "devstack" / "stack.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-devstack = _load_stack()
+devstack = load_stack()
 
 
 def _free_port() -> int:

@@ -4,32 +4,21 @@ processes stand in for the services, and the stack's state lives in a temporary 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.fixtures.devstack import load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_stack() -> ModuleType:
-    name = "txnmon_devstack_stack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "devstack" / "stack.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-devstack = _load_stack()
+devstack = load_stack()
 
 
 @pytest.fixture(autouse=True)
