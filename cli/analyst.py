@@ -21,11 +21,22 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         baseline_rules = load_rules(args.baseline) if args.baseline else None
     except RulesError as exc:
         raise UsageError(str(exc)) from None
-    txs, rejected = load_transactions(Path(args.data), settings.zone)
-    result = backtest.run_backtest(txs, candidate_rules, rejected)
+    if args.topic:
+        from include.jobs.backtest import backtest_topic
+
+        def run(rules):  # the by-user topic, in the order the processor judged it
+            return backtest_topic(settings, rules)
+    else:
+        if not args.data:
+            raise UsageError("give --data FILE (a CSV) or --topic (TOPIC_BY_USER, as the processor judged it)")
+        txs, rejected = load_transactions(Path(args.data), settings.zone)
+
+        def run(rules):
+            return backtest.run_backtest(txs, rules, rejected)
+    result = run(candidate_rules)
     comparison = baseline = None
     if baseline_rules is not None:
-        baseline = backtest.run_backtest(txs, baseline_rules, rejected)
+        baseline = run(baseline_rules)
         comparison = backtest.compare(result, baseline)
     doc = backtest.to_json(result, comparison, baseline)
     print(json.dumps(doc, indent=2, default=str) if args.json else backtest.render(doc))
@@ -76,7 +87,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("backtest", help="run rules over a CSV in event-time order, as the processor would")
     p.add_argument("--rules", default=str(DEFAULT_RULES_FILE), help="candidate rules file (default: the shipped one)")
     p.add_argument("--baseline", default=None, help="rules file to compare with: alerts added and dropped")
-    p.add_argument("--data", required=True, help="CSV file (a fraud_label column enables recall/precision)")
+    p.add_argument("--data", default=None, help="CSV file (a fraud_label column enables recall/precision)")
+    p.add_argument("--topic", action="store_true",
+                   help="instead of a file: every message of TOPIC_BY_USER, in the order the processor judged them")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_backtest)
 

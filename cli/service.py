@@ -14,7 +14,7 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from include.connectors.mongo import MongoStore
 
     created = kafka.ensure_topics(settings)
-    for info in kafka.describe_topics(settings, [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]):
+    for info in kafka.describe_topics(settings, list(settings.pipeline_topics)):
         state = "created" if info.name in created else "exists"
         print(f"topic {info.name}: {info.partitions} partitions ({state})")
     MongoStore(settings).ensure_indexes()

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     topic_raw: str = "transactions.raw"
     topic_enriched: str = "transactions.enriched"
     topic_dlq: str = "transactions.dlq"
+    # internal topics, created by `txnmon init` with TOPIC_PARTITIONS partitions: every valid raw
+    # message re-keyed by its normalised user_id (so one user's events meet on one partition,
+    # whatever key the producer used), and the detector's per-user state, compacted, partition p
+    # holding the users of by-user partition p, written in the same transaction as the offsets
+    topic_by_user: str = "transactions.by_user"
+    topic_state: str = "txnmon.user_state"
     topic_partitions: int = Field(3, ge=1, le=1000)
     topic_replication_factor: int = Field(1, ge=1, le=10)
     consumer_group: str = "txnmon-stream"
@@ -120,7 +126,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a MongoDB database name: 1-63 chars, none of / \\ . space \" $")
         return value
 
-    @field_validator("topic_raw", "topic_enriched", "topic_dlq", "consumer_group")
+    @field_validator("topic_raw", "topic_enriched", "topic_dlq", "topic_by_user", "topic_state", "consumer_group")
     @classmethod
     def _check_topic(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
@@ -146,10 +152,14 @@ class Settings(BaseSettings):
             raise ValueError("MONGO_USERNAME and MONGO_PASSWORD must be set together")
         if self.dashboard_triage and not (self.dashboard_analyst or "").strip():
             raise ValueError("DASHBOARD_ANALYST is required when DASHBOARD_TRIAGE is on (whose marks they are)")
-        topics = {self.topic_raw, self.topic_enriched, self.topic_dlq}
-        if len(topics) != 3:
-            raise ValueError("TOPIC_RAW, TOPIC_ENRICHED and TOPIC_DLQ must be three different topics")
+        if len(set(self.pipeline_topics)) != len(self.pipeline_topics):
+            raise ValueError("TOPIC_RAW, TOPIC_ENRICHED, TOPIC_DLQ, TOPIC_BY_USER and TOPIC_STATE must be "
+                             "five different topics")
         return self
+
+    @property
+    def pipeline_topics(self) -> tuple[str, ...]:
+        return (self.topic_raw, self.topic_enriched, self.topic_dlq, self.topic_by_user, self.topic_state)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,147 +1,427 @@
-"""Every Kafka call txnmon makes, behind a handful of named operations.
+"""Every Kafka call txnmon makes, behind a handful of named operations: the confluent-kafka port.
 
-Nothing else in the project imports the Kafka client library: the processor, the replay, the
-DAGs and the tests build producers, consumers and the admin client here, from `Settings`.
+A drop-in replacement for `include.connectors.kafka` (same names, signatures and behaviour) on
+librdkafka, plus what exactly-once processing needs: transactional producers, the consumer
+group's metadata and `commit_transaction`. Nothing else in the project imports the Kafka client
+library: producers, consumers and the admin client are built here, from `Settings`, and client
+errors are translated into txnmon's own errors here.
+
+Where the client differs from kafka-python, this module hides it:
+
+- librdkafka connects in the background; every factory checks that a broker answers within
+  KAFKA_BOOTSTRAP_TIMEOUT_MS (KafkaUnavailable otherwise), as kafka-python's constructors did.
+- Overrides are given with kafka-python's names (`linger_ms=0`, `max_request_size=...`) and
+  translated; a name with no librdkafka equivalent is a TypeError. Keys already in librdkafka's
+  dotted form (`**{"enable.partition.eof": True}`) pass through unchanged.
+- librdkafka's consumer needs a group.id: a group-less consumer (`group_id=None`) gets a random
+  throwaway id that is never used to commit, and is *assigned* its topics' partitions.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka import errors as kafka_errors
-from kafka.structs import OffsetAndMetadata
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka import KafkaError as _Err
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from include.config import Settings
 from include.core.records import Message, SourceRecord
 from include.errors import CommitRefused, KafkaUnavailable, MessageRefused, TopicMissing
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "CommitFailed",
+    "KafkaError",
+    "KafkaSource",
+    "Message",
+    "RetriableKafkaError",
+    "SourceRecord",
+    "TopicAlreadyExists",
+    "TopicInfo",
+    "TransactionalProducer",
+    "Window",
+    "abort_transaction",
+    "begin_transaction",
+    "client_config",
+    "commit_offsets",
+    "commit_transaction",
+    "committed_offsets",
+    "consumer_lag",
+    "delete_topics",
+    "describe_topics",
+    "end_offsets",
+    "ensure_topics",
+    "lag_of",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "make_transactional_producer",
+    "open_window",
+    "poll_records",
+    "poll_window",
+    "produce_nowait",
+    "require_topics",
+    "send_all",
+    "send_confirmed",
+    "subscribe",
+    "window_done",
+]
 
-KafkaError = kafka_errors.KafkaError
-TopicAlreadyExists = kafka_errors.TopicAlreadyExistsError
-CommitFailed = kafka_errors.CommitFailedError
-RetriableKafkaError = kafka_errors.RetriableError
+log = logging.getLogger(__name__)
+# librdkafka's own log lines (connection failures, ...) go here; they are forwarded when the
+# client is polled (consume, poll, flush), never printed to stderr.
+_client_log = logging.getLogger(__name__ + ".librdkafka")
+
+# `except kafka.KafkaError` keeps working: every client error is a KafkaException, whose
+# `.args[0]` is a confluent_kafka.KafkaError with .code(), .retriable(), .fatal(), .txn_requires_abort().
+KafkaError = KafkaException
+
+
+class TopicAlreadyExists(KafkaException):
+    """Kept for name compatibility: ensure_topics handles it, it never leaves this module."""
+
+
+class CommitFailed(KafkaException):
+    """commit_offsets: the group rebalanced (or dropped this member) since the partitions were assigned."""
+
+
+class RetriableKafkaError(KafkaException):
+    """commit_offsets: an outage (coordinator moved, timeout); the same commit may succeed later."""
+
+
+ADMIN_TIMEOUT_S = 15.0
+TXN_TIMEOUT_S = 10.0
+
+# Errors where the same call may succeed later. librdkafka flags only some errors as retriable
+# (KafkaError.retriable()): these codes are outages whatever the call (kafka-python's RetriableError).
+_RETRIABLE = frozenset({
+    _Err._TRANSPORT, _Err._TIMED_OUT, _Err._TIMED_OUT_QUEUE, _Err._MSG_TIMED_OUT, _Err._ALL_BROKERS_DOWN,
+    _Err._WAIT_COORD, _Err._RESOLVE, _Err._RETRY, _Err._WAIT_CACHE, _Err._NODE_UPDATE, _Err._IN_PROGRESS,
+    _Err._PREV_IN_PROGRESS, _Err._UNKNOWN_BROKER, _Err._ISR_INSUFF, _Err._OUTDATED,
+    _Err.REQUEST_TIMED_OUT, _Err.NETWORK_EXCEPTION, _Err.BROKER_NOT_AVAILABLE, _Err.LEADER_NOT_AVAILABLE,
+    _Err.NOT_LEADER_FOR_PARTITION, _Err.NOT_ENOUGH_REPLICAS, _Err.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    _Err.KAFKA_STORAGE_ERROR, _Err.COORDINATOR_NOT_AVAILABLE, _Err.COORDINATOR_LOAD_IN_PROGRESS,
+    _Err.NOT_COORDINATOR, _Err.CONCURRENT_TRANSACTIONS, _Err.THROTTLING_QUOTA_EXCEEDED,
+    _Err.FENCED_LEADER_EPOCH, _Err.UNKNOWN_LEADER_EPOCH, _Err.OFFSET_NOT_AVAILABLE, _Err.REPLICA_NOT_AVAILABLE,
+    _Err.PREFERRED_LEADER_NOT_AVAILABLE, _Err.UNSTABLE_OFFSET_COMMIT, _Err.REBOOTSTRAP_REQUIRED,
+    # a topic not (yet, or no longer) there: kafka-python waited for its metadata, then timed out
+    _Err.UNKNOWN_TOPIC_OR_PART, _Err._UNKNOWN_TOPIC,
+})
+# A commit (or a transaction's offsets) refused because the group moved on without this member:
+# kafka-python's CommitFailedError. The partitions' new owner gets the batch again.
+_REBALANCED = frozenset({
+    _Err.REBALANCE_IN_PROGRESS, _Err.ILLEGAL_GENERATION, _Err.UNKNOWN_MEMBER_ID, _Err._ASSIGNMENT_LOST,
+    _Err.STALE_MEMBER_EPOCH, _Err.FENCED_MEMBER_EPOCH,
+})
+# Consumer events that stop a consumer for good (kafka-python raised these from poll).
+_POLL_RAISES = frozenset({
+    _Err.TOPIC_AUTHORIZATION_FAILED, _Err.GROUP_AUTHORIZATION_FAILED, _Err._AUTHENTICATION,
+    _Err.SASL_AUTHENTICATION_FAILED, _Err.CLUSTER_AUTHORIZATION_FAILED, _Err._SSL,
+})
+
+
+def _error(exc: BaseException) -> _Err | None:
+    arg = exc.args[0] if exc.args else None
+    return arg if isinstance(arg, _Err) else None
+
+
+def _retriable(err: _Err | None) -> bool:
+    return err is not None and (err.retriable() or err.code() in _RETRIABLE) and not err.fatal()
+
+
+def _why(err: _Err) -> str:
+    return f"{err.name()}: {err.str()}"[:300]
 
 
 def _unavailable(settings: Settings) -> KafkaUnavailable:
     return KafkaUnavailable(f"no Kafka broker answers at {settings.kafka_bootstrap_servers}")
 
 
+# --- configuration ---------------------------------------------------------------------------
+
 def client_config(settings: Settings) -> dict[str, Any]:
-    """Connection and security options shared by producers, consumers and the admin client."""
+    """Connection and security options (librdkafka keys) shared by producers, consumers and the admin client."""
     cfg: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "security_protocol": settings.kafka_security_protocol,
-        "bootstrap_timeout_ms": settings.kafka_bootstrap_timeout_ms,
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol.lower(),
+        # kafka-python gave up bootstrapping after bootstrap_timeout_ms; librdkafka connects in the
+        # background: a connection attempt is abandoned after this (librdkafka's floor is 1 s), and
+        # the factories below wait at most kafka_bootstrap_timeout_ms for a broker to answer
+        "socket.connection.setup.timeout.ms": max(1000, settings.kafka_bootstrap_timeout_ms),
+        # topics are created by ensure_topics with the partitions we choose, never by a typo
+        "allow.auto.create.topics": False,
+        "logger": _client_log,
     }
     if settings.kafka_sasl_mechanism:
-        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        cfg["sasl_plain_username"] = settings.kafka_sasl_username
+        cfg["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        if settings.kafka_sasl_username is not None:
+            cfg["sasl.username"] = settings.kafka_sasl_username
         if settings.kafka_sasl_password is not None:
-            cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            cfg["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    for key, librdkafka_key in (("ssl_cafile", "ssl.ca.location"), ("ssl_certfile", "ssl.certificate.location"),
+                                ("ssl_keyfile", "ssl.key.location")):
         value = getattr(settings, f"kafka_{key}")
         if value:
-            cfg[key] = value
+            cfg[librdkafka_key] = value
     return cfg
 
 
-def make_admin(settings: Settings) -> KafkaAdminClient:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _servers(value: Any) -> str:
+    return value if isinstance(value, str) else ",".join(value)
+
+
+# kafka-python option name -> (librdkafka key, value conversion)
+_COMMON_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "bootstrap_servers": ("bootstrap.servers", _servers),
+    "client_id": ("client.id", _same),
+    "security_protocol": ("security.protocol", lambda v: str(v).lower()),
+    "sasl_mechanism": ("sasl.mechanism", _same),
+    "sasl_plain_username": ("sasl.username", _same),
+    "sasl_plain_password": ("sasl.password", _same),
+    "ssl_cafile": ("ssl.ca.location", _same),
+    "ssl_certfile": ("ssl.certificate.location", _same),
+    "ssl_keyfile": ("ssl.key.location", _same),
+    "bootstrap_timeout_ms": ("socket.connection.setup.timeout.ms", lambda v: max(1000, int(v))),
+    # kafka-python's metadata_max_age_ms forces a refresh after that long: librdkafka's refresh interval
+    "metadata_max_age_ms": ("topic.metadata.refresh.interval.ms", _same),
+    "reconnect_backoff_ms": ("reconnect.backoff.ms", _same),
+    "reconnect_backoff_max_ms": ("reconnect.backoff.max.ms", _same),
+    "retry_backoff_ms": ("retry.backoff.ms", _same),
+    "connections_max_idle_ms": ("connections.max.idle.ms", _same),
+    "receive_buffer_bytes": ("socket.receive.buffer.bytes", _same),
+    "send_buffer_bytes": ("socket.send.buffer.bytes", _same),
+}
+_PRODUCER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    **_COMMON_KEYS,
+    "acks": ("acks", _same),
+    "enable_idempotence": ("enable.idempotence", bool),
+    "linger_ms": ("linger.ms", _same),
+    "batch_size": ("batch.size", _same),
+    "compression_type": ("compression.type", lambda v: "none" if v is None else v),
+    "max_in_flight_requests_per_connection": ("max.in.flight.requests.per.connection", _same),
+    "retries": ("retries", _same),
+    "delivery_timeout_ms": ("delivery.timeout.ms", _same),
+    "request_timeout_ms": ("request.timeout.ms", _same),
+    # kafka-python refused a record above max_request_size; librdkafka refuses one above message.max.bytes
+    "max_request_size": ("message.max.bytes", _same),
+    "buffer_memory": ("queue.buffering.max.kbytes", lambda v: max(1, int(v) // 1024)),
+    "transactional_id": ("transactional.id", _same),
+    "transaction_timeout_ms": ("transaction.timeout.ms", _same),
+}
+_CONSUMER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    **_COMMON_KEYS,
+    "enable_auto_commit": ("enable.auto.commit", bool),
+    "auto_commit_interval_ms": ("auto.commit.interval.ms", _same),
+    "auto_offset_reset": ("auto.offset.reset", _same),
+    "fetch_max_bytes": ("fetch.max.bytes", _same),
+    "max_partition_fetch_bytes": ("max.partition.fetch.bytes", _same),
+    "fetch_min_bytes": ("fetch.min.bytes", _same),
+    "fetch_max_wait_ms": ("fetch.wait.max.ms", _same),
+    "session_timeout_ms": ("session.timeout.ms", _same),
+    "heartbeat_interval_ms": ("heartbeat.interval.ms", _same),
+    "max_poll_interval_ms": ("max.poll.interval.ms", _same),
+    "isolation_level": ("isolation.level", _same),
+    "check_crcs": ("check.crcs", bool),
+    "request_timeout_ms": ("socket.timeout.ms", _same),
+    "group_instance_id": ("group.instance.id", _same),
+}
+
+
+def _translate(overrides: Mapping[str, Any], keys: Mapping[str, tuple[str, Callable[[Any], Any]]],
+               what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if "." in name:  # already a librdkafka key
+            out[name] = value
+        elif name in keys:
+            key, convert = keys[name]
+            out[key] = convert(value)
+        else:
+            raise TypeError(f"{what}() got override {name!r}, which has no librdkafka equivalent here "
+                            f"(known: {', '.join(sorted(keys))}; or pass a librdkafka key such as 'linger.ms')")
+    return out
+
+
+def _check_reachable(client: Any, settings: Settings) -> None:
+    timeout = settings.kafka_bootstrap_timeout_ms / 1000
     try:
-        return KafkaAdminClient(client_id="txnmon-admin", request_timeout_ms=15000, **client_config(settings))
-    except kafka_errors.KafkaTimeoutError as exc:
+        if isinstance(client, Consumer):
+            client.list_topics(timeout=timeout)  # a consumer's cluster_id() waits a second even when answered
+        else:
+            client.cluster_id(timeout=timeout)
+    except KafkaException as exc:
         raise _unavailable(settings) from exc
 
 
-def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
-    """A producer tuned for throughput with no loss: acks=all, idempotent, batched, compressed."""
+# --- clients ---------------------------------------------------------------------------------
+
+def make_admin(settings: Settings) -> AdminClient:
+    admin = AdminClient({"client.id": "txnmon-admin", "socket.timeout.ms": 15_000, **client_config(settings)})
+    _check_reachable(admin, settings)
+    return admin
+
+
+def _producer_config(settings: Settings, overrides: Mapping[str, Any], what: str) -> dict[str, Any]:
     cfg: dict[str, Any] = {
-        "client_id": "txnmon-producer",
+        "client.id": "txnmon-producer",
         "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "batch_size": 256 * 1024,
-        "compression_type": "lz4",
-        "max_in_flight_requests_per_connection": 5,
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "batch.size": 1_000_000,
+        "batch.num.messages": 100_000,
+        "compression.type": "lz4",
+        "max.in.flight.requests.per.connection": 5,
         "retries": 2_147_483_647,
-        "delivery_timeout_ms": 120_000,
+        "delivery.timeout.ms": 120_000,
+        "message.max.bytes": 1_048_576,  # kafka-python's max_request_size default
+        "queue.buffering.max.messages": 500_000,
+        # the Java client's (and kafka-python's) partitioning: murmur2 of the key, so a user's messages
+        # stay on the partition they were on before the port; a keyless message goes to a random
+        # partition each time (librdkafka's default would hash with CRC32 and stick keyless ones to one)
+        "partitioner": "murmur2_random",
+        "sticky.partitioning.linger.ms": 0,
         **client_config(settings),
     }
-    cfg.update(overrides)
-    try:
-        return KafkaProducer(**cfg)
-    except kafka_errors.KafkaTimeoutError as exc:
-        raise _unavailable(settings) from exc
+    cfg.update(_translate(overrides, _PRODUCER_KEYS, what))
+    return cfg
 
 
-def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> KafkaConsumer:
-    """A consumer that never auto-commits: the caller commits after its writes are acknowledged."""
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    """A producer tuned for throughput with no loss: acks=all, idempotent, batched, compressed."""
+    producer = Producer(_producer_config(settings, overrides, "make_producer"))
+    _check_reachable(producer, settings)
+    return producer
+
+
+def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> Consumer:
+    """A consumer that never auto-commits: the caller commits after its writes are acknowledged.
+
+    It reads only committed transactional data (isolation.level=read_committed). With topics, a
+    group member subscribes to them; a group-less consumer (`group_id=None`) is assigned all their
+    partitions, starting where auto.offset.reset says (the earliest offset).
+    """
     cfg: dict[str, Any] = {
-        "client_id": "txnmon-consumer",
-        "group_id": group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "max_poll_records": settings.batch_max_records,
-        "fetch_max_bytes": 50 * 1024 * 1024,
-        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "client.id": "txnmon-consumer",
+        # librdkafka needs a group id even to assign partitions: a throwaway one, never committed to
+        "group.id": group_id if group_id is not None else f"txnmon-nogroup-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "fetch.max.bytes": 50 * 1024 * 1024,
+        "max.partition.fetch.bytes": 8 * 1024 * 1024,
         # a member that joined before its topic's metadata was known is assigned nothing until
         # the next metadata refresh: keep that wait short instead of the default five minutes
-        "metadata_max_age_ms": 5000,
+        "topic.metadata.refresh.interval.ms": 5000,
         # a loaded two-core machine can starve the heartbeat thread for seconds: a longer session
         # avoids rebalances (and redelivery) that no failure caused
-        "session_timeout_ms": 30_000,
-        "heartbeat_interval_ms": 3_000,
+        "session.timeout.ms": 30_000,
+        "heartbeat.interval.ms": 3_000,
         **client_config(settings),
     }
-    cfg.update(overrides)
+    cfg.update(_translate(overrides, _CONSUMER_KEYS, "make_consumer"))
+    consumer = Consumer(cfg)
     try:
-        return KafkaConsumer(*topics, **cfg)
-    except kafka_errors.KafkaTimeoutError as exc:
-        raise _unavailable(settings) from exc
+        _check_reachable(consumer, settings)
+        if topics and group_id is not None:
+            consumer.subscribe(list(topics))
+        elif topics:
+            consumer.assign([TopicPartition(t, p) for t in topics for p in _partitions(consumer, t, 5.0)])
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer
 
+
+def _partitions(client: Any, topic: str, timeout_s: float) -> list[int]:
+    """The topic's partitions ([] if it does not exist)."""
+    meta = client.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return []
+    return sorted(meta.partitions)
+
+
+# --- topics ----------------------------------------------------------------------------------
 
 def ensure_topics(
     settings: Settings,
     topics: Iterable[str] | None = None,
     partitions: int | None = None,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Create the pipeline's topics if missing; return the ones this call created.
 
     Partition counts are chosen here rather than by broker auto-create, so a typo in a topic
     name fails loudly instead of creating a one-partition topic.
     """
-    wanted = list(topics or (settings.topic_raw, settings.topic_enriched, settings.topic_dlq))
+    wanted = list(topics or settings.pipeline_topics)
     n = partitions or settings.topic_partitions
+    # the state changelog keeps the latest value per user; an empty value (a tombstone) removes one
+    configs = {settings.topic_state: {"cleanup.policy": "compact"}, **(configs or {})}
     admin = make_admin(settings)
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in wanted if t not in existing]
-        if missing:
-            spec = {
-                t: {"num_partitions": n, "replication_factor": settings.topic_replication_factor}
-                for t in missing
-            }
-            try:
-                admin.create_topics(spec, wait_for_metadata=True)
-            except TopicAlreadyExists:
-                # another process created it between list and create: that is the outcome we want
-                pass
-        return missing
-    finally:
-        admin.close()
+    existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
+    missing = [t for t in wanted if t not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics([NewTopic(t, n, settings.topic_replication_factor, config=dict(configs.get(t, {})))
+                                   for t in missing],
+                                  operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S)
+    for fut in futures.values():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            err = _error(exc)
+            if err is None or err.code() != _Err.TOPIC_ALREADY_EXISTS:
+                raise
+            # another process created it between list and create: that is the outcome we want
+    # like kafka-python's wait_for_metadata: return once every partition has a leader
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    pending = list(missing)
+    while pending and time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        pending = [t for t in pending
+                   if t not in meta or meta[t].error is not None or len(meta[t].partitions) < n
+                   or any(p.leader < 0 for p in meta[t].partitions.values())]
+        if pending:
+            time.sleep(0.1)
+    return missing
 
 
 def delete_topics(settings: Settings, topics: Iterable[str]) -> None:
+    """Delete the topics; a KafkaError (e.g. UNKNOWN_TOPIC_OR_PART) if one could not be, after trying all."""
+    names = list(topics)
+    if not names:
+        return
     admin = make_admin(settings)
-    try:
-        admin.delete_topics(list(topics))
-    finally:
-        admin.close()
+    futures = admin.delete_topics(names, operation_timeout=ADMIN_TIMEOUT_S, request_timeout=ADMIN_TIMEOUT_S)
+    first: KafkaException | None = None
+    for fut in futures.values():
+        try:
+            fut.result()
+        except KafkaException as exc:
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 @dataclass(frozen=True)
@@ -151,15 +431,23 @@ class TopicInfo:
 
 
 def describe_topics(settings: Settings, topics: Iterable[str]) -> list[TopicInfo]:
+    """The topics that exist, in the order asked, with their partition counts."""
+    names = list(dict.fromkeys(topics))
+    if not names:
+        return []
     admin = make_admin(settings)
-    try:
-        return [
-            TopicInfo(t["name"], len(t["partitions"]))
-            for t in admin.describe_topics(list(topics))
-            if t.get("error_code", 0) == 0
-        ]
-    finally:
-        admin.close()
+    futures = admin.describe_topics(TopicCollection(names), request_timeout=ADMIN_TIMEOUT_S)
+    infos = []
+    for name in names:
+        try:
+            desc = futures[name].result()
+        except KafkaException as exc:
+            err = _error(exc)
+            if err is not None and (err.code() >= 0 or err.code() == _Err._UNKNOWN_TOPIC):
+                continue  # the broker's answer for this topic is an error: it does not exist (for us)
+            raise
+        infos.append(TopicInfo(desc.name, len(desc.partitions)))
+    return infos
 
 
 def require_topics(settings: Settings, *topics: str) -> None:
@@ -171,34 +459,35 @@ def require_topics(settings: Settings, *topics: str) -> None:
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """Latest offset (next to be written) of every partition of `topic`."""
-    consumer = make_consumer(settings, group_id=None)
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
+    """Latest offset (next to be written: the high-water mark) of every partition of `topic`."""
+    admin = make_admin(settings)
+    parts = _partitions(admin, topic, ADMIN_TIMEOUT_S)
+    if not parts:
+        return {}
+    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in parts},
+                                 isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=ADMIN_TIMEOUT_S)
+    return {tp.partition: fut.result().offset for tp, fut in sorted(futures.items(), key=lambda i: i[0].partition)}
 
 
 def committed_offsets(settings: Settings, group_id: str, topic: str) -> dict[int, int]:
     admin = make_admin(settings)
-    try:
-        for attempt in range(20):
-            try:
-                groups = admin.list_group_offsets({group_id: None})
-                break
-            except kafka_errors.CoordinatorNotAvailableError:
-                # right after the broker's first start the offsets topic is still being created
-                if attempt == 19:
-                    raise
-                time.sleep(0.5)
-    finally:
-        admin.close()
+    for attempt in range(20):
+        futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)],
+                                                    request_timeout=ADMIN_TIMEOUT_S)
+        try:
+            result = futures[group_id].result()
+            break
+        except KafkaException as exc:
+            err = _error(exc)
+            # right after the broker's first start the offsets topic is still being created
+            if attempt == 19 or err is None or err.code() not in (
+                    _Err.COORDINATOR_NOT_AVAILABLE, _Err.COORDINATOR_LOAD_IN_PROGRESS, _Err.NOT_COORDINATOR):
+                raise
+            time.sleep(0.5)
     return {
-        tp.partition: meta.offset
-        for tp, meta in groups.get(group_id, {}).items()
-        if tp.topic == topic and meta.offset >= 0
+        tp.partition: tp.offset
+        for tp in result.topic_partitions or ()
+        if tp.topic == topic and tp.offset >= 0 and tp.error is None
     }
 
 
@@ -209,7 +498,18 @@ def consumer_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int
     return {p: end - done.get(p, 0) for p, end in ends.items()}
 
 
-def send_all(producer: KafkaProducer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+def produce_nowait(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+    """Queue one message without waiting for it (a load generator's send; `producer.flush()` waits)."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key)
+            producer.poll(0)
+            return
+        except BufferError:
+            producer.poll(0.05)  # the local queue is full: let deliveries drain it
+
+
+def send_all(producer: Producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
     """Send (key, value) pairs; return the count once all are acknowledged, KafkaUnavailable if not."""
     batch: list[Message] = [(key, value, None) for key, value in messages]
     failed = send_confirmed(producer, topic, batch)
@@ -220,57 +520,119 @@ def send_all(producer: KafkaProducer, topic: str, messages: Iterable[tuple[bytes
 
 # --- consuming, for the processor -----------------------------------------------------------
 
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_change: Callable[[str, list[int]], None]) -> None:
-        self._on_change = on_change
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self._on_change("revoked", sorted(tp.partition for tp in revoked))
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self._on_change("assigned", sorted(tp.partition for tp in assigned))
-
-
 def subscribe(
-    consumer: KafkaConsumer, topic: str, on_change: Callable[[str, list[int]], None], wait_s: float = 15.0
+    consumer: Consumer, topic: str, on_change: Callable[[str, list[int]], None], wait_s: float = 15.0
 ) -> None:
     """Join the group on `topic`; `on_change("revoked"|"assigned", partitions)` runs inside poll.
 
     The topic's partitions are looked up first: a group leader that joins before its client
     has the topic's metadata assigns nothing, and recovers only on a later metadata refresh.
+    Partitions lost without a clean revoke (session timeout, max.poll.interval.ms exceeded) are
+    reported as "revoked" too, as kafka-python's listener did.
     """
     deadline = time.monotonic() + wait_s
-    while not consumer.partitions_for_topic(topic):
+    while not _partitions(consumer, topic, max(0.1, min(5.0, deadline - time.monotonic()))):
         if time.monotonic() > deadline:
             raise TopicMissing(f"topic {topic!r} does not exist (run `txnmon init`)")
         time.sleep(0.2)
-    consumer.subscribe([topic], listener=_Listener(on_change))
+
+    # the client assigns (or unassigns) the partitions itself after each callback returns
+    def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        on_change("assigned", sorted(tp.partition for tp in partitions))
+
+    def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        on_change("revoked", sorted(tp.partition for tp in partitions))
+
+    consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
 
-def poll_records(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> list[SourceRecord]:
-    batch = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-    return [
-        SourceRecord(r.topic, r.partition, r.offset, r.key, r.value if r.value is not None else b"", r.timestamp,
-                     tuple(r.headers or ()))
-        for records in batch.values()
-        for r in records
-    ]
+def _consumed(msgs: list[Any], on_eof: Callable[[str, int, int], None] | None = None) -> list[SourceRecord]:
+    """Plain records from consume()'s messages; events are logged, skipped, or raised."""
+    out: list[SourceRecord] = []
+    append = out.append
+    record = SourceRecord
+    for m in msgs:
+        err = m.error()
+        if err is None:
+            value = m.value()
+            kind, ts = m.timestamp()
+            headers = m.headers()
+            append(record(m.topic(), m.partition(), m.offset(), m.key(), b"" if value is None else value,
+                          -1 if kind == TIMESTAMP_NOT_AVAILABLE else ts, tuple(headers) if headers else ()))
+            continue
+        code = err.code()
+        if code == _Err._PARTITION_EOF:
+            if on_eof is not None:
+                on_eof(m.topic(), m.partition(), m.offset())
+        elif err.fatal():
+            raise KafkaUnavailable(f"consumer failed for good: {_why(err)} (recreate it)", retry_after=1.0)
+        elif code in _POLL_RAISES:
+            raise KafkaException(err)
+        else:
+            # informational: the client recovers by itself (broker down, topic not yet known, ...)
+            log.warning("consumer: %s", _why(err))
+    return out
 
 
-def commit_offsets(consumer: KafkaConsumer, topic: str, next_offsets: Mapping[int, int]) -> None:
-    """Commit `next_offsets` (partition -> first offset NOT yet processed) synchronously."""
-    consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in next_offsets.items()})
+def poll_records(consumer: Consumer, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+    """Up to `max_records` records, waiting at most `timeout_ms` for the first."""
+    return _consumed(consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000))
 
 
-def lag_of(consumer: KafkaConsumer) -> int | None:
+def commit_offsets(consumer: Consumer, topic: str, next_offsets: Mapping[int, int]) -> None:
+    """Commit `next_offsets` (partition -> first offset NOT yet processed) synchronously.
+
+    CommitFailed if the group rebalanced meanwhile, RetriableKafkaError on an outage (both KafkaErrors).
+    """
+    if not next_offsets:
+        return
+    try:
+        result = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in next_offsets.items()],
+                                 asynchronous=False)
+    except KafkaException as exc:
+        _raise_commit_error(_error(exc), exc)
+        raise
+    for tp in result or ():
+        if tp.error is not None:
+            _raise_commit_error(tp.error, None)
+            raise KafkaException(tp.error)
+
+
+def _raise_commit_error(err: _Err | None, cause: BaseException | None) -> None:
+    if err is None:
+        return
+    if err.code() in _REBALANCED:
+        raise CommitFailed(err) from cause
+    if _retriable(err):
+        raise RetriableKafkaError(err) from cause
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, cached: bool) -> tuple[int, int]:
+    marks = consumer.get_watermark_offsets(tp, timeout=5.0, cached=cached)
+    return marks if marks is not None else (OFFSET_INVALID, OFFSET_INVALID)
+
+
+def lag_of(consumer: Consumer) -> int | None:
     """Messages behind the latest known high-water mark, over the assigned partitions."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return 0
+    positions = {tp.partition: tp for tp in consumer.position(assigned)}
+    # nothing consumed from a partition yet: it starts at the group's committed offset, else the
+    # earliest one (what kafka-python's position() looked up)
+    unknown = [TopicPartition(tp.topic, tp.partition) for tp in positions.values() if tp.offset < 0]
+    committed = {tp.partition: tp.offset for tp in consumer.committed(unknown, timeout=5.0)} if unknown else {}
     total = 0
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is None:
-            return None
-        total += max(0, high - consumer.position(tp))
+    for p, tp in positions.items():
+        high = _watermarks(consumer, tp, cached=True)[1]
+        if high < 0:
+            return None  # no fetch response yet
+        pos = tp.offset if tp.offset >= 0 else committed.get(p, OFFSET_INVALID)
+        if pos < 0:
+            pos = _watermarks(consumer, tp, cached=False)[0]
+            if pos < 0:
+                return None
+        total += max(0, high - pos)
     return total
 
 
@@ -312,6 +674,10 @@ class KafkaSource:
         except KafkaError:
             return None  # a metric is not worth failing a committed batch for
 
+    def group_metadata(self) -> Any:
+        """The consumer group's current generation, for `commit_transaction` (send_offsets_to_transaction)."""
+        return self.consumer.consumer_group_metadata()
+
     def close(self) -> None:
         self.consumer.close()
 
@@ -320,75 +686,349 @@ class KafkaSource:
 class Window:
     """A consumer positioned at the first message at or after `start`, and where to stop."""
 
-    consumer: KafkaConsumer
+    consumer: Consumer
     stop_offsets: dict[int, int]  # partition -> first offset NOT in the window
+    # partition -> the next offset this window will read (start offsets, then advanced by poll_window)
+    positions: dict[int, int] = field(default_factory=dict)
 
 
 def open_window(settings: Settings, topic: str, start_ms: int, end_ms: int) -> Window:
     """A group-less consumer over the messages of `topic` with timestamps in [start_ms, end_ms).
 
-    No consumer group: nothing is committed, so no live group's offsets can move.
+    No consumer group: nothing is committed, so no live group's offsets can move. The stop offsets
+    are captured now: messages written later are not in the window.
     """
-    consumer = make_consumer(settings, group_id=None)
-    parts = sorted(consumer.partitions_for_topic(topic) or ())
-    if not parts:
+    # partition EOF events tell poll_window a partition is read to its end even when its last
+    # offsets are not records (transaction markers, aborted records)
+    consumer = make_consumer(settings, group_id=None, **{"enable.partition.eof": True})
+    try:
+        parts = _partitions(consumer, topic, 10.0)
+        if not parts:
+            raise TopicMissing(f"topic {topic!r} does not exist")
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = {tp.partition: _watermarks(consumer, tp, cached=False)[1] for tp in tps}
+        if any(end < 0 for end in ends.values()):
+            raise KafkaUnavailable(f"could not read the end offsets of {topic}")
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, start_ms) for p in parts], timeout=10.0)
+        stops = consumer.offsets_for_times([TopicPartition(topic, p, end_ms) for p in parts], timeout=10.0)
+        # offsets_for_times answers -1 (the end) for a partition with no message at or after the time
+        start_offsets = {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in starts}
+        stop_offsets = {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in stops}
+        consumer.assign([TopicPartition(topic, p, start_offsets[p]) for p in parts])
+    except BaseException:
         consumer.close()
-        raise TopicMissing(f"topic {topic!r} does not exist")
-    tps = [TopicPartition(topic, p) for p in parts]
-    consumer.assign(tps)
-    ends = consumer.end_offsets(tps)
-    starts = consumer.offsets_for_times({tp: start_ms for tp in tps})
-    stops = consumer.offsets_for_times({tp: end_ms for tp in tps})
-    stop_offsets = {}
-    for tp in tps:
-        first = starts.get(tp)
-        consumer.seek(tp, first.offset if first is not None else ends[tp])
-        last = stops.get(tp)
-        stop_offsets[tp.partition] = last.offset if last is not None else ends[tp]
-    return Window(consumer, stop_offsets)
+        raise
+    return Window(consumer, stop_offsets, dict(start_offsets))
 
 
 def poll_window(window: Window, timeout_ms: int, max_records: int) -> list[SourceRecord]:
     """The next records inside the window ([] when every partition reached its stop offset)."""
     if window_done(window):
         return []
-    records = poll_records(window.consumer, timeout_ms, max_records)
+    positions = window.positions
+
+    def at_end(_topic: str, partition: int, offset: int) -> None:
+        if offset > positions.get(partition, -1):
+            positions[partition] = offset
+
+    records = _consumed(window.consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000), at_end)
+    for r in records:
+        if r.offset >= positions.get(r.partition, -1):
+            positions[r.partition] = r.offset + 1
     return [r for r in records if r.offset < window.stop_offsets[r.partition]]
 
 
 def window_done(window: Window) -> bool:
-    return all(window.consumer.position(tp) >= window.stop_offsets[tp.partition]
-               for tp in window.consumer.assignment())
+    return all(window.positions.get(p, -1) >= stop for p, stop in window.stop_offsets.items())
 
 
 # --- producing with delivery confirmation ----------------------------------------------------
 
-def send_confirmed(producer: KafkaProducer, topic: str, messages: Sequence[Message]) -> list[int]:
+def _on_delivery(reports: dict[int, _Err | None], index: int, err: _Err | None, _msg: Any) -> None:
+    reports[index] = err
+
+
+def send_confirmed(producer: Producer, topic: str, messages: Sequence[Message]) -> list[int]:
     """Send and wait for every acknowledgement; return the indexes of messages that failed and may
     succeed on a retry (an outage). Messages the broker or client refuse for good (too large,
-    invalid) raise MessageRefused naming them, after the others were sent: retrying cannot help."""
-    futures: list[Any] = []
+    invalid) raise MessageRefused naming them, after the others were sent: retrying cannot help.
+
+    A fatal producer error (the idempotent or transactional producer cannot go on) is raised as a
+    KafkaError once the others were flushed: the producer must be recreated."""
+    reports: dict[int, _Err | None] = {}
     refused: dict[int, str] = {}
+    produce = producer.produce
     for i, (k, v, h) in enumerate(messages):
-        try:
-            futures.append(producer.send(topic, key=k, value=v, headers=list(h) if h else None))
-        except KafkaError as exc:
-            if getattr(exc, "retriable", False):
-                raise KafkaUnavailable(f"send to {topic} failed: {exc}") from exc
-            futures.append(None)
-            refused[i] = f"{type(exc).__name__}: {exc}"[:300]
+        callback = functools.partial(_on_delivery, reports, i)
+        headers = list(h) if h else None
+        while True:
+            try:
+                produce(topic, value=v, key=k, headers=headers, on_delivery=callback)
+                break
+            except BufferError:
+                producer.poll(0.05)  # the local queue is full: serve delivery reports until there is room
+            except KafkaException as exc:
+                err = _error(exc)
+                if _retriable(err):
+                    raise KafkaUnavailable(f"send to {topic} failed: {exc}") from exc
+                if err is None or err.fatal() or err.code() == _Err._STATE:
+                    raise
+                refused[i] = _why(err)
+                break
     producer.flush()
     failed = []
-    for i, fut in enumerate(futures):
-        if fut is None:
+    fatal: _Err | None = None
+    for i in range(len(messages)):
+        if i in refused:
             continue
-        if not fut.is_done:
+        if i not in reports:
+            failed.append(i)  # no delivery report: not acknowledged
+            continue
+        err = reports[i]
+        if err is None:
+            continue
+        if err.fatal():
+            fatal = fatal or err
             failed.append(i)
-        elif fut.failed():
-            if getattr(fut.exception, "retriable", True) or isinstance(fut.exception, kafka_errors.KafkaTimeoutError):
-                failed.append(i)
-            else:
-                refused[i] = f"{type(fut.exception).__name__}: {fut.exception}"[:300]
+        elif _retriable(err):
+            failed.append(i)
+        else:
+            refused[i] = _why(err)
+    if fatal is not None:
+        raise KafkaException(fatal)
     if refused:
         raise MessageRefused(f"{len(refused)} message(s) to {topic} refused", refused, failed)
     return failed
+
+
+# --- transactions: exactly-once consume -> produce -> commit ------------------------------------
+
+class TransactionalProducer(Producer):
+    """A producer with a transactional.id; remembers where the current transaction stands so that
+    `commit_transaction` and `begin_transaction` can be called again after a KafkaUnavailable."""
+
+    offsets_sent: bool = False
+    needs_abort: bool = False
+    in_transaction: bool = False  # begun, and neither committed nor aborted yet
+
+
+def make_transactional_producer(settings: Settings, transactional_id: str, **overrides: Any) -> TransactionalProducer:
+    """A producer for exactly-once batches: produce, then `commit_transaction` with the input's offsets.
+
+    init_transactions fences any earlier producer with the same transactional_id (a previous
+    instance of this processor) and aborts what it left open.
+    """
+    # short: a batch begins its transaction only once MongoDB is written, and a broker outage then
+    # costs one timeout per attempt, not minutes
+    cfg = {"transaction.timeout.ms": 15_000,
+           **_producer_config(settings, overrides, "make_transactional_producer"),
+           "transactional.id": transactional_id}
+    # librdkafka requires a message's delivery timeout to fit in the transaction's
+    cfg["delivery.timeout.ms"] = min(cfg["delivery.timeout.ms"], cfg["transaction.timeout.ms"])
+    producer = TransactionalProducer(cfg)
+    _check_reachable(producer, settings)
+    try:
+        producer.init_transactions(TXN_TIMEOUT_S)
+    except KafkaException as exc:
+        if _retriable(_error(exc)):
+            raise KafkaUnavailable(f"init_transactions failed: {exc}") from exc
+        raise
+    return producer
+
+
+def _txn_failed(producer: TransactionalProducer, what: str, exc: KafkaException) -> NoReturn:
+    """Translate a transactional API error (always raises)."""
+    err = _error(exc)
+    if err is not None and err.txn_requires_abort() and not err.fatal():
+        abort_transaction(producer)
+        if err.code() in _REBALANCED:
+            # the group moved on: the partitions' new owner gets the batch; retrying it here would
+            # write it again under this member's stale (or new) generation
+            raise CommitRefused(f"{what} refused, transaction aborted: {_why(err)}") from exc
+        raise KafkaUnavailable(f"{what} failed, transaction aborted (retry the batch): {_why(err)}") from exc
+    if _retriable(err):
+        raise KafkaUnavailable(f"{what} failed (call it again): {exc}") from exc
+    raise exc
+
+
+def begin_transaction(producer: TransactionalProducer) -> None:
+    """Start a transaction (aborting first one that a failed abort left open)."""
+    if producer.needs_abort:
+        abort_transaction(producer)
+    try:
+        producer.begin_transaction()
+    except KafkaException as exc:
+        _txn_failed(producer, "begin_transaction", exc)
+    producer.offsets_sent = False
+    producer.in_transaction = True
+
+
+def abort_transaction(producer: TransactionalProducer) -> None:
+    """Abort the current transaction: none of its messages or offsets become visible."""
+    try:
+        producer.abort_transaction(TXN_TIMEOUT_S)
+    except KafkaException as exc:
+        producer.needs_abort = True
+        if _retriable(_error(exc)):
+            raise KafkaUnavailable(f"abort_transaction failed (begin_transaction aborts again): {exc}") from exc
+        raise
+    producer.needs_abort = False
+    producer.offsets_sent = False
+    producer.in_transaction = False
+
+
+def commit_transaction(producer: TransactionalProducer, source: KafkaSource, next_offsets: Mapping[int, int]) -> None:
+    """Commit the transaction together with `source`'s offsets (partition -> first offset NOT processed).
+
+    KafkaUnavailable: an outage. If the transaction could be kept, call commit_transaction again;
+    if it had to be aborted (the message says so) the caller retries the whole batch in a new
+    transaction. CommitRefused: the group rebalanced, the transaction was aborted and the batch
+    goes to the partitions' new owner. A fatal error (fenced by a newer instance) is raised as is.
+    """
+    try:
+        if next_offsets and not producer.offsets_sent:
+            offsets = [TopicPartition(source.topic, p, o) for p, o in next_offsets.items()]
+            producer.send_offsets_to_transaction(offsets, source.group_metadata(), TXN_TIMEOUT_S)
+            producer.offsets_sent = True
+        producer.commit_transaction(TXN_TIMEOUT_S)
+    except KafkaException as exc:
+        _txn_failed(producer, "commit_transaction", exc)
+    producer.offsets_sent = False
+    producer.in_transaction = False
+
+
+# --- exactly-once processing over several topics ------------------------------------------------
+
+TopicPartitionKey = tuple[str, int]
+
+
+class GroupMember:
+    """A consumer-group member on several topics (the raw input and the by-user repartition topic),
+    whose offsets are committed inside a transaction (`commit_member_transaction`).
+
+    `on_change("assigned"|"revoked", [(topic, partition), ...])` runs inside `poll`.
+    """
+
+    def __init__(self, settings: Settings, topics: Sequence[str], group_id: str,
+                 on_change: Callable[[str, list[TopicPartitionKey]], None], wait_s: float = 15.0,
+                 **overrides: Any) -> None:
+        self.topics = list(topics)
+        self.consumer = make_consumer(settings, group_id=group_id, **overrides)
+        try:
+            deadline = time.monotonic() + wait_s
+            for topic in self.topics:
+                while not _partitions(self.consumer, topic, max(0.1, min(5.0, deadline - time.monotonic()))):
+                    if time.monotonic() > deadline:
+                        raise TopicMissing(f"topic {topic!r} does not exist (run `txnmon init`)")
+                    time.sleep(0.2)
+
+            def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+                on_change("assigned", sorted((tp.topic, tp.partition) for tp in partitions))
+
+            def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+                on_change("revoked", sorted((tp.topic, tp.partition) for tp in partitions))
+
+            self.consumer.subscribe(self.topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+        except BaseException:
+            self.consumer.close()
+            raise
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+        try:
+            return poll_records(self.consumer, timeout_ms, max_records)
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"poll failed: {exc}", retry_after=1.0) from exc
+
+    def group_metadata(self) -> Any:
+        return self.consumer.consumer_group_metadata()
+
+    def committed(self, partitions: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """The group's committed offsets for these partitions (KafkaUnavailable if it cannot say)."""
+        try:
+            found = self.consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=10.0)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"reading committed offsets failed: {exc}") from exc
+        return {(tp.topic, tp.partition): tp.offset for tp in found}
+
+    def lag(self) -> int | None:
+        try:
+            return lag_of(self.consumer)
+        except KafkaError:
+            return None  # a metric is not worth failing a committed batch for
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """A producer error after which the producer must be replaced (fenced, or its transaction lost)."""
+    err = _error(exc)
+    return err is not None and err.fatal()
+
+
+def produce_to(producer: Producer, topic: str, message: Message, partition: int | None = None,
+               timestamp: int = 0) -> None:
+    """Queue one message inside the open transaction (`partition` None: by key; `timestamp` 0: now).
+
+    Raises MessageRefused (index 0) when the client refuses it for good (too large).
+    """
+    key, value, headers = message
+    kwargs: dict[str, Any] = {"key": key, "value": value}
+    if headers:
+        kwargs["headers"] = list(headers)
+    if partition is not None:
+        kwargs["partition"] = partition
+    if timestamp > 0:
+        kwargs["timestamp"] = timestamp
+    for _ in range(1_000):
+        try:
+            producer.produce(topic, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)  # the local queue is full: let deliveries drain it
+        except KafkaException as exc:
+            err = _error(exc)
+            if _retriable(err):
+                raise KafkaUnavailable(f"produce to {topic} failed: {exc}") from exc
+            raise MessageRefused(f"message to {topic} refused: {exc}", {0: _why(err) if err else str(exc)}) from exc
+    raise KafkaUnavailable(f"the producer's queue for {topic} stayed full")
+
+
+def commit_member_transaction(producer: TransactionalProducer, member: GroupMember,
+                              next_offsets: Mapping[TopicPartitionKey, int]) -> None:
+    """Commit the open transaction together with the member's offsets ((topic, partition) -> next offset).
+
+    Same outcomes as `commit_transaction`: KafkaUnavailable (retry), CommitRefused (rebalanced,
+    aborted), a fatal error as is.
+    """
+    try:
+        if next_offsets and not producer.offsets_sent:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())]
+            producer.send_offsets_to_transaction(offsets, member.group_metadata(), TXN_TIMEOUT_S)
+            producer.offsets_sent = True
+        producer.commit_transaction(TXN_TIMEOUT_S)
+    except KafkaException as exc:
+        _txn_failed(producer, "commit_transaction", exc)
+    producer.offsets_sent = False
+    producer.in_transaction = False
+
+
+def read_partition(settings: Settings, topic: str, partition: int, batch: int = 10_000,
+                   stall_s: float = 30.0) -> Iterator[SourceRecord]:
+    """Every committed record of one partition, from the beginning to its end (a state restore: a
+    compacted changelog holds the latest value per key). The end is the partition-EOF event, which
+    also covers transaction markers at the tail, where no record reaches the high-water mark."""
+    consumer = make_consumer(settings, group_id=None, **{"enable.partition.eof": True})
+    reached_end: list[bool] = []
+    try:
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        progress_at = time.monotonic()
+        while not reached_end:
+            records = _consumed(consumer.consume(batch, 1.0), on_eof=lambda _t, _p, _o: reached_end.append(True))
+            if records:
+                progress_at = time.monotonic()
+                yield from records
+            elif time.monotonic() - progress_at > stall_s:
+                raise KafkaUnavailable(f"restoring {topic}[{partition}]: no progress for {stall_s:.0f}s")
+    finally:
+        consumer.close()

@@ -36,7 +36,6 @@ from include.core.collection_names import (
     SUPPRESSED_ALERTS,
     TOUCHED_HOURS,
     TRANSACTIONS,
-    USER_STATE,
     WATERMARKS,
 )
 from include.core.rollups import ROLLUP_NAMES, ROLLUPS
@@ -293,22 +292,6 @@ class MongoStore:
         return self.db[collection].find_one_and_update(
             {"_id": _id}, {"$set": dict(fields), "$push": {"history": dict(entry)}}, upsert=True,
             return_document=ReturnDocument.AFTER)
-
-    @_translated
-    def load_user_state(self, user_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The stored state of these users (by `_id`, so one indexed lookup on any MongoDB)."""
-        ids = sorted(set(user_ids))
-        if not ids:
-            return {}
-        return {d["_id"]: d for d in self.db[USER_STATE].find({"_id": {"$in": ids}})}
-
-    @_translated
-    def save_user_state(self, states: Mapping[str, Mapping[str, Any]]) -> None:
-        """Replace the state of these users; writing the same state twice is harmless."""
-        if states:
-            MongoStore.written[USER_STATE] += len(states)
-            ops = [UpdateOne({"_id": u}, {"$set": dict(state)}, upsert=True) for u, state in states.items()]
-            self.db[USER_STATE].bulk_write(ops, ordered=False)
 
     @_translated
     def save_watermarks(self, topic: str, newest: Mapping[int, Sequence[Any]]) -> None:

@@ -55,12 +55,13 @@ def normalise_rows(
             out.append(normalise(clean, zone=zone, now=now))
         except InvalidTransaction:
             rejected += 1
-    out.sort(key=lambda t: (t["event_time"], t["transaction_id"]))
+    # file order is arrival order: a replay of the file delivers each user's rows in this order,
+    # and verdicts follow arrival order (include/core/rules/state.py)
     return out, rejected
 
 
 def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0) -> BacktestResult:
-    """Every transaction through a fresh Detector in event-time order; measures if labelled."""
+    """Every transaction through a fresh Detector in the given (arrival) order; measures if labelled."""
     detector = Detector(ruleset)
     result = BacktestResult(ruleset.version, len(transactions), rejected)
     hits_by_tx: dict[str, set[str]] = defaultdict(set)

@@ -13,7 +13,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,6 +71,8 @@ class BatchResult:
     originals: dict[str, SourceRecord] = field(default_factory=dict)
     watermarks: dict[int, list[dt.datetime]] = field(default_factory=dict)  # touched partitions, after the batch
     withdrawn: list[str] = field(default_factory=list)  # judged, then refused by the store or in conflict
+    records: list[SourceRecord] = field(default_factory=list)
+    rejected_records: dict[str, SourceRecord] = field(default_factory=dict)  # rejected document id -> its record
     judgements: dict[str, Judgement] = field(default_factory=dict)  # transaction id -> what the rules found
     inserted: int = 0  # set by the transactions sink: new documents, and ones stored before
     existing: int = 0
@@ -82,7 +84,9 @@ class BatchResult:
                rules_version: str) -> None:
         self.dlq.append(on_rejected(record, rejection, now, self.dlq_max_bytes))
         self.rejected_by_reason[rejection.reason] += 1
-        self.rejected.append(rejected_document(record, rejection, now, stage, rules_version))
+        doc = rejected_document(record, rejection, now, stage, rules_version)
+        self.rejected.append(doc)
+        self.rejected_records[doc["_id"]] = record
 
     def add(self, record: SourceRecord, judged: Judged) -> None:
         self.originals[judged.doc["_id"]] = record
@@ -95,6 +99,23 @@ class BatchResult:
         for alert in judged.alerts:
             self.alerts_by_rule[alert["rule"]] += 1
         self.late += judged.late
+
+    def keep_only(self, wanted: Callable[[SourceRecord], bool]) -> None:
+        """Drop everything that came from records `wanted` refuses (a replay's look-back)."""
+        gone = {tid for tid, record in self.originals.items() if not wanted(record)}
+        self.consumed = sum(1 for r in self.records if wanted(r))
+        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
+        self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
+        self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
+        self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
+        self.enriched = []
+        kept = [(doc, msg) for doc, msg in zip(self.rejected, self.dlq, strict=True)
+                if doc["_id"] in self.rejected_ids_wanted(wanted)]
+        self.rejected = [d for d, _ in kept]
+        self.dlq = [m for _, m in kept]
+
+    def rejected_ids_wanted(self, wanted: Callable[[SourceRecord], bool]) -> set[str]:
+        return {doc_id for doc_id, record in self.rejected_records.items() if wanted(record)}
 
     def withdraw(self, rejections: Mapping[str, Rejection], stage: str) -> None:
         """Move judged transactions into the DLQ after all (refused by the store, or conflicting with a
@@ -146,7 +167,10 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
     doc["rules_version"] = detector.version
     doc["late"] = late  # stored and counted like any other, and flagged for the rollups
     doc["content_hash"] = fingerprint
-    doc["source"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    source = origin_of(record)
+    doc["source"] = {"topic": source.topic, "partition": source.partition, "offset": source.offset}
+    if source is not record:  # judged from the by-user topic: where in it (its order is the arrival order)
+        doc["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
     alerts, suppressed, shadow = [], [], []
     for hit in hits:
         alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)
@@ -179,6 +203,59 @@ def conflict(transaction_id: str) -> Rejection:
                      f"transaction {transaction_id!r} was seen before with different content; the first is kept")
 
 
+SOURCE_HEADERS = ("txnmon.source.topic", "txnmon.source.partition", "txnmon.source.offset")
+
+
+def origin_of(record: SourceRecord) -> SourceRecord:
+    """Where a record first arrived: a record re-keyed into the by-user topic carries its raw
+    position in headers; ids of rejected records and `source` of documents use that position."""
+    if not record.headers:
+        return record
+    found = {k: v for k, v in record.headers if k in SOURCE_HEADERS}
+    if len(found) != len(SOURCE_HEADERS):
+        return record
+    try:
+        return replace(record, topic=found["txnmon.source.topic"].decode(),
+                       partition=int(found["txnmon.source.partition"]), offset=int(found["txnmon.source.offset"]))
+    except (ValueError, UnicodeDecodeError):
+        return record
+
+
+@dataclass
+class RouteResult:
+    """The raw topic's batch, re-keyed: valid messages to forward to the by-user topic, the rest rejected."""
+
+    forward: list[Message] = field(default_factory=list)
+    forward_timestamps: list[int] = field(default_factory=list)
+    rejects: BatchResult = field(default_factory=BatchResult)
+
+
+def route_batch(records: Sequence[SourceRecord], config: BatchConfig, *, now: dt.datetime,
+                rules_version: str) -> RouteResult:
+    """Validate raw messages and key every valid one by its normalised user id, so each user's
+    events meet on one partition of the by-user topic, whatever key (or none) the producer used.
+
+    The forwarded message is the original bytes; its headers say where it arrived. Invalid ones are
+    rejected here, once, with their raw position.
+    """
+    result = RouteResult(rejects=BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes))
+    for record in records:
+        try:
+            parsed = parse_transaction(record.value, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
+        except Exception as exc:  # the design rule: no single record stops the batch
+            parsed = processing_error(record, exc)
+        if isinstance(parsed, Rejection):
+            result.rejects.reject(record, parsed, now, "validate", rules_version)
+            continue
+        headers = [(k, v) for k, v in record.headers if k not in SOURCE_HEADERS]
+        headers += [("txnmon.source.topic", record.topic.encode()),
+                    ("txnmon.source.partition", str(record.partition).encode()),
+                    ("txnmon.source.offset", str(record.offset).encode())]
+        result.forward.append((parsed["user_id"].encode("utf-8"), record.value, headers))
+        result.forward_timestamps.append(record.timestamp_ms)
+    return result
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
@@ -197,13 +274,14 @@ def on_rejected(record: SourceRecord, rejection: Rejection, now: dt.datetime, ma
     length: the topic must accept it. The `rejected` document keeps the whole original.
     """
     log.warning("rejected %s: %s (%s)", record.where, rejection.reason, rejection.detail)
+    source = origin_of(record)
     value = record.value
     headers = [
         ("txnmon.reason", rejection.reason.encode()),
         ("txnmon.detail", rejection.detail.encode("utf-8", "replace")[:2000]),
-        ("txnmon.source.topic", record.topic.encode()),
-        ("txnmon.source.partition", str(record.partition).encode()),
-        ("txnmon.source.offset", str(record.offset).encode()),
+        ("txnmon.source.topic", source.topic.encode()),
+        ("txnmon.source.partition", str(source.partition).encode()),
+        ("txnmon.source.offset", str(source.offset).encode()),
         ("txnmon.rejected_at", _json_default(now).encode()),
     ]
     if len(value) > max_bytes:
@@ -215,12 +293,13 @@ def on_rejected(record: SourceRecord, rejection: Rejection, now: dt.datetime, ma
 def rejected_document(record: SourceRecord, rejection: Rejection, now: dt.datetime, stage: str,
                       rules_version: str) -> dict[str, Any]:
     """The DLQ record as a document: `_id` is its source position, so redelivery stores it once."""
+    source = origin_of(record)
     return {
-        "_id": f"{record.topic}:{record.partition}:{record.offset}",
+        "_id": f"{source.topic}:{source.partition}:{source.offset}",
         "reason": rejection.reason,
         "detail": rejection.detail[:2000],
         "stage": stage,
-        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
         "key": record.key,
         "original": record.value,
         "first_seen": now,
@@ -243,7 +322,7 @@ def process_batch(
     every user the batch touched is returned for storing, so alerts do not depend on which
     process saw a user's earlier transactions.
     """
-    result = BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes)
+    result = BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes, records=list(records))
     marks = watermarks if watermarks is not None else Watermarks()
     valid: list[tuple[SourceRecord, dict[str, Any]]] = []
     for record in records:

@@ -7,7 +7,6 @@ ALERTS = "alerts"
 SUPPRESSED_ALERTS = "suppressed_alerts"  # repeats folded into an earlier alert (suppress_for)
 SHADOW_ALERTS = "shadow_alerts"  # hits of rules in mode: shadow, never raised
 REJECTED = "rejected"  # every DLQ record, queryable and re-drivable (`txnmon dlq`)
-USER_STATE = "user_state"  # per user: recent events and latest alerts, so any process can resume a user
 WATERMARKS = "watermarks"  # per input partition: the newest event times seen (late-event flag)
 TOUCHED_HOURS = "touched_hours"  # per stored batch: the event-time hours the rollups must recompute
 QUALITY_REPORTS = "quality_reports"

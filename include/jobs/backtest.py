@@ -11,16 +11,29 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from include.config import get_settings
+from include.config import Settings, get_settings
+from include.connectors import kafka
 from include.connectors.mongo import MongoStore
 from include.core import backtest
 from include.core.collection_names import TRANSACTIONS
-from include.core.rules import load_rules
+from include.core.contract import parse_transaction
+from include.core.records import Rejection
+from include.core.rules import RuleSet, load_rules
 from include.errors import InvalidInputFile
 from include.jobs.paths import resolve_under
 from include.jobs.triage import rule_quality
 
 log = logging.getLogger("txnmon.jobs")
+
+
+def arrival_order(tx: dict[str, Any]) -> tuple[Any, ...]:
+    """Stored transactions in the order the processor judged them: by their position in the by-user
+    topic (each user's events are on one partition, in arrival order); older documents without it
+    by event time."""
+    at = tx.get("judged_at")
+    if at:
+        return (0, at["partition"], at["offset"])
+    return (1, tx["event_time"], tx["transaction_id"])
 
 
 def load_transactions(path: Path, zone: ZoneInfo, now: dt.datetime | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -50,9 +63,9 @@ def backtest_stored(candidate_rules: str | Path, hours: float) -> dict[str, Any]
     end = newest[0]["event_time"] + dt.timedelta(milliseconds=1)  # BSON dates have millisecond precision
     start = end - dt.timedelta(hours=hours)
     fields = {"_id": 0, "transaction_id": 1, "user_id": 1, "amount": 1, "location": 1, "event_time": 1, "type": 1,
-              "status": 1}
+              "status": 1, "judged_at": 1}
     txs = store.find(TRANSACTIONS, {"event_time": {"$gte": start, "$lt": end}}, projection=fields)
-    txs.sort(key=lambda t: (t["event_time"], t["transaction_id"]))
+    txs.sort(key=arrival_order)
     result = backtest.run_backtest(txs, candidate)
     baseline = backtest.run_backtest(txs, current)
     doc = backtest.to_json(result, backtest.compare(result, baseline), baseline)
@@ -68,3 +81,21 @@ def backtest_stored(candidate_rules: str | Path, hours: float) -> dict[str, Any]
     log.info("backtest of %s over %s .. %s:\n%s", doc["candidate_file"], start, end, table)
     doc["report_path"] = str(out / f"backtest_{stamp}.json")
     return doc
+
+
+def backtest_topic(settings: Settings, ruleset: RuleSet) -> backtest.BacktestResult:
+    """The rules over every message of the by-user topic, partition by partition in offset order:
+    the order the live processor judged them, so with the same rules the same alerts come out."""
+    txs: list[dict[str, Any]] = []
+    rejected = 0
+    now = dt.datetime.now(dt.UTC)
+    for info in kafka.describe_topics(settings, [settings.topic_by_user]):
+        for partition in range(info.partitions):
+            for record in kafka.read_partition(settings, settings.topic_by_user, partition):
+                parsed = parse_transaction(record.value, zone=settings.zone, now=now,
+                                           max_bytes=settings.max_message_bytes)
+                if isinstance(parsed, Rejection):
+                    rejected += 1
+                else:
+                    txs.append(parsed)
+    return backtest.run_backtest(txs, ruleset, rejected)

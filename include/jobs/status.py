@@ -18,7 +18,7 @@ THROUGHPUT_WINDOW_S = 60
 def collect(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"healthy": True, "kafka": {}, "mongo": {}}
     try:
-        topics = [settings.topic_raw, settings.topic_enriched, settings.topic_dlq]
+        topics = [settings.topic_raw, settings.topic_by_user, settings.topic_enriched, settings.topic_dlq]
         report["kafka"]["bootstrap"] = settings.kafka_bootstrap_servers
         report["kafka"]["topics"] = {
             t: sum(kafka.end_offsets(settings, t).values()) for t in topics

@@ -8,10 +8,12 @@ caller commits only after every sink has written.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from include.connectors import kafka
@@ -27,7 +29,8 @@ from include.core.collection_names import (
 )
 from include.core.records import STORE_FAILED, Message, Rejection
 from include.core.rollups import HOUR_FMT
-from include.errors import KafkaUnavailable, MessageRefused, RetryableError, StopRequested, StoreRefused
+from include.core.state_codec import decode_user_state, encode_user_state
+from include.errors import CommitRefused, KafkaUnavailable, MessageRefused, RetryableError, StopRequested, StoreRefused
 
 log = logging.getLogger("txnmon.stream")
 T = TypeVar("T")
@@ -168,19 +171,6 @@ class TouchedHoursSink:
             "acked_at": dt.datetime.now(dt.UTC), "pending": True}])
 
 
-class UserStateSink:
-    """The state of every user the batch touched, so any member can resume them."""
-
-    name = "mongodb"
-
-    def __init__(self, store: MongoStore) -> None:
-        self.store = store
-
-    def write(self, batch: BatchResult) -> None:
-        if batch.user_state:
-            self.store.save_user_state(batch.user_state)
-
-
 class WatermarkSink:
     """The batch's partitions' event-time watermarks, so a restart resumes them (late-event flags)."""
 
@@ -195,62 +185,17 @@ class WatermarkSink:
             self.store.save_watermarks(self.topic, batch.watermarks)
 
 
-class TopicSink:
-    """Messages of the batch to one Kafka topic, each acknowledged; a retry resends only the unacknowledged.
-
-    A message the broker refuses for good (too large, invalid) cannot block the partition: it is
-    replaced by a stub with the same key and headers saying why (`txnmon.refused`, and
-    `txnmon.truncated` with the original length); the full content is in MongoDB.
-    """
-
-    def __init__(self, name: str, producer: Any, topic: str, messages: Callable[[BatchResult], list[Message]]) -> None:
-        self.name = name
-        self.producer = producer
-        self.topic = topic
-        self.messages = messages
-
-    def write(self, batch: BatchResult) -> None:
-        pending = batch.unsent.setdefault(self.name, list(self.messages(batch)))
-        if not pending:
-            return
-        try:
-            failed = kafka.send_confirmed(self.producer, self.topic, pending)
-        except MessageRefused as exc:
-            for index, why in exc.refused.items():
-                log.error("%s refused a message (%d bytes): %s; sending a stub", self.topic,
-                          len(pending[index][1]), why)
-            batch.unsent[self.name] = [stub(pending[i], exc.refused[i]) for i in sorted(exc.refused)] + [
-                pending[i] for i in exc.failed]
-            raise KafkaUnavailable(f"{len(exc.refused)} message(s) to {self.topic} refused; resending as stubs",
-                                   retry_after=0.0) from exc
-        batch.unsent[self.name] = [pending[i] for i in failed]
-        if failed:
-            raise KafkaUnavailable(f"{len(failed)} of {len(pending)} messages to {self.topic} not acknowledged")
-
-
 def stub(message: Message, why: str) -> Message:
     key, value, headers = message
     return (key, b"", [*(headers or []), ("txnmon.refused", why.encode("utf-8", "replace")[:500]),
                        ("txnmon.truncated", str(len(value)).encode())])
 
 
-def default_sinks(store: MongoStore, producer: Any, topic_enriched: str, topic_dlq: str, *,
-                  save_user_state: bool = True, topic_raw: str | None = None) -> list[Sink]:
-    """The processor's sinks, in the order that keeps every guarantee: transactions first (a
-    refused one becomes a DLQ record before the DLQ is written), the enriched topic last."""
-    sinks: list[Sink] = [
-        TransactionsSink(store),
-        RejectedSink(store),
-        TopicSink("kafka-dlq", producer, topic_dlq, lambda b: b.dlq),
-        AlertsSink(store),
-        TouchedHoursSink(store),
-    ]
-    if save_user_state:
-        sinks.append(UserStateSink(store))
-    if topic_raw is not None:
-        sinks.append(WatermarkSink(store, topic_raw))
-    sinks.append(TopicSink("kafka-enriched", producer, topic_enriched, lambda b: b.enriched))
-    return sinks
+def mongo_sinks(store: MongoStore, watermark_topic: str) -> list[Sink]:
+    """The MongoDB side of a judged batch, in order: transactions first (a refused or conflicting
+    one becomes a DLQ record before anything else is written), the touched hours after the data."""
+    return [TransactionsSink(store), RejectedSink(store), AlertsSink(store), TouchedHoursSink(store),
+            WatermarkSink(store, watermark_topic)]
 
 
 def write_batch(batch: BatchResult, sinks: Sequence[Sink], *, should_stop: Callable[[], bool],
@@ -259,3 +204,113 @@ def write_batch(batch: BatchResult, sinks: Sequence[Sink], *, should_stop: Calla
     for sink in sinks:
         with_retry(lambda s=sink: s.write(batch), sink=sink.name, should_stop=should_stop, on_retry=on_retry)
     return batch.inserted, batch.existing
+
+
+# --- the Kafka side of a batch: one transaction with the input offsets ----------------------------
+
+
+@dataclass
+class Outbound:
+    """Everything a batch sends to Kafka, committed atomically with the offsets it consumed."""
+
+    by_user: list[Message] = field(default_factory=list)  # raw messages re-keyed by user
+    by_user_timestamps: list[int] = field(default_factory=list)  # their raw timestamps, kept for windows
+    dlq: list[Message] = field(default_factory=list)
+    enriched: list[Message] = field(default_factory=list)
+    state: list[tuple[int, Message]] = field(default_factory=list)  # (state partition, user -> state or tombstone)
+
+    def __len__(self) -> int:
+        return len(self.by_user) + len(self.dlq) + len(self.enriched) + len(self.state)
+
+
+class TransactionalPublisher:
+    """Sends a batch's messages and commits the consumed offsets in one Kafka transaction.
+
+    A crash anywhere before the commit leaves none of it visible to read_committed readers and the
+    offsets where they were: the batch is judged again from the state committed with them, so the
+    verdicts, the messages and (idempotently) the MongoDB documents come out the same.
+    """
+
+    def __init__(self, make_producer: Callable[[], Any], member: Any, topics: Any) -> None:
+        self.make_producer = make_producer
+        self.producer = make_producer()
+        self.member = member
+        self.topics = topics
+
+    def close(self) -> None:
+        self.producer.close()
+
+    def publish(self, out: Outbound, offsets: Mapping[tuple[str, int], int]) -> None:
+        """KafkaUnavailable: call again with the same batch (a transaction still open is committed
+        again; an aborted one is redone); CommitRefused: the group rebalanced, nothing committed."""
+        try:
+            if not self.producer.in_transaction:
+                self._produce(out)
+            kafka.commit_member_transaction(self.producer, self.member, offsets)
+        except (KafkaUnavailable, CommitRefused):
+            raise
+        except Exception as exc:
+            if not kafka.is_fatal(exc):
+                raise
+            # The producer is lost (e.g. its transaction expired while the broker was away). A new one
+            # with the same transactional.id completes or aborts whatever the old one left; if that
+            # was this batch's commit, the group's offsets say so and the batch is done.
+            log.warning("transactional producer failed for good (%s); starting a new one", exc)
+            with contextlib.suppress(Exception):
+                self.producer.close()
+            self.producer = self.make_producer()
+            if self._already_committed(offsets):
+                return
+            raise KafkaUnavailable("the batch's transaction was lost with its producer; sending it again",
+                                   retry_after=0.0) from exc
+
+    def _already_committed(self, offsets: Mapping[tuple[str, int], int]) -> bool:
+        committed = self.member.committed(offsets)
+        return all(committed.get(tp, -1) >= offset for tp, offset in offsets.items())
+
+    def _produce(self, out: Outbound) -> None:
+        kafka.begin_transaction(self.producer)
+        t = self.topics
+        for i, message in enumerate(out.by_user):
+            self._send(t.topic_by_user, message, timestamp=out.by_user_timestamps[i] if out.by_user_timestamps else 0)
+        for message in out.dlq:
+            self._send(t.topic_dlq, message)
+        for message in out.enriched:
+            self._send(t.topic_enriched, message)
+        for partition, message in out.state:
+            self._send(t.topic_state, message, partition=partition)
+
+    def _send(self, topic: str, message: Message, partition: int | None = None, timestamp: int = 0) -> None:
+        try:
+            kafka.produce_to(self.producer, topic, message, partition=partition, timestamp=timestamp)
+        except MessageRefused as exc:
+            # refused for good (too large): a stub with the same key and the reason, never a blocked partition
+            log.error("%s refused a message (%d bytes): %s; sending a stub", topic, len(message[1]), exc.refused[0])
+            kafka.produce_to(self.producer, topic, stub(message, exc.refused[0]), partition=partition)
+
+
+class KafkaStateStore:
+    """The detector's per-user state, restored from the compacted changelog partition by partition."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def restore(self, partition: int) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        """(user id, state document) in changelog order; None for a user whose state was deleted."""
+        for record in kafka.read_partition(self.settings, self.settings.topic_state, partition):
+            if record.key is None:
+                continue
+            user_id = record.key.decode("utf-8")
+            yield user_id, decode_user_state(record.value) if record.value else None
+
+
+def state_messages(detector_export: Mapping[str, Mapping[str, Any]], dropped: Iterable[str],
+                   partition_of: Mapping[str, int]) -> list[tuple[int, Message]]:
+    """The changelog records of a batch: each touched user's state, a tombstone for each evicted one."""
+    out: list[tuple[int, Message]] = []
+    for user_id, state in detector_export.items():
+        out.append((partition_of[user_id], (user_id.encode("utf-8"), encode_user_state(state), None)))
+    for user_id in dropped:
+        if user_id in partition_of and user_id not in detector_export:
+            out.append((partition_of[user_id], (user_id.encode("utf-8"), b"", None)))
+    return out

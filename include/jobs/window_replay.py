@@ -1,9 +1,12 @@
 """`txnmon replay --from T --to T`: re-run a window of history through the pipeline.
 
-Reads the raw topic's messages whose Kafka timestamps fall in the window with a group-less
-consumer (nothing is committed, so the live group's offsets never move) and sends them through
-the same validate / rules / enrich / write steps as the processor. Writes are idempotent: what
-is stored already stays as it is, so a replay with unchanged rules adds nothing.
+Reads the by-user topic (every valid message, re-keyed by user, in the order each user's events
+arrived) with a group-less consumer: nothing is committed, so the live group's offsets never
+move. Each user is judged from the start of the window minus the rules' longest look-back, so a
+message in the window meets the same history it met live, and gets the same verdicts. Only the
+window's results are written, to MongoDB, idempotently: what is stored already stays as it is, so
+a replay with unchanged rules adds nothing. Messages that were rejected when they arrived are in
+the `rejected` collection (`txnmon dlq`), not in the by-user topic.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from include.connectors import kafka
 from include.connectors.mongo import MongoStore
 from include.core.batch import BatchConfig, process_batch
 from include.core.rules import Detector, load_rules
+from include.core.watermark import Watermarks
 from include.errors import TxnmonError, UsageError
-from include.jobs.store_batch import default_sinks, write_batch
+from include.jobs.store_batch import AlertsSink, RejectedSink, TouchedHoursSink, TransactionsSink, write_batch
 
 log = logging.getLogger("txnmon.replay")
 STALL_S = 60.0  # no message for this long before the end offsets: the read failed
@@ -47,11 +51,12 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
     store = MongoStore(settings)
     detector = Detector(load_rules(settings.rules_file))
     config = BatchConfig.from_settings(settings)
-    window = kafka.open_window(settings, settings.topic_raw, int(start.timestamp() * 1000),
-                                  int(end.timestamp() * 1000))
-    producer = kafka.make_producer(settings)
-    # the live processor owns user_state; a replay only reads it
-    sinks = default_sinks(store, producer, settings.topic_enriched, settings.topic_dlq, save_user_state=False)
+    start_ms = int(start.timestamp() * 1000)
+    warm_up = detector.ruleset.history_window()
+    window = kafka.open_window(settings, settings.topic_by_user, int((start - warm_up).timestamp() * 1000),
+                               int(end.timestamp() * 1000))
+    sinks = [TransactionsSink(store), RejectedSink(store), AlertsSink(store), TouchedHoursSink(store)]
+    marks = Watermarks()
     totals = {"messages": 0, "new": 0, "existing": 0, "rejected": 0, "alerts": 0}
     try:
         progress_at = time.monotonic()
@@ -61,12 +66,14 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
                 if time.monotonic() - progress_at > stall_s:
                     raise WindowIncomplete(
                         f"window replay read {totals['messages']:,} messages, then nothing for {stall_s:.0f}s before "
-                        f"reaching the end offsets {window.stop_offsets} of {settings.topic_raw}; what was replayed "
-                        "is stored (idempotent), run it again")
+                        f"reaching the end offsets {window.stop_offsets} of {settings.topic_by_user}; what was "
+                        "replayed is stored (idempotent), run it again")
                 continue
             progress_at = time.monotonic()
             result = process_batch(records, detector, config, now=dt.datetime.now(dt.UTC),
-                                   load_state=store.load_user_state)
+                                   load_state=lambda users: {}, watermarks=marks)
+            # the look-back before the window only rebuilds the users' history: written is the window
+            result.keep_only(lambda record: record.timestamp_ms >= start_ms)
             inserted, existing = write_batch(result, sinks, should_stop=lambda: False)
             totals["messages"] += result.consumed
             totals["new"] += inserted
@@ -75,6 +82,5 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
             totals["alerts"] += len(result.alerts)
     finally:
         window.consumer.close()
-        producer.close()
     log.info("window replay %s .. %s: %s", start, end, totals)
     return WindowReplay(totals["messages"], totals["new"], totals["existing"], totals["rejected"], totals["alerts"])

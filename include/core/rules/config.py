@@ -142,6 +142,10 @@ class RuleSet(_Strict):
             windows.append(r.excessive_refunds.window)
         if r.repeated_failed_payments.enabled:
             windows.append(r.repeated_failed_payments.window)
+        # a repeat is suppressed for this long after its alert: that alert must be remembered as long
+        windows += [rule.suppress_for for rule in (r.high_amount, r.velocity, r.unusual_location, r.impossible_travel,
+                                                   r.high_value_unusual_location, r.excessive_refunds,
+                                                   r.repeated_failed_payments) if rule.enabled and rule.suppress_for]
         return max(windows)
 
 

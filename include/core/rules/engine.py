@@ -7,6 +7,7 @@ re-implemented for analysis. No I/O and no clock here: state arrives through `pr
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -209,10 +210,13 @@ def _suppression_windows(ruleset: RuleSet) -> dict[str, dt.timedelta]:
 class Detector:
     """Runs a rule set over transactions in event time, keeping bounded per-user state."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, *, unbounded_users: bool = False) -> None:
+        # unbounded_users: users leave only by idling past every window (the processor, whose state
+        # changelog must match memory), not by the rules file's max_users count
+        self.unbounded_users = unbounded_users
         self.ruleset = ruleset
-        self.state = UserStateStore(ruleset.state.max_users, ruleset.state.max_events_per_user,
-                                    ruleset.history_window())
+        self.state = UserStateStore(sys.maxsize if unbounded_users else ruleset.state.max_users,
+                                    ruleset.state.max_events_per_user, ruleset.history_window())
         self._rules = rule_functions(ruleset)
         self._suppressing = _suppression_windows(ruleset)
 
@@ -222,7 +226,7 @@ class Detector:
         self._rules = rule_functions(ruleset)
         self._suppressing = _suppression_windows(ruleset)
         self.state.horizon = ruleset.history_window()
-        self.state.max_users = ruleset.state.max_users
+        self.state.max_users = sys.maxsize if self.unbounded_users else ruleset.state.max_users
         self.state.max_events_per_user = ruleset.state.max_events_per_user
 
     @property

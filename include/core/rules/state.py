@@ -1,8 +1,12 @@
-"""Per-user history for the rules, bounded in memory by user count, events per user and event time.
+"""Per-user history for the rules, bounded in memory by events per user and event time.
 
-Events are ordered by (event_time, transaction_id): a total order that does not depend on arrival,
-so the history before a transaction is the same whether it was built live, after a restart from
-MongoDB, or offline by the backtest.
+The semantics that make verdicts a function of the input: a user's events are judged in the
+order they arrived on the user's partition (offsets order them, and no crash reorders them),
+and a rule looks back over its window in event time at the events that arrived before: the
+history holds exactly those (it is restored, after a restart or a rebalance, from a changelog
+committed together with the input offsets). So a transaction's "prior" events are the earlier
+arrivals whose event time is not after its own, itself excluded by id. The history is kept
+sorted by (event_time, transaction_id) for the window scans.
 """
 
 from __future__ import annotations
@@ -12,6 +16,19 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
+
+
+class _AfterAnyId:
+    """Sorts after every transaction id: (t, _AFTER_ANY_ID) bounds all keys at event time t."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+
+_AFTER_ANY_ID = _AfterAnyId()
 
 
 class Event(NamedTuple):
@@ -71,9 +88,12 @@ class UserHistory:
         self.ids.discard(transaction_id)
 
     def before(self, event: Event) -> list[Event]:
-        """Events strictly before `event` in key order, itself excluded (redelivery-safe)."""
-        i = bisect.bisect_left(self._keys, event.key)
-        return self.events[:i]
+        """The earlier arrivals with an event time not after `event`'s, itself excluded by id."""
+        i = bisect.bisect_right(self._keys, (event.event_time, _AFTER_ANY_ID))
+        prior = self.events[:i]
+        if event.transaction_id in self.ids:
+            prior = [e for e in prior if e.transaction_id != event.transaction_id]
+        return prior
 
     @property
     def latest(self) -> dt.datetime | None:
@@ -103,6 +123,8 @@ class UserStateStore:
         self.watermark: dt.datetime | None = None
         self._users: OrderedDict[str, UserHistory] = OrderedDict()
         self.evicted = 0
+        self.track_dropped = False  # the processor turns it on: evicted users become changelog tombstones
+        self.dropped: list[str] = []  # users evicted since the caller last took this list
 
     def __len__(self) -> int:
         return len(self._users)
@@ -116,7 +138,9 @@ class UserStateStore:
         if history is None:
             history = self._users[user_id] = UserHistory()
             if len(self._users) > self.max_users:
-                self._users.popitem(last=False)
+                gone, _ = self._users.popitem(last=False)
+                if self.track_dropped:
+                    self.dropped.append(gone)
                 self.evicted += 1
         else:
             self._users.move_to_end(user_id)
@@ -167,9 +191,21 @@ class UserStateStore:
             if history.latest is not None and history.latest >= cutoff:
                 break
             del self._users[user_id]
+            if self.track_dropped:
+                self.dropped.append(user_id)
             dropped += 1
         self.evicted += dropped
         return dropped
 
     def clear(self) -> None:
         self._users.clear()
+        self.dropped.clear()
+
+    def discard(self, user_ids: Iterable[str]) -> None:
+        """Forget these users (their partition went to another member)."""
+        for user_id in user_ids:
+            self._users.pop(user_id, None)
+
+    def take_dropped(self) -> list[str]:
+        dropped, self.dropped = self.dropped, []
+        return dropped

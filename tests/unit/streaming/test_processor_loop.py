@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 
 import pytest
@@ -11,7 +10,17 @@ from include.config import load_settings
 from include.errors import StopRequested, StoreUnavailable
 from include.jobs import store_batch
 from streaming.processor import Processor
-from tests.fixtures.doubles import FlakySink, ListSink, ListSource, record, wired
+from tests.fixtures.doubles import (
+    BY_USER,
+    RAW,
+    ChangelogState,
+    FlakySink,
+    ListPublisher,
+    ListSink,
+    ListSource,
+    record,
+    wired,
+)
 
 
 def row(tid: str, minute: int, amount: float = 100, user: str = "U1") -> dict:
@@ -29,37 +38,51 @@ def no_backoff(monkeypatch):
     monkeypatch.setattr(store_batch.time, "sleep", lambda s: None)
 
 
-def test_every_batch_is_written_then_committed(settings):
-    source = ListSource([[record(0, row("T1", 0, 60_000)), record(1, b"not json")], [record(2, row("T2", 1))]])
-    sink = ListSink()
-    assert Processor(settings, wiring=wired(source, [sink])).run(max_idle_s=0) == 0
+def test_raw_messages_are_rekeyed_by_user_and_invalid_ones_rejected(settings):
+    source = ListSource([[record(0, row("T1", 0, user=" U7 "), topic=RAW, key=None),
+                          record(1, b"not json", topic=RAW)]])
+    publisher, rejected = ListPublisher(), ListSink()
+    Processor(settings, wiring=wired(source, [ListSink()], publisher, route_sinks=[rejected])).run(max_idle_s=0)
+    [(key, value, headers)] = publisher.forwarded
+    assert key == b"U7" and b'"T1"' in value  # the normalised user id, whatever key the producer sent
+    assert dict(headers)["txnmon.source.offset"] == b"0"
+    assert [dict(m[2])["txnmon.reason"] for m in publisher.dlq] == [b"not_json"]
+    assert [d["reason"] for b in rejected.batches for d in b.rejected] == ["not_json"]
+    assert publisher.committed == {(RAW, 0): 2}
+
+
+def test_judged_batches_are_written_then_committed_with_their_offsets_and_state(settings):
+    source = ListSource([[record(0, row("T1", 0, 60_000))], [record(1, row("T2", 1))]])
+    sink, publisher = ListSink(), ListPublisher()
+    assert Processor(settings, wiring=wired(source, [sink], publisher)).run(max_idle_s=0) == 0
     assert [d["_id"] for d in sink.transactions] == ["T1", "T2"]
     assert [a["_id"] for a in sink.alerts] == ["T1:high_amount"]
-    assert [dict(m[2])["txnmon.reason"] for m in sink.dlq] == [b"not_json"]
-    assert source.commits == [{0: 2}, {0: 3}]
+    assert [offsets for _, offsets in publisher.commits] == [{(BY_USER, 0): 1}, {(BY_USER, 0): 2}]
+    assert set(publisher.changelog()[0]) == {"U1"}  # the user's state went out with the offsets
     assert source.closed
 
 
 def test_an_outage_is_retried_and_the_commit_waits_for_it(settings):
     source = ListSource([[record(0, row("T1", 0))]])
-    flaky, after = FlakySink(failures=3), ListSink()
-    processor = Processor(settings, wiring=wired(source, [flaky, after]))
+    flaky, after, publisher = FlakySink(failures=3), ListSink(), ListPublisher(failures=2)
+    processor = Processor(settings, wiring=wired(source, [flaky, after], publisher))
     processor.run(max_idle_s=0)
     assert flaky.attempts == 4 and len(after.batches) == 1
-    assert source.commits == [{0: 1}]
+    assert publisher.attempts == 3 and len(publisher.commits) == 1
     assert processor.metrics.retries.labels("flaky")._value.get() == 3
 
 
 def test_a_stop_during_an_outage_leaves_the_batch_uncommitted(settings):
     source = ListSource([[record(0, row("T1", 0))]])
-    processor = Processor(settings, wiring=wired(source, [FlakySink(failures=10**9)]))
+    publisher = ListPublisher()
+    processor = Processor(settings, wiring=wired(source, [FlakySink(failures=10**9)], publisher))
     stopper = threading.Timer(0.2, processor.request_stop)
     stopper.start()
     assert processor.run(max_idle_s=5) == 0
-    assert source.commits == []
+    assert publisher.commits == []
 
 
-def test_a_non_outage_error_is_not_retried(settings):
+def test_a_non_outage_error_is_not_retried():
     class Broken(ListSink):
         name = "broken"
 
@@ -82,11 +105,22 @@ def test_with_retry_gives_up_only_when_asked_to_stop():
     assert len(calls) == 3
 
 
-def test_users_are_judged_with_their_stored_state(settings):
-    # the loader's state (a restart) counts toward velocity: 3 stored + 1 new > 3
-    stored = {"U1": {"events": [[dt.datetime(2025, 9, 30, 10, m, tzinfo=dt.UTC), f"P{m}", "Mumbai", 100.0,
-                                 "purchase", "success"] for m in range(3)], "raised": {}}}
-    source = ListSource([[record(0, row("T4", 4))]])
-    sink = ListSink()
-    Processor(settings, wiring=wired(source, [sink], state=stored)).run(max_idle_s=0)
-    assert [a["_id"] for a in sink.alerts] == ["T4:velocity"]
+def test_a_restarted_member_judges_from_the_committed_state_only(settings):
+    """Crash after MongoDB, before the Kafka commit: the batch comes again and meets the state as it
+    was committed, not the state that already held the batch (the suppression and velocity cases)."""
+    burst = [record(i, row(f"B{i}", i)) for i in range(5)]  # 5 in 5 minutes: velocity from the 4th
+    first_pub = ListPublisher()
+    Processor(settings, wiring=wired(ListSource([burst[:3]]), [ListSink()], first_pub)).run(max_idle_s=0)
+    # the second batch is written to MongoDB, then the process dies before its transaction commits
+    crashed = ListPublisher(failures=10**9)
+    stopper_processor = Processor(settings, wiring=wired(ListSource([burst[3:]]), [ListSink()], crashed,
+                                                         state=ChangelogState(first_pub)))
+    threading.Timer(0.3, stopper_processor.request_stop).start()
+    stopper_processor.run(max_idle_s=5)
+    assert crashed.commits == []
+    # redelivered to a fresh member restored from the committed changelog
+    again, sink = ListPublisher(), ListSink()
+    for offsets_and_state in first_pub.commits:
+        again.commits.append(offsets_and_state)
+    Processor(settings, wiring=wired(ListSource([burst[3:]]), [sink], again)).run(max_idle_s=0)
+    assert [a["_id"] for a in sink.alerts] == ["B3:velocity", "B4:velocity"]
