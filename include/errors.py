@@ -68,6 +68,11 @@ class KafkaUnavailable(ServiceUnavailable):
         return f"Kafka unavailable: {super().describe()}"
 
 
+class ProducerLost(KafkaUnavailable):
+    """A transactional producer that cannot go on (fenced, its transaction expired, or a call stuck in
+    the client): replace it with a new one, which completes or aborts what the old one left."""
+
+
 class StoreUnavailable(ServiceUnavailable):
     """The MongoDB server could not be reached, or answered "not now" (a write-concern timeout)."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -44,7 +45,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from include.config import Settings
 from include.core.records import Message, SourceRecord
-from include.errors import CommitRefused, KafkaUnavailable, MessageRefused, TopicMissing
+from include.errors import CommitRefused, KafkaUnavailable, MessageRefused, ProducerLost, TopicMissing
 
 __all__ = [
     "CommitFailed",
@@ -60,6 +61,7 @@ __all__ = [
     "abort_transaction",
     "begin_transaction",
     "client_config",
+    "close_producer",
     "commit_offsets",
     "commit_transaction",
     "committed_offsets",
@@ -108,6 +110,11 @@ class RetriableKafkaError(KafkaException):
 
 ADMIN_TIMEOUT_S = 15.0
 TXN_TIMEOUT_S = 10.0
+# librdkafka can block in a transactional call far past the timeout it is given once the group
+# coordinator went away and came back (confluentinc/librdkafka#5456 and #5511: coordinator requests'
+# timeouts are never checked). Each such call runs on a helper thread; past TXN_TIMEOUT_S plus this
+# grace the producer is given up (ProducerLost) and the caller replaces it.
+TXN_GRACE_S = 5.0
 
 # Errors where the same call may succeed later. librdkafka flags only some errors as retriable
 # (KafkaError.retriable()): these codes are outages whatever the call (kafka-python's RetriableError).
@@ -810,6 +817,7 @@ class TransactionalProducer(Producer):
     offsets_sent: bool = False
     needs_abort: bool = False
     in_transaction: bool = False  # begun, and neither committed nor aborted yet
+    lost: bool = False  # a call never returned: never call it again, not even close()
 
 
 def make_transactional_producer(settings: Settings, transactional_id: str, **overrides: Any) -> TransactionalProducer:
@@ -828,7 +836,7 @@ def make_transactional_producer(settings: Settings, transactional_id: str, **ove
     producer = TransactionalProducer(cfg)
     _check_reachable(producer, settings)
     try:
-        producer.init_transactions(TXN_TIMEOUT_S)
+        _bounded(producer, "init_transactions", lambda: producer.init_transactions(TXN_TIMEOUT_S))
     except KafkaException as exc:
         if _retriable(_error(exc)):
             raise KafkaUnavailable(f"init_transactions failed: {exc}") from exc
@@ -836,10 +844,42 @@ def make_transactional_producer(settings: Settings, transactional_id: str, **ove
     return producer
 
 
+def close_producer(producer: TransactionalProducer) -> None:
+    """Release a transactional producer; one that is lost is left to its stuck call (closing it would block)."""
+    if not producer.lost:
+        producer.close()
+
+
+def _bounded(producer: TransactionalProducer, what: str, call: Callable[[], Any]) -> Any:
+    """`call()` (one blocking transactional call), or ProducerLost once it outlives its timeout plus
+    TXN_GRACE_S: the thread is left to finish (or not) on its own, the producer is never used again."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name=f"kafka-{what}", daemon=True)
+    worker.start()
+    worker.join(TXN_TIMEOUT_S + TXN_GRACE_S)
+    if not outcome:
+        producer.lost = True
+        raise ProducerLost(f"{what} still blocked after {TXN_TIMEOUT_S + TXN_GRACE_S:.0f}s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
 def _txn_failed(producer: TransactionalProducer, what: str, exc: KafkaException) -> NoReturn:
     """Translate a transactional API error (always raises)."""
     err = _error(exc)
-    if err is not None and err.txn_requires_abort() and not err.fatal():
+    if err is not None and err.fatal():
+        producer.lost = True
+        raise ProducerLost(f"{what} failed for good: {_why(err)}") from exc
+    if err is not None and err.txn_requires_abort():
         abort_transaction(producer)
         if err.code() in _REBALANCED:
             # the group moved on: the partitions' new owner gets the batch; retrying it here would
@@ -866,13 +906,30 @@ def begin_transaction(producer: TransactionalProducer) -> None:
 def abort_transaction(producer: TransactionalProducer) -> None:
     """Abort the current transaction: none of its messages or offsets become visible."""
     try:
-        producer.abort_transaction(TXN_TIMEOUT_S)
+        _bounded(producer, "abort_transaction", lambda: producer.abort_transaction(TXN_TIMEOUT_S))
     except KafkaException as exc:
         producer.needs_abort = True
-        if _retriable(_error(exc)):
+        err = _error(exc)
+        if err is not None and err.fatal():
+            producer.lost = True
+            raise ProducerLost(f"abort_transaction failed for good: {_why(err)}") from exc
+        if _retriable(err):
             raise KafkaUnavailable(f"abort_transaction failed (begin_transaction aborts again): {exc}") from exc
         raise
     producer.needs_abort = False
+    producer.offsets_sent = False
+    producer.in_transaction = False
+
+
+def _commit(producer: TransactionalProducer, offsets: list[TopicPartition], group_metadata: Callable[[], Any]) -> None:
+    try:
+        if offsets and not producer.offsets_sent:
+            _bounded(producer, "send_offsets_to_transaction",
+                     lambda: producer.send_offsets_to_transaction(offsets, group_metadata(), TXN_TIMEOUT_S))
+            producer.offsets_sent = True
+        _bounded(producer, "commit_transaction", lambda: producer.commit_transaction(TXN_TIMEOUT_S))
+    except KafkaException as exc:
+        _txn_failed(producer, "commit_transaction", exc)
     producer.offsets_sent = False
     producer.in_transaction = False
 
@@ -883,18 +940,10 @@ def commit_transaction(producer: TransactionalProducer, source: KafkaSource, nex
     KafkaUnavailable: an outage. If the transaction could be kept, call commit_transaction again;
     if it had to be aborted (the message says so) the caller retries the whole batch in a new
     transaction. CommitRefused: the group rebalanced, the transaction was aborted and the batch
-    goes to the partitions' new owner. A fatal error (fenced by a newer instance) is raised as is.
+    goes to the partitions' new owner. ProducerLost: replace the producer (fenced by a newer
+    instance, or a call stuck in the client); whether the commit happened is then unknown.
     """
-    try:
-        if next_offsets and not producer.offsets_sent:
-            offsets = [TopicPartition(source.topic, p, o) for p, o in next_offsets.items()]
-            producer.send_offsets_to_transaction(offsets, source.group_metadata(), TXN_TIMEOUT_S)
-            producer.offsets_sent = True
-        producer.commit_transaction(TXN_TIMEOUT_S)
-    except KafkaException as exc:
-        _txn_failed(producer, "commit_transaction", exc)
-    producer.offsets_sent = False
-    producer.in_transaction = False
+    _commit(producer, [TopicPartition(source.topic, p, o) for p, o in next_offsets.items()], source.group_metadata)
 
 
 # --- exactly-once processing over several topics ------------------------------------------------
@@ -960,12 +1009,6 @@ class GroupMember:
         self.consumer.close()
 
 
-def is_fatal(exc: BaseException) -> bool:
-    """A producer error after which the producer must be replaced (fenced, or its transaction lost)."""
-    err = _error(exc)
-    return err is not None and err.fatal()
-
-
 def produce_to(producer: Producer, topic: str, message: Message, partition: int | None = None,
                timestamp: int = 0) -> None:
     """Queue one message inside the open transaction (`partition` None: by key; `timestamp` 0: now).
@@ -998,19 +1041,9 @@ def commit_member_transaction(producer: TransactionalProducer, member: GroupMemb
                               next_offsets: Mapping[TopicPartitionKey, int]) -> None:
     """Commit the open transaction together with the member's offsets ((topic, partition) -> next offset).
 
-    Same outcomes as `commit_transaction`: KafkaUnavailable (retry), CommitRefused (rebalanced,
-    aborted), a fatal error as is.
+    Same outcomes as `commit_transaction`.
     """
-    try:
-        if next_offsets and not producer.offsets_sent:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())]
-            producer.send_offsets_to_transaction(offsets, member.group_metadata(), TXN_TIMEOUT_S)
-            producer.offsets_sent = True
-        producer.commit_transaction(TXN_TIMEOUT_S)
-    except KafkaException as exc:
-        _txn_failed(producer, "commit_transaction", exc)
-    producer.offsets_sent = False
-    producer.in_transaction = False
+    _commit(producer, [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())], member.group_metadata)
 
 
 def read_partition(settings: Settings, topic: str, partition: int, batch: int = 10_000,

@@ -8,7 +8,6 @@ caller commits only after every sink has written.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -30,7 +29,14 @@ from include.core.collection_names import (
 from include.core.records import STORE_FAILED, Message, Rejection
 from include.core.rollups import HOUR_FMT
 from include.core.state_codec import decode_user_state, encode_user_state
-from include.errors import CommitRefused, KafkaUnavailable, MessageRefused, RetryableError, StopRequested, StoreRefused
+from include.errors import (
+    KafkaUnavailable,
+    MessageRefused,
+    ProducerLost,
+    RetryableError,
+    StopRequested,
+    StoreRefused,
+)
 
 log = logging.getLogger("txnmon.stream")
 T = TypeVar("T")
@@ -233,36 +239,33 @@ class TransactionalPublisher:
 
     def __init__(self, make_producer: Callable[[], Any], member: Any, topics: Any) -> None:
         self.make_producer = make_producer
-        self.producer = make_producer()
+        self.producer: Any = make_producer()
+        self.replaced = False  # the producer was lost: the next publish starts with a new one
         self.member = member
         self.topics = topics
 
     def close(self) -> None:
-        self.producer.close()
+        kafka.close_producer(self.producer)
 
     def publish(self, out: Outbound, offsets: Mapping[tuple[str, int], int]) -> None:
         """KafkaUnavailable: call again with the same batch (a transaction still open is committed
-        again; an aborted one is redone); CommitRefused: the group rebalanced, nothing committed."""
+        again; an aborted or lost one is redone); CommitRefused: the group rebalanced, nothing committed."""
+        if self.replaced:
+            # A new producer with the same transactional.id completes or aborts whatever the lost one
+            # left; if that was this batch's commit, the group's offsets say so and the batch is done.
+            self.producer = self.make_producer()
+            self.replaced = False
+            if self._already_committed(offsets):
+                return
         try:
             if not self.producer.in_transaction:
                 self._produce(out)
             kafka.commit_member_transaction(self.producer, self.member, offsets)
-        except (KafkaUnavailable, CommitRefused):
-            raise
-        except Exception as exc:
-            if not kafka.is_fatal(exc):
-                raise
-            # The producer is lost (e.g. its transaction expired while the broker was away). A new one
-            # with the same transactional.id completes or aborts whatever the old one left; if that
-            # was this batch's commit, the group's offsets say so and the batch is done.
-            log.warning("transactional producer failed for good (%s); starting a new one", exc)
-            with contextlib.suppress(Exception):
-                self.producer.close()
-            self.producer = self.make_producer()
-            if self._already_committed(offsets):
-                return
-            raise KafkaUnavailable("the batch's transaction was lost with its producer; sending it again",
-                                   retry_after=0.0) from exc
+        except ProducerLost as exc:
+            log.warning("transactional producer lost (%s); sending the batch again with a new one", exc)
+            kafka.close_producer(self.producer)
+            self.replaced = True
+            raise KafkaUnavailable("the batch's transaction was lost with its producer", retry_after=0.0) from exc
 
     def _already_committed(self, offsets: Mapping[tuple[str, int], int]) -> bool:
         committed = self.member.committed(offsets)
