@@ -262,7 +262,7 @@ class Detector:
             for rule, (t, alert_id) in doc.get("raised", {}).items():
                 current = history.raised.get(rule)
                 if current is None or t > current[0]:
-                    history.raised[rule] = (t, alert_id)
+                    history.note_raised(rule, t, alert_id)
 
     def judge(self, tx: Mapping[str, Any]) -> Judgement:
         """The rules this transaction trips, given the user's history so far; changes nothing.
@@ -299,7 +299,9 @@ class Detector:
         """Add a judged transaction to its user's history (and its raised alerts, for suppression)."""
         self.state.record(judgement.user_id, judgement.event)
         if judgement.raised:
-            self.state.get(judgement.user_id).raised.update(judgement.raised)
+            history = self.state.get(judgement.user_id)
+            for rule, (t, alert_id) in judgement.raised.items():
+                history.note_raised(rule, t, alert_id)
 
     def observe(self, tx: Mapping[str, Any]) -> list[Hit]:
         """Judge and record in one step (the backtest's way)."""
@@ -314,7 +316,7 @@ class Detector:
             history.remove(transaction_id)
             for rule, (_, alert_id) in list(history.raised.items()):
                 if alert_id.startswith(f"{transaction_id}:"):
-                    del history.raised[rule]
+                    history.drop_raised(rule)
 
     def end_batch(self) -> int:
         return self.state.evict_idle()

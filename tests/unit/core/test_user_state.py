@@ -1,0 +1,54 @@
+"""The packed per-user history: what goes in comes out, in key order, at any size."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from include.core.rules.state import Event, UserStateStore, _pack, _unpack
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+texts = st.text(max_size=40)
+events = st.builds(
+    Event,
+    event_time=st.integers(min_value=-10**12, max_value=10**12).map(lambda us: T0 + dt.timedelta(microseconds=us)),
+    transaction_id=texts, location=texts,
+    amount=st.floats(allow_nan=False, allow_infinity=False), type=texts, status=texts,
+)
+
+
+@given(st.lists(events, max_size=30))
+def test_packing_round_trips_every_field_to_the_microsecond(evs):
+    assert _unpack(_pack(evs)) == evs
+
+
+@given(st.lists(events, max_size=30, unique_by=lambda e: e.transaction_id))
+def test_a_history_is_sorted_by_key_and_holds_each_transaction_once(evs):
+    store = UserStateStore(max_users=10, max_events_per_user=1_000, horizon=dt.timedelta(days=1000))
+    for e in evs:
+        store.record("U", e)
+        store.record("U", e)  # a redelivery adds nothing
+    history = store.get("U")
+    assert history.events == sorted(evs, key=lambda e: e.key)
+    assert len(history) == len(evs)
+
+
+def test_prior_events_exclude_the_judged_one_and_later_event_times():
+    store = UserStateStore(max_users=10, max_events_per_user=100, horizon=dt.timedelta(hours=1))
+    a = Event(T0, "a", "X", 1.0, "purchase", "success")
+    b = Event(T0 + dt.timedelta(microseconds=1), "b", "X", 2.0, "purchase", "success")
+    store.record("U", b)
+    assert store.record("U", a) == []  # b's event time is after a's: not prior, though it arrived first
+    assert store.prior("U", b) == [a]  # b itself is excluded by id
+
+
+def test_raised_alerts_are_kept_only_for_users_who_have_one_and_go_with_the_user():
+    store = UserStateStore(max_users=1, max_events_per_user=10, horizon=dt.timedelta(hours=1))
+    store.get("U1").note_raised("velocity", T0, "t1:velocity")
+    assert store.raised_of("U1") == {"velocity": (T0, "t1:velocity")}
+    assert store.raised_of("U2") == {}
+    store.get("U2")  # evicts U1 (max_users=1)
+    assert "U1" not in store and store.raised_of("U1") == {}
