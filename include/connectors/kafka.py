@@ -818,6 +818,8 @@ class TransactionalProducer(Producer):
     needs_abort: bool = False
     in_transaction: bool = False  # begun, and neither committed nor aborted yet
     lost: bool = False  # a call never returned: never call it again, not even close()
+    began_at: float = 0.0  # time.monotonic() when the current transaction began
+    timeout_s: float = 15.0  # its transaction.timeout.ms
 
 
 def make_transactional_producer(settings: Settings, transactional_id: str, **overrides: Any) -> TransactionalProducer:
@@ -834,6 +836,7 @@ def make_transactional_producer(settings: Settings, transactional_id: str, **ove
     # librdkafka requires a message's delivery timeout to fit in the transaction's
     cfg["delivery.timeout.ms"] = min(cfg["delivery.timeout.ms"], cfg["transaction.timeout.ms"])
     producer = TransactionalProducer(cfg)
+    producer.timeout_s = cfg["transaction.timeout.ms"] / 1000
     _check_reachable(producer, settings)
     try:
         _bounded(producer, "init_transactions", lambda: producer.init_transactions(TXN_TIMEOUT_S))
@@ -887,6 +890,12 @@ def _txn_failed(producer: TransactionalProducer, what: str, exc: KafkaException)
             raise CommitRefused(f"{what} refused, transaction aborted: {_why(err)}") from exc
         raise KafkaUnavailable(f"{what} failed, transaction aborted (retry the batch): {_why(err)}") from exc
     if _retriable(err):
+        if producer.in_transaction and time.monotonic() - producer.began_at > producer.timeout_s:
+            # The coordinator has aborted it by now, and librdkafka may still hold the abandoned call
+            # (it answers every retry with _PREV_IN_PROGRESS, for ever): start over with a new producer.
+            producer.lost = True
+            raise ProducerLost(f"{what} failed ({_why(err) if err else exc}) with the transaction open "
+                               f"past its {producer.timeout_s:.0f}s timeout") from exc
         raise KafkaUnavailable(f"{what} failed (call it again): {exc}") from exc
     raise exc
 
@@ -901,6 +910,7 @@ def begin_transaction(producer: TransactionalProducer) -> None:
         _txn_failed(producer, "begin_transaction", exc)
     producer.offsets_sent = False
     producer.in_transaction = True
+    producer.began_at = time.monotonic()
 
 
 def abort_transaction(producer: TransactionalProducer) -> None:
@@ -914,6 +924,9 @@ def abort_transaction(producer: TransactionalProducer) -> None:
             producer.lost = True
             raise ProducerLost(f"abort_transaction failed for good: {_why(err)}") from exc
         if _retriable(err):
+            if time.monotonic() - producer.began_at > producer.timeout_s:
+                producer.lost = True  # as in _txn_failed: librdkafka may hold an abandoned call for ever
+                raise ProducerLost(f"abort_transaction failed ({exc}) past the transaction's timeout") from exc
             raise KafkaUnavailable(f"abort_transaction failed (begin_transaction aborts again): {exc}") from exc
         raise
     producer.needs_abort = False
@@ -1054,10 +1067,18 @@ def read_partition(settings: Settings, topic: str, partition: int, batch: int = 
     consumer = make_consumer(settings, group_id=None, **{"enable.partition.eof": True})
     reached_end: list[bool] = []
     try:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"restoring {topic}[{partition}]: {exc}") from exc
+        if high <= low:
+            return  # empty (or emptied by retention): nothing to wait for
         consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         progress_at = time.monotonic()
         while not reached_end:
-            records = _consumed(consumer.consume(batch, 1.0), on_eof=lambda _t, _p, _o: reached_end.append(True))
+            # a short wait: consume() returns when the batch is full or the wait ends, and the
+            # end-of-partition event does not end it early
+            records = _consumed(consumer.consume(batch, 0.1), on_eof=lambda _t, _p, _o: reached_end.append(True))
             if records:
                 progress_at = time.monotonic()
                 yield from records

@@ -95,7 +95,13 @@ def _outage(settings, env: dict[str, str], service: str, seed: int) -> str:
     time.sleep(20)
     assert proc.poll() is None, f"the processor must wait for {service}, not exit"
     _stack(env, "up", service)
-    out, _ = proc.communicate(timeout=400)
+    try:
+        out, _ = proc.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"the processor did not finish after {service} came back:\n"
+                             + out.decode()[-4000:]) from None
     log = out.decode()
     assert proc.returncode == 0, log[-3000:]
     assert stored_ids(settings, "transactions") == sorted(r["transaction_id"] for r in rows)
