@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import signal
+import time
 
 import pytest
 
 from include.connectors import kafka
 from include.core.rules import load_rules
 from include.jobs.backtest import backtest_topic
+from include.jobs.window_replay import replay_window
 from tests.fixtures.pipeline import (
     T0,
     run_until_idle,
@@ -142,3 +145,48 @@ def test_unkeyed_and_miskeyed_messages_are_judged_with_the_users_whole_history(s
     live = verdicts(s)
     assert sorted(offline.alerts) == live["alerts"] and live["alerts"]
     assert sorted(offline.shadow_alerts) == live["shadow_alerts"]
+
+
+def test_members_joining_and_leaving_mid_stream_change_no_verdict(settings_factory, rules_file, clean_run):
+    s = settings_factory(rules_file=rules_file, batch_max_records=60)
+    produce_keyed(s, hard_rows())
+    first = start_process(s, "--exit-when-idle", "8")
+    try:
+        wait_for(lambda: len(stored_ids(s, "transactions")) >= 150, 120, "the first member to store some batches")
+        second = start_process(s)  # joins: the group rebalances, each member restores what it is given
+        wait_for(lambda: len(stored_ids(s, "transactions")) >= 450, 120, "both members to store more")
+        second.send_signal(signal.SIGKILL)  # leaves without a goodbye: its partitions come back after the session
+        second.wait(30)
+        out, _ = first.communicate(timeout=240)
+        assert first.returncode == 0, out.decode()[-2000:]
+    finally:
+        for proc in (first, locals().get("second")):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert len(stored_ids(s, "transactions")) == 900
+    assert verdicts(s) == clean_run
+
+
+def test_a_window_replay_gives_each_message_the_verdicts_it_got_live(settings_factory, rules_file):
+    """The second half of a stream replayed into an empty database: each user's history is rebuilt
+    from the look-back before the window, so the window's verdicts are the live ones, exactly."""
+    live = settings_factory(rules_file=rules_file, batch_max_records=60)
+    rows = hard_rows()
+    half = len(rows) // 2
+    produce_keyed(live, rows[:half])
+    time.sleep(1.5)  # the window starts between the halves (Kafka timestamps, kept on the by-user topic)
+    middle = dt.datetime.now(dt.UTC)
+    time.sleep(1.5)
+    produce_keyed(live, rows[half:])
+    run_until_idle(live)
+    later = {r["transaction_id"] for r in rows[half:] if "user_id" in r}
+
+    replayed = settings_factory(create_topics=False, rules_file=rules_file, batch_max_records=60,
+                                **{k: getattr(live, k) for k in ("topic_raw", "topic_by_user", "topic_enriched",
+                                                                  "topic_dlq", "topic_state")})
+    done = replay_window(replayed, middle, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    assert done.new_transactions == len(later)
+    assert set(stored_ids(replayed, "transactions")) == later
+    expected = {name: [i for i in ids if i.split(":")[0] in later] for name, ids in verdicts(live).items()}
+    assert expected["alerts"] and expected["shadow_alerts"], expected
+    assert verdicts(replayed) == expected
