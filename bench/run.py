@@ -3,7 +3,12 @@
     e2e_tx_per_s          raw topic -> acknowledged MongoDB writes + enriched events (the processor)
     naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
     raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
-    alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady 1,000 tx/s
+    alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady half of e2e
+    store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
+    mongo_writes_per_tx   MongoDB documents written per transaction by the processor
+    rtt_*                 the e2e and naive runs again with MongoDB behind a ~1 ms round-trip delay line
+    restore_s             a member restoring 1M users' state from the changelog
+    rollups               bench/rollups.py at 200k, 1M and 2M stored transactions (--rollup-sizes)
     rollup_s_per_million  a full kpi_rollups rebuild, scaled to 1M transactions
     processor_rss_mb      resident memory of a detector holding 1M distinct users
 
@@ -50,8 +55,8 @@ def say(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
 
-def isolated_settings(tag: str) -> Settings:
-    return load_settings(topic_raw=f"bench-{tag}.raw", topic_enriched=f"bench-{tag}.enriched",
+def isolated_settings(tag: str, **overrides: Any) -> Settings:
+    return load_settings(**overrides, topic_raw=f"bench-{tag}.raw", topic_enriched=f"bench-{tag}.enriched",
                          topic_dlq=f"bench-{tag}.dlq", topic_by_user=f"bench-{tag}.by_user",
                          topic_state=f"bench-{tag}.state", consumer_group=f"bench-{tag}", mongo_db=f"bench_{tag}",
                          metrics_port=0)
@@ -108,7 +113,8 @@ def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
 def store_ceiling(settings: Settings, limit: int = 100_000) -> float:
     """The store's own ceiling: bulk-insert the processor's documents again (batches of 2,000, as
     the processor's), into another database of the same server, same run."""
-    docs = MongoStore(settings).find(TRANSACTIONS, limit=limit)
+    # small batches: mongo-java-server answers a getMore with everything left, past the 48 MB cap
+    docs = list(MongoStore(settings).collection(TRANSACTIONS).find().limit(limit).batch_size(5_000))
     target = MongoStore(settings, settings.mongo_db + "_ceiling")
     started = time.perf_counter()
     for i in range(0, len(docs), 2_000):
@@ -195,6 +201,95 @@ def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, f
     return statistics.median(latencies), p99, len(latencies)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ping_ms(uri: str, n: int = 200) -> float:
+    import pymongo
+
+    client = pymongo.MongoClient(uri, directConnection=True)
+    client.admin.command("ping")
+    started = time.perf_counter()
+    for _ in range(n):
+        client.admin.command("ping")
+    client.close()
+    return (time.perf_counter() - started) / n * 1000
+
+
+def with_round_trip(settings: Settings, tag: str, rows: list[dict[str, Any]], naive_rows: int,
+                    delay_ms: float) -> dict[str, Any]:
+    """The e2e and naive runs again, MongoDB reached through bench/latency_proxy.py."""
+    port = free_port()
+    target = settings.mongo_uri.get_secret_value().split("://", 1)[1].split("/", 1)[0].split(",")[0]
+    proxy = subprocess.Popen([sys.executable, str(ROOT / "bench" / "latency_proxy.py"), str(port), target,
+                              str(delay_ms)], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        uri = f"mongodb://127.0.0.1:{port}"
+        out: dict[str, Any] = {"rtt_added_ms": round(ping_ms(uri) - ping_ms(settings.mongo_uri.get_secret_value()), 2)}
+        rtt = isolated_settings(tag + "r", mongo_uri=uri)
+        kafka.ensure_topics(rtt)
+        try:
+            produce_rows(rtt, rows)
+            out["rtt_e2e_tx_per_s"] = round(e2e_rate(rtt, len(rows))[0])
+            out["rtt_naive_tx_per_s"] = round(naive_rate(rtt, naive_rows))
+        finally:
+            MongoStore(isolated_settings(tag + "r")).drop()
+            kafka.delete_topics(rtt, list(rtt.pipeline_topics))
+        out["rtt_rows"], out["rtt_naive_rows"] = len(rows), naive_rows
+        return out
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+def restore_seconds(tag: str, users: int) -> float:
+    """A member assigned every partition restores `users` one-event users from the changelog (the
+    processor's own restore path); returns the seconds it took."""
+    from include.core.state_codec import encode_user_state
+    from include.jobs.store_batch import KafkaStateStore
+
+    settings = isolated_settings(tag + "s")
+    kafka.ensure_topics(settings)
+    try:
+        producer = kafka.make_producer(settings)
+        t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        partitions = len(kafka.end_offsets(settings, settings.topic_state))
+        for i in range(users):
+            state = {"events": [[t0 + dt.timedelta(milliseconds=i), f"T{i}", "Mumbai", 100.0, "purchase", "success"]],
+                     "raised": {}}
+            kafka.produce_to(producer, settings.topic_state, (f"U{i}".encode(), encode_user_state(state), None),
+                             partition=i % partitions)
+        assert producer.flush(120) == 0
+        producer.close()
+        processor = Processor(settings)
+        processor._to_restore = set(range(partitions))
+        wired = type("Wired", (), {"state": KafkaStateStore(settings), "load_watermarks": staticmethod(lambda _p: {})})
+        started = time.perf_counter()
+        processor._restore(wired)  # type: ignore[arg-type]
+        elapsed = time.perf_counter() - started
+        assert len(processor.detector.state) == users, len(processor.detector.state)
+        return elapsed
+    finally:
+        kafka.delete_topics(settings, list(settings.pipeline_topics))
+
+
+def rollup_sizes(sizes: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for n in sizes:
+        say(f"rollups over {n:,} stored transactions (bench/rollups.py)")
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "rollups.py"), str(n)], stdout=subprocess.PIPE,
+                              text=True, check=True, cwd=ROOT)
+        out.append(json.loads(done.stdout))
+        say(json.dumps(out[-1]))
+    return out
+
+
 def rss_with_users(users: int) -> float:
     code = (
         "import datetime as dt, resource\n"
@@ -229,6 +324,13 @@ def main() -> int:
     parser.add_argument("--naive-rows", type=int, default=10_000, help="the naive consumer is timed on this many")
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--rss-users", type=int, default=1_000_000)
+    parser.add_argument("--restore-users", type=int, default=1_000_000)
+    parser.add_argument("--rtt-rows", type=int, default=20_000, help="e2e rows timed with the delay line")
+    parser.add_argument("--rtt-naive-rows", type=int, default=1_000, help="naive rows timed with the delay line")
+    parser.add_argument("--rtt-delay-ms", type=float, default=0.35,
+                        help="delay each way (the proxy's own cost brings the round trip to about 1 ms)")
+    parser.add_argument("--rollup-sizes", default="200000,1000000,2000000",
+                        help="stored transactions for bench/rollups.py, comma-separated ('' skips)")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -274,16 +376,29 @@ def main() -> int:
 
         lat = isolated_settings(tag + "l")
         kafka.ensure_topics(lat)
-        p50, p99, n = alert_latency(lat, 1000, args.latency_seconds)
+        offered = max(500, round(rate / 2))
+        p50, p99, n = alert_latency(lat, offered, args.latency_seconds)
         results.update(alert_latency_p50_ms=round(p50, 1), alert_latency_p99_ms=round(p99, 1), alert_latency_samples=n,
-                       alert_latency_offered_tx_per_s=1000)
-        say(f"alert latency at 1,000 tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
+                       alert_latency_offered_tx_per_s=offered)
+        say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
         MongoStore(lat, lat.mongo_db).drop()
         kafka.delete_topics(lat, list(lat.pipeline_topics))
 
         results["processor_rss_mb"] = round(rss_with_users(args.rss_users))
         results["rss_users"] = args.rss_users
         say(f"detector RSS with {args.rss_users:,} users: {results['processor_rss_mb']} MB")
+
+        results["restore_s"] = round(restore_seconds(tag, args.restore_users), 1)
+        results["restore_users"] = args.restore_users
+        say(f"restore of {args.restore_users:,} users from the changelog: {results['restore_s']} s")
+
+        say(f"e2e and naive with MongoDB behind a delay line ({args.rtt_delay_ms} ms each way)")
+        results.update(with_round_trip(s, tag, rows[:args.rtt_rows], args.rtt_naive_rows, args.rtt_delay_ms))
+        say(f"round trip +{results['rtt_added_ms']} ms: e2e {results['rtt_e2e_tx_per_s']:,.0f} tx/s, "
+            f"naive {results['rtt_naive_tx_per_s']:,.0f} tx/s")
+
+        sizes = [int(n) for n in args.rollup_sizes.split(",") if n.strip()]
+        results["rollups"] = rollup_sizes(sizes)
     finally:
         MongoStore(s, s.mongo_db).drop()
         kafka.delete_topics(s, list(s.pipeline_topics))
@@ -292,11 +407,14 @@ def main() -> int:
         "e2e_vs_store_ceiling": round(results["e2e_tx_per_s"] / max(results["store_ceiling_tx_per_s"], 1), 3),
         "e2e_vs_naive": round(results["e2e_tx_per_s"] / max(results["naive_tx_per_s"], 1), 1),
         "e2e_vs_raw": round(results["e2e_tx_per_s"] / max(results["raw_consume_tx_per_s"], 1), 3),
+        "rtt_e2e_vs_naive": round(results["rtt_e2e_tx_per_s"] / max(results["rtt_naive_tx_per_s"], 1), 1),
     }
     results["targets"] = {
         "e2e_vs_store_ceiling >= 0.7": results["ratios"]["e2e_vs_store_ceiling"] >= 0.7,
         "e2e_vs_naive >= 3 (local)": results["ratios"]["e2e_vs_naive"] >= 3,
         "mongo_writes_per_tx <= 1.1": results["mongo_writes_per_tx"] <= 1.1,
+        "e2e_vs_naive >= 20 (1 ms round trip)": results["ratios"]["rtt_e2e_vs_naive"] >= 20,
+        "processor_rss_mb <= 300 (1M users)": results["processor_rss_mb"] <= 300,
         "e2e_vs_raw >= 0.5": results["ratios"]["e2e_vs_raw"] >= TARGETS["e2e_vs_raw"],
         "alert_latency_p99_ms < 250": results["alert_latency_p99_ms"] < TARGETS["alert_latency_p99_ms"],
         "rollup_s_per_million < 30": results["rollup_s_per_million"] < TARGETS["rollup_s_per_million"],
@@ -306,8 +424,13 @@ def main() -> int:
     print()
     for key in ("e2e_tx_per_s", "store_ceiling_tx_per_s", "mongo_writes_per_tx", "naive_tx_per_s",
                 "raw_consume_tx_per_s", "alert_latency_p50_ms",
-                "alert_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb"):
+                "alert_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb", "restore_s",
+                "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
         print(f"  {key:<24} {results[key]:>12,}")
+    for run in results.get("rollups", []):
+        print(f"  rollups at {run['rows']:>9,}: full {run['full_rebuild']['s_per_million']} s/M, incremental "
+              f"{run['incremental_one_hour']['seconds']} s, passes over transactions per run "
+              f"{run['incremental_one_hour']['passes_over_transactions']}")
     for name, ok in results["targets"].items():
         print(f"  target {name:<30} {'met' if ok else 'NOT met'}")
     print(f"\n  written to {RESULTS / 'latest.json'}")
