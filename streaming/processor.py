@@ -39,6 +39,7 @@ from include.connectors.mongo import MongoStore
 from include.core.batch import BatchConfig, BatchResult, process_batch, route_batch
 from include.core.records import SourceRecord
 from include.core.rules import Detector, RulesError, load_rules
+from include.core.state_codec import Raised
 from include.core.watermark import Watermarks
 from include.errors import CommitRefused, KafkaUnavailable, StopRequested
 from include.jobs.store_batch import (
@@ -143,7 +144,7 @@ class Publisher(Protocol):
 
 
 class StateStore(Protocol):
-    def restore(self, partition: int) -> Iterable[tuple[str, dict[str, Any] | None]]: ...
+    def restore(self, partition: int) -> Iterable[tuple[str, tuple[bytes, Raised] | None]]: ...
 
 
 @dataclass
@@ -244,7 +245,7 @@ class Processor:
                     self.partition_of.pop(user_id, None)
                     continue
                 self.detector.state.discard([user_id])
-                self.detector.import_state({user_id: doc})
+                self.detector.import_packed(user_id, *doc)
                 self.partition_of[user_id] = partition
                 users += 1
             saved = with_retry(lambda p=partition: wired.load_watermarks([p]), sink="mongodb",
@@ -334,7 +335,7 @@ class Processor:
         dropped = self.detector.state.take_dropped()
         out = Outbound(by_user=routed.forward, by_user_timestamps=routed.forward_timestamps,
                        dlq=routed.rejects.dlq + result.dlq, enriched=result.enriched,
-                       state=state_messages(self.detector.export_state(touched), dropped, self.partition_of))
+                       state=state_messages(self.detector.export_packed(touched), dropped, self.partition_of))
         for user in dropped:
             self.partition_of.pop(user, None)
         try:

@@ -59,7 +59,6 @@ class BatchResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     suppressed: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # the DLQ records, for MongoDB
-    user_state: dict[str, dict[str, Any]] = field(default_factory=dict)  # touched users, after the batch
     shadow: list[dict[str, Any]] = field(default_factory=list)
     enriched: list[Message] = field(default_factory=list)
     dlq: list[Message] = field(default_factory=list)
@@ -137,10 +136,6 @@ class BatchResult:
         self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
         self.enriched = [m for m, doc in zip(self.enriched, self.transactions, strict=True) if doc["_id"] not in gone]
         self.transactions = [d for d in self.transactions if d["_id"] not in gone]
-        for state in self.user_state.values():  # the state to save must not hold them either
-            state["events"] = [e for e in state.get("events", []) if e[1] not in gone]
-            state["raised"] = {rule: v for rule, v in state.get("raised", {}).items()
-                               if v[1].split(":", 1)[0] not in gone}
 
 
 @dataclass(frozen=True)
@@ -361,8 +356,5 @@ def process_batch(
         result.add(record, judged)
     result.watermarks = marks.export(result.next_offsets)
     detector.state.watermark = marks.overall()  # user eviction goes by the robust watermark too
-    result.user_state = detector.export_state({tx["user_id"] for _, tx in valid})
-    for state in result.user_state.values():
-        state["updated_at"] = now
     detector.end_batch()
     return result

@@ -28,7 +28,7 @@ from include.core.collection_names import (
 )
 from include.core.records import STORE_FAILED, Message, Rejection
 from include.core.rollups import HOUR_FMT
-from include.core.state_codec import decode_user_state, encode_user_state
+from include.core.state_codec import Raised, decode_user_state, encode_user_state
 from include.errors import (
     KafkaUnavailable,
     MessageRefused,
@@ -298,8 +298,9 @@ class KafkaStateStore:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
 
-    def restore(self, partition: int) -> Iterator[tuple[str, dict[str, Any] | None]]:
-        """(user id, state document) in changelog order; None for a user whose state was deleted."""
+    def restore(self, partition: int) -> Iterator[tuple[str, tuple[bytes, Raised] | None]]:
+        """(user id, (packed events, raised alerts)) in changelog order; None for a user whose state
+        was deleted."""
         for record in kafka.read_partition(self.settings, self.settings.topic_state, partition):
             if record.key is None:
                 continue
@@ -307,12 +308,12 @@ class KafkaStateStore:
             yield user_id, decode_user_state(record.value) if record.value else None
 
 
-def state_messages(detector_export: Mapping[str, Mapping[str, Any]], dropped: Iterable[str],
+def state_messages(detector_export: Mapping[str, tuple[bytes, Raised]], dropped: Iterable[str],
                    partition_of: Mapping[str, int]) -> list[tuple[int, Message]]:
     """The changelog records of a batch: each touched user's state, a tombstone for each evicted one."""
     out: list[tuple[int, Message]] = []
-    for user_id, state in detector_export.items():
-        out.append((partition_of[user_id], (user_id.encode("utf-8"), encode_user_state(state), None)))
+    for user_id, (events, raised) in detector_export.items():
+        out.append((partition_of[user_id], (user_id.encode("utf-8"), encode_user_state(events, raised), None)))
     for user_id in dropped:
         if user_id in partition_of and user_id not in detector_export:
             out.append((partition_of[user_id], (user_id.encode("utf-8"), b"", None)))

@@ -254,6 +254,14 @@ class Detector:
             }
         return out
 
+    def export_packed(self, user_ids: Iterable[str]) -> dict[str, tuple[bytes, Mapping[str, tuple[dt.datetime, str]]]]:
+        """Users' state as the changelog keeps it (packed events, raised alerts): no decoding."""
+        return {u: self.state.packed(u) for u in user_ids if u in self.state}
+
+    def import_packed(self, user_id: str, events: bytes, raised: Mapping[str, tuple[dt.datetime, str]]) -> None:
+        """Set a user's state from `export_packed` output (replacing what was there)."""
+        self.state.load_packed(user_id, events, raised)
+
     def import_state(self, states: Mapping[str, Mapping[str, Any]]) -> None:
         """Seed users from `export_state` documents; users without a document start empty."""
         for user_id, doc in states.items():

@@ -10,7 +10,7 @@ sorted by (event_time, transaction_id) for the window scans.
 
 Memory: a processor holds every user active within the rules' longest window (a million and
 more), so a history is one packed `bytes` value, decoded only while its user is judged (see
-`_pack`): about 60 bytes per event instead of about 600 as objects.
+`pack_events`): about 60 bytes per event instead of about 600 as objects.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _text(value: str) -> bytes:
     return value.encode("utf-8")[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
 
 
-def _pack(events: list[Event]) -> bytes:
+def pack_events(events: list[Event]) -> bytes:
     """count, the fixed part of every event, then every event's text: one allocation per user."""
     fixed: list[bytes] = []
     texts: list[bytes] = []
@@ -90,7 +90,7 @@ def _pack(events: list[Event]) -> bytes:
     return b"".join((_COUNT.pack(len(events)), *fixed, *texts))
 
 
-def _unpack(blob: bytes) -> list[Event]:
+def unpack_events(blob: bytes) -> list[Event]:
     if not blob:
         return []
     (count,) = _COUNT.unpack_from(blob)
@@ -134,7 +134,7 @@ class UserHistory:
 
     @property
     def events(self) -> list[Event]:
-        return _unpack(self._blob)
+        return unpack_events(self._blob)
 
     @property
     def raised(self) -> Mapping[str, tuple[dt.datetime, str]]:
@@ -157,14 +157,14 @@ class UserHistory:
         if any(e.transaction_id == event.transaction_id for e in events):
             return False
         events.insert(bisect.bisect_right(_keys(events), event.key), event)
-        self._blob = _pack(events)
+        self._blob = pack_events(events)
         return True
 
     def remove(self, transaction_id: str) -> None:
         events = self.events
         kept = [e for e in events if e.transaction_id != transaction_id]
         if len(kept) != len(events):
-            self._blob = _pack(kept)
+            self._blob = pack_events(kept)
 
     def before(self, event: Event) -> list[Event]:
         """The earlier arrivals with an event time not after `event`'s, itself excluded by id."""
@@ -183,7 +183,7 @@ class UserHistory:
             events.insert(at, event)
             keys.insert(at, event.key)
         cut = bisect.bisect_left(keys, (keys[-1][0] - horizon, ""))
-        self._blob = _pack(events[max(cut, len(events) - max_events):])
+        self._blob = pack_events(events[max(cut, len(events) - max_events):])
         return prior
 
     @property
@@ -201,7 +201,7 @@ class UserHistory:
         cut = bisect.bisect_left(_keys(events), (oldest, ""))
         cut = max(cut, len(events) - max_events)
         if cut > 0:
-            self._blob = _pack(events[cut:])
+            self._blob = pack_events(events[cut:])
 
     def __len__(self) -> int:
         return _COUNT.unpack_from(self._blob)[0] if self._blob else 0
@@ -247,6 +247,18 @@ class UserStateStore:
 
     def _forget(self, user_id: str) -> None:
         self._raised.pop(user_id, None)
+
+    def packed(self, user_id: str) -> tuple[bytes, Mapping[str, tuple[dt.datetime, str]]]:
+        """The user's packed events and raised alerts, as the state changelog keeps them."""
+        return self._users[user_id], self._raised.get(user_id, _NO_RAISED)
+
+    def load_packed(self, user_id: str, events: bytes, raised: Mapping[str, tuple[dt.datetime, str]]) -> None:
+        """Set a user's state from `packed` output (a restore from the changelog): no decoding."""
+        self.get(user_id)
+        self._users[user_id] = events
+        self._forget(user_id)
+        if raised:
+            self._raised[user_id] = dict(raised)
 
     def missing(self, user_ids: Iterable[str]) -> set[str]:
         return {u for u in user_ids if u not in self._users}

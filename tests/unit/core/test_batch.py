@@ -91,8 +91,9 @@ def test_history_is_loaded_once_for_unknown_users(settings, config):
     assert [a["_id"] for a in first.alerts] == ["T2:velocity"]
     later = process_batch([record(2, row("T3", 30))], detector, config, now=NOW, load_state=loader)
     assert len(calls) == 1
-    # the state written back holds every event the user has within the rules' horizon
-    assert [e[1] for e in later.user_state["U1"]["events"]] == ["old0", "old1", "T1", "T2", "T3"]
+    # the user's history holds every event within the rules' horizon
+    assert later.consumed == 1
+    assert [e.transaction_id for e in detector.state.get("U1").events] == ["old0", "old1", "T1", "T2", "T3"]
 
 
 def test_duplicate_transaction_in_one_batch_is_stored_once(settings, config):

@@ -7,7 +7,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.core.rules.state import Event, UserStateStore, _pack, _unpack
+from include.core.rules.state import Event, UserStateStore, pack_events, unpack_events
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -22,7 +22,7 @@ events = st.builds(
 
 @given(st.lists(events, max_size=30))
 def test_packing_round_trips_every_field_to_the_microsecond(evs):
-    assert _unpack(_pack(evs)) == evs
+    assert unpack_events(pack_events(evs)) == evs
 
 
 @given(st.lists(events, max_size=30, unique_by=lambda e: e.transaction_id))
@@ -52,3 +52,26 @@ def test_raised_alerts_are_kept_only_for_users_who_have_one_and_go_with_the_user
     assert store.raised_of("U2") == {}
     store.get("U2")  # evicts U1 (max_users=1)
     assert "U1" not in store and store.raised_of("U1") == {}
+
+
+raised_alerts = st.dictionaries(texts, st.tuples(events.map(lambda e: e.event_time), texts), max_size=4)
+
+
+@given(st.lists(events, max_size=10), raised_alerts)
+def test_the_changelog_value_round_trips_the_packed_events_and_raised_alerts(evs, raised):
+    from include.core.state_codec import decode_user_state, encode_user_state
+
+    packed = pack_events(evs)
+    assert decode_user_state(encode_user_state(packed, raised)) == (packed, raised)
+
+
+def test_a_restored_user_is_judged_as_before_without_decoding_on_the_way():
+    live = UserStateStore(max_users=10, max_events_per_user=100, horizon=dt.timedelta(hours=1))
+    a = Event(T0, "a", "X", 1.0, "purchase", "success")
+    live.record("U", a)
+    live.get("U").note_raised("velocity", T0, "a:velocity")
+    restored = UserStateStore(max_users=10, max_events_per_user=100, horizon=dt.timedelta(hours=1))
+    restored.load_packed("U", *live.packed("U"))
+    later = Event(T0 + dt.timedelta(minutes=1), "b", "X", 1.0, "purchase", "success")
+    assert restored.prior("U", later) == live.prior("U", later) == [a]
+    assert restored.raised_of("U") == {"velocity": (T0, "a:velocity")}
