@@ -505,6 +505,41 @@ def consumer_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int
     return {p: end - done.get(p, 0) for p, end in ends.items()}
 
 
+@dataclass(frozen=True)
+class GroupMemberInfo:
+    """One member of a consumer group as the broker describes it."""
+
+    client_id: str
+    host: str
+    partitions: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    group_id: str
+    state: str  # e.g. STABLE, EMPTY, PREPARING_REBALANCE, DEAD (a group the broker does not know)
+    members: tuple[GroupMemberInfo, ...]
+
+
+def describe_group(settings: Settings, group_id: str) -> GroupInfo:
+    """The group's state and its members with their assigned partitions (none: no process is consuming)."""
+    admin = make_admin(settings)
+    future = admin.describe_consumer_groups([group_id], request_timeout=ADMIN_TIMEOUT_S)[group_id]
+    try:
+        desc = future.result()
+    except KafkaException as exc:
+        err = _error(exc)
+        if err is not None and err.code() == _Err.GROUP_ID_NOT_FOUND:
+            return GroupInfo(group_id, "DEAD", ())
+        raise
+    members = tuple(
+        GroupMemberInfo(m.client_id, m.host,
+                        tuple(sorted((tp.topic, tp.partition) for tp in (m.assignment.topic_partitions or ()))))
+        for m in desc.members or ())
+    state = getattr(desc.state, "name", str(desc.state))
+    return GroupInfo(group_id, state, members)
+
+
 def produce_nowait(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
     """Queue one message without waiting for it (a load generator's send; `producer.flush()` waits)."""
     while True:
