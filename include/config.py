@@ -196,9 +196,19 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
+_overrides: dict[str, Any] = {}
+
+
+def use_overrides(**values: Any) -> None:
+    """Values that win over the environment in every later `get_settings()`: a DAG task's Kafka and
+    MongoDB settings from Airflow connections (include/connectors/airflow_connections.py)."""
+    _overrides.update(values)
+    get_settings.cache_clear()
+
+
 @functools.cache
 def get_settings() -> Settings:
-    return load_settings()
+    return load_settings(**_overrides)
 
 
 def __getattr__(name: str) -> Any:
