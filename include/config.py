@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     dashboard_triage: bool = False
     dashboard_analyst: str | None = None
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
+    # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
+    reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"
     # the only folders DAG params may name files in (replay CSVs; candidate rules for backtests)
     data_dir: Path = INCLUDE_DIR / "data"
     rules_dir: Path = INCLUDE_DIR / "rules"

@@ -75,7 +75,8 @@ def check_dataframe(suite_name: str, frame: pd.DataFrame, specs: Sequence[Mappin
                 error = "; ".join(str(v.get("exception_message")) for v in _exceptions(r.exception_info))[:300]
             severity = getattr(cfg.severity, "value", str(cfg.severity))
             ok = bool(r.success) and error is None
-            outcome.outcomes.append(ExpectationOutcome(cfg.type, cfg.kwargs.get("column"), severity, ok, count, error))
+            outcome.outcomes.append(ExpectationOutcome(cfg.type, cfg.kwargs.get("column"), severity, ok, count, error,
+                                                       None if ok else _sample(r.result)))
             if not ok and severity == "critical":
                 outcome.critical_failed = True
         urls = ctx.get_docs_sites_urls(resource_identifier=run_id, site_name="local_site")
@@ -101,6 +102,18 @@ def localize_site(site: Path) -> int:
             page.write_text(local, encoding="utf-8")
             changed += 1
     return changed
+
+
+def _sample(result: Mapping[str, Any] | None, limit: int = 5) -> list[Any] | None:
+    """A few unexpected values (or the observed value) as plain JSON values, for reports and the dashboard."""
+    if not result:
+        return None
+    values = result.get("partial_unexpected_list")
+    if values is None and "observed_value" in result:
+        values = [result["observed_value"]]
+    if not values:
+        return None
+    return [v if isinstance(v, str | int | float | bool) or v is None else str(v) for v in list(values)[:limit]]
 
 
 def _exceptions(info: Any) -> list[dict[str, Any]]:
