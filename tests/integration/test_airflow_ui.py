@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
 from include.connectors import kafka
 from include.core.generator import GeneratorSpec, generate, write_csv
 from tests.fixtures.airflow import AirflowServer
+from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def test_rest_api_triggers_replay_with_params_and_the_rows_reach_the_topic(airflow_server: AirflowServer):
@@ -56,7 +55,7 @@ def test_trigger_form_in_the_browser_starts_a_run_with_the_typed_params(airflow_
     form.locator("#element_file").fill(str(data))
     form.locator("input[name=element_speedup]").fill("0")
     form.locator("input[name=element_limit]").fill("77")
-    page.screenshot(path=str(IMG / "airflow-trigger-form.png"))
+    page.screenshot(path=screenshot_path("airflow-trigger-form.png"))
     form.get_by_text("Advanced Options").click()
     form.locator("input[name=dagRunId]").fill(run_id)
     form.get_by_role("button", name="Trigger", exact=True).click()

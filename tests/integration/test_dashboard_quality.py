@@ -12,10 +12,10 @@ from include.config import SAMPLE_CSV
 from include.connectors.mongo import MongoStore
 from include.jobs import replay
 from include.jobs.quality import run_quality_checks
+from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import run_until_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def test_quality_page_lists_runs_failures_with_samples_and_report_links(settings_factory, dashboard_factory, browser,
@@ -48,5 +48,5 @@ def test_quality_page_lists_runs_failures_with_samples_and_report_links(settings
     relative = Path(newest).relative_to(s.reports_dir / "quality").as_posix()
     assert links[0] == f"http://reports.example/txnmon/quality/{relative}"
     assert len(links) == 2 and all(x["report_path"] for x in clean)
-    page.screenshot(path=str(IMG / "quality-page.png"), full_page=True)
+    page.screenshot(path=screenshot_path("quality-page.png"), full_page=True)
     page.close()

@@ -13,10 +13,10 @@ from include.connectors.mongo import MongoStore
 from include.core.datadocs import remote_loads
 from include.jobs import replay
 from include.jobs.quality import run_quality_checks
+from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import run_until_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def test_data_docs_load_nothing_from_the_network_and_render_styled(isolated_settings, tmp_path, browser):
@@ -61,5 +61,5 @@ def test_data_docs_load_nothing_from_the_network_and_render_styled(isolated_sett
     page.wait_for_selector("text=unaccounted_messages", timeout=20_000)
     assert "newest_event_age_s" in page.inner_text("body")
     assert refused == [] and failed == []
-    page.screenshot(path=str(IMG / "data-docs-offline.png"))
+    page.screenshot(path=screenshot_path("data-docs-offline.png"))
     page.close()
