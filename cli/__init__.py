@@ -2,7 +2,7 @@
 
     txnmon init                 create topics and indexes (idempotent)
     txnmon config               show the effective settings, secrets masked
-    txnmon status               stack health, topic offsets, consumer lag, document counts
+    txnmon status               health verdict, group members, lag per partition, KPI freshness, DLQ growth
     txnmon replay FILE          validate a CSV and produce it to TOPIC_RAW
     txnmon stream               run the streaming processor (a consumer-group member)
     txnmon generate ...         write a synthetic, labelled transactions CSV

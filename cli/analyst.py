@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cli.progress import Progress
 from include.config import DEFAULT_RULES_FILE, Settings
 from include.errors import RulesError, UsageError
 
@@ -21,23 +22,26 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         baseline_rules = load_rules(args.baseline) if args.baseline else None
     except RulesError as exc:
         raise UsageError(str(exc)) from None
-    if args.topic:
-        from include.jobs.backtest import backtest_topic
+    if not args.topic and not args.data:
+        raise UsageError("give --data FILE (a CSV) or --topic (TOPIC_BY_USER, as the processor judged it)")
+    with Progress("backtest", "transactions") as progress:
+        if args.topic:
+            from include.jobs.backtest import backtest_topic
 
-        def run(rules):  # the by-user topic, in the order the processor judged it
-            return backtest_topic(settings, rules)
-    else:
-        if not args.data:
-            raise UsageError("give --data FILE (a CSV) or --topic (TOPIC_BY_USER, as the processor judged it)")
-        txs, rejected = load_transactions(Path(args.data), settings.zone)
+            def run(rules, stage="rules"):  # the by-user topic, in the order the processor judged it
+                return backtest_topic(settings, rules)
+        else:
+            progress("reading", 0, None)
+            txs, rejected = load_transactions(Path(args.data), settings.zone)
+            progress("reading", len(txs) + rejected, len(txs) + rejected)
 
-        def run(rules):
-            return backtest.run_backtest(txs, rules, rejected)
-    result = run(candidate_rules)
-    comparison = baseline = None
-    if baseline_rules is not None:
-        baseline = run(baseline_rules)
-        comparison = backtest.compare(result, baseline)
+            def run(rules, stage="rules"):
+                return backtest.run_backtest(txs, rules, rejected, lambda done, total: progress(stage, done, total))
+        result = run(candidate_rules)
+        comparison = baseline = None
+        if baseline_rules is not None:
+            baseline = run(baseline_rules, "baseline")
+            comparison = backtest.compare(result, baseline)
     doc = backtest.to_json(result, comparison, baseline)
     print(json.dumps(doc, indent=2, default=str) if args.json else backtest.render(doc))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from cli.progress import Progress
 from include.config import Settings
 
 
@@ -13,7 +14,8 @@ def cmd_rollups(settings: Settings, args: argparse.Namespace) -> int:
     from include.connectors.mongo import MongoStore
     from include.jobs import rollups
 
-    run = rollups.run_rollups(MongoStore(settings), full_rebuild=args.full, trigger="cli")
+    with Progress("rollups", "documents") as progress:
+        run = rollups.run_rollups(MongoStore(settings), full_rebuild=args.full, trigger="cli", progress=progress)
     scope = "every hour with data" if run.full_rebuild else f"{len(run.hours)} touched hour(s)"
     print(f"rollups recomputed for {scope} ({run.entries:,} stored batch(es) consumed, "
           f"{run.passes.get('transactions', 0)} pass(es) over transactions), run {run.run_id}:")

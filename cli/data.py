@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.progress import Progress
 from include.config import SAMPLE_CSV, Settings
 from include.errors import UsageError
 
@@ -23,8 +24,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
               f"transactions, {done.already_stored:,} already stored, {done.rejected:,} rejected "
               "(the live consumer group's offsets are untouched)")
         return 0
-    summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
-                                topic=args.topic)
+    with Progress("replay", "rows") as progress:
+        summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
+                                    topic=args.topic, progress=progress)
     print(replay.render_summary(summary))
     return 0
 
@@ -36,8 +38,11 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
                                    start=args.start, days=args.days)
     spec.validate()
     started = time.perf_counter()
-    df = generator.generate(spec)
-    generator.write_csv(df, Path(args.out))
+    with Progress("generate", "rows") as progress:
+        progress("generating", 0, spec.rows)  # one vectorised step: the bar jumps to the end
+        df = generator.generate(spec)
+        progress("generating", spec.rows, spec.rows)
+        generator.write_csv(df, Path(args.out), lambda done, total: progress("writing", done, total))
     labelled = df[df["fraud_label"] != ""]
     print(f"wrote {len(df):,} rows ({len(labelled):,} fraud rows in {labelled['fraud_incident'].nunique():,} "
           f"incidents) for {df['user_id'].nunique():,} users to {args.out} in {time.perf_counter() - started:.1f}s")

@@ -36,7 +36,7 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from include.jobs import status
 
-    report = status.collect(settings)
+    report = status.collect(settings, interval_s=args.sample)
     print(json.dumps(report, indent=2, default=str) if args.json else status.render(report))
     return 0 if report["healthy"] else 1
 
@@ -58,8 +58,11 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("status", help="stack health, offsets, consumer lag and document counts")
+    p = sub.add_parser("status", help="health verdict (exit 1 when unhealthy), group members, lag per partition, "
+                                      "KPI freshness, DLQ growth")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--sample", type=positive_float, default=2.0, metavar="SECONDS",
+                   help="look at Kafka twice this far apart to see lag and DLQ growth (0: once)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")

@@ -11,6 +11,7 @@ step (the processor reloads its rules file without a restart).
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.backtest import backtest_stored
 
 
@@ -31,6 +32,7 @@ from include.jobs.backtest import backtest_stored
 def backtest_rules():
     @task
     def backtest(params=None) -> dict:
+        use_airflow_connections()
         return backtest_stored(params["candidate_rules"], params["hours"])
 
     backtest()

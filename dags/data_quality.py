@@ -10,6 +10,7 @@ fails the run when a critical expectation fails.
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.quality import quality_interval
 
 
@@ -26,6 +27,7 @@ from include.jobs.quality import quality_interval
 def data_quality():
     @task
     def check(data_interval_start=None, data_interval_end=None) -> list:
+        use_airflow_connections()
         return quality_interval(data_interval_start, data_interval_end)
 
     check()

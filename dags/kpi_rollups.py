@@ -13,6 +13,7 @@ up by the next run. Each run is recorded in `kpi_runs`. Re-running changes nothi
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.rollups import rollup_pending
 
 
@@ -30,6 +31,7 @@ from include.jobs.rollups import rollup_pending
 def kpi_rollups():
     @task
     def rollup(params=None) -> dict:
+        use_airflow_connections()
         return rollup_pending(params["full_rebuild"], trigger="airflow")
 
     rollup()

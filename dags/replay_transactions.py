@@ -14,6 +14,7 @@ consumer group's offsets do not move and what is stored stays (idempotent).
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.replay import run_replay
 
 
@@ -38,6 +39,7 @@ from include.jobs.replay import run_replay
 def replay_transactions():
     @task
     def replay(params=None) -> dict:
+        use_airflow_connections()
         return run_replay(params)
 
     replay()

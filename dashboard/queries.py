@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from include.core import geo
-from include.core.collection_names import ALERTS, KPI_RUNS, REJECTED, SHADOW_ALERTS
+from include.core.collection_names import ALERTS, KPI_RUNS, QUALITY_REPORTS, REJECTED, SHADOW_ALERTS
 
 RANGES = {"All data": None, "Last hour of data": dt.timedelta(hours=1), "Last 6 hours of data": dt.timedelta(hours=6),
           "Last 24 hours of data": dt.timedelta(hours=24), "Last 7 days of data": dt.timedelta(days=7)}
@@ -155,3 +155,30 @@ def kpis_as_of(db: Any) -> dt.datetime | None:
     """When the newest successful rollup run started: the kpi_* numbers include every batch stored before it."""
     runs = db.find(KPI_RUNS, {"success": True}, sort=[("finished_at", -1)], limit=1, projection={"as_of": 1})
     return runs[0].get("as_of") if runs else None
+
+
+def quality_runs(db: Any, per_suite: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """The latest runs of each quality suite, newest first (quality_reports: one summary per suite and run)."""
+    rows = db.find(QUALITY_REPORTS, sort=[("run_at", -1)], limit=50 * per_suite,
+                   projection={"suite": 1, "run_at": 1, "interval_start": 1, "interval_end": 1, "rows": 1, "success": 1,
+                               "critical_failed": 1, "failed_expectations": 1, "expectations": 1, "report_path": 1,
+                               "metrics": 1})
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        kept = runs.setdefault(row["suite"], [])
+        if len(kept) < per_suite:
+            kept.append(row)
+    return dict(sorted(runs.items()))
+
+
+def report_link(report_path: str | None, quality_dir: Any, base_url: str) -> str | None:
+    """The Data Docs page of a run under `base_url` (the reports app), or None if it is not under the site."""
+    if not report_path:
+        return None
+    from pathlib import Path
+
+    try:
+        relative = Path(report_path).resolve().relative_to(Path(quality_dir).resolve())
+    except ValueError:
+        return None
+    return base_url.rstrip("/") + "/" + relative.as_posix()

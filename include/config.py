@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     dashboard_triage: bool = False
     dashboard_analyst: str | None = None
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
+    # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
+    reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"
     # the only folders DAG params may name files in (replay CSVs; candidate rules for backtests)
     data_dir: Path = INCLUDE_DIR / "data"
     rules_dir: Path = INCLUDE_DIR / "rules"
@@ -196,9 +198,19 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
+_overrides: dict[str, Any] = {}
+
+
+def use_overrides(**values: Any) -> None:
+    """Values that win over the environment in every later `get_settings()`: a DAG task's Kafka and
+    MongoDB settings from Airflow connections (include/connectors/airflow_connections.py)."""
+    _overrides.update(values)
+    get_settings.cache_clear()
+
+
 @functools.cache
 def get_settings() -> Settings:
-    return load_settings()
+    return load_settings(**_overrides)
 
 
 def __getattr__(name: str) -> Any:

@@ -7,15 +7,21 @@ files must parse fast).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from include.core.datadocs import localize
 from include.core.quality import ExpectationOutcome, SuiteOutcome
+
+ASSETS = Path(__file__).resolve().parents[1] / "quality" / "datadocs_assets"
+VENDOR = Path("static") / "vendor"  # under the site's root, next to GE's own static/
 
 
 @functools.cache
@@ -69,14 +75,45 @@ def check_dataframe(suite_name: str, frame: pd.DataFrame, specs: Sequence[Mappin
                 error = "; ".join(str(v.get("exception_message")) for v in _exceptions(r.exception_info))[:300]
             severity = getattr(cfg.severity, "value", str(cfg.severity))
             ok = bool(r.success) and error is None
-            outcome.outcomes.append(ExpectationOutcome(cfg.type, cfg.kwargs.get("column"), severity, ok, count, error))
+            outcome.outcomes.append(ExpectationOutcome(cfg.type, cfg.kwargs.get("column"), severity, ok, count, error,
+                                                       None if ok else _sample(r.result)))
             if not ok and severity == "critical":
                 outcome.critical_failed = True
         urls = ctx.get_docs_sites_urls(resource_identifier=run_id, site_name="local_site")
         if urls:
             outcome.report_path = urls[0]["site_url"].removeprefix("file://")
     outcome.success = not outcome.failed
+    localize_site(Path(reports_dir))
     return outcome
+
+
+def localize_site(site: Path) -> int:
+    """Copy the vendored assets into the site and point every page at them; returns the pages changed.
+
+    Re-running is harmless: a page with no CDN URL left is not rewritten."""
+    urls = {u: a["file"] for u, a in json.loads((ASSETS / "assets.json").read_text())["urls"].items()}
+    vendor = site / VENDOR
+    shutil.copytree(ASSETS, vendor, dirs_exist_ok=True)
+    changed = 0
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        local = localize(text, urls, Path(os.path.relpath(vendor, page.parent)).as_posix())
+        if local != text:
+            page.write_text(local, encoding="utf-8")
+            changed += 1
+    return changed
+
+
+def _sample(result: Mapping[str, Any] | None, limit: int = 5) -> list[Any] | None:
+    """A few unexpected values (or the observed value) as plain JSON values, for reports and the dashboard."""
+    if not result:
+        return None
+    values = result.get("partial_unexpected_list")
+    if values is None and "observed_value" in result:
+        values = [result["observed_value"]]
+    if not values:
+        return None
+    return [v if isinstance(v, str | int | float | bool) or v is None else str(v) for v in list(values)[:limit]]
 
 
 def _exceptions(info: Any) -> list[dict[str, Any]]:

@@ -479,6 +479,40 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     return {tp.partition: fut.result().offset for tp, fut in sorted(futures.items(), key=lambda i: i[0].partition)}
 
 
+def offsets_for_time(settings: Settings, topic: str, timestamp_ms: int) -> dict[int, int]:
+    """Per partition, the first offset whose timestamp is at or after `timestamp_ms` (the end offset if none)."""
+    admin = make_admin(settings)
+    parts = _partitions(admin, topic, ADMIN_TIMEOUT_S)
+    if not parts:
+        return {}
+    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.for_timestamp(timestamp_ms) for p in parts},
+                                 isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=ADMIN_TIMEOUT_S)
+    found = {tp.partition: fut.result().offset for tp, fut in futures.items()}
+    ends = end_offsets(settings, topic)
+    return {p: (found[p] if found[p] >= 0 else ends.get(p, 0)) for p in sorted(found)}
+
+
+def read_range(settings: Settings, topic: str, partition: int, start: int, end: int,
+               timeout_s: float = 30.0) -> list[SourceRecord]:
+    """The records of `topic[partition]` with offsets in [start, end), group-less."""
+    if end <= start:
+        return []
+    consumer = make_consumer(settings, group_id=None, **{"enable.partition.eof": True})
+    out: list[SourceRecord] = []
+    reached_end: list[bool] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        consumer.assign([TopicPartition(topic, partition, start)])
+        while not reached_end and (not out or out[-1].offset < end - 1):
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"reading {topic}[{partition}] {start}..{end}: no end after {timeout_s:.0f}s")
+            batch = _consumed(consumer.consume(1000, 1.0), on_eof=lambda _t, _p, _o: reached_end.append(True))
+            out.extend(r for r in batch if r.offset < end)
+    finally:
+        consumer.close()
+    return out
+
+
 def committed_offsets(settings: Settings, group_id: str, topic: str) -> dict[int, int]:
     admin = make_admin(settings)
     for attempt in range(20):
@@ -506,6 +540,41 @@ def consumer_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int
     ends = end_offsets(settings, topic)
     done = committed_offsets(settings, group_id, topic)
     return {p: end - done.get(p, 0) for p, end in ends.items()}
+
+
+@dataclass(frozen=True)
+class GroupMemberInfo:
+    """One member of a consumer group as the broker describes it."""
+
+    client_id: str
+    host: str
+    partitions: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    group_id: str
+    state: str  # e.g. STABLE, EMPTY, PREPARING_REBALANCE, DEAD (a group the broker does not know)
+    members: tuple[GroupMemberInfo, ...]
+
+
+def describe_group(settings: Settings, group_id: str) -> GroupInfo:
+    """The group's state and its members with their assigned partitions (none: no process is consuming)."""
+    admin = make_admin(settings)
+    future = admin.describe_consumer_groups([group_id], request_timeout=ADMIN_TIMEOUT_S)[group_id]
+    try:
+        desc = future.result()
+    except KafkaException as exc:
+        err = _error(exc)
+        if err is not None and err.code() == _Err.GROUP_ID_NOT_FOUND:
+            return GroupInfo(group_id, "DEAD", ())
+        raise
+    members = tuple(
+        GroupMemberInfo(m.client_id, m.host,
+                        tuple(sorted((tp.topic, tp.partition) for tp in (m.assignment.topic_partitions or ()))))
+        for m in desc.members or ())
+    state = getattr(desc.state, "name", str(desc.state))
+    return GroupInfo(group_id, state, members)
 
 
 def produce_nowait(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:

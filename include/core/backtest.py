@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,12 +60,18 @@ def normalise_rows(
     return out, rejected
 
 
-def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0) -> BacktestResult:
-    """Every transaction through a fresh Detector in the given (arrival) order; measures if labelled."""
+def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Every transaction through a fresh Detector in the given (arrival) order; measures if labelled.
+
+    `progress(done, total)` is called every 10,000 transactions and at the end (the CLI shows it)."""
     detector = Detector(ruleset)
     result = BacktestResult(ruleset.version, len(transactions), rejected)
     hits_by_tx: dict[str, set[str]] = defaultdict(set)
-    for tx in transactions:
+    total = len(transactions)
+    for i, tx in enumerate(transactions):
+        if progress is not None and i % 10_000 == 0:
+            progress(i, total)
         for hit in detector.observe(tx):
             alert_id = f"{tx['transaction_id']}:{hit.rule}"
             if hit.mode == "shadow":
@@ -80,6 +86,8 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
             result.alerts_by_rule[hit.rule] += 1
             result.alerted_transactions.add(tx["transaction_id"])
             result.examples[alert_id] = hit.reason
+    if progress is not None:
+        progress(total, total)
     if transactions and LABEL in transactions[0]:
         _measure(result, transactions, hits_by_tx)
     return result

@@ -31,6 +31,7 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int | None
     error: str | None = None
+    sample: list[Any] | None = None  # a few of the unexpected values (or the observed value), for people
 
 
 @dataclass
@@ -93,7 +94,8 @@ def summary_document(outcome: SuiteOutcome, start: dt.datetime, end: dt.datetime
         "critical_failed": outcome.critical_failed,
         "failed_expectations": [
             {"expectation": o.expectation, "column": o.column, "severity": o.severity,
-             "unexpected_count": o.unexpected_count, **({"error": o.error} if o.error else {})}
+             "unexpected_count": o.unexpected_count, **({"error": o.error} if o.error else {}),
+             **({"sample": o.sample} if o.sample else {})}
             for o in outcome.failed
         ],
         "expectations": len(outcome.outcomes),

@@ -8,17 +8,19 @@ alerts raised in [start, end), stores one summary per suite in `quality_reports`
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from include.config import PROJECT_ROOT, get_settings
+from include.config import PROJECT_ROOT, Settings, get_settings
 from include.connectors.great_expectations import check_dataframe
 from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERTS, QUALITY_REPORTS, TRANSACTIONS
 from include.core.contract import REQUIRED_FIELDS, InvalidTransaction, parse_amount, parse_timestamp
+from include.core.pipeline_checks import PIPELINE_COLUMNS
 from include.core.quality import (
     ALERT_COLUMNS,
     TX_COLUMNS,
@@ -29,6 +31,7 @@ from include.core.quality import (
 )
 from include.errors import InvalidInputFile, QualityCheckFailed
 from include.jobs.paths import resolve_path
+from include.jobs.pipeline_checks import pipeline_metrics
 
 log = logging.getLogger("txnmon.jobs")
 DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
@@ -52,16 +55,24 @@ def interval_frames(store: MongoStore, start: dt.datetime, end: dt.datetime) -> 
 
 
 def run_quality_checks(store: MongoStore, start: dt.datetime, end: dt.datetime, reports_dir: Path = DEFAULT_REPORTS_DIR,
-                       *, fail_on_critical: bool = True) -> list[dict[str, Any]]:
-    """Validate the interval, store one summary per suite in quality_reports, return them."""
+                       *, fail_on_critical: bool = True, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Validate the interval, store one summary per suite in quality_reports, return them.
+
+    The `pipeline` suite judges the interval's pipeline metrics (freshness, volume, reconciliation with
+    the raw topic when `settings` are given, rollup consistency, DLQ rate); its summary keeps the
+    metrics and the details behind them."""
     run_at = dt.datetime.now(dt.UTC)
     suites = load_suites()
     frames = interval_frames(store, start, end)
+    metrics, details = pipeline_metrics(store, start, end, run_at, settings)
+    frames["pipeline"] = pd.DataFrame([metrics], columns=list(PIPELINE_COLUMNS)).apply(pd.to_numeric)
     quality_dir = Path(reports_dir) / "quality"
     summaries = []
     for name, frame in frames.items():
         outcome = check_dataframe(name, frame, resolve_suite(suites[name], end), quality_dir)
         doc = summary_document(outcome, start, end, run_at)
+        if name == "pipeline":
+            doc["metrics"], doc["details"] = metrics, details
         store.replace_document(QUALITY_REPORTS, doc)
         summaries.append(doc)
     critical = [f"{d['suite']}: {f['expectation']}({f['column']}) unexpected={f['unexpected_count']}"
@@ -123,7 +134,7 @@ def validate_replay_file(path: str | Path) -> dict[str, Any]:
 
 def quality_interval(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     settings = get_settings()
-    summaries = run_quality_checks(MongoStore(settings), start, end, Path(settings.reports_dir))
+    summaries = run_quality_checks(MongoStore(settings), start, end, Path(settings.reports_dir), settings=settings)
     for s in summaries:
         log.info("suite %s: %d rows, success=%s, report %s", s["suite"], s["rows"], s["success"], s["report_path"])
-    return [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in s.items()} for s in summaries]
+    return json.loads(json.dumps(summaries, default=lambda v: v.isoformat() if isinstance(v, dt.datetime) else str(v)))

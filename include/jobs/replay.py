@@ -25,7 +25,14 @@ from include.jobs.quality import validate_replay_file
 from include.jobs.window_replay import replay_window as run_window
 
 MAX_LISTED_PROBLEMS = 20
+PROGRESS_EVERY = 10_000  # rows between two progress calls while checking
 log = logging.getLogger("txnmon.jobs")
+
+Progress = Callable[[str, int, int | None], None]  # (stage, done so far, total or None): the CLI shows it
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -68,19 +75,24 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
             yield _typed(row)
 
 
-def check_file(path: Path, settings: Settings, limit: int | None = None) -> list[tuple[dict[str, Any], dt.datetime]]:
+def check_file(path: Path, settings: Settings, limit: int | None = None,
+               progress: Progress = _no_progress) -> list[tuple[dict[str, Any], dt.datetime]]:
     """Every row (up to `limit`) with its event time, or InvalidInputFile listing the bad rows."""
     now = dt.datetime.now(dt.UTC)
     rows, problems = [], []
+    line = 1
     for line, row in enumerate(read_rows(path), start=2):
         if limit is not None and len(rows) >= limit:
             break
+        if line % PROGRESS_EVERY == 0:
+            progress("checking", line - 1, limit)
         try:
             tx = normalise(row, zone=settings.zone, now=now)
         except InvalidTransaction as exc:
             problems.append(f"line {line}: {exc.rejection.reason}: {exc.rejection.detail}")
             continue
         rows.append((row, tx["event_time"]))
+    progress("checking", len(rows) + len(problems), len(rows) + len(problems))
     if problems:
         shown = "\n  ".join(problems[:MAX_LISTED_PROBLEMS])
         more = f"\n  ... and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
@@ -96,29 +108,37 @@ def replay_csv(
     limit: int | None = None,
     topic: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Progress = _no_progress,
 ) -> ReplaySummary:
-    """Validate `path`, then produce its rows; speedup 60 plays one hour of event time per minute."""
+    """Validate `path`, then produce its rows; speedup 60 plays one hour of event time per minute.
+
+    `progress("checking" | "sending", done, total)` is called as the work goes (about every 5,000 rows)."""
     path = Path(path)
-    rows = check_file(path, settings, limit)
+    rows = check_file(path, settings, limit, progress)
     target = topic or settings.topic_raw
     kafka.require_topics(settings, target)
     producer = kafka.make_producer(settings)
     started = time.monotonic()
     first_event = rows[0][1] if rows else None
+    total = len(rows)
+    progress("sending", 0, total)
     try:
         batch: list[kafka.Message] = []
-        for row, event_time in rows:
+        for i, (row, event_time) in enumerate(rows):
             if speedup > 0 and first_event is not None:
                 due = (event_time - first_event).total_seconds() / speedup
                 wait = due - (time.monotonic() - started)
                 if wait > 0:
                     _send(producer, target, batch)
+                    progress("sending", i, total)
                     sleep(wait)
             batch.append((str(row["user_id"]).encode("utf-8"), json.dumps(row, ensure_ascii=False).encode("utf-8"),
                           None))
             if len(batch) >= 5000:
                 _send(producer, target, batch)
+                progress("sending", i + 1, total)
         _send(producer, target, batch)
+        progress("sending", total, total)
     finally:
         producer.close()
     return ReplaySummary(str(path), target, len(rows), time.monotonic() - started, speedup)

@@ -63,6 +63,7 @@ KEPT_HOURS = 500  # hours listed in a kpi_runs document (the count is always the
 KPI_COLLECTIONS = (*ROLLUP_NAMES, RULE_QUALITY)
 
 Clock = Callable[[], dt.datetime]
+Progress = Callable[[str, int, int | None], None]  # (stage, done so far, total or None)
 
 
 def _utcnow() -> dt.datetime:
@@ -86,8 +87,11 @@ class RollupRun:
 
 
 def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str = "manual",
-                clock: Clock = _utcnow) -> RollupRun:
-    """Recompute the hours of every pending entry (or everything), then consume those entries."""
+                clock: Clock = _utcnow, progress: Progress | None = None) -> RollupRun:
+    """Recompute the hours of every pending entry (or everything), then consume those entries.
+
+    `progress(stage, documents_read, total)` while reading (total: the collection's estimated size on a
+    full rebuild, None otherwise), every 10,000 documents; the CLI shows it."""
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
     started = clock()
     if not store.acquire_lease(LEASE, owner, started, started + LEASE_FOR):
@@ -98,7 +102,7 @@ def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str =
                            "full_rebuild": full_rebuild, "success": False, "state": "running"}
     try:
         store.insert_missing(KPI_RUNS, [doc])
-        run = _run(store, run_id, owner, full_rebuild, clock, doc)
+        run = _run(store, run_id, owner, full_rebuild, clock, doc, progress)
     except BaseException as exc:
         _record_failure(store, doc, exc, clock)
         raise
@@ -108,7 +112,7 @@ def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str =
 
 
 def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: Clock,
-         doc: dict[str, Any]) -> RollupRun:
+         doc: dict[str, Any], progress: Progress | None = None) -> RollupRun:
     previous = latest_run(store)
     as_of = clock()
     entries = store.find(TOUCHED_HOURS, {"pending": True}, projection={"hours": 1, "acked_at": 1})
@@ -134,8 +138,12 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
     if full_rebuild or hours:
         tx_cube, alert_cube = TxCube(), AlertCube()
         for source, cube, fields in ((TRANSACTIONS, tx_cube, TX_FIELDS), (ALERTS, alert_cube, ALERT_FIELDS)):
+            total = store.estimated_count(source) if full_rebuild and progress is not None else None
+            stage = f"reading {source}"
             read[source] = store.for_each(source, source_query(source, scope), projection(fields),
-                                          _visiting(cube.add, renew))
+                                          _visiting(cube.add, renew, stage, total, progress))
+            if progress is not None:
+                progress(stage, read[source], read[source])
             passes[source] += 1
             lap(f"read_{source}")
         if full_rebuild:
@@ -174,16 +182,20 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
     return RollupRun(run_id, hours, documents, full_rebuild, len(ids), as_of, passes, written)
 
 
-def _visiting(add: Callable[[dict[str, Any]], None], renew: Callable[[], None]) -> Callable[[dict[str, Any]], None]:
-    """`add` for every document, and the lease renewed now and then during a long read."""
+def _visiting(add: Callable[[dict[str, Any]], None], renew: Callable[[], None], stage: str = "reading",
+              total: int | None = None, progress: Progress | None = None) -> Callable[[dict[str, Any]], None]:
+    """`add` for every document, the lease renewed now and then during a long read, progress reported."""
     count = 0
 
     def visit(d: dict[str, Any]) -> None:
         nonlocal count
         add(d)
         count += 1
-        if count % 50_000 == 0:
-            renew()
+        if count % 10_000 == 0:
+            if progress is not None:
+                progress(stage, count, total if total is None or total >= count else None)
+            if count % 50_000 == 0:
+                renew()
 
     return visit
 

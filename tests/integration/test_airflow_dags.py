@@ -108,9 +108,14 @@ def test_data_quality_passes_clean_data_and_fails_naming_injected_defects(isolat
         assert clean.returncode == 0, _log(clean)[-3000:]
     db = MongoStore(s)
     reports = db.find("quality_reports")
-    assert {r["suite"] for r in reports} == {"transactions", "alerts"}
+    assert {r["suite"] for r in reports} == {"transactions", "alerts", "pipeline"}
     assert sum(r["rows"] for r in reports if r["suite"] == "transactions") == 100
-    assert all(r["success"] for r in reports) and sum(r["rows"] for r in reports) >= 100
+    columns = [r for r in reports if r["suite"] != "pipeline"]
+    assert all(r["success"] for r in columns) and sum(r["rows"] for r in columns) >= 100
+    pipeline = [r for r in reports if r["suite"] == "pipeline"]
+    assert not any(r["critical_failed"] for r in pipeline)  # the seed's 2025 event times: a freshness warning
+    assert sum(r["metrics"]["raw_messages"] for r in pipeline) == 100  # every message reconciled
+    assert sum(r["metrics"]["unaccounted_messages"] for r in pipeline) == 0
     assert all(r["report_path"] and r["report_path"].endswith(".html") for r in reports)
 
     base = db.find_one("transactions", {"_id": "5"})

@@ -198,3 +198,27 @@ def test_bi_user_is_read_only_on_the_app_database():
     roles = users[(app_db, bi_user)]["roles"]
     assert _grants(roles, app_db) == {"read"}, f"BI user {bi_user!r} must only read {app_db!r}: {sorted(roles)}"
     assert all(role == "read" for role, _ in roles), f"BI user {bi_user!r} has more than read: {sorted(roles)}"
+
+
+def _interpolated(value: str) -> str:
+    """What compose makes of ${VAR:-default} and ${VAR:?message} with the variables unset / set to 'x'."""
+    return re.sub(r"\$\{[A-Z_]+:([-?])([^}]*)\}", lambda m: m.group(2) if m.group(1) == "-" else "x", value)
+
+
+def test_airflow_services_define_the_connections_the_dag_tasks_read():
+    import json
+
+    from include.connectors.airflow_connections import kafka_settings, mongo_settings
+
+    for name in ("airflow-scheduler", "airflow-apiserver", "airflow-dag-processor", "airflow-triggerer"):
+        env = COMPOSE["services"][name]["environment"]
+        kafka_conn = json.loads(_interpolated(env["AIRFLOW_CONN_KAFKA_DEFAULT"]))
+        mongo_conn = json.loads(_interpolated(env["AIRFLOW_CONN_MONGO_DEFAULT"]))
+        assert kafka_conn["conn_type"] == "kafka" and mongo_conn["conn_type"] == "mongo", name
+        assert kafka_settings(kafka_conn["extra"]) == {"kafka_bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
+        assert (mongo_conn["host"], mongo_conn["port"]) == ("mongo", 27017)
+        assert mongo_conn["login"] == "txnmon" and mongo_conn["password"] == "x"  # from .env, never written here
+        got = mongo_settings(f"mongodb://{mongo_conn['host']}:{mongo_conn['port']}/{mongo_conn['schema']}",
+                             mongo_conn["schema"], mongo_conn["extra"])
+        assert got["mongo_db"] == _interpolated(env["MONGO_DB"]) == "ecommerce_stream"
+        assert got["mongo_uri"].endswith("?authSource=ecommerce_stream")

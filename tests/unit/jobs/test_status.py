@@ -36,3 +36,13 @@ def test_status_before_any_rollup_run_and_when_unknown():
     text = status.render(_report({"last_run": None, "pending_batches": 5, "collections": {}}))
     assert "no successful rollup run yet; 5 stored batch(es) waiting" in text
     assert "kpis    unknown  timed out" in status.render(_report({"error": "timed out"}))
+
+
+def test_status_text_leads_with_the_verdict_and_each_problem():
+    report = _report({"last_run": None, "pending_batches": 0, "collections": {}})
+    report["healthy"] = False
+    report["verdict"] = {"state": "unhealthy", "healthy": False, "problems": [
+        {"severity": "critical", "check": "consumers", "message": "no processor is a member of group g while 7 wait"}]}
+    lines = status.render(report).splitlines()
+    assert lines[0] == "txnmon status: UNHEALTHY"
+    assert lines[1] == "  CRITICAL consumers: no processor is a member of group g while 7 wait"

@@ -1,0 +1,61 @@
+"""Airflow connections to txnmon settings: the mapping, the precedence, and the providers' hooks
+reading AIRFLOW_CONN_* variables (no server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from include import config
+from include.connectors.airflow_connections import kafka_settings, mongo_settings, settings_from_connections
+
+
+def test_kafka_connection_extra_maps_to_settings():
+    extra = {"bootstrap.servers": "kafka:29092", "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512",
+             "sasl.username": "app", "sasl.password": "s3cret", "ssl.ca.location": "/ca.pem", "group.id": "ignored"}
+    assert kafka_settings(extra) == {
+        "kafka_bootstrap_servers": "kafka:29092", "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "app", "kafka_sasl_password": "s3cret",
+        "kafka_ssl_cafile": "/ca.pem"}
+    settings = config.load_settings(**kafka_settings(extra))
+    assert settings.kafka_sasl_password.get_secret_value() == "s3cret"
+
+
+def test_mongo_connection_gives_uri_with_options_and_database():
+    got = mongo_settings("mongodb://app:p%40ss@mongo:27017/shop", "shop", {"authSource": "admin", "tls": True,
+                                                                          "srv": False, "allow_insecure": "false"})
+    assert got == {"mongo_uri": "mongodb://app:p%40ss@mongo:27017/shop?authSource=admin&tls=true", "mongo_db": "shop"}
+    assert mongo_settings("mongodb://mongo:27017", None, {}) == {"mongo_uri": "mongodb://mongo:27017"}
+
+
+@pytest.fixture
+def restore_settings():
+    saved = dict(config._overrides)
+    yield
+    config._overrides.clear()
+    config._overrides.update(saved)
+    config.get_settings.cache_clear()
+
+
+def test_overrides_win_over_the_environment(monkeypatch, restore_settings):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "envhost:9092")
+    config.get_settings.cache_clear()
+    assert config.get_settings().kafka_bootstrap_servers == "envhost:9092"
+    config.use_overrides(kafka_bootstrap_servers="connhost:9092")
+    assert config.get_settings().kafka_bootstrap_servers == "connhost:9092"
+
+
+def test_hooks_read_connections_from_airflow_conn_variables(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_DEFAULT", json.dumps(
+        {"conn_type": "kafka", "extra": {"bootstrap.servers": "kafka:29092"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_MONGO_DEFAULT", json.dumps(
+        {"conn_type": "mongo", "host": "mongo", "port": 27017, "login": "app", "password": "p@ss", "schema": "shop"}))
+    values, sources = settings_from_connections()
+    assert values == {"kafka_bootstrap_servers": "kafka:29092", "mongo_uri": "mongodb://app:p%40ss@mongo:27017/shop",
+                      "mongo_db": "shop"}
+    assert sources == {"kafka": "Airflow connection kafka_default", "mongodb": "Airflow connection mongo_default"}
+    monkeypatch.delenv("AIRFLOW_CONN_MONGO_DEFAULT")
+    values, sources = settings_from_connections()
+    assert "mongo_uri" not in values and sources["mongodb"] == "environment"
