@@ -321,7 +321,7 @@ def machine() -> dict[str, Any]:
 
     mem_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
     return {"cpus": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "python": platform.python_version(),
-            "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
+            "confluent_kafka": confluent_kafka.__version__, "librdkafka": confluent_kafka.libversion()[0],
             "pymongo": pymongo.version, "kafka_broker": "4.4.0 (KRaft, local)",
             "mongo_server": "mongo-java-server 1.47.0 (H2 backend)", "platform": platform.platform()}
 
