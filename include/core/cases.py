@@ -128,16 +128,22 @@ def case_age(case: Mapping[str, Any], now: dt.datetime) -> dt.timedelta:
     return end - case["opened_at"]
 
 
+def severity_of(case: Mapping[str, Any]) -> str:
+    """The highest severity among the case's alerts (stored as a rank, which the store can `$max`)."""
+    rank = case.get("severity_rank", 0)
+    return next((name for name, r in SEVERITY_RANK.items() if r == rank), "low")
+
+
 def case_summary(case: Mapping[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """A case as the inbox shows it: amount at risk and age computed."""
-    return {**case, "amount_at_risk": amount_at_risk(case), "alerts": len(case.get("alert_ids", ())),
-            "age": case_age(case, now)}
+    """A case as the inbox shows it: severity, amount at risk and age computed."""
+    return {**case, "severity": severity_of(case), "amount_at_risk": amount_at_risk(case),
+            "alerts": len(case.get("alert_ids", ())), "age": case_age(case, now)}
 
 
 def inbox_order(cases: Iterable[Mapping[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
     """Highest severity, then highest amount at risk, then oldest first."""
     rows = [case_summary(c, now) for c in cases]
-    return sorted(rows, key=lambda r: (-SEVERITY_RANK.get(r.get("severity", "low"), 0), -r["amount_at_risk"],
+    return sorted(rows, key=lambda r: (-r.get("severity_rank", 0), -r["amount_at_risk"],
                                        r["opened_at"], r["_id"]))
 
 
@@ -185,13 +191,12 @@ def apply_change(case: Mapping[str, Any] | None, change: CaseChange) -> dict[str
     """What the store does with a change (the reference for MongoStore.upsert_cases): create the
     case if missing, add alerts, exposures and rules as sets, raise severity and last event time."""
     doc = dict(case) if case is not None else {"_id": change.case_id, **new_case_fields(change),
-                                               "alert_ids": [], "exposures": [], "rules": [], "severity": "low"}
+                                               "alert_ids": [], "exposures": [], "rules": []}
     for name, values in (("alert_ids", change.alert_ids), ("exposures", change.exposures), ("rules", change.rules)):
         current = list(doc.get(name, []))
         current += [v for v in values if v not in current]
         doc[name] = current
-    if SEVERITY_RANK[change.severity] > SEVERITY_RANK.get(doc.get("severity", "low"), 0):
-        doc["severity"] = change.severity
+    doc["severity_rank"] = max(doc.get("severity_rank", 0), SEVERITY_RANK[change.severity])
     if change.last_event_time is not None and (doc.get("last_event_time") is None
                                                or change.last_event_time > doc["last_event_time"]):
         doc["last_event_time"] = change.last_event_time

@@ -41,7 +41,7 @@ def test_alerts_of_a_user_within_the_window_share_one_case():
     assert case_u1["_id"] == "case:u1:t1:velocity"
     assert case_u1["alert_ids"] == ["t1:velocity", "t2:velocity", "t2:high_amount", "t3:velocity"]
     assert cases.amount_at_risk(case_u1) == 300.0  # t2 counted once although it raised two alerts
-    assert case_u1["severity"] == "high"
+    assert cases.severity_of(case_u1) == "high"
     assert len(store) == 2
 
 
@@ -122,9 +122,9 @@ def test_case_actions_validate():
 
 
 def test_inbox_puts_high_severity_and_large_amounts_first():
-    rows = [{"_id": "a", "severity": "medium", "exposures": [{"transaction_id": "x", "amount": 5}], "opened_at": T0},
-            {"_id": "b", "severity": "high", "exposures": [{"transaction_id": "y", "amount": 1}], "opened_at": T0},
-            {"_id": "c", "severity": "medium", "exposures": [{"transaction_id": "z", "amount": 50}], "opened_at": T0}]
+    rows = [{"_id": "a", "severity_rank": 1, "exposures": [{"transaction_id": "x", "amount": 5}], "opened_at": T0},
+            {"_id": "b", "severity_rank": 2, "exposures": [{"transaction_id": "y", "amount": 1}], "opened_at": T0},
+            {"_id": "c", "severity_rank": 1, "exposures": [{"transaction_id": "z", "amount": 50}], "opened_at": T0}]
     assert [r["_id"] for r in cases.inbox_order(rows, T0)] == ["b", "c", "a"]
 
 

@@ -1,0 +1,40 @@
+"""The case sink: a judged batch's alerts into their users' cases, idempotently.
+
+Registered after the alerts sink in `mongo_sinks`. One read (the batch's users' cases that a new
+alert can join or already holds) and one bulk write of upserts per batch. Case ids come from the
+user and the case's first alert, so a batch written again after a crash lands in the same cases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from include.connectors.mongo import MongoStore
+from include.core.batch import BatchResult
+from include.core.cases import SEVERITY_RANK, CaseChange, assign_cases, new_case_fields
+
+
+def case_write(change: CaseChange) -> dict[str, Any]:
+    """A case change as MongoStore.upsert_cases takes it."""
+    return {"_id": change.case_id, "on_insert": new_case_fields(change),
+            "add_to_set": {"alert_ids": change.alert_ids, "exposures": change.exposures, "rules": change.rules},
+            "max": {"severity_rank": SEVERITY_RANK[change.severity], "last_event_time": change.last_event_time}}
+
+
+class CasesSink:
+    """Alerts to cases: a new alert joins its user's open case in the window, otherwise opens one."""
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore, window: dt.timedelta) -> None:
+        self.store = store
+        self.window = window
+
+    def write(self, batch: BatchResult) -> None:
+        if not batch.alerts:
+            return
+        earliest = min(a["event_time"] for a in batch.alerts)
+        known = self.store.cases_of_users({str(a["user_id"]) for a in batch.alerts}, earliest)
+        changes = assign_cases(batch.alerts, known, self.window)
+        self.store.upsert_cases([case_write(c) for c in changes])
