@@ -27,9 +27,9 @@ class CasesSink:
 
     name = "mongodb"
 
-    def __init__(self, store: MongoStore, window: dt.timedelta) -> None:
+    def __init__(self, store: MongoStore, window: dt.timedelta | None = None) -> None:
         self.store = store
-        self.window = window
+        self.window = window or dt.timedelta(minutes=store.settings.case_window_minutes)
 
     def write(self, batch: BatchResult) -> None:
         if not batch.alerts:

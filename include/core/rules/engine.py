@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from include.core import geo
+from include.core.lists import ListIndex
 from include.core.rules.config import (
     ExcessiveRefunds,
     HighAmount,
@@ -178,7 +179,34 @@ def rule_functions(ruleset: RuleSet) -> list[tuple[str, Any, RuleFn]]:
 
 
 RULE_NAMES = ("high_amount", "velocity", "unusual_location", "impossible_travel", "high_value_unusual_location",
-              "excessive_refunds", "repeated_failed_payments")
+              "excessive_refunds", "repeated_failed_payments", "listed")
+
+
+def listed_rule(tx: Mapping[str, Any], event: Event, cfg: Any, lists: ListIndex) -> Hit | None:
+    """The transaction's fields on named lists at its event time: one hit naming every match."""
+    found = []
+    for check in cfg.checks:
+        value = tx.get(check.field)
+        if value is None:
+            continue
+        entry = lists.member(check.list, value, event.event_time)
+        if entry is not None:
+            found.append((check, value, entry))
+    if not found:
+        return None
+    reason = "; ".join(f"{check.field} {value} is on {check.list} ({entry['reason']}, added by {entry['added_by']})"
+                       for check, value, entry in found)
+    return Hit("listed", cfg.severity, cfg.score, reason, cfg.mode)
+
+
+def silence_trusted(hits: list[Hit], user_id: str, at: dt.datetime, lists: ListIndex) -> list[Hit]:
+    """Live hits of a rule the user is trusted for (an active trusted_users entry) are recorded as
+    suppressed by that entry, never raised."""
+    out = []
+    for hit in hits:
+        entry = lists.trust(user_id, hit.rule, at) if hit.mode == "live" else None
+        out.append(replace(hit, suppressed_by=f"list:{entry['_id']}") if entry is not None else hit)
+    return out
 
 
 def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event]) -> list[Hit]:
@@ -219,6 +247,11 @@ class Detector:
                                     ruleset.state.max_events_per_user, ruleset.history_window())
         self._rules = rule_functions(ruleset)
         self._suppressing = _suppression_windows(ruleset)
+        self.lists = ListIndex()
+
+    def use_lists(self, lists: ListIndex) -> None:
+        """Switch the named lists between batches (the processor reloads them every few seconds)."""
+        self.lists = lists
 
     def use_rules(self, ruleset: RuleSet) -> None:
         """Switch rule sets between batches; user history is kept (it is the same data)."""
@@ -275,13 +308,17 @@ class Detector:
         user_id = str(tx["user_id"])
         prior = self.state.prior(user_id, event)
         hits = _apply(self._rules, event, prior)
+        if len(self.lists):
+            listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
+                if self.ruleset.rules.listed.enabled else None
+            hits = silence_trusted([*hits, listed] if listed else hits, user_id, event.event_time, self.lists)
         raised: dict[str, tuple[dt.datetime, str]] = {}
         if hits and self._suppressing:
             known = self.state.raised_of(user_id)
             out = []
             for hit in hits:
                 window = self._suppressing.get(hit.rule)
-                if window is None or hit.mode != "live":
+                if window is None or hit.mode != "live" or hit.suppressed_by:
                     out.append(hit)
                     continue
                 last = known.get(hit.rule)
