@@ -33,6 +33,36 @@ def _t(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, dt.datetime) else str(value or "-")
 
 
+def print_explanation(why: dict[str, Any] | None, indent: str = "  ") -> None:
+    if not why:
+        print(f"{indent}explanation: none stored (raised before explanations existed)")
+        return
+    params = ", ".join(f"{k}={v}" for k, v in why.get("params", {}).items() if not isinstance(v, dict))
+    print(f"{indent}parameters: {params}")
+    if why.get("measured"):
+        print(f"{indent}measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))
+    if why.get("counted"):
+        print(f"{indent}prior events counted: {', '.join(why['counted'])}")
+    for e in why.get("entries", []):
+        print(f"{indent}list entry {e['_id']}: {e['reason']} (added by {e['added_by']})")
+
+
+def print_alert(view: dict[str, Any]) -> None:
+    a = view["alert"]
+    print(f"alert {a['_id']} ({view['collection']})")
+    print(f"  user {a['user_id']}  rule {a['rule']}  severity {a['severity']}  amount {a['amount']:,.2f}"
+          f"  at {_t(a['event_time'])}  rules {a.get('rules_version')}")
+    print(f"  reason: {a['reason']}")
+    if a.get("suppressed_by"):
+        print(f"  suppressed by: {a['suppressed_by']}")
+    print_explanation(a.get("explanation"))
+    for tx in view["counted_transactions"]:
+        print(f"    {_t(tx['event_time'])}  {tx['_id']:<20} {tx.get('amount', 0):>12,.2f}  {tx.get('location')}")
+    d, c = view["disposition"], view["case"]
+    print(f"  disposition: {d['disposition']} by {d['by']}" if d else "  disposition: unmarked")
+    print(f"  case: {c['_id']} ({c['status']})" if c else "  case: none")
+
+
 def print_case(view: dict[str, Any]) -> None:
     c = view["case"]
     print(f"case {c['_id']}")
@@ -43,9 +73,7 @@ def print_case(view: dict[str, Any]) -> None:
     print("  alerts:")
     for a in view["alerts"]:
         print(f"    {_t(a['event_time'])}  {a['_id']:<36} {a['severity']:<6} {a['reason']}")
-        counted = (a.get("explanation") or {}).get("counted")
-        if counted:
-            print(f"      counted: {', '.join(counted)}")
+        print_explanation(a.get("explanation"), indent="      ")
     print("  timeline:")
     for tx in view["timeline"]:
         flag = " ALERT " + ",".join(tx.get("alert_reasons") or []) if tx.get("alert_reasons") else ""

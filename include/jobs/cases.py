@@ -11,7 +11,14 @@ from typing import Any
 
 from include.connectors.mongo import MongoStore
 from include.core import cases as core
-from include.core.collection_names import ALERTS, CASES, TRANSACTIONS
+from include.core.collection_names import (
+    ALERT_DISPOSITIONS,
+    ALERTS,
+    CASES,
+    SHADOW_ALERTS,
+    SUPPRESSED_ALERTS,
+    TRANSACTIONS,
+)
 from include.core.triage import disposition_entry, disposition_fields
 from include.jobs import audit
 from include.jobs.triage import refresh_rule_quality
@@ -116,3 +123,20 @@ def close(store: MongoStore, case_id: str, resolution: str, by: str | None = Non
     audit.record(store, "case.close", by=analyst, target=case_id, before=before, after=after, now=when,
                  detail={"alerts_labelled": labelled, "disposition": disposition})
     return after
+
+
+def show_alert(store: MongoStore, alert_id: str) -> dict[str, Any]:
+    """An alert (raised, suppressed or shadow) with why it fired, its disposition and its case."""
+    for collection in (ALERTS, SUPPRESSED_ALERTS, SHADOW_ALERTS):
+        alert = store.find_one(collection, {"_id": alert_id})
+        if alert is not None:
+            break
+    else:
+        raise core.CaseError(f"no alert {alert_id!r}")
+    counted = (alert.get("explanation") or {}).get("counted") or []
+    prior = store.find(TRANSACTIONS, {"_id": {"$in": list(counted)}}, sort=[("event_time", 1)],
+                       projection={"amount": 1, "location": 1, "event_time": 1, "type": 1, "status": 1}) \
+        if counted else []
+    return {"alert": alert, "collection": collection, "counted_transactions": prior,
+            "disposition": store.find_one(ALERT_DISPOSITIONS, {"_id": alert_id}),
+            "case": store.find_one(CASES, {"alert_ids": alert_id})}

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from cli import main
 from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS, SUPPRESSED_ALERTS
 from include.jobs import lists
@@ -51,7 +52,7 @@ def test_alerts_land_in_the_same_cases_across_a_crash_and_restart(settings_facto
     assert store.count(AUDIT_LOG, {"action": "rules.loaded"}) == 1
 
 
-def test_a_list_entry_takes_effect_within_seconds_and_expires_on_time(settings_factory):
+def test_a_list_entry_takes_effect_within_seconds_and_expires_on_time(settings_factory, monkeypatch, capsys):
     s = settings_factory(lists_refresh_seconds=0.5)
     store = MongoStore(s)
     processor, thread = start_in_thread(s, idle_s=120)
@@ -80,7 +81,20 @@ def test_a_list_entry_takes_effect_within_seconds_and_expires_on_time(settings_f
         time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 1.0)
         produce(s, [big("L3", "U1")])
         wait_for(lambda: store.find_one(ALERTS, {"_id": "L3:high_amount"}) is not None, 20, "the alert after expiry")
+        # an alert explains itself: the velocity burst it counted, by transaction id
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+        produce(s, [tx_row(f"B{i}", "U4", start + dt.timedelta(seconds=30 * i)) for i in range(4)])
+        wait_for(lambda: store.find_one(ALERTS, {"_id": "B3:velocity"}) is not None, 20, "the velocity alert")
     finally:
         processor.request_stop()
         thread.join(30)
     assert not thread.is_alive()
+    why = store.find_one(ALERTS, {"_id": "B3:velocity"})["explanation"]
+    assert why["counted"] == ["B0", "B1", "B2"] and why["params"]["max_transactions"] == 3
+    for key, value in {"MONGO_DB": s.mongo_db, "TOPIC_RAW": s.topic_raw}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["alerts", "show", "B3:velocity"]) == 0
+    out = capsys.readouterr().out
+    assert "prior events counted: B0, B1, B2" in out and "case: case:U4:B3:velocity (open)" in out
+    assert main(["alerts", "show", "nope"]) == 2
+

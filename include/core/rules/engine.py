@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from include.core import geo
@@ -47,6 +47,8 @@ class Hit:
     reason: str
     mode: str = "live"
     suppressed_by: str | None = None  # the earlier alert this repeat is folded into
+    # why it fired: the rule's parameters and the ids of the prior events it counted (see `explain`)
+    explanation: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 def _fmt_amount(amount: float) -> str:
@@ -196,7 +198,10 @@ def listed_rule(tx: Mapping[str, Any], event: Event, cfg: Any, lists: ListIndex)
         return None
     reason = "; ".join(f"{check.field} {value} is on {check.list} ({entry['reason']}, added by {entry['added_by']})"
                        for check, value, entry in found)
-    return Hit("listed", cfg.severity, cfg.score, reason, cfg.mode)
+    why = {"rule": "listed", "params": _params(cfg), "counted": [],
+           "entries": [{"_id": e["_id"], "list": c.list, "field": c.field, "reason": e["reason"],
+                        "added_by": e["added_by"], "expires_at": e.get("expires_at")} for c, _, e in found]}
+    return Hit("listed", cfg.severity, cfg.score, reason, cfg.mode, explanation=why)
 
 
 def silence_trusted(hits: list[Hit], user_id: str, at: dt.datetime, lists: ListIndex) -> list[Hit]:
@@ -209,18 +214,67 @@ def silence_trusted(hits: list[Hit], user_id: str, at: dt.datetime, lists: ListI
     return out
 
 
-def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event]) -> list[Hit]:
+def _params(cfg: Any) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", exclude={"enabled", "mode"})
+
+
+def _ids(events: Iterable[Event]) -> list[str]:
+    return [e.transaction_id for e in sorted(events, key=lambda e: e.key)]
+
+
+def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -> dict[str, Any]:
+    """Why `name` fired on `event`: its parameters, the prior events it counted (ids, oldest first)
+    and, where it matters, what it measured. Computed only for hits, from the same data as the rule."""
+    r = ruleset.rules
+    cfg = getattr(r, name)
+    out: dict[str, Any] = {"rule": name, "params": _params(cfg), "counted": [], "rules_version": ruleset.version}
+    if name == "high_amount":
+        out["measured"] = {"amount": event.amount}
+    elif name == "velocity":
+        recent = _within(prior, event.event_time - cfg.window)
+        out["counted"] = _ids(recent)
+        out["measured"] = {"transactions": len(recent) + 1,
+                           "span_s": (event.event_time - min(e.event_time for e in recent)).total_seconds()
+                           if recent else 0.0}
+    elif name in ("unusual_location", "high_value_unusual_location"):
+        history = _within(prior, event.event_time - r.unusual_location.lookback)
+        out["counted"] = _ids(history)
+        out["measured"] = {"location": event.location, "usual": sorted({e.location for e in history}),
+                           "amount": event.amount}
+        if name == "high_value_unusual_location":
+            out["params"]["unusual_location"] = _params(r.unusual_location)
+    elif name == "impossible_travel" and prior:
+        last = prior[-1]
+        here, there = geo.lookup(event.location), geo.lookup(last.location)
+        km = geo.distance_km(here, there) if here is not None and there is not None else None
+        gap = (event.event_time - last.event_time).total_seconds()
+        out["counted"] = [last.transaction_id]
+        out["measured"] = {"previous_location": last.location, "location": event.location,
+                           "distance_km": round(km, 1) if km is not None else None, "gap_s": gap,
+                           "speed_kmh": round(km / (gap / 3600), 1) if km is not None and gap > 0 else None}
+    elif name in ("excessive_refunds", "repeated_failed_payments"):
+        def matches(e: Event) -> bool:
+            return e.type == "refund" if name == "excessive_refunds" else e.status == "failed"
+        counted = [e for e in _within(prior, event.event_time - cfg.window) if matches(e)]
+        out["counted"] = _ids(counted)
+        out["measured"] = {"count": len(counted) + 1}
+    return out
+
+
+def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event],
+           ruleset: RuleSet | None = None) -> list[Hit]:
     hits = []
     for name, cfg, fn in rules:
         reason = fn(event, prior)
         if reason is not None:
-            hits.append(Hit(name, cfg.severity, cfg.score, reason, cfg.mode))
+            why = explain(name, event, prior, ruleset) if ruleset is not None else None
+            hits.append(Hit(name, cfg.severity, cfg.score, reason, cfg.mode, explanation=why))
     return hits
 
 
 def evaluate(event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
     """Every rule that fires on `event` given the user's earlier events."""
-    return _apply(rule_functions(ruleset), event, prior)
+    return _apply(rule_functions(ruleset), event, prior, ruleset)
 
 
 def risk_score(hits: Iterable[Hit]) -> int:
@@ -307,7 +361,7 @@ class Detector:
         event = event_from(tx)
         user_id = str(tx["user_id"])
         prior = self.state.prior(user_id, event)
-        hits = _apply(self._rules, event, prior)
+        hits = _apply(self._rules, event, prior, self.ruleset)
         if len(self.lists):
             listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
                 if self.ruleset.rules.listed.enabled else None
@@ -378,4 +432,5 @@ def alert_document(tx: Mapping[str, Any], hit: Hit, *, created_at: dt.datetime, 
         "created_at": created_at,
         "rules_version": rules_version,
         "mode": hit.mode,
+        **({"explanation": hit.explanation} if hit.explanation is not None else {}),
     }
