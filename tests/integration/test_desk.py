@@ -11,7 +11,7 @@ from cli import main
 from include.connectors.mongo import MongoStore
 from include.core.batch import BatchResult
 from include.core.collection_names import ALERT_DISPOSITIONS, ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS
-from include.jobs import audit, cases, lists
+from include.jobs import audit, cases, lists, triage
 from include.jobs.case_sink import CasesSink
 from include.jobs.lists import record_rules_version
 
@@ -123,3 +123,15 @@ def test_lists_and_rule_versions_are_audited_once(desk, capsys, tmp_path):
     assert desk.find_one(RULE_VERSIONS, {"_id": version})["text"] == rules.read_text()
     assert desk.count(AUDIT_LOG, {"action": "rules.loaded"}) == 1
     assert not record_rules_version(desk, "other+0000000000", rules)
+
+
+def test_a_triage_mark_leaves_one_audit_entry_with_before_and_after(desk):
+    desk.insert_missing(ALERTS, [_alert("A1", "U1", 0)])
+    triage.mark(desk, "A1:velocity", "true_positive", "confirmed", "ana")
+    triage.mark(desk, "A1:velocity", "false_positive", "changed my mind", "raj")
+    first, second = sorted(audit.entries(desk, target="A1:velocity"), key=lambda e: e["at"])
+    assert (first["action"], first["who"], first["before"], first["after"]["disposition"]) == (
+        "alert.mark", "ana", None, "true_positive")
+    assert (second["who"], second["before"]["disposition"], second["after"]["disposition"]) == (
+        "raj", "true_positive", "false_positive")
+    assert desk.count(AUDIT_LOG) == 2
