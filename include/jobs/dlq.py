@@ -87,13 +87,15 @@ def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *
             store.release_redrive(token, [d["_id"] for d in docs])
             raise
         failed_ids = {docs[i]["_id"] for i in failed}
-        store.mark_redriven(token, [d["_id"] for d in docs if d["_id"] not in failed_ids], dt.datetime.now(dt.UTC))
+        sent_ids = [d["_id"] for d in docs if d["_id"] not in failed_ids]
+        store.mark_redriven(token, sent_ids, dt.datetime.now(dt.UTC))
+        if sent_ids:  # one audit entry per re-drive that sent something
+            audit.record(store, "dlq.redrive", by=audit.who(by), target=f"rejected:{reason}", before=None,
+                         after={"sent": len(sent_ids), "ids": sent_ids[:1000]},
+                         detail={"reason": reason, "since": since, "force": force, "token": token})
         if failed:
             store.release_redrive(token, sorted(failed_ids))
             raise KafkaUnavailable(f"{len(failed)} of {len(messages)} re-driven messages not acknowledged; "
                                    "those records stay re-drivable")
-            audit.record(store, "dlq.redrive", by=audit.who(by), target=f"rejected:{reason}", before=None,
-                     after={"sent": len(messages), "ids": [d["_id"] for d in docs][:1000]},
-                     detail={"reason": reason, "since": since, "force": force, "token": token})
     return Redrive(selected=len(matching), sent=len(messages),
                    already_redriven=len(matching) - len(candidates), claimed_elsewhere=busy)
