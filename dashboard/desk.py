@@ -195,7 +195,7 @@ def lists_page(db: Any, analyst: str | None) -> None:
     if analyst is None:
         caption("Read-only: manage lists with `txnmon lists`, or turn DASHBOARD_TRIAGE on.")
         return
-    with st.form("list-add", clear_on_submit=True):
+    with st.form("list-add", clear_on_submit=False):  # a refused entry keeps what was typed
         name = st.selectbox("List", ["blocked_users", "risky_locations", "trusted_users"])
         value = st.text_input("Value (user id or location)")
         rule = st.selectbox("Rule to silence (trusted_users only)", ["", *RULE_NAMES])
@@ -205,6 +205,14 @@ def lists_page(db: Any, analyst: str | None) -> None:
             expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=int(days)) if days else None
             _do(lambda: lists.add_entry(db, name, value, reason=reason, by=analyst, expires_at=expires,
                                         rule=rule or None), "Entry added")
+    active = [e for e in rows if lists.core.is_active(e, dt.datetime.now(dt.UTC))]
+    if active:
+        with st.form("list-remove", clear_on_submit=True):
+            gone = st.selectbox("Entry to remove", [e["_id"] for e in active])
+            if st.form_submit_button("Remove entry"):
+                e = next(x for x in active if x["_id"] == gone)
+                _do(lambda: lists.remove_entry(db, e["list"], e["value"], rule=e.get("rule"), by=analyst),
+                    "Entry removed")
 
 
 def audit_page(db: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERT_DISPOSITIONS, AUDIT_LOG, CASES
+from include.core.collection_names import ALERT_DISPOSITIONS, AUDIT_LOG, CASES, LIST_ENTRIES
 from tests.fixtures.pipeline import T0, produce, run_until_idle, tx_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,3 +64,37 @@ def test_an_analyst_works_a_case_end_to_end(settings_factory, dashboard_factory,
     marks = {m["_id"]: m["disposition"] for m in db.find(ALERT_DISPOSITIONS)}
     assert marks == {a: "true_positive" for a in closed["alert_ids"]}
     assert sorted(e["action"] for e in db.find(AUDIT_LOG, {"target": case_id})) == ["case.close", "case.note"]
+
+
+def test_an_analyst_trusts_a_user_for_one_rule_from_the_dashboard(settings_factory, dashboard_factory, browser):
+    s = settings_factory(dashboard_triage=True, dashboard_analyst="ana")
+    db = MongoStore(s)
+    db.ensure_indexes()
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(dashboard_factory(s))
+    page.get_by_text("Lists", exact=True).click()
+    page.wait_for_selector("text=No list entries yet.", timeout=60_000)
+    page.get_by_label("List", exact=True).click()
+    page.get_by_role("option", name="trusted_users").click()
+    page.get_by_label("Value (user id or location)").fill("U7")
+    page.get_by_label("Rule to silence (trusted_users only)").click()
+    page.get_by_role("option", name="velocity", exact=True).click()
+    page.get_by_label("Expires in days (0: never; trusted_users at most 180)").fill("200")
+    page.get_by_label("Reason / justification").fill("payroll agent, verified by phone")
+    page.get_by_role("button", name="Add entry").click()
+    page.wait_for_selector("text=at most 180 days", timeout=30_000)  # refused, nothing stored
+    assert db.count(LIST_ENTRIES) == 0
+    page.get_by_label("Expires in days (0: never; trusted_users at most 180)").fill("90")
+    page.get_by_label("Reason / justification").fill("payroll agent, verified by phone")
+    page.get_by_role("button", name="Add entry").click()
+    page.wait_for_selector("table.txnmon-lists", timeout=30_000)
+    assert "payroll agent, verified by phone" in page.inner_text("table.txnmon-lists")
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMG / "lists.png"), full_page=True)
+    (entry,) = db.find(LIST_ENTRIES)
+    assert (entry["_id"], entry["added_by"], entry["rule"]) == ("trusted_users:u7:velocity", "ana", "velocity")
+    page.get_by_text("Audit", exact=True).click()
+    page.wait_for_selector("table.txnmon-audit", timeout=30_000)
+    assert "list.add" in page.inner_text("table.txnmon-audit")
+    page.close()
+    assert [e["action"] for e in db.find(AUDIT_LOG)] == ["list.add"]
