@@ -493,7 +493,7 @@ class MongoStore:
             return []
         return list(self.db[CASES].find({"user_id": {"$in": users}, "window_end": {"$gt": ending_after}},
                                         {"user_id": 1, "status": 1, "window_start": 1, "window_end": 1,
-                                         "alert_ids": 1}))
+                                         "alert_ids": 1, "founded_at": 1}))
 
     @_translated
     def upsert_cases(self, changes: Sequence[Mapping[str, Any]]) -> int:

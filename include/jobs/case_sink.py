@@ -15,6 +15,25 @@ from include.core.batch import BatchResult
 from include.core.cases import SEVERITY_RANK, CaseChange, assign_cases, new_case_fields
 
 
+def alert_positions(batch: BatchResult) -> dict[str, tuple[int, int]]:
+    """Each alert's place in its user's stream: (offset of its transaction on the partition it was
+    judged from, n-th alert of that transaction). Offsets give a total order per user that no crash
+    or redelivery changes."""
+    offset_of = {}
+    for doc in batch.transactions:
+        where = doc.get("judged_at") or doc.get("source") or {}
+        if "offset" in where:
+            offset_of[doc["_id"]] = int(where["offset"])
+    out: dict[str, tuple[int, int]] = {}
+    seen: dict[str, int] = {}
+    for alert in batch.alerts:
+        tid = alert["transaction_id"]
+        if tid in offset_of:
+            n = seen[tid] = seen.get(tid, -1) + 1
+            out[alert["_id"]] = (offset_of[tid], n)
+    return out
+
+
 def case_write(change: CaseChange) -> dict[str, Any]:
     """A case change as MongoStore.upsert_cases takes it."""
     return {"_id": change.case_id, "on_insert": new_case_fields(change),
@@ -36,5 +55,5 @@ class CasesSink:
             return
         earliest = min(a["event_time"] for a in batch.alerts)
         known = self.store.cases_of_users({str(a["user_id"]) for a in batch.alerts}, earliest)
-        changes = assign_cases(batch.alerts, known, self.window)
+        changes = assign_cases(batch.alerts, known, self.window, alert_positions(batch))
         self.store.upsert_cases([case_write(c) for c in changes])

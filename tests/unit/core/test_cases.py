@@ -27,9 +27,25 @@ def write(store: dict[str, dict], changes: list[cases.CaseChange]) -> None:
         store[change.case_id] = cases.apply_change(store.get(change.case_id), change)
 
 
-def run(store: dict[str, dict], batch: list[dict]) -> None:
+def run(store: dict[str, dict], batch: list[dict], positions: dict | None = None,
+        keep: list[bool] | None = None) -> None:
+    """One batch through the case step; `keep` writes only some of its cases (a crash mid-write)."""
     users = {a["user_id"] for a in batch}
-    write(store, cases.assign_cases(batch, [c for c in store.values() if c["user_id"] in users], WINDOW))
+    changes = cases.assign_cases(batch, [c for c in store.values() if c["user_id"] in users], WINDOW, positions)
+    if keep is not None:
+        changes = [c for i, c in enumerate(changes) if keep[i % len(keep)]]
+    write(store, changes)
+
+
+def normalised(store: dict[str, dict]) -> dict[str, dict]:
+    return {k: {**v, "alert_ids": sorted(v["alert_ids"]),
+                "exposures": sorted(v["exposures"], key=lambda e: e["transaction_id"]), "rules": sorted(v["rules"])}
+            for k, v in store.items()}
+
+
+def batches_of(items: list, cuts: list[int]) -> list[list]:
+    bounds = sorted({0, len(items), *[c for c in cuts if c < len(items)]})
+    return [items[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def test_alerts_of_a_user_within_the_window_share_one_case():
@@ -179,3 +195,28 @@ def test_audit_entry_keeps_who_when_before_after_without_bulk():
     assert audit.changed_fields(before, after) == ["resolution", "status"]
     with pytest.raises(ValueError, match="unknown audit action"):
         audit.audit_entry("e2", "case.delete", who="ana", at=T0, target="c1", before=None, after=None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=alerts_strategy, cuts=st.lists(st.integers(0, 40), max_size=5),
+       recuts=st.lists(st.integers(0, 40), max_size=5), crash_at=st.integers(0, 5),
+       keep=st.lists(st.booleans(), min_size=1, max_size=6))
+def test_a_crash_mid_write_and_a_redelivery_split_differently_give_the_same_cases(raw, cuts, recuts, crash_at,
+                                                                                   keep):
+    """Some of a batch's cases written, then the process dies; the restart polls the rest of the
+    stream from the batch's start in other batch sizes. The cases equal an uninterrupted run's."""
+    all_alerts = [alert(f"{u}-{m}", u, m, rule, amount) for u, m, rule, amount in raw]
+    positions = {a["_id"]: (i,) for i, a in enumerate(all_alerts)}
+    one_pass: dict[str, dict] = {}
+    run(one_pass, all_alerts, positions)
+
+    batches = batches_of(all_alerts, cuts)
+    crash_at = min(crash_at, len(batches) - 1)
+    crashed: dict[str, dict] = {}
+    for batch in batches[:crash_at]:
+        run(crashed, batch, positions)
+    run(crashed, batches[crash_at], positions, keep=keep)  # died after writing some cases
+    rest = [a for batch in batches[crash_at:] for a in batch]
+    for batch in batches_of(rest, recuts):
+        run(crashed, batch, positions)
+    assert normalised(crashed) == normalised(one_pass)
