@@ -15,7 +15,7 @@ from include.core import lists as core
 from include.core.collection_names import LIST_ENTRIES, RULE_VERSIONS
 from include.core.rules.config import parse_rules
 from include.core.rules.engine import RULE_NAMES
-from include.errors import RulesError, StoreUnavailable
+from include.errors import RulesError, StoreUnavailable, TxnmonError
 from include.jobs import audit
 
 log = logging.getLogger("txnmon.stream")
@@ -76,7 +76,7 @@ class ListsFeed:
     """Between batches: reload the live list entries every `every_s` seconds into the detector,
     and record each rules version the detector runs (text in `rule_versions`, one audit entry).
 
-    A MongoDB outage keeps the lists loaded last (logged); it never stops the processor.
+    A MongoDB outage (or a refusal) keeps the lists loaded last (logged); it never stops the processor.
     """
 
     def __init__(self, store: MongoStore, detector: Any, rules_file: Path, every_s: float,
@@ -102,3 +102,5 @@ class ListsFeed:
                 self._recorded.add(version)
         except StoreUnavailable as exc:
             log.warning("lists not reloaded (keeping the last ones): %s", exc)
+        except TxnmonError as exc:  # e.g. refused by the server: the lists stay, the stream goes on
+            log.error("lists not reloaded (keeping the last ones): %s", exc)

@@ -8,7 +8,7 @@ from include.connectors.mongo import UpsertResult
 from include.core.lists import make_entry
 from include.core.rules import Detector
 from include.core.rules.config import parse_rules
-from include.errors import StoreUnavailable
+from include.errors import StoreRefused, StoreUnavailable
 from include.jobs.lists import ListsFeed
 
 T0 = dt.datetime.now(dt.UTC)
@@ -24,6 +24,8 @@ class EntriesStore:
         self.inserted: list[dict] = []
 
     def live_list_entries(self, at):
+        if self.down == "refused":
+            raise StoreRefused("not authorized on txnmon to execute command find")
         if self.down:
             raise StoreUnavailable("down")
         self.loads += 1
@@ -55,5 +57,9 @@ def test_reloads_on_its_period_and_keeps_the_last_lists_through_an_outage(tmp_pa
     store.down = True
     clock[0] += 5
     feed.maybe_reload()  # logged, not raised
+    assert len(detector.lists) == 2
+    store.down = "refused"
+    clock[0] += 5
+    feed.maybe_reload()
     assert len(detector.lists) == 2
     assert len(store.inserted) == 2  # the version was recorded once
