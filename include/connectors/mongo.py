@@ -218,7 +218,8 @@ class MongoStore:
             db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
         cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status
         cases.create_index([("user_id", ASCENDING), ("window_end", DESCENDING)], name="user_window")
-        cases.create_index([("status", ASCENDING), ("opened_at", ASCENDING)], name="status_opened")
+        cases.create_index([("status", ASCENDING), ("severity_rank", DESCENDING), ("opened_at", ASCENDING)],
+                           name="status_severity_opened")
         cases.create_index([("alert_ids", ASCENDING)], name="alert_ids")
         db[LIST_ENTRIES].create_index([("list", ASCENDING), ("key", ASCENDING)], name="list_key")
         db[AUDIT_LOG].create_index([("target", ASCENDING), ("at", DESCENDING)], name="target_at")

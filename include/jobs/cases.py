@@ -44,7 +44,8 @@ def list_cases(store: MongoStore, *, status: str | None = None, rule: str | None
         query["assignee"] = assignee
     if user_id:
         query["user_id"] = user_id
-    found = store.find(CASES, query, sort=[("opened_at", 1)], limit=limit)
+    # the most severe and oldest first from the server, so a limit keeps the cases that matter most
+    found = store.find(CASES, query, sort=[("severity_rank", -1), ("opened_at", 1)], limit=limit)
     return core.inbox_order(found, _now(now))
 
 
