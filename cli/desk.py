@@ -37,7 +37,8 @@ def print_explanation(why: dict[str, Any] | None, indent: str = "  ") -> None:
     if not why:
         print(f"{indent}explanation: none stored (raised before explanations existed)")
         return
-    params = ", ".join(f"{k}={v}" for k, v in why.get("params", {}).items() if not isinstance(v, dict))
+    params = ", ".join(f"{k}={v}" for k, v in why.get("params", {}).items()
+                       if v is not None and k not in ("severity", "score") and not isinstance(v, dict))
     print(f"{indent}parameters: {params}")
     if why.get("measured"):
         print(f"{indent}measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))

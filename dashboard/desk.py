@@ -48,7 +48,8 @@ def _explain(why: dict[str, Any] | None) -> str:
     if not why:
         return "(no explanation stored)"
     parts = []
-    params = {k: v for k, v in why.get("params", {}).items() if not isinstance(v, dict | list)}
+    params = {k: v for k, v in why.get("params", {}).items()
+              if v is not None and k not in ("severity", "score") and not isinstance(v, dict | list)}
     if params:
         parts.append("params: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     if why.get("measured"):
