@@ -10,9 +10,12 @@
     txnmon quality              data-quality suites over recent data (HTML report + summary)
     txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
     txnmon dlq list|redrive     rejected events as data; send them through again after a fix
-    txnmon alerts mark|quality  triage alerts as true/false positives; per-rule precision
+    txnmon alerts mark|quality|show  triage alerts; per-rule precision; one alert and why it fired
+    txnmon cases list|show|assign|note|close   a user's alerts grouped into cases
+    txnmon lists add|remove|show  named lists; trusted_users silences a rule for a user
+    txnmon audit                the append-only audit trail
 
-One module per group of commands (service, data, batch, analyst), each with a `register`;
+One module per group of commands (service, data, batch, analyst, desk), each with a `register`;
 cli/base.py maps every `TxnmonError` to its message and exit code in one place.
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -23,9 +26,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import analyst, base, batch, data, service
+from cli import analyst, base, batch, data, desk, service
 
-GROUPS = (service, data, batch, analyst)
+GROUPS = (service, data, batch, analyst, desk)
 
 
 def build_parser() -> argparse.ArgumentParser:

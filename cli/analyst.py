@@ -71,6 +71,12 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
     from include.jobs import triage
 
     store = MongoStore(settings)
+    if args.alerts_command == "show":
+        from cli.desk import print_alert
+        from include.jobs.cases import show_alert
+
+        print_alert(show_alert(store, args.alert_id))
+        return 0
     if args.alerts_command == "mark":
         doc = triage.mark(store, args.alert_id, args.disposition, args.reason or "", args.by)
         print(f"{doc['alert_id']}: {doc['disposition']} by {doc['by']}" + (f" ({doc['reason']})" if doc["reason"]
@@ -118,4 +124,6 @@ def register(sub: Any) -> None:
     q.add_argument("--reason", default="")
     q.add_argument("--by", default=None, help="analyst name (default: the login name)")
     alerts_sub.add_parser("quality", help="per-rule alerts, marked, true/false positives, precision")
+    q = alerts_sub.add_parser("show", help="one alert: why it fired (parameters, the prior events counted), its case")
+    q.add_argument("alert_id")
     p.set_defaults(func=cmd_alerts)

@@ -1,7 +1,8 @@
 """txnmon live dashboard: `make dashboard` (Streamlit on http://127.0.0.1:8501).
 
-Reads only the kpi_* rollups and the alerts collection (plus the DLQ topic's size), refreshes
-itself every few seconds, and needs nothing outside this machine: charts are drawn by the
+The Live page reads only the kpi_* rollups and the alerts collection (plus the DLQ topic's size),
+refreshing itself every few seconds; the Cases, Lists and Audit pages are the analyst's desk
+(dashboard/desk.py). It needs nothing outside this machine: charts are drawn by the
 bundled Vega-Lite and the city view uses the bundled coordinates table, no map tiles.
 """
 
@@ -16,7 +17,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries
+from dashboard import desk, queries
 from include.config import get_settings
 from include.connectors import kafka
 from include.connectors.mongo import MongoStore
@@ -241,6 +242,15 @@ def main() -> None:
         get_settings()
     except ConfigError as exc:
         st.error(str(exc))
+        return
+    views = ["Live", "Cases", "Lists", "Audit"]
+    view = st.sidebar.radio("Page", views, index=1 if st.query_params.get("case") else 0, horizontal=True)
+    if view != "Live":
+        settings = get_settings()
+        try:
+            desk.desk(_db(), view, str(settings.dashboard_analyst) if settings.dashboard_triage else None)
+        except TxnmonError as exc:
+            st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
         return
     span, rules, refresh = sidebar()
     st.fragment(run_every=refresh)(page)(span, rules)

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # The dashboard is read-only unless the operator turns triage on and says who marks: marks are
     # recorded under that identity (one analyst per dashboard deployment, e.g. behind an SSO proxy).
     dashboard_triage: bool = False
+    # cases: a user's alerts within this many minutes of the case's first alert share one case
+    case_window_minutes: int = Field(24 * 60, ge=1, le=366 * 24 * 60)
+    # how often the processor reloads the named lists (between batches)
+    lists_refresh_seconds: float = Field(2.0, gt=0, le=3600)
     dashboard_analyst: str | None = None
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server

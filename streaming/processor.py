@@ -42,6 +42,7 @@ from include.core.rules import Detector, RulesError, load_rules
 from include.core.state_codec import Raised
 from include.core.watermark import Watermarks
 from include.errors import CommitRefused, KafkaUnavailable, StopRequested
+from include.jobs.lists import ListsFeed
 from include.jobs.store_batch import (
     KafkaStateStore,
     Outbound,
@@ -189,6 +190,7 @@ class Processor:
         self._to_restore: set[int] = set()
         self.wired: Wired | None = None
         self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
+        self.lists: Any = None  # the named lists' feed (include/jobs/lists.py), set by the MongoDB wiring
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -274,6 +276,8 @@ class Processor:
         try:
             while not self.stop_event.is_set():
                 self.rules.maybe_reload()
+                if self.lists is not None:
+                    self.lists.maybe_reload()
                 try:
                     records = wired.source.poll(s.poll_timeout_ms, s.batch_max_records)
                 except KafkaUnavailable as exc:
@@ -388,6 +392,7 @@ def kafka_and_mongo(processor: Processor) -> Wired:
     retry = {"should_stop": processor.stop_event.is_set, "on_retry": processor._count_retry}
     store = MongoStore(s)
     with_retry(store.ensure_indexes, sink="mongodb", **retry)
+    processor.lists = ListsFeed(store, processor.detector, Path(s.rules_file), s.lists_refresh_seconds)
     # a new id per process: a restarted member must not be fenced by (or fence) another live one;
     # the group generation fences a zombie of this one (exactly-once v2)
     txn_id = f"txnmon-{processor.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -1,6 +1,7 @@
 import random
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.airflow", "tests.fixtures.browser"]
 
@@ -16,3 +17,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     seed = config.getoption("hypothesis_seed", default=None)
     return f"hypothesis seed: {seed} (replay a failure with --hypothesis-seed={seed})"
+
+
+# No deadline: a property test must fail on a wrong answer, never on a slow example (a loaded
+# two-core CI machine is slow at random); speed is measured by `make bench`.
+hypothesis_settings.register_profile("txnmon", deadline=None)
+hypothesis_settings.load_profile("txnmon")

@@ -27,9 +27,13 @@ from pymongo.database import Database
 
 from include.config import Settings
 from include.core.collection_names import (
+    ALERT_DISPOSITIONS,
     ALERTS,
+    AUDIT_LOG,
+    CASES,
     KPI_RUNS,
     LEASES,
+    LIST_ENTRIES,
     REJECTED,
     RULE_QUALITY,
     SHADOW_ALERTS,
@@ -212,6 +216,14 @@ class MongoStore:
             db[rollup.collection].create_index([(rollup.grain, ASCENDING)], name=rollup.grain)
         for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
             db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+        cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status
+        cases.create_index([("user_id", ASCENDING), ("window_end", DESCENDING)], name="user_window")
+        cases.create_index([("status", ASCENDING), ("severity_rank", DESCENDING), ("opened_at", ASCENDING)],
+                           name="status_severity_opened")
+        cases.create_index([("alert_ids", ASCENDING)], name="alert_ids")
+        db[LIST_ENTRIES].create_index([("list", ASCENDING), ("key", ASCENDING)], name="list_key")
+        db[AUDIT_LOG].create_index([("target", ASCENDING), ("at", DESCENDING)], name="target_at")
+        db[AUDIT_LOG].create_index([("at", DESCENDING)], name="at")
         # $merge targets exist before the first merge: two first merges racing to create one fail
         existing = set(db.list_collection_names())
         for name in (*ROLLUP_NAMES, RULE_QUALITY):
@@ -471,3 +483,77 @@ class MongoStore:
     @_translated
     def release_lease(self, name: str, owner: str) -> None:
         self.db[LEASES].update_one({"_id": name, "owner": owner}, {"$set": {"owner": None, "until": None}})
+
+    # --- the analyst's desk: cases, lists, audit trail ----------------------------------------------
+
+    @_translated
+    def cases_of_users(self, user_ids: Iterable[str], ending_after: Any) -> list[dict[str, Any]]:
+        """The users' cases whose window ends after `ending_after` (the ones a new alert can join)."""
+        users = sorted(set(user_ids))
+        if not users:
+            return []
+        return list(self.db[CASES].find({"user_id": {"$in": users}, "window_end": {"$gt": ending_after}},
+                                        {"user_id": 1, "status": 1, "window_start": 1, "window_end": 1,
+                                         "alert_ids": 1, "founded_at": 1}))
+
+    @_translated
+    def upsert_cases(self, changes: Sequence[Mapping[str, Any]]) -> int:
+        """One unordered bulk write: per case, create it if missing (`on_insert`), add `add_to_set`'s
+        values as sets and raise `max`'s fields. Idempotent: writing the same changes again is a no-op."""
+        if not changes:
+            return 0
+        ops = []
+        for c in changes:
+            update: dict[str, Any] = {"$setOnInsert": dict(c["on_insert"]),
+                                      "$addToSet": {k: {"$each": list(v)} for k, v in c["add_to_set"].items()}}
+            if c.get("max"):
+                update["$max"] = dict(c["max"])
+            ops.append(UpdateOne({"_id": c["_id"]}, update, upsert=True))
+        MongoStore.written[CASES] += len(ops)
+        result = self.db[CASES].bulk_write(ops, ordered=False)
+        return result.upserted_count
+
+    @_translated
+    def update_case(self, case_id: str, unless_status: str | None, fields: Mapping[str, Any],
+                    note: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Set `fields` (and append `note`) unless the case has status `unless_status`; return the case
+        as it was before, or None if there is no such case or it has that status (nothing changed)."""
+        query: dict[str, Any] = {"_id": case_id}
+        if unless_status is not None:
+            query["status"] = {"$ne": unless_status}
+        update: dict[str, Any] = {}
+        if fields:
+            update["$set"] = dict(fields)
+        if note is not None:
+            update["$push"] = {"notes": dict(note)}
+        return self.db[CASES].find_one_and_update(query, update, return_document=ReturnDocument.BEFORE)
+
+    @_translated
+    def label_alerts(self, marks: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> int:
+        """Dispositions for many alerts in one bulk write: (alert id, top-level fields, history entry)."""
+        if not marks:
+            return 0
+        ops = [UpdateOne({"_id": alert_id}, {"$set": dict(fields), "$push": {"history": dict(entry)}}, upsert=True)
+               for alert_id, fields, entry in marks]
+        MongoStore.written[ALERT_DISPOSITIONS] += len(ops)
+        result = self.db[ALERT_DISPOSITIONS].bulk_write(ops, ordered=False)
+        return result.upserted_count + result.matched_count
+
+    @_translated
+    def put_list_entry(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Store a list entry under its `_id` (a re-added entry replaces the old one); return the old one."""
+        MongoStore.written[LIST_ENTRIES] += 1
+        return self.db[LIST_ENTRIES].find_one_and_replace({"_id": entry["_id"]}, dict(entry), upsert=True,
+                                                          return_document=ReturnDocument.BEFORE)
+
+    @_translated
+    def remove_list_entry(self, entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Mark an entry removed (it stays, for the record); return it as it was, None if absent or removed."""
+        return self.db[LIST_ENTRIES].find_one_and_update({"_id": entry_id, "removed_at": None}, {"$set": dict(fields)},
+                                                         return_document=ReturnDocument.BEFORE)
+
+    @_translated
+    def live_list_entries(self, at: Any) -> list[dict[str, Any]]:
+        """Entries neither removed nor expired at `at` (what the processor loads between batches)."""
+        return list(self.db[LIST_ENTRIES].find({"removed_at": None,
+                                                "$or": [{"expires_at": None}, {"expires_at": {"$gt": at}}]}))

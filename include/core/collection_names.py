@@ -14,3 +14,7 @@ ALERT_DISPOSITIONS = "alert_dispositions"  # analysts' triage marks, with their 
 RULE_QUALITY = "kpi_rule_quality"
 KPI_RUNS = "kpi_runs"  # one document per rollup run: what it recomputed, consumed and wrote; freshness for BI
 LEASES = "leases"  # one document per exclusive job (e.g. the KPI rollups): who holds it, until when
+CASES = "cases"  # a user's alerts grouped for an analyst (include/core/cases.py)
+LIST_ENTRIES = "list_entries"  # named lists: blocked users, risky locations, trusted (user, rule) pairs
+AUDIT_LOG = "audit_log"  # append-only: who changed what, when, before and after
+RULE_VERSIONS = "rule_versions"  # the full text of every rules version the processor loaded

@@ -19,6 +19,7 @@ from include.connectors.mongo import MongoStore
 from include.core.collection_names import REJECTED
 from include.core.records import Message
 from include.errors import KafkaUnavailable
+from include.jobs import audit
 
 REDRIVE_LEASE = dt.timedelta(minutes=5)  # a claim older than this belonged to a run that died
 
@@ -55,7 +56,7 @@ def counts_by_reason(settings: Settings) -> dict[str, int]:
 
 
 def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *, force: bool = False,
-            lease: dt.timedelta = REDRIVE_LEASE) -> Redrive:
+            lease: dt.timedelta = REDRIVE_LEASE, by: str | None = None) -> Redrive:
     """Send the original bytes of matching, not yet re-driven records back to TOPIC_RAW, once each.
 
     Each record is claimed (a token with a lease) before it is sent and marked re-driven only once
@@ -86,7 +87,12 @@ def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *
             store.release_redrive(token, [d["_id"] for d in docs])
             raise
         failed_ids = {docs[i]["_id"] for i in failed}
-        store.mark_redriven(token, [d["_id"] for d in docs if d["_id"] not in failed_ids], dt.datetime.now(dt.UTC))
+        sent_ids = [d["_id"] for d in docs if d["_id"] not in failed_ids]
+        store.mark_redriven(token, sent_ids, dt.datetime.now(dt.UTC))
+        if sent_ids:  # one audit entry per re-drive that sent something
+            audit.record(store, "dlq.redrive", by=audit.who(by), target=f"rejected:{reason}", before=None,
+                         after={"sent": len(sent_ids), "ids": sent_ids[:1000]},
+                         detail={"reason": reason, "since": since, "force": force, "token": token})
         if failed:
             store.release_redrive(token, sorted(failed_ids))
             raise KafkaUnavailable(f"{len(failed)} of {len(messages)} re-driven messages not acknowledged; "

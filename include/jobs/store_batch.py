@@ -37,6 +37,7 @@ from include.errors import (
     StopRequested,
     StoreRefused,
 )
+from include.jobs.case_sink import CasesSink
 
 log = logging.getLogger("txnmon.stream")
 T = TypeVar("T")
@@ -200,7 +201,7 @@ def stub(message: Message, why: str) -> Message:
 def mongo_sinks(store: MongoStore, watermark_topic: str) -> list[Sink]:
     """The MongoDB side of a judged batch, in order: transactions first (a refused or conflicting
     one becomes a DLQ record before anything else is written), the touched hours after the data."""
-    return [TransactionsSink(store), RejectedSink(store), AlertsSink(store), TouchedHoursSink(store),
+    return [TransactionsSink(store), RejectedSink(store), AlertsSink(store), CasesSink(store), TouchedHoursSink(store),
             WatermarkSink(store, watermark_topic)]
 
 

@@ -18,6 +18,7 @@ from include.core.triage import (
     rule_quality_pipeline,
 )
 from include.errors import StoreUnavailable
+from include.jobs import audit
 
 
 def mark(store: MongoStore, alert_id: str, disposition: str, reason: str = "", by: str | None = None,
@@ -27,8 +28,12 @@ def mark(store: MongoStore, alert_id: str, disposition: str, reason: str = "", b
     if alert is None:
         raise TriageError(f"no alert {alert_id!r}")
     entry = disposition_entry(disposition, reason, by or getpass.getuser(), now or dt.datetime.now(dt.UTC))
+    before = store.find_one(ALERT_DISPOSITIONS, {"_id": alert_id})
     doc = store.append_to_history(ALERT_DISPOSITIONS, alert_id, disposition_fields(alert, entry), entry)
     refresh_rule_quality(store)
+    audit.record(store, "alert.mark", by=entry["by"], target=alert_id, now=entry["at"],
+                 before={k: v for k, v in before.items() if k != "history"} if before else None,
+                 after={k: v for k, v in doc.items() if k != "history"})
     return doc
 
 

@@ -76,6 +76,9 @@ def test_rejected_event_redriven_after_a_fix_is_stored_once(settings_factory):
     run_until_idle(fixed)
     assert stored_ids(fixed, "transactions") == ["R1", "R2"]
     assert MongoStore(fixed).count(REJECTED) == 1
+    # the re-drive that sent something left one audit entry; the one that sent nothing left none
+    (entry,) = MongoStore(fixed).find("audit_log", {"action": "dlq.redrive"})
+    assert entry["after"]["sent"] == 1 and entry["after"]["ids"] == [rejected[0]["_id"]]
 
 
 def test_shadow_rule_hits_appear_only_as_shadow_alerts(settings_factory, tmp_path):

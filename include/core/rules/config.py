@@ -106,6 +106,22 @@ class RepeatedFailedPayments(RuleBase):
     window: Duration = dt.timedelta(minutes=30)
 
 
+class ListCheck(_Strict):
+    list: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    field: Literal["user_id", "location", "payment_method", "country", "product", "category"]
+
+
+class Listed(RuleBase):
+    """Fires when a field of the transaction is on a named list (`txnmon lists`) at its event time.
+
+    `suppress_for` is not supported here (an entry is already the analyst's decision)."""
+
+    severity: Severity = "high"
+    score: float = Field(70, ge=0, le=100)
+    checks: tuple[ListCheck, ...] = (ListCheck(list="blocked_users", field="user_id"),
+                                     ListCheck(list="risky_locations", field="location"))
+
+
 class Rules(_Strict):
     high_amount: HighAmount = HighAmount()
     velocity: Velocity = Velocity()
@@ -114,6 +130,7 @@ class Rules(_Strict):
     high_value_unusual_location: HighValueUnusualLocation = HighValueUnusualLocation()
     excessive_refunds: ExcessiveRefunds = ExcessiveRefunds()
     repeated_failed_payments: RepeatedFailedPayments = RepeatedFailedPayments()
+    listed: Listed = Listed()
 
 
 class StateLimits(_Strict):

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from include.core import geo
+from include.core.lists import ListIndex
 from include.core.rules.config import (
     ExcessiveRefunds,
     HighAmount,
@@ -46,6 +47,8 @@ class Hit:
     reason: str
     mode: str = "live"
     suppressed_by: str | None = None  # the earlier alert this repeat is folded into
+    # why it fired: the rule's parameters and the ids of the prior events it counted (see `explain`)
+    explanation: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
 def _fmt_amount(amount: float) -> str:
@@ -178,21 +181,100 @@ def rule_functions(ruleset: RuleSet) -> list[tuple[str, Any, RuleFn]]:
 
 
 RULE_NAMES = ("high_amount", "velocity", "unusual_location", "impossible_travel", "high_value_unusual_location",
-              "excessive_refunds", "repeated_failed_payments")
+              "excessive_refunds", "repeated_failed_payments", "listed")
 
 
-def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event]) -> list[Hit]:
+def listed_rule(tx: Mapping[str, Any], event: Event, cfg: Any, lists: ListIndex) -> Hit | None:
+    """The transaction's fields on named lists at its event time: one hit naming every match."""
+    found = []
+    for check in cfg.checks:
+        value = tx.get(check.field)
+        if value is None:
+            continue
+        entry = lists.member(check.list, value, event.event_time)
+        if entry is not None:
+            found.append((check, value, entry))
+    if not found:
+        return None
+    reason = "; ".join(f"{check.field} {value} is on {check.list} ({entry['reason']}, added by {entry['added_by']})"
+                       for check, value, entry in found)
+    why = {"rule": "listed", "params": _params(cfg), "counted": [],
+           "entries": [{"_id": e["_id"], "list": c.list, "field": c.field, "reason": e["reason"],
+                        "added_by": e["added_by"], "expires_at": e.get("expires_at")} for c, _, e in found]}
+    return Hit("listed", cfg.severity, cfg.score, reason, cfg.mode, explanation=why)
+
+
+def silence_trusted(hits: list[Hit], user_id: str, at: dt.datetime, lists: ListIndex) -> list[Hit]:
+    """Live hits of a rule the user is trusted for (an active trusted_users entry) are recorded as
+    suppressed by that entry, never raised."""
+    out = []
+    for hit in hits:
+        entry = lists.trust(user_id, hit.rule, at) if hit.mode == "live" else None
+        out.append(replace(hit, suppressed_by=f"list:{entry['_id']}") if entry is not None else hit)
+    return out
+
+
+def _params(cfg: Any) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", exclude={"enabled", "mode"})
+
+
+def _ids(events: Iterable[Event]) -> list[str]:
+    return [e.transaction_id for e in sorted(events, key=lambda e: e.key)]
+
+
+def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -> dict[str, Any]:
+    """Why `name` fired on `event`: its parameters, the prior events it counted (ids, oldest first)
+    and, where it matters, what it measured. Computed only for hits, from the same data as the rule."""
+    r = ruleset.rules
+    cfg = getattr(r, name)
+    out: dict[str, Any] = {"rule": name, "params": _params(cfg), "counted": [], "rules_version": ruleset.version}
+    if name == "high_amount":
+        out["measured"] = {"amount": event.amount}
+    elif name == "velocity":
+        recent = _within(prior, event.event_time - cfg.window)
+        out["counted"] = _ids(recent)
+        out["measured"] = {"transactions": len(recent) + 1,
+                           "span_s": (event.event_time - min(e.event_time for e in recent)).total_seconds()
+                           if recent else 0.0}
+    elif name in ("unusual_location", "high_value_unusual_location"):
+        history = _within(prior, event.event_time - r.unusual_location.lookback)
+        out["counted"] = _ids(history)
+        out["measured"] = {"location": event.location, "usual": sorted({e.location for e in history}),
+                           "amount": event.amount}
+        if name == "high_value_unusual_location":
+            out["params"]["unusual_location"] = _params(r.unusual_location)
+    elif name == "impossible_travel" and prior:
+        last = prior[-1]
+        here, there = geo.lookup(event.location), geo.lookup(last.location)
+        km = geo.distance_km(here, there) if here is not None and there is not None else None
+        gap = (event.event_time - last.event_time).total_seconds()
+        out["counted"] = [last.transaction_id]
+        out["measured"] = {"previous_location": last.location, "location": event.location,
+                           "distance_km": round(km, 1) if km is not None else None, "gap_s": gap,
+                           "speed_kmh": round(km / (gap / 3600), 1) if km is not None and gap > 0 else None}
+    elif name in ("excessive_refunds", "repeated_failed_payments"):
+        def matches(e: Event) -> bool:
+            return e.type == "refund" if name == "excessive_refunds" else e.status == "failed"
+        counted = [e for e in _within(prior, event.event_time - cfg.window) if matches(e)]
+        out["counted"] = _ids(counted)
+        out["measured"] = {"count": len(counted) + 1}
+    return out
+
+
+def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event],
+           ruleset: RuleSet | None = None) -> list[Hit]:
     hits = []
     for name, cfg, fn in rules:
         reason = fn(event, prior)
         if reason is not None:
-            hits.append(Hit(name, cfg.severity, cfg.score, reason, cfg.mode))
+            why = explain(name, event, prior, ruleset) if ruleset is not None else None
+            hits.append(Hit(name, cfg.severity, cfg.score, reason, cfg.mode, explanation=why))
     return hits
 
 
 def evaluate(event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
     """Every rule that fires on `event` given the user's earlier events."""
-    return _apply(rule_functions(ruleset), event, prior)
+    return _apply(rule_functions(ruleset), event, prior, ruleset)
 
 
 def risk_score(hits: Iterable[Hit]) -> int:
@@ -219,6 +301,11 @@ class Detector:
                                     ruleset.state.max_events_per_user, ruleset.history_window())
         self._rules = rule_functions(ruleset)
         self._suppressing = _suppression_windows(ruleset)
+        self.lists = ListIndex()
+
+    def use_lists(self, lists: ListIndex) -> None:
+        """Switch the named lists between batches (the processor reloads them every few seconds)."""
+        self.lists = lists
 
     def use_rules(self, ruleset: RuleSet) -> None:
         """Switch rule sets between batches; user history is kept (it is the same data)."""
@@ -282,14 +369,18 @@ class Detector:
         event = event_from(tx)
         user_id = str(tx["user_id"])
         prior = self.state.prior(user_id, event)
-        hits = _apply(self._rules, event, prior)
+        hits = _apply(self._rules, event, prior, self.ruleset)
+        if len(self.lists):
+            listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
+                if self.ruleset.rules.listed.enabled else None
+            hits = silence_trusted([*hits, listed] if listed else hits, user_id, event.event_time, self.lists)
         raised: dict[str, tuple[dt.datetime, str]] = {}
         if hits and self._suppressing:
             known = self.state.raised_of(user_id)
             out = []
             for hit in hits:
                 window = self._suppressing.get(hit.rule)
-                if window is None or hit.mode != "live":
+                if window is None or hit.mode != "live" or hit.suppressed_by:
                     out.append(hit)
                     continue
                 last = known.get(hit.rule)
@@ -351,4 +442,5 @@ def alert_document(tx: Mapping[str, Any], hit: Hit, *, created_at: dt.datetime, 
         "created_at": created_at,
         "rules_version": rules_version,
         "mode": hit.mode,
+        **({"explanation": hit.explanation} if hit.explanation is not None else {}),
     }

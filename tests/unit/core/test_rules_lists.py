@@ -1,0 +1,48 @@
+"""Rules and named lists: list membership fires `listed`, a trusted (user, rule) entry silences."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from include.core.lists import ListIndex, make_entry
+from include.core.rules import Detector
+from include.core.rules.config import parse_rules
+
+T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def tx(tid: str, user: str, minutes: int, amount: float = 100.0, location: str = "Pune") -> dict:
+    return {"_id": tid, "transaction_id": tid, "user_id": user, "amount": amount, "location": location,
+            "payment_method": "UPI", "event_time": T0 + dt.timedelta(minutes=minutes)}
+
+
+def index(*entries: dict) -> ListIndex:
+    return ListIndex.build(entries)
+
+
+def test_without_lists_the_detector_is_unchanged():
+    with_lists, plain = Detector(parse_rules("")), Detector(parse_rules(""))
+    with_lists.use_lists(index())
+    rows = [tx(f"t{i}", "u1", i, 60_000 if i == 2 else 10) for i in range(6)]
+    assert [with_lists.observe(r) for r in rows] == [plain.observe(r) for r in rows]
+
+
+def test_a_listed_location_or_user_fires_listed_until_expiry():
+    d = Detector(parse_rules(""))
+    d.use_lists(index(make_entry("risky_locations", "Lagos", reason="fraud ring", by="ana", now=T0,
+                                 expires_at=T0 + dt.timedelta(minutes=30)),
+                      make_entry("blocked_users", "U9", reason="chargebacks", by="raj", now=T0)))
+    (hit,) = d.observe(tx("t1", "u1", 1, location="lagos"))
+    assert hit.rule == "listed" and "location lagos is on risky_locations (fraud ring, added by ana)" in hit.reason
+    assert d.observe(tx("t2", "u1", 31, location="Lagos")) == []  # expired at the event's time
+    assert [h.rule for h in d.observe(tx("t3", "u9", 2))] == ["listed"]
+
+
+def test_trusted_user_silences_one_rule_until_expiry():
+    d = Detector(parse_rules(""))
+    d.use_lists(index(make_entry("trusted_users", "u1", reason="wholesale", by="ana", now=T0, rule="high_amount",
+                                 expires_at=T0 + dt.timedelta(minutes=10))))
+    (hit,) = d.judge(tx("t1", "u1", 1, 60_000)).hits
+    assert hit.suppressed_by == "list:trusted_users:u1:high_amount"
+    assert d.judge(tx("t2", "u2", 1, 60_000)).hits[0].suppressed_by is None  # another user
+    assert d.judge(tx("t3", "u1", 10, 60_000)).hits[0].suppressed_by is None  # expired

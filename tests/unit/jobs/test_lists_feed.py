@@ -1,0 +1,65 @@
+"""ListsFeed: the processor's between-batches reload of the lists, with a list-in store double."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from include.connectors.mongo import UpsertResult
+from include.core.lists import make_entry
+from include.core.rules import Detector
+from include.core.rules.config import parse_rules
+from include.errors import StoreRefused, StoreUnavailable
+from include.jobs.lists import ListsFeed
+
+T0 = dt.datetime.now(dt.UTC)
+
+
+class EntriesStore:
+    """Answers `live_list_entries` from a list; `down` makes it an outage; records rule versions."""
+
+    def __init__(self, entries: list[dict]) -> None:
+        self.entries = entries
+        self.down = False
+        self.loads = 0
+        self.inserted: list[dict] = []
+
+    def live_list_entries(self, at):
+        if self.down == "refused":
+            raise StoreRefused("not authorized on txnmon to execute command find")
+        if self.down:
+            raise StoreUnavailable("down")
+        self.loads += 1
+        return list(self.entries)
+
+    def insert_missing(self, collection, docs):
+        self.inserted += [{"collection": collection, **d} for d in docs]
+        return UpsertResult(len(docs), 0)
+
+
+def test_reloads_on_its_period_and_keeps_the_last_lists_through_an_outage(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: x\n")
+    detector = Detector(parse_rules(rules.read_text(), str(rules)))
+    store = EntriesStore([make_entry("blocked_users", "u1", reason="r", by="ana", now=T0)])
+    clock = [100.0]
+    feed = ListsFeed(store, detector, rules, every_s=2.0, clock=lambda: clock[0])
+    feed.maybe_reload()
+    assert store.loads == 1 and len(detector.lists) == 1
+    # the rules version is stored with its text, and audited once
+    assert [d["collection"] for d in store.inserted] == ["rule_versions", "audit_log"]
+    clock[0] += 1.0
+    feed.maybe_reload()
+    assert store.loads == 1  # not yet
+    store.entries.append(make_entry("risky_locations", "Lagos", reason="r", by="ana", now=T0))
+    clock[0] += 1.5
+    feed.maybe_reload()
+    assert store.loads == 2 and len(detector.lists) == 2
+    store.down = True
+    clock[0] += 5
+    feed.maybe_reload()  # logged, not raised
+    assert len(detector.lists) == 2
+    store.down = "refused"
+    clock[0] += 5
+    feed.maybe_reload()
+    assert len(detector.lists) == 2
+    assert len(store.inserted) == 2  # the version was recorded once
