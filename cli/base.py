@@ -47,17 +47,22 @@ def to_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def since(text: str) -> dt.datetime:
-    """An ISO date/time (UTC if no zone) or a duration back from now: 90m, 24h, 7d."""
+def moment(text: str, direction: int, example: str) -> dt.datetime:
+    """An ISO date/time (UTC if no zone) or a duration from now, back (-1) or ahead (+1)."""
     try:
-        return dt.datetime.now(dt.UTC) - parse_duration(text)
+        return dt.datetime.now(dt.UTC) + direction * parse_duration(text)
     except ValueError:
         pass
     try:
-        moment = dt.datetime.fromisoformat(text)
+        at = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time or a duration (2025-10-01T12:00, 24h): {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        raise argparse.ArgumentTypeError(f"not a time or a duration ({example}): {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def since(text: str) -> dt.datetime:
+    """An ISO date/time (UTC if no zone) or a duration back from now: 90m, 24h, 7d."""
+    return moment(text, -1, "2025-10-01T12:00, 24h")
 
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:

@@ -6,22 +6,14 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from cli.base import moment
 from include.config import Settings
 from include.core.cases import RESOLUTIONS, STATUSES, amount_at_risk, severity_of
-from include.core.rules.config import parse_duration
 
 
 def until(text: str) -> dt.datetime:
     """An ISO date/time (UTC if no zone) or a duration from now: 12h, 30d."""
-    try:
-        return dt.datetime.now(dt.UTC) + parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time or a duration (2026-03-01, 30d): {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return moment(text, +1, "2026-03-01, 30d")
 
 
 def _age(delta: dt.timedelta) -> str:
