@@ -19,7 +19,8 @@ SASL_PASSWORD = secrets.token_hex(4)
 
 def test_kafka_connection_extra_maps_to_settings():
     extra = {"bootstrap.servers": "kafka:29092", "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512",
-             "sasl.username": "app", "sasl.password": SASL_PASSWORD, "ssl.ca.location": "/ca.pem", "group.id": "ignored"}
+             "sasl.username": "app", "sasl.password": SASL_PASSWORD, "ssl.ca.location": "/ca.pem",
+             "group.id": "ignored"}
     assert kafka_settings(extra) == {
         "kafka_bootstrap_servers": "kafka:29092", "kafka_security_protocol": "SASL_SSL",
         "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "app", "kafka_sasl_password": SASL_PASSWORD,
