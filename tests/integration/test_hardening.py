@@ -21,11 +21,10 @@ from tests.fixtures.pipeline import (
     produce,
     read_topic,
     run_until_idle,
-    start_in_thread,
     stored_ids,
     synthetic_rows,
+    two_members_drain,
     tx_row,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -68,18 +67,9 @@ def test_a_mixed_stream_through_two_members_stores_every_valid_one_and_rejects_t
             messages.extend(poison.values())
         if i == 600:
             messages.extend([huge, twin, dict(valid[20])])  # dict(valid[20]) is an identical repeat
-    (p1, t1), (p2, t2) = start_in_thread(s, idle_s=4), start_in_thread(s, idle_s=4)
-    wait_for(lambda: bool(p1.assigned) and bool(p2.assigned), 60, "both members to be assigned partitions")
-    producer = kafka.make_producer(s, max_request_size=2_000_000)
-    try:
-        batch = [(m[0], m[1], None) if isinstance(m, tuple) else (m["user_id"].encode(), json.dumps(m).encode(), None)
-                 for m in messages]
-        assert kafka.send_confirmed(producer, s.topic_raw, batch) == []
-    finally:
-        producer.close()
-    t1.join(240)
-    t2.join(240)
-    assert not t1.is_alive() and not t2.is_alive()
+    batch = [(m[0], m[1], None) if isinstance(m, tuple) else (m["user_id"].encode(), json.dumps(m).encode(), None)
+             for m in messages]
+    p1, p2 = two_members_drain(s, batch, max_request_size=2_000_000)
     assert p1.batches > 0 and p2.batches > 0, "both members worked and neither died"
     assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in valid)
     store = MongoStore(s)

@@ -22,9 +22,9 @@ from include.jobs.window_replay import replay_window
 from tests.fixtures.pipeline import (
     T0,
     run_until_idle,
-    start_in_thread,
     start_process,
     stored_ids,
+    two_members_drain,
     tx_row,
     wait_for,
 )
@@ -118,20 +118,8 @@ def test_unkeyed_and_miskeyed_messages_are_judged_with_the_users_whole_history(s
     rows = [r for r in hard_rows(seed=5) if r.get("user_id")]
     # a third with no key (the seed's producer), a third with a key that is not the normalised user id
     keys = [None, lambda r: f"  {r['user_id']} ".encode(), lambda r: r["user_id"].encode()]
-    (p1, t1), (p2, t2) = start_in_thread(s, idle_s=5), start_in_thread(s, idle_s=5)
-    wait_for(lambda: bool(p1.assigned) and bool(p2.assigned), 60, "both members to be assigned partitions")
-    producer = kafka.make_producer(s)
-    try:
-        batch = []
-        for i, r in enumerate(rows):
-            key = keys[i % 3]
-            batch.append((key(r) if key else None, json.dumps(r).encode(), None))
-        assert kafka.send_confirmed(producer, s.topic_raw, batch) == []
-    finally:
-        producer.close()
-    t1.join(240)
-    t2.join(240)
-    assert not t1.is_alive() and not t2.is_alive()
+    batch = [(keys[i % 3](r) if keys[i % 3] else None, json.dumps(r).encode(), None) for i, r in enumerate(rows)]
+    two_members_drain(s, batch, idle_s=5)
     assert len(stored_ids(s, "transactions")) == len(rows)
     # every user's events were judged on one partition of the by-user topic
     partitions: dict[str, set[int]] = {}
