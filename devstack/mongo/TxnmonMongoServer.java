@@ -158,7 +158,10 @@ public final class TxnmonMongoServer {
         int port = Integer.parseInt(args[1]);
         String dataFile = args[2];
 
-        MVStore store = new MVStore.Builder().fileName(dataFile).autoCommitDisabled().open();
+        // The page cache of the MVStore (default 16 MB): every filtered query here is a full scan, and a
+        // collection larger than the cache is read back from the file and decoded on each one.
+        int cacheMb = Integer.parseInt(System.getenv().getOrDefault("DEVSTACK_MONGO_CACHE_MB", "1024"));
+        MVStore store = new MVStore.Builder().fileName(dataFile).autoCommitDisabled().cacheSize(cacheMb).open();
         DurableH2Backend backend = new DurableH2Backend(store);
         backend.version(MONGO_4_4);
         MongoServer server = new MongoServer(backend);
