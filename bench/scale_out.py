@@ -86,7 +86,9 @@ def stored_documents(settings: Settings) -> dict[str, dict[Any, Any]]:
     this run's topic names replaced by their role (raw, by_user, ...)."""
     topics = {settings.topic_raw: "raw", settings.topic_by_user: "by_user", settings.topic_enriched: "enriched",
               settings.topic_dlq: "dlq", settings.topic_state: "state"}
-    db = MongoStore(settings)
+    # a long socket timeout: mongo-java-server answers a getMore with everything left of the cursor in
+    # one reply, which takes more than the default 30 s for 200,000 documents on a busy machine
+    db = MongoStore(settings.model_copy(update={"mongo_timeout_ms": 60_000}))
     return {name: {doc["_id"]: _normalised(doc, topics) for doc in db.collection(name).find().batch_size(5_000)}
             for name in COMPARED}
 
@@ -200,6 +202,7 @@ def _timed_run(settings: Settings, rows: Sequence[dict[str, Any]], env: dict[str
             cpu_s.append(round(usage.ru_utime + usage.ru_stime, 1))
             rss_mb.append(round(usage.ru_maxrss / 1024))
         return {"members": n_members, "rows": len(rows), "seconds": round(elapsed, 1),
+                "load_average_1m_at_end": round(os.getloadavg()[0], 2),
                 "tx_per_s": round(len(rows) / elapsed), "produce_seconds": round(produced_s, 1),
                 "machine_cpu_busy_pct": round(100 * (busy1 - busy0) / max(total1 - total0, 1)),
                 "member_cpu_s": cpu_s, "member_peak_rss_mb": rss_mb}
