@@ -4,6 +4,7 @@ ENV PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
 RUN pip install --no-cache-dir "uv>=0.13,<0.14"
 WORKDIR /opt/txnmon
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+# the deploy extra: Airflow's CeleryExecutor and the PostgreSQL driver of its metadata database
+RUN uv sync --frozen --no-dev --extra deploy --no-install-project
 COPY . .
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --extra deploy
