@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -129,6 +130,16 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def _peak_rss_mb(pid: int) -> int | None:
+    """The process's peak resident memory since its exec, in MB (None: it has exited already)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return round(int(found.group(1)) / 1024) if found else None
+
+
 def _exited(member: subprocess.Popen[bytes]) -> bool:
     """Whether the member exited, without reaping it (so `os.wait4` still gets its CPU time)."""
     return os.waitid(os.P_PID, member.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
@@ -151,20 +162,22 @@ def wait_for_members(settings: Settings, members: Sequence[subprocess.Popen[byte
 
 
 def run_members(settings: Settings, n_members: int, rows: Sequence[dict[str, Any]], idle_s: float = 10.0,
-                timeout: float = 1800.0) -> dict[str, Any]:
-    """Start `n_members` processors, produce `rows` once they all hold partitions, time until every
-    transaction is stored; returns the figures of the run once every member exited 0."""
+                timeout: float = 1800.0, transactions: int | None = None) -> dict[str, Any]:
+    """Start `n_members` processors, produce `rows` once they all hold partitions, time until
+    `transactions` (default: every row) are stored; returns the figures of the run once every
+    member exited 0."""
     kafka.ensure_topics(settings)
     MongoStore(settings).ensure_indexes()
     env = member_env(settings)
     with contextlib.ExitStack() as files:
         # logs to files, not pipes: a member blocked on a full pipe nobody reads would stall the run
         logs = [files.enter_context(tempfile.TemporaryFile()) for _ in range(n_members)]
-        return _timed_run(settings, rows, env, logs, idle_s, timeout)
+        return _timed_run(settings, rows, env, logs, idle_s, timeout,
+                          len(rows) if transactions is None else transactions)
 
 
 def _timed_run(settings: Settings, rows: Sequence[dict[str, Any]], env: dict[str, str], logs: list[IO[bytes]],
-               idle_s: float, timeout: float) -> dict[str, Any]:
+               idle_s: float, timeout: float, transactions: int) -> dict[str, Any]:
     n_members = len(logs)
     messages: list[kafka.Message] = [(str(r["user_id"]).encode(), json.dumps(r).encode(), None) for r in rows]
     members = [subprocess.Popen([TXNMON, "stream", "--exit-when-idle", str(idle_s)], env=env, cwd=ROOT,
@@ -181,17 +194,20 @@ def _timed_run(settings: Settings, rows: Sequence[dict[str, Any]], env: dict[str
                 raise RuntimeError("the broker refused some of the input")
         producer.close()
         produced_s = time.monotonic() - started
-        while db.estimated_count(TRANSACTIONS) < len(rows):
+        while db.estimated_count(TRANSACTIONS) < transactions:
             if time.monotonic() - started > timeout:
-                raise RuntimeError(f"{n_members} member(s) stored {db.estimated_count(TRANSACTIONS)} of {len(rows)} "
-                                   f"within {timeout:.0f}s")
+                raise RuntimeError(f"{n_members} member(s) stored {db.estimated_count(TRANSACTIONS)} of "
+                                   f"{transactions} within {timeout:.0f}s")
             if all(_exited(m) for m in members):  # one may leave early: the group reassigns its work
                 raise RuntimeError("every member exited before every transaction was stored")
             time.sleep(0.25)
         elapsed = time.monotonic() - started
         busy1, total1 = _cpu_ticks()
-        cpu_s, rss_mb = [], []
-        for member in members:  # wait4: each member's own CPU time and peak memory
+        # peak memory of each member since its exec (VmHWM), read while it idles before exiting; not
+        # wait4's ru_maxrss, which counts the pages the fork shared with this (large) process
+        rss_mb = [_peak_rss_mb(m.pid) for m in members]
+        cpu_s = []
+        for member in members:  # wait4: each member's own CPU time
             _, status, usage = os.wait4(member.pid, 0)
             member.returncode = os.waitstatus_to_exitcode(status)
             if member.returncode != 0:
@@ -200,10 +216,10 @@ def _timed_run(settings: Settings, rows: Sequence[dict[str, Any]], env: dict[str
                 tail = log.read().decode(errors="replace")[-2000:]
                 raise RuntimeError(f"a member exited {member.returncode}: {tail}")
             cpu_s.append(round(usage.ru_utime + usage.ru_stime, 1))
-            rss_mb.append(round(usage.ru_maxrss / 1024))
         return {"members": n_members, "rows": len(rows), "seconds": round(elapsed, 1),
+                "transactions": transactions,
                 "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-                "tx_per_s": round(len(rows) / elapsed), "produce_seconds": round(produced_s, 1),
+                "tx_per_s": round(transactions / elapsed), "produce_seconds": round(produced_s, 1),
                 "machine_cpu_busy_pct": round(100 * (busy1 - busy0) / max(total1 - total0, 1)),
                 "member_cpu_s": cpu_s, "member_peak_rss_mb": rss_mb}
     finally:
