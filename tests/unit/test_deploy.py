@@ -347,6 +347,12 @@ def test_the_image_has_what_celery_and_the_metadata_database_need():
     assert syncs and all("--extra deploy" in line for line in syncs)
 
 
+def test_the_image_gives_the_chart_s_airflow_user_a_writable_home():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    uid, home = VALUES.get("uid", 50000), VALUES.get("airflowHome", "/opt/airflow")  # the chart's defaults
+    assert f"chown {uid}:0 {home}" in dockerfile and f"chmod 775 {home}" in dockerfile
+
+
 def test_airflow_values_run_the_dags_of_this_repository_with_its_connections():
     assert VALUES["executor"] in ("CeleryExecutor", "KubernetesExecutor")
     git = VALUES["dags"]["gitSync"]
