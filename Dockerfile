@@ -4,6 +4,11 @@ ENV PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
 RUN pip install --no-cache-dir "uv>=0.13,<0.14"
 WORKDIR /opt/txnmon
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+# the deploy extra: Airflow's CeleryExecutor and the PostgreSQL driver of its metadata database
+RUN uv sync --frozen --no-dev --extra deploy --no-install-project
 COPY . .
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --extra deploy
+# The official Airflow Helm chart runs its pods as uid 50000, group 0, with AIRFLOW_HOME /opt/airflow
+# (logs, the simple auth manager's generated passwords): a home that user and group can write.
+# The txnmon containers on Kubernetes run as another non-root user and write nothing to disk.
+RUN mkdir -p /opt/airflow && chown 50000:0 /opt/airflow && chmod 775 /opt/airflow

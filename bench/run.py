@@ -11,6 +11,9 @@
     rollups               bench/rollups.py at 200k, 1M and 2M stored transactions (--rollup-sizes)
     rollup_s_per_million  a full kpi_rollups rebuild, scaled to 1M transactions
     processor_rss_mb      resident memory of a detector holding 1M distinct users
+    scale_out             1, 2 and 3 `txnmon stream` processes on 6 partitions, same input: tx/s of
+                          each and whether they stored identical documents (bench/scale_out.py;
+                          `--scale-out-only` runs just this part, into bench/results/scale_out.json)
 
 Figures are from one run on a shared machine: compare them as ratios, not absolutes.
 """
@@ -34,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scale_out import generated_rows, scale_out  # noqa: E402
 from include.config import Settings, load_settings  # noqa: E402
 from include.connectors import kafka  # noqa: E402
 from include.connectors.mongo import MongoStore  # noqa: E402
@@ -321,6 +325,19 @@ def rss_with_users(users: int) -> float:
     return int(out.stdout.strip()) / 1024
 
 
+def run_scale_out(rows: int, counts: list[int], partitions: int) -> dict[str, Any]:
+    say(f"scale-out: {counts} member processes on {partitions} partitions, {rows:,} rows each run")
+    return scale_out(generated_rows(rows), counts, partitions)
+
+
+def print_scale_out(result: dict[str, Any]) -> None:
+    for run in result["runs"]:
+        print(f"  scale-out {run['members']} member(s) on {result['partitions']} partitions: "
+              f"{run['tx_per_s']:>7,} tx/s "
+              f"(x{run['speedup_vs_first']}), machine CPU {run['machine_cpu_busy_pct']}% of {result['cpus']} cores, "
+              f"member CPU s {run['member_cpu_s']}, identical: {run['identical_to_first']}")
+
+
 def machine() -> dict[str, Any]:
     import confluent_kafka
     import pymongo
@@ -345,7 +362,26 @@ def main() -> int:
                         help="delay each way (the proxy's own cost brings the round trip to about 1 ms)")
     parser.add_argument("--rollup-sizes", default="200000,1000000,2000000",
                         help="stored transactions for bench/rollups.py, comma-separated ('' skips)")
+    parser.add_argument("--scale-out-rows", type=int, default=200_000, help="rows of each scale-out run (0 skips)")
+    parser.add_argument("--scale-out-members", default="1,2,3", help="member counts of the scale-out runs")
+    parser.add_argument("--scale-out-partitions", type=int, default=6)
+    parser.add_argument("--scale-out-only", action="store_true",
+                        help="run only the scale-out part; results in bench/results/scale_out.json")
     args = parser.parse_args()
+    counts = [int(n) for n in args.scale_out_members.split(",") if n.strip()]
+    if any(n < 1 or n > args.scale_out_partitions for n in counts):
+        parser.error(f"--scale-out-members: each count must be between 1 and {args.scale_out_partitions}")
+
+    if args.scale_out_only:
+        if args.scale_out_rows <= 0:
+            parser.error("--scale-out-only needs --scale-out-rows > 0")
+        result = {"run_at": dt.datetime.now(dt.UTC).isoformat(), "machine": machine(),
+                  "scale_out": run_scale_out(args.scale_out_rows, counts, args.scale_out_partitions)}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "scale_out.json").write_text(json.dumps(result, indent=2) + "\n")
+        print_scale_out(result["scale_out"])
+        print(f"\n  written to {RESULTS / 'scale_out.json'}")
+        return 0 if result["scale_out"]["identical"] else 1
 
     tag = uuid.uuid4().hex[:8]
     s = isolated_settings(tag)
@@ -413,6 +449,9 @@ def main() -> int:
 
         sizes = [int(n) for n in args.rollup_sizes.split(",") if n.strip()]
         results["rollups"] = rollup_sizes(sizes)
+
+        if args.scale_out_rows > 0:
+            results["scale_out"] = run_scale_out(args.scale_out_rows, counts, args.scale_out_partitions)
     finally:
         MongoStore(s, s.mongo_db).drop()
         kafka.delete_topics(s, list(s.pipeline_topics))
@@ -433,6 +472,8 @@ def main() -> int:
         "alert_latency_p99_ms < 250": results["alert_latency_p99_ms"] < TARGETS["alert_latency_p99_ms"],
         "rollup_s_per_million < 30": results["rollup_s_per_million"] < TARGETS["rollup_s_per_million"],
     }
+    if "scale_out" in results:
+        results["targets"]["scale-out runs store identical documents"] = results["scale_out"]["identical"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     print()
@@ -445,6 +486,8 @@ def main() -> int:
         print(f"  rollups at {run['rows']:>9,}: full {run['full_rebuild']['s_per_million']} s/M, incremental "
               f"{run['incremental_one_hour']['seconds']} s, passes over transactions per run "
               f"{run['incremental_one_hour']['passes_over_transactions']}")
+    if "scale_out" in results:
+        print_scale_out(results["scale_out"])
     for name, ok in results["targets"].items():
         print(f"  target {name:<30} {'met' if ok else 'NOT met'}")
     print(f"\n  written to {RESULTS / 'latest.json'}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from include.config import Settings
@@ -12,13 +13,23 @@ from include.config import Settings
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from include.connectors import kafka
     from include.connectors.mongo import MongoStore
+    from include.core.topology import partition_problems
+    from include.errors import PartitionLayoutError
 
     created = kafka.ensure_topics(settings)
+    counts = {}
     for info in kafka.describe_topics(settings, list(settings.pipeline_topics)):
         state = "created" if info.name in created else "exists"
         print(f"topic {info.name}: {info.partitions} partitions ({state})")
+        counts[info.name] = info.partitions
     MongoStore(settings).ensure_indexes()
     print(f"mongodb {settings.mongo_db}: indexes ensured")
+    errors, warnings = partition_problems(counts, by_user=settings.topic_by_user, state=settings.topic_state,
+                                          wanted=settings.topic_partitions)
+    for warning in warnings:
+        print(f"txnmon: warning: {warning}", file=sys.stderr)
+    if errors:
+        raise PartitionLayoutError("; ".join(errors))
     return 0
 
 

@@ -52,6 +52,11 @@ class RulesError(InvalidInputFile):
     """The rules file is missing or invalid; the message names the field."""
 
 
+class PartitionLayoutError(TxnmonError):
+    """The pipeline's topics are partitioned in a way the processor cannot work with (the by-user
+    topic and the state changelog must have equal partition counts)."""
+
+
 # --- services ---------------------------------------------------------------------------------
 
 
