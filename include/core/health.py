@@ -41,6 +41,7 @@ class Observation:
     dlq_last: int = 0
     kpi_as_of: dt.datetime | None = None  # every batch stored before this is in the kpi_* collections
     kpi_pending: int | None = None  # stored batches no rollup run has consumed yet (None: unknown)
+    notify_dead: int | None = None  # dead-lettered notifications (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ def judge(obs: Observation, limits: Thresholds | None = None) -> Verdict:
         problems.extend(_dlq(obs, limits))
     if obs.mongo_error is None:
         problems.extend(_kpis(obs, limits))
+        if obs.notify_dead:
+            problems.append(Problem(WARNING, "notifications", f"{obs.notify_dead:,} notification(s) dead-lettered: "
+                                    "see `txnmon notify --list-dead`, re-send with `txnmon notify resend`"))
     return Verdict(tuple(problems))
 
 

@@ -13,7 +13,7 @@ from include.connectors.mongo import MongoStore
 from include.core import health
 from include.core.collection_names import ALERTS, TRANSACTIONS
 from include.errors import TxnmonError
-from include.jobs import rollups
+from include.jobs import notify, rollups
 
 THROUGHPUT_WINDOW_S = 60
 
@@ -72,7 +72,13 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
         mongo_error = str(exc).split(",")[0]
         report["mongo"]["error"] = mongo_error
     kpi_as_of = kpi_pending = None
+    notify_dead = None
     if mongo_error is None:
+        try:
+            report["notifications"] = notify.outbox_counts(MongoStore(settings))
+            notify_dead = report["notifications"]["dead"]
+        except TxnmonError as exc:
+            report["notifications"] = {"error": str(exc).split(",")[0]}
         try:
             report["kpis"] = rollups.freshness(MongoStore(settings))
             kpi_pending = report["kpis"]["pending_batches"]
@@ -87,7 +93,7 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
         raw_last=last["topics"][settings.topic_raw] if last else 0,
         dlq_first=first["topics"][settings.topic_dlq] if first else 0,
         dlq_last=last["topics"][settings.topic_dlq] if last else 0,
-        kpi_as_of=_aware(kpi_as_of), kpi_pending=kpi_pending)
+        kpi_as_of=_aware(kpi_as_of), kpi_pending=kpi_pending, notify_dead=notify_dead)
     verdict = health.judge(observation, thresholds)
     report["verdict"] = verdict.as_dict()
     report["healthy"] = verdict.healthy
@@ -132,6 +138,11 @@ def render(report: dict[str, Any]) -> str:
                      f"({m['throughput_tx_per_s']:,} tx/s)")
     if "kpis" in report:
         lines.extend(_render_kpis(report["kpis"]))
+    n = report.get("notifications")
+    if n is not None:
+        lines.append(f"  notify  unknown  {n['error']}" if "error" in n else
+                     f"  notify  {n['pending']:,} pending, {n['dead']:,} dead-lettered"
+                     + (" (`txnmon notify --list-dead`)" if n["dead"] else ""))
     return "\n".join(lines)
 
 
