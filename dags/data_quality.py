@@ -11,6 +11,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from include.connectors.airflow_connections import use_airflow_connections
+from include.jobs.notify_airflow import TxnmonNotifier
 from include.jobs.quality import quality_interval
 
 
@@ -22,7 +23,8 @@ from include.jobs.quality import quality_interval
     max_active_runs=1,
     doc_md=__doc__,
     tags=["txnmon", "quality"],
-    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon"},
+    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon",
+                  "on_failure_callback": TxnmonNotifier()},
 )
 def data_quality():
     @task

@@ -228,7 +228,7 @@ def _plain(value: Any) -> Any:
 
 
 ALERT_FIELDS = ("alert_id", "transaction_id", "user_id", "rule", "severity", "reason", "amount", "location",
-                "event_time", "created_at", "rules_version", "explanation")
+                "event_time", "created_at", "rules_version", "mode", "suppressed_by", "explanation")
 
 
 def event_of_alert(alert: Mapping[str, Any]) -> dict[str, Any]:
