@@ -23,6 +23,8 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     if args.list_dead:
         entries = notify.dead_entries(MongoStore(settings), limit=args.limit)
         print(json.dumps(entries, indent=2, default=str) if args.json else notify.render_dead(entries))
+        if len(entries) == args.limit and not args.json:
+            print(f"(the newest {args.limit} shown: --limit N for more; `txnmon status` counts them all)")
         return 0
     return notify.run_worker(settings, max_idle_s=args.exit_when_idle)
 

@@ -36,11 +36,8 @@ def failure_event(context: Mapping[str, Any]) -> dict[str, Any]:
     kind = QUALITY_FAILED if quality else DAG_FAILED
     where = f"{dag_id}.{task_id}" if task_id else str(dag_id)
     title = (f"data-quality suite failed in {where}" if quality else f"Airflow task failed: {where}")
-    reason = context.get("reason")
-    if exception is not None:
-        detail = f"{type(exception).__name__}: {exception}"
-    else:
-        detail = str(reason or "the run failed")
+    reason = context.get("reason") or "the run failed"  # a DAG-level callback has a reason, no exception
+    detail = f"{type(exception).__name__}: {exception}" if exception is not None else str(reason)
     fields: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id}
     if task_id:
         fields["task_id"] = task_id
