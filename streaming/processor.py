@@ -192,8 +192,9 @@ class Processor:
         self.wired: Wired | None = None
         self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
         self.lists: Any = None  # the named lists' feed (include/jobs/lists.py), set by the MongoDB wiring
-        # the notification routes (include/jobs/notify.py), set by the MongoDB wiring; reloaded between batches
-        self.routes: RoutesFeed | None = None
+        # the notification routes (include/jobs/notify.py), reloaded between batches; a bad file stops the
+        # start like bad rules do. The MongoDB wiring routes each batch's alerts with them into the outbox.
+        self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -400,7 +401,6 @@ def kafka_and_mongo(processor: Processor) -> Wired:
     store = MongoStore(s)
     with_retry(store.ensure_indexes, sink="mongodb", **retry)
     processor.lists = ListsFeed(store, processor.detector, Path(s.rules_file), s.lists_refresh_seconds)
-    processor.routes = RoutesFeed(s.notify_routes_file)  # a bad routes file stops the start, like bad rules
     # a new id per process: a restarted member must not be fenced by (or fence) another live one;
     # the group generation fences a zombie of this one (exactly-once v2)
     txn_id = f"txnmon-{processor.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -210,6 +210,12 @@ class NotifyWorker:
             bucket = self.buckets[name] = core.TokenBucket(rate, now=time.monotonic())
         return bucket
 
+    def lease_seconds(self, routes: core.Routes) -> float:
+        """NOTIFY_LEASE_SECONDS, or longer than any destination may take (an SMTP exchange is a few
+        round trips, each with the timeout): a lease must not end while its delivery is in flight."""
+        slowest = max((d.timeout_seconds for d in routes.destinations.values()), default=0.0)
+        return max(self.settings.notify_lease_seconds, 4 * slowest)
+
     def step(self) -> bool:
         """Claim and settle one due entry; False when none is due (or every due one is rate-limited)."""
         routes = self.feed.maybe_reload()
@@ -217,8 +223,8 @@ class NotifyWorker:
         now = dt.datetime.now(dt.UTC)
         mono = time.monotonic()
         throttled = [name for name, b in self.buckets.items() if not b.ready(mono)]
-        entry = self.store.claim_notification(self.owner, now, now + dt.timedelta(seconds=s.notify_lease_seconds),
-                                              throttled)
+        lease_until = now + dt.timedelta(seconds=self.lease_seconds(routes))
+        entry = self.store.claim_notification(self.owner, now, lease_until, throttled)
         if entry is None:
             return False
         name = entry["destination"]

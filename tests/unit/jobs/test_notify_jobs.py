@@ -62,3 +62,19 @@ def test_a_failed_quality_task_becomes_a_quality_event_with_a_natural_id():
     assert other["kind"] == core.DAG_FAILED and other["detail"] == "RuntimeError: boom"
     run = failure_event({"dag": SimpleNamespace(dag_id="kpi_rollups"), "run_id": "r9", "reason": "task_failure"})
     assert run["event_id"] == "dag_failed:kpi_rollups:r9" and run["detail"] == "task_failure"
+
+
+def test_a_secret_missing_from_the_workers_environment_is_a_retryable_failure_naming_the_variable():
+    import datetime as dt
+
+    from include.errors import DeliveryFailed
+    from include.jobs.notify import deliver
+
+    routes = core.parse_routes(FIRST)
+    [entry] = core.outbox_entries([{"kind": core.ALERT, "id": "T1:high_amount", "rule": "high_amount",
+                                    "severity": "high"}], routes, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
+    with pytest.raises(DeliveryFailed, match="URL variable HOOK_URL is not set"):
+        deliver(entry, routes.destinations["hook"], {}, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
+    with pytest.raises(DeliveryFailed, match="secret variable HOOK_SECRET is not set"):
+        deliver(entry, routes.destinations["hook"], {"HOOK_URL": "http://127.0.0.1:9/x"},
+                dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
