@@ -147,7 +147,9 @@ def test_every_routed_alert_arrives_once_signed_and_nothing_suppressed_or_shadow
 
 def test_a_receiver_down_for_20_s_gets_everything_after_it_recovers(settings_factory, wiring, rules_file,
                                                                     http_receiver, smtp_receiver):
-    s = make(settings_factory, wiring, rules_file)
+    # backoff capped at 4 s so the test is short; 20 attempts outlast the 20 s outage whatever the jitter
+    s = make(settings_factory, wiring, rules_file, notify_max_attempts=20, notify_backoff_base_seconds=1.0,
+             notify_backoff_max_seconds=4.0)
     produce(s, synthetic_rows(600, users=30, seed=8))
     run_until_idle(s)
     alerts = routed_alert_ids(s)
