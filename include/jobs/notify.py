@@ -320,6 +320,13 @@ def outbox_counts(store: MongoStore) -> dict[str, int]:
     return {status: store.count(NOTIFICATIONS, {"status": status}) for status in (core.PENDING, core.DEAD)}
 
 
+def oldest_due(store: MongoStore) -> dt.datetime | None:
+    """When the pending notification due first was due (None: nothing pending)."""
+    [first] = store.find(NOTIFICATIONS, {"status": core.PENDING}, sort=[("next_attempt_at", 1)], limit=1,
+                         projection={"next_attempt_at": 1}) or [None]
+    return first["next_attempt_at"] if first else None
+
+
 def dead_entries(store: MongoStore, limit: int = 100) -> list[dict[str, Any]]:
     return store.find(NOTIFICATIONS, {"status": core.DEAD}, sort=[("dead_at", -1)], limit=limit,
                       projection={"event": 0, "attempt_log": 0})

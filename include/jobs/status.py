@@ -72,11 +72,12 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
         mongo_error = str(exc).split(",")[0]
         report["mongo"]["error"] = mongo_error
     kpi_as_of = kpi_pending = None
-    notify_dead = None
+    notify_dead = notify_due = None
     if mongo_error is None:
         try:
             report["notifications"] = notify.outbox_counts(MongoStore(settings))
             notify_dead = report["notifications"]["dead"]
+            notify_due = report["notifications"]["oldest_due"] = notify.oldest_due(MongoStore(settings))
         except TxnmonError as exc:
             report["notifications"] = {"error": str(exc).split(",")[0]}
         try:
@@ -93,7 +94,8 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
         raw_last=last["topics"][settings.topic_raw] if last else 0,
         dlq_first=first["topics"][settings.topic_dlq] if first else 0,
         dlq_last=last["topics"][settings.topic_dlq] if last else 0,
-        kpi_as_of=_aware(kpi_as_of), kpi_pending=kpi_pending, notify_dead=notify_dead)
+        kpi_as_of=_aware(kpi_as_of), kpi_pending=kpi_pending, notify_dead=notify_dead,
+        notify_oldest_due=_aware(notify_due))
     verdict = health.judge(observation, thresholds)
     report["verdict"] = verdict.as_dict()
     report["healthy"] = verdict.healthy
@@ -140,9 +142,12 @@ def render(report: dict[str, Any]) -> str:
         lines.extend(_render_kpis(report["kpis"]))
     n = report.get("notifications")
     if n is not None:
-        lines.append(f"  notify  unknown  {n['error']}" if "error" in n else
-                     f"  notify  {n['pending']:,} pending, {n['dead']:,} dead-lettered"
-                     + (" (`txnmon notify --list-dead`)" if n["dead"] else ""))
+        if "error" in n:
+            lines.append(f"  notify  unknown  {n['error']}")
+        else:
+            due = f" (the first due since {_when(n['oldest_due'])})" if n.get("oldest_due") else ""
+            lines.append(f"  notify  {n['pending']:,} pending{due}, {n['dead']:,} dead-lettered"
+                         + (" (`txnmon notify --list-dead`)" if n["dead"] else ""))
     return "\n".join(lines)
 
 
