@@ -26,7 +26,11 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
         if len(entries) == args.limit and not args.json:
             print(f"(the newest {args.limit} shown: --limit N for more; `txnmon status` counts them all)")
         return 0
-    return notify.run_worker(settings, max_idle_s=args.exit_when_idle)
+    from streaming.metrics import NotifyMetrics
+
+    metrics = NotifyMetrics()
+    metrics.serve(settings.notify_metrics_port, settings.metrics_address)
+    return notify.run_worker(settings, max_idle_s=args.exit_when_idle, observe=metrics.observe)
 
 
 def cmd_resend(settings: Settings, args: argparse.Namespace) -> int:

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     notify_backoff_max_seconds: float = Field(600.0, gt=0, le=86_400)
     notify_lease_seconds: float = Field(60.0, ge=1, le=3600)  # a claimed entry is another worker's after this
     notify_poll_seconds: float = Field(0.1, gt=0, le=60)  # how often an idle worker looks for due entries
+    notify_metrics_port: int = Field(9109, ge=0, le=65535)  # /metrics of `txnmon notify` (METRICS_ADDRESS); 0: off
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

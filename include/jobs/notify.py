@@ -181,8 +181,10 @@ class NotifyWorker:
     """One `txnmon notify` process. `run()` returns when stopped (SIGTERM/SIGINT) or idle long enough."""
 
     def __init__(self, settings: Settings, *, env: Mapping[str, str] | None = None,
-                 rng: Callable[[], float] = random.random, owner: str | None = None) -> None:
+                 rng: Callable[[], float] = random.random, owner: str | None = None,
+                 observe: Callable[[str, str, float], None] = lambda destination, outcome, seconds: None) -> None:
         self.settings = settings
+        self.observe = observe  # (destination, sent | retry | dead, seconds of the attempt): the entry point's metrics
         self.store = MongoStore(settings)
         self.feed = RoutesFeed(settings.notify_routes_file)
         self.env = os.environ if env is None else env
@@ -260,13 +262,14 @@ class NotifyWorker:
             fields["dead_at"] = now
         else:
             fields["next_attempt_at"] = now + dt.timedelta(seconds=retry_in or 0.0)
-        attempt = {"at": now, "by": self.owner, "outcome": outcome[:500], "seconds": round(time.perf_counter() -
-                                                                                          started, 3)}
+        seconds = time.perf_counter() - started
+        attempt = {"at": now, "by": self.owner, "outcome": outcome[:500], "seconds": round(seconds, 3)}
         if not self.store.settle_notification(entry["_id"], self.owner, fields, attempt):
             log.warning("lease on %s lost before its outcome was recorded (%s); the next owner sends it again",
                         entry["_id"], outcome)
             return
         where = {"notification": entry["_id"], "destination": entry["destination"], "attempt": attempts}
+        self.observe(entry["destination"], "retry" if status == core.PENDING else status, seconds)
         if status == core.SENT:
             self.counts["sent"] += 1
             log.debug("sent %s (%s)", entry["_id"], outcome, extra=where)
@@ -306,9 +309,10 @@ class NotifyWorker:
         return 0
 
 
-def run_worker(settings: Settings, *, max_idle_s: float | None = None) -> int:
+def run_worker(settings: Settings, *, max_idle_s: float | None = None,
+               observe: Callable[[str, str, float], None] | None = None) -> int:
     """Entry point of `txnmon notify`."""
-    worker = NotifyWorker(settings)
+    worker = NotifyWorker(settings, **({"observe": observe} if observe else {}))
     worker.install_signal_handlers()
     return worker.run(max_idle_s=max_idle_s)
 

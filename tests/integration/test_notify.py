@@ -22,6 +22,7 @@ from include.core import notify as core
 from include.core.collection_names import ALERTS, NOTIFICATIONS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS
 from include.jobs.notify import NotifyWorker, outbox_counts
 from include.jobs.replay import replay_csv
+from streaming.metrics import NotifyMetrics
 from tests.fixtures.pipeline import (
     ROOT,
     TXNMON,
@@ -81,9 +82,11 @@ def make(settings_factory, wiring: dict[str, str], rules_file: str, **overrides:
 
 
 @contextlib.contextmanager
-def workers(settings: Settings, env: dict[str, str], n: int = 1) -> Iterator[list[NotifyWorker]]:
+def workers(settings: Settings, env: dict[str, str], n: int = 1,
+            metrics: NotifyMetrics | None = None) -> Iterator[list[NotifyWorker]]:
     """`n` notify workers (the code `txnmon notify` runs), each in its own thread, stopped on exit."""
-    running = [NotifyWorker(settings, env=env) for _ in range(n)]
+    observe = {"observe": metrics.observe} if metrics else {}
+    running = [NotifyWorker(settings, env=env, **observe) for _ in range(n)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in running]
     for t in threads:
         t.start()
@@ -127,7 +130,8 @@ def test_every_routed_alert_arrives_once_signed_and_nothing_suppressed_or_shadow
     assert alerts and stored_ids(s, SHADOW_ALERTS) and stored_ids(s, SUPPRESSED_ALERTS)  # all three kinds exist
     high = {a["_id"] for a in alerts if a["severity"] == "high"}
     assert high and len(high) < len(alerts)
-    with workers(s, wiring, n=2):  # two workers share the outbox through their leases
+    metrics = NotifyMetrics()
+    with workers(s, wiring, n=2, metrics=metrics):  # two workers share the outbox through their leases
         wait_for(lambda: all_settled(s), 120, "every notification to be delivered")
     hooks = http_receiver.on("/hook")
     assert Counter(r.json()["event_id"] for r in hooks) == Counter({a["_id"]: 1 for a in alerts})
@@ -143,6 +147,9 @@ def test_every_routed_alert_arrives_once_signed_and_nothing_suppressed_or_shadow
     assert [m["Subject"] for m in mails if not m["Subject"].strip().startswith("[txnmon] HIGH ")] == []
     sent = outbox(s, "sent")
     assert len(sent) == len(alerts) + 2 * len(high) and all(e["attempts"] == 1 for e in sent)
+    counted = {d: metrics.registry.get_sample_value("txnmon_notifications_total", {"destination": d, "outcome": "sent"})
+               for d in ("hook", "chat", "mail")}
+    assert counted == {"hook": len(alerts), "chat": len(high), "mail": len(high)}
 
 
 def test_a_receiver_down_for_20_s_gets_everything_after_it_recovers(settings_factory, wiring, rules_file,
