@@ -4,7 +4,8 @@
 Hourly Great Expectations suites (include/quality/suites.yaml) over the transactions
 processed and the alerts raised in the data interval. Writes the HTML report (Data Docs)
 under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` collection, and
-fails the run when a critical expectation fails.
+fails the run when a critical expectation fails; the failure is queued as a `quality_failed`
+notification for the routes' destinations (docs/notifications.md).
 """
 
 import pendulum
