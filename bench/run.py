@@ -4,6 +4,8 @@
     naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
     raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
     alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady half of e2e
+    webhook_latency_p50_ms / webhook_latency_p99_ms   produce -> signed webhook received (processor, outbox,
+                          `txnmon notify` worker, a local HTTP receiver) at a steady 1,000 tx/s
     store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
     mongo_writes_per_tx   MongoDB documents written per transaction by the processor
     rtt_*                 the e2e and naive runs again with MongoDB behind a ~1 ms round-trip delay line
@@ -51,6 +53,7 @@ TARGETS = {
     "e2e_vs_naive": 3.0,
     "e2e_vs_raw": 0.5,
     "alert_latency_p99_ms": 250.0,
+    "webhook_latency_p99_ms": 1000.0,
     "rollup_s_per_million": 30.0,
 }
 
@@ -211,6 +214,88 @@ def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, f
     return statistics.median(latencies), p99, len(latencies)
 
 
+def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
+    """Steady offered load, every 50th transaction a high amount routed to a signed webhook; latency from
+    the send to the receiver's arrival of the notification (processor + outbox + one notify worker)."""
+    import secrets
+    import tempfile
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from include.jobs.notify import NotifyWorker
+
+    arrived: dict[str, float] = {}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            arrived.setdefault(json.loads(body)["event_id"], time.perf_counter())
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    routes = Path(tempfile.mkdtemp(prefix="txnmon-bench-")) / "routes.yaml"
+    routes.write_text("destinations:\n  hook: {type: webhook, url_env: BENCH_HOOK_URL, secret_env: BENCH_HOOK_SECRET,"
+                      " rate_per_second: 1000}\nroutes:\n  - {name: all, to: [hook]}\n")
+    s = load_settings(**{**settings.model_dump(), "notify_routes_file": routes})
+    env = {"BENCH_HOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook",
+           "BENCH_HOOK_SECRET": secrets.token_hex(16)}
+    processor = Processor(s)
+    worker = NotifyWorker(s, env=env)
+    threads = [threading.Thread(target=processor.run, daemon=True), threading.Thread(target=worker.run, daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(3)  # join the group before the clock starts
+    producer = kafka.make_producer(s, linger_ms=0)
+    sent_at: dict[str, float] = {}
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    start = time.perf_counter()
+    for i in range(rate * seconds):
+        due = start + i / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.001))
+        tid = f"W{i:07d}"
+        alerting = i % 50 == 0
+        row = {"transaction_id": tid, "user_id": f"WU{i % 5000:05d}", "amount": 75_000 if alerting else 900,
+               "payment_method": "UPI", "location": "Mumbai", "timestamp": (base + dt.timedelta(seconds=i)).isoformat()}
+        kafka.produce_nowait(producer, s.topic_raw, row["user_id"].encode(), json.dumps(row).encode())
+        if alerting:
+            sent_at[f"{tid}:high_amount"] = time.perf_counter()
+    producer.flush()
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and not set(sent_at) <= set(arrived):
+        time.sleep(0.05)
+    processor.request_stop()
+    worker.request_stop()
+    for t in threads:
+        t.join(60)
+    producer.close()
+    server.shutdown()
+    server.server_close()
+    latencies = sorted((arrived[a] - t) * 1000 for a, t in sent_at.items() if a in arrived)
+    say(f"webhook latency: {len(latencies)}/{len(sent_at)} alerts arrived")
+    if not latencies:
+        return float("nan"), float("nan"), 0
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    return statistics.median(latencies), p99, len(latencies)
+
+
+def measure_webhook_latency(tag: str, rate: int, seconds: int) -> dict[str, Any]:
+    settings = isolated_settings(tag + "w")
+    kafka.ensure_topics(settings)
+    try:
+        p50, p99, n = webhook_latency(settings, rate, seconds)
+    finally:
+        MongoStore(settings, settings.mongo_db).drop()
+        kafka.delete_topics(settings, list(settings.pipeline_topics))
+    say(f"alert-to-webhook latency at {rate:,} tx/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
+    return {"webhook_latency_p50_ms": round(p50, 1), "webhook_latency_p99_ms": round(p99, 1),
+            "webhook_latency_samples": n, "webhook_latency_offered_tx_per_s": rate}
+
+
 def free_port() -> int:
     import socket
 
@@ -354,6 +439,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--naive-rows", type=int, default=10_000, help="the naive consumer is timed on this many")
     parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--webhook-rate", type=int, default=1000, help="offered tx/s for the webhook latency")
+    parser.add_argument("--only", choices=["webhook-latency"], default=None,
+                        help="run only this part (prints it; bench/results/latest.json is left alone)")
     parser.add_argument("--rss-users", type=int, default=1_000_000)
     parser.add_argument("--restore-users", type=int, default=1_000_000)
     parser.add_argument("--rtt-rows", type=int, default=20_000, help="e2e rows timed with the delay line")
@@ -384,6 +472,12 @@ def main() -> int:
         return 0 if result["scale_out"]["identical"] else 1
 
     tag = uuid.uuid4().hex[:8]
+    if args.only == "webhook-latency":
+        part = measure_webhook_latency(tag, args.webhook_rate, args.latency_seconds)
+        ok = part["webhook_latency_p99_ms"] < TARGETS["webhook_latency_p99_ms"]
+        print(json.dumps(part, indent=2))
+        print(f"  target webhook_latency_p99_ms < 1000: {'met' if ok else 'NOT met'}")
+        return 0
     s = isolated_settings(tag)
     kafka.ensure_topics(s)
     results: dict[str, Any] = {"run_at": dt.datetime.now(dt.UTC).isoformat(), "rows": args.rows, "machine": machine()}
@@ -433,6 +527,7 @@ def main() -> int:
         say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
         MongoStore(lat, lat.mongo_db).drop()
         kafka.delete_topics(lat, list(lat.pipeline_topics))
+        results.update(measure_webhook_latency(tag, args.webhook_rate, args.latency_seconds))
 
         results["processor_rss_mb"] = round(rss_with_users(args.rss_users))
         results["rss_users"] = args.rss_users
@@ -470,6 +565,7 @@ def main() -> int:
         "processor_rss_mb <= 300 (1M users)": results["processor_rss_mb"] <= 300,
         "e2e_vs_raw >= 0.5": results["ratios"]["e2e_vs_raw"] >= TARGETS["e2e_vs_raw"],
         "alert_latency_p99_ms < 250": results["alert_latency_p99_ms"] < TARGETS["alert_latency_p99_ms"],
+        "webhook_latency_p99_ms < 1000": results["webhook_latency_p99_ms"] < TARGETS["webhook_latency_p99_ms"],
         "rollup_s_per_million < 30": results["rollup_s_per_million"] < TARGETS["rollup_s_per_million"],
     }
     if "scale_out" in results:
@@ -479,7 +575,8 @@ def main() -> int:
     print()
     for key in ("e2e_tx_per_s", "store_ceiling_tx_per_s", "mongo_writes_per_tx", "naive_tx_per_s",
                 "raw_consume_tx_per_s", "alert_latency_p50_ms",
-                "alert_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb", "restore_s",
+                "alert_latency_p99_ms", "webhook_latency_p50_ms", "webhook_latency_p99_ms", "rollup_s_per_million",
+                "processor_rss_mb", "restore_s",
                 "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
         print(f"  {key:<24} {results[key]:>12,}")
     for run in (r for r in results.get("rollups", []) if "failed" not in r):

@@ -14,8 +14,9 @@
     txnmon cases list|show|assign|note|close   a user's alerts grouped into cases
     txnmon lists add|remove|show  named lists; trusted_users silences a rule for a user
     txnmon audit                the append-only audit trail
+    txnmon notify [--list-dead] deliver alerts to webhooks, chat and mail; `notify resend ID|--all-dead`
 
-One module per group of commands (service, data, batch, analyst, desk), each with a `register`;
+One module per group of commands (service, data, batch, analyst, desk, notify), each with a `register`;
 cli/base.py maps every `TxnmonError` to its message and exit code in one place.
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -26,9 +27,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import analyst, base, batch, data, desk, service
+from cli import analyst, base, batch, data, desk, notify, service
 
-GROUPS = (service, data, batch, analyst, desk)
+GROUPS = (service, data, batch, analyst, desk, notify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """`make demo`: the whole story on the local stack, then a summary with URLs and counts.
 
 1. a labelled day of transactions is generated (with injected fraud), next to the seed sample
-2. a streaming processor and the dashboard start in the background (`make down` stops them)
+2. a streaming processor, the notify worker and the dashboard start in the background (`make down`
+   stops them)
 3. both files are replayed as fast as possible and processed
 4. the KPI rollups and a data-quality run follow
 5. a summary: URLs, rows sent / stored / rejected, alerts by rule, fraud caught
@@ -25,10 +26,11 @@ from include.config import PROJECT_ROOT, SAMPLE_CSV, Settings, get_settings
 from include.connectors import kafka
 from include.connectors.mongo import MongoStore
 from include.core.backtest import run_backtest
-from include.core.collection_names import ALERTS, TRANSACTIONS
+from include.core.collection_names import ALERTS, NOTIFICATIONS, TRANSACTIONS
 from include.core.generator import GeneratorSpec, generate, write_csv
 from include.core.rules import load_rules
 from include.errors import QualityCheckFailed
+from include.jobs import notify as notify_jobs
 from include.jobs import quality as quality_jobs
 from include.jobs import replay, rollups
 from include.jobs.backtest import load_transactions
@@ -99,8 +101,9 @@ def main() -> int:
         write_csv(generate(GeneratorSpec(rows=DEMO_ROWS, users=DEMO_USERS, fraud_rate=0.01, seed=7)), day)
     print(f"      {day}")
 
-    step(2, "starting the streaming processor and the dashboard in the background")
+    step(2, "starting the streaming processor, the notify worker and the dashboard in the background")
     print("      " + start_background("processor", [str(BIN / "txnmon"), "stream"]))
+    print("      " + start_background("notify", [str(BIN / "txnmon"), "notify"]))
     print("      " + start_background("dashboard", [
         str(BIN / "streamlit"), "run", str(PROJECT_ROOT / "dashboard" / "app.py"), "--server.address=127.0.0.1",
         f"--server.port={DASHBOARD_PORT}", "--server.headless=true", "--browser.gatherUsageStats=false",
@@ -130,6 +133,9 @@ def main() -> int:
     alerts = Counter(a["rule"] for a in db.find(ALERTS, {"mode": {"$ne": "shadow"}},
                                                       projection={"rule": 1}))
     dlq = sum(kafka.end_offsets(settings, settings.topic_dlq).values())
+    queued = notify_jobs.outbox_counts(db)
+    notifications = (f"{db.count(NOTIFICATIONS):,} queued, {queued['pending']:,} pending, {queued['dead']:,} dead"
+                     if db.count(NOTIFICATIONS) else "none routed (enable a destination in the routes file)")
     txs, rejected = load_transactions(day, settings.zone)
     bt = run_backtest(txs, load_rules(settings.rules_file), rejected)
     caught = sum(p["caught"] for p in bt.recall_by_pattern.values())
@@ -149,10 +155,11 @@ def main() -> int:
       transactions stored:       {stored:,} in {settings.mongo_db}.transactions
       rejected to {settings.topic_dlq}: {dlq:,}
       alerts by rule:            {', '.join(f'{k} {v:,}' for k, v in sorted(alerts.items())) or 'none'}
+      notifications:             {notifications} (routes: {settings.notify_routes_file})
       injected fraud caught:     {caught}/{incidents} incidents; false alerts on {bt.false_alert_rate or 0:.2%} of
                                  clean transactions (offline check with the same rules)
 
-      The processor and the dashboard keep running; `make down` stops them and the stack.""")
+      The processor, the notify worker and the dashboard keep running; `make down` stops them and the stack.""")
     return 0
 
 

@@ -13,6 +13,7 @@ from airflow.sdk import Param, dag, task
 
 from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.backtest import backtest_stored
+from include.jobs.notify_airflow import TxnmonNotifier
 
 
 @dag(
@@ -22,7 +23,8 @@ from include.jobs.backtest import backtest_stored
     catchup=False,
     doc_md=__doc__,
     tags=["txnmon", "rules"],
-    default_args={"retries": 0, "owner": "txnmon"},
+    default_args={"retries": 0, "owner": "txnmon",
+                  "on_failure_callback": TxnmonNotifier()},
     params={
         "candidate_rules": Param("include/rules/rules.yaml", type="string", minLength=1,
                                  description="rules YAML to try, relative to the repository or absolute"),

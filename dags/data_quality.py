@@ -4,13 +4,15 @@
 Hourly Great Expectations suites (include/quality/suites.yaml) over the transactions
 processed and the alerts raised in the data interval. Writes the HTML report (Data Docs)
 under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` collection, and
-fails the run when a critical expectation fails.
+fails the run when a critical expectation fails; the failure is queued as a `quality_failed`
+notification for the routes' destinations (docs/notifications.md).
 """
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from include.connectors.airflow_connections import use_airflow_connections
+from include.jobs.notify_airflow import TxnmonNotifier
 from include.jobs.quality import quality_interval
 
 
@@ -22,7 +24,8 @@ from include.jobs.quality import quality_interval
     max_active_runs=1,
     doc_md=__doc__,
     tags=["txnmon", "quality"],
-    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon"},
+    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon",
+                  "on_failure_callback": TxnmonNotifier()},
 )
 def data_quality():
     @task

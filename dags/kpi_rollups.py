@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from include.connectors.airflow_connections import use_airflow_connections
+from include.jobs.notify_airflow import TxnmonNotifier
 from include.jobs.rollups import rollup_pending
 
 
@@ -25,7 +26,8 @@ from include.jobs.rollups import rollup_pending
     max_active_runs=1,
     doc_md=__doc__,
     tags=["txnmon", "kpi"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "owner": "txnmon"},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "owner": "txnmon",
+                  "on_failure_callback": TxnmonNotifier()},
     params={"full_rebuild": Param(False, type="boolean", description="recompute every bucket")},
 )
 def kpi_rollups():

@@ -15,6 +15,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from include.connectors.airflow_connections import use_airflow_connections
+from include.jobs.notify_airflow import TxnmonNotifier
 from include.jobs.replay import run_replay
 
 
@@ -25,7 +26,8 @@ from include.jobs.replay import run_replay
     catchup=False,
     doc_md=__doc__,
     tags=["txnmon", "replay"],
-    default_args={"retries": 0, "owner": "txnmon"},
+    default_args={"retries": 0, "owner": "txnmon",
+                  "on_failure_callback": TxnmonNotifier()},
     params={
         "file": Param("include/data/sample_transactions.csv", type="string", minLength=1,
                       description="CSV file to replay, relative to the repository or absolute"),

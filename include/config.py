@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INCLUDE_DIR = Path(__file__).resolve().parent
 SAMPLE_CSV = INCLUDE_DIR / "data" / "sample_transactions.csv"
 DEFAULT_RULES_FILE = INCLUDE_DIR / "rules" / "rules.yaml"
+DEFAULT_ROUTES_FILE = INCLUDE_DIR / "notify" / "routes.yaml"
 
 _HOSTPORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 
@@ -95,6 +96,17 @@ class Settings(BaseSettings):
     # how often the processor reloads the named lists (between batches)
     lists_refresh_seconds: float = Field(2.0, gt=0, le=3600)
     dashboard_analyst: str | None = None
+
+    # --- Notifications (docs/notifications.md) ---------------------------------------------
+    # which events go to which destinations; reloaded by the processor without a restart. Secrets
+    # (webhook URLs, HMAC keys, SMTP logins) are never here: the file names environment variables.
+    notify_routes_file: Path = DEFAULT_ROUTES_FILE
+    notify_max_attempts: int = Field(8, ge=1, le=100)  # then the entry is dead-lettered
+    notify_backoff_base_seconds: float = Field(2.0, gt=0, le=3600)  # first retry after 1-2 s, doubling
+    notify_backoff_max_seconds: float = Field(600.0, gt=0, le=86_400)
+    notify_lease_seconds: float = Field(60.0, ge=1, le=3600)  # a claimed entry is another worker's after this
+    notify_poll_seconds: float = Field(0.1, gt=0, le=60)  # how often an idle worker looks for due entries
+    notify_metrics_port: int = Field(9109, ge=0, le=65535)  # /metrics of `txnmon notify` (METRICS_ADDRESS); 0: off
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

@@ -106,6 +106,14 @@ class MessageRefused(TxnmonError):
         self.failed = failed or []
 
 
+class DeliveryFailed(RetryableError):
+    """A notification could not be delivered this time (receiver down, 5xx, 429, timeout): try again later."""
+
+
+class DeliveryRefused(TxnmonError):
+    """The receiver refused a notification for good (a 4xx such as 400, 401, 404): no retry will change it."""
+
+
 class TopicMissing(TxnmonError):
     """The topic does not exist; `txnmon init` creates the pipeline's topics."""
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one processor, in their own registry (several may run in one test process)."""
+"""Prometheus metrics of one processor, and of one `txnmon notify` worker, each in its own registry
+(several may run in one test process)."""
 
 from __future__ import annotations
 
@@ -40,10 +41,34 @@ class ProcessorMetrics:
         A port already taken (a second processor on this host) is a clear configuration error,
         not a traceback: give each processor its own METRICS_PORT, or 0.
         """
-        if not port:
-            return
-        try:
-            start_http_server(port, addr=address, registry=self.registry)
-        except OSError as exc:
-            raise ConfigError(f"METRICS_PORT: cannot serve /metrics on {address}:{port} ({exc.strerror}); "
-                              "another processor on this host? set METRICS_PORT to a free port, or 0") from None
+        serve(self.registry, port, address, "METRICS_PORT", "processor")
+
+
+def serve(registry: CollectorRegistry, port: int, address: str, variable: str, what: str) -> None:
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=address, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot serve /metrics on {address}:{port} ({exc.strerror}); "
+                          f"another {what} on this host? set {variable} to a free port, or 0") from None
+
+
+class NotifyMetrics:
+    """What a `txnmon notify` worker did: deliveries by destination and outcome, and how long they took."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.settled = Counter("txnmon_notifications", "Delivery attempts by outcome: sent, retry (failed, "
+                               "scheduled again) or dead (dead-lettered)", ["destination", "outcome"], registry=r)
+        self.seconds = Histogram("txnmon_notification_attempt_seconds", "Time of one delivery attempt",
+                                 ["destination"], registry=r,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+    def observe(self, destination: str, outcome: str, seconds: float) -> None:
+        self.settled.labels(destination, outcome).inc()
+        self.seconds.labels(destination).observe(seconds)
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        serve(self.registry, port, address, "NOTIFY_METRICS_PORT", "notify worker")

@@ -43,6 +43,7 @@ from include.core.state_codec import Raised
 from include.core.watermark import Watermarks
 from include.errors import CommitRefused, KafkaUnavailable, StopRequested
 from include.jobs.lists import ListsFeed
+from include.jobs.notify import RoutesFeed
 from include.jobs.store_batch import (
     KafkaStateStore,
     Outbound,
@@ -191,6 +192,9 @@ class Processor:
         self.wired: Wired | None = None
         self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
         self.lists: Any = None  # the named lists' feed (include/jobs/lists.py), set by the MongoDB wiring
+        # the notification routes (include/jobs/notify.py), reloaded between batches; a bad file stops the
+        # start like bad rules do. The MongoDB wiring routes each batch's alerts with them into the outbox.
+        self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -201,6 +205,8 @@ class Processor:
 
     def request_rules_reload(self, *_: Any) -> None:
         self.rules.requested = True
+        if self.routes is not None:
+            self.routes.request()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -278,6 +284,8 @@ class Processor:
                 self.rules.maybe_reload()
                 if self.lists is not None:
                     self.lists.maybe_reload()
+                if self.routes is not None:
+                    self.routes.maybe_reload()
                 try:
                     records = wired.source.poll(s.poll_timeout_ms, s.batch_max_records)
                 except KafkaUnavailable as exc:
@@ -410,7 +418,8 @@ def kafka_and_mongo(processor: Processor) -> Wired:
         if member is not None:
             member.close()
         raise
-    return Wired(source=member, sinks=mongo_sinks(store, s.topic_by_user), route_sinks=[RejectedSink(store)],
+    return Wired(source=member, sinks=mongo_sinks(store, s.topic_by_user, processor.routes),
+                 route_sinks=[RejectedSink(store)],
                  publisher=publisher, state=KafkaStateStore(s), close=publisher.close,
                  load_watermarks=lambda partitions: store.load_watermarks(s.topic_by_user, partitions))
 

@@ -3,7 +3,9 @@ import random
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.airflow", "tests.fixtures.browser"]
+pytest_plugins = [
+    "tests.fixtures.stack", "tests.fixtures.airflow", "tests.fixtures.browser", "tests.fixtures.receivers",
+]
 
 
 @pytest.hookimpl(tryfirst=True)

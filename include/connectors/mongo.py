@@ -34,6 +34,7 @@ from include.core.collection_names import (
     KPI_RUNS,
     LEASES,
     LIST_ENTRIES,
+    NOTIFICATIONS,
     REJECTED,
     RULE_QUALITY,
     SHADOW_ALERTS,
@@ -224,6 +225,8 @@ class MongoStore:
         db[LIST_ENTRIES].create_index([("list", ASCENDING), ("key", ASCENDING)], name="list_key")
         db[AUDIT_LOG].create_index([("target", ASCENDING), ("at", DESCENDING)], name="target_at")
         db[AUDIT_LOG].create_index([("at", DESCENDING)], name="at")
+        # the notify workers claim due entries by status and time; status counts feed `txnmon status`
+        db[NOTIFICATIONS].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="status_due")
         # $merge targets exist before the first merge: two first merges racing to create one fail
         existing = set(db.list_collection_names())
         for name in (*ROLLUP_NAMES, RULE_QUALITY):
@@ -557,3 +560,43 @@ class MongoStore:
         """Entries neither removed nor expired at `at` (what the processor loads between batches)."""
         return list(self.db[LIST_ENTRIES].find({"removed_at": None,
                                                 "$or": [{"expires_at": None}, {"expires_at": {"$gt": at}}]}))
+
+    # --- the notifications outbox (include/jobs/notify.py) -------------------------------------------
+
+    @_translated
+    def claim_notification(self, owner: str, now: Any, lease_until: Any,
+                           skip_destinations: Sequence[str] = ()) -> dict[str, Any] | None:
+        """Lease the pending entry due first (not leased, or its lease over) to `owner`; None if none is due.
+
+        One atomic find_one_and_update, so several workers never hold the same entry at once.
+        """
+        query: dict[str, Any] = {"status": "pending", "next_attempt_at": {"$lte": now},
+                                 "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]}
+        if skip_destinations:
+            query["destination"] = {"$nin": list(skip_destinations)}
+        return self.db[NOTIFICATIONS].find_one_and_update(
+            query, {"$set": {"lease_owner": owner, "lease_until": lease_until}},
+            sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    @_translated
+    def settle_notification(self, entry_id: str, owner: str, fields: Mapping[str, Any],
+                            attempt: Mapping[str, Any]) -> bool:
+        """The outcome of `owner`'s attempt: set `fields`, count it, log it, end the lease. False: the
+        lease was lost meanwhile (another worker owns the entry now) and nothing was changed."""
+        result = self.db[NOTIFICATIONS].update_one(
+            {"_id": entry_id, "lease_owner": owner},
+            {"$set": {**dict(fields), "lease_owner": None, "lease_until": None}, "$inc": {"attempts": 1},
+             "$push": {"attempt_log": dict(attempt)}})  # at most NOTIFY_MAX_ATTEMPTS per life
+        return result.modified_count == 1
+
+    @_translated
+    def requeue_notifications(self, query: Mapping[str, Any], now: Any, by: str) -> list[str]:
+        """Dead entries matching `query` back to pending, due now, attempts from zero; return their ids."""
+        selected = {**dict(query), "status": "dead"}
+        ids = [d["_id"] for d in self.db[NOTIFICATIONS].find(selected, {"_id": 1})]
+        if ids:
+            self.db[NOTIFICATIONS].update_many(
+                {"_id": {"$in": ids}, "status": "dead"},
+                {"$set": {"status": "pending", "attempts": 0, "next_attempt_at": now, "lease_owner": None,
+                          "lease_until": None, "resent_at": now, "resent_by": by}})
+        return ids

@@ -18,3 +18,4 @@ CASES = "cases"  # a user's alerts grouped for an analyst (include/core/cases.py
 LIST_ENTRIES = "list_entries"  # named lists: blocked users, risky locations, trusted (user, rule) pairs
 AUDIT_LOG = "audit_log"  # append-only: who changed what, when, before and after
 RULE_VERSIONS = "rule_versions"  # the full text of every rules version the processor loaded
+NOTIFICATIONS = "notifications"  # the outbox: one entry per (event, destination), delivered by `txnmon notify`

@@ -21,6 +21,7 @@ Lag = dict[str, dict[int, int]]  # topic -> partition -> messages not yet commit
 class Thresholds:
     kpi_stale_after: dt.timedelta = dt.timedelta(minutes=15)  # three missed 5-minute rollup runs
     dlq_rate_warning: float = 0.05  # DLQ messages per raw message during the sample
+    notify_overdue_after: dt.timedelta = dt.timedelta(minutes=5)  # a due notification nobody delivered
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Observation:
     dlq_last: int = 0
     kpi_as_of: dt.datetime | None = None  # every batch stored before this is in the kpi_* collections
     kpi_pending: int | None = None  # stored batches no rollup run has consumed yet (None: unknown)
+    notify_dead: int | None = None  # dead-lettered notifications (None: unknown)
+    notify_oldest_due: dt.datetime | None = None  # the earliest next_attempt_at of a pending notification
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def judge(obs: Observation, limits: Thresholds | None = None) -> Verdict:
         problems.extend(_dlq(obs, limits))
     if obs.mongo_error is None:
         problems.extend(_kpis(obs, limits))
+        problems.extend(_notifications(obs, limits))
     return Verdict(tuple(problems))
 
 
@@ -139,3 +143,16 @@ def _kpis(obs: Observation, limits: Thresholds) -> list[Problem]:
 def _ago(age: dt.timedelta) -> str:
     s = int(age.total_seconds())
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def _notifications(obs: Observation, limits: Thresholds) -> list[Problem]:
+    out = []
+    if obs.notify_dead:
+        out.append(Problem(WARNING, "notifications",
+                           f"{obs.notify_dead:,} notification(s) dead-lettered: see `txnmon notify --list-dead`, "
+                           "re-send with `txnmon notify resend`"))
+    if obs.notify_oldest_due is not None and obs.now - obs.notify_oldest_due > limits.notify_overdue_after:
+        late = _ago(obs.now - obs.notify_oldest_due)
+        out.append(Problem(WARNING, "notifications", f"a notification has been due for {late}: "
+                                                     "is `txnmon notify` running?"))
+    return out

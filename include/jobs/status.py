@@ -13,7 +13,7 @@ from include.connectors.mongo import MongoStore
 from include.core import health
 from include.core.collection_names import ALERTS, TRANSACTIONS
 from include.errors import TxnmonError
-from include.jobs import rollups
+from include.jobs import notify, rollups
 
 THROUGHPUT_WINDOW_S = 60
 
@@ -72,7 +72,14 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
         mongo_error = str(exc).split(",")[0]
         report["mongo"]["error"] = mongo_error
     kpi_as_of = kpi_pending = None
+    notify_dead = notify_due = None
     if mongo_error is None:
+        try:
+            report["notifications"] = notify.outbox_counts(MongoStore(settings))
+            notify_dead = report["notifications"]["dead"]
+            notify_due = report["notifications"]["oldest_due"] = notify.oldest_due(MongoStore(settings))
+        except TxnmonError as exc:
+            report["notifications"] = {"error": str(exc).split(",")[0]}
         try:
             report["kpis"] = rollups.freshness(MongoStore(settings))
             kpi_pending = report["kpis"]["pending_batches"]
@@ -87,7 +94,8 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
         raw_last=last["topics"][settings.topic_raw] if last else 0,
         dlq_first=first["topics"][settings.topic_dlq] if first else 0,
         dlq_last=last["topics"][settings.topic_dlq] if last else 0,
-        kpi_as_of=_aware(kpi_as_of), kpi_pending=kpi_pending)
+        kpi_as_of=_aware(kpi_as_of), kpi_pending=kpi_pending, notify_dead=notify_dead,
+        notify_oldest_due=_aware(notify_due))
     verdict = health.judge(observation, thresholds)
     report["verdict"] = verdict.as_dict()
     report["healthy"] = verdict.healthy
@@ -132,6 +140,14 @@ def render(report: dict[str, Any]) -> str:
                      f"({m['throughput_tx_per_s']:,} tx/s)")
     if "kpis" in report:
         lines.extend(_render_kpis(report["kpis"]))
+    n = report.get("notifications")
+    if n is not None:
+        if "error" in n:
+            lines.append(f"  notify  unknown  {n['error']}")
+        else:
+            due = f" (the first due since {_when(n['oldest_due'])})" if n.get("oldest_due") else ""
+            lines.append(f"  notify  {n['pending']:,} pending{due}, {n['dead']:,} dead-lettered"
+                         + (" (`txnmon notify --list-dead`)" if n["dead"] else ""))
     return "\n".join(lines)
 
 

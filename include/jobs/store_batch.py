@@ -38,6 +38,7 @@ from include.errors import (
     StoreRefused,
 )
 from include.jobs.case_sink import CasesSink
+from include.jobs.notify import NotificationsSink, RoutesFeed
 
 log = logging.getLogger("txnmon.stream")
 T = TypeVar("T")
@@ -198,11 +199,14 @@ def stub(message: Message, why: str) -> Message:
                        ("txnmon.truncated", str(len(value)).encode())])
 
 
-def mongo_sinks(store: MongoStore, watermark_topic: str) -> list[Sink]:
+def mongo_sinks(store: MongoStore, watermark_topic: str, routes: RoutesFeed | None = None) -> list[Sink]:
     """The MongoDB side of a judged batch, in order: transactions first (a refused or conflicting
-    one becomes a DLQ record before anything else is written), the touched hours after the data."""
-    return [TransactionsSink(store), RejectedSink(store), AlertsSink(store), CasesSink(store), TouchedHoursSink(store),
-            WatermarkSink(store, watermark_topic)]
+    one becomes a DLQ record before anything else is written), the notifications outbox right after
+    the alerts (both before the offsets are committed, so a crash redoes both or neither is needed),
+    the touched hours after the data."""
+    outbox: list[Sink] = [NotificationsSink(store, routes)] if routes is not None else []
+    return [TransactionsSink(store), RejectedSink(store), AlertsSink(store), *outbox, CasesSink(store),
+            TouchedHoursSink(store), WatermarkSink(store, watermark_topic)]
 
 
 def write_batch(batch: BatchResult, sinks: Sequence[Sink], *, should_stop: Callable[[], bool],

@@ -12,11 +12,11 @@ from include.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-APP_SERVICES = ["stream-processor", "dashboard", "txnmon-init"]
+APP_SERVICES = ["stream-processor", "notify", "dashboard", "txnmon-init"]
 
 
 def test_every_part_of_the_stack_is_a_service():
-    assert {"kafka", "mongo", "stream-processor", "dashboard", "airflow-db", "airflow-apiserver",
+    assert {"kafka", "mongo", "stream-processor", "notify", "dashboard", "airflow-db", "airflow-apiserver",
             "airflow-scheduler", "airflow-dag-processor"} <= set(COMPOSE["services"])
     assert COMPOSE["services"]["mongo"]["image"].startswith("mongo:")
     assert COMPOSE["services"]["kafka"]["image"].startswith("apache/kafka:")
@@ -222,3 +222,13 @@ def test_airflow_services_define_the_connections_the_dag_tasks_read():
                              mongo_conn["schema"], mongo_conn["extra"])
         assert got["mongo_db"] == _interpolated(env["MONGO_DB"]) == "ecommerce_stream"
         assert got["mongo_uri"].endswith("?authSource=ecommerce_stream")
+
+
+def test_the_notify_worker_runs_txnmon_notify_and_alone_gets_the_destinations_secrets():
+    services = COMPOSE["services"]
+    assert services["notify"]["command"] == ["txnmon", "notify"]
+    secrets = {"TXNMON_WEBHOOK_URL", "TXNMON_WEBHOOK_SECRET", "TXNMON_SLACK_WEBHOOK_URL", "TXNMON_SMTP_PASSWORD"}
+    assert secrets <= set(services["notify"]["environment"])
+    for name, service in services.items():
+        if name != "notify":
+            assert not secrets & set(_environment(service)), name

@@ -75,3 +75,12 @@ def test_stale_kpis_with_pending_batches_warn():
     tighter = judge(obs(kpi_as_of=NOW - dt.timedelta(minutes=10), kpi_pending=4),
                     Thresholds(kpi_stale_after=dt.timedelta(minutes=5)))
     assert tighter.state == "degraded"
+
+
+def test_dead_letters_and_a_long_overdue_notification_are_warnings():
+    assert judge(obs(notify_dead=0, notify_oldest_due=NOW - dt.timedelta(minutes=4))).problems == ()
+    verdict = judge(obs(notify_dead=3, notify_oldest_due=NOW - dt.timedelta(minutes=7)))
+    assert verdict.state == "degraded" and verdict.exit_code == 0
+    assert [(p.severity, p.check) for p in verdict.problems] == [(WARNING, "notifications")] * 2
+    assert "3 notification(s) dead-lettered" in verdict.problems[0].message
+    assert "due for 7m00s: is `txnmon notify` running?" in verdict.problems[1].message

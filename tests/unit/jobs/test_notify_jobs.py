@@ -1,0 +1,80 @@
+"""The routes feed's reload without a restart, and the DAG notifier's event from a callback context."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from include.core import notify as core
+from include.errors import QualityCheckFailed
+from include.jobs.notify import RoutesFeed
+from include.jobs.notify_airflow import failure_event
+
+FIRST = """version: "1"
+destinations:
+  hook: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
+routes:
+  - {name: all, to: [hook]}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_routes_reload_when_the_file_changes_and_a_bad_edit_keeps_the_old_ones(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(FIRST)
+    clock = Clock()
+    feed = RoutesFeed(path, clock=clock)
+    first = feed.routes.version
+    edited = FIRST.replace('version: "1"', 'version: "2"')
+    path.write_text(edited.replace("{name: all, to: [hook]}", "{name: all, min_severity: high, to: [hook]}"))
+    os.utime(path, (1, 1))
+    assert feed.maybe_reload().version == first  # checked at most every 2 s
+    clock.t = 3.0
+    second = feed.maybe_reload()
+    assert second.version.startswith("2+") and second.routes[0].min_severity == "high"
+    path.write_text("routes: [{name: x, to: [nowhere]}]")
+    clock.t = 6.0
+    assert feed.maybe_reload().version == second.version
+
+
+def test_a_bad_routes_file_at_start_up_is_an_error(tmp_path):
+    with pytest.raises(core.RoutesError, match="cannot read routes file"):
+        RoutesFeed(tmp_path / "missing.yaml")
+
+
+def test_a_failed_quality_task_becomes_a_quality_event_with_a_natural_id():
+    ti = SimpleNamespace(dag_id="data_quality", task_id="check", run_id="manual__1", try_number=2)
+    event = failure_event({"ti": ti, "run_id": "manual__1",
+                           "exception": QualityCheckFailed("critical expectations failed:\n  transactions: x")})
+    assert event["kind"] == core.QUALITY_FAILED
+    assert event["event_id"] == "quality_failed:data_quality:manual__1:check"
+    assert "critical expectations failed" in event["detail"] and event["title"].endswith("data_quality.check")
+    other = failure_event({"ti": ti, "run_id": "manual__1", "exception": RuntimeError("boom")})
+    assert other["kind"] == core.DAG_FAILED and other["detail"] == "RuntimeError: boom"
+    run = failure_event({"dag": SimpleNamespace(dag_id="kpi_rollups"), "run_id": "r9", "reason": "task_failure"})
+    assert run["event_id"] == "dag_failed:kpi_rollups:r9" and run["detail"] == "task_failure"
+
+
+def test_a_secret_missing_from_the_workers_environment_is_a_retryable_failure_naming_the_variable():
+    import datetime as dt
+
+    from include.errors import DeliveryFailed
+    from include.jobs.notify import deliver
+
+    routes = core.parse_routes(FIRST)
+    [entry] = core.outbox_entries([{"kind": core.ALERT, "id": "T1:high_amount", "rule": "high_amount",
+                                    "severity": "high"}], routes, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
+    with pytest.raises(DeliveryFailed, match="URL variable HOOK_URL is not set"):
+        deliver(entry, routes.destinations["hook"], {}, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
+    with pytest.raises(DeliveryFailed, match="secret variable HOOK_SECRET is not set"):
+        deliver(entry, routes.destinations["hook"], {"HOOK_URL": "http://127.0.0.1:9/x"},
+                dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
