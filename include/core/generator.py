@@ -352,17 +352,24 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
     end = np.datetime64(spec.start.isoformat(), "s") + np.timedelta64(spec.days * 86400, "s")
 
     rows: list[dict] = []
+    victims: list[int] = []
     for n_incident, k in enumerate(kinds):
         pattern = PATTERNS[k]
         incident = f"F{spec.seed}-{n_incident:06d}"
-        u = int(rng.choice(eligible))
+        # one incident per victim while victims last: a second attack on a taken-over account
+        # would meet the first one's traces (its city, its payment method) as "usual"
+        fresh_victims = np.setdiff1d(eligible, victims) if len(victims) < eligible.size else eligible
+        u = int(rng.choice(fresh_victims))
+        victims.append(u)
         history = slice(first[u], first[u] + count[u])
         times, places, methods = ts_arr[history], loc_arr[history], pay_arr[history]
         after = 3 if count[u] >= 4 else 0
         lo = times[after] if count[u] else np.datetime64(spec.start.isoformat(), "s")
         span = max(int((end - lo) / np.timedelta64(1, "s")) - 7200, 1)
         t0 = lo + np.timedelta64(int(rng.integers(60, span + 60)), "s")
-        home = places[after] if count[u] else "Mumbai"
+        # where the user is at t0 (a traveller may be away): the place of the latest row before it
+        where = int(np.searchsorted(times, t0, side="right")) - 1
+        home = places[max(where, 0)] if count[u] else "Mumbai"
         base = {"user": u, "payment_method": "Credit Card", "product": "Smartphone", "category": "Electronics",
                 "quantity": 1, "status": "success", "type": "purchase", "fraud_label": pattern,
                 "fraud_incident": incident, "home": home, "behaviour": "", "delay": 0}
