@@ -346,7 +346,11 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
     amount_arr = by_user["amount"].to_numpy()
     first = np.searchsorted(users_arr, np.arange(spec.users), side="left")
     count = np.searchsorted(users_arr, np.arange(spec.users), side="right") - first
-    eligible = np.flatnonzero(count >= 4)  # enough history for "usual" locations to exist
+    # enough history for "usual" locations to exist; travellers are left out (an incident during
+    # their flight would put the genuine user in two places, which no detector can call clean)
+    travelling = np.zeros(spec.users, dtype=bool)
+    travelling[clean.loc[clean["behaviour"].to_numpy() == "traveller", "user"].unique().astype(int)] = True
+    eligible = np.flatnonzero((count >= 4) & ~travelling)
     if eligible.size == 0:
         eligible = np.arange(spec.users)
     end = np.datetime64(spec.start.isoformat(), "s") + np.timedelta64(spec.days * 86400, "s")
