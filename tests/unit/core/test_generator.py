@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from cli import main
-from include.core.backtest import normalise_rows
 from include.core import geo
+from include.core.backtest import normalise_rows
 from include.core.generator import BEHAVIOURS, PATTERNS, GeneratorError, GeneratorSpec, generate
 
 
@@ -136,7 +136,8 @@ def test_zero_fraud_rate_gives_clean_data():
 @pytest.mark.parametrize("spec", [GeneratorSpec(rows=0, users=1), GeneratorSpec(rows=10, users=0),
                                   GeneratorSpec(rows=10, users=1, fraud_rate=0.9),
                                   GeneratorSpec(rows=10, users=1, late_share=0.7),
-                                  GeneratorSpec(rows=10, users=1, checkout_share=0.3, sale_share=0.3, payday_share=0.1)])
+                                  GeneratorSpec(rows=10, users=1, checkout_share=0.3, sale_share=0.3,
+                                                payday_share=0.1)])
 def test_bad_arguments_are_refused(spec):
     with pytest.raises(GeneratorError):
         generate(spec)
