@@ -19,9 +19,7 @@ from include.core.backtest import normalise_rows, render, run_backtest, to_json
 from include.core.generator import BEHAVIOURS, PATTERNS, GeneratorSpec, generate
 from include.core.rules import load_rules, parse_rules
 from tests.fixtures.browser import ARTIFACTS
-
-# the realistic day: `txnmon generate --rows 10000 --users 3000 --fraud-rate 0.03 --seed <seed>`
-REALISTIC_DAY = {"rows": 10_000, "users": 3_000, "fraud_rate": 0.03}
+from tests.fixtures.datasets import REALISTIC_DAY
 
 
 def _backtest(seed: int, rules_text: str | None = None):
