@@ -31,7 +31,14 @@ def print_explanation(why: dict[str, Any] | None, indent: str = "  ") -> None:
         return
     params = ", ".join(f"{k}={v}" for k, v in why.get("params", {}).items()
                        if v is not None and k not in ("severity", "score") and not isinstance(v, dict))
+    if why.get("typology"):  # weighted signals: the weights and thresholds, then each present signal
+        p = why.get("params", {})
+        params = ("weights " + ", ".join(f"{k}={v:g}" for k, v in p.get("signals", {}).items())
+                  + "; thresholds " + ", ".join(f"{k}={v:g}" for k, v in p.get("thresholds", {}).items()))
     print(f"{indent}parameters: {params}")
+    for sig in why.get("signals", []):
+        settings = ", ".join(f"{k}={v}" for k, v in sig.get("params", {}).items())
+        print(f"{indent}  signal {sig['signal']} (+{sig['weight']:g}): {sig['reason']} [{settings}]")
     if why.get("measured"):
         print(f"{indent}measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))
     if why.get("counted"):
