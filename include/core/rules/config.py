@@ -196,8 +196,8 @@ class RefundsSignal(SignalBase):
 
 
 class VelocitySignal(SignalBase):
-    """Purchases in a window, where a multi-item checkout (same payment method and place, within
-    `checkout_gap` of the checkout's first item) counts as one."""
+    """Purchases in a window, where a multi-item checkout (same payment method and place, less than
+    `checkout_gap` after the checkout's first item) counts as one."""
 
     min_count: int = Field(4, ge=2)           # at least this many checkouts (this one included) ...
     window: Duration = dt.timedelta(minutes=10)

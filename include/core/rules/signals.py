@@ -188,13 +188,13 @@ def refunds_signal(event: Event, prior: Sequence[Event], cfg: RefundsSignal) -> 
 
 def checkouts(events: Sequence[Event], gap: dt.timedelta) -> list[list[Event]]:
     """Purchases (in event-time order) grouped into checkouts: a multi-item checkout is the items
-    with the same payment method and place within `gap` of its first item, one purchase."""
+    with the same payment method and place less than `gap` after its first item, one purchase."""
     out: list[list[Event]] = []
     for e in events:
         if out:
             first = out[-1][0]
             if (e.payment_method == first.payment_method and e.location == first.location
-                    and e.event_time - first.event_time <= gap):
+                    and e.event_time - first.event_time < gap):
                 out[-1].append(e)
                 continue
         out.append([e])
