@@ -79,8 +79,11 @@ def _micros(t: dt.datetime) -> int:
 
 
 def _text(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) <= 0xFFFF:
+        return raw
     # a length is 16 bits: longer text (never seen in the contract's fields) is cut, whole characters kept
-    return value.encode("utf-8")[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
+    return raw[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
 
 
 def pack_events(events: list[Event]) -> bytes:
@@ -100,6 +103,20 @@ def unpack_events(blob: bytes) -> list[Event]:
     (count,) = _COUNT.unpack_from(blob)
     at = _COUNT.size + count * _FIXED.size
     out = []
+    tail = blob[at:]
+    if tail.isascii():
+        # the usual case: one decode for every text, sliced by the byte lengths (equal to characters)
+        text = tail.decode("ascii")
+        i = 0
+        for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
+            a = i + n_id
+            b = a + n_loc
+            c = b + n_type
+            d = c + n_status
+            i = d + n_pay
+            out.append(Event(EPOCH + micros * _MICROSECOND, text[a - n_id:a], text[a:b], amount, text[b:c],
+                             text[c:d], text[d:i]))
+        return out
     for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
         texts = []
         for n in (n_id, n_loc, n_type, n_status, n_pay):

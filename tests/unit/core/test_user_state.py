@@ -107,3 +107,20 @@ def test_an_unknown_changelog_format_is_refused_with_what_to_do():
 
     with pytest.raises(ValueError, match=r"unknown user state format 9.*newer txnmon"):
         decode_user_state(bytes([9, 0, 0, 0, 0]))
+
+
+ascii_texts = st.text(alphabet=st.characters(max_codepoint=127), max_size=40)
+ascii_events = st.builds(
+    Event,
+    event_time=st.integers(min_value=-10**12, max_value=10**12).map(lambda us: T0 + dt.timedelta(microseconds=us)),
+    transaction_id=ascii_texts, location=ascii_texts,
+    amount=st.floats(allow_nan=False, allow_infinity=False), type=ascii_texts, status=ascii_texts,
+    payment_method=ascii_texts,
+)
+
+
+@given(st.lists(ascii_events, max_size=30))
+def test_ascii_histories_take_the_one_decode_path_and_round_trip_too(evs):
+    blob = pack_events(evs)
+    assert blob[4 + len(evs) * 32:].isascii()  # 4-byte count, 32 fixed bytes per event: the fast path
+    assert unpack_events(blob) == evs
