@@ -122,7 +122,7 @@ def cmd_lists(settings: Settings, args: argparse.Namespace) -> int:
     store = MongoStore(settings)
     if args.lists_command == "add":
         e = lists.add_entry(store, args.list, args.value, reason=args.reason, by=args.by, expires_at=args.expires,
-                            rule=args.rule)
+                            rule=args.rule, known_rules=lists.known_rule_names(settings.rules_file))
         print(f"{e['_id']}: added by {e['added_by']}" + (f", expires {_t(e['expires_at'])}" if e["expires_at"] else ""))
     elif args.lists_command == "remove":
         e = lists.remove_entry(store, args.list, args.value, rule=args.rule, by=args.by)
