@@ -174,7 +174,10 @@ class FastTravelSignal(SignalBase):
 
 
 class FarFromUsualSignal(SignalBase):
-    min_km: float = Field(2_000, gt=0)        # further than this from every place used in the lookback
+    """Further than `min_km` from every place the user used within the lookback (cities missing from
+    the coordinates table are not measured)."""
+
+    min_km: float = Field(2_000, gt=0)
     lookback: Duration = dt.timedelta(days=30)
     min_history: int = Field(3, ge=1)
 

@@ -21,6 +21,7 @@ from include.core import geo
 from include.core.rules.config import (
     AmountVsUsualSignal,
     DeclinesSignal,
+    FarFromUsualSignal,
     FastTravelSignal,
     HighAmountSignal,
     NewLocationSignal,
@@ -160,6 +161,26 @@ def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSign
                     f"faster than {cfg.max_speed_kmh:,.0f} km/h", (last,), measured)
 
 
+def far_from_usual_signal(event: Event, prior: Sequence[Event], cfg: FarFromUsualSignal) -> Evidence | None:
+    here = geo.lookup(event.location)
+    if here is None:
+        return None
+    history = _within(prior, event.event_time - cfg.lookback)
+    if len(history) < cfg.min_history:
+        return None
+    places = {e.location.casefold(): e.location for e in history}
+    if event.location.casefold() in places:
+        return None
+    known = [(name, city) for name in places.values() if (city := geo.lookup(name)) is not None]
+    if not known:
+        return None  # no usual place on the map: nothing to measure from
+    nearest, km = min(((name, geo.distance_km(here, city)) for name, city in known), key=lambda x: x[1])
+    if km <= cfg.min_km:
+        return None
+    return Evidence(f"{event.location} is {km:,.0f} km from the nearest usual place ({nearest})", tuple(history),
+                    {"location": event.location, "nearest_usual": nearest, "distance_km": round(km, 1)})
+
+
 def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, min_count: int, what: str,
                   matches: Callable[[Event], bool]) -> Evidence | None:
     if not matches(event):
@@ -220,13 +241,14 @@ SignalFn = Callable[[Event, Sequence[Event], Any], "Evidence | None"]
 SIGNALS: dict[str, SignalFn] = {
     "high_amount": high_amount_signal, "amount_vs_usual": amount_vs_usual_signal,
     "new_location": new_location_signal, "new_payment_method": new_payment_method_signal,
-    "fast_travel": fast_travel_signal, "tiny_amounts": tiny_amounts_signal, "declines": declines_signal,
+    "fast_travel": fast_travel_signal, "far_from_usual": far_from_usual_signal,
+    "tiny_amounts": tiny_amounts_signal, "declines": declines_signal,
     "refunds": refunds_signal, "velocity": velocity_signal,
 }
 # evaluation order within a typology: those that look at the transaction alone first, then short
 # windows, then the long lookbacks
 COST = {"high_amount": 0, "tiny_amounts": 1, "declines": 1, "refunds": 1, "amount_vs_usual": 2, "velocity": 3,
-        "fast_travel": 3, "new_location": 4, "new_payment_method": 4}
+        "fast_travel": 3, "new_location": 4, "new_payment_method": 4, "far_from_usual": 5}
 
 
 class TypologyPlan(NamedTuple):

@@ -162,3 +162,25 @@ def test_a_typology_may_reuse_a_rules_name_once_that_rule_is_off():
     rules = parse_rules("rules:\n  velocity: {enabled: false}\n"
                         "typologies:\n  velocity: {signals: {velocity: 100}, thresholds: {medium: 100}}\n")
     assert list(rules.typologies) == ["velocity"] and rules.used_signals() == ["velocity"]
+
+
+def test_every_signal_of_the_catalogue_has_a_function_and_a_cost():
+    from typing import get_args
+
+    from include.core.rules.config import SignalName, Signals
+    from include.core.rules.signals import COST, SIGNALS
+
+    assert set(SIGNALS) == set(COST) == set(Signals.model_fields) == set(get_args(SignalName))
+
+
+def test_far_from_usual_measures_from_the_nearest_usual_place():
+    rules = parse_rules("rules:\n  unusual_location: {enabled: false}\n  impossible_travel: {enabled: false}\n"
+                        "  high_value_unusual_location: {enabled: false}\n"
+                        "typologies:\n  overseas: {signals: {far_from_usual: 100}, thresholds: {low: 100}}\n")
+    fired = run([*HOME, tx("near", 300, location="Delhi"), tx("far", 400, location="London"),
+                 tx("nowhere", 500, location="Atlantis")], rules)
+    assert fired["near"] == {} and fired["far"] == {"overseas": "low"} and fired["nowhere"] == {}
+    detector = Detector(rules)
+    hits = [h for r in [*HOME, tx("far", 400, location="London")] for h in detector.observe(r)]
+    measured = hits[0].explanation["signals"][0]["measured"]
+    assert measured["nearest_usual"] == "Mumbai" and 7_000 < measured["distance_km"] < 7_400
