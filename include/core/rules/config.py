@@ -239,7 +239,7 @@ class Typology(_Strict):
         levels = [self.thresholds[s] for s in ("low", "medium", "high") if s in self.thresholds]
         if levels != sorted(levels) or len(set(levels)) != len(levels):
             raise ValueError("thresholds must rise with severity (low < medium < high)")
-        if max(levels) <= 0:
+        if min(levels) <= 0:
             raise ValueError("thresholds must be positive")
         if sum(w for w in self.signals.values() if w > 0) < min(levels):
             raise ValueError("the signals' weights can never reach the lowest threshold")

@@ -147,6 +147,7 @@ def test_a_hot_reload_switches_typologies_and_keeps_history():
     ("typologies:\n  x: {signals: {no_such: 10}, thresholds: {low: 5}}\n", "typologies.x.signals.no_such"),
     ("typologies:\n  x: {signals: {refunds: 10}, thresholds: {low: 50}}\n", "can never reach"),
     ("typologies:\n  x: {signals: {refunds: 100}, thresholds: {low: 90, high: 50}}\n", "rise with severity"),
+    ("typologies:\n  x: {signals: {refunds: 100}, thresholds: {low: 0, high: 50}}\n", "must be positive"),
     ("typologies:\n  x: {signals: {refunds: 100}, thresholds: {urgent: 50}}\n", "typologies.x.thresholds.urgent"),
     ("typologies:\n  velocity: {signals: {velocity: 100}, thresholds: {low: 50}}\n", "share a name"),
     ("typologies:\n  Bad-Name: {signals: {velocity: 100}, thresholds: {low: 50}}\n", "typologies.Bad-Name"),
