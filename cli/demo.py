@@ -140,6 +140,10 @@ def main() -> int:
     bt = run_backtest(txs, load_rules(settings.rules_file), rejected)
     caught = sum(p["caught"] for p in bt.recall_by_pattern.values())
     incidents = sum(p["incidents"] for p in bt.recall_by_pattern.values())
+    serious = (bt.false_by_severity.get("medium", 0) + bt.false_by_severity.get("high", 0)) / max(
+        bt.clean_transactions, 1)
+    worst = max(bt.false_by_behaviour.items(), key=lambda kv: kv[1]["rate"], default=None)
+    worst_text = f"{worst[0]} {worst[1]['rate']:.2%}" if worst else "n/a"
     for _ in range(30):
         if _port_open(DASHBOARD_PORT):
             break
@@ -157,7 +161,8 @@ def main() -> int:
       alerts by rule:            {', '.join(f'{k} {v:,}' for k, v in sorted(alerts.items())) or 'none'}
       notifications:             {notifications} (routes: {settings.notify_routes_file})
       injected fraud caught:     {caught}/{incidents} incidents; false alerts on {bt.false_alert_rate or 0:.2%} of
-                                 clean transactions (offline check with the same rules)
+                                 clean transactions ({serious:.2%} medium or high; the most alerted clean
+                                 behaviour: {worst_text}) (offline check with the same rules)
 
       The processor, the notify worker and the dashboard keep running; `make down` stops them and the stack.""")
     return 0

@@ -31,7 +31,14 @@ def print_explanation(why: dict[str, Any] | None, indent: str = "  ") -> None:
         return
     params = ", ".join(f"{k}={v}" for k, v in why.get("params", {}).items()
                        if v is not None and k not in ("severity", "score") and not isinstance(v, dict))
+    if why.get("typology"):  # weighted signals: the weights and thresholds, then each present signal
+        p = why.get("params", {})
+        params = ("weights " + ", ".join(f"{k}={v:g}" for k, v in p.get("signals", {}).items())
+                  + "; thresholds " + ", ".join(f"{k}={v:g}" for k, v in p.get("thresholds", {}).items()))
     print(f"{indent}parameters: {params}")
+    for sig in why.get("signals", []):
+        settings = ", ".join(f"{k}={v}" for k, v in sig.get("params", {}).items())
+        print(f"{indent}  signal {sig['signal']} (+{sig['weight']:g}): {sig['reason']} [{settings}]")
     if why.get("measured"):
         print(f"{indent}measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))
     if why.get("counted"):
@@ -115,7 +122,7 @@ def cmd_lists(settings: Settings, args: argparse.Namespace) -> int:
     store = MongoStore(settings)
     if args.lists_command == "add":
         e = lists.add_entry(store, args.list, args.value, reason=args.reason, by=args.by, expires_at=args.expires,
-                            rule=args.rule)
+                            rule=args.rule, known_rules=lists.known_rule_names(settings.rules_file))
         print(f"{e['_id']}: added by {e['added_by']}" + (f", expires {_t(e['expires_at'])}" if e["expires_at"] else ""))
     elif args.lists_command == "remove":
         e = lists.remove_entry(store, args.list, args.value, rule=args.rule, by=args.by)

@@ -143,15 +143,46 @@ def alerts(db, w: queries.Window, rules: list[str]) -> None:
     show_table(shown.set_index("event_time"), "alerts")
 
 
+def _share(p: float | None) -> str:
+    return "n/a" if p is None or p != p else f"{p:.0%}"
+
+
 def rule_quality(db) -> None:
     st.subheader("Rule quality (from analysts' dispositions)")
     rows = triage.rule_quality(db)
     if not rows:
         st.info("No alerts marked yet: mark one below or with `txnmon alerts mark`.")
-        return
-    frame = pd.DataFrame(rows)
-    frame["precision"] = frame["precision"].map(lambda p: "n/a" if p is None or p != p else f"{p:.0%}")
-    show_table(frame.set_index("rule"), "rule-quality")
+    else:
+        frame = pd.DataFrame(rows)
+        frame["precision"] = frame["precision"].map(_share)
+        show_table(frame.set_index("rule"), "rule-quality")
+        by_severity = pd.DataFrame(triage.severity_quality(db))
+        by_severity["false_share"] = by_severity["false_share"].map(_share)
+        show_caption("By severity: false_share = marked false positive / marked.")
+        show_table(by_severity.set_index("severity"), "severity-quality")
+    labelled_quality(db)
+
+
+def labelled_quality(db) -> None:
+    """What `txnmon backtest` reports, from the labels of a replayed `txnmon generate` file."""
+    report = triage.labelled_quality(db)
+    if not report["patterns"] and not report["behaviours"]:
+        return  # unlabelled data: nothing to show
+    st.subheader("Detection on labelled data (replayed `txnmon generate` files)")
+    left, right = st.columns(2)
+    with left:
+        if report["patterns"]:
+            frame = pd.DataFrame(report["patterns"])
+            frame["recall"] = frame["recall"].map(lambda r: f"{r:.1%}")
+            show_table(frame.set_index("pattern"), "labelled-patterns")
+    with right:
+        if report["behaviours"]:
+            frame = pd.DataFrame(report["behaviours"])
+            frame["rate"] = frame["rate"].map(lambda r: f"{r:.2%}")
+            show_table(frame.set_index("behaviour"), "labelled-behaviours")
+            total = report["overall"][0]
+            show_caption(f"False alerts on {total['false_alerts']:,} of {total['transactions']:,} clean "
+                         f"transactions ({total['rate']:.2%}).")
 
 
 def rejected_and_shadow(db, w: queries.Window) -> None:

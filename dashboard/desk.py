@@ -52,6 +52,8 @@ def _explain(why: dict[str, Any] | None) -> str:
               if v is not None and k not in ("severity", "score") and not isinstance(v, dict | list)}
     if params:
         parts.append("params: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    for sig in why.get("signals", []):  # a typology: each present signal, its weight and what it saw
+        parts.append(f"{sig['signal']} +{sig['weight']:g}: {sig['reason']}")
     if why.get("measured"):
         parts.append("measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))
     if why.get("counted"):

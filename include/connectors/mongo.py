@@ -205,6 +205,10 @@ class MongoStore:
         tx.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
         tx.create_index([("event_time", ASCENDING)], name="event_time")
         tx.create_index([("processed_time", ASCENDING)], name="processed_time")
+        # the rule-quality view's labelled-data tables (replayed `txnmon generate` files carry these
+        # fields; sparse: unlabelled production traffic pays nothing)
+        tx.create_index([("behaviour", ASCENDING)], name="labelled_behaviour", sparse=True)
+        tx.create_index([("fraud_incident", ASCENDING)], name="labelled_incident", sparse=True)
         alerts = db[ALERTS]
         alerts.create_index([("created_at", DESCENDING)], name="created_at")
         alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")

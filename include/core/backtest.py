@@ -19,6 +19,9 @@ from include.core.rules import Detector, RuleSet
 
 LABEL = "fraud_label"
 INCIDENT = "fraud_incident"
+BEHAVIOUR = "behaviour"  # the clean behaviour a generated row shows (include/core/generator.py)
+SEVERITIES = ("low", "medium", "high")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 @dataclass
@@ -38,6 +41,10 @@ class BacktestResult:
     false_alert_rate: float | None = None
     clean_transactions: int = 0
     false_alerts: int = 0
+    # clean transactions with a false alert, by the highest severity among its live hits
+    false_by_severity: dict[str, int] = field(default_factory=dict)
+    # clean behaviour -> {"transactions", "false_alerts", "rate", "by_severity"}
+    false_by_behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # alert id -> reason
 
 
@@ -68,6 +75,7 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
     detector = Detector(ruleset)
     result = BacktestResult(ruleset.version, len(transactions), rejected)
     hits_by_tx: dict[str, set[str]] = defaultdict(set)
+    severity_of: dict[str, str] = {}  # transaction -> highest severity of its live hits
     total = len(transactions)
     for i, tx in enumerate(transactions):
         if progress is not None and i % 10_000 == 0:
@@ -79,6 +87,9 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
                 result.shadow_alerts.add(alert_id)
                 continue
             hits_by_tx[tx["transaction_id"]].add(hit.rule)  # a suppressed repeat still detects
+            known = severity_of.get(tx["transaction_id"])
+            if known is None or _RANK.get(hit.severity, 0) > _RANK.get(known, 0):
+                severity_of[tx["transaction_id"]] = hit.severity
             if hit.suppressed_by:
                 result.suppressed_by_rule[hit.rule] += 1
                 continue
@@ -89,14 +100,17 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
     if progress is not None:
         progress(total, total)
     if transactions and LABEL in transactions[0]:
-        _measure(result, transactions, hits_by_tx)
+        _measure(result, transactions, hits_by_tx, severity_of)
     return result
 
 
-def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: Mapping[str, set[str]]) -> None:
+def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: Mapping[str, set[str]],
+             severity_of: Mapping[str, str]) -> None:
     result.labelled = True
     incidents: dict[str, tuple[str, list[str]]] = {}
     clean = fraud_alerted = 0
+    by_severity: Counter[str] = Counter()
+    behaviours: dict[str, list[Any]] = defaultdict(lambda: [0, 0, Counter()])
     for tx in transactions:
         label = tx.get(LABEL) or ""
         if label:
@@ -105,8 +119,14 @@ def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: M
                 fraud_alerted += 1
         elif not tx.get(INCIDENT):
             clean += 1
+            row = behaviours[str(tx.get(BEHAVIOUR) or "unlabelled")]
+            row[0] += 1
             if tx["transaction_id"] in hits:
                 result.false_alerts += 1
+                severity = severity_of[tx["transaction_id"]]
+                by_severity[severity] += 1
+                row[1] += 1
+                row[2][severity] += 1
     per_pattern: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for label, tx_ids in incidents.values():
         expected = set(PATTERN_RULES.get(label, ()))
@@ -121,6 +141,12 @@ def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: M
     result.precision = fraud_alerted / alerted if alerted else None
     result.clean_transactions = clean
     result.false_alert_rate = result.false_alerts / clean if clean else None
+    result.false_by_severity = {s: by_severity.get(s, 0) for s in SEVERITIES}
+    if set(behaviours) != {"unlabelled"}:  # a file that labels behaviours (txnmon generate)
+        result.false_by_behaviour = {
+            name: {"transactions": n, "false_alerts": f, "rate": f / n if n else 0.0,
+                   "by_severity": {s: sev.get(s, 0) for s in SEVERITIES}}
+            for name, (n, f, sev) in sorted(behaviours.items())}
 
 
 @dataclass
@@ -152,6 +178,11 @@ def to_json(result: BacktestResult, comparison: Comparison | None = None, baseli
             "false_alert_rate": result.false_alert_rate,
             "false_alerts": result.false_alerts,
             "clean_transactions": result.clean_transactions,
+            "false_alerts_by_severity": result.false_by_severity,
+            "false_alert_rate_by_severity": {
+                s: n / result.clean_transactions if result.clean_transactions else None
+                for s, n in result.false_by_severity.items()},
+            "false_alerts_by_behaviour": result.false_by_behaviour,
         }
     if comparison is not None and baseline is not None:
         doc["baseline"] = {"rules_version": baseline.rules_version, "alerts": len(baseline.alerts),
@@ -195,6 +226,18 @@ def render(doc: dict[str, Any]) -> str:
         lines += ["", f"  precision (alerted transactions that are fraud): {precision}",
                   f"  false alerts on clean transactions: {q['false_alerts']:,} of {q['clean_transactions']:,} "
                   f"({rate})"]
+        clean_n = q["clean_transactions"]
+        by_sev = q.get("false_alerts_by_severity") or {}
+        if clean_n and by_sev:
+            lines.append("  by highest severity: " + ", ".join(
+                f"{s} {n:,} ({n / clean_n:.2%})" for s, n in by_sev.items()))
+        if q.get("false_alerts_by_behaviour"):
+            lines += ["", f"  {'clean behaviour':<30}{'transactions':>13}{'false alerts':>13}{'rate':>9}"
+                          f"{'low':>6}{'medium':>8}{'high':>6}"]
+            for name, b in q["false_alerts_by_behaviour"].items():
+                sev = b["by_severity"]
+                lines.append(f"  {name:<30}{b['transactions']:>13,}{b['false_alerts']:>13,}{b['rate']:>9.2%}"
+                             f"{sev['low']:>6,}{sev['medium']:>8,}{sev['high']:>6,}")
     if "baseline" in doc:
         lines += ["", f"  vs baseline {doc['baseline']['rules_version']}: +{doc['added']['count']:,} alerts added, "
                       f"-{doc['dropped']['count']:,} dropped"]

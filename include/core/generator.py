@@ -1,18 +1,30 @@
 """Synthetic, labelled e-commerce transactions: `txnmon generate`.
 
-Clean traffic: users with a home city (a few travel for a day), a product catalogue with
-prices and categories, a payment-method mix, a daily traffic curve, failed payments and
-refunds. Injected fraud, labelled in `fraud_label` and grouped by `fraud_incident`:
+Clean traffic behaves like real shoppers, each row labelled in `behaviour`:
 
-  burst                   5-8 purchases by one user within a few minutes
-  impossible_travel       a purchase far away minutes after one at home
-  high_value_new_location a big purchase in a city the user never used
-  high_amount             one purchase far above the user's usual basket
-  refund_abuse            3-5 refunds within a few hours
-  card_testing            3-6 failed payments within minutes
+  ordinary             users with a home city, a product catalogue with prices and categories,
+                       a payment-method mix, a daily traffic curve, some failed payments and refunds
+  traveller            a flight to a city 1,000-1,500 km away, then ordinary purchases there,
+                       three or more hours after the last one at home
+  multi_item_checkout  three or four items in the same minute, same payment method and place
+  declined_retry       a declined payment, then the same amount paid a minute or two later
+                       (half of the time with another of the user's payment methods)
+  payday               payday purchases from the dear end of the catalogue
+  sales_spike          an evening flash sale: many users buying within the same hour
+  late_arrival         an ordinary row that reaches the pipeline a few minutes late (the file is
+                       in arrival order; `timestamp` stays the event time)
 
-The same seed gives the same file, byte for byte. Vectorised with numpy: a million rows in
-seconds, so detection quality can be measured on realistic volumes.
+Injected fraud, labelled in `fraud_label` and grouped by `fraud_incident`:
+
+  burst             5-8 gift-card purchases by one user, one every minute or two
+  impossible_travel a purchase abroad minutes after one at home
+  account_takeover  a big purchase in a city the user never used, with a payment method never used
+  high_amount       one purchase far above the user's usual basket
+  refund_abuse      3-5 refunds within a few hours
+  card_testing      3-6 tiny payments within minutes, most of them declined
+
+The same seed gives the same file, byte for byte. Vectorised with numpy where it matters: a
+million rows in seconds, so detection quality can be measured on realistic volumes.
 """
 
 from __future__ import annotations
@@ -25,22 +37,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from include.core import geo
 from include.errors import UsageError
 
-PATTERNS = ("burst", "impossible_travel", "high_value_new_location", "high_amount", "refund_abuse",
-            "card_testing")
-# the rule that is expected to catch each pattern (what recall is measured against)
+PATTERNS = ("burst", "impossible_travel", "account_takeover", "high_amount", "refund_abuse", "card_testing")
+# the typology (or single-condition rule) expected to catch each pattern: what recall is measured
+# against (the rule of rules-file version 1 second, so both generations can be backtested)
 PATTERN_RULES = {
     "burst": ("velocity",),
     "impossible_travel": ("impossible_travel",),
-    "high_value_new_location": ("high_value_unusual_location",),
+    "account_takeover": ("account_takeover", "high_value_unusual_location"),
     "high_amount": ("high_amount",),
-    "refund_abuse": ("excessive_refunds",),
-    "card_testing": ("repeated_failed_payments",),
+    "refund_abuse": ("refund_abuse", "excessive_refunds"),
+    "card_testing": ("card_testing", "repeated_failed_payments"),
 }
 PATTERN_WEIGHTS = np.array([0.2, 0.15, 0.2, 0.15, 0.15, 0.15])
-ROWS_PER_PATTERN = {"burst": 6.5, "impossible_travel": 1, "high_value_new_location": 1, "high_amount": 1,
+ROWS_PER_PATTERN = {"burst": 6.5, "impossible_travel": 1, "account_takeover": 1, "high_amount": 1,
                     "refund_abuse": 4, "card_testing": 4.5}
+BEHAVIOURS = ("ordinary", "traveller", "multi_item_checkout", "declined_retry", "payday", "sales_spike",
+              "late_arrival")
 
 HOME_CITIES = np.array(["Mumbai", "Delhi", "Bangalore", "Chennai", "Kolkata", "Hyderabad", "Pune", "Ahmedabad",
                         "Jaipur", "Lucknow", "Surat", "Nagpur", "Indore", "Chandigarh", "Kochi"])
@@ -71,9 +86,8 @@ CATALOGUE_WEIGHTS = np.array([6, 3, 6, 4, 2, 2, 6, 4, 10, 8, 6, 5, 5, 4, 9, 8, 8
 HOURLY = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 4, 4.5, 5, 5.5, 5, 4.5, 4.5, 5, 5.5, 6.5, 7.5, 8, 7, 5,
                    2.5], dtype=float)
 
-FAILED_RATE = 0.02
+FAILED_RATE = 0.015
 REFUND_RATE = 0.012
-TRAVELLER_SHARE = 0.08  # users who spend one day in another Indian city
 
 
 class GeneratorError(UsageError):
@@ -88,6 +102,14 @@ class GeneratorSpec:
     seed: int = 42
     start: dt.date = dt.date(2025, 10, 1)
     days: int = 1
+    # realistic clean behaviours (see the module's docstring); 0 turns one off
+    traveller_share: float = 0.08      # of users: one trip in the period
+    checkout_share: float = 0.05       # of rows: the first item of a multi-item checkout
+    retry_share: float = 0.02          # of rows: a declined payment retried
+    payday_share: float = 0.04         # of rows: a payday purchase from the dear end of the catalogue
+    sale_share: float = 0.05           # of rows: bought in the day's flash-sale hour
+    late_share: float = 0.03           # of rows: arriving late
+    max_delay_s: int = 600             # a late row arrives up to this long after its event time
 
     def validate(self) -> None:
         if self.rows < 1:
@@ -98,6 +120,16 @@ class GeneratorSpec:
             raise GeneratorError("--fraud-rate must be between 0 and 0.5")
         if self.days < 1:
             raise GeneratorError("--days must be at least 1")
+        shares = {"traveller_share": self.traveller_share, "checkout_share": self.checkout_share,
+                  "retry_share": self.retry_share, "payday_share": self.payday_share,
+                  "sale_share": self.sale_share, "late_share": self.late_share}
+        for name, value in shares.items():
+            if not 0 <= value <= 0.5:
+                raise GeneratorError(f"{name} must be between 0 and 0.5, got {value}")
+        if sum(shares.values()) - self.traveller_share > 0.6:
+            raise GeneratorError("the clean behaviours' row shares add up to more than 0.6")
+        if self.max_delay_s < 1:
+            raise GeneratorError("max_delay_s must be at least 1")
 
 
 def _p(weights: np.ndarray) -> np.ndarray:
@@ -118,11 +150,6 @@ def _clean(spec: GeneratorSpec, n: int, rng: np.random.Generator) -> pd.DataFram
     ts = start + (day * 86400 + hour * 3600 + second).astype("timedelta64[s]")
 
     location = home[user]
-    traveller = rng.random(users) < TRAVELLER_SHARE
-    trip_day = rng.integers(0, spec.days, size=users)
-    away = rng.choice(HOME_CITIES, size=users)
-    on_trip = traveller[user] & (trip_day[user] == day) & (away[user] != home[user])
-    location = np.where(on_trip, away[user], location)
 
     item = rng.choice(len(CATALOGUE), size=n, p=_p(CATALOGUE_WEIGHTS))
     price = np.array([c[2] for c in CATALOGUE], dtype=float)[item] * rng.uniform(0.9, 1.1, size=n)
@@ -137,8 +164,170 @@ def _clean(spec: GeneratorSpec, n: int, rng: np.random.Generator) -> pd.DataFram
         "user": user, "ts": ts, "amount": amount, "payment_method": PAYMENT_METHODS[pay], "location": location,
         "product": np.array([c[0] for c in CATALOGUE])[item], "category": np.array([c[1] for c in CATALOGUE])[item],
         "quantity": quantity, "status": status, "type": kind, "fraud_label": "", "fraud_incident": "",
-        "home": home[user],
+        "home": home[user], "behaviour": "ordinary", "delay": 0,
     })
+
+
+# --- realistic clean behaviours: each takes the clean rows and returns them changed or extended ---
+
+_CATALOGUE_PRICES = np.array([c[2] for c in CATALOGUE], dtype=float)
+_DEAR = np.flatnonzero(_CATALOGUE_PRICES >= 9_000)  # payday buys: electronics and appliances
+
+
+def _trip_destinations() -> dict[str, list[str]]:
+    """Home city -> the home cities 1,000-1,500 km from it (a domestic flight)."""
+    out: dict[str, list[str]] = {}
+    for a in HOME_CITIES:
+        ca = geo.lookup(str(a))
+        out[str(a)] = [str(b) for b in HOME_CITIES
+                       if b != a and ca is not None and (cb := geo.lookup(str(b))) is not None
+                       and 1_000 <= geo.distance_km(ca, cb) <= 1_500]
+    return out
+
+
+def _travel(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Travellers fly 1,000-1,500 km: their rows after a split are at the destination, at least
+    three hours (plus up to two more) after their last row at home."""
+    if spec.traveller_share == 0 or df.empty:
+        return df
+    destinations = _trip_destinations()
+    df = df.sort_values(["user", "ts"], kind="stable").reset_index(drop=True)
+    users_arr = df["user"].to_numpy()
+    bounds = np.flatnonzero(np.diff(users_arr)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(df)]))
+    travels = rng.random(len(starts)) < spec.traveller_share
+    ts = df["ts"].to_numpy().copy()
+    location = df["location"].to_numpy().copy()
+    behaviour = df["behaviour"].to_numpy().copy()
+    for first, end, travelling in zip(starts, ends, travels, strict=True):
+        if not travelling or end - first < 2:
+            continue
+        split = int(rng.integers(first + 1, end))
+        options = destinations.get(str(location[first]), [])
+        if not options:
+            continue
+        gap = ts[split] - ts[split - 1]
+        need = np.timedelta64(3 * 3600 + int(rng.integers(0, 2 * 3600)), "s")
+        if gap < need:
+            ts[split:end] += need - gap
+        location[split:end] = options[int(rng.integers(len(options)))]
+        behaviour[split:end] = "traveller"
+    return df.assign(ts=ts, location=location, behaviour=behaviour)
+
+
+def _pick(df: pd.DataFrame, share: float, rng: np.random.Generator, of: np.ndarray | None = None) -> np.ndarray:
+    """Positions of about `share` of the rows, among ordinary successful purchases (or `of`)."""
+    pool = of if of is not None else np.flatnonzero(
+        (df["behaviour"].to_numpy() == "ordinary") & (df["status"].to_numpy() == "success")
+        & (df["type"].to_numpy() == "purchase"))
+    n = min(round(len(df) * share), len(pool))
+    return np.sort(rng.choice(pool, size=n, replace=False)) if n else np.array([], dtype=int)
+
+
+def _checkouts(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Multi-item checkouts: 2-3 more items with the first's user, method and place, in the same minute."""
+    firsts = _pick(df, spec.checkout_share, rng)
+    if firsts.size == 0:
+        return df
+    df = df.copy()
+    df.loc[df.index[firsts], "behaviour"] = "multi_item_checkout"
+    extra = np.repeat(firsts, rng.integers(2, 4, size=firsts.size))
+    items = df.iloc[extra].copy()
+    item = rng.choice(len(CATALOGUE), size=len(items), p=_p(CATALOGUE_WEIGHTS))
+    items["product"] = np.array([c[0] for c in CATALOGUE])[item]
+    items["category"] = np.array([c[1] for c in CATALOGUE])[item]
+    items["quantity"] = 1
+    items["amount"] = np.round(_CATALOGUE_PRICES[item] * rng.uniform(0.9, 1.1, size=len(items)), 2)
+    items["ts"] = items["ts"].to_numpy() + rng.integers(1, 50, size=len(items)).astype("timedelta64[s]")
+    return pd.concat([df, items], ignore_index=True)
+
+
+def _retries(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """A declined payment, then the same amount paid 30 s to 3 min later, half of the time with
+    another of the user's own payment methods (one the user paid with elsewhere in the data)."""
+    declined = _pick(df, spec.retry_share, rng)
+    if declined.size == 0:
+        return df
+    df = df.copy()
+    at = df.index[declined]
+    df.loc[at, "status"] = "failed"
+    df.loc[at, "behaviour"] = "declined_retry"
+    retry = df.loc[at].copy()
+    retry["status"] = "success"
+    retry["ts"] = retry["ts"].to_numpy() + rng.integers(30, 180, size=len(retry)).astype("timedelta64[s]")
+    methods_of = df.groupby("user")["payment_method"].agg(lambda m: sorted(set(m)))
+    switch = rng.random(len(retry)) < 0.5
+    retry["payment_method"] = [
+        (lambda own, cur: next((m for m in own if m != cur), cur))(methods_of[u], cur) if sw else cur
+        for u, cur, sw in zip(retry["user"], retry["payment_method"], switch, strict=True)]
+    return pd.concat([df, retry], ignore_index=True)
+
+
+def _payday(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Payday: some purchases from the dear end of the catalogue, at home, with the usual methods."""
+    rows = _pick(df, spec.payday_share, rng)
+    if rows.size == 0:
+        return df
+    df = df.copy()
+    item = rng.choice(_DEAR, size=rows.size)
+    at = df.index[rows]
+    df.loc[at, "product"] = np.array([c[0] for c in CATALOGUE])[item]
+    df.loc[at, "category"] = np.array([c[1] for c in CATALOGUE])[item]
+    df.loc[at, "quantity"] = 1
+    df.loc[at, "amount"] = np.round(_CATALOGUE_PRICES[item] * rng.uniform(0.9, 1.1, size=rows.size), 2)
+    df.loc[at, "behaviour"] = "payday"
+    return df
+
+
+def _sales_spike(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """A flash sale each day at 20:00-21:00 UTC: extra purchases by many users within that hour."""
+    n = round(len(df) * spec.sale_share)
+    if n == 0 or df.empty:
+        return df
+    # travellers are left out: a sale purchase during their flight would put them in two places
+    travellers = df.loc[df["behaviour"].to_numpy() == "traveller", "user"].unique()
+    pool = np.flatnonzero((df["behaviour"].to_numpy() == "ordinary") & (df["status"].to_numpy() == "success")
+                          & (df["type"].to_numpy() == "purchase") & ~df["user"].isin(travellers).to_numpy())
+    source = _pick(df, spec.sale_share, rng, of=pool)
+    buys = df.iloc[source].copy()
+    start = np.datetime64(spec.start.isoformat(), "s")
+    day = rng.integers(0, spec.days, size=len(buys))
+    buys["ts"] = start + (day * 86400 + 20 * 3600 + rng.integers(0, 3600, size=len(buys))).astype("timedelta64[s]")
+    item = rng.choice(len(CATALOGUE), size=len(buys), p=_p(CATALOGUE_WEIGHTS))
+    buys["product"] = np.array([c[0] for c in CATALOGUE])[item]
+    buys["category"] = np.array([c[1] for c in CATALOGUE])[item]
+    buys["amount"] = np.round(_CATALOGUE_PRICES[item] * rng.uniform(0.6, 0.8, size=len(buys)), 2)  # on sale
+    buys["quantity"] = 1
+    buys["behaviour"] = "sales_spike"
+    # the sale is where the user is at that time: the place of the user's latest row before it
+    buys = buys.assign(_order=np.arange(len(buys))).sort_values("ts", kind="stable")
+    rows = df[["user", "ts", "location"]].sort_values("ts", kind="stable").rename(columns={"location": "_there"})
+    placed = pd.merge_asof(buys, rows, on="ts", by="user", direction="backward")
+    placed["location"] = placed["_there"].where(placed["_there"].notna(), placed["location"])
+    buys = placed.sort_values("_order", kind="stable").drop(columns=["_order", "_there"])
+    return pd.concat([df, buys], ignore_index=True)
+
+
+def _late(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Some rows reach the pipeline late: `delay` seconds after their event time (ordinary rows so
+    delayed are labelled late_arrival; others keep their behaviour's label)."""
+    late = rng.random(len(df)) < spec.late_share
+    if not late.any():
+        return df
+    df = df.copy()
+    delay = df["delay"].to_numpy().copy()
+    delay[late] = rng.integers(60, spec.max_delay_s + 1, size=int(late.sum()))
+    df["delay"] = delay
+    df.loc[late & (df["behaviour"].to_numpy() == "ordinary"), "behaviour"] = "late_arrival"
+    return df
+
+
+def _realistic(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The clean behaviours, in an order where each sees the one before (a traveller's checkout is away)."""
+    for step in (_travel, _checkouts, _retries, _payday, _sales_spike):
+        clean = step(spec, clean, rng)
+    return clean
 
 
 def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -153,45 +342,66 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
     users_arr = by_user["user"].to_numpy()
     ts_arr = by_user["ts"].to_numpy()
     loc_arr = by_user["location"].to_numpy()
+    pay_arr = by_user["payment_method"].to_numpy()
+    amount_arr = by_user["amount"].to_numpy()
     first = np.searchsorted(users_arr, np.arange(spec.users), side="left")
     count = np.searchsorted(users_arr, np.arange(spec.users), side="right") - first
-    eligible = np.flatnonzero(count >= 4)  # enough history for "usual" locations to exist
+    # enough history for "usual" locations to exist; travellers are left out (an incident during
+    # their flight would put the genuine user in two places, which no detector can call clean)
+    travelling = np.zeros(spec.users, dtype=bool)
+    travelling[clean.loc[clean["behaviour"].to_numpy() == "traveller", "user"].unique().astype(int)] = True
+    eligible = np.flatnonzero((count >= 4) & ~travelling)
     if eligible.size == 0:
         eligible = np.arange(spec.users)
     end = np.datetime64(spec.start.isoformat(), "s") + np.timedelta64(spec.days * 86400, "s")
 
     rows: list[dict] = []
+    victims: list[int] = []
     for n_incident, k in enumerate(kinds):
         pattern = PATTERNS[k]
         incident = f"F{spec.seed}-{n_incident:06d}"
-        u = int(rng.choice(eligible))
+        # one incident per victim while victims last: a second attack on a taken-over account
+        # would meet the first one's traces (its city, its payment method) as "usual"
+        fresh_victims = np.setdiff1d(eligible, victims) if len(victims) < eligible.size else eligible
+        u = int(rng.choice(fresh_victims))
+        victims.append(u)
         history = slice(first[u], first[u] + count[u])
-        times, places = ts_arr[history], loc_arr[history]
+        times, places, methods = ts_arr[history], loc_arr[history], pay_arr[history]
         after = 3 if count[u] >= 4 else 0
         lo = times[after] if count[u] else np.datetime64(spec.start.isoformat(), "s")
         span = max(int((end - lo) / np.timedelta64(1, "s")) - 7200, 1)
         t0 = lo + np.timedelta64(int(rng.integers(60, span + 60)), "s")
-        home = places[after] if count[u] else "Mumbai"
+        # where the user is at t0 (a traveller may be away): the place of the latest row before it
+        where = int(np.searchsorted(times, t0, side="right")) - 1
+        home = places[max(where, 0)] if count[u] else "Mumbai"
         base = {"user": u, "payment_method": "Credit Card", "product": "Smartphone", "category": "Electronics",
                 "quantity": 1, "status": "success", "type": "purchase", "fraud_label": pattern,
-                "fraud_incident": incident, "home": home}
+                "fraud_incident": incident, "home": home, "behaviour": "", "delay": 0}
 
         def add(at: np.datetime64, amount: float, location: str, base: dict = base, **over: object) -> None:
             rows.append({**base, "ts": at, "amount": round(float(amount), 2), "location": location, **over})
 
         if pattern == "burst":
-            for i in range(int(rng.integers(5, 9))):
-                add(t0 + np.timedelta64(int(i * rng.integers(10, 45)), "s"), rng.uniform(1_500, 9_000), home,
-                    product="Gift Card", category="Gift Cards")
+            # a bot buying gift cards one after the other: separate checkouts, not one basket
+            at = t0
+            for _ in range(int(rng.integers(5, 9))):
+                add(at, rng.uniform(1_500, 9_000), home, product="Gift Card", category="Gift Cards")
+                at = at + np.timedelta64(int(rng.integers(61, 150)), "s")
         elif pattern == "impossible_travel":
             # the victim's genuine purchase at home, then the fraudster abroad minutes later
-            add(t0, rng.uniform(300, 3_000), home, fraud_label="", fraud_incident="")
+            add(t0, rng.uniform(300, 3_000), home, fraud_label="", fraud_incident="", behaviour="ordinary")
             add(t0 + np.timedelta64(int(rng.integers(120, 1500)), "s"), rng.uniform(2_000, 20_000),
                 str(rng.choice(FAR_CITIES)))
-        elif pattern == "high_value_new_location":
+        elif pattern == "account_takeover":
+            # a new city, a payment method the user never used, several times the usual amount
             used = set(places)
             fresh = [c for c in HOME_CITIES if c not in used] or ["Guwahati"]
-            add(t0, rng.uniform(15_000, 45_000), str(rng.choice(fresh)), product="Laptop")
+            new_methods = [m for m in PAYMENT_METHODS if m not in set(methods)] or ["Wallet"]
+            before = amount_arr[history][times < t0]
+            usual = float(np.median(before)) if before.size else 1_000.0
+            low = max(20_000.0, 4 * usual)
+            add(t0, rng.uniform(low, 1.5 * low), str(rng.choice(fresh)), product="Laptop",
+                payment_method=str(rng.choice(new_methods)))
         elif pattern == "high_amount":
             add(t0, rng.uniform(60_000, 300_000), home, product="Gold Jewellery", category="Jewellery")
         elif pattern == "refund_abuse":
@@ -199,27 +409,44 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
                 add(t0 + np.timedelta64(int(i * rng.integers(600, 3600)), "s"), rng.uniform(2_000, 25_000), home,
                     type="refund")
         elif pattern == "card_testing":
-            for i in range(int(rng.integers(3, 7))):
-                add(t0 + np.timedelta64(int(i * rng.integers(20, 120)), "s"), rng.uniform(1, 200), home,
-                    status="failed", payment_method="Credit Card", product="Gift Card", category="Gift Cards")
+            # tiny payments with stolen card numbers, most declined, one every 20 s to 2 min
+            at = t0
+            for _ in range(int(rng.integers(3, 7))):
+                add(at, rng.uniform(1, 200), home, status="failed" if rng.random() < 0.7 else "success",
+                    payment_method="Credit Card", product="Gift Card", category="Gift Cards")
+                at = at + np.timedelta64(int(rng.integers(20, 120)), "s")
     return pd.DataFrame(rows)
 
 
 def generate(spec: GeneratorSpec) -> pd.DataFrame:
-    """The labelled transactions as a DataFrame sorted by time, `spec.rows` rows."""
+    """The labelled transactions as a DataFrame in arrival order (event time, but for late rows), `spec.rows` rows."""
     spec.validate()
     rng = np.random.default_rng(spec.seed)
-    # generate a full set of clean rows, then trim: incidents vary in size, the total may not
-    clean = _clean(spec, spec.rows, rng)
+    # generate a full set of clean rows, add the behaviours and fraud, then trim ordinary rows:
+    # incidents and behaviours vary in size, the total may not
+    # the behaviours add rows: start with about as many as the total needs, a little more
+    added = 2.5 * spec.checkout_share + spec.retry_share + spec.sale_share
+    base = min(spec.rows, int(spec.rows / (1 + added) * 1.03) + 10)
+    clean = _realistic(spec, _clean(spec, base, rng), rng)
     fraud = _inject(spec, clean, rng)
-    # trim clean rows so the total is exactly `rows`, whatever the incidents' sizes came to
-    keep = max(spec.rows - len(fraud), 0)
-    if keep < len(clean):
-        clean = clean.iloc[np.sort(rng.choice(len(clean), size=keep, replace=False))]
+    excess = len(clean) + len(fraud) - spec.rows
+    if excess > 0:
+        # the victims' own histories stay whole: their fraud was shaped against them
+        victims = fraud["user"].unique() if len(fraud) else []
+        ordinary = np.flatnonzero((clean["behaviour"].to_numpy() == "ordinary")
+                                  & ~clean["user"].isin(victims).to_numpy())
+        drop = rng.choice(ordinary, size=min(excess, len(ordinary)), replace=False)
+        clean = clean.drop(index=clean.index[drop])
+    clean = _late(spec, clean, rng)
     df = pd.concat([clean, fraud], ignore_index=True).iloc[: spec.rows]
     df = df.sort_values(["ts", "user"], kind="stable").reset_index(drop=True)
+    # ids in event-time order; the file in arrival order (a late row comes after later events)
+    ids = [f"G{spec.seed}-{i:08d}" for i in range(len(df))]
+    arrival = df["ts"].to_numpy() + df["delay"].to_numpy().astype("timedelta64[s]")
+    order = np.lexsort((np.arange(len(df)), arrival))
+    df = df.iloc[order].reset_index(drop=True)
     out = pd.DataFrame({
-        "transaction_id": [f"G{spec.seed}-{i:08d}" for i in range(len(df))],
+        "transaction_id": np.array(ids)[order],
         "user_id": [f"U{u:06d}" for u in df["user"].to_numpy()],
         "amount": df["amount"].round(2),
         "payment_method": df["payment_method"],
@@ -233,6 +460,7 @@ def generate(spec: GeneratorSpec) -> pd.DataFrame:
         "type": df["type"],
         "fraud_label": df["fraud_label"],
         "fraud_incident": df["fraud_incident"],
+        "behaviour": df["behaviour"],
     })
     return out
 

@@ -5,7 +5,8 @@ the microsecond, so a restored history is exactly the one that was written) behi
 header with the user's latest raised alert per rule. Writing it costs no decoding, and a restore
 of a million users is a copy, not a parse.
 
-    byte 0      format (2)
+    byte 0      format (3; format 2 values, whose events carry no payment method, are migrated
+                on read: their events get an empty payment method, i.e. "not known")
     bytes 1-4   length n of the raised-alerts JSON (little-endian)
     n bytes     {"rule": ["<ISO event time>", "<alert id>"], ...}
     the rest    packed events
@@ -18,7 +19,10 @@ import json
 import struct
 from collections.abc import Mapping
 
-FORMAT = 2
+from include.core.rules.state import pack_events, unpack_events_v2
+
+FORMAT = 3
+_MIGRATABLE = {2}
 _HEAD = struct.Struct("<BI")
 
 Raised = Mapping[str, tuple[dt.datetime, str]]
@@ -36,9 +40,14 @@ def decode_user_state(raw: bytes) -> tuple[bytes, dict[str, tuple[dt.datetime, s
     if len(raw) < _HEAD.size:
         raise ValueError(f"user state of {len(raw)} bytes is too short")
     version, n = _HEAD.unpack_from(raw)
-    if version != FORMAT:
-        raise ValueError(f"unknown user state format {version!r}")
+    if version != FORMAT and version not in _MIGRATABLE:
+        raise ValueError(f"unknown user state format {version!r} (this txnmon reads formats 2 and {FORMAT}); "
+                         "a newer txnmon wrote it: run that version, or delete the state topic to rebuild from "
+                         "stored transactions")
     start = _HEAD.size
     raised = {rule: (dt.datetime.fromisoformat(t), alert_id)
               for rule, (t, alert_id) in json.loads(raw[start:start + n]).items()} if n else {}
-    return raw[start + n:], raised
+    events = raw[start + n:]
+    if version == 2:
+        events = pack_events(unpack_events_v2(events))
+    return events, raised

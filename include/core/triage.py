@@ -38,8 +38,26 @@ def disposition_fields(alert: Mapping[str, Any], entry: Mapping[str, Any]) -> di
             "event_time": alert["event_time"], **entry}
 
 
+SEVERITIES = ("low", "medium", "high")
+_COUNTED = {"alerts": None, "true_positives": "true_positive", "false_positives": "false_positive"}
+
+
+def _per_severity_sums() -> dict[str, Any]:
+    """`<severity>_alerts`, `<severity>_true_positives`, `<severity>_false_positives` (a typology's
+    alerts differ in severity: the desk weighs a high one differently from a low one)."""
+    out: dict[str, Any] = {}
+    for severity in SEVERITIES:
+        for name, disposition in _COUNTED.items():
+            test: list[Any] = [{"$eq": ["$severity", severity]}]
+            if disposition is not None:
+                test.append({"$eq": ["$disposition", disposition]})
+            out[f"{severity}_{name}"] = {"$sum": {"$cond": [{"$and": test}, 1, 0]}}
+    return out
+
+
 def rule_quality_pipeline() -> list[dict[str, Any]]:
-    """Per rule and event-time day: alerts, marked, true/false positives, precision."""
+    """Per rule and event-time day: alerts, marked, true/false positives, precision, and the same
+    counts per severity."""
     return [
         {"$match": {"event_time": {"$type": "date"}}},
         {"$lookup": {"from": ALERT_DISPOSITIONS, "localField": "_id", "foreignField": "_id", "as": "d"}},
@@ -49,12 +67,14 @@ def rule_quality_pipeline() -> list[dict[str, Any]]:
             "alerts": {"$sum": 1},
             "true_positives": {"$sum": {"$cond": [{"$eq": ["$disposition", "true_positive"]}, 1, 0]}},
             "false_positives": {"$sum": {"$cond": [{"$eq": ["$disposition", "false_positive"]}, 1, 0]}},
+            **_per_severity_sums(),
         }},
         {"$project": {
             "_id": {"$concat": ["$_id.day", "|", "$_id.rule"]}, "rule": "$_id.rule",
             "day": {"$toDate": {"$concat": ["$_id.day", "T00:00:00Z"]}},
             "alerts": 1, "true_positives": 1, "false_positives": 1,
             "marked": {"$add": ["$true_positives", "$false_positives"]},
+            **{name: 1 for name in _per_severity_sums()},
         }},
         {"$merge": {"into": RULE_QUALITY, "on": "_id", "whenMatched": "replace", "whenNotMatched": "insert"}},
     ]
@@ -68,4 +88,17 @@ def precision_rows(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out.append({"rule": r["_id"], "alerts": r["alerts"], "marked": r["marked"],
                     "true_positives": r["true_positives"], "false_positives": r["false_positives"],
                     "precision": precision})
+    return out
+
+
+def severity_rows(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Totals per severity over `kpi_rule_quality` rows: alerts, marked, true and false positives,
+    and the share of marked alerts that analysts called false (None if none marked)."""
+    out = []
+    for severity in SEVERITIES:
+        alerts = sum(r.get(f"{severity}_alerts", 0) for r in rows)
+        tp = sum(r.get(f"{severity}_true_positives", 0) for r in rows)
+        fp = sum(r.get(f"{severity}_false_positives", 0) for r in rows)
+        out.append({"severity": severity, "alerts": alerts, "marked": tp + fp, "true_positives": tp,
+                    "false_positives": fp, "false_share": fp / (tp + fp) if tp + fp else None})
     return out

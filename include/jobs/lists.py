@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,24 @@ from include.jobs import audit
 log = logging.getLogger("txnmon.stream")
 
 
+def known_rule_names(rules_file: Path) -> tuple[str, ...]:
+    """The rules and the typologies a trusted_users entry may silence: the built-in names and the
+    typologies of the rules file in use (a file that does not load adds none; the processor says why)."""
+    from include.core.rules import load_rules
+
+    try:
+        typologies = tuple(name for name in load_rules(rules_file).typologies if name not in RULE_NAMES)
+    except RulesError:
+        typologies = ()
+    return (*RULE_NAMES, *typologies)
+
+
 def add_entry(store: MongoStore, list_name: str, value: str, *, reason: str, by: str | None = None,
               expires_at: dt.datetime | None = None, rule: str | None = None,
-              now: dt.datetime | None = None) -> dict[str, Any]:
+              now: dt.datetime | None = None, known_rules: Iterable[str] = RULE_NAMES) -> dict[str, Any]:
     when = now or dt.datetime.now(dt.UTC)
     entry = core.make_entry(list_name, value, reason=reason, by=audit.who(by), now=when, expires_at=expires_at,
-                            rule=rule, known_rules=RULE_NAMES)
+                            rule=rule, known_rules=known_rules)
     before = store.put_list_entry(entry)
     audit.record(store, "list.add", by=entry["added_by"], target=entry["_id"], before=before, after=entry, now=when)
     return entry

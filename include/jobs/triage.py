@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERT_DISPOSITIONS, ALERTS, RULE_QUALITY
+from include.core.collection_names import ALERT_DISPOSITIONS, ALERTS, RULE_QUALITY, TRANSACTIONS
+from include.core.labelled_quality import behaviour_pipeline, incident_pipeline, labelled_report
 from include.core.triage import (
     TriageError,
     check_disposition,
@@ -16,6 +17,7 @@ from include.core.triage import (
     disposition_fields,
     precision_rows,
     rule_quality_pipeline,
+    severity_rows,
 )
 from include.errors import StoreUnavailable
 from include.jobs import audit
@@ -56,3 +58,15 @@ def rule_quality(store: MongoStore) -> list[dict[str, Any]]:
                     "true_positives": {"$sum": "$true_positives"}, "false_positives": {"$sum": "$false_positives"}}},
     ])
     return precision_rows(rows)
+
+
+def severity_quality(store: MongoStore) -> list[dict[str, Any]]:
+    """Per severity over all rules and days: alerts, marked, true/false positives, false share."""
+    return severity_rows(store.find(RULE_QUALITY))
+
+
+def labelled_quality(store: MongoStore) -> dict[str, list[dict[str, Any]]]:
+    """Recall per fraud pattern and false alerts per clean behaviour, from the labels a replayed
+    generated file carries (empty tables for unlabelled data)."""
+    return labelled_report(store.aggregate(TRANSACTIONS, behaviour_pipeline()),
+                           store.aggregate(TRANSACTIONS, incident_pipeline()))

@@ -32,11 +32,12 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
                for m in page.query_selector_all('[data-testid="stMetric"]')}
     assert metrics["Revenue"] == "777,650"
     assert metrics["Transactions"] == "100"
-    assert metrics["Alert rate"] == "2.0%"
+    # high_amount on 3, and impossible_travel on 45: the seed's users hop 500-1,700 km every ~45 min
+    assert metrics["Alert rate"] == "46.0%"
     assert metrics["Rejected (DLQ)"] == "0"
     feed = page.inner_text("table.txnmon-alerts")
     assert "amount 56,000 is above the 50,000 limit" in feed
-    assert feed.index("unusual_location") < feed.index("high_amount"), "newest alert first"
+    assert feed.index("impossible_travel") < feed.index("high_amount"), "newest alert first"
     # the city view draws one labelled point per city of the seed (bundled coordinates, no tiles)
     svg_text = page.eval_on_selector_all(".vega-embed svg text", "els => els.map(e => e.textContent)")
     assert {"Mumbai", "Delhi", "Kolkata", "Chennai"} <= set(svg_text)
@@ -106,6 +107,13 @@ def test_an_analyst_marks_an_alert_from_the_dashboard(settings_factory, dashboar
     quality = {r["_id"]: r for r in db.find("kpi_rule_quality")}
     assert quality[f"2025-09-30|{saved[0]['rule']}"]["false_positives"] == 1
     page.wait_for_function("document.body.innerText.includes('Rule quality')")
+    page.reload()  # the view above the triage form was drawn before the save: draw it again
+    page.wait_for_selector("table.txnmon-severity-quality", timeout=60_000)
+    severity_rows = {line.split("\t")[0]: line.split("\t")[1:]
+                     for line in page.inner_text("table.txnmon-severity-quality").splitlines()}
+    # severity | alerts | marked | true_positives | false_positives | false_share
+    severity = db.find_one("alerts", {"_id": saved[0]["_id"]})["severity"]
+    assert severity_rows[severity][1:] == ["1", "0", "1", "100%"], severity_rows
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-triage.png"), full_page=True)
     page.close()

@@ -83,18 +83,22 @@ def test_a_list_entry_takes_effect_within_seconds_and_expires_on_time(settings_f
         wait_for(lambda: store.find_one(ALERTS, {"_id": "L3:high_amount"}) is not None, 20, "the alert after expiry")
         # an alert explains itself: the velocity burst it counted, by transaction id
         start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-        produce(s, [tx_row(f"B{i}", "U4", start + dt.timedelta(seconds=30 * i)) for i in range(4)])
+        # four separate checkouts (70 s apart) within 10 minutes: the velocity typology's fourth
+        produce(s, [tx_row(f"B{i}", "U4", start + dt.timedelta(seconds=70 * i)) for i in range(4)])
         wait_for(lambda: store.find_one(ALERTS, {"_id": "B3:velocity"}) is not None, 20, "the velocity alert")
     finally:
         processor.request_stop()
         thread.join(30)
     assert not thread.is_alive()
     why = store.find_one(ALERTS, {"_id": "B3:velocity"})["explanation"]
-    assert why["counted"] == ["B0", "B1", "B2"] and why["params"]["max_transactions"] == 3
+    assert why["counted"] == ["B0", "B1", "B2"] and why["params"]["thresholds"] == {"medium": 100}
+    assert why["signals"][0]["params"]["min_count"] == 4 and why["signals"][0]["measured"]["checkouts"] == 4
     for key, value in {"MONGO_DB": s.mongo_db, "TOPIC_RAW": s.topic_raw}.items():
         monkeypatch.setenv(key, value)
     assert main(["alerts", "show", "B3:velocity"]) == 0
     out = capsys.readouterr().out
     assert "prior events counted: B0, B1, B2" in out and "case: case:U4:B3:velocity (open)" in out
+    assert "parameters: weights velocity=100; thresholds medium=100" in out
+    assert "signal velocity (+100): 4 checkouts (4 transactions) in 3 min" in out
     assert main(["alerts", "show", "nope"]) == 2
 

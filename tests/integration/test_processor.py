@@ -53,14 +53,19 @@ def test_seed_sample_ends_as_100_documents_with_one_high_amount_alert(isolated_s
     assert processor.metrics.stored._value.get() == 100
 
 
-def test_a_burst_of_five_in_two_minutes_trips_velocity(isolated_settings):
+def test_a_burst_of_five_checkouts_in_five_minutes_trips_velocity_and_a_basket_does_not(isolated_settings):
     s = isolated_settings
-    burst = [tx_row(f"B{i}", "U777", T0 + dt.timedelta(seconds=30 * i)) for i in range(5)]
-    produce(s, burst)
+    # five separate purchases 70 s apart: the 4th checkout within 10 minutes trips velocity
+    burst = [tx_row(f"B{i}", "U777", T0 + dt.timedelta(seconds=70 * i)) for i in range(5)]
+    # five items in one minute, same method and place: one multi-item checkout
+    basket = [tx_row(f"K{i}", "U778", T0 + dt.timedelta(seconds=10 * i)) for i in range(5)]
+    produce(s, burst + basket)
     run_until_idle(s)
     assert stored_ids(s, "alerts") == ["B3:velocity", "B4:velocity"]
     alert = MongoStore(s).find_one("alerts", {"_id": "B4:velocity"})
-    assert alert["severity"] == "medium" and "5 transactions in 2 min" in alert["reason"]
+    assert alert["severity"] == "medium" and "5 checkouts (5 transactions) in 4 min" in alert["reason"]
+    assert [e["signal"] for e in alert["explanation"]["signals"]] == ["velocity"]
+    assert alert["explanation"]["counted"] == ["B0", "B1", "B2", "B3"]
 
 
 HOSTILE = [

@@ -87,10 +87,12 @@ def test_sighup_style_request_reloads_without_waiting_for_the_timer(settings_fac
     s = settings_factory(rules_file=str(rules))
     processor = Processor(s)
     old = processor.detector.version
-    rules.write_text(rules.read_text().replace('version: "1"', 'version: "2"'))
+    text = rules.read_text()
+    assert 'version: "2"' in text  # the shipped file's label
+    rules.write_text(text.replace('version: "2"', 'version: "reloaded"'))
     processor.request_rules_reload()
     processor.rules.maybe_reload()
-    assert processor.detector.version.startswith("2+") and processor.detector.version != old
+    assert processor.detector.version.startswith("reloaded+") and processor.detector.version != old
 
 
 def test_json_log_lines_carry_the_extra_fields():

@@ -36,6 +36,11 @@ version: verdicts
 rules:
   velocity: {suppress_for: 30m}
   impossible_travel: {mode: shadow}
+typologies:  # weighted signals too: a graded one, one under suppression, one in shadow
+  takeover: {signals: {amount_vs_usual: 40, new_location: 30, new_payment_method: 30},
+             thresholds: {low: 40, medium: 70, high: 100}}
+  travel: {signals: {fast_travel: 100}, thresholds: {high: 100}, suppress_for: 20m}
+  checkouts: {mode: shadow, signals: {velocity: 100}, thresholds: {medium: 100}}
 """
 
 
@@ -107,6 +112,11 @@ def test_the_clean_run_has_every_kind_of_verdict_and_matches_the_backtest_of_its
     run_until_idle(s)
     live = verdicts(s)
     assert live["alerts"] and live["suppressed_alerts"] and live["shadow_alerts"], live
+
+    def named(kind: str) -> set[str]:
+        return {i.split(":", 1)[1] for i in live[kind]}
+    assert {"takeover", "travel"} <= named("alerts") and "travel" in named("suppressed_alerts")
+    assert "checkouts" in named("shadow_alerts")
     offline = backtest_topic(s, load_rules(rules_file))
     assert sorted(offline.alerts) == live["alerts"]
     assert sorted(offline.shadow_alerts) == live["shadow_alerts"]

@@ -24,6 +24,7 @@ from include.core.rules.config import (
     UnusualLocation,
     Velocity,
 )
+from include.core.rules.signals import plan, typology_explanation, typology_reason, weigh
 from include.core.rules.state import Event, UserStateStore, event_from
 
 
@@ -180,8 +181,11 @@ def rule_functions(ruleset: RuleSet) -> list[tuple[str, Any, RuleFn]]:
     return [row for row in table if row[1].enabled]
 
 
+# the rules, then the typologies of the bundled rules file (what the desk's pickers offer; a
+# typology of another name is still accepted where the current rules file is at hand)
 RULE_NAMES = ("high_amount", "velocity", "unusual_location", "impossible_travel", "high_value_unusual_location",
-              "excessive_refunds", "repeated_failed_payments", "listed")
+              "excessive_refunds", "repeated_failed_payments", "listed", "card_testing", "account_takeover",
+              "refund_abuse")
 
 
 def listed_rule(tx: Mapping[str, Any], event: Event, cfg: Any, lists: ListIndex) -> Hit | None:
@@ -272,9 +276,19 @@ def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequen
     return hits
 
 
+def _typology_hits(plans: Sequence[Any], event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
+    out = []
+    for found in weigh(plans, event, prior, ruleset):
+        t = ruleset.typologies[found.name]
+        out.append(Hit(found.name, found.severity, max(0.0, min(100.0, found.total)), typology_reason(found),
+                       t.mode, explanation=typology_explanation(found, ruleset)))
+    return out
+
+
 def evaluate(event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
-    """Every rule that fires on `event` given the user's earlier events."""
-    return _apply(rule_functions(ruleset), event, prior, ruleset)
+    """Every rule and typology that fires on `event` given the user's earlier events."""
+    return [*_apply(rule_functions(ruleset), event, prior, ruleset),
+            *_typology_hits(plan(ruleset), event, prior, ruleset)]
 
 
 def risk_score(hits: Iterable[Hit]) -> int:
@@ -286,7 +300,9 @@ def risk_score(hits: Iterable[Hit]) -> int:
 
 
 def _suppression_windows(ruleset: RuleSet) -> dict[str, dt.timedelta]:
-    return {name: cfg.suppress_for for name, cfg, _ in rule_functions(ruleset) if cfg.suppress_for}
+    windows = {name: cfg.suppress_for for name, cfg, _ in rule_functions(ruleset) if cfg.suppress_for}
+    windows.update({name: t.suppress_for for name, t in ruleset.typologies.items() if t.enabled and t.suppress_for})
+    return windows
 
 
 class Detector:
@@ -300,6 +316,7 @@ class Detector:
         self.state = UserStateStore(sys.maxsize if unbounded_users else ruleset.state.max_users,
                                     ruleset.state.max_events_per_user, ruleset.history_window())
         self._rules = rule_functions(ruleset)
+        self._typologies = plan(ruleset)
         self._suppressing = _suppression_windows(ruleset)
         self.lists = ListIndex()
 
@@ -311,6 +328,7 @@ class Detector:
         """Switch rule sets between batches; user history is kept (it is the same data)."""
         self.ruleset = ruleset
         self._rules = rule_functions(ruleset)
+        self._typologies = plan(ruleset)
         self._suppressing = _suppression_windows(ruleset)
         self.state.horizon = ruleset.history_window()
         self.state.max_users = sys.maxsize if self.unbounded_users else ruleset.state.max_users
@@ -370,6 +388,8 @@ class Detector:
         user_id = str(tx["user_id"])
         prior = self.state.prior(user_id, event)
         hits = _apply(self._rules, event, prior, self.ruleset)
+        if self._typologies:
+            hits += _typology_hits(self._typologies, event, prior, self.ruleset)
         if len(self.lists):
             listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
                 if self.ruleset.rules.listed.enabled else None

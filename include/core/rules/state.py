@@ -27,8 +27,10 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _COUNT = struct.Struct("<I")
 # per event: event time (µs since the epoch, UTC), amount, then the byte lengths of the transaction
-# id, location, type and status, whose UTF-8 bytes follow all the fixed parts in event order
-_FIXED = struct.Struct("<qdHHHH")
+# id, location, type, status and payment method, whose UTF-8 bytes follow all the fixed parts in
+# event order. (Changelog format 2 had no payment method: `unpack_events_v2` reads it.)
+_FIXED = struct.Struct("<qdHHHHH")
+_FIXED_V2 = struct.Struct("<qdHHHH")
 _NO_RAISED: Mapping[str, tuple[dt.datetime, str]] = MappingProxyType({})
 
 
@@ -52,6 +54,7 @@ class Event(NamedTuple):
     amount: float
     type: str
     status: str
+    payment_method: str = ""  # "" in histories written before payment methods were kept
 
     @property
     def key(self) -> tuple[dt.datetime, str]:
@@ -67,6 +70,7 @@ def event_from(tx: Mapping[str, Any]) -> Event:
         amount=float(tx.get("amount", 0.0)),
         type=str(tx.get("type") or "purchase"),
         status=str(tx.get("status") or "success"),
+        payment_method=str(tx.get("payment_method") or ""),
     )
 
 
@@ -75,8 +79,11 @@ def _micros(t: dt.datetime) -> int:
 
 
 def _text(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) <= 0xFFFF:
+        return raw
     # a length is 16 bits: longer text (never seen in the contract's fields) is cut, whole characters kept
-    return value.encode("utf-8")[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
+    return raw[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
 
 
 def pack_events(events: list[Event]) -> bytes:
@@ -84,7 +91,7 @@ def pack_events(events: list[Event]) -> bytes:
     fixed: list[bytes] = []
     texts: list[bytes] = []
     for e in events:
-        parts = (_text(e.transaction_id), _text(e.location), _text(e.type), _text(e.status))
+        parts = (_text(e.transaction_id), _text(e.location), _text(e.type), _text(e.status), _text(e.payment_method))
         fixed.append(_FIXED.pack(_micros(e.event_time), e.amount, *map(len, parts)))
         texts.extend(parts)
     return b"".join((_COUNT.pack(len(events)), *fixed, *texts))
@@ -96,7 +103,37 @@ def unpack_events(blob: bytes) -> list[Event]:
     (count,) = _COUNT.unpack_from(blob)
     at = _COUNT.size + count * _FIXED.size
     out = []
-    for micros, amount, n_id, n_loc, n_type, n_status in _FIXED.iter_unpack(blob[_COUNT.size:at]):
+    tail = blob[at:]
+    if tail.isascii():
+        # the usual case: one decode for every text, sliced by the byte lengths (equal to characters)
+        text = tail.decode("ascii")
+        i = 0
+        for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
+            a = i + n_id
+            b = a + n_loc
+            c = b + n_type
+            d = c + n_status
+            i = d + n_pay
+            out.append(Event(EPOCH + micros * _MICROSECOND, text[a - n_id:a], text[a:b], amount, text[b:c],
+                             text[c:d], text[d:i]))
+        return out
+    for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
+        texts = []
+        for n in (n_id, n_loc, n_type, n_status, n_pay):
+            texts.append(blob[at:at + n].decode("utf-8"))
+            at += n
+        out.append(Event(EPOCH + micros * _MICROSECOND, texts[0], texts[1], amount, texts[2], texts[3], texts[4]))
+    return out
+
+
+def unpack_events_v2(blob: bytes) -> list[Event]:
+    """Events packed by changelog format 2 (no payment method): read for the migration to format 3."""
+    if not blob:
+        return []
+    (count,) = _COUNT.unpack_from(blob)
+    at = _COUNT.size + count * _FIXED_V2.size
+    out = []
+    for micros, amount, n_id, n_loc, n_type, n_status in _FIXED_V2.iter_unpack(blob[_COUNT.size:at]):
         texts = []
         for n in (n_id, n_loc, n_type, n_status):
             texts.append(blob[at:at + n].decode("utf-8"))

@@ -46,7 +46,9 @@ def test_bad_rules_file_is_a_usage_error(tmp_path, capsys):
 def test_compare_lists_added_and_dropped_alert_ids():
     txs, _ = load_transactions(SAMPLE_CSV, UTC)
     base = run_backtest(txs, load_rules(DEFAULT_RULES_FILE))
-    stricter = run_backtest(txs, parse_rules("rules:\n  high_amount: {threshold: 60000}\n"))
+    shipped = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
+    assert "threshold: 50000 " in shipped
+    stricter = run_backtest(txs, parse_rules(shipped.replace("threshold: 50000 ", "threshold: 60000 ")))
     diff = compare(stricter, base)
     assert diff.dropped == ["3:high_amount"] and diff.added == []
     doc = to_json(stricter, diff, base)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from cli import main
+from include.core import geo
 from include.core.backtest import normalise_rows
-from include.core.generator import PATTERNS, GeneratorError, GeneratorSpec, generate
+from include.core.generator import BEHAVIOURS, PATTERNS, GeneratorError, GeneratorSpec, generate
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +26,78 @@ def test_same_seed_same_rows_other_seed_other_rows(sample):
     assert not sample["amount"].equals(other["amount"])
 
 
-def test_exact_row_count_unique_ids_and_time_order(sample):
+def test_exact_row_count_unique_ids_and_arrival_order(sample):
     assert len(sample) == 20_000
     assert sample["transaction_id"].is_unique
-    assert sample["timestamp"].is_monotonic_increasing
+    # the file is in arrival order: event time, but for the late rows, each at most 10 minutes late
+    ts = pd.to_datetime(sample["timestamp"])
+    seen = ts.cummax().shift(fill_value=ts.iloc[0])
+    late = ts < seen
+    assert 0.01 < late.mean() < 0.05
+    assert ((seen - ts)[late] <= pd.Timedelta(minutes=10)).all()
+    # ids follow event time, so a late row's id is lower than those of rows that arrived before it
+    assert (sample.loc[late, "transaction_id"].to_numpy() < sample["transaction_id"].cummax().shift().loc[late]
+            .to_numpy()).all()
+
+
+def test_every_clean_behaviour_is_there_and_labelled(sample):
+    clean = sample[sample["fraud_label"] == ""]
+    assert set(clean["behaviour"]) == set(BEHAVIOURS)
+    assert (sample.loc[sample["fraud_label"] != "", "behaviour"] == "").all()
+    assert (clean["behaviour"] == "ordinary").mean() > 0.5
+
+
+def _by_user(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(ts=pd.to_datetime(df["timestamp"])).sort_values(["user_id", "ts"], kind="stable")
+
+
+def test_travellers_fly_a_plausible_distance_hours_after_their_last_purchase_at_home(sample):
+    rows = _by_user(sample[sample["fraud_label"] == ""])
+    checked = 0
+    for _, user in rows.groupby("user_id"):
+        away = user["behaviour"].to_numpy() == "traveller"
+        if not away.any() or away.all():
+            continue
+        first = int(away.argmax())
+        before, after = user.iloc[first - 1], user.iloc[first]
+        km = geo.distance_km(geo.lookup(before["location"]), geo.lookup(after["location"]))
+        assert 1_000 <= km <= 1_500 and after["ts"] - before["ts"] >= pd.Timedelta(hours=3)
+        checked += 1
+    assert checked > 50
+
+
+def test_multi_item_checkouts_share_a_minute_a_method_and_a_place(sample):
+    items = _by_user(sample[sample["behaviour"] == "multi_item_checkout"])
+    baskets = items.groupby(["user_id", "payment_method", "location", items["ts"].dt.floor("D")])
+    sizes = []
+    for _, basket in baskets:
+        span = basket["ts"].max() - basket["ts"].min()
+        if span <= pd.Timedelta(seconds=60):
+            sizes.append(len(basket))
+    assert len(sizes) > 100 and sum(3 <= n <= 4 for n in sizes) / len(sizes) > 0.9
+
+
+def test_a_declined_payment_is_retried_with_the_same_amount_minutes_later(sample):
+    retries = _by_user(sample[sample["behaviour"] == "declined_retry"])
+    failed = retries[retries["status"] == "failed"]
+    assert len(failed) > 100
+    paid = retries[retries["status"] == "success"].set_index(["user_id", "amount"])["ts"]
+    for _, f in failed.iterrows():
+        later = paid.loc[(f["user_id"], f["amount"])]
+        gap = (later if isinstance(later, pd.Timestamp) else later.iloc[0]) - f["ts"]
+        assert pd.Timedelta(seconds=30) <= gap <= pd.Timedelta(minutes=3)
+
+
+def test_fraud_patterns_have_their_shape(sample):
+    rows = _by_user(sample)
+    testing = rows[rows["fraud_label"] == "card_testing"]
+    assert (testing["amount"] <= 200).all() and (testing["status"] == "failed").mean() > 0.5
+    for _, tx in rows[rows["fraud_label"] == "account_takeover"].iterrows():
+        before = rows[(rows["user_id"] == tx["user_id"]) & (rows["ts"] < tx["ts"])]
+        assert len(before) >= 3
+        assert tx["location"] not in set(before["location"]) and tx["payment_method"] not in set(
+            before["payment_method"])
+        assert tx["amount"] >= 3 * before.loc[before["type"] != "refund", "amount"].median()
 
 
 def test_every_row_passes_the_data_contract(sample):
@@ -65,7 +134,10 @@ def test_zero_fraud_rate_gives_clean_data():
 
 
 @pytest.mark.parametrize("spec", [GeneratorSpec(rows=0, users=1), GeneratorSpec(rows=10, users=0),
-                                  GeneratorSpec(rows=10, users=1, fraud_rate=0.9)])
+                                  GeneratorSpec(rows=10, users=1, fraud_rate=0.9),
+                                  GeneratorSpec(rows=10, users=1, late_share=0.7),
+                                  GeneratorSpec(rows=10, users=1, checkout_share=0.3, sale_share=0.3,
+                                                payday_share=0.1)])
 def test_bad_arguments_are_refused(spec):
     with pytest.raises(GeneratorError):
         generate(spec)

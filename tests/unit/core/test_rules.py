@@ -13,7 +13,10 @@ from include.core.rules.config import RuleSet
 from include.core.rules.state import Event, UserStateStore
 
 T0 = dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC)
-RULES = load_rules(DEFAULT_RULES_PATH)
+# every single-condition rule at its built-in settings (the shipped file replaces most of them by
+# typologies: tests/unit/core/test_typologies.py)
+RULES = parse_rules("", "built-in defaults")
+SHIPPED = load_rules(DEFAULT_RULES_PATH)
 
 
 def tx(tid: str, minutes: float, *, user: str = "U1", amount: float = 100.0, location: str = "Mumbai",
@@ -28,9 +31,12 @@ def run(txs: list[dict], rules: RuleSet = RULES) -> dict[str, list[str]]:
 
 
 def test_shipped_rules_file_is_valid_and_versioned():
-    assert RULES.rules.high_amount.threshold == 50_000
-    assert RULES.rules.velocity.max_transactions == 3
-    assert RULES.version.startswith("1+") and len(RULES.version) == 12
+    assert SHIPPED.rules.high_amount.threshold == 50_000 and SHIPPED.rules.high_amount.enabled
+    assert not SHIPPED.rules.velocity.enabled and SHIPPED.rules.listed.enabled
+    assert set(SHIPPED.typologies) == {"card_testing", "account_takeover", "impossible_travel", "refund_abuse",
+                                       "velocity"}
+    assert SHIPPED.version.startswith("2+") and len(SHIPPED.version) == 12
+    assert RULES.rules.velocity.max_transactions == 3 and not RULES.typologies
 
 
 def test_high_amount_is_strictly_above_the_threshold():

@@ -16,7 +16,7 @@ events = st.builds(
     Event,
     event_time=st.integers(min_value=-10**12, max_value=10**12).map(lambda us: T0 + dt.timedelta(microseconds=us)),
     transaction_id=texts, location=texts,
-    amount=st.floats(allow_nan=False, allow_infinity=False), type=texts, status=texts,
+    amount=st.floats(allow_nan=False, allow_infinity=False), type=texts, status=texts, payment_method=texts,
 )
 
 
@@ -75,3 +75,52 @@ def test_a_restored_user_is_judged_as_before_without_decoding_on_the_way():
     later = Event(T0 + dt.timedelta(minutes=1), "b", "X", 1.0, "purchase", "success")
     assert restored.prior("U", later) == live.prior("U", later) == [a]
     assert restored.raised_of("U") == {"velocity": (T0, "a:velocity")}
+
+
+@given(st.lists(events, max_size=10), raised_alerts)
+def test_a_format_2_changelog_value_is_migrated_with_payment_methods_unknown(evs, raised):
+    """Format 2 (before payment methods were kept) is read, its events with an empty method."""
+    import struct
+
+    from include.core.state_codec import decode_user_state, encode_user_state
+
+    # format 2's packing: the same layout without the payment method's length and bytes
+    fixed, texts_ = [], []
+    for e in evs:
+        parts = [x.encode("utf-8")[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
+                 for x in (e.transaction_id, e.location, e.type, e.status)]
+        fixed.append(struct.pack("<qdHHHH", (e.event_time - dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+                                 // dt.timedelta(microseconds=1), e.amount, *map(len, parts)))
+        texts_.extend(parts)
+    v2_events = b"".join((struct.pack("<I", len(evs)), *fixed, *texts_))
+    v3 = encode_user_state(b"", raised)
+    v2 = bytes([2]) + v3[1:] + v2_events
+    events_out, raised_out = decode_user_state(v2)
+    assert raised_out == raised
+    assert unpack_events(events_out) == [e._replace(payment_method="") for e in evs]
+
+
+def test_an_unknown_changelog_format_is_refused_with_what_to_do():
+    import pytest
+
+    from include.core.state_codec import decode_user_state
+
+    with pytest.raises(ValueError, match=r"unknown user state format 9.*newer txnmon"):
+        decode_user_state(bytes([9, 0, 0, 0, 0]))
+
+
+ascii_texts = st.text(alphabet=st.characters(max_codepoint=127), max_size=40)
+ascii_events = st.builds(
+    Event,
+    event_time=st.integers(min_value=-10**12, max_value=10**12).map(lambda us: T0 + dt.timedelta(microseconds=us)),
+    transaction_id=ascii_texts, location=ascii_texts,
+    amount=st.floats(allow_nan=False, allow_infinity=False), type=ascii_texts, status=ascii_texts,
+    payment_method=ascii_texts,
+)
+
+
+@given(st.lists(ascii_events, max_size=30))
+def test_ascii_histories_take_the_one_decode_path_and_round_trip_too(evs):
+    blob = pack_events(evs)
+    assert blob[4 + len(evs) * 32:].isascii()  # 4-byte count, 32 fixed bytes per event: the fast path
+    assert unpack_events(blob) == evs

@@ -63,3 +63,17 @@ def test_reloads_on_its_period_and_keeps_the_last_lists_through_an_outage(tmp_pa
     feed.maybe_reload()
     assert len(detector.lists) == 2
     assert len(store.inserted) == 2  # the version was recorded once
+
+
+def test_a_trusted_users_entry_may_name_a_typology_of_the_rules_file_in_use(tmp_path):
+    from include.config import DEFAULT_RULES_FILE
+    from include.jobs.lists import known_rule_names
+
+    custom = tmp_path / "rules.yaml"
+    custom.write_text("typologies:\n  takeover: {signals: {new_location: 50, new_payment_method: 50}, "
+                      "thresholds: {high: 100}}\n")
+    assert "takeover" in known_rule_names(custom) and "velocity" in known_rule_names(custom)
+    assert {"account_takeover", "card_testing", "refund_abuse"} <= set(known_rule_names(DEFAULT_RULES_FILE))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("typologies: [")
+    assert "takeover" not in known_rule_names(broken) and "velocity" in known_rule_names(broken)

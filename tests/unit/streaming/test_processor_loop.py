@@ -105,9 +105,13 @@ def test_with_retry_gives_up_only_when_asked_to_stop():
     assert len(calls) == 3
 
 
-def test_a_restarted_member_judges_from_the_committed_state_only(settings):
+def test_a_restarted_member_judges_from_the_committed_state_only(settings, tmp_path):
     """Crash after MongoDB, before the Kafka commit: the batch comes again and meets the state as it
     was committed, not the state that already held the batch (the suppression and velocity cases)."""
+    # the single-condition velocity rule (built-in settings, an empty rules file) counts rows: 5 in 5
+    # minutes trip it from the 4th (the shipped velocity typology would see 1-minute-apart rows as checkouts)
+    (tmp_path / "rules.yaml").write_text("")
+    settings = load_settings(metrics_port=0, rules_file=tmp_path / "rules.yaml")
     burst = [record(i, row(f"B{i}", i)) for i in range(5)]  # 5 in 5 minutes: velocity from the 4th
     first_pub = ListPublisher()
     Processor(settings, wiring=wired(ListSource([burst[:3]]), [ListSink()], first_pub)).run(max_idle_s=0)
