@@ -54,12 +54,15 @@ routes:
 
 @pytest.fixture
 def rules_file(tmp_path) -> str:
-    """The shipped rules with a shadow rule and a suppression, so both kinds exist and must not be sent."""
-    text = shipped = DEFAULT_RULES_FILE.read_text()
-    for rule, extra in (("unusual_location:\n    severity: low", "mode: shadow"),
-                        ("velocity:\n    severity: medium", "suppress_for: 1h")):
-        text = text.replace(f"  {rule}\n", f"  {rule}\n    {extra}\n")
-    assert text.count("\n") == shipped.count("\n") + 2
+    """The shipped rules plus a shadow rule and a low-severity typology that suppresses its repeats,
+    so shadow and suppressed alerts exist (and must not be sent) next to high and low live ones."""
+    shipped = DEFAULT_RULES_FILE.read_text()
+    text = shipped.replace("  unusual_location: {enabled: false}\n", "  unusual_location: {mode: shadow}\n")
+    assert text != shipped
+    text += ("  new_place:                  # test only: a place the user did not use lately, once a day\n"
+             "    signals: {new_location: 100}\n"
+             "    thresholds: {low: 100}\n"
+             "    suppress_for: 24h\n")
     path = tmp_path / "rules.yaml"
     path.write_text(text)
     return str(path)
