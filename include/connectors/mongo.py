@@ -42,7 +42,7 @@ from include.core.collection_names import (
     TRANSACTIONS,
     WATERMARKS,
 )
-from include.core.rollups import ROLLUP_NAMES, ROLLUPS
+from include.core.rollups import GRAIN_FIELD, ROLLUP_NAMES, ROLLUPS
 from include.errors import StoreRefused, StoreUnavailable
 
 DUPLICATE_KEY = 11000
@@ -213,7 +213,8 @@ class MongoStore:
         db[TOUCHED_HOURS].create_index([("pending", ASCENDING)], name="pending")
         db[KPI_RUNS].create_index([("success", ASCENDING), ("finished_at", DESCENDING)], name="success_finished")
         for rollup in ROLLUPS:  # the dashboard and the rollup job read kpi_* by bucket range
-            db[rollup.collection].create_index([(rollup.grain, ASCENDING)], name=rollup.grain)
+            grain = GRAIN_FIELD[rollup.grain]
+            db[rollup.collection].create_index([(grain, ASCENDING)], name=grain)
         for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
             db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
         cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status

@@ -38,11 +38,12 @@ HOUR_FMT = "%Y-%m-%dT%H"
 MINUTE_FMT = "%Y-%m-%dT%H:%M"
 NONE_KEY = "(none)"
 HOUR = dt.timedelta(hours=1)
+SIGNAL_BUCKET_MINUTES = 5  # the event-time grain of kpi_signals_5min, what business signals are decided on
 
 # The dimensions of the hourly cube: every hourly transaction rollup groups by a subset of them.
 CUBE_DIMS = ("location", "product", "category", "payment_method", "value_category")
 # What one pass reads of each transaction / alert (nothing else crosses the wire).
-TX_FIELDS = ("event_time", "amount", "status", "type", "alert_flag", "late", *CUBE_DIMS)
+TX_FIELDS = ("event_time", "amount", "status", "type", "alert_flag", "late", "user_id", *CUBE_DIMS)
 ALERT_FIELDS = ("event_time", "amount", "rule", "severity", "user_id", "mode")
 
 # Measures of the transaction rollups. Revenue counts successful purchases only: failed payments
@@ -74,7 +75,12 @@ ROLLUPS: tuple[Rollup, ...] = (
            "revenue per value category (Low / Medium / High) per hour"),
     Rollup("kpi_alerts_hour", ALERTS, "hour", ("rule", "severity"),
            "live alerts per rule and severity per hour (shadow alerts excluded)"),
+    Rollup("kpi_signals_5min", TRANSACTIONS, "5min", (),
+           "per 5 event-time minutes: payment outcomes per method, sales per product and per city "
+           "(what include/core/signals.py decides payment-health alerts and trends on)"),
 )
+# the date field of each grain (the `_id` starts with it too)
+GRAIN_FIELD = {"minute": "minute", "hour": "hour", "5min": "bucket"}
 ROLLUP_NAMES = tuple(r.collection for r in ROLLUPS)
 
 
@@ -189,6 +195,8 @@ class TxCube:
 
     minutes: dict[tuple[int, ...], list[int]] = field(default_factory=dict)  # (y, m, d, h, min) -> acc
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)  # ((y, m, d, h), *CUBE_DIMS) -> acc
+    # (y, m, d, h, 5-minute start) -> SignalCell: what business signals need, in the same pass
+    fives: dict[tuple[int, ...], SignalCell] = field(default_factory=dict)
     read: int = 0
     skipped: int = 0  # no datetime event_time: not in any bucket
 
@@ -236,6 +244,11 @@ class TxCube:
         b = self.cells.get(cell)
         if b is None:
             b = self.cells[cell] = [0] * _SLOTS
+        five = (et.year, et.month, et.day, et.hour, et.minute - et.minute % SIGNAL_BUCKET_MINUTES)
+        f = self.fives.get(five)
+        if f is None:
+            f = self.fives[five] = SignalCell()
+        f.add(pay, prod, loc, slot == _SALES, slot == _FAILED, get("user_id"))
         a[_N] += 1
         b[_N] += 1
         a[slot] += 1
@@ -259,7 +272,7 @@ class TxCube:
                 b[_REFUNDED] += units
 
     def groups(self, rollup: Rollup) -> dict[tuple[Any, ...], list[int]]:
-        """(bucket, *keys) -> accumulator, for one transaction rollup."""
+        """(bucket, *keys) -> accumulator, for one transaction rollup (minute or hour grain)."""
         if rollup.grain == "minute":
             if rollup.keys:
                 raise ValueError(f"{rollup.collection}: the minute cube has no dimensions")
@@ -284,7 +297,35 @@ class TxCube:
 
     def rows(self, rollup: Rollup) -> list[dict[str, Any]]:
         """The documents of `rollup` for every bucket the cube holds."""
+        if rollup.grain == "5min":
+            return [signal_document(rollup, _time(five), cell) for five, cell in self.fives.items()]
         return [tx_document(rollup, key, acc) for key, acc in self.groups(rollup).items()]
+
+
+class SignalCell:
+    """One 5-minute event-time bucket: per payment method [transactions, failed, users with a failure],
+    per product and per city the successful purchases (sales)."""
+
+    __slots__ = ("payment", "products", "locations")
+
+    def __init__(self) -> None:
+        self.payment: dict[Any, list[Any]] = {}
+        self.products: dict[Any, int] = {}
+        self.locations: dict[Any, int] = {}
+
+    def add(self, pay: Any, prod: Any, loc: Any, sale: bool, failed: bool, user: Any) -> None:
+        p = self.payment.get(pay)
+        if p is None:
+            p = self.payment[pay] = [0, 0, None]
+        p[0] += 1
+        if failed:
+            p[1] += 1
+            if p[2] is None:
+                p[2] = set()
+            p[2].add(_key(user))  # failures from many users is an outage; from one, card testing
+        elif sale:
+            self.products[prod] = self.products.get(prod, 0) + 1
+            self.locations[loc] = self.locations.get(loc, 0) + 1
 
 
 def escape_part(value: Any) -> str:
@@ -297,7 +338,7 @@ def rollup_id(rollup: Rollup, key: Sequence[Any]) -> str:
     """The `_id` of a bucket: its start (MINUTE_FMT / HOUR_FMT), then each key escaped, joined by "|"."""
     if len(key) != 1 + len(rollup.keys):
         raise ValueError(f"{rollup.collection}: expected a bucket and {len(rollup.keys)} key(s), got {key!r}")
-    bucket = key[0].strftime(MINUTE_FMT if rollup.grain == "minute" else HOUR_FMT)
+    bucket = key[0].strftime(HOUR_FMT if rollup.grain == "hour" else MINUTE_FMT)
     return "|".join([bucket, *(escape_part(v) for v in key[1:])])
 
 
@@ -307,7 +348,29 @@ def split_id(_id: str) -> list[str]:
 
 
 def _fields(rollup: Rollup, key: Sequence[Any]) -> dict[str, Any]:
-    return {"_id": rollup_id(rollup, key), rollup.grain: key[0], **dict(zip(rollup.keys, key[1:], strict=True))}
+    return {"_id": rollup_id(rollup, key), GRAIN_FIELD[rollup.grain]: key[0],
+            **dict(zip(rollup.keys, key[1:], strict=True))}
+
+
+def _sort_key(value: Any) -> tuple[str, str]:
+    return (type(value).__name__, str(value))
+
+
+def signal_document(rollup: Rollup, bucket: dt.datetime, cell: SignalCell) -> dict[str, Any]:
+    """A kpi_signals_5min document: lists of small documents (keys are data, never field names, so a
+    product called "a.b" or "$x" is stored as it is), each sorted by its key so reruns write equal ones."""
+    payment = [{"payment_method": k, "transactions": n, "failed_payments": failed,
+                "failed_users": len(users) if users else 0, "failure_rate": failed / n}
+               for k, (n, failed, users) in sorted(cell.payment.items(), key=lambda kv: _sort_key(kv[0]))]
+    return {
+        **_fields(rollup, (bucket,)),
+        "transactions": sum(p["transactions"] for p in payment),
+        "payment": payment,
+        "products": [{"product": k, "sales": n} for k, n in sorted(cell.products.items(),
+                                                                   key=lambda kv: _sort_key(kv[0]))],
+        "locations": [{"location": k, "sales": n} for k, n in sorted(cell.locations.items(),
+                                                                     key=lambda kv: _sort_key(kv[0]))],
+    }
 
 
 def tx_document(rollup: Rollup, key: Sequence[Any], acc: Sequence[int]) -> dict[str, Any]:

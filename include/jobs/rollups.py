@@ -36,6 +36,7 @@ from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERTS, KPI_RUNS, RULE_QUALITY, TOUCHED_HOURS, TRANSACTIONS
 from include.core.rollups import (
     ALERT_FIELDS,
+    GRAIN_FIELD,
     ROLLUP_NAMES,
     ROLLUPS,
     TX_FIELDS,
@@ -151,7 +152,7 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
         for rollup in ROLLUPS:
             rows = (tx_cube if rollup.source == TRANSACTIONS else alert_cube).rows(rollup)
             lap("derive")
-            stored = store.find(rollup.collection, time_query(rollup.grain, scope))
+            stored = store.find(rollup.collection, time_query(GRAIN_FIELD[rollup.grain], scope))
             writes, deletes = plan_writes(rows, stored)
             lap("read_kpi")
             renew()
