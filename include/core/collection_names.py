@@ -18,3 +18,6 @@ CASES = "cases"  # a user's alerts grouped for an analyst (include/core/cases.py
 LIST_ENTRIES = "list_entries"  # named lists: blocked users, risky locations, trusted (user, rule) pairs
 AUDIT_LOG = "audit_log"  # append-only: who changed what, when, before and after
 RULE_VERSIONS = "rule_versions"  # the full text of every rules version the processor loaded
+OPS_ALERTS = "ops_alerts"  # operational alerts (payment-method failure spikes), kept apart from fraud `alerts`
+TRENDS = "trends"  # trending products and cities, new high-demand regions (include/core/signals.py)
+SIGNAL_STATE = "signal_state"  # where the business-signal walk stopped, its open episodes, the cities seen

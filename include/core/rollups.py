@@ -304,14 +304,14 @@ class TxCube:
 
 class SignalCell:
     """One 5-minute event-time bucket: per payment method [transactions, failed, users with a failure],
-    per product and per city the successful purchases (sales)."""
+    per product and per city the successful purchases [sales, buyers (distinct users)]."""
 
-    __slots__ = ("payment", "products", "locations")
+    __slots__ = ("locations", "payment", "products")
 
     def __init__(self) -> None:
         self.payment: dict[Any, list[Any]] = {}
-        self.products: dict[Any, int] = {}
-        self.locations: dict[Any, int] = {}
+        self.products: dict[Any, list[Any]] = {}
+        self.locations: dict[Any, list[Any]] = {}
 
     def add(self, pay: Any, prod: Any, loc: Any, sale: bool, failed: bool, user: Any) -> None:
         p = self.payment.get(pay)
@@ -322,10 +322,19 @@ class SignalCell:
             p[1] += 1
             if p[2] is None:
                 p[2] = set()
-            p[2].add(_key(user))  # failures from many users is an outage; from one, card testing
+            p[2].add(user if user.__class__ is str else _key(user))  # many users failing: an outage
         elif sale:
-            self.products[prod] = self.products.get(prod, 0) + 1
-            self.locations[loc] = self.locations.get(loc, 0) + 1
+            user = user if user.__class__ is str else _key(user)  # buyers, not sales, decide a trend:
+            s = self.products.get(prod)                            # one user's burst is no trend
+            if s is None:
+                s = self.products[prod] = [0, set()]
+            s[0] += 1
+            s[1].add(user)
+            s = self.locations.get(loc)
+            if s is None:
+                s = self.locations[loc] = [0, set()]
+            s[0] += 1
+            s[1].add(user)
 
 
 def escape_part(value: Any) -> str:
@@ -366,10 +375,10 @@ def signal_document(rollup: Rollup, bucket: dt.datetime, cell: SignalCell) -> di
         **_fields(rollup, (bucket,)),
         "transactions": sum(p["transactions"] for p in payment),
         "payment": payment,
-        "products": [{"product": k, "sales": n} for k, n in sorted(cell.products.items(),
-                                                                   key=lambda kv: _sort_key(kv[0]))],
-        "locations": [{"location": k, "sales": n} for k, n in sorted(cell.locations.items(),
-                                                                     key=lambda kv: _sort_key(kv[0]))],
+        "products": [{"product": k, "sales": n, "buyers": len(users)}
+                     for k, (n, users) in sorted(cell.products.items(), key=lambda kv: _sort_key(kv[0]))],
+        "locations": [{"location": k, "sales": n, "buyers": len(users)}
+                      for k, (n, users) in sorted(cell.locations.items(), key=lambda kv: _sort_key(kv[0]))],
     }
 
 

@@ -16,12 +16,14 @@ Decisions (all thresholds in `SignalConfig`, from Settings):
   failures from at least `payment_min_failed_users` different users (a card tester is one user; a
   gateway outage fails everybody). It clears on the first bucket with enough transactions whose rate
   is back below the midpoint of the baseline and the opening threshold.
-- trending_product / trending_city: sales in the last `trend_window_buckets` buckets are at least
-  `trend_factor` x the trailing baseline (the `trend_baseline_buckets` before the window, scaled to
-  one window) and at least `trend_min_sales`. Clears when the window falls below the midpoint of
-  the baseline and the threshold.
-- new_region: a city with no sales in any bucket before the window sells at least `new_region_min_sales`
-  in one window. Clears when its window falls below half of that.
+- trending_product / trending_city: buyers (distinct users per bucket, summed; one user's burst of
+  orders is no trend) in the last `trend_window_buckets` buckets are at least `trend_factor` x the
+  expected number and at least `trend_min_sales`. Expected = the key's share of all buyers in the
+  `trend_baseline_buckets` before the window x all buyers in the window, so the daily traffic curve
+  (a busier evening lifts every city) is no trend. Clears when buyers fall below the midpoint of the
+  expected number (at the share frozen at opening) and the threshold.
+- new_region: a city with no sales in any bucket before the window has at least
+  `new_region_min_sales` buyers in one window. Clears when they fall below half of that.
 
 The baseline is frozen when an episode opens, so an outage does not raise its own bar. Nothing is
 decided until a full baseline of history exists (the first `baseline` buckets after the data starts
@@ -83,12 +85,12 @@ class SignalConfig:
 
 @dataclass(frozen=True)
 class BucketCounts:
-    """One 5-minute bucket: per payment method (transactions, failed, users with a failure), sales per
-    product and per city."""
+    """One 5-minute bucket: per payment method (transactions, failed, users with a failure), per product
+    and per city (sales, buyers)."""
 
     payment: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
-    products: Mapping[str, int] = field(default_factory=dict)
-    locations: Mapping[str, int] = field(default_factory=dict)
+    products: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    locations: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> BucketCounts:
@@ -96,8 +98,10 @@ class BucketCounts:
         return cls(
             payment={str(p["payment_method"]): (int(p["transactions"]), int(p["failed_payments"]),
                                                 int(p.get("failed_users", 0))) for p in doc.get("payment", [])},
-            products={str(p["product"]): int(p["sales"]) for p in doc.get("products", [])},
-            locations={str(p["location"]): int(p["sales"]) for p in doc.get("locations", [])})
+            products={str(p["product"]): (int(p["sales"]), int(p.get("buyers", p["sales"])))
+                      for p in doc.get("products", [])},
+            locations={str(p["location"]): (int(p["sales"]), int(p.get("buyers", p["sales"])))
+                       for p in doc.get("locations", [])})
 
 
 EMPTY = BucketCounts()
@@ -173,7 +177,7 @@ def evaluate(state: SignalState, buckets: Mapping[dt.datetime, BucketCounts], un
         now = buckets.get(at, EMPTY)
         warmed = state.data_start is not None and at - state.data_start >= BUCKET * history
         if len(past) >= config.trend_window_buckets:  # the bucket that just left the trend window
-            state.seen_cities.update(k for k, n in past[-config.trend_window_buckets].locations.items() if n > 0)
+            state.seen_cities.update(k for k, (n, _) in past[-config.trend_window_buckets].locations.items() if n)
         if warmed:
             for episode in _payment(state, at, now, past, config) + _trends(state, at, now, past, config):
                 changed[episode["_id"]] = episode
@@ -230,54 +234,80 @@ def _payment(state: SignalState, at: dt.datetime, now: BucketCounts, past: deque
     return out
 
 
+def _total(buckets: list[BucketCounts], dimension: str, key: str | None = None) -> tuple[int, int]:
+    """(sales, buyers) of one key, or of every key, over the buckets."""
+    sales = buyers = 0
+    for c in buckets:
+        counts = getattr(c, dimension)
+        if key is None:
+            for n, b in counts.values():
+                sales += n
+                buyers += b
+        elif key in counts:
+            n, b = counts[key]
+            sales += n
+            buyers += b
+    return sales, buyers
+
+
 def _trends(state: SignalState, at: dt.datetime, now: BucketCounts, past: deque[BucketCounts],
             config: SignalConfig) -> list[dict[str, Any]]:
+    """Buyers (distinct users per bucket, summed) decide, so one user's burst of orders is no trend; the
+    baseline is the key's share of all buyers before the window applied to the window's buyers, so the
+    daily traffic curve (a busier evening) is no trend either."""
     out = []
     w, b = config.trend_window_buckets, config.trend_baseline_buckets
     window = [*_recent(past, w - 1), now]
     baseline_buckets = _recent(past, b, skip=w - 1)
     for dimension, kind in (("products", TRENDING_PRODUCT), ("locations", TRENDING_CITY)):
+        window_all = _total(window, dimension)[1]
+        baseline_all = _total(baseline_buckets, dimension)[1]
         keys = {k for c in window for k in getattr(c, dimension)} | {
             e["key"] for e in state.open.values() if e.get("dimension") == dimension}
         for key in sorted(keys):
-            sales = sum(getattr(c, dimension).get(key, 0) for c in window)
+            sales, buyers = _total(window, dimension, key)
             new_city = kind == TRENDING_CITY and key not in state.seen_cities
             if kind == TRENDING_CITY:
                 episode = _open_episode(state, NEW_REGION, key) or _open_episode(state, TRENDING_CITY, key)
             else:
                 episode = _open_episode(state, kind, key)
             if episode is not None:
-                if sales < episode["clear_below"]:
+                expected = episode["baseline_share"] * window_all
+                threshold = max(expected * config.trend_factor, float(
+                    config.new_region_min_sales if episode["kind"] == NEW_REGION else config.trend_min_sales))
+                if buyers < (expected + threshold) / 2:
                     out.append(_clear(state, episode, at))
                 else:
-                    episode.update(peak_window_sales=max(episode["peak_window_sales"], sales),
+                    episode.update(peak_window_buyers=max(episode["peak_window_buyers"], buyers),
                                    buckets=episode["buckets"] + 1)
                     out.append(dict(episode))
                 continue
             if new_city:
-                if sales >= config.new_region_min_sales:
-                    out.append(_open_trend(state, NEW_REGION, dimension, key, at, sales, 0.0,
+                if buyers >= config.new_region_min_sales:
+                    out.append(_open_trend(state, NEW_REGION, dimension, key, at, w, (sales, buyers), 0.0, 0.0,
                                            float(config.new_region_min_sales)))
                 continue
-            baseline = sum(getattr(c, dimension).get(key, 0) for c in baseline_buckets) * w / b
-            threshold = max(baseline * config.trend_factor, float(config.trend_min_sales))
-            if sales >= threshold:
-                out.append(_open_trend(state, kind, dimension, key, at, sales, baseline, threshold))
+            share = _total(baseline_buckets, dimension, key)[1] / baseline_all if baseline_all else 0.0
+            expected = share * window_all
+            threshold = max(expected * config.trend_factor, float(config.trend_min_sales))
+            if share and buyers >= threshold:
+                out.append(_open_trend(state, kind, dimension, key, at, w, (sales, buyers), share, expected,
+                                       threshold))
     return out
 
 
-def _open_trend(state: SignalState, kind: str, dimension: str, key: str, at: dt.datetime, sales: int,
-                baseline: float, threshold: float) -> dict[str, Any]:
+def _open_trend(state: SignalState, kind: str, dimension: str, key: str, at: dt.datetime, window: int,
+                counts: tuple[int, int], share: float, expected: float, threshold: float) -> dict[str, Any]:
+    sales, buyers = counts
     field_name = "product" if dimension == "products" else "location"
-    what = {TRENDING_PRODUCT: "sells", TRENDING_CITY: "buys", NEW_REGION: "a city with no sales before, buys"}[kind]
+    what = {TRENDING_PRODUCT: "bought by", TRENDING_CITY: "has", NEW_REGION: "(no sales before) has"}[kind]
     episode = {
         "_id": signal_id(kind, key, at), "kind": kind, "key": key, "dimension": dimension, field_name: key,
-        "status": "open", "opened_at": at, "cleared_at": None, "window_sales": sales,
-        "baseline_window_sales": baseline, "threshold": threshold,
-        "clear_below": (baseline + threshold) / 2 if kind != NEW_REGION else threshold / 2,
-        "factor": None if baseline == 0 else sales / baseline, "peak_window_sales": sales, "buckets": 1,
-        "reason": f"{key} {what} {sales} in the window ending {at + BUCKET:%Y-%m-%d %H:%M} UTC "
-                  f"(trailing baseline {baseline:.1f} per window)",
+        "status": "open", "opened_at": at, "cleared_at": None, "window_sales": sales, "window_buyers": buyers,
+        "baseline_share": share, "expected_buyers": expected, "threshold": threshold,
+        "factor": None if expected == 0 else buyers / expected, "peak_window_buyers": buyers, "buckets": 1,
+        "reason": f"{key} {what} {buyers} buyers ({sales} sales) in the {window * 5}-minute window ending "
+                  f"{at + BUCKET:%Y-%m-%d %H:%M} UTC; expected {expected:.1f} from its trailing share",
     }
     state.open[episode["_id"]] = episode
     return dict(episode)

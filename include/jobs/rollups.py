@@ -33,7 +33,7 @@ from typing import Any
 
 from include.config import get_settings
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, KPI_RUNS, RULE_QUALITY, TOUCHED_HOURS, TRANSACTIONS
+from include.core.collection_names import ALERTS, KPI_RUNS, RULE_QUALITY, TOUCHED_HOURS, TRANSACTIONS, WATERMARKS
 from include.core.rollups import (
     ALERT_FIELDS,
     GRAIN_FIELD,
@@ -48,6 +48,7 @@ from include.core.rollups import (
     time_query,
     valid_hours,
 )
+from include.core.watermark import DEFAULT_K as WATERMARK_K
 from include.errors import RetryableError, TxnmonError
 from include.jobs.triage import refresh_rule_quality
 
@@ -115,6 +116,9 @@ def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str =
 def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: Clock,
          doc: dict[str, Any], progress: Progress | None = None) -> RollupRun:
     previous = latest_run(store)
+    # read before the entries: the processor saves a partition's watermark after the batch's entry,
+    # so every batch behind it is consumed by this run or an earlier one (business signals wait for it)
+    event_watermark = processor_watermark(store)
     as_of = clock()
     entries = store.find(TOUCHED_HOURS, {"pending": True}, projection={"hours": 1, "acked_at": 1})
     hours, malformed = valid_hours(h for e in entries for h in e.get("hours") or [])
@@ -175,6 +179,7 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
     marks = [m for m in (max(acked, default=None), (previous or {}).get("mark")) if m is not None]
     doc.update(
         finished_at=finished, success=True, state="done", as_of=as_of, mark=max(marks, default=None),
+        event_watermark=event_watermark,
         hours_recomputed=len(hours), hours=hours[:KEPT_HOURS], hours_truncated=len(hours) > KEPT_HOURS,
         entries_consumed=len(ids), transactions_read=read[TRANSACTIONS], alerts_read=read[ALERTS],
         passes=passes, documents=documents, written=written, collections=list(KPI_COLLECTIONS),
@@ -233,6 +238,14 @@ def _release(store: MongoStore, owner: str) -> None:
 
 
 # --- freshness ------------------------------------------------------------------------------------
+
+
+def processor_watermark(store: MongoStore) -> dt.datetime | None:
+    """The event-time watermark of the processor's slowest input partition (of those with one): all
+    data of every partition up to it is stored. None before the processor has seen enough events."""
+    docs = store.find(WATERMARKS, {"topic": store.settings.topic_by_user}, projection={"newest": 1})
+    marks = [min(d["newest"]) for d in docs if len(d.get("newest") or []) >= WATERMARK_K]
+    return min(marks) if marks else None
 
 
 def latest_run(store: MongoStore, collection: str | None = None) -> dict[str, Any] | None:

@@ -86,7 +86,7 @@ def test_every_transaction_rollup_is_derivable_from_the_one_cube():
     names = [r.collection for r in rollups.ROLLUPS]
     assert len(set(names)) == len(names) and all(n.startswith("kpi_") for n in names)
     assert names == ["kpi_revenue_minute", "kpi_location_hour", "kpi_product_hour", "kpi_payment_hour",
-                     "kpi_value_category_hour", "kpi_alerts_hour", "kpi_signals_5min"]  # the dashboard and BI read these
+                     "kpi_value_category_hour", "kpi_alerts_hour", "kpi_signals_5min"]  # what the dashboard, BI read
     cube = _cube([_tx(T0)])
     for rollup in rollups.ROLLUPS:
         if rollup.source == "transactions":
@@ -276,8 +276,8 @@ def test_signal_buckets_count_payment_outcomes_and_sales_per_five_minutes():
     assert first["bucket"] == T0 and first["transactions"] == 3
     assert first["payment"] == [{"payment_method": "UPI", "transactions": 3, "failed_payments": 2, "failed_users": 1,
                                  "failure_rate": 2 / 3}]
-    assert first["products"] == [{"product": "Laptop", "sales": 1}]  # failed payments are no sales
+    assert first["products"] == [{"product": "Laptop", "sales": 1, "buyers": 1}]  # failed payments are no sales
     # keys are values, never field names; refunds are no sales
-    assert second["products"] == [{"product": "$x", "sales": 1}]
-    assert second["locations"] == [{"location": "a.b", "sales": 1}]
+    assert second["products"] == [{"product": "$x", "sales": 1, "buyers": 1}]
+    assert second["locations"] == [{"location": "a.b", "sales": 1, "buyers": 1}]
     assert second["payment"][0]["transactions"] == 2

@@ -19,11 +19,13 @@ CONFIG = SignalConfig()
 def _normal(i: int, rng: random.Random, *, upi_failed: int | None = None, air_fryer: int = 0,
             bhopal: int = 0) -> BucketCounts:
     failed = rng.choice([0, 0, 1, 1, 2]) if upi_failed is None else upi_failed
+    products = {"T-Shirt": 8 + rng.randrange(4), "Air Fryer": 2 + rng.randrange(2) + air_fryer}
+    locations = {"Mumbai": 12 + rng.randrange(5), "Pune": 4 + rng.randrange(3)}
+    if bhopal:
+        locations["Bhopal"] = bhopal
     return BucketCounts(
         payment={"UPI": (50, failed, min(failed, 50)), "Wallet": (10, rng.choice([0, 1]), 1)},
-        products={"T-Shirt": 8 + rng.randrange(4), "Air Fryer": 2 + rng.randrange(2) + air_fryer},
-        locations={"Mumbai": 12 + rng.randrange(5), "Pune": 4 + rng.randrange(3), **({"Bhopal": bhopal} if bhopal
-                                                                                      else {})})
+        products={k: (n, n) for k, n in products.items()}, locations={k: (n, n) for k, n in locations.items()})
 
 
 def _series(n: int = 288, seed: int = 1, outage: range = range(0), spike: range = range(0),
@@ -81,6 +83,21 @@ def test_one_card_tester_is_not_a_gateway_outage():
     at = T0 + BUCKET * 120
     series[at] = BucketCounts(payment={"UPI": (50, 30, 1)}, products=series[at].products,
                               locations=series[at].locations)
+    assert _walk(series, [288]) == {}
+
+
+def test_one_buyers_burst_of_orders_is_no_trend():
+    series = _series()
+    at = T0 + BUCKET * 120
+    series[at] = BucketCounts(payment=series[at].payment, products={**series[at].products, "Gift Card": (40, 1)},
+                              locations=series[at].locations)
+    assert _walk(series, [288]) == {}
+
+
+def test_traffic_that_rises_for_every_key_alike_is_no_trend():
+    series = {at: BucketCounts(c.payment, {k: (n * 5, b * 5) for k, (n, b) in c.products.items()},
+                               {k: (n * 5, b * 5) for k, (n, b) in c.locations.items()}) if at >= T0 + BUCKET * 150
+              else c for at, c in _series().items()}
     assert _walk(series, [288]) == {}
 
 
