@@ -31,15 +31,18 @@ from include.core.collection_names import (
     ALERTS,
     AUDIT_LOG,
     CASES,
+    CUSTOMERS_HOUR,
     KPI_RUNS,
     LEASES,
     LIST_ENTRIES,
+    OPS_ALERTS,
     REJECTED,
     RULE_QUALITY,
     SHADOW_ALERTS,
     SUPPRESSED_ALERTS,
     TOUCHED_HOURS,
     TRANSACTIONS,
+    TRENDS,
     WATERMARKS,
 )
 from include.core.rollups import GRAIN_FIELD, ROLLUP_NAMES, ROLLUPS
@@ -215,6 +218,9 @@ class MongoStore:
         for rollup in ROLLUPS:  # the dashboard and the rollup job read kpi_* by bucket range
             grain = GRAIN_FIELD[rollup.grain]
             db[rollup.collection].create_index([(grain, ASCENDING)], name=grain)
+        db[CUSTOMERS_HOUR].create_index([("hour", ASCENDING)], name="hour")
+        db[OPS_ALERTS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
+        db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
         for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
             db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
         cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status

@@ -21,3 +21,5 @@ RULE_VERSIONS = "rule_versions"  # the full text of every rules version the proc
 OPS_ALERTS = "ops_alerts"  # operational alerts (payment-method failure spikes), kept apart from fraud `alerts`
 TRENDS = "trends"  # trending products and cities, new high-demand regions (include/core/signals.py)
 SIGNAL_STATE = "signal_state"  # where the business-signal walk stopped, its open episodes, the cities seen
+CUSTOMERS_HOUR = "kpi_customers_hour"  # new vs returning customers, repeat rate, order value, top customers
+CUSTOMER_FIRSTS = "customer_firsts"  # each customer's first purchase hour, packed in shards (core/customers.py)

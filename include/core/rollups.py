@@ -197,6 +197,8 @@ class TxCube:
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)  # ((y, m, d, h), *CUBE_DIMS) -> acc
     # (y, m, d, h, 5-minute start) -> SignalCell: what business signals need, in the same pass
     fives: dict[tuple[int, ...], SignalCell] = field(default_factory=dict)
+    # ((y, m, d, h), user_id) -> [orders, revenue units]: successful purchases, for the customer KPIs
+    buyers: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     read: int = 0
     skipped: int = 0  # no datetime event_time: not in any bucket
 
@@ -248,7 +250,16 @@ class TxCube:
         f = self.fives.get(five)
         if f is None:
             f = self.fives[five] = SignalCell()
-        f.add(pay, prod, loc, slot == _SALES, slot == _FAILED, get("user_id"))
+        user = get("user_id")
+        f.add(pay, prod, loc, slot == _SALES, slot == _FAILED, user)
+        if slot == _SALES:
+            c = (minute[:4], user if user.__class__ is str else _key(user))
+            o = self.buyers.get(c)
+            if o is None:
+                o = self.buyers[c] = [0, 0]
+            o[0] += 1
+            if units is not None:
+                o[1] += units
         a[_N] += 1
         b[_N] += 1
         a[slot] += 1
@@ -290,6 +301,10 @@ class TxCube:
             else:
                 target[:] = map(operator.add, target, acc)
         return {(_time(key[0]), *key[1:]): acc for key, acc in merged.items()}
+
+    def buyers_by_hour(self) -> dict[tuple[dt.datetime, Any], list[int]]:
+        """(hour, user_id) -> [orders, revenue units] of successful purchases (include/core/customers.py)."""
+        return {(_time(hour), user): acc for (hour, user), acc in self.buyers.items()}
 
     def hours(self) -> set[str]:
         """The event-time hours the cube holds, as HOUR_FMT text."""

@@ -33,15 +33,27 @@ from typing import Any
 
 from include.config import get_settings
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, KPI_RUNS, RULE_QUALITY, TOUCHED_HOURS, TRANSACTIONS, WATERMARKS
+from include.core import customers
+from include.core.collection_names import (
+    ALERTS,
+    CUSTOMER_FIRSTS,
+    CUSTOMERS_HOUR,
+    KPI_RUNS,
+    RULE_QUALITY,
+    TOUCHED_HOURS,
+    TRANSACTIONS,
+    WATERMARKS,
+)
 from include.core.rollups import (
     ALERT_FIELDS,
     GRAIN_FIELD,
+    HOUR_FMT,
     ROLLUP_NAMES,
     ROLLUPS,
     TX_FIELDS,
     AlertCube,
     TxCube,
+    hour_start,
     plan_writes,
     projection,
     source_query,
@@ -62,7 +74,7 @@ LEASE_FOR = dt.timedelta(minutes=10)  # a run renews it every minute; a crashed 
 RENEW_EVERY_S = 60.0
 MARK_CHUNK = 5_000  # entry ids per update
 KEPT_HOURS = 500  # hours listed in a kpi_runs document (the count is always there)
-KPI_COLLECTIONS = (*ROLLUP_NAMES, RULE_QUALITY)
+KPI_COLLECTIONS = (*ROLLUP_NAMES, CUSTOMERS_HOUR, RULE_QUALITY)
 
 Clock = Callable[[], dt.datetime]
 Progress = Callable[[str, int, int | None], None]  # (stage, done so far, total or None)
@@ -163,8 +175,12 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
             written[rollup.collection] = store.write_documents(rollup.collection, writes, deletes)
             documents[rollup.collection] = len(rows)
             lap("write_kpi")
+        documents[CUSTOMERS_HOUR], written[CUSTOMERS_HOUR], written[CUSTOMER_FIRSTS] = _roll_customers(
+            store, tx_cube, scope, hours, run_id, clock)
+        lap("customers")
     else:
-        documents = {r.collection: 0 for r in ROLLUPS}
+        documents = {r.collection: 0 for r in (*ROLLUPS,)}
+        documents[CUSTOMERS_HOUR] = 0
     # alert dispositions change without new data: per-rule precision is recomputed whole (alerts are few)
     refresh_rule_quality(store)
     passes[ALERTS] += 1
@@ -186,6 +202,30 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
         seconds=round((finished - doc["started_at"]).total_seconds(), 3), seconds_by_step=steps)
     store.replace_document(KPI_RUNS, doc)
     return RollupRun(run_id, hours, documents, full_rebuild, len(ids), as_of, passes, written)
+
+
+def _roll_customers(store: MongoStore, cube: TxCube, scope: list[str] | None, hours: list[str], run_id: str,
+                    clock: Clock) -> tuple[int, dict[str, int], dict[str, int]]:
+    """kpi_customers_hour of the recomputed hours, and the first purchases in customer_firsts, from the
+    cube of this run's one pass (include/core/customers.py). Returns (documents, written, written firsts)."""
+    buyers = cube.buyers_by_hour()
+    seen = customers.first_hours(buyers)
+    full_rebuild = scope is None
+    shards = None if full_rebuild else sorted({customers.shard_of(u) for u in seen})
+    stored_docs = store.find(CUSTOMER_FIRSTS, {} if full_rebuild else {"_id": {"$in": shards}})
+    stored = customers.firsts_from_documents(stored_docs)
+    merged = customers.merged_firsts(stored, seen, full_rebuild)
+    recomputed = {hour_start(h) for h in hours}
+    moved = customers.moved_firsts(stored, merged, recomputed)
+    if moved:  # customers counted new in hours this run does not recompute: the next run recomputes them
+        store.insert_missing(TOUCHED_HOURS, [{
+            "_id": f"customers|{run_id}", "hours": sorted(h.strftime(HOUR_FMT) for h in moved), "transactions": 0,
+            "acked_at": clock(), "pending": True, "why": "a customer's first purchase moved earlier"}])
+    writes, deletes = plan_writes(customers.firsts_documents(merged, shards), stored_docs)
+    firsts_written = store.write_documents(CUSTOMER_FIRSTS, writes, deletes)
+    rows = customers.hour_documents(buyers, merged, lambda h: h.strftime(HOUR_FMT))
+    writes, deletes = plan_writes(rows, store.find(CUSTOMERS_HOUR, time_query("hour", scope)))
+    return len(rows), store.write_documents(CUSTOMERS_HOUR, writes, deletes), firsts_written
 
 
 def _visiting(add: Callable[[dict[str, Any]], None], renew: Callable[[], None], stage: str = "reading",
