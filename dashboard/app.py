@@ -133,12 +133,17 @@ def city_view(db, w: queries.Window) -> None:
     if located.empty:
         st.info("No located transactions in this range.")
         return
+    world = st.session_state.get("map_world", False)
     try:
-        chart = geomap.heatmap(frame)
+        chart = geomap.heatmap(frame, world=world)
     except geomap.OutlineError as exc:
         st.error(str(exc))
         return
     st.altair_chart(chart, width="content")
+    outside = len(located) - len(geomap.focus(located, world))
+    if outside:
+        show_caption(f"{outside} more cities with the last {1 - geomap.FOCUS_SHARE:.0%} of revenue are outside "
+                     "this view: tick \"World map\" in the sidebar.")
     show_caption("Circle: revenue (area and colour); red ring: live alerts. Outlines: Natural Earth countries "
                  "(world-atlas) and U.S. states (us-atlas), bundled; no map tiles.")
     unknown = frame[frame["lat"].isna()]
@@ -146,9 +151,13 @@ def city_view(db, w: queries.Window) -> None:
         show_caption(f"Not on the map (no coordinates): {', '.join(str(x) for x in unknown['location'])}")
 
 
+PAYMENT_CHART_MIN = 10  # buckets with fewer payments of a method are not drawn
+
+
 def payment_health(db, w: queries.Window) -> None:
     st.subheader("Payment health")
     frame = queries.payment_health(db, w)
+    frame = frame[frame["transactions"] >= PAYMENT_CHART_MIN]  # a 1-of-2 bucket's 50% says nothing
     if frame.empty:
         st.info("No payments in this range (kpi_signals_5min is filled by the rollup run).")
     else:
@@ -159,6 +168,7 @@ def payment_health(db, w: queries.Window) -> None:
             tooltip=["payment_method", alt.Tooltip("bucket:T", format="%Y-%m-%d %H:%M"), "transactions",
                      "failed_payments", alt.Tooltip("failure_rate:Q", format=".1%")])
         st.altair_chart(chart.properties(height=260), width="stretch")
+        show_caption(f"5-minute buckets with at least {PAYMENT_CHART_MIN} payments of the method.")
     alerts_frame = queries.ops_alerts(db)
     if alerts_frame.empty:
         st.caption("No payment-method failure spikes (ops_alerts).")
@@ -167,6 +177,25 @@ def payment_health(db, w: queries.Window) -> None:
     for col in ("opened_at", "cleared_at"):
         shown[col] = pd.to_datetime(shown[col], utc=True).dt.strftime("%Y-%m-%d %H:%M").fillna("")
     show_table(shown.set_index("opened_at"), "ops-alerts")
+
+
+def customers_view(db, w: queries.Window) -> None:
+    st.subheader("Customers")
+    c = queries.customers_summary(db, w)
+    if c is None:
+        st.info("No purchases in this range.")
+        return
+    cols = st.columns(4)
+    cols[0].metric("New customers", f"{c['new_customers']:,}", help="first purchase ever in that hour, summed")
+    cols[1].metric("Repeat-purchase rate", f"{c['repeat_purchase_rate']:.0%}",
+                   help="returning customers / customers, over the hours of the range")
+    cols[2].metric("Order value, new", money(c["aov_new"]) if c["aov_new"] is not None else "n/a")
+    cols[3].metric("Order value, returning", money(c["aov_returning"]) if c["aov_returning"] is not None else "n/a")
+    top = queries.top_customers(db, w)
+    if not top.empty:
+        top["revenue"] = top["revenue"].map(money)
+        show_table(top.set_index("user_id"), "top-customers")
+        show_caption("Top customers by revenue, from each hour's top 10 (kpi_customers_hour).")
 
 
 def trends(db) -> None:
@@ -269,11 +298,12 @@ def business_page(span: dt.timedelta | None, rules: list[str]) -> None:
         bars("Revenue by category", queries.by_category(db, w), "category")
     with right:
         bars("Revenue by payment method", queries.by_payment(db, w), "payment_method")
-    left, right = st.columns([3, 2])
+    left, right = st.columns(2)
     with left:
-        city_view(db, w)
-    with right:
         bars("Top products", queries.by_product(db, w), "product")
+    with right:
+        customers_view(db, w)
+    city_view(db, w)
     payment_health(db, w)
     trends(db)
 
@@ -395,6 +425,8 @@ def main() -> None:
         st.fragment(run_every=refresh)(operations_page)()
         return
     span, rules, refresh = sidebar()
+    if view == "Business":
+        st.sidebar.checkbox("World map", key="map_world", help="fit the map to every city, not the main market")
     st.fragment(run_every=refresh)(business_page if view == "Business" else fraud_page)(span, rules)
     if view == "Fraud":
         try:

@@ -19,7 +19,8 @@ import altair as alt
 import pandas as pd
 
 MAPS_DIR = Path(__file__).resolve().parents[1] / "include" / "data" / "maps"
-WIDTH, HEIGHT = 760, 460
+WIDTH, HEIGHT = 1000, 520
+FOCUS_SHARE = 0.95  # "main market" fits the view to the cities holding this share of revenue
 MIN_SPAN_DEG = 12.0  # a single city still shows its surroundings
 
 
@@ -64,11 +65,22 @@ def fitted_projection(lons: list[float], lats: list[float], width: int = WIDTH, 
             "translate": [width / 2, height / 2]}
 
 
-def heatmap(frame: pd.DataFrame, labels: int = 15) -> alt.LayerChart:
+def focus(located: pd.DataFrame, world: bool) -> pd.DataFrame:
+    """The cities the view is fitted to: all of them, or those holding FOCUS_SHARE of the revenue."""
+    if world or located["revenue"].sum() <= 0:
+        return located
+    ranked = located.sort_values("revenue", ascending=False)
+    share = ranked["revenue"].cumsum() / ranked["revenue"].sum()
+    return ranked[(share.shift(fill_value=0) < FOCUS_SHARE)]
+
+
+def heatmap(frame: pd.DataFrame, labels: int = 10, world: bool = False) -> alt.LayerChart:
     """Outlines, then one circle per located city (area and colour: revenue), a red ring sized by its
-    alerts, and the names of the `labels` cities with the most revenue."""
-    located = frame.dropna(subset=["lat", "lon"])
-    projection = fitted_projection(list(located["lon"]), list(located["lat"]))
+    alerts, and the names of the `labels` cities with the most revenue. The view fits the main market
+    (or, with `world`, every city)."""
+    located = frame.dropna(subset=["lat", "lon"]).sort_values("revenue", ascending=False)
+    fitted = focus(located, world)
+    projection = fitted_projection(list(fitted["lon"]), list(fitted["lat"]))
     countries = alt.InlineData(values=outlines("countries-50m.json"),
                                format=alt.DataFormat(type="topojson", feature="countries"))
     states = alt.InlineData(values=outlines("states-10m.json"),

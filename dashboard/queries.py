@@ -248,3 +248,33 @@ def city_map_frame(db: Any, w: Window) -> pd.DataFrame:
     frame["lon"] = [c.lon if c else None for c in coords]
     frame["country"] = [c.country if c else None for c in coords]
     return frame.sort_values("revenue", ascending=False, ignore_index=True)
+
+
+def customers_summary(db: Any, w: Window) -> dict[str, Any] | None:
+    """New and returning customers, repeat-purchase rate and order value per segment over the range's
+    hours (kpi_customers_hour). A customer buying in several hours counts in each."""
+    rows = db.find("kpi_customers_hour", {"hour": {"$gte": w.hour_start, "$lt": w.end}},
+                   projection={"top": 0})
+    if not rows:
+        return None
+    total = {k: sum(r[k] for r in rows) for k in ("customers", "new_customers", "returning_customers", "new_orders",
+                                                  "returning_orders", "new_revenue", "returning_revenue")}
+    return {
+        **total,
+        "repeat_purchase_rate": total["returning_customers"] / total["customers"] if total["customers"] else 0.0,
+        "aov_new": total["new_revenue"] / total["new_orders"] if total["new_orders"] else None,
+        "aov_returning": total["returning_revenue"] / total["returning_orders"] if total["returning_orders"] else None,
+    }
+
+
+def top_customers(db: Any, w: Window, limit: int = 10) -> pd.DataFrame:
+    rows = db.find("kpi_customers_hour", {"hour": {"$gte": w.hour_start, "$lt": w.end}},
+                   projection={"_id": 0, "top": 1})
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        for t in r.get("top", []):
+            acc = totals.setdefault(t["user_id"], [0, 0.0])
+            acc[0] += t["orders"]
+            acc[1] += t["revenue"]
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][1], kv[0]))[:limit]
+    return _frame([{"user_id": u, "orders": o, "revenue": x} for u, (o, x) in ranked], ["user_id", "orders", "revenue"])

@@ -195,10 +195,13 @@ class TxCube:
 
     minutes: dict[tuple[int, ...], list[int]] = field(default_factory=dict)  # (y, m, d, h, min) -> acc
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)  # ((y, m, d, h), *CUBE_DIMS) -> acc
-    # (y, m, d, h, 5-minute start) -> SignalCell: what business signals need, in the same pass
-    fives: dict[tuple[int, ...], SignalCell] = field(default_factory=dict)
-    # ((y, m, d, h), user_id) -> [orders, revenue units]: successful purchases, for the customer KPIs
-    buyers: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+    # what business signals (5-minute buckets) and customer KPIs (hours) are derived from:
+    pays: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)  # (minute, method) -> [n, failed, users]
+    sales: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (minute, product, location) -> sales
+    # ((y, m, d, h), user) -> orders, and -> revenue units: ints, not [orders, units] lists, because lists
+    # are tracked by the garbage collector and one per buyer-hour made its passes cost more than the fold
+    orders: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    spent: dict[tuple[Any, ...], int] = field(default_factory=dict)
     read: int = 0
     skipped: int = 0  # no datetime event_time: not in any bucket
 
@@ -239,27 +242,35 @@ class TxCube:
             pay = _key(pay)
         if val.__class__ is not str:
             val = _key(val)
-        cell = (minute[:4], loc, prod, cat, pay, val)  # the hour, then CUBE_DIMS in order
+        hour = minute[:4]
+        cell = (hour, loc, prod, cat, pay, val)  # the hour, then CUBE_DIMS in order
         a = self.minutes.get(minute)
         if a is None:
             a = self.minutes[minute] = [0] * _SLOTS
         b = self.cells.get(cell)
         if b is None:
             b = self.cells[cell] = [0] * _SLOTS
-        five = (et.year, et.month, et.day, et.hour, et.minute - et.minute % SIGNAL_BUCKET_MINUTES)
-        f = self.fives.get(five)
-        if f is None:
-            f = self.fives[five] = SignalCell()
         user = get("user_id")
-        f.add(pay, prod, loc, slot == _SALES, slot == _FAILED, user)
+        if user.__class__ is not str:
+            user = _key(user)
+        k = (minute, pay)
+        p = self.pays.get(k)
+        if p is None:
+            p = self.pays[k] = [0, 0, None]
+        p[0] += 1
         if slot == _SALES:
-            c = (minute[:4], user if user.__class__ is str else _key(user))
-            o = self.buyers.get(c)
-            if o is None:
-                o = self.buyers[c] = [0, 0]
-            o[0] += 1
+            k = (hour, user)
+            self.orders[k] = self.orders.get(k, 0) + 1
             if units is not None:
-                o[1] += units
+                self.spent[k] = self.spent.get(k, 0) + units
+            if not alerted:  # trends count sales the fraud rules let through: a burst of one user is no trend
+                k = (minute, prod, loc)
+                self.sales[k] = self.sales.get(k, 0) + 1
+        elif slot == _FAILED:  # failures from many users are an outage; from one, card testing
+            p[1] += 1
+            if p[2] is None:
+                p[2] = set()
+            p[2].add(user)
         a[_N] += 1
         b[_N] += 1
         a[slot] += 1
@@ -304,7 +315,31 @@ class TxCube:
 
     def buyers_by_hour(self) -> dict[tuple[dt.datetime, Any], list[int]]:
         """(hour, user_id) -> [orders, revenue units] of successful purchases (include/core/customers.py)."""
-        return {(_time(hour), user): acc for (hour, user), acc in self.buyers.items()}
+        spent = self.spent
+        return {(_time(hour), user): [n, spent.get((hour, user), 0)] for (hour, user), n in self.orders.items()}
+
+    def signal_cells(self) -> dict[tuple[int, ...], SignalCell]:
+        """The minutes merged into 5-minute buckets."""
+        fives: dict[tuple[int, ...], SignalCell] = {}
+
+        def cell_of(minute: tuple[int, ...]) -> SignalCell:
+            five = (*minute[:4], minute[4] - minute[4] % SIGNAL_BUCKET_MINUTES)
+            cell = fives.get(five)
+            if cell is None:
+                cell = fives[five] = SignalCell()
+            return cell
+
+        for (minute, pay), (n, failed, users) in self.pays.items():
+            acc = cell_of(minute).payment.setdefault(pay, [0, 0, set()])
+            acc[0] += n
+            acc[1] += failed
+            if users:
+                acc[2] |= users
+        for (minute, prod, loc), n in self.sales.items():
+            cell = cell_of(minute)
+            cell.products[prod] = cell.products.get(prod, 0) + n
+            cell.locations[loc] = cell.locations.get(loc, 0) + n
+        return fives
 
     def hours(self) -> set[str]:
         """The event-time hours the cube holds, as HOUR_FMT text."""
@@ -313,43 +348,20 @@ class TxCube:
     def rows(self, rollup: Rollup) -> list[dict[str, Any]]:
         """The documents of `rollup` for every bucket the cube holds."""
         if rollup.grain == "5min":
-            return [signal_document(rollup, _time(five), cell) for five, cell in self.fives.items()]
+            return [signal_document(rollup, _time(five), cell) for five, cell in self.signal_cells().items()]
         return [tx_document(rollup, key, acc) for key, acc in self.groups(rollup).items()]
 
 
 class SignalCell:
     """One 5-minute event-time bucket: per payment method [transactions, failed, users with a failure],
-    per product and per city the successful purchases [sales, buyers (distinct users)]."""
+    per product and per city the successful purchases no fraud rule flagged (sales)."""
 
     __slots__ = ("locations", "payment", "products")
 
     def __init__(self) -> None:
         self.payment: dict[Any, list[Any]] = {}
-        self.products: dict[Any, list[Any]] = {}
-        self.locations: dict[Any, list[Any]] = {}
-
-    def add(self, pay: Any, prod: Any, loc: Any, sale: bool, failed: bool, user: Any) -> None:
-        p = self.payment.get(pay)
-        if p is None:
-            p = self.payment[pay] = [0, 0, None]
-        p[0] += 1
-        if failed:
-            p[1] += 1
-            if p[2] is None:
-                p[2] = set()
-            p[2].add(user if user.__class__ is str else _key(user))  # many users failing: an outage
-        elif sale:
-            user = user if user.__class__ is str else _key(user)  # buyers, not sales, decide a trend:
-            s = self.products.get(prod)                            # one user's burst is no trend
-            if s is None:
-                s = self.products[prod] = [0, set()]
-            s[0] += 1
-            s[1].add(user)
-            s = self.locations.get(loc)
-            if s is None:
-                s = self.locations[loc] = [0, set()]
-            s[0] += 1
-            s[1].add(user)
+        self.products: dict[Any, int] = {}
+        self.locations: dict[Any, int] = {}
 
 
 def escape_part(value: Any) -> str:
@@ -390,10 +402,10 @@ def signal_document(rollup: Rollup, bucket: dt.datetime, cell: SignalCell) -> di
         **_fields(rollup, (bucket,)),
         "transactions": sum(p["transactions"] for p in payment),
         "payment": payment,
-        "products": [{"product": k, "sales": n, "buyers": len(users)}
-                     for k, (n, users) in sorted(cell.products.items(), key=lambda kv: _sort_key(kv[0]))],
-        "locations": [{"location": k, "sales": n, "buyers": len(users)}
-                      for k, (n, users) in sorted(cell.locations.items(), key=lambda kv: _sort_key(kv[0]))],
+        "products": [{"product": k, "sales": n} for k, n in sorted(cell.products.items(),
+                                                                   key=lambda kv: _sort_key(kv[0]))],
+        "locations": [{"location": k, "sales": n} for k, n in sorted(cell.locations.items(),
+                                                                     key=lambda kv: _sort_key(kv[0]))],
     }
 
 

@@ -16,8 +16,8 @@ Decisions (all thresholds in `SignalConfig`, from Settings):
   failures from at least `payment_min_failed_users` different users (a card tester is one user; a
   gateway outage fails everybody). It clears on the first bucket with enough transactions whose rate
   is back below the midpoint of the baseline and the opening threshold.
-- trending_product / trending_city: buyers (distinct users per bucket, summed; one user's burst of
-  orders is no trend) in the last `trend_window_buckets` buckets are at least `trend_factor` x the
+- trending_product / trending_city: buyers (the rollups give sales that no fraud rule flagged, so a
+  fraudster's burst of orders is no trend) in the last `trend_window_buckets` buckets are at least `trend_factor` x the
   expected number and at least `trend_min_sales`. Expected = the key's share of all buyers in the
   `trend_baseline_buckets` before the window x all buyers in the window, so the daily traffic curve
   (a busier evening lifts every city) is no trend. Clears when buyers fall below the midpoint of the
@@ -86,7 +86,8 @@ class SignalConfig:
 @dataclass(frozen=True)
 class BucketCounts:
     """One 5-minute bucket: per payment method (transactions, failed, users with a failure), per product
-    and per city (sales, buyers)."""
+    and per city (sales, buyers). kpi_signals_5min counts sales no fraud rule flagged, so buyers = sales
+    there; the decisions take buyers, so a source that counts distinct buyers can give them."""
 
     payment: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     products: Mapping[str, tuple[int, int]] = field(default_factory=dict)
@@ -98,10 +99,8 @@ class BucketCounts:
         return cls(
             payment={str(p["payment_method"]): (int(p["transactions"]), int(p["failed_payments"]),
                                                 int(p.get("failed_users", 0))) for p in doc.get("payment", [])},
-            products={str(p["product"]): (int(p["sales"]), int(p.get("buyers", p["sales"])))
-                      for p in doc.get("products", [])},
-            locations={str(p["location"]): (int(p["sales"]), int(p.get("buyers", p["sales"])))
-                       for p in doc.get("locations", [])})
+            products={str(p["product"]): (int(p["sales"]), int(p["sales"])) for p in doc.get("products", [])},
+            locations={str(p["location"]): (int(p["sales"]), int(p["sales"])) for p in doc.get("locations", [])})
 
 
 EMPTY = BucketCounts()
@@ -252,7 +251,7 @@ def _total(buckets: list[BucketCounts], dimension: str, key: str | None = None) 
 
 def _trends(state: SignalState, at: dt.datetime, now: BucketCounts, past: deque[BucketCounts],
             config: SignalConfig) -> list[dict[str, Any]]:
-    """Buyers (distinct users per bucket, summed) decide, so one user's burst of orders is no trend; the
+    """Buyers decide (kpi_signals_5min: sales no fraud rule flagged); the
     baseline is the key's share of all buyers before the window applied to the window's buyers, so the
     daily traffic curve (a busier evening) is no trend either."""
     out = []
@@ -300,13 +299,13 @@ def _open_trend(state: SignalState, kind: str, dimension: str, key: str, at: dt.
                 counts: tuple[int, int], share: float, expected: float, threshold: float) -> dict[str, Any]:
     sales, buyers = counts
     field_name = "product" if dimension == "products" else "location"
-    what = {TRENDING_PRODUCT: "bought by", TRENDING_CITY: "has", NEW_REGION: "(no sales before) has"}[kind]
+    what = {TRENDING_PRODUCT: "has", TRENDING_CITY: "has", NEW_REGION: "(no sales before) has"}[kind]
     episode = {
         "_id": signal_id(kind, key, at), "kind": kind, "key": key, "dimension": dimension, field_name: key,
         "status": "open", "opened_at": at, "cleared_at": None, "window_sales": sales, "window_buyers": buyers,
         "baseline_share": share, "expected_buyers": expected, "threshold": threshold,
         "factor": None if expected == 0 else buyers / expected, "peak_window_buyers": buyers, "buckets": 1,
-        "reason": f"{key} {what} {buyers} buyers ({sales} sales) in the {window * 5}-minute window ending "
+        "reason": f"{key} {what} {buyers} sales in the {window * 5}-minute window ending "
                   f"{at + BUCKET:%Y-%m-%d %H:%M} UTC; expected {expected:.1f} from its trailing share",
     }
     state.open[episode["_id"]] = episode
