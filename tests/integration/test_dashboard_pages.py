@@ -29,8 +29,14 @@ def test_each_page_shows_its_audiences_numbers(settings_factory, dashboard_facto
     page.wait_for_selector("table.txnmon-trends", timeout=60_000)
     page.wait_for_function("document.querySelectorAll('.vega-embed').length >= 6", timeout=60_000)
     body = page.inner_text("body")
-    for heading in ("Revenue by city", "Payment health", "Trends: fast-selling products, busy cities, new regions"):
+    for heading in ("Revenue by city", "Customers", "Payment health",
+                    "Trends: fast-selling products, busy cities, new regions"):
         assert heading in body, heading
+    metrics = {m.inner_text().split("\n")[0]: m.inner_text().split("\n")[-1]
+               for m in page.query_selector_all('[data-testid="stMetric"]')}
+    assert int(metrics["New customers"].replace(",", "")) > 2_000  # most of the day's 3,000 users
+    assert metrics["Repeat-purchase rate"].endswith("%") and metrics["Payment alerts open"] == "0"
+    assert len(page.inner_text("table.txnmon-top-customers").splitlines()) >= 10
     ops = page.inner_text("table.txnmon-ops-alerts")
     assert "UPI" in ops and "cleared" in ops and "2025-10-01 12:00" in ops
     trends = page.inner_text("table.txnmon-trends")

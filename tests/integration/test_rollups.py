@@ -18,7 +18,7 @@ from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS
 from include.errors import StoreRefused, StoreUnavailable
 from include.jobs import replay, rollups, status
-from tests.fixtures.pipeline import produce, run_until_idle, synthetic_rows, tx_row
+from tests.fixtures.pipeline import T0, produce, run_until_idle, synthetic_rows, tx_row
 
 pytestmark = pytest.mark.integration
 
@@ -263,3 +263,31 @@ def test_the_store_streams_a_read_through_a_callback_and_translates_its_errors(i
     assert db.write_documents("things", [{"_id": 1, "n": -1}, {"_id": "new", "n": 0}], [2, 3, "absent"]) == {
         "upserted": 1, "replaced": 1, "deleted": 2}
     assert db.find_one("things", {"_id": 1})["n"] == -1 and db.count("things") == 24_999
+
+
+def test_customer_kpis_follow_first_purchases_even_when_one_arrives_late(isolated_settings):
+    s = isolated_settings
+    db = MongoStore(s)
+    h5, h6 = T0 + dt.timedelta(hours=5), T0 + dt.timedelta(hours=6)
+    produce(s, [tx_row("C1", "U1", h5, 100.0), tx_row("C2", "U2", h5, 300.0), tx_row("C3", "U1", h6, 50.0),
+                tx_row("C4", "U3", h6, 10.0, status="failed")])
+    run_until_idle(s)
+    rollups.run_rollups(db)
+    by_hour = {d["hour"]: d for d in db.find("kpi_customers_hour")}
+    assert (by_hour[h5]["new_customers"], by_hour[h5]["returning_customers"]) == (2, 0)
+    assert (by_hour[h6]["new_customers"], by_hour[h6]["returning_customers"]) == (0, 1)
+    assert by_hour[h5]["avg_order_value_new"] == 200.0 and by_hour[h6]["repeat_purchase_rate"] == 1.0
+    assert by_hour[h5]["top"][0] == {"user_id": "U2", "orders": 1, "revenue": 300.0}
+
+    produce(s, [tx_row("C0", "U1", T0, 20.0)])  # U1's real first purchase, five hours earlier, arrives late
+    run_until_idle(s)
+    rollups.run_rollups(db)
+    queued = _pending(db)
+    assert [e["hours"] for e in queued] == [[h5.strftime("%Y-%m-%dT%H")]], "the hour that counted U1 new is queued"
+    rollups.run_rollups(db)
+    by_hour = {d["hour"]: d for d in db.find("kpi_customers_hour")}
+    assert (by_hour[T0]["new_customers"], by_hour[h5]["new_customers"], by_hour[h5]["returning_customers"]) == (
+        1, 1, 1)
+    incremental = {c: sorted(db.find(c), key=lambda d: d["_id"]) for c in ("kpi_customers_hour", "customer_firsts")}
+    rollups.run_rollups(db, full_rebuild=True)
+    assert {c: sorted(db.find(c), key=lambda d: d["_id"]) for c in incremental} == incremental
