@@ -16,6 +16,7 @@ next run (a `touched_hours` entry), which recomputes them from the data.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -80,26 +81,37 @@ def firsts_documents(firsts: Mapping[str, dt.datetime], shards: Iterable[str] | 
 def hour_documents(buyers: Mapping[tuple[dt.datetime, str], list[int]],
                    firsts: Mapping[str, dt.datetime], id_of: Any) -> list[dict[str, Any]]:
     """kpi_customers_hour: one document per hour with purchases. `id_of(hour)` gives its `_id`."""
-    hours: dict[dt.datetime, list[tuple[str, int, int]]] = {}
+    # per hour: [customers, new, new orders, returning orders, new units, returning units], and its buyers
+    totals: dict[dt.datetime, list[int]] = {}
+    rows_of: dict[dt.datetime, list[tuple[int, str, int]]] = {}
     for (hour, user), (orders, units) in buyers.items():
-        hours.setdefault(hour, []).append((user, orders, units))
+        t = totals.get(hour)
+        if t is None:
+            t = totals[hour] = [0, 0, 0, 0, 0, 0]
+            rows_of[hour] = []
+        t[0] += 1
+        if firsts.get(user) == hour:
+            t[1] += 1
+            t[2] += orders
+            t[4] += units
+        else:
+            t[3] += orders
+            t[5] += units
+        rows_of[hour].append((units, user, orders))
     docs = []
-    for hour, rows in hours.items():
-        new = [r for r in rows if firsts.get(r[0]) == hour]
-        returning = [r for r in rows if firsts.get(r[0]) != hour]
-        n_orders, r_orders = sum(r[1] for r in new), sum(r[1] for r in returning)
-        n_units, r_units = sum(r[2] for r in new), sum(r[2] for r in returning)
-        top = sorted(rows, key=lambda r: (-r[2], r[0]))[:TOP_CUSTOMERS]
+    for hour, (n, n_new, n_orders, r_orders, n_units, r_units) in totals.items():
+        # the hour's top customers: most revenue first, then user id (nlargest on (-units) ties by user)
+        top = heapq.nsmallest(TOP_CUSTOMERS, rows_of[hour], key=lambda r: (-r[0], r[1]))
         docs.append({
             "_id": id_of(hour), "hour": hour,
-            "customers": len(rows), "new_customers": len(new), "returning_customers": len(returning),
-            "repeat_purchase_rate": len(returning) / len(rows),
+            "customers": n, "new_customers": n_new, "returning_customers": n - n_new,
+            "repeat_purchase_rate": (n - n_new) / n,
             "orders": n_orders + r_orders, "new_orders": n_orders, "returning_orders": r_orders,
             "revenue": (n_units + r_units) / _UNITS, "new_revenue": n_units / _UNITS,
             "returning_revenue": r_units / _UNITS,
             "avg_order_value": (n_units + r_units) / (_UNITS * (n_orders + r_orders)),
             "avg_order_value_new": n_units / (_UNITS * n_orders) if n_orders else None,
             "avg_order_value_returning": r_units / (_UNITS * r_orders) if r_orders else None,
-            "top": [{"user_id": u, "orders": o, "revenue": x / _UNITS} for u, o, x in top],
+            "top": [{"user_id": u, "orders": o, "revenue": x / _UNITS} for x, u, o in top],
         })
     return docs

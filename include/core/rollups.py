@@ -315,8 +315,15 @@ class TxCube:
 
     def buyers_by_hour(self) -> dict[tuple[dt.datetime, Any], list[int]]:
         """(hour, user_id) -> [orders, revenue units] of successful purchases (include/core/customers.py)."""
-        spent = self.spent
-        return {(_time(hour), user): [n, spent.get((hour, user), 0)] for (hour, user), n in self.orders.items()}
+        spent, times = self.spent, {}
+        out = {}
+        for key, n in self.orders.items():
+            hour = key[0]
+            at = times.get(hour)
+            if at is None:
+                at = times[hour] = _time(hour)
+            out[(at, key[1])] = [n, spent.get(key, 0)]
+        return out
 
     def signal_cells(self) -> dict[tuple[int, ...], SignalCell]:
         """The minutes merged into 5-minute buckets."""
