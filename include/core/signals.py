@@ -164,7 +164,7 @@ def evaluate(state: SignalState, buckets: Mapping[dt.datetime, BucketCounts], un
         if not with_data:
             return Evaluation(state, [], 0)
         state.next_bucket = state.data_start = with_data[0]
-    until = bucket_start(until) if until != bucket_start(until) else until
+    until = bucket_start(until)
     changed: dict[str, dict[str, Any]] = {}
     history = config.history_buckets
     # a sliding window of the previous `history` buckets

@@ -23,7 +23,7 @@ def test_each_page_shows_its_audiences_numbers(settings_factory, dashboard_facto
     rollups.run_rollups(store)
     signals.run_signals(store, s)
     url = dashboard_factory(s)
-    page = browser.new_page(viewport={"width": 1500, "height": 2400})
+    page = browser.new_page(viewport={"width": 1500, "height": 3300})  # Streamlit scrolls inside: all of a page
 
     page.goto(url)
     page.wait_for_selector("table.txnmon-trends", timeout=60_000)

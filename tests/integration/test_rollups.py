@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 UTC = dt.UTC
 SEED_REVENUE = 777_650
-TX_ROLLUPS = [r.collection for r in rollups.ROLLUPS if r.source == TRANSACTIONS]
+# the rollups with revenue (kpi_signals_5min counts payments and sales for the business signals)
+TX_ROLLUPS = [r.collection for r in rollups.ROLLUPS if r.source == TRANSACTIONS and r.grain != "5min"]
 
 
 def _revenue(db) -> dict[str, float]:
@@ -208,6 +209,9 @@ def test_the_rollups_of_a_stream_add_up_to_its_stored_transactions(settings_fact
         assert sum(d["alerted_transactions"] for d in docs) == sum(d["alert_flag"] for d in stored), name
     live_alerts = db.count(ALERTS, {"mode": {"$ne": "shadow"}})
     assert sum(d["alerts"] for d in db.find("kpi_alerts_hour")) == live_alerts > 0
+    # customers: every successful purchase is some customer's order, in whichever part it arrived
+    assert sum((Fraction(d["revenue"]) for d in db.find("kpi_customers_hour")), Fraction(0)) == sales
+    assert sum(d["transactions"] for d in db.find("kpi_signals_5min")) == 600
 
 
 def test_freshness_in_status_kpi_runs_and_the_dashboard_query(isolated_settings):
@@ -223,7 +227,7 @@ def test_freshness_in_status_kpi_runs_and_the_dashboard_query(isolated_settings)
     report = status.collect(s)
     kpis = report["kpis"]
     assert kpis["pending_batches"] == 0 and kpis["last_run"]["_id"] == run.run_id
-    assert set(kpis["collections"]) == {*rollups.ROLLUP_NAMES, "kpi_rule_quality"}
+    assert set(kpis["collections"]) == {*rollups.ROLLUP_NAMES, "kpi_customers_hour", "kpi_rule_quality"}
     assert all(c["run_id"] == run.run_id and c["last_success"] >= c["as_of"] for c in kpis["collections"].values())
     text = status.render(report)
     assert f"as of {kpis['last_run']['as_of']:%Y-%m-%d %H:%M:%S} UTC" in text and "kpi_location_hour" in text
