@@ -26,6 +26,30 @@ def cmd_rollups(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_signals(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from include.connectors.mongo import MongoStore
+    from include.jobs import signals
+
+    run = signals.run_signals(MongoStore(settings), settings, trigger="cli")
+    if args.json:
+        print(json.dumps(signals.summary(run), indent=2))
+        return 0
+    if run.closed_until is None:
+        print("no closed event time yet: the processor has no watermark, or no rollup run recorded it "
+              "(run `txnmon rollups` after the processor has stored data)")
+        return 0
+    print(f"business signals decided up to {run.closed_until:%Y-%m-%d %H:%M} UTC (event time), "
+          f"{run.evaluated:,} 5-minute bucket(s) walked this run")
+    for e in run.opened:
+        print(f"  OPENED   {e['kind']:<22} {e['reason']}")
+    for e in run.cleared:
+        print(f"  CLEARED  {e['kind']:<22} {e['key']} at {e['cleared_at']:%Y-%m-%d %H:%M} UTC")
+    print(f"{run.open_now} signal(s) open (ops_alerts, trends)")
+    return 0
+
+
 def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
     from include.jobs import quality
 
@@ -44,6 +68,11 @@ def register(sub: Any) -> None:
                                        "(or all with --full)")
     p.add_argument("--full", action="store_true", help="recompute every bucket")
     p.set_defaults(func=cmd_rollups)
+
+    p = sub.add_parser("signals", help="decide payment-health alerts and trends on the closed event-time buckets "
+                                       "(after `txnmon rollups`)")
+    p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+    p.set_defaults(func=cmd_signals)
 
     p = sub.add_parser("quality", help="run the data-quality suites over recently processed data")
     p.add_argument("--minutes", type=positive_int, default=60, help="data processed in the last N minutes")

@@ -32,20 +32,28 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
-    from include.core import generator
+    from include.core import business_events, generator
 
     spec = generator.GeneratorSpec(rows=args.rows, users=args.users, fraud_rate=args.fraud_rate, seed=args.seed,
                                    start=args.start, days=args.days)
     spec.validate()
+    events = [business_events.parse_event(kind, text, spec.start) for kind, text in
+              (("gateway_outage", args.outage), ("product_spike", args.product_spike),
+               ("new_region", args.new_region)) if text]
     started = time.perf_counter()
     with Progress("generate", "rows") as progress:
         progress("generating", 0, spec.rows)  # one vectorised step: the bar jumps to the end
         df = generator.generate(spec)
+        if events:
+            df = business_events.inject(df, events, spec.seed)
         progress("generating", spec.rows, spec.rows)
         generator.write_csv(df, Path(args.out), lambda done, total: progress("writing", done, total))
     labelled = df[df["fraud_label"] != ""]
     print(f"wrote {len(df):,} rows ({len(labelled):,} fraud rows in {labelled['fraud_incident'].nunique():,} "
           f"incidents) for {df['user_id'].nunique():,} users to {args.out} in {time.perf_counter() - started:.1f}s")
+    for event in events:
+        print(f"  {event.kind}: {event.name} from {event.start:%Y-%m-%d %H:%M} UTC for {event.minutes} min "
+              f"({(df['business_event'] == event.kind).sum():,} rows)")
     return 0
 
 
@@ -71,4 +79,10 @@ def register(sub: Any) -> None:
     p.add_argument("--start", type=to_date, default=dt.date(2025, 10, 1), help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=positive_int, default=1)
     p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--outage", metavar="METHOD@HH:MM/MIN", default=None,
+                   help="a payment-gateway outage on the first day, e.g. UPI@12:00/30 (most of its payments fail)")
+    p.add_argument("--product-spike", metavar="PRODUCT@HH:MM/MIN", default=None,
+                   help='extra purchases of a product on the first day, e.g. "Air Fryer@14:00/60"')
+    p.add_argument("--new-region", metavar="CITY@HH:MM/MIN", default=None,
+                   help="purchases from a city with no sales before, e.g. Bhopal@17:00/60")
     p.set_defaults(func=cmd_generate)

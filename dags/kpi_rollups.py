@@ -7,7 +7,8 @@ docs/rollups.md). What a run covers comes from the pending entries in MongoDB's 
 (one per stored batch), not from the data interval: a manual trigger includes everything stored
 so far, and runs missed while the scheduler was down or batches delayed by an outage are caught
 up by the next run. Each run is recorded in `kpi_runs`. Re-running changes nothing. Param
-`full_rebuild` recomputes everything there is.
+`full_rebuild` recomputes everything there is. Then `signals` decides payment-health alerts and
+trends on the 5-minute buckets event time has closed (docs/signals.md).
 """
 
 import pendulum
@@ -16,6 +17,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.notify_airflow import TxnmonNotifier
 from include.jobs.rollups import rollup_pending
+from include.jobs.signals import signals_task
 
 
 @dag(
@@ -36,7 +38,12 @@ def kpi_rollups():
         use_airflow_connections()
         return rollup_pending(params["full_rebuild"], trigger="airflow")
 
-    rollup()
+    @task
+    def signals() -> dict:
+        use_airflow_connections()
+        return signals_task(trigger="airflow")
+
+    rollup() >> signals()
 
 
 kpi_rollups()

@@ -12,7 +12,16 @@ from typing import Any
 import pandas as pd
 
 from include.core import geo
-from include.core.collection_names import ALERTS, KPI_RUNS, QUALITY_REPORTS, REJECTED, SHADOW_ALERTS
+from include.core.collection_names import (
+    ALERTS,
+    KPI_RUNS,
+    OPS_ALERTS,
+    QUALITY_REPORTS,
+    REJECTED,
+    SHADOW_ALERTS,
+    SIGNAL_STATE,
+    TRENDS,
+)
 
 RANGES = {"All data": None, "Last hour of data": dt.timedelta(hours=1), "Last 6 hours of data": dt.timedelta(hours=6),
           "Last 24 hours of data": dt.timedelta(hours=24), "Last 7 days of data": dt.timedelta(days=7)}
@@ -182,3 +191,90 @@ def report_link(report_path: str | None, quality_dir: Any, base_url: str) -> str
     except ValueError:
         return None
     return base_url.rstrip("/") + "/" + relative.as_posix()
+
+
+# --- business signals, map, operations ----------------------------------------------------------
+
+
+def payment_health(db: Any, w: Window) -> pd.DataFrame:
+    """Failure rate per payment method per 5 event-time minutes (kpi_signals_5min)."""
+    rows = db.find("kpi_signals_5min", {"bucket": {"$gte": w.start, "$lt": w.end}}, sort=[("bucket", 1)],
+                   projection={"_id": 0, "bucket": 1, "payment": 1})
+    flat = [{"bucket": r["bucket"], "payment_method": p["payment_method"], "transactions": p["transactions"],
+             "failed_payments": p["failed_payments"], "failure_rate": p["failure_rate"]}
+            for r in rows for p in r.get("payment", [])]
+    return _frame(flat, ["bucket", "payment_method", "transactions", "failed_payments", "failure_rate"])
+
+
+OPS_COLUMNS = ["opened_at", "status", "payment_method", "reason", "cleared_at", "peak_rate"]
+TREND_COLUMNS = ["opened_at", "kind", "key", "status", "reason", "cleared_at", "peak_window_buyers"]
+
+
+def ops_alerts(db: Any, limit: int = 50) -> pd.DataFrame:
+    """Payment-health alerts, open ones first, then newest first (event time)."""
+    rows = db.find(OPS_ALERTS, sort=[("opened_at", -1)], limit=limit, projection={c: 1 for c in OPS_COLUMNS})
+    rows.sort(key=lambda r: r.get("status") != "open")  # stable: open first, each group newest first
+    return _frame(rows, ["_id", *OPS_COLUMNS])
+
+
+def trends_feed(db: Any, limit: int = 50) -> pd.DataFrame:
+    rows = db.find(TRENDS, sort=[("opened_at", -1)], limit=limit, projection={c: 1 for c in TREND_COLUMNS})
+    rows.sort(key=lambda r: r.get("status") != "open")
+    return _frame(rows, ["_id", *TREND_COLUMNS])
+
+
+def signals_state(db: Any) -> dict[str, Any] | None:
+    """Where the business-signal walk stopped (`closed_until`), None before its first run."""
+    return db.find_one(SIGNAL_STATE, {"_id": "business_signals"})
+
+
+def alerts_by_city(db: Any, w: Window) -> pd.DataFrame:
+    """Live alerts per location in the range (the alerts collection is small; its event_time is indexed)."""
+    rows = db.aggregate(ALERTS, [
+        {"$match": {"mode": {"$ne": "shadow"}, "event_time": {"$gte": w.start, "$lt": w.end}}},
+        {"$group": {"_id": "$location", "alerts": {"$sum": 1}}}])
+    return _frame([{"location": r["_id"], "alerts": r["alerts"]} for r in rows], ["location", "alerts"])
+
+
+def city_map_frame(db: Any, w: Window) -> pd.DataFrame:
+    """Revenue, transactions and alerts per city, with coordinates and country from the bundled table."""
+    frame = by_city(db, w)
+    alerts = alerts_by_city(db, w)
+    frame = frame.merge(alerts, on="location", how="outer") if len(alerts) else frame.assign(alerts=0)
+    frame["alerts"] = frame["alerts"].fillna(0).astype(int)
+    frame[["revenue", "transactions"]] = frame[["revenue", "transactions"]].fillna(0)
+    coords = [geo.lookup(str(c)) for c in frame["location"]]
+    frame["lat"] = [c.lat if c else None for c in coords]
+    frame["lon"] = [c.lon if c else None for c in coords]
+    frame["country"] = [c.country if c else None for c in coords]
+    return frame.sort_values("revenue", ascending=False, ignore_index=True)
+
+
+def customers_summary(db: Any, w: Window) -> dict[str, Any] | None:
+    """New and returning customers, repeat-purchase rate and order value per segment over the range's
+    hours (kpi_customers_hour). A customer buying in several hours counts in each."""
+    rows = db.find("kpi_customers_hour", {"hour": {"$gte": w.hour_start, "$lt": w.end}},
+                   projection={"top": 0})
+    if not rows:
+        return None
+    total = {k: sum(r[k] for r in rows) for k in ("customers", "new_customers", "returning_customers", "new_orders",
+                                                  "returning_orders", "new_revenue", "returning_revenue")}
+    return {
+        **total,
+        "repeat_purchase_rate": total["returning_customers"] / total["customers"] if total["customers"] else 0.0,
+        "aov_new": total["new_revenue"] / total["new_orders"] if total["new_orders"] else None,
+        "aov_returning": total["returning_revenue"] / total["returning_orders"] if total["returning_orders"] else None,
+    }
+
+
+def top_customers(db: Any, w: Window, limit: int = 10) -> pd.DataFrame:
+    rows = db.find("kpi_customers_hour", {"hour": {"$gte": w.hour_start, "$lt": w.end}},
+                   projection={"_id": 0, "top": 1})
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        for t in r.get("top", []):
+            acc = totals.setdefault(t["user_id"], [0, 0.0])
+            acc[0] += t["orders"]
+            acc[1] += t["revenue"]
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][1], kv[0]))[:limit]
+    return _frame([{"user_id": u, "orders": o, "revenue": x} for u, (o, x) in ranked], ["user_id", "orders", "revenue"])

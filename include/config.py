@@ -107,6 +107,20 @@ class Settings(BaseSettings):
     notify_lease_seconds: float = Field(60.0, ge=1, le=3600)  # a claimed entry is another worker's after this
     notify_poll_seconds: float = Field(0.1, gt=0, le=60)  # how often an idle worker looks for due entries
     notify_metrics_port: int = Field(9109, ge=0, le=65535)  # /metrics of `txnmon notify` (METRICS_ADDRESS); 0: off
+    # --- Business signals (include/core/signals.py; docs/signals.md), all in event time ------------
+    # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
+    # partition) is this far past the bucket's end: later data for it is not taken into account
+    signal_lateness_minutes: int = Field(10, ge=0, le=24 * 60)
+    payment_spike_factor: float = Field(4.0, gt=1, le=1000)  # failure rate vs the trailing baseline
+    payment_spike_min_increase: float = Field(0.15, gt=0, lt=1)  # ... and at least this much above it
+    payment_spike_baseline_buckets: int = Field(12, ge=1, le=2016)
+    payment_spike_min_transactions: int = Field(20, ge=1)  # a bucket with fewer decides nothing
+    payment_spike_min_failed_users: int = Field(8, ge=1)  # one card tester is no gateway outage
+    trend_window_buckets: int = Field(3, ge=1, le=288)
+    trend_baseline_buckets: int = Field(12, ge=1, le=2016)
+    trend_factor: float = Field(3.0, gt=1, le=1000)
+    trend_min_sales: int = Field(20, ge=1)
+    new_region_min_sales: int = Field(10, ge=1)
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

@@ -31,19 +31,22 @@ from include.core.collection_names import (
     ALERTS,
     AUDIT_LOG,
     CASES,
+    CUSTOMERS_HOUR,
     KPI_RUNS,
     LEASES,
     LIST_ENTRIES,
     NOTIFICATIONS,
+    OPS_ALERTS,
     REJECTED,
     RULE_QUALITY,
     SHADOW_ALERTS,
     SUPPRESSED_ALERTS,
     TOUCHED_HOURS,
     TRANSACTIONS,
+    TRENDS,
     WATERMARKS,
 )
-from include.core.rollups import ROLLUP_NAMES, ROLLUPS
+from include.core.rollups import GRAIN_FIELD, ROLLUP_NAMES, ROLLUPS
 from include.errors import StoreRefused, StoreUnavailable
 
 DUPLICATE_KEY = 11000
@@ -218,7 +221,11 @@ class MongoStore:
         db[TOUCHED_HOURS].create_index([("pending", ASCENDING)], name="pending")
         db[KPI_RUNS].create_index([("success", ASCENDING), ("finished_at", DESCENDING)], name="success_finished")
         for rollup in ROLLUPS:  # the dashboard and the rollup job read kpi_* by bucket range
-            db[rollup.collection].create_index([(rollup.grain, ASCENDING)], name=rollup.grain)
+            grain = GRAIN_FIELD[rollup.grain]
+            db[rollup.collection].create_index([(grain, ASCENDING)], name=grain)
+        db[CUSTOMERS_HOUR].create_index([("hour", ASCENDING)], name="hour")
+        db[OPS_ALERTS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
+        db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
         for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
             db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
         cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status

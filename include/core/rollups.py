@@ -38,11 +38,12 @@ HOUR_FMT = "%Y-%m-%dT%H"
 MINUTE_FMT = "%Y-%m-%dT%H:%M"
 NONE_KEY = "(none)"
 HOUR = dt.timedelta(hours=1)
+SIGNAL_BUCKET_MINUTES = 5  # the event-time grain of kpi_signals_5min, what business signals are decided on
 
 # The dimensions of the hourly cube: every hourly transaction rollup groups by a subset of them.
 CUBE_DIMS = ("location", "product", "category", "payment_method", "value_category")
 # What one pass reads of each transaction / alert (nothing else crosses the wire).
-TX_FIELDS = ("event_time", "amount", "status", "type", "alert_flag", "late", *CUBE_DIMS)
+TX_FIELDS = ("event_time", "amount", "status", "type", "alert_flag", "late", "user_id", *CUBE_DIMS)
 ALERT_FIELDS = ("event_time", "amount", "rule", "severity", "user_id", "mode")
 
 # Measures of the transaction rollups. Revenue counts successful purchases only: failed payments
@@ -74,7 +75,12 @@ ROLLUPS: tuple[Rollup, ...] = (
            "revenue per value category (Low / Medium / High) per hour"),
     Rollup("kpi_alerts_hour", ALERTS, "hour", ("rule", "severity"),
            "live alerts per rule and severity per hour (shadow alerts excluded)"),
+    Rollup("kpi_signals_5min", TRANSACTIONS, "5min", (),
+           "per 5 event-time minutes: payment outcomes per method, sales per product and per city "
+           "(what include/core/signals.py decides payment-health alerts and trends on)"),
 )
+# the date field of each grain (the `_id` starts with it too)
+GRAIN_FIELD = {"minute": "minute", "hour": "hour", "5min": "bucket"}
 ROLLUP_NAMES = tuple(r.collection for r in ROLLUPS)
 
 
@@ -189,6 +195,13 @@ class TxCube:
 
     minutes: dict[tuple[int, ...], list[int]] = field(default_factory=dict)  # (y, m, d, h, min) -> acc
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)  # ((y, m, d, h), *CUBE_DIMS) -> acc
+    # what business signals (5-minute buckets) and customer KPIs (hours) are derived from:
+    pays: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)  # (minute, method) -> [n, failed, users]
+    sales: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (minute, product, location) -> sales
+    # ((y, m, d, h), user) -> orders, and -> revenue units: ints, not [orders, units] lists, because lists
+    # are tracked by the garbage collector and one per buyer-hour made its passes cost more than the fold
+    orders: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    spent: dict[tuple[Any, ...], int] = field(default_factory=dict)
     read: int = 0
     skipped: int = 0  # no datetime event_time: not in any bucket
 
@@ -229,13 +242,35 @@ class TxCube:
             pay = _key(pay)
         if val.__class__ is not str:
             val = _key(val)
-        cell = (minute[:4], loc, prod, cat, pay, val)  # the hour, then CUBE_DIMS in order
+        hour = minute[:4]
+        cell = (hour, loc, prod, cat, pay, val)  # the hour, then CUBE_DIMS in order
         a = self.minutes.get(minute)
         if a is None:
             a = self.minutes[minute] = [0] * _SLOTS
         b = self.cells.get(cell)
         if b is None:
             b = self.cells[cell] = [0] * _SLOTS
+        user = get("user_id")
+        if user.__class__ is not str:
+            user = _key(user)
+        k = (minute, pay)
+        p = self.pays.get(k)
+        if p is None:
+            p = self.pays[k] = [0, 0, None]
+        p[0] += 1
+        if slot == _SALES:
+            k = (hour, user)
+            self.orders[k] = self.orders.get(k, 0) + 1
+            if units is not None:
+                self.spent[k] = self.spent.get(k, 0) + units
+            if not alerted:  # trends count sales the fraud rules let through: a burst of one user is no trend
+                k = (minute, prod, loc)
+                self.sales[k] = self.sales.get(k, 0) + 1
+        elif slot == _FAILED:  # failures from many users are an outage; from one, card testing
+            p[1] += 1
+            if p[2] is None:
+                p[2] = set()
+            p[2].add(user)
         a[_N] += 1
         b[_N] += 1
         a[slot] += 1
@@ -259,7 +294,7 @@ class TxCube:
                 b[_REFUNDED] += units
 
     def groups(self, rollup: Rollup) -> dict[tuple[Any, ...], list[int]]:
-        """(bucket, *keys) -> accumulator, for one transaction rollup."""
+        """(bucket, *keys) -> accumulator, for one transaction rollup (minute or hour grain)."""
         if rollup.grain == "minute":
             if rollup.keys:
                 raise ValueError(f"{rollup.collection}: the minute cube has no dimensions")
@@ -278,13 +313,62 @@ class TxCube:
                 target[:] = map(operator.add, target, acc)
         return {(_time(key[0]), *key[1:]): acc for key, acc in merged.items()}
 
+    def buyers_by_hour(self) -> dict[tuple[dt.datetime, Any], list[int]]:
+        """(hour, user_id) -> [orders, revenue units] of successful purchases (include/core/customers.py)."""
+        spent, times = self.spent, {}
+        out = {}
+        for key, n in self.orders.items():
+            hour = key[0]
+            at = times.get(hour)
+            if at is None:
+                at = times[hour] = _time(hour)
+            out[(at, key[1])] = [n, spent.get(key, 0)]
+        return out
+
+    def signal_cells(self) -> dict[tuple[int, ...], SignalCell]:
+        """The minutes merged into 5-minute buckets."""
+        fives: dict[tuple[int, ...], SignalCell] = {}
+
+        def cell_of(minute: tuple[int, ...]) -> SignalCell:
+            five = (*minute[:4], minute[4] - minute[4] % SIGNAL_BUCKET_MINUTES)
+            cell = fives.get(five)
+            if cell is None:
+                cell = fives[five] = SignalCell()
+            return cell
+
+        for (minute, pay), (n, failed, users) in self.pays.items():
+            acc = cell_of(minute).payment.setdefault(pay, [0, 0, set()])
+            acc[0] += n
+            acc[1] += failed
+            if users:
+                acc[2] |= users
+        for (minute, prod, loc), n in self.sales.items():
+            cell = cell_of(minute)
+            cell.products[prod] = cell.products.get(prod, 0) + n
+            cell.locations[loc] = cell.locations.get(loc, 0) + n
+        return fives
+
     def hours(self) -> set[str]:
         """The event-time hours the cube holds, as HOUR_FMT text."""
         return {_time(cell[0]).strftime(HOUR_FMT) for cell in self.cells}
 
     def rows(self, rollup: Rollup) -> list[dict[str, Any]]:
         """The documents of `rollup` for every bucket the cube holds."""
+        if rollup.grain == "5min":
+            return [signal_document(rollup, _time(five), cell) for five, cell in self.signal_cells().items()]
         return [tx_document(rollup, key, acc) for key, acc in self.groups(rollup).items()]
+
+
+class SignalCell:
+    """One 5-minute event-time bucket: per payment method [transactions, failed, users with a failure],
+    per product and per city the successful purchases no fraud rule flagged (sales)."""
+
+    __slots__ = ("locations", "payment", "products")
+
+    def __init__(self) -> None:
+        self.payment: dict[Any, list[Any]] = {}
+        self.products: dict[Any, int] = {}
+        self.locations: dict[Any, int] = {}
 
 
 def escape_part(value: Any) -> str:
@@ -297,7 +381,7 @@ def rollup_id(rollup: Rollup, key: Sequence[Any]) -> str:
     """The `_id` of a bucket: its start (MINUTE_FMT / HOUR_FMT), then each key escaped, joined by "|"."""
     if len(key) != 1 + len(rollup.keys):
         raise ValueError(f"{rollup.collection}: expected a bucket and {len(rollup.keys)} key(s), got {key!r}")
-    bucket = key[0].strftime(MINUTE_FMT if rollup.grain == "minute" else HOUR_FMT)
+    bucket = key[0].strftime(HOUR_FMT if rollup.grain == "hour" else MINUTE_FMT)
     return "|".join([bucket, *(escape_part(v) for v in key[1:])])
 
 
@@ -307,7 +391,29 @@ def split_id(_id: str) -> list[str]:
 
 
 def _fields(rollup: Rollup, key: Sequence[Any]) -> dict[str, Any]:
-    return {"_id": rollup_id(rollup, key), rollup.grain: key[0], **dict(zip(rollup.keys, key[1:], strict=True))}
+    return {"_id": rollup_id(rollup, key), GRAIN_FIELD[rollup.grain]: key[0],
+            **dict(zip(rollup.keys, key[1:], strict=True))}
+
+
+def _sort_key(value: Any) -> tuple[str, str]:
+    return (type(value).__name__, str(value))
+
+
+def signal_document(rollup: Rollup, bucket: dt.datetime, cell: SignalCell) -> dict[str, Any]:
+    """A kpi_signals_5min document: lists of small documents (keys are data, never field names, so a
+    product called "a.b" or "$x" is stored as it is), each sorted by its key so reruns write equal ones."""
+    payment = [{"payment_method": k, "transactions": n, "failed_payments": failed,
+                "failed_users": len(users) if users else 0, "failure_rate": failed / n}
+               for k, (n, failed, users) in sorted(cell.payment.items(), key=lambda kv: _sort_key(kv[0]))]
+    return {
+        **_fields(rollup, (bucket,)),
+        "transactions": sum(p["transactions"] for p in payment),
+        "payment": payment,
+        "products": [{"product": k, "sales": n} for k, n in sorted(cell.products.items(),
+                                                                   key=lambda kv: _sort_key(kv[0]))],
+        "locations": [{"location": k, "sales": n} for k, n in sorted(cell.locations.items(),
+                                                                     key=lambda kv: _sort_key(kv[0]))],
+    }
 
 
 def tx_document(rollup: Rollup, key: Sequence[Any], acc: Sequence[int]) -> dict[str, Any]:

@@ -23,30 +23,46 @@ are all caught up by the next run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from include.config import get_settings
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, KPI_RUNS, RULE_QUALITY, TOUCHED_HOURS, TRANSACTIONS
+from include.core import customers
+from include.core.collection_names import (
+    ALERTS,
+    CUSTOMER_FIRSTS,
+    CUSTOMERS_HOUR,
+    KPI_RUNS,
+    RULE_QUALITY,
+    TOUCHED_HOURS,
+    TRANSACTIONS,
+    WATERMARKS,
+)
 from include.core.rollups import (
     ALERT_FIELDS,
+    GRAIN_FIELD,
+    HOUR_FMT,
     ROLLUP_NAMES,
     ROLLUPS,
     TX_FIELDS,
     AlertCube,
     TxCube,
+    hour_start,
     plan_writes,
     projection,
     source_query,
     time_query,
     valid_hours,
 )
+from include.core.watermark import DEFAULT_K as WATERMARK_K
 from include.errors import RetryableError, TxnmonError
 from include.jobs.triage import refresh_rule_quality
 
@@ -60,7 +76,7 @@ LEASE_FOR = dt.timedelta(minutes=10)  # a run renews it every minute; a crashed 
 RENEW_EVERY_S = 60.0
 MARK_CHUNK = 5_000  # entry ids per update
 KEPT_HOURS = 500  # hours listed in a kpi_runs document (the count is always there)
-KPI_COLLECTIONS = (*ROLLUP_NAMES, RULE_QUALITY)
+KPI_COLLECTIONS = (*ROLLUP_NAMES, CUSTOMERS_HOUR, RULE_QUALITY)
 
 Clock = Callable[[], dt.datetime]
 Progress = Callable[[str, int, int | None], None]  # (stage, done so far, total or None)
@@ -102,7 +118,8 @@ def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str =
                            "full_rebuild": full_rebuild, "success": False, "state": "running"}
     try:
         store.insert_missing(KPI_RUNS, [doc])
-        run = _run(store, run_id, owner, full_rebuild, clock, doc, progress)
+        with _gc_paused():
+            run = _run(store, run_id, owner, full_rebuild, clock, doc, progress)
     except BaseException as exc:
         _record_failure(store, doc, exc, clock)
         raise
@@ -114,6 +131,9 @@ def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str =
 def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: Clock,
          doc: dict[str, Any], progress: Progress | None = None) -> RollupRun:
     previous = latest_run(store)
+    # read before the entries: the processor saves a partition's watermark after the batch's entry,
+    # so every batch behind it is consumed by this run or an earlier one (business signals wait for it)
+    event_watermark = processor_watermark(store)
     as_of = clock()
     entries = store.find(TOUCHED_HOURS, {"pending": True}, projection={"hours": 1, "acked_at": 1})
     hours, malformed = valid_hours(h for e in entries for h in e.get("hours") or [])
@@ -151,15 +171,19 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
         for rollup in ROLLUPS:
             rows = (tx_cube if rollup.source == TRANSACTIONS else alert_cube).rows(rollup)
             lap("derive")
-            stored = store.find(rollup.collection, time_query(rollup.grain, scope))
+            stored = store.find(rollup.collection, time_query(GRAIN_FIELD[rollup.grain], scope))
             writes, deletes = plan_writes(rows, stored)
             lap("read_kpi")
             renew()
             written[rollup.collection] = store.write_documents(rollup.collection, writes, deletes)
             documents[rollup.collection] = len(rows)
             lap("write_kpi")
+        documents[CUSTOMERS_HOUR], written[CUSTOMERS_HOUR], written[CUSTOMER_FIRSTS] = _roll_customers(
+            store, tx_cube, scope, hours, run_id, clock)
+        lap("customers")
     else:
-        documents = {r.collection: 0 for r in ROLLUPS}
+        documents = {r.collection: 0 for r in (*ROLLUPS,)}
+        documents[CUSTOMERS_HOUR] = 0
     # alert dispositions change without new data: per-rule precision is recomputed whole (alerts are few)
     refresh_rule_quality(store)
     passes[ALERTS] += 1
@@ -174,12 +198,51 @@ def _run(store: MongoStore, run_id: str, owner: str, full_rebuild: bool, clock: 
     marks = [m for m in (max(acked, default=None), (previous or {}).get("mark")) if m is not None]
     doc.update(
         finished_at=finished, success=True, state="done", as_of=as_of, mark=max(marks, default=None),
+        event_watermark=event_watermark,
         hours_recomputed=len(hours), hours=hours[:KEPT_HOURS], hours_truncated=len(hours) > KEPT_HOURS,
         entries_consumed=len(ids), transactions_read=read[TRANSACTIONS], alerts_read=read[ALERTS],
         passes=passes, documents=documents, written=written, collections=list(KPI_COLLECTIONS),
         seconds=round((finished - doc["started_at"]).total_seconds(), 3), seconds_by_step=steps)
     store.replace_document(KPI_RUNS, doc)
     return RollupRun(run_id, hours, documents, full_rebuild, len(ids), as_of, passes, written)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a run: its cubes hold hundreds of thousands of small
+    containers that live for the whole run, and the collector's repeated passes over them cost more
+    than the fold itself (bench/rollups.py). A run makes no reference cycles; memory is freed as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _roll_customers(store: MongoStore, cube: TxCube, scope: list[str] | None, hours: list[str], run_id: str,
+                    clock: Clock) -> tuple[int, dict[str, int], dict[str, int]]:
+    """kpi_customers_hour of the recomputed hours, and the first purchases in customer_firsts, from the
+    cube of this run's one pass (include/core/customers.py). Returns (documents, written, written firsts)."""
+    buyers = cube.buyers_by_hour()
+    seen = customers.first_hours(buyers)
+    full_rebuild = scope is None
+    shards = None if full_rebuild else sorted({customers.shard_of(u) for u in seen})
+    stored_docs = store.find(CUSTOMER_FIRSTS, {} if full_rebuild else {"_id": {"$in": shards}})
+    stored = customers.firsts_from_documents(stored_docs)
+    merged = customers.merged_firsts(stored, seen, full_rebuild)
+    recomputed = {hour_start(h) for h in hours}
+    moved = customers.moved_firsts(stored, merged, recomputed)
+    if moved:  # customers counted new in hours this run does not recompute: the next run recomputes them
+        store.insert_missing(TOUCHED_HOURS, [{
+            "_id": f"customers|{run_id}", "hours": sorted(h.strftime(HOUR_FMT) for h in moved), "transactions": 0,
+            "acked_at": clock(), "pending": True, "why": "a customer's first purchase moved earlier"}])
+    writes, deletes = plan_writes(customers.firsts_documents(merged, shards), stored_docs)
+    firsts_written = store.write_documents(CUSTOMER_FIRSTS, writes, deletes)
+    rows = customers.hour_documents(buyers, merged, lambda h: h.strftime(HOUR_FMT))
+    writes, deletes = plan_writes(rows, store.find(CUSTOMERS_HOUR, time_query("hour", scope)))
+    return len(rows), store.write_documents(CUSTOMERS_HOUR, writes, deletes), firsts_written
 
 
 def _visiting(add: Callable[[dict[str, Any]], None], renew: Callable[[], None], stage: str = "reading",
@@ -232,6 +295,14 @@ def _release(store: MongoStore, owner: str) -> None:
 
 
 # --- freshness ------------------------------------------------------------------------------------
+
+
+def processor_watermark(store: MongoStore) -> dt.datetime | None:
+    """The event-time watermark of the processor's slowest input partition (of those with one): all
+    data of every partition up to it is stored. None before the processor has seen enough events."""
+    docs = store.find(WATERMARKS, {"topic": store.settings.topic_by_user}, projection={"newest": 1})
+    marks = [min(d["newest"]) for d in docs if len(d.get("newest") or []) >= WATERMARK_K]
+    return min(marks) if marks else None
 
 
 def latest_run(store: MongoStore, collection: str | None = None) -> dict[str, Any] | None:

@@ -20,30 +20,43 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     rollups.run_rollups(MongoStore(s), full_rebuild=True)
     url = dashboard_factory(s)
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
-    page.goto(url)
-    page.wait_for_selector("text=Alerts feed (newest first)", timeout=60_000)
+    page.goto(url)  # the Business page
+    page.wait_for_selector("text=Payment health", timeout=60_000)
     page.wait_for_function("document.querySelectorAll('.vega-embed').length >= 5", timeout=30_000)
     body = page.inner_text("body")
     for heading in ("Revenue and transactions per minute", "Revenue by category", "Revenue by payment method",
-                    "Revenue by city", "Top products", "Rejected events by reason", "Shadow rules vs live alerts"):
+                    "Revenue by city", "Top products", "Trends: fast-selling products"):
         assert heading in body, heading
     assert "KPIs as of " in body and "no rollup run recorded" not in body  # the rollup run's as_of, near the top
-    metrics = {m.inner_text().split("\n")[0]: m.inner_text().split("\n")[-1]
-               for m in page.query_selector_all('[data-testid="stMetric"]')}
+    metrics = _metrics(page)
     assert metrics["Revenue"] == "777,650"
     assert metrics["Transactions"] == "100"
-    # high_amount on 3, and impossible_travel on 45: the seed's users hop 500-1,700 km every ~45 min
-    assert metrics["Alert rate"] == "46.0%"
-    assert metrics["Rejected (DLQ)"] == "0"
-    feed = page.inner_text("table.txnmon-alerts")
-    assert "amount 56,000 is above the 50,000 limit" in feed
-    assert feed.index("impossible_travel") < feed.index("high_amount"), "newest alert first"
     # the city view draws one labelled point per city of the seed (bundled coordinates, no tiles)
     svg_text = page.eval_on_selector_all(".vega-embed svg text", "els => els.map(e => e.textContent)")
     assert {"Mumbai", "Delhi", "Kolkata", "Chennai"} <= set(svg_text)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    page.goto(url + "?page=Fraud")
+    page.wait_for_selector("text=Alerts feed (newest first)", timeout=60_000)
+    page.wait_for_selector("table.txnmon-alerts", timeout=30_000)
+    # impossible_travel on 45 of the seed's 100 transactions (its users hop 500-1,700 km every ~45 min)
+    assert _metrics(page)["Alert rate"] == "46.0%"
+    assert "Shadow rules vs live alerts" in page.inner_text("body")
+    feed = page.inner_text("table.txnmon-alerts")
+    assert "amount 56,000 is above the 50,000 limit" in feed
+    assert feed.index("impossible_travel") < feed.index("high_amount"), "newest alert first"
+
+    page.goto(url + "?page=Operations")
+    page.wait_for_selector("text=Rejected events by reason", timeout=60_000)
+    page.wait_for_selector("text=KPI freshness", timeout=30_000)
+    assert _metrics(page)["Rejected (DLQ)"] == "0"
     page.close()
+
+
+def _metrics(page) -> dict[str, str]:
+    return {m.inner_text().split("\n")[0]: m.inner_text().split("\n")[-1]
+            for m in page.query_selector_all('[data-testid="stMetric"]')}
 
 
 def test_empty_database_shows_a_clear_empty_state(isolated_settings, dashboard_factory, browser):
@@ -63,7 +76,7 @@ def test_the_dashboard_is_read_only_unless_triage_is_turned_on(isolated_settings
     run_until_idle(s)
     rollups.run_rollups(MongoStore(s), full_rebuild=True)
     page = browser.new_page(viewport={"width": 1400, "height": 2600})
-    page.goto(dashboard_factory(s))
+    page.goto(dashboard_factory(s) + "?page=Fraud")
     page.wait_for_selector("text=Read-only dashboard", timeout=60_000)
     assert page.query_selector_all("text=Save disposition") == []
     page.close()
@@ -77,7 +90,7 @@ def test_data_is_shown_as_text_never_as_markdown(isolated_settings, dashboard_fa
     run_until_idle(s)
     rollups.run_rollups(MongoStore(s), full_rebuild=True)
     page = browser.new_page(viewport={"width": 1400, "height": 2600})
-    page.goto(dashboard_factory(s))
+    page.goto(dashboard_factory(s) + "?page=Fraud")
     page.wait_for_selector("text=Alerts feed (newest first)", timeout=60_000)
     page.wait_for_function("document.body.innerText.includes('evil.example')", timeout=30_000)
     links = page.eval_on_selector_all("a[href*='evil.example']", "els => els.map(e => e.outerHTML)")
@@ -94,7 +107,7 @@ def test_an_analyst_marks_an_alert_from_the_dashboard(settings_factory, dashboar
     db = MongoStore(s)
     rollups.run_rollups(db, full_rebuild=True)
     page = browser.new_page(viewport={"width": 1400, "height": 2600})
-    page.goto(dashboard_factory(s))
+    page.goto(dashboard_factory(s) + "?page=Fraud")
     page.wait_for_selector("text=Triage an alert", timeout=60_000)
     page.get_by_text("false positive", exact=True).click()
     page.get_by_label("Reason (optional)").fill("regular customer, travelling")

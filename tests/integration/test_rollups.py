@@ -18,13 +18,14 @@ from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS
 from include.errors import StoreRefused, StoreUnavailable
 from include.jobs import replay, rollups, status
-from tests.fixtures.pipeline import produce, run_until_idle, synthetic_rows, tx_row
+from tests.fixtures.pipeline import T0, produce, run_until_idle, synthetic_rows, tx_row
 
 pytestmark = pytest.mark.integration
 
 UTC = dt.UTC
 SEED_REVENUE = 777_650
-TX_ROLLUPS = [r.collection for r in rollups.ROLLUPS if r.source == TRANSACTIONS]
+# the rollups with revenue (kpi_signals_5min counts payments and sales for the business signals)
+TX_ROLLUPS = [r.collection for r in rollups.ROLLUPS if r.source == TRANSACTIONS and r.grain != "5min"]
 
 
 def _revenue(db) -> dict[str, float]:
@@ -208,6 +209,9 @@ def test_the_rollups_of_a_stream_add_up_to_its_stored_transactions(settings_fact
         assert sum(d["alerted_transactions"] for d in docs) == sum(d["alert_flag"] for d in stored), name
     live_alerts = db.count(ALERTS, {"mode": {"$ne": "shadow"}})
     assert sum(d["alerts"] for d in db.find("kpi_alerts_hour")) == live_alerts > 0
+    # customers: every successful purchase is some customer's order, in whichever part it arrived
+    assert sum((Fraction(d["revenue"]) for d in db.find("kpi_customers_hour")), Fraction(0)) == sales
+    assert sum(d["transactions"] for d in db.find("kpi_signals_5min")) == 600
 
 
 def test_freshness_in_status_kpi_runs_and_the_dashboard_query(isolated_settings):
@@ -223,7 +227,7 @@ def test_freshness_in_status_kpi_runs_and_the_dashboard_query(isolated_settings)
     report = status.collect(s)
     kpis = report["kpis"]
     assert kpis["pending_batches"] == 0 and kpis["last_run"]["_id"] == run.run_id
-    assert set(kpis["collections"]) == {*rollups.ROLLUP_NAMES, "kpi_rule_quality"}
+    assert set(kpis["collections"]) == {*rollups.ROLLUP_NAMES, "kpi_customers_hour", "kpi_rule_quality"}
     assert all(c["run_id"] == run.run_id and c["last_success"] >= c["as_of"] for c in kpis["collections"].values())
     text = status.render(report)
     assert f"as of {kpis['last_run']['as_of']:%Y-%m-%d %H:%M:%S} UTC" in text and "kpi_location_hour" in text
@@ -263,3 +267,31 @@ def test_the_store_streams_a_read_through_a_callback_and_translates_its_errors(i
     assert db.write_documents("things", [{"_id": 1, "n": -1}, {"_id": "new", "n": 0}], [2, 3, "absent"]) == {
         "upserted": 1, "replaced": 1, "deleted": 2}
     assert db.find_one("things", {"_id": 1})["n"] == -1 and db.count("things") == 24_999
+
+
+def test_customer_kpis_follow_first_purchases_even_when_one_arrives_late(isolated_settings):
+    s = isolated_settings
+    db = MongoStore(s)
+    h5, h6 = T0 + dt.timedelta(hours=5), T0 + dt.timedelta(hours=6)
+    produce(s, [tx_row("C1", "U1", h5, 100.0), tx_row("C2", "U2", h5, 300.0), tx_row("C3", "U1", h6, 50.0),
+                tx_row("C4", "U3", h6, 10.0, status="failed")])
+    run_until_idle(s)
+    rollups.run_rollups(db)
+    by_hour = {d["hour"]: d for d in db.find("kpi_customers_hour")}
+    assert (by_hour[h5]["new_customers"], by_hour[h5]["returning_customers"]) == (2, 0)
+    assert (by_hour[h6]["new_customers"], by_hour[h6]["returning_customers"]) == (0, 1)
+    assert by_hour[h5]["avg_order_value_new"] == 200.0 and by_hour[h6]["repeat_purchase_rate"] == 1.0
+    assert by_hour[h5]["top"][0] == {"user_id": "U2", "orders": 1, "revenue": 300.0}
+
+    produce(s, [tx_row("C0", "U1", T0, 20.0)])  # U1's real first purchase, five hours earlier, arrives late
+    run_until_idle(s)
+    rollups.run_rollups(db)
+    queued = _pending(db)
+    assert [e["hours"] for e in queued] == [[h5.strftime("%Y-%m-%dT%H")]], "the hour that counted U1 new is queued"
+    rollups.run_rollups(db)
+    by_hour = {d["hour"]: d for d in db.find("kpi_customers_hour")}
+    assert (by_hour[T0]["new_customers"], by_hour[h5]["new_customers"], by_hour[h5]["returning_customers"]) == (
+        1, 1, 1)
+    incremental = {c: sorted(db.find(c), key=lambda d: d["_id"]) for c in ("kpi_customers_hour", "customer_firsts")}
+    rollups.run_rollups(db, full_rebuild=True)
+    assert {c: sorted(db.find(c), key=lambda d: d["_id"]) for c in incremental} == incremental

@@ -88,3 +88,26 @@ def test_cli_rejects_bad_arguments(capsys):
         main(["replay", "--speedup", "-3"])
     assert exc.value.code == 2
     assert "must be a finite number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("var", "value", "expected"), [
+    ("TREND_FACTOR", "1", "greater than 1"),
+    ("PAYMENT_SPIKE_FACTOR", "x", "valid number"),
+    ("PAYMENT_SPIKE_MIN_INCREASE", "1.5", "less than 1"),
+    ("TREND_WINDOW_BUCKETS", "0", "greater than or equal to 1"),
+    ("SIGNAL_LATENESS_MINUTES", "-5", "greater than or equal to 0"),
+])
+def test_bad_signal_thresholds_name_the_variable(monkeypatch, var, value, expected):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert var in str(err.value) and expected in str(err.value)
+
+
+def test_signal_thresholds_reach_the_signal_config(monkeypatch):
+    from include.jobs.signals import signal_config
+
+    monkeypatch.setenv("TREND_FACTOR", "2.5")
+    monkeypatch.setenv("PAYMENT_SPIKE_MIN_FAILED_USERS", "3")
+    config = signal_config(load_settings())
+    assert config.trend_factor == 2.5 and config.payment_min_failed_users == 3

@@ -86,7 +86,7 @@ def test_every_transaction_rollup_is_derivable_from_the_one_cube():
     names = [r.collection for r in rollups.ROLLUPS]
     assert len(set(names)) == len(names) and all(n.startswith("kpi_") for n in names)
     assert names == ["kpi_revenue_minute", "kpi_location_hour", "kpi_product_hour", "kpi_payment_hour",
-                     "kpi_value_category_hour", "kpi_alerts_hour"]  # the dashboard and BI read these names
+                     "kpi_value_category_hour", "kpi_alerts_hour", "kpi_signals_5min"]  # what the dashboard, BI read
     cube = _cube([_tx(T0)])
     for rollup in rollups.ROLLUPS:
         if rollup.source == "transactions":
@@ -103,7 +103,7 @@ def test_cube_rows_equal_the_obvious_computation_for_every_rollup():
     cube = _cube(docs)
     assert cube.read == 3_000 and cube.skipped == 0
     for rollup in rollups.ROLLUPS:
-        if rollup.source != "transactions":
+        if rollup.source != "transactions" or rollup.grain == "5min":  # signal buckets: their own test
             continue
         rows = {r["_id"]: r for r in cube.rows(rollup)}
         expected = _reference(rollup, docs)
@@ -262,3 +262,23 @@ def test_an_hourly_rollup_without_keys_is_derivable_too():
     hourly = rollups.Rollup("kpi_hour", "transactions", "hour", (), "revenue per hour")
     rows = _cube([_tx(T0, 1.0), _tx(T0 + dt.timedelta(minutes=59), 2.0, location="Pune")]).rows(hourly)
     assert [(r["_id"], r["hour"], r["revenue"]) for r in rows] == [("2025-09-30T10", T0, 3.0)]
+
+
+def test_signal_buckets_count_payment_outcomes_and_sales_per_five_minutes():
+    docs = [_tx(T0 + dt.timedelta(minutes=1), user_id="U1"),
+            _tx(T0 + dt.timedelta(minutes=4), user_id="U2", status="failed"),
+            _tx(T0 + dt.timedelta(minutes=4, seconds=30), user_id="U2", status="failed"),
+            _tx(T0 + dt.timedelta(minutes=5), user_id="U3", location="a.b", product="$x"),
+            _tx(T0 + dt.timedelta(minutes=6), user_id="U3", type="refund"),
+            _tx(T0 + dt.timedelta(minutes=7), user_id="U4", alert_flag=True)]  # flagged by a fraud rule: no trend
+    rows = {d["_id"]: d for d in _cube(docs).rows(BY_NAME["kpi_signals_5min"])}
+    assert sorted(rows) == ["2025-09-30T10:00", "2025-09-30T10:05"]
+    first, second = rows["2025-09-30T10:00"], rows["2025-09-30T10:05"]
+    assert first["bucket"] == T0 and first["transactions"] == 3
+    assert first["payment"] == [{"payment_method": "UPI", "transactions": 3, "failed_payments": 2, "failed_users": 1,
+                                 "failure_rate": 2 / 3}]
+    assert first["products"] == [{"product": "Laptop", "sales": 1}]  # failed payments are no sales
+    # keys are values, never field names; refunds are no sales
+    assert second["products"] == [{"product": "$x", "sales": 1}]
+    assert second["locations"] == [{"location": "a.b", "sales": 1}]
+    assert second["payment"][0]["transactions"] == 3
