@@ -280,8 +280,9 @@ def mongo_command(java: str, port: int = MONGO_PORT, data_file: Path | None = No
                   heap: list[str] | None = None, lib: Path | None = None) -> list[str]:
     """The command line of the MongoDB-wire server (tests start private ones with it)."""
     if heap is None:
-        # mongo-java-server keeps collections and their H2 caches on the heap: give it room
-        heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms256m -Xmx6g -XX:+UseG1GC").split()
+        # mongo-java-server keeps collections and its MVStore page cache (3 GB, DEVSTACK_MONGO_CACHE_MB)
+        # on the heap: give it room
+        heap = os.environ.get("DEVSTACK_MONGO_HEAP", "-Xms256m -Xmx8g -XX:+UseG1GC").split()
     return [
         java, *heap, "-cp", f"{lib or MONGO.lib}/*",
         str(HERE / "mongo" / "TxnmonMongoServer.java"), HOST, str(port), str(data_file or MONGO.data / "txnmon.mv"),

@@ -159,8 +159,9 @@ public final class TxnmonMongoServer {
         String dataFile = args[2];
 
         // The page cache of the MVStore (default 16 MB): every filtered query here is a full scan, and a
-        // collection larger than the cache is read back from the file and decoded on each one.
-        int cacheMb = Integer.parseInt(System.getenv().getOrDefault("DEVSTACK_MONGO_CACHE_MB", "1024"));
+        // collection larger than the cache is read back from the file and decoded on each one (2M stored
+        // transactions fill about 2.6 GB). The cache grows only with the data read.
+        int cacheMb = Integer.parseInt(System.getenv().getOrDefault("DEVSTACK_MONGO_CACHE_MB", "3072"));
         MVStore store = new MVStore.Builder().fileName(dataFile).autoCommitDisabled().cacheSize(cacheMb).open();
         DurableH2Backend backend = new DurableH2Backend(store);
         backend.version(MONGO_4_4);
