@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from include.core.config_files import parse_versioned
 from include.core.rules.config import SEVERITY_ORDER, Severity
 from include.errors import InvalidInputFile
 
@@ -152,36 +152,9 @@ class Routes(_Strict):
         return self
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting (typo?)"
-        lines.append(f"{where}: {msg}" if where else msg)
-    return "\n  ".join(lines)
-
-
 def parse_routes(text: str, source: str = "<routes>") -> Routes:
     """Validate routes YAML text; every problem is named with its path, nothing secret is echoed."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RoutesError(f"{source}: not valid YAML{where}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RoutesError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
-    label = str(data.get("version", "")).strip()
-    data["version"] = f"{label}+{digest}" if label else digest
-    try:
-        return Routes.model_validate(data)
-    except ValidationError as exc:
-        raise RoutesError(f"{source}: invalid routes:\n  {_describe(exc)}") from None
+    return parse_versioned(text, source, Routes, RoutesError, "routes")
 
 
 # --- routing -------------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ A file that does not validate raises `RulesError` listing every problem with its
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from include.core.config_files import parse_versioned
 from include.errors import RulesError
 
 __all__ = ["RuleSet", "RulesError", "load_rules", "parse_duration", "parse_rules"]
@@ -312,38 +311,9 @@ class RuleSet(_Strict):
         return max(windows)
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting (typo?)"
-        lines.append(f"{where}: {msg}")
-    return "\n  ".join(lines)
-
-
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Validate rules YAML text; the returned version is `<label>+<sha256[:10]>` of the text."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # the position and the parser's complaint, never the file's text (task logs are widely read)
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RulesError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'parse error'}"
-                         ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RulesError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
-    label = str(data.get("version", "")).strip()
-    data["version"] = f"{label}+{digest}" if label else digest
-    try:
-        return RuleSet.model_validate(data)
-    except ValidationError as exc:
-        raise RulesError(f"{source}: invalid rules:\n  {_describe(exc)}") from None
+    return parse_versioned(text, source, RuleSet, RulesError, "rules")
 
 
 def load_rules(path: Path | str) -> RuleSet:

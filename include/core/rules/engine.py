@@ -24,7 +24,7 @@ from include.core.rules.config import (
     UnusualLocation,
     Velocity,
 )
-from include.core.rules.signals import plan, typology_explanation, typology_reason, weigh
+from include.core.rules.signals import fmt_amount, fmt_span, plan, typology_explanation, typology_reason, weigh
 from include.core.rules.state import Event, UserStateStore, event_from
 
 
@@ -52,21 +52,6 @@ class Hit:
     explanation: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
-def _fmt_amount(amount: float) -> str:
-    return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
-
-
-def _fmt_span(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def _within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
     # prior is sorted by event time: walk back from the newest until outside the window
     out: list[Event] = []
@@ -82,7 +67,7 @@ def _within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
 
 def high_amount_rule(event: Event, prior: Sequence[Event], cfg: HighAmount) -> str | None:
     if event.amount > cfg.threshold:
-        return f"amount {_fmt_amount(event.amount)} is above the {_fmt_amount(cfg.threshold)} limit"
+        return f"amount {fmt_amount(event.amount)} is above the {fmt_amount(cfg.threshold)} limit"
     return None
 
 
@@ -91,8 +76,8 @@ def velocity_rule(event: Event, prior: Sequence[Event], cfg: Velocity) -> str | 
     count = len(recent) + 1
     if count > cfg.max_transactions:
         span = event.event_time - recent[-1].event_time
-        return (f"{count} transactions in {_fmt_span(span)} "
-                f"(more than {cfg.max_transactions} within {_fmt_span(cfg.window)})")
+        return (f"{count} transactions in {fmt_span(span)} "
+                f"(more than {cfg.max_transactions} within {fmt_span(cfg.window)})")
     return None
 
 
@@ -105,7 +90,7 @@ def unusual_location_rule(event: Event, prior: Sequence[Event], cfg: UnusualLoca
         # a user who already shops in many places has no pattern for a new city to break
         return None
     top = sorted({e.location for e in history})[:3]
-    return (f"first transaction from {event.location} in {_fmt_span(cfg.lookback)} "
+    return (f"first transaction from {event.location} in {fmt_span(cfg.lookback)} "
             f"(usual: {', '.join(top)})")
 
 
@@ -121,12 +106,12 @@ def impossible_travel_rule(event: Event, prior: Sequence[Event], cfg: Impossible
     here, there = geo.lookup(event.location), geo.lookup(last.location)
     if here is None or there is None:
         # cities missing from the coordinates table: a change of city this fast is suspect
-        return f"{last.location} to {event.location} within {_fmt_span(gap)}"
+        return f"{last.location} to {event.location} within {fmt_span(gap)}"
     km = geo.distance_km(here, there)
     hours = gap.total_seconds() / 3600
     speed = km / hours if hours > 0 else float("inf")
     if speed > cfg.max_speed_kmh:
-        return (f"{last.location} to {event.location} ({km:,.0f} km) in {_fmt_span(gap)}: "
+        return (f"{last.location} to {event.location} ({km:,.0f} km) in {fmt_span(gap)}: "
                 f"faster than {cfg.max_speed_kmh:,.0f} km/h")
     return None
 
@@ -139,7 +124,7 @@ def high_value_unusual_location_rule(
     unusual = unusual_location_rule(event, prior, location_cfg)
     if unusual is None:
         return None
-    return f"amount {_fmt_amount(event.amount)} from an unusual location: {unusual}"
+    return f"amount {fmt_amount(event.amount)} from an unusual location: {unusual}"
 
 
 def _repeats(event: Event, prior: Sequence[Event], window: dt.timedelta, limit: int, what: str,
@@ -149,7 +134,7 @@ def _repeats(event: Event, prior: Sequence[Event], window: dt.timedelta, limit: 
         return None
     count = 1 + sum(1 for e in _within(prior, event.event_time - window) if matches(e))
     if count > limit:
-        return f"{count} {what} within {_fmt_span(window)} (more than {limit})"
+        return f"{count} {what} within {fmt_span(window)} (more than {limit})"
     return None
 
 

@@ -53,11 +53,13 @@ def _within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
     return out
 
 
-def _fmt_amount(amount: float) -> str:
+def fmt_amount(amount: float) -> str:
+    """An amount as the explanations print it: no decimals when whole."""
     return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
 
 
-def _fmt_span(delta: dt.timedelta) -> str:
+def fmt_span(delta: dt.timedelta) -> str:
+    """A duration as the explanations print it: seconds, minutes, hours or days."""
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds}s"
@@ -77,7 +79,7 @@ def _is_purchase(e: Event) -> bool:
 
 def high_amount_signal(event: Event, prior: Sequence[Event], cfg: HighAmountSignal) -> Evidence | None:
     if event.amount > cfg.threshold:
-        return Evidence(f"amount {_fmt_amount(event.amount)} above {_fmt_amount(cfg.threshold)}",
+        return Evidence(f"amount {fmt_amount(event.amount)} above {fmt_amount(cfg.threshold)}",
                         measured={"amount": event.amount})
     return None
 
@@ -94,8 +96,8 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
     median = amounts[mid] if len(amounts) % 2 else (amounts[mid - 1] + amounts[mid]) / 2
     if event.amount < cfg.factor * median:
         return None
-    return Evidence(f"amount {_fmt_amount(event.amount)} is {event.amount / median:.1f}x the usual "
-                    f"{_fmt_amount(median)}", tuple(usual),
+    return Evidence(f"amount {fmt_amount(event.amount)} is {event.amount / median:.1f}x the usual "
+                    f"{fmt_amount(median)}", tuple(usual),
                     {"amount": event.amount, "usual_amount": median, "ratio": round(event.amount / median, 2)})
 
 
@@ -107,7 +109,7 @@ def new_location_signal(event: Event, prior: Sequence[Event], cfg: NewLocationSi
     if any(e.location.casefold() == here for e in history):
         return None
     usual = sorted({e.location for e in history})
-    return Evidence(f"first transaction from {event.location} in {_fmt_span(cfg.lookback)} "
+    return Evidence(f"first transaction from {event.location} in {fmt_span(cfg.lookback)} "
                     f"(usual: {', '.join(usual[:3])})", tuple(history),
                     {"location": event.location, "usual": usual})
 
@@ -150,14 +152,14 @@ def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSign
         # cities missing from the coordinates table: only a change of city this fast is suspect
         if gap > cfg.unknown_city_window:
             return None
-        return Evidence(f"{last.location} to {event.location} within {_fmt_span(gap)}", (last,), measured)
+        return Evidence(f"{last.location} to {event.location} within {fmt_span(gap)}", (last,), measured)
     km = geo.distance_km(here, there)
     hours = gap.total_seconds() / 3600
     speed = km / hours if hours > 0 else float("inf")
     if speed <= cfg.max_speed_kmh:
         return None  # a plausible trip: not suspicious by itself
     measured.update(distance_km=round(km, 1), speed_kmh=round(speed, 1) if hours > 0 else None)
-    return Evidence(f"{last.location} to {event.location} ({km:,.0f} km) in {_fmt_span(gap)}: "
+    return Evidence(f"{last.location} to {event.location} ({km:,.0f} km) in {fmt_span(gap)}: "
                     f"faster than {cfg.max_speed_kmh:,.0f} km/h", (last,), measured)
 
 
@@ -188,7 +190,7 @@ def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, mi
     counted = [e for e in _within(prior, event.event_time - window) if matches(e)]
     if len(counted) + 1 < min_count:
         return None
-    return Evidence(f"{len(counted) + 1} {what} within {_fmt_span(window)}", tuple(counted),
+    return Evidence(f"{len(counted) + 1} {what} within {fmt_span(window)}", tuple(counted),
                     {"count": len(counted) + 1})
 
 
@@ -196,7 +198,7 @@ def tiny_amounts_signal(event: Event, prior: Sequence[Event], cfg: TinyAmountsSi
     def tiny(e: Event) -> bool:
         return e.type != "refund" and e.amount <= cfg.max_amount
     return _count_signal(event, prior, cfg.window, cfg.min_count,
-                         f"payments of at most {_fmt_amount(cfg.max_amount)}", tiny)
+                         f"payments of at most {fmt_amount(cfg.max_amount)}", tiny)
 
 
 def declines_signal(event: Event, prior: Sequence[Event], cfg: DeclinesSignal) -> Evidence | None:
@@ -232,8 +234,8 @@ def velocity_signal(event: Event, prior: Sequence[Event], cfg: VelocitySignal) -
     if len(groups) < cfg.min_count:
         return None
     span = event.event_time - groups[0][0].event_time
-    return Evidence(f"{len(groups)} checkouts ({len(recent) + 1} transactions) in {_fmt_span(span)} "
-                    f"(at least {cfg.min_count} within {_fmt_span(cfg.window)})", tuple(recent),
+    return Evidence(f"{len(groups)} checkouts ({len(recent) + 1} transactions) in {fmt_span(span)} "
+                    f"(at least {cfg.min_count} within {fmt_span(cfg.window)})", tuple(recent),
                     {"checkouts": len(groups), "transactions": len(recent) + 1, "span_s": span.total_seconds()})
 
 
