@@ -197,7 +197,9 @@ class TxCube:
     cells: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)  # ((y, m, d, h), *CUBE_DIMS) -> acc
     # what business signals (5-minute buckets) and customer KPIs (hours) are derived from:
     pays: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)  # (minute, method) -> [n, failed, users]
-    sales: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (minute, product, location) -> sales
+    # (minute, product, location, user) -> sales: trends count buyers, so a multi-item checkout or a
+    # traveller's few purchases in a quiet hour are one buyer, not a burst of sales
+    sales: dict[tuple[Any, ...], int] = field(default_factory=dict)
     # ((y, m, d, h), user) -> orders, and -> revenue units: ints, not [orders, units] lists, because lists
     # are tracked by the garbage collector and one per buyer-hour made its passes cost more than the fold
     orders: dict[tuple[Any, ...], int] = field(default_factory=dict)
@@ -264,7 +266,7 @@ class TxCube:
             if units is not None:
                 self.spent[k] = self.spent.get(k, 0) + units
             if not alerted:  # trends count sales the fraud rules let through: a burst of one user is no trend
-                k = (minute, prod, loc)
+                k = (minute, prod, loc, user)
                 self.sales[k] = self.sales.get(k, 0) + 1
         elif slot == _FAILED:  # failures from many users are an outage; from one, card testing
             p[1] += 1
@@ -342,10 +344,14 @@ class TxCube:
             acc[1] += failed
             if users:
                 acc[2] |= users
-        for (minute, prod, loc), n in self.sales.items():
+        for (minute, prod, loc, user), n in self.sales.items():
             cell = cell_of(minute)
-            cell.products[prod] = cell.products.get(prod, 0) + n
-            cell.locations[loc] = cell.locations.get(loc, 0) + n
+            for counts, key in ((cell.products, prod), (cell.locations, loc)):
+                acc = counts.get(key)
+                if acc is None:
+                    acc = counts[key] = [0, set()]
+                acc[0] += n
+                acc[1].add(user)
         return fives
 
     def hours(self) -> set[str]:
@@ -361,14 +367,14 @@ class TxCube:
 
 class SignalCell:
     """One 5-minute event-time bucket: per payment method [transactions, failed, users with a failure],
-    per product and per city the successful purchases no fraud rule flagged (sales)."""
+    per product and per city [sales, buyers] of the successful purchases no fraud rule flagged."""
 
     __slots__ = ("locations", "payment", "products")
 
     def __init__(self) -> None:
         self.payment: dict[Any, list[Any]] = {}
-        self.products: dict[Any, int] = {}
-        self.locations: dict[Any, int] = {}
+        self.products: dict[Any, list[Any]] = {}  # product -> [sales, set of buyers]
+        self.locations: dict[Any, list[Any]] = {}
 
 
 def escape_part(value: Any) -> str:
@@ -409,10 +415,10 @@ def signal_document(rollup: Rollup, bucket: dt.datetime, cell: SignalCell) -> di
         **_fields(rollup, (bucket,)),
         "transactions": sum(p["transactions"] for p in payment),
         "payment": payment,
-        "products": [{"product": k, "sales": n} for k, n in sorted(cell.products.items(),
-                                                                   key=lambda kv: _sort_key(kv[0]))],
-        "locations": [{"location": k, "sales": n} for k, n in sorted(cell.locations.items(),
-                                                                     key=lambda kv: _sort_key(kv[0]))],
+        "products": [{"product": k, "sales": n, "buyers": len(users)}
+                     for k, (n, users) in sorted(cell.products.items(), key=lambda kv: _sort_key(kv[0]))],
+        "locations": [{"location": k, "sales": n, "buyers": len(users)}
+                      for k, (n, users) in sorted(cell.locations.items(), key=lambda kv: _sort_key(kv[0]))],
     }
 
 

@@ -86,8 +86,8 @@ class SignalConfig:
 @dataclass(frozen=True)
 class BucketCounts:
     """One 5-minute bucket: per payment method (transactions, failed, users with a failure), per product
-    and per city (sales, buyers). kpi_signals_5min counts sales no fraud rule flagged, so buyers = sales
-    there; the decisions take buyers, so a source that counts distinct buyers can give them."""
+    and per city (sales, buyers): the successful purchases no fraud rule flagged, and the distinct users
+    who made them in the bucket. The decisions take buyers: a four-item checkout is one buyer."""
 
     payment: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
     products: Mapping[str, tuple[int, int]] = field(default_factory=dict)
@@ -99,8 +99,13 @@ class BucketCounts:
         return cls(
             payment={str(p["payment_method"]): (int(p["transactions"]), int(p["failed_payments"]),
                                                 int(p.get("failed_users", 0))) for p in doc.get("payment", [])},
-            products={str(p["product"]): (int(p["sales"]), int(p["sales"])) for p in doc.get("products", [])},
-            locations={str(p["location"]): (int(p["sales"]), int(p["sales"])) for p in doc.get("locations", [])})
+            products={str(p["product"]): _sales_buyers(p) for p in doc.get("products", [])},
+            locations={str(p["location"]): _sales_buyers(p) for p in doc.get("locations", [])})
+
+
+def _sales_buyers(entry: Mapping[str, Any]) -> tuple[int, int]:
+    # documents written before buyers were counted have sales only: each sale was then a buyer
+    return int(entry["sales"]), int(entry.get("buyers", entry["sales"]))
 
 
 EMPTY = BucketCounts()

@@ -264,6 +264,14 @@ def test_an_hourly_rollup_without_keys_is_derivable_too():
     assert [(r["_id"], r["hour"], r["revenue"]) for r in rows] == [("2025-09-30T10", T0, 3.0)]
 
 
+def test_a_multi_item_checkout_is_one_buyer_in_the_signal_buckets():
+    basket = [_tx(T0 + dt.timedelta(seconds=10 * i), user_id="U1", product="Rice") for i in range(4)]
+    other = [_tx(T0 + dt.timedelta(minutes=2), user_id="U2", product="Rice")]
+    [doc] = _cube(basket + other).rows(BY_NAME["kpi_signals_5min"])
+    assert doc["products"] == [{"product": "Rice", "sales": 5, "buyers": 2}]
+    assert doc["locations"][0]["sales"] == 5 and doc["locations"][0]["buyers"] == 2
+
+
 def test_signal_buckets_count_payment_outcomes_and_sales_per_five_minutes():
     docs = [_tx(T0 + dt.timedelta(minutes=1), user_id="U1"),
             _tx(T0 + dt.timedelta(minutes=4), user_id="U2", status="failed"),
@@ -277,8 +285,8 @@ def test_signal_buckets_count_payment_outcomes_and_sales_per_five_minutes():
     assert first["bucket"] == T0 and first["transactions"] == 3
     assert first["payment"] == [{"payment_method": "UPI", "transactions": 3, "failed_payments": 2, "failed_users": 1,
                                  "failure_rate": 2 / 3}]
-    assert first["products"] == [{"product": "Laptop", "sales": 1}]  # failed payments are no sales
+    assert first["products"] == [{"product": "Laptop", "sales": 1, "buyers": 1}]  # failed payments are no sales
     # keys are values, never field names; refunds are no sales
-    assert second["products"] == [{"product": "$x", "sales": 1}]
-    assert second["locations"] == [{"location": "a.b", "sales": 1}]
+    assert second["products"] == [{"product": "$x", "sales": 1, "buyers": 1}]
+    assert second["locations"] == [{"location": "a.b", "sales": 1, "buyers": 1}]
     assert second["payment"][0]["transactions"] == 3
