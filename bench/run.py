@@ -155,6 +155,26 @@ def naive_rate(settings: Settings, n: int) -> float:
     return seen / elapsed
 
 
+def offer_steady_load(producer: Any, topic: str, rate: int, total: int, prefix: str, sent_at: dict[str, float],
+                      start: float) -> None:
+    """`total` transactions at `rate` per second from `start`; every 50th is a high amount (an alert),
+    its send time recorded in `sent_at` as it goes (a watcher thread may be reading it)."""
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for i in range(total):
+        due = start + i / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.001))
+        tid = f"{prefix}{i:07d}"
+        alerting = i % 50 == 0
+        row = {"transaction_id": tid, "user_id": f"{prefix}U{i % 5000:05d}", "amount": 75_000 if alerting else 900,
+               "payment_method": "UPI", "location": "Mumbai",
+               "timestamp": (base + dt.timedelta(seconds=i)).isoformat()}
+        kafka.produce_nowait(producer, topic, row["user_id"].encode(), json.dumps(row).encode())
+        if alerting:
+            sent_at[tid] = time.perf_counter()
+    producer.flush()
+
+
 def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
     """Steady offered load; every 50th transaction is a high amount. Latency from send to a readable alert.
 
@@ -170,7 +190,6 @@ def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, f
     sent_at: dict[str, float] = {}
     producer = kafka.make_producer(settings, linger_ms=0)
     start = time.perf_counter()
-    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     total = rate * seconds
     found: dict[str, float] = {}
     stop_polling = threading.Event()
@@ -189,19 +208,7 @@ def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, f
 
     watcher = threading.Thread(target=watch_enriched, daemon=True)
     watcher.start()
-    for i in range(total):
-        due = start + i / rate
-        while (now := time.perf_counter()) < due:
-            time.sleep(min(due - now, 0.001))
-        tid = f"L{i:07d}"
-        alerting = i % 50 == 0
-        row = {"transaction_id": tid, "user_id": f"LU{i % 5000:05d}", "amount": 75_000 if alerting else 900,
-               "payment_method": "UPI", "location": "Mumbai",
-               "timestamp": (base + dt.timedelta(seconds=i)).isoformat()}
-        kafka.produce_nowait(producer, settings.topic_raw, row["user_id"].encode(), json.dumps(row).encode())
-        if alerting:
-            sent_at[tid] = time.perf_counter()
-    producer.flush()
+    offer_steady_load(producer, settings.topic_raw, rate, total, "L", sent_at, start)
     stop_polling.set()
     watcher.join(60)
     processor.request_stop()
@@ -251,20 +258,10 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     time.sleep(3)  # join the group before the clock starts
     producer = kafka.make_producer(s, linger_ms=0)
     sent_at: dict[str, float] = {}
-    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     start = time.perf_counter()
-    for i in range(rate * seconds):
-        due = start + i / rate
-        while (now := time.perf_counter()) < due:
-            time.sleep(min(due - now, 0.001))
-        tid = f"W{i:07d}"
-        alerting = i % 50 == 0
-        row = {"transaction_id": tid, "user_id": f"WU{i % 5000:05d}", "amount": 75_000 if alerting else 900,
-               "payment_method": "UPI", "location": "Mumbai", "timestamp": (base + dt.timedelta(seconds=i)).isoformat()}
-        kafka.produce_nowait(producer, s.topic_raw, row["user_id"].encode(), json.dumps(row).encode())
-        if alerting:
-            sent_at[f"{tid}:high_amount"] = time.perf_counter()
-    producer.flush()
+    sent: dict[str, float] = {}
+    offer_steady_load(producer, s.topic_raw, rate, rate * seconds, "W", sent, start)
+    sent_at.update((f"{tid}:high_amount", at) for tid, at in sent.items())
     deadline = time.perf_counter() + 30
     while time.perf_counter() < deadline and not set(sent_at) <= set(arrived):
         time.sleep(0.05)
