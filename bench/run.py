@@ -10,7 +10,8 @@
     mongo_writes_per_tx   MongoDB documents written per transaction by the processor
     rtt_*                 the e2e and naive runs again with MongoDB behind a ~1 ms round-trip delay line
     restore_s             a member restoring 1M users' state from the changelog
-    rollups               bench/rollups.py at 200k, 1M and 2M stored transactions (--rollup-sizes)
+    rollups               bench/rollups.py at 200k, 1M and 2M stored transactions (--rollup-sizes;
+                          `--only rollups` runs just this part and prints it)
     rollup_s_per_million  a full kpi_rollups rebuild, scaled to 1M transactions
     processor_rss_mb      resident memory of a detector holding 1M distinct users
     scale_out             1, 2 and 3 `txnmon stream` processes on 6 partitions, same input: tx/s of
@@ -390,6 +391,14 @@ def rollup_sizes(sizes: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+def print_rollup_sizes(runs: list[dict[str, Any]]) -> None:
+    for run in (r for r in runs if "failed" not in r):
+        print(f"  rollups at {run['rows']:>9,}: full {run['full_rebuild']['seconds']} s "
+              f"({run['full_rebuild']['s_per_million']} s/M), incremental {run['incremental_one_hour']['seconds']} s, "
+              f"nothing pending {run['nothing_pending']['seconds']} s, passes over transactions per run "
+              f"{run['incremental_one_hour']['passes_over_transactions']}")
+
+
 def rss_with_users(users: int) -> float:
     code = (
         "import datetime as dt, resource\n"
@@ -437,7 +446,7 @@ def main() -> int:
     parser.add_argument("--naive-rows", type=int, default=10_000, help="the naive consumer is timed on this many")
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--webhook-rate", type=int, default=1000, help="offered tx/s for the webhook latency")
-    parser.add_argument("--only", choices=["webhook-latency"], default=None,
+    parser.add_argument("--only", choices=["webhook-latency", "rollups"], default=None,
                         help="run only this part (prints it; bench/results/latest.json is left alone)")
     parser.add_argument("--rss-users", type=int, default=1_000_000)
     parser.add_argument("--restore-users", type=int, default=1_000_000)
@@ -475,6 +484,12 @@ def main() -> int:
         print(json.dumps(part, indent=2))
         print(f"  target webhook_latency_p99_ms < 1000: {'met' if ok else 'NOT met'}")
         return 0
+    if args.only == "rollups":
+        sizes = [int(n) for n in args.rollup_sizes.split(",") if n.strip()]
+        runs = rollup_sizes(sizes)
+        print(json.dumps(runs, indent=2))
+        print_rollup_sizes(runs)
+        return 0 if all("failed" not in r for r in runs) else 1
     s = isolated_settings(tag)
     kafka.ensure_topics(s)
     results: dict[str, Any] = {"run_at": dt.datetime.now(dt.UTC).isoformat(), "rows": args.rows, "machine": machine()}
@@ -576,10 +591,7 @@ def main() -> int:
                 "processor_rss_mb", "restore_s",
                 "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
         print(f"  {key:<24} {results[key]:>12,}")
-    for run in (r for r in results.get("rollups", []) if "failed" not in r):
-        print(f"  rollups at {run['rows']:>9,}: full {run['full_rebuild']['s_per_million']} s/M, incremental "
-              f"{run['incremental_one_hour']['seconds']} s, passes over transactions per run "
-              f"{run['incremental_one_hour']['passes_over_transactions']}")
+    print_rollup_sizes(results.get("rollups", []))
     if "scale_out" in results:
         print_scale_out(results["scale_out"])
     for name, ok in results["targets"].items():

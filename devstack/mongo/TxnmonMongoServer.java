@@ -159,9 +159,11 @@ public final class TxnmonMongoServer {
         String dataFile = args[2];
 
         // The page cache of the MVStore (default 16 MB): every filtered query here is a full scan, and a
-        // collection larger than the cache is read back from the file and decoded on each one (2M stored
-        // transactions fill about 2.6 GB). The cache grows only with the data read.
-        int cacheMb = Integer.parseInt(System.getenv().getOrDefault("DEVSTACK_MONGO_CACHE_MB", "3072"));
+        // collection larger than the cache is read back from the file and decoded on each one. H2 sizes a
+        // cached document at twice its serialized length, about 3.4 KB for a stored transaction, so 2M
+        // of them need 6.8 GB of cache by its count (5.7 GB of heap in fact, with the string deduplication
+        // that devstack/stack.py turns on). The cache grows only with the data read.
+        int cacheMb = Integer.parseInt(System.getenv().getOrDefault("DEVSTACK_MONGO_CACHE_MB", "8192"));
         MVStore store = new MVStore.Builder().fileName(dataFile).autoCommitDisabled().cacheSize(cacheMb).open();
         DurableH2Backend backend = new DurableH2Backend(store);
         backend.version(MONGO_4_4);
