@@ -55,18 +55,27 @@ def load_suites(path: Path = SUITES_FILE) -> dict[str, list[dict[str, Any]]]:
     return data
 
 
-def _fill(value: Any, now: dt.datetime) -> Any:
+ALERT_NAMES = "{alert_names}"  # every name an alert may carry: the rules and typologies of the rules versions run
+
+
+def _fill(value: Any, now: dt.datetime, alert_names: Sequence[str] | None) -> Any:
     if isinstance(value, str):
         match = _NOW.match(value)
         if match:
             return now + dt.timedelta(days=int(match.group(1) or 0))
+        if value == ALERT_NAMES:
+            if alert_names is None:
+                raise InvalidInputFile(f"{ALERT_NAMES} is only known when checking stored alerts")
+            return sorted(alert_names)
     return value
 
 
-def resolve_suite(specs: Sequence[Mapping[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
-    """Specs with run-time values filled in; plain data, checked by unit tests without GE."""
+def resolve_suite(specs: Sequence[Mapping[str, Any]], now: dt.datetime,
+                  alert_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Specs with run-time values filled in ({now}, {now+Nd}, {alert_names}); plain data, checked by
+    unit tests without GE."""
     return [{"expectation": s["expectation"], "severity": s.get("severity", "critical"),
-             "kwargs": {k: _fill(v, now) for k, v in s.get("kwargs", {}).items()}} for s in specs]
+             "kwargs": {k: _fill(v, now, alert_names) for k, v in s.get("kwargs", {}).items()}} for s in specs]
 
 
 def documents_frame(docs: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 from include.config import PROJECT_ROOT, Settings, get_settings
 from include.connectors.great_expectations import check_dataframe
 from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, QUALITY_REPORTS, TRANSACTIONS
+from include.core.collection_names import ALERTS, QUALITY_REPORTS, RULE_VERSIONS, TRANSACTIONS
 from include.core.contract import REQUIRED_FIELDS, InvalidTransaction, parse_amount, parse_timestamp
 from include.core.pipeline_checks import PIPELINE_COLUMNS
 from include.core.quality import (
@@ -29,6 +29,7 @@ from include.core.quality import (
     resolve_suite,
     summary_document,
 )
+from include.core.rules import RulesError, load_rules, parse_rules
 from include.errors import InvalidInputFile, QualityCheckFailed
 from include.jobs.paths import resolve_path
 from include.jobs.pipeline_checks import pipeline_metrics
@@ -54,6 +55,18 @@ def interval_frames(store: MongoStore, start: dt.datetime, end: dt.datetime) -> 
     return {"transactions": documents_frame(txs, TX_COLUMNS), "alerts": documents_frame(alerts, ALERT_COLUMNS)}
 
 
+def known_alert_names(store: MongoStore, rules_file: Path) -> set[str]:
+    """The rule and typology names of every rules version the processor recorded, and of the rules file
+    in effect: an alert named otherwise was not raised by txnmon's detector."""
+    names = load_rules(rules_file).alert_names()
+    for version in store.find(RULE_VERSIONS, {}, projection={"text": 1}):
+        try:
+            names |= parse_rules(version.get("text") or "", f"rule_versions {version['_id']}").alert_names()
+        except RulesError as why:  # a version this code no longer parses: its names are not vouched for
+            log.warning("quality: rules version %s is not readable here: %s", version["_id"], why)
+    return names
+
+
 def run_quality_checks(store: MongoStore, start: dt.datetime, end: dt.datetime, reports_dir: Path = DEFAULT_REPORTS_DIR,
                        *, fail_on_critical: bool = True, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Validate the interval, store one summary per suite in quality_reports, return them.
@@ -63,13 +76,14 @@ def run_quality_checks(store: MongoStore, start: dt.datetime, end: dt.datetime, 
     metrics and the details behind them."""
     run_at = dt.datetime.now(dt.UTC)
     suites = load_suites()
+    alert_names = known_alert_names(store, (settings or store.settings).rules_file)
     frames = interval_frames(store, start, end)
     metrics, details = pipeline_metrics(store, start, end, run_at, settings)
     frames["pipeline"] = pd.DataFrame([metrics], columns=list(PIPELINE_COLUMNS)).apply(pd.to_numeric)
     quality_dir = Path(reports_dir) / "quality"
     summaries = []
     for name, frame in frames.items():
-        outcome = check_dataframe(name, frame, resolve_suite(suites[name], end), quality_dir)
+        outcome = check_dataframe(name, frame, resolve_suite(suites[name], end, alert_names), quality_dir)
         doc = summary_document(outcome, start, end, run_at)
         if name == "pipeline":
             doc["metrics"], doc["details"] = metrics, details

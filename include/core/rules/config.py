@@ -277,6 +277,11 @@ class RuleSet(_Strict):
                              "(alerts are named by it): rename one or disable the rule")
         return self
 
+    def alert_names(self) -> set[str]:
+        """Every name an alert raised under this file may carry: its rules (enabled or not: alerts of
+        before a rule was disabled keep its name) and its typologies."""
+        return set(type(self.rules).model_fields) | set(self.typologies)
+
     def used_signals(self) -> list[str]:
         """Signals some enabled typology weighs, in the catalogue's order."""
         used = {s for t in self.typologies.values() if t.enabled for s in t.signals}
