@@ -397,3 +397,44 @@ def test_window_reads_the_time_range_up_to_the_offsets_captured_when_opened(s: S
         assert kc.window_done(empty) and kc.poll_window(empty, 100, 10) == []
     finally:
         empty.consumer.close()
+
+
+def test_consumer_lag_counts_records_not_transaction_markers(s: Settings):
+    """A transactional topic ends each transaction with a commit marker no consumer receives: a group
+    that consumed everything is one offset short of the end, and its lag must be 0, not 1."""
+    topic = s.topic_by_user
+    txp = kc.make_transactional_producer(s, f"txnmon-test-{uuid.uuid4().hex[:8]}")
+    try:
+        kc.begin_transaction(txp)
+        for p, n in ((0, 4), (1, 1)):  # partition 2 stays empty
+            for i in range(n):
+                kc.produce_to(txp, topic, (f"u{p}-{i}".encode(), b"x", None), partition=p)
+        txp.commit_transaction(30)
+        assert kc.end_offsets(s, topic) == {0: 5, 1: 2, 2: 0}  # the records and one marker each
+
+        group = kc.make_consumer(s, group_id=s.consumer_group)
+        try:
+            kc.commit_offsets(group, topic, {0: 4, 1: 1})  # after each partition's last record
+            assert kc.consumer_lag(s, s.consumer_group, topic) == {0: 0, 1: 0, 2: 0}
+            kc.commit_offsets(group, topic, {0: 1, 1: 0})
+            assert kc.consumer_lag(s, s.consumer_group, topic) == {0: 3, 1: 1, 2: 0}
+
+            # an aborted transaction's records (and its marker) are never delivered either
+            kc.begin_transaction(txp)
+            for i in range(3):
+                kc.produce_to(txp, topic, (f"gone-{i}".encode(), b"x", None), partition=0)
+            assert txp.flush(10) == 0  # written to the log, then aborted
+            kc.abort_transaction(txp)
+            assert kc.end_offsets(s, topic)[0] == 9
+            assert kc.consumer_lag(s, s.consumer_group, topic) == {0: 3, 1: 1, 2: 0}
+
+            # far behind (more than LAG_PROBE_MAX), the offset difference stands, markers included
+            producer = kc.make_producer(s)
+            for _ in range(kc.LAG_PROBE_MAX + 4):
+                kc.produce_to(producer, topic, (b"k", b"x", None), partition=1)
+            producer.flush(10)
+            assert kc.consumer_lag(s, s.consumer_group, topic)[1] == 2 + kc.LAG_PROBE_MAX + 4
+        finally:
+            group.close()
+    finally:
+        txp.close()
