@@ -19,11 +19,15 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.window_from or args.window_to:
         if not (args.window_from and args.window_to):
             raise UsageError("--from and --to go together")
-        done = replay.run_window(settings, args.window_from, args.window_to)
-        print(f"re-ran {done.messages:,} messages from {settings.topic_raw}: {done.new_transactions:,} new "
-              f"transactions, {done.already_stored:,} already stored, {done.rejected:,} rejected "
-              "(the live consumer group's offsets are untouched)")
+        done = replay.run_window(settings, args.window_from, args.window_to, notify=args.notify)
+        print(f"re-ran {done.messages:,} messages from {settings.topic_by_user}: {done.new_transactions:,} new "
+              f"transactions, {done.already_stored:,} already stored, {done.rejected:,} rejected, "
+              f"{done.alerts:,} alerts (in their users' cases; new ones "
+              f"{'routed to the notifications outbox' if args.notify else 'not notified (--no-notify)'}; "
+              "the live consumer group's offsets are untouched)")
         return 0
+    if not args.notify:
+        raise UsageError("--no-notify goes with --from/--to (a file's rows are judged by the processor)")
     with Progress("replay", "rows") as progress:
         summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
                                     topic=args.topic, progress=progress)
@@ -69,6 +73,9 @@ def register(sub: Any) -> None:
     p.add_argument("--from", dest="window_from", type=since, default=None,
                    help="instead of a file: re-run TOPIC_RAW messages that arrived from this time (ISO or 24h)")
     p.add_argument("--to", dest="window_to", type=since, default=None, help="... until this time (ISO or 1h)")
+    p.add_argument("--no-notify", dest="notify", action="store_false",
+                   help="with --from/--to: new alerts go to cases but not to the notifications outbox "
+                        "(a backfill with new rules)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("generate", help="write a synthetic, labelled transactions CSV")

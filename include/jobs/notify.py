@@ -32,7 +32,7 @@ from include.connectors import delivery
 from include.connectors.mongo import MongoStore
 from include.core import notify as core
 from include.core.batch import BatchResult
-from include.core.collection_names import NOTIFICATIONS
+from include.core.collection_names import ALERTS, NOTIFICATIONS
 from include.errors import DeliveryFailed, DeliveryRefused, StoreUnavailable, TxnmonError
 from include.jobs import audit
 
@@ -97,18 +97,29 @@ class RoutesFeed:
 
 
 class NotificationsSink:
-    """A judged batch's raised alerts into the outbox, as the routes say (suppressed and shadow never)."""
+    """A judged batch's raised alerts into the outbox, as the routes say (suppressed and shadow never).
+
+    `only_new` (a window replay): only alerts not stored yet are routed, so a replay does not page
+    anyone for alerts raised before a route existed. That sink must run BEFORE the alerts sink: an alert
+    stored by a replay that then died before routing it would look old to the next run and never be
+    routed; the other way round, the next run routes it again and the outbox's key keeps one entry."""
 
     name = "mongodb"
 
-    def __init__(self, store: MongoStore, feed: RoutesFeed) -> None:
+    def __init__(self, store: MongoStore, feed: RoutesFeed, *, only_new: bool = False) -> None:
         self.store = store
         self.feed = feed
+        self.only_new = only_new
 
     def write(self, batch: BatchResult) -> None:
-        if not batch.alerts:
+        alerts = batch.alerts
+        if alerts and self.only_new:
+            stored = {d["_id"] for d in self.store.find(ALERTS, {"_id": {"$in": [a["_id"] for a in alerts]}},
+                                                        projection={"_id": 1})}
+            alerts = [a for a in alerts if a["_id"] not in stored]
+        if not alerts:
             return
-        entries = core.outbox_entries((core.event_of_alert(a) for a in batch.alerts), self.feed.routes,
+        entries = core.outbox_entries((core.event_of_alert(a) for a in alerts), self.feed.routes,
                                       dt.datetime.now(dt.UTC))
         if entries:
             self.store.insert_missing(NOTIFICATIONS, entries)

@@ -7,6 +7,13 @@ message in the window meets the same history it met live, and gets the same verd
 window's results are written, to MongoDB, idempotently: what is stored already stays as it is, so
 a replay with unchanged rules adds nothing. Messages that were rejected when they arrived are in
 the `rejected` collection (`txnmon dlq`), not in the by-user topic.
+
+An alert the replay raises goes into its user's case (idempotent: an alert already in a case stays
+there). An alert that is new (no stored alert has its id: the processor never judged that message,
+its results were lost, or the rules changed) is also routed to the notifications outbox as the
+routes file says; one stored before is not, so enabling a route and replaying pages nobody for old
+alerts. `notify=False` (`--no-notify`) routes nothing: a backfill with new rules whose alerts nobody
+should be paged for now.
 """
 
 from __future__ import annotations
@@ -23,7 +30,16 @@ from include.core.batch import BatchConfig, process_batch
 from include.core.rules import Detector, load_rules
 from include.core.watermark import Watermarks
 from include.errors import TxnmonError, UsageError
-from include.jobs.store_batch import AlertsSink, RejectedSink, TouchedHoursSink, TransactionsSink, write_batch
+from include.jobs.case_sink import CasesSink
+from include.jobs.notify import NotificationsSink, RoutesFeed
+from include.jobs.store_batch import (
+    AlertsSink,
+    RejectedSink,
+    Sink,
+    TouchedHoursSink,
+    TransactionsSink,
+    write_batch,
+)
 
 log = logging.getLogger("txnmon.replay")
 STALL_S = 60.0  # no message for this long before the end offsets: the read failed
@@ -43,19 +59,25 @@ class WindowIncomplete(TxnmonError):
 
 
 def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
-                  stall_s: float = STALL_S) -> WindowReplay:
+                  stall_s: float = STALL_S, notify: bool = True) -> WindowReplay:
     """Re-run the messages of [start, end): every one of them, up to the end offsets captured when
     the replay starts, or WindowIncomplete (what was written stays: the writes are idempotent)."""
     if end <= start:
         raise UsageError("--to must be after --from")
     store = MongoStore(settings)
+    # a bad routes file stops the replay before anything is written (as it stops the processor's start)
+    outbox: list[Sink] = [NotificationsSink(store, RoutesFeed(settings.notify_routes_file), only_new=True)
+                          ] if notify else []
     detector = Detector(load_rules(settings.rules_file))
     config = BatchConfig.from_settings(settings)
     start_ms = int(start.timestamp() * 1000)
     warm_up = detector.ruleset.history_window()
     window = kafka.open_window(settings, settings.topic_by_user, int((start - warm_up).timestamp() * 1000),
                                int(end.timestamp() * 1000))
-    sinks = [TransactionsSink(store), RejectedSink(store), AlertsSink(store), TouchedHoursSink(store)]
+    # mongo_sinks' order, except that new alerts are routed before they are stored (see NotificationsSink),
+    # and without the live watermarks (a replay must not move them)
+    sinks = [TransactionsSink(store), RejectedSink(store), *outbox, AlertsSink(store), CasesSink(store),
+             TouchedHoursSink(store)]
     marks = Watermarks()
     totals = {"messages": 0, "new": 0, "existing": 0, "rejected": 0, "alerts": 0}
     try:

@@ -90,6 +90,13 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "must be a finite number >= 0" in capsys.readouterr().err
 
 
+def test_no_notify_belongs_to_a_window_replay(capsys):
+    from cli import main
+
+    assert main(["replay", "--no-notify"]) == 2  # refused before any Kafka or MongoDB client is made
+    assert "--no-notify goes with --from/--to" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("var", "value", "expected"), [
     ("TREND_FACTOR", "1", "greater than 1"),
     ("PAYMENT_SPIKE_FACTOR", "x", "valid number"),
