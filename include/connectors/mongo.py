@@ -36,6 +36,7 @@ from include.core.collection_names import (
     LEASES,
     LIST_ENTRIES,
     NOTIFICATIONS,
+    NOTIFY_RATES,
     OPS_ALERTS,
     REJECTED,
     RULE_QUALITY,
@@ -588,6 +589,35 @@ class MongoStore:
         return self.db[NOTIFICATIONS].find_one_and_update(
             query, {"$set": {"lease_owner": owner, "lease_until": lease_until}},
             sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    @_translated
+    def release_notification(self, entry_id: str, owner: str) -> None:
+        """Give a leased entry back untried (its destination's rate limit said wait): no attempt counted."""
+        self.db[NOTIFICATIONS].update_one({"_id": entry_id, "lease_owner": owner},
+                                          {"$set": {"lease_owner": None, "lease_until": None}})
+
+    @_translated
+    def reserve_send(self, destination: str, now: float,
+                     slot: Callable[[float | None, float], tuple[float | None, float]], attempts: int = 20) -> float:
+        """Take a send slot of `destination` in its shared rate limit (NOTIFY_RATES: one document holding
+        the `tat` that `slot(tat, now)` advances). 0.0: taken; otherwise the seconds to wait. A
+        compare-and-set on `tat`, retried when another worker changed it in between."""
+        rates = self.db[NOTIFY_RATES]
+        for _ in range(attempts):
+            doc = rates.find_one({"_id": destination})
+            tat = None if doc is None else doc.get("tat")
+            new_tat, wait = slot(tat, now)
+            if new_tat is None:
+                return wait
+            if doc is None:
+                try:
+                    rates.insert_one({"_id": destination, "tat": new_tat})
+                    return 0.0
+                except mongo_errors.DuplicateKeyError:
+                    continue
+            if rates.update_one({"_id": destination, "tat": tat}, {"$set": {"tat": new_tat}}).modified_count == 1:
+                return 0.0
+        return 1.0 / 1000  # contended all along: try again shortly
 
     @_translated
     def settle_notification(self, entry_id: str, owner: str, fields: Mapping[str, Any],

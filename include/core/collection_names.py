@@ -19,6 +19,7 @@ LIST_ENTRIES = "list_entries"  # named lists: blocked users, risky locations, tr
 AUDIT_LOG = "audit_log"  # append-only: who changed what, when, before and after
 RULE_VERSIONS = "rule_versions"  # the full text of every rules version the processor loaded
 NOTIFICATIONS = "notifications"  # the outbox: one entry per (event, destination), delivered by `txnmon notify`
+NOTIFY_RATES = "notify_rates"  # per destination: the rate limit's state, shared by every notify worker
 OPS_ALERTS = "ops_alerts"  # operational alerts (payment-method failure spikes), kept apart from fraud `alerts`
 TRENDS = "trends"  # trending products and cities, new high-demand regions (include/core/signals.py)
 SIGNAL_STATE = "signal_state"  # where the business-signal walk stopped, its open episodes, the cities seen

@@ -45,6 +45,7 @@ __all__ = [
     "email_message",
     "outbox_entries",
     "parse_routes",
+    "rate_slot",
     "route",
     "sign",
     "slack_body",
@@ -80,7 +81,7 @@ EnvName = Annotated[str, Field(pattern=_ENV_NAME.pattern, description="an enviro
 
 class DestinationBase(_Strict):
     enabled: bool = True  # a disabled destination is routed nothing (entries already queued still go)
-    rate_per_second: float = Field(10.0, gt=0, le=10_000)  # per worker process
+    rate_per_second: float = Field(10.0, gt=0, le=10_000)  # over all workers (NOTIFY_RATES)
     timeout_seconds: float = Field(10.0, gt=0, le=120)
 
 
@@ -357,30 +358,15 @@ def is_permanent(status: int) -> bool:
     return 400 <= status < 500 and status not in (408, 409, 425, 429)
 
 
-class TokenBucket:
-    """A per-destination rate limit: `rate` sends per second on average, bursts of up to `burst`.
-    The caller passes the (monotonic) time in."""
+def rate_slot(tat: float | None, now: float, rate: float, burst: float) -> tuple[float | None, float]:
+    """The generic cell rate algorithm: `rate` sends per second on average, bursts of up to `burst`.
 
-    def __init__(self, rate: float, burst: float | None = None, now: float = 0.0) -> None:
-        self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
-        self.tokens = self.burst
-        self.at = now
-
-    def _refill(self, now: float) -> None:
-        if now > self.at:
-            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-            self.at = now
-
-    def ready(self, now: float) -> bool:
-        self._refill(now)
-        return self.tokens >= 1.0
-
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1.0
-
-    def wait(self, now: float) -> float:
-        """Seconds until the next send is allowed."""
-        self._refill(now)
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+    `tat` is the destination's theoretical arrival time (epoch seconds; None: never sent). Returns
+    (the new tat, 0) when a send may go now, or (None, seconds to wait) when not. One number per
+    destination is the whole state, so workers can share it in one document (NOTIFY_RATES)."""
+    start = now if tat is None or tat < now else tat
+    interval = 1.0 / rate
+    wait = start - now - (max(burst, 1.0) - 1.0) * interval
+    if wait > 1e-9:
+        return None, wait
+    return start + interval, 0.0

@@ -201,7 +201,8 @@ class NotifyWorker:
         self.env = os.environ if env is None else env
         self.rng = rng
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.buckets: dict[str, core.TokenBucket] = {}
+        # destination -> monotonic time before which its shared rate limit said wait (saves asking again)
+        self.blocked_until: dict[str, float] = {}
         self.stop_event = threading.Event()
         self.counts = {"sent": 0, "retried": 0, "dead": 0}
 
@@ -215,13 +216,12 @@ class NotifyWorker:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.feed.request)
 
-    def _bucket(self, name: str, routes: core.Routes) -> core.TokenBucket:
+    def _reserve(self, name: str, routes: core.Routes) -> float:
+        """A send slot in the destination's rate limit, shared by every worker: 0.0, or seconds to wait."""
         dest = routes.destinations.get(name)
         rate = dest.rate_per_second if dest is not None else 1.0
-        bucket = self.buckets.get(name)
-        if bucket is None or bucket.rate != rate:
-            bucket = self.buckets[name] = core.TokenBucket(rate, now=time.monotonic())
-        return bucket
+        burst = max(1.0, rate)  # up to a second's worth at once after a quiet spell
+        return self.store.reserve_send(name, time.time(), lambda tat, now: core.rate_slot(tat, now, rate, burst))
 
     def lease_seconds(self, routes: core.Routes) -> float:
         """NOTIFY_LEASE_SECONDS, or longer than any destination may take (an SMTP exchange is a few
@@ -235,13 +235,17 @@ class NotifyWorker:
         s = self.settings
         now = dt.datetime.now(dt.UTC)
         mono = time.monotonic()
-        throttled = [name for name, b in self.buckets.items() if not b.ready(mono)]
+        throttled = [name for name, until in self.blocked_until.items() if until > mono]
         lease_until = now + dt.timedelta(seconds=self.lease_seconds(routes))
         entry = self.store.claim_notification(self.owner, now, lease_until, throttled)
         if entry is None:
             return False
         name = entry["destination"]
-        self._bucket(name, routes).take(time.monotonic())
+        wait = self._reserve(name, routes)
+        if wait > 0:  # over the destination's rate: give the entry back, deliver other destinations' meanwhile
+            self.store.release_notification(entry["_id"], self.owner)
+            self.blocked_until[name] = time.monotonic() + wait
+            return True
         destination = routes.destinations.get(name)
         attempts = int(entry.get("attempts", 0)) + 1
         started = time.perf_counter()
@@ -314,7 +318,12 @@ class NotifyWorker:
             if max_idle_s is not None and time.monotonic() - idle_since >= max_idle_s:
                 log.info("idle for %.1fs: exiting", max_idle_s)
                 break
-            self.stop_event.wait(s.notify_poll_seconds)
+            # nothing due, or only entries of rate-limited destinations: ask again when the first of
+            # those may send, at the latest after the poll interval
+            mono = time.monotonic()
+            unblocked = min((until - mono for until in self.blocked_until.values() if until > mono),
+                            default=s.notify_poll_seconds)
+            self.stop_event.wait(min(s.notify_poll_seconds, unblocked))
         log.info("notify worker stopped: %d sent, %d retries scheduled, %d dead-lettered", self.counts["sent"],
                  self.counts["retried"], self.counts["dead"])
         return 0

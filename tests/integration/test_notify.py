@@ -278,3 +278,30 @@ def test_a_failing_quality_suite_notifies_through_the_dags_notifier(settings_fac
     event = received.json()["event"]
     assert event["dag_id"] == "data_quality" and event["task_id"] == "check"
     assert "expect_column_values_to_be_between(amount)" in event["detail"]
+
+
+def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_path, http_receiver):
+    """Three workers, one destination at 4 per second: in any span T the receiver gets at most the
+    burst (4) plus T x 4, as one worker would send (with a bucket per worker, as before, this test
+    failed: about three bursts arrived at once)."""
+    from include.jobs.notify import enqueue_events, load_routes
+
+    routes_file = tmp_path / "routes.yaml"
+    routes_file.write_text("version: t\ndestinations:\n"
+                           "  hook: {type: webhook, url_env: T_HOOK_URL, secret_env: T_HOOK_SECRET,\n"
+                           "         rate_per_second: 4}\n"
+                           "routes:\n  - {name: ops, events: [dag_failed], to: [hook]}\n")
+    s = settings_factory(notify_routes_file=str(routes_file))
+    env = {"T_HOOK_URL": http_receiver.url("/hook"), "T_HOOK_SECRET": secrets.token_hex(16)}
+    at = dt.datetime.now(dt.UTC)
+    events = [core.pipeline_event(core.DAG_FAILED, f"dag-{i}", title=f"failure {i}", detail="", at=at)
+              for i in range(16)]
+    assert len(enqueue_events(MongoStore(s), load_routes(routes_file), events, now=at)) == 16
+    with workers(s, env, n=3):
+        wait_for(lambda: all_settled(s), 60, "every notification to be delivered")
+    arrived = sorted(r.at for r in http_receiver.on("/hook"))
+    assert len(arrived) == 16
+    slack = 1  # an HTTP round trip between reserving a slot and arriving may bunch two arrivals
+    worst = max(j - i + 1 - 4 * (arrived[j] - arrived[i]) for i in range(16) for j in range(i, 16))
+    assert worst <= 4 + slack, arrived
+    assert arrived[-1] - arrived[0] >= (16 - 4 - slack) / 4  # twelve at the rate after the burst

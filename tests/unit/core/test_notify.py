@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -152,12 +153,30 @@ def test_chat_and_mail_messages_say_what_happened(routes):
     assert "&lt;x&gt;" in json.dumps(slack["blocks"])
 
 
-def test_a_token_bucket_allows_a_burst_then_the_rate():
-    bucket = notify.TokenBucket(2.0, burst=2, now=0.0)
-    bucket.take(0.0)
-    bucket.take(0.0)
-    assert not bucket.ready(0.0) and bucket.wait(0.0) == pytest.approx(0.5)
-    assert bucket.ready(0.5)
+def test_the_rate_limit_allows_a_burst_then_the_rate():
+    slot = functools.partial(notify.rate_slot, rate=2.0, burst=2)
+    tat, wait = slot(None, 100.0)  # never sent: go
+    assert (tat, wait) == (100.5, 0.0)
+    tat, wait = slot(tat, 100.0)  # the burst's second send
+    assert (tat, wait) == (101.0, 0.0)
+    assert slot(tat, 100.0) == (None, pytest.approx(0.5))  # then one every 0.5 s
+    assert slot(tat, 100.5) == (101.5, 0.0)
+    assert slot(50.0, 100.0) == (100.5, 0.0)  # a quiet spell gives the burst back, never more
+
+
+@given(st.lists(st.floats(0, 5, allow_nan=False), min_size=1, max_size=60), st.floats(0.5, 50), st.integers(1, 5))
+def test_no_window_sees_more_than_the_burst_plus_the_rate(gaps, rate, burst):
+    """However sends are attempted, the ones allowed in any span T are at most burst + T x rate."""
+    tat, now, sent = None, 1000.0, []
+    for gap in gaps:
+        now += gap / 10
+        new, _wait = notify.rate_slot(tat, now, rate, burst)
+        if new is not None:
+            tat = new
+            sent.append(now)
+    for i, first in enumerate(sent):
+        for j in range(i, len(sent)):
+            assert j - i + 1 <= burst + (sent[j] - first) * rate + 1e-6
 
 
 def test_retry_after_and_permanence_of_http_answers():
