@@ -2,7 +2,9 @@
 
 The outlines are TopoJSON vendored from npm (world-atlas, us-atlas: bin/vendor-map-outlines) in
 include/data/maps/, checked against their sha256 in manifest.json when first read, and inlined into
-the chart, so the map needs no tile server and no network when the page is viewed. Cities get their
+the chart, so the map needs no tile server and no network when the page is viewed. Only the outlines
+the view shows are inlined (`subset`): the page refreshes every few seconds, and the world's outlines
+are about 1 MB of JSON where a view of India needs about 130 KB. Cities get their
 coordinates from include/data/cities.csv; the view is fitted to the cities with data.
 """
 
@@ -12,6 +14,7 @@ import functools
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,87 @@ def outlines(name: str) -> dict[str, Any]:
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise OutlineError(f"{path} does not match its sha256 in manifest.json: run bin/vendor-map-outlines")
     return json.loads(data)
+
+
+BBox = tuple[float, float, float, float]  # west, south, east, north in degrees
+
+
+def _arc_boxes(topology: dict[str, Any]) -> list[BBox]:
+    """Each arc's bounding box in degrees (arcs are delta-encoded, quantised by the topology's transform)."""
+    (sx, sy), (tx, ty) = topology["transform"]["scale"], topology["transform"]["translate"]
+    boxes = []
+    for arc in topology["arcs"]:
+        x = y = 0
+        xs, ys = [], []
+        for dx, dy in arc:
+            x += dx
+            y += dy
+            xs.append(x)
+            ys.append(y)
+        boxes.append((min(xs) * sx + tx, min(ys) * sy + ty, max(xs) * sx + tx, max(ys) * sy + ty))
+    return boxes
+
+
+def _arc_ids(arcs: Any) -> Iterator[int]:
+    """The arc indexes a geometry's (nested) `arcs` reference; ~i (negative) is arc i reversed."""
+    if isinstance(arcs, int):
+        yield arcs if arcs >= 0 else ~arcs
+    else:
+        for part in arcs:
+            yield from _arc_ids(part)
+
+
+def _renumbered(arcs: Any, new: dict[int, int]) -> Any:
+    if isinstance(arcs, int):
+        return new[arcs] if arcs >= 0 else ~new[~arcs]
+    return [_renumbered(part, new) for part in arcs]
+
+
+def subset(topology: dict[str, Any], name: str, view: BBox) -> dict[str, Any]:
+    """The topology with only object `name`'s geometries whose box meets `view`, and only their arcs.
+
+    The whole world's outlines are about 870 KB and the page refreshes every few seconds: a view of one
+    country's cities needs its neighbours, not the world. Geometries are kept or dropped whole (the
+    chart clips what leaves the view), so shared borders stay exact."""
+    boxes = _arc_boxes(topology)
+    west, south, east, north = view
+
+    def seen(arcs: Any) -> bool:
+        ids = set(_arc_ids(arcs))
+        return bool(ids) and (min(boxes[i][0] for i in ids) <= east and max(boxes[i][2] for i in ids) >= west
+                              and min(boxes[i][1] for i in ids) <= north and max(boxes[i][3] for i in ids) >= south)
+
+    kept: list[dict[str, Any]] = []
+    for geometry in topology["objects"][name]["geometries"]:
+        arcs = geometry.get("arcs") or []
+        if geometry.get("type") == "MultiPolygon":  # a country's far islands or exclaves: only the parts in view
+            arcs = [polygon for polygon in arcs if seen(polygon)]
+        if arcs and seen(arcs):
+            kept.append({**geometry, "arcs": arcs})
+    used = sorted({i for g in kept for i in _arc_ids(g["arcs"])})
+    new = {old: i for i, old in enumerate(used)}
+    return {"type": "Topology", "transform": topology["transform"], "arcs": [topology["arcs"][i] for i in used],
+            "objects": {name: {"type": "GeometryCollection",
+                               "geometries": [{**g, "arcs": _renumbered(g["arcs"], new)} for g in kept]}}}
+
+
+def visible_box(projection: dict[str, Any], width: int = WIDTH, height: int = HEIGHT, margin: float = 0.1) -> BBox:
+    """What a fitted Mercator projection shows, in degrees, with `margin` of its size added on every side."""
+    scale, (lon, lat) = projection["scale"], projection["center"]
+    half_x = math.degrees(width / 2 / scale) * (1 + 2 * margin)
+    y = _mercator_y(lat)
+    half_y = height / 2 / scale * (1 + 2 * margin)
+
+    def lat_of(merc: float) -> float:
+        return math.degrees(2 * math.atan(math.exp(merc)) - math.pi / 2)
+
+    return (lon - half_x, lat_of(y - half_y), lon + half_x, lat_of(y + half_y))
+
+
+@functools.lru_cache(maxsize=32)
+def outlines_in(name: str, objects: str, view: BBox) -> dict[str, Any]:
+    """`subset` of a vendored outline file, cached per view (the view changes only with the cities)."""
+    return subset(outlines(name), objects, view)
 
 
 def _mercator_y(lat: float) -> float:
@@ -81,12 +165,16 @@ def heatmap(frame: pd.DataFrame, labels: int = 10, world: bool = False) -> alt.L
     located = frame.dropna(subset=["lat", "lon"]).sort_values("revenue", ascending=False)
     fitted = focus(located, world)
     projection = fitted_projection(list(fitted["lon"]), list(fitted["lat"]))
-    countries = alt.InlineData(values=outlines("countries-50m.json"),
+    # only the outlines the view shows (rounded, so the cached subset is reused while the cities stay put)
+    view = tuple(round(v, 1) for v in visible_box(projection))
+    countries = alt.InlineData(values=outlines_in("countries-50m.json", "countries", view),
                                format=alt.DataFormat(type="topojson", feature="countries"))
-    states = alt.InlineData(values=outlines("states-10m.json"),
-                            format=alt.DataFormat(type="topojson", feature="states"))
-    land = alt.Chart(countries).mark_geoshape(fill="#f1efe8", stroke="#8c8c8c", strokeWidth=0.6, clip=True)
-    borders = alt.Chart(states).mark_geoshape(fill=None, stroke="#b5b5b5", strokeWidth=0.4, clip=True)
+    layers = [alt.Chart(countries).mark_geoshape(fill="#f1efe8", stroke="#8c8c8c", strokeWidth=0.6, clip=True)]
+    states = outlines_in("states-10m.json", "states", view)
+    if states["objects"]["states"]["geometries"]:
+        layers.append(alt.Chart(alt.InlineData(values=states, format=alt.DataFormat(type="topojson",
+                                                                                   feature="states")))
+                      .mark_geoshape(fill=None, stroke="#b5b5b5", strokeWidth=0.4, clip=True))
     tooltip = ["location", "country", alt.Tooltip("revenue:Q", format=",.0f"), "transactions", "alerts"]
     heat = alt.Chart(located).mark_circle(opacity=0.75, stroke="white", strokeWidth=0.5, clip=True).encode(
         longitude="lon:Q", latitude="lat:Q",
@@ -99,5 +187,5 @@ def heatmap(frame: pd.DataFrame, labels: int = 10, world: bool = False) -> alt.L
                                                            legend=None), tooltip=tooltip)
     names = alt.Chart(located.head(labels)).mark_text(dy=-12, fontSize=11, clip=True).encode(
         longitude="lon:Q", latitude="lat:Q", text="location")
-    return alt.layer(land, borders, heat, rings, names).project(**projection).properties(
+    return alt.layer(*layers, heat, rings, names).project(**projection).properties(
         width=WIDTH, height=HEIGHT)
