@@ -36,6 +36,8 @@ from include.jobs.replay import run_replay
         "limit": Param(None, type=["null", "integer"], minimum=1, description="send at most this many rows"),
         "window_from": Param(None, type=["null", "string"], description="instead of a file: from (ISO time)"),
         "window_to": Param(None, type=["null", "string"], description="... to (ISO time)"),
+        "notify": Param(True, type="boolean",
+                        description="window only: route new alerts to the notifications outbox (off: a backfill)"),
     },
 )
 def replay_transactions():

@@ -162,8 +162,12 @@ public final class TxnmonMongoServer {
         // collection larger than the cache is read back from the file and decoded on each one. H2 sizes a
         // cached document at twice its serialized length, about 3.4 KB for a stored transaction, so 2M
         // of them need 6.8 GB of cache by its count (5.7 GB of heap in fact, with the string deduplication
-        // that devstack/stack.py turns on). The cache grows only with the data read.
-        int cacheMb = Integer.parseInt(System.getenv().getOrDefault("DEVSTACK_MONGO_CACHE_MB", "8192"));
+        // that devstack/stack.py turns on). The cache grows only with the data read. By default it is two
+        // thirds of the heap (8 GB of the default 12), so a smaller heap (DEVSTACK_MONGO_HEAP) never holds
+        // a cache bigger than itself.
+        long twoThirdsOfHeapMb = Runtime.getRuntime().maxMemory() / (1024L * 1024L) * 2 / 3;
+        String cacheSetting = System.getenv("DEVSTACK_MONGO_CACHE_MB");
+        int cacheMb = cacheSetting != null ? Integer.parseInt(cacheSetting) : (int) Math.max(16, twoThirdsOfHeapMb);
         MVStore store = new MVStore.Builder().fileName(dataFile).autoCommitDisabled().cacheSize(cacheMb).open();
         DurableH2Backend backend = new DurableH2Backend(store);
         backend.version(MONGO_4_4);

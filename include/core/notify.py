@@ -364,8 +364,10 @@ def rate_slot(tat: float | None, now: float, rate: float, burst: float) -> tuple
     `tat` is the destination's theoretical arrival time (epoch seconds; None: never sent). Returns
     (the new tat, 0) when a send may go now, or (None, seconds to wait) when not. One number per
     destination is the whole state, so workers can share it in one document (NOTIFY_RATES)."""
-    start = now if tat is None or tat < now else tat
     interval = 1.0 / rate
+    # a tat is never more than a burst ahead of the clock unless a clock was wrong (a worker's ran fast,
+    # or stepped back): capped, so that costs at most one interval, not the size of the error
+    start = now if tat is None or tat < now else min(tat, now + max(burst, 1.0) * interval)
     wait = start - now - (max(burst, 1.0) - 1.0) * interval
     if wait > 1e-9:
         return None, wait

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ def load_suites(path: Path = SUITES_FILE) -> dict[str, list[dict[str, Any]]]:
 ALERT_NAMES = "{alert_names}"  # every name an alert may carry: the rules and typologies of the rules versions run
 
 
-def _fill(value: Any, now: dt.datetime, alert_names: Sequence[str] | None) -> Any:
+def _fill(value: Any, now: dt.datetime, alert_names: Collection[str] | None) -> Any:
     if isinstance(value, str):
         match = _NOW.match(value)
         if match:
@@ -71,7 +71,7 @@ def _fill(value: Any, now: dt.datetime, alert_names: Sequence[str] | None) -> An
 
 
 def resolve_suite(specs: Sequence[Mapping[str, Any]], now: dt.datetime,
-                  alert_names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+                  alert_names: Collection[str] | None = None) -> list[dict[str, Any]]:
     """Specs with run-time values filled in ({now}, {now+Nd}, {alert_names}); plain data, checked by
     unit tests without GE."""
     return [{"expectation": s["expectation"], "severity": s.get("severity", "critical"),

@@ -32,7 +32,7 @@ from include.connectors import delivery
 from include.connectors.mongo import MongoStore
 from include.core import notify as core
 from include.core.batch import BatchResult
-from include.core.collection_names import ALERTS, NOTIFICATIONS
+from include.core.collection_names import ALERTS, NOTIFICATIONS, SUPPRESSED_ALERTS
 from include.errors import DeliveryFailed, DeliveryRefused, StoreUnavailable, TxnmonError
 from include.jobs import audit
 
@@ -114,8 +114,10 @@ class NotificationsSink:
     def write(self, batch: BatchResult) -> None:
         alerts = batch.alerts
         if alerts and self.only_new:
-            stored = {d["_id"] for d in self.store.find(ALERTS, {"_id": {"$in": [a["_id"] for a in alerts]}},
-                                                        projection={"_id": 1})}
+            ids = {"_id": {"$in": [a["_id"] for a in alerts]}}
+            # raised before, or suppressed before (lists or suppress_for then): not news to anyone now
+            stored = {d["_id"] for c in (ALERTS, SUPPRESSED_ALERTS)
+                      for d in self.store.find(c, ids, projection={"_id": 1})}
             alerts = [a for a in alerts if a["_id"] not in stored]
         if not alerts:
             return
@@ -241,12 +243,17 @@ class NotifyWorker:
         if entry is None:
             return False
         name = entry["destination"]
-        wait = self._reserve(name, routes)
-        if wait > 0:  # over the destination's rate: give the entry back, deliver other destinations' meanwhile
-            self.store.release_notification(entry["_id"], self.owner)
-            self.blocked_until[name] = time.monotonic() + wait
-            return True
         destination = routes.destinations.get(name)
+        if destination is not None:
+            try:
+                wait = self._reserve(name, routes)
+            except StoreUnavailable:
+                self._give_back(entry)
+                raise
+            if wait > 0:  # over the destination's rate: give the entry back, deliver other destinations' meanwhile
+                self._give_back(entry)
+                self.blocked_until[name] = time.monotonic() + wait
+                return True
         attempts = int(entry.get("attempts", 0)) + 1
         started = time.perf_counter()
         try:
@@ -266,6 +273,13 @@ class NotifyWorker:
             return True
         self._settle(entry, attempts, core.SENT, answer, started)
         return True
+
+    def _give_back(self, entry: Mapping[str, Any]) -> None:
+        """The entry back to the outbox untried (no attempt counted); if that fails too its lease ends by itself."""
+        try:
+            self.store.release_notification(entry["_id"], self.owner)
+        except StoreUnavailable as exc:
+            log.warning("could not give %s back (its lease ends by itself): %s", entry["_id"], exc)
 
     def _settle(self, entry: Mapping[str, Any], attempts: int, status: str, outcome: str, started: float,
                 retry_in: float | None = None) -> None:

@@ -156,16 +156,17 @@ def render_summary(summary: ReplaySummary) -> str:
             f"in {summary.elapsed_s:.2f}s ({summary.rate:,.0f} rows/s, {pace})")
 
 
-def replay_window(window_from: str, window_to: str) -> dict[str, Any]:
-    """Re-run the raw topic's messages that arrived in [from, to) (ISO times); live offsets untouched."""
+def replay_window(window_from: str, window_to: str, notify: bool = True) -> dict[str, Any]:
+    """Re-run the raw topic's messages that arrived in [from, to) (ISO times); live offsets untouched.
+    `notify=False`: new alerts go to cases but not to the notifications outbox (a backfill)."""
     def moment(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text)
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
-    done = run_window(get_settings(), moment(window_from), moment(window_to))
+    done = run_window(get_settings(), moment(window_from), moment(window_to), notify=notify)
     log.info("window replay: %s", done)
     return {"messages": done.messages, "new_transactions": done.new_transactions,
-            "already_stored": done.already_stored, "rejected": done.rejected}
+            "already_stored": done.already_stored, "rejected": done.rejected, "alerts": done.alerts}
 
 
 def run_replay(params: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +174,7 @@ def run_replay(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("window_from") or params.get("window_to"):
         if not (params.get("window_from") and params.get("window_to")):
             raise InvalidInputFile("window_from and window_to go together")
-        return replay_window(params["window_from"], params["window_to"])
+        return replay_window(params["window_from"], params["window_to"], notify=params.get("notify", True))
     file = resolve_under(params["file"], get_settings().data_dir, "DATA_DIR")
     checked = validate_replay_file(file)
     return replay_file(checked["file"], params["speedup"], params["limit"])

@@ -434,7 +434,17 @@ def test_consumer_lag_counts_records_not_transaction_markers(s: Settings):
                 kc.produce_to(producer, topic, (b"k", b"x", None), partition=1)
             producer.flush(10)
             assert kc.consumer_lag(s, s.consumer_group, topic)[1] == 2 + kc.LAG_PROBE_MAX + 4
+
+            # a transaction still open: its records count (they are on their way), and nothing waits for it
+            kc.commit_offsets(group, topic, {0: 8})  # partition 0 read to its last marker
+            kc.begin_transaction(txp)
+            kc.produce_to(txp, topic, (b"open", b"x", None), partition=0)
+            assert txp.flush(10) == 0
+            assert kc.consumer_lag(s, s.consumer_group, topic)[0] == 1  # the open record; not the abort marker before
+            kc.abort_transaction(txp)
         finally:
             group.close()
     finally:
         txp.close()
+    # a group that never committed counts from the start: records, not markers
+    assert kc.consumer_lag(s, "never-" + s.consumer_group, topic)[0] == 4

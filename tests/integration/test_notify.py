@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import secrets
 import signal
@@ -305,3 +306,21 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
     worst = max(j - i + 1 - 4 * (arrived[j] - arrived[i]) for i in range(16) for j in range(i, 16))
     assert worst <= 4 + slack, arrived
     assert arrived[-1] - arrived[0] >= (16 - 4 - slack) / 4  # twelve at the rate after the burst
+    assert {e["attempts"] for e in outbox(s)} == {1}  # entries given back while throttled were not counted
+
+
+def test_a_send_slot_is_taken_by_compare_and_set(settings_factory):
+    """Two workers reading the same rate state: the one whose write finds it changed reads again."""
+    store = MongoStore(settings_factory())
+    slot = functools.partial(core.rate_slot, rate=1.0, burst=1)
+    assert store.reserve_send("hook", 100.0, slot) == 0.0  # the first send creates the state
+    raced = []
+
+    def meddling(tat, now):
+        if not raced:  # another worker takes the slot between this read and this write
+            raced.append(tat)
+            assert store.reserve_send("hook", now, slot) == 0.0
+        return slot(tat, now)
+
+    assert store.reserve_send("hook", 101.0, meddling) == pytest.approx(1.0)  # read again: the slot is gone
+    assert raced == [101.0] and store.find_one("notify_rates", {"_id": "hook"})["tat"] == 102.0

@@ -49,9 +49,16 @@ def test_status_is_unhealthy_while_no_processor_consumes_a_growing_backlog_and_h
         [member] = report["kafka"]["members"]
         assert {f"{s.topic_raw}[{p}]" for p in range(3)} <= set(member["partitions"])
         assert report["kafka"]["lag_by_topic"][s.topic_raw] == {"0": 0, "1": 0, "2": 0}
+        # the by-user topic is written in Kafka transactions: its commit markers are no lag
+        assert report["kafka"]["lag_by_topic"][s.topic_by_user] == {"0": 0, "1": 0, "2": 0}
+        assert report["kafka"]["lag"] == 0
     finally:
         processor.request_stop()
         thread.join(60)
+    # drained, then stopped: nothing waits, so no processor is a warning, not "messages wait" (critical)
+    code, report = status(s, "--sample", "0")
+    assert code == 0 and report["verdict"]["state"] == "degraded", report["verdict"]
+    assert [(p["severity"], p["check"]) for p in report["verdict"]["problems"]] == [("warning", "consumers")]
 
 
 def test_status_exits_non_zero_when_a_service_is_down(isolated_settings):

@@ -94,3 +94,35 @@ def test_a_replay_that_dies_between_routing_and_storing_routes_every_new_alert_o
     replay_window(missed, start, end)  # the run again, as WindowIncomplete and the docs say
     assert stored_ids(missed, "alerts") == [f"H{i}:high_amount" for i in range(3)]
     assert _ids(missed, NOTIFICATIONS) == [f"H{i}:high_amount|hook" for i in range(3)]
+
+
+def test_a_replay_judges_with_the_lists_and_records_its_rules_version(settings_factory, tmp_path):
+    """A trusted user's hit was suppressed live: the replay (which loads today's lists as the processor
+    does) suppresses it too, so it is neither stored as an alert nor routed; a replay with another rules
+    file records that version, so the quality suite knows its alert names."""
+    from include.core.collection_names import RULE_VERSIONS, SUPPRESSED_ALERTS
+    from include.jobs.lists import add_entry
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    live = settings_factory(notify_routes_file=routes)
+    add_entry(MongoStore(live), "trusted_users", "U0", reason="a known big spender", by="test", rule="high_amount")
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    produce(live, [tx_row(f"H{i}", f"U{i}", T0 + dt.timedelta(minutes=i), 60_000) for i in range(2)])
+    run_until_idle(live)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    assert stored_ids(live, "alerts") == ["H1:high_amount"]
+    assert stored_ids(live, SUPPRESSED_ALERTS) == ["H0:high_amount"]
+
+    other_rules = tmp_path / "rules.yaml"
+    other_rules.write_text("version: backfill\nrules:\n  high_amount: {threshold: 1000}\n")
+    backfill = settings_factory(create_topics=False, notify_routes_file=routes, rules_file=other_rules,
+                                **{k: getattr(live, k) for k in TOPICS})
+    add_entry(MongoStore(backfill), "trusted_users", "U0", reason="a known big spender", by="test",
+              rule="high_amount")
+    replay_window(live, start, end)
+    assert stored_ids(live, "alerts") == ["H1:high_amount"]
+    assert _ids(live, NOTIFICATIONS) == ["H1:high_amount|hook"]
+    replay_window(backfill, start, end, notify=False)
+    assert stored_ids(backfill, "alerts") == ["H1:high_amount"]
+    assert any(v["_id"].startswith("backfill+") for v in MongoStore(backfill).find(RULE_VERSIONS))
