@@ -106,7 +106,9 @@ def test_a_replay_judges_with_the_lists_and_records_its_rules_version(settings_f
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
     live = settings_factory(notify_routes_file=routes)
-    add_entry(MongoStore(live), "trusted_users", "U0", reason="a known big spender", by="test", rule="high_amount")
+    trusted = {"reason": "a known big spender", "by": "test", "rule": "high_amount",
+               "expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(days=30)}
+    add_entry(MongoStore(live), "trusted_users", "U0", **trusted)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     produce(live, [tx_row(f"H{i}", f"U{i}", T0 + dt.timedelta(minutes=i), 60_000) for i in range(2)])
     run_until_idle(live)
@@ -118,8 +120,7 @@ def test_a_replay_judges_with_the_lists_and_records_its_rules_version(settings_f
     other_rules.write_text("version: backfill\nrules:\n  high_amount: {threshold: 1000}\n")
     backfill = settings_factory(create_topics=False, notify_routes_file=routes, rules_file=other_rules,
                                 **{k: getattr(live, k) for k in TOPICS})
-    add_entry(MongoStore(backfill), "trusted_users", "U0", reason="a known big spender", by="test",
-              rule="high_amount")
+    add_entry(MongoStore(backfill), "trusted_users", "U0", **trusted)
     replay_window(live, start, end)
     assert stored_ids(live, "alerts") == ["H1:high_amount"]
     assert _ids(live, NOTIFICATIONS) == ["H1:high_amount|hook"]
