@@ -47,6 +47,11 @@ def outlines(name: str) -> dict[str, Any]:
 BBox = tuple[float, float, float, float]  # west, south, east, north in degrees
 
 
+@functools.lru_cache(maxsize=4)
+def _file_arc_boxes(name: str) -> list[BBox]:
+    return _arc_boxes(outlines(name))
+
+
 def _arc_boxes(topology: dict[str, Any]) -> list[BBox]:
     """Each arc's bounding box in degrees (arcs are delta-encoded, quantised by the topology's transform)."""
     (sx, sy), (tx, ty) = topology["transform"]["scale"], topology["transform"]["translate"]
@@ -78,13 +83,14 @@ def _renumbered(arcs: Any, new: dict[int, int]) -> Any:
     return [_renumbered(part, new) for part in arcs]
 
 
-def subset(topology: dict[str, Any], name: str, view: BBox) -> dict[str, Any]:
-    """The topology with only object `name`'s geometries whose box meets `view`, and only their arcs.
+def subset(topology: dict[str, Any], name: str, view: BBox, boxes: list[BBox] | None = None) -> dict[str, Any]:
+    """The topology with only object `name`'s geometries whose box meets `view`, and only their arcs
+    (`boxes`: the arcs' boxes, if already known).
 
-    The whole world's outlines are about 870 KB and the page refreshes every few seconds: a view of one
-    country's cities needs its neighbours, not the world. Geometries are kept or dropped whole (the
-    chart clips what leaves the view), so shared borders stay exact."""
-    boxes = _arc_boxes(topology)
+    A view of one country's cities needs its neighbours, not the world. A polygon is kept or dropped
+    whole (the chart clips what leaves the view), so shared borders stay exact; of a multipolygon only
+    the polygons in view are kept."""
+    boxes = boxes if boxes is not None else _arc_boxes(topology)
     west, south, east, north = view
 
     def seen(arcs: Any) -> bool:
@@ -122,7 +128,7 @@ def visible_box(projection: dict[str, Any], width: int = WIDTH, height: int = HE
 @functools.lru_cache(maxsize=32)
 def outlines_in(name: str, objects: str, view: BBox) -> dict[str, Any]:
     """`subset` of a vendored outline file, cached per view (the view changes only with the cities)."""
-    return subset(outlines(name), objects, view)
+    return subset(outlines(name), objects, view, _file_arc_boxes(name))
 
 
 def _mercator_y(lat: float) -> float:

@@ -556,10 +556,10 @@ def consumer_lag(settings: Settings, group_id: str, topic: str) -> dict[int, int
     lag = {p: end - done.get(p, 0) for p, end in ends.items()}
     near = {p: done.get(p, 0) for p, n in lag.items() if 0 < n <= LAG_PROBE_MAX}
     if near:
-        stable = end_offsets(settings, topic, committed=True)
-        counted = _records_left(settings, topic, near, {p: min(stable.get(p, ends[p]), ends[p]) for p in near})
-        for p, records in counted.items():
-            lag[p] = records + ends[p] - min(stable.get(p, ends[p]), ends[p])
+        committed = end_offsets(settings, topic, committed=True)
+        stable = {p: min(committed.get(p, ends[p]), ends[p]) for p in near}
+        for p, records in _records_left(settings, topic, near, stable).items():
+            lag[p] = records + ends[p] - stable[p]
     return lag
 
 

@@ -65,6 +65,11 @@ def entries(store: MongoStore, list_name: str | None = None, *, include_inactive
     return found if include_inactive else [e for e in found if core.is_active(e, when)]
 
 
+def live_lists(store: MongoStore) -> core.ListIndex:
+    """The list entries in force now, indexed as the detector looks them up."""
+    return core.ListIndex.build(store.live_list_entries(dt.datetime.now(dt.UTC)))
+
+
 def record_rules_version(store: MongoStore, version: str, rules_file: Path, by: str = "processor",
                          now: dt.datetime | None = None) -> bool:
     """Store the rules text under its version (once) and audit its first load (once, whatever the
@@ -107,8 +112,7 @@ class ListsFeed:
             return
         self._loaded_at = started
         try:
-            index = core.ListIndex.build(self.store.live_list_entries(dt.datetime.now(dt.UTC)))
-            self.detector.use_lists(index)
+            self.detector.use_lists(live_lists(self.store))
             version = self.detector.version
             if version not in self._recorded and record_rules_version(self.store, version, self.rules_file):
                 self._recorded.add(version)

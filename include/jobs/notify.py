@@ -218,10 +218,9 @@ class NotifyWorker:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.feed.request)
 
-    def _reserve(self, name: str, routes: core.Routes) -> float:
+    def _reserve(self, name: str, destination: core.DestinationBase) -> float:
         """A send slot in the destination's rate limit, shared by every worker: 0.0, or seconds to wait."""
-        dest = routes.destinations.get(name)
-        rate = dest.rate_per_second if dest is not None else 1.0
+        rate = destination.rate_per_second
         burst = max(1.0, rate)  # up to a second's worth at once after a quiet spell
         return self.store.reserve_send(name, time.time(), lambda tat, now: core.rate_slot(tat, now, rate, burst))
 
@@ -246,7 +245,7 @@ class NotifyWorker:
         destination = routes.destinations.get(name)
         if destination is not None:
             try:
-                wait = self._reserve(name, routes)
+                wait = self._reserve(name, destination)
             except StoreUnavailable:
                 self._give_back(entry)
                 raise

@@ -27,12 +27,11 @@ from include.config import Settings
 from include.connectors import kafka
 from include.connectors.mongo import MongoStore
 from include.core.batch import BatchConfig, process_batch
-from include.core.lists import ListIndex
 from include.core.rules import Detector, load_rules
 from include.core.watermark import Watermarks
 from include.errors import TxnmonError, UsageError
 from include.jobs.case_sink import CasesSink
-from include.jobs.lists import record_rules_version
+from include.jobs.lists import live_lists, record_rules_version
 from include.jobs.notify import NotificationsSink, RoutesFeed
 from include.jobs.store_batch import (
     AlertsSink,
@@ -74,7 +73,7 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
     # as the processor does between batches: today's lists (blocked users, trusted pairs: a trusted user's
     # hits are suppressed, not raised and routed), and the rules version in rule_versions, so a backfill
     # with another rules file leaves its alert names known to the quality suite and `rules_version` lookups
-    detector.use_lists(ListIndex.build(store.live_list_entries(dt.datetime.now(dt.UTC))))
+    detector.use_lists(live_lists(store))
     record_rules_version(store, detector.version, settings.rules_file, by="replay")
     config = BatchConfig.from_settings(settings)
     start_ms = int(start.timestamp() * 1000)
