@@ -28,10 +28,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the one at set-up: a CLI run
+    in-process (tests, the Airflow task runner) swaps stderr, and a thread that outlives the swap
+    must not write to a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property ignores that
+        pass
+
+
 def configure_logging(level: int = logging.INFO, fmt: str = "text", *, client_logs: int = logging.CRITICAL) -> None:
     """`client_logs` is the level for the Kafka client's own loggers: it retries on its own and
     is noisy while a broker is away; our code logs each outage once per retry instead."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

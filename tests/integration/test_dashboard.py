@@ -21,7 +21,8 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     url = dashboard_factory(s)
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
     page.goto(url)  # the Business page
-    page.wait_for_selector("text=Payment health", timeout=60_000)
+    # Streamlit streams a run's elements in order: wait for the page's last section, not a middle one
+    page.wait_for_selector("text=Trends: fast-selling products", timeout=60_000)
     page.wait_for_function("document.querySelectorAll('.vega-embed').length >= 5", timeout=30_000)
     body = page.inner_text("body")
     for heading in ("Revenue and transactions per minute", "Revenue by category", "Revenue by payment method",
@@ -40,9 +41,9 @@ def test_views_and_alerts_feed_show_the_seed_numbers(isolated_settings, dashboar
     page.goto(url + "?page=Fraud")
     page.wait_for_selector("text=Alerts feed (newest first)", timeout=60_000)
     page.wait_for_selector("table.txnmon-alerts", timeout=30_000)
+    page.wait_for_selector("text=Shadow rules vs live alerts", timeout=30_000)  # the page's last section
     # impossible_travel on 45 of the seed's 100 transactions (its users hop 500-1,700 km every ~45 min)
     assert _metrics(page)["Alert rate"] == "46.0%"
-    assert "Shadow rules vs live alerts" in page.inner_text("body")
     feed = page.inner_text("table.txnmon-alerts")
     assert "amount 56,000 is above the 50,000 limit" in feed
     assert feed.index("impossible_travel") < feed.index("high_amount"), "newest alert first"

@@ -56,8 +56,8 @@ def test_each_page_shows_its_audiences_numbers(settings_factory, dashboard_facto
 
     page.goto(url + "?page=Operations")
     page.wait_for_selector("table.txnmon-freshness", timeout=60_000)
-    body = page.inner_text("body")
-    assert f"Business signals decided up to {decided:%Y-%m-%d %H:%M} UTC" in body
+    # the caption comes after the table in the same run: wait for it rather than read the body at once
+    page.wait_for_selector(f"text=Business signals decided up to {decided:%Y-%m-%d %H:%M} UTC", timeout=30_000)
     assert "kpi_signals_5min" in page.inner_text("table.txnmon-freshness")
     page.screenshot(path=screenshot_path("dashboard-operations.png"), full_page=True)
 

@@ -41,8 +41,8 @@ def test_quality_page_lists_runs_failures_with_samples_and_report_links(settings
     assert "FAIL" in transactions and "PASS" in transactions  # the dirty run first, then the clean one
     assert transactions.index("FAIL") < transactions.index("PASS"), rows
     assert "critical: expect_column_values_to_be_between(amount) · 1 unexpected · e.g. -10.0" in transactions
-    for suite in ("alerts", "pipeline"):
-        assert page.query_selector(f"table.txnmon-suite-{suite}") is not None, suite
+    for suite in ("alerts", "pipeline"):  # rendered after the transactions table: wait, do not peek
+        page.wait_for_selector(f"table.txnmon-suite-{suite}", timeout=30_000)
     links = page.eval_on_selector_all("table.txnmon-suite-transactions a", "els => els.map(e => e.href)")
     newest = next(x for x in dirty if x["suite"] == "transactions")["report_path"]
     relative = Path(newest).relative_to(s.reports_dir / "quality").as_posix()
