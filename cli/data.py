@@ -38,8 +38,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     from include.core import business_events, generator
 
+    shares = generator.parse_behaviour_shares(args.behaviour)
     spec = generator.GeneratorSpec(rows=args.rows, users=args.users, fraud_rate=args.fraud_rate, seed=args.seed,
-                                   start=args.start, days=args.days)
+                                   start=args.start, days=args.days, max_delay_s=args.max_delay, **shares)
     spec.validate()
     events = [business_events.parse_event(kind, text, spec.start) for kind, text in
               (("gateway_outage", args.outage), ("product_spike", args.product_spike),
@@ -86,6 +87,12 @@ def register(sub: Any) -> None:
     p.add_argument("--start", type=to_date, default=dt.date(2025, 10, 1), help="first day, YYYY-MM-DD")
     p.add_argument("--days", type=positive_int, default=1)
     p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--behaviour", metavar="NAME=SHARE", action="append", default=[],
+                   help="a clean behaviour's share, repeatable: traveller (of users; default 0.08), "
+                        "multi_item_checkout (of rows; 0.05), declined_retry (0.02), payday (0.04), "
+                        "sales_spike (0.05), late_arrival (0.03); 0 turns one off, all=0 every one")
+    p.add_argument("--max-delay", type=positive_int, default=600, metavar="SECONDS",
+                   help="a late_arrival row reaches the file up to this long after its event time (>= 60)")
     p.add_argument("--outage", metavar="METHOD@HH:MM/MIN", default=None,
                    help="a payment-gateway outage on the first day, e.g. UPI@12:00/30 (most of its payments fail)")
     p.add_argument("--product-spike", metavar="PRODUCT@HH:MM/MIN", default=None,

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 PLAIN_EVERY_S = 10.0
+MIN_RATE_S = 0.01  # a stage shorter than this gets no rate
 
 
 def _rate(n: float) -> str:
@@ -80,8 +81,9 @@ class Progress:
             return f"{self.command}: {stage} {s.done:,} {self.unit}, {_rate(rate)} {self.unit}/s"
         share = s.done / s.total if s.total else 1.0
         if s.done >= s.total:
-            return (f"{self.command}: {stage} {s.done:,}/{s.total:,} {self.unit} (100%) in {_duration(elapsed)}, "
-                    f"{_rate(rate)} {self.unit}/s")
+            done = f"{self.command}: {stage} {s.done:,}/{s.total:,} {self.unit} (100%) in {_duration(elapsed)}"
+            # a stage reported only once it was over has no measured duration: no rate rather than 10^12/s
+            return done if elapsed < MIN_RATE_S else f"{done}, {_rate(rate)} {self.unit}/s"
         eta = f"ETA {_duration((s.total - s.done) / rate)}" if rate > 0 else "ETA unknown"
         return (f"{self.command}: {stage} {s.done:,}/{s.total:,} {self.unit} ({share:.0%}), "
                 f"{_rate(rate)} {self.unit}/s, {eta}")

@@ -120,16 +120,51 @@ class GeneratorSpec:
             raise GeneratorError("--fraud-rate must be between 0 and 0.5")
         if self.days < 1:
             raise GeneratorError("--days must be at least 1")
-        shares = {"traveller_share": self.traveller_share, "checkout_share": self.checkout_share,
-                  "retry_share": self.retry_share, "payday_share": self.payday_share,
-                  "sale_share": self.sale_share, "late_share": self.late_share}
-        for name, value in shares.items():
+        shares = {label: getattr(self, field) for label, field in BEHAVIOUR_SHARES.items()}
+        for label, value in shares.items():
             if not 0 <= value <= 0.5:
-                raise GeneratorError(f"{name} must be between 0 and 0.5, got {value}")
+                raise GeneratorError(f"behaviour {label}: its share must be between 0 and 0.5, got {value}")
         if sum(shares.values()) - self.traveller_share > 0.6:
-            raise GeneratorError("the clean behaviours' row shares add up to more than 0.6")
-        if self.max_delay_s < 1:
-            raise GeneratorError("max_delay_s must be at least 1")
+            raise GeneratorError("the clean behaviours' row shares (all but traveller, a share of users) add up "
+                                 f"to more than 0.6: {sum(shares.values()) - self.traveller_share:g}")
+        if self.max_delay_s < 60:
+            raise GeneratorError(f"the late rows' maximum delay must be at least 60 s, got {self.max_delay_s}")
+
+
+# a clean behaviour's label (the `behaviour` column) -> the GeneratorSpec field with its share
+BEHAVIOUR_SHARES = {
+    "traveller": "traveller_share",
+    "multi_item_checkout": "checkout_share",
+    "declined_retry": "retry_share",
+    "payday": "payday_share",
+    "sales_spike": "sale_share",
+    "late_arrival": "late_share",
+}
+
+
+def parse_behaviour_shares(texts: list[str]) -> dict[str, float]:
+    """`["traveller=0.2", "late_arrival=0"]` -> GeneratorSpec keyword arguments; `all=0` turns every
+    clean behaviour off (later items still apply). Ranges are checked by GeneratorSpec.validate."""
+    shares: dict[str, float] = {}
+    for text in texts:
+        label, sep, value = text.partition("=")
+        label = label.strip()
+        if not sep:
+            raise GeneratorError(f"--behaviour {text!r}: expected NAME=SHARE, e.g. traveller=0.1")
+        try:
+            share = float(value)
+        except ValueError:
+            raise GeneratorError(f"--behaviour {text!r}: {value!r} is not a number") from None
+        if share != share:
+            raise GeneratorError(f"--behaviour {text!r}: the share is not a number")
+        if label == "all":
+            shares.update(dict.fromkeys(BEHAVIOUR_SHARES.values(), share))
+        elif label in BEHAVIOUR_SHARES:
+            shares[BEHAVIOUR_SHARES[label]] = share
+        else:
+            raise GeneratorError(f"--behaviour {text!r}: unknown behaviour {label!r}; one of "
+                                 f"{', '.join(BEHAVIOUR_SHARES)} or all")
+    return shares
 
 
 def _p(weights: np.ndarray) -> np.ndarray:

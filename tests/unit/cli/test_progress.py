@@ -42,6 +42,13 @@ def test_plain_lines_come_every_interval_with_rate_and_eta_and_once_at_the_end()
                      "replay: sending 1,000/1,000 rows (100%) in 30s, 33 rows/s"]
 
 
+def test_a_stage_first_reported_when_over_gets_no_rate():
+    out, clock = io.StringIO(), Clock()
+    progress = Progress("generate", "rows", stream=out, terminal=False, every_s=10, clock=clock)
+    progress("writing", 2_000, 2_000)  # a small file: its writer reports once, at the end
+    assert out.getvalue().splitlines() == ["generate: writing 2,000/2,000 rows (100%) in 0s"]
+
+
 def test_plain_lines_without_a_total_give_count_and_rate():
     out, clock = io.StringIO(), Clock()
     progress = Progress("rollups", "documents", stream=out, terminal=False, every_s=5, clock=clock)

@@ -11,7 +11,15 @@ import pytest
 from cli import main
 from include.core import geo
 from include.core.backtest import normalise_rows
-from include.core.generator import BEHAVIOURS, PATTERNS, GeneratorError, GeneratorSpec, generate
+from include.core.generator import (
+    BEHAVIOUR_SHARES,
+    BEHAVIOURS,
+    PATTERNS,
+    GeneratorError,
+    GeneratorSpec,
+    generate,
+    parse_behaviour_shares,
+)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +157,30 @@ def test_cli_writes_the_file_and_refuses_bad_rates(tmp_path, capsys):
     assert len(pd.read_csv(out)) == 300
     assert main(["generate", "--rows", "300", "--users", "30", "--fraud-rate", "0.7", "--out", str(out)]) == 2
     assert "--fraud-rate" in capsys.readouterr().err
+
+
+def test_behaviour_shares_name_the_behaviour_labels():
+    assert set(BEHAVIOUR_SHARES) == set(BEHAVIOURS) - {"ordinary"}
+    assert set(BEHAVIOUR_SHARES.values()) <= set(vars(GeneratorSpec(rows=1, users=1)))
+    assert parse_behaviour_shares(["all=0", "late_arrival=0.2"]) == {
+        **dict.fromkeys(BEHAVIOUR_SHARES.values(), 0.0), "late_share": 0.2}
+
+
+@pytest.mark.parametrize("text, says", [("travel=0.1", "unknown behaviour 'travel'"), ("payday", "NAME=SHARE"),
+                                        ("payday=lots", "not a number"), ("payday=nan", "not a number")])
+def test_a_bad_behaviour_argument_says_what_is_wrong(text, says):
+    with pytest.raises(GeneratorError, match=says):
+        parse_behaviour_shares([text])
+
+
+def test_cli_turns_behaviours_on_and_off(tmp_path, capsys):
+    out = tmp_path / "g.csv"
+    args = ["generate", "--rows", "3000", "--users", "300", "--seed", "3", "--out", str(out)]
+    assert main([*args, "--behaviour", "all=0", "--behaviour", "late_arrival=0.2", "--max-delay", "120"]) == 0
+    df = pd.read_csv(out, keep_default_na=False)
+    df = df[df["fraud_label"] == ""]  # injected fraud has no clean behaviour
+    assert set(df["behaviour"]) == {"ordinary", "late_arrival"}
+    assert 0.15 < (df["behaviour"] == "late_arrival").mean() < 0.25
+    for bad, says in ((["--behaviour", "payday=0.9"], "payday"), (["--max-delay", "30"], "at least 60 s")):
+        assert main([*args, *bad]) == 2
+        assert says in capsys.readouterr().err
