@@ -4,7 +4,8 @@
 Hourly Great Expectations suites (include/quality/suites.yaml) over the transactions
 processed and the alerts raised in the data interval. Writes the HTML report (Data Docs)
 under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` collection, and
-fails the run when a critical expectation fails; the failure is queued as a `quality_failed`
+fails the run when a critical expectation fails (at once: a retry would read the same rows; an
+outage is retried); the failure is queued as a `quality_failed`
 notification for the routes' destinations (docs/notifications.md).
 """
 
@@ -13,7 +14,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from include.connectors.airflow_connections import use_airflow_connections
 from include.jobs.notify_airflow import TxnmonNotifier
-from include.jobs.quality import quality_interval
+from include.jobs.quality import quality_task
 
 
 @dag(
@@ -25,13 +26,14 @@ from include.jobs.quality import quality_interval
     doc_md=__doc__,
     tags=["txnmon", "quality"],
     default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon",
+                  "execution_timeout": pendulum.duration(minutes=45),  # done before the next hour's run
                   "on_failure_callback": TxnmonNotifier()},
 )
 def data_quality():
     @task
     def check(data_interval_start=None, data_interval_end=None) -> list:
         use_airflow_connections()
-        return quality_interval(data_interval_start, data_interval_end)
+        return quality_task(data_interval_start, data_interval_end)
 
     check()
 

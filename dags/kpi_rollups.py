@@ -28,8 +28,10 @@ from include.jobs.signals import signals_task
     max_active_runs=1,
     doc_md=__doc__,
     tags=["txnmon", "kpi"],
+    # a hung run (a stalled MongoDB) fails after an hour, is retried, and notifies: max_active_runs=1
+    # would otherwise queue every later run behind it in silence
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "owner": "txnmon",
-                  "on_failure_callback": TxnmonNotifier()},
+                  "execution_timeout": pendulum.duration(hours=1), "on_failure_callback": TxnmonNotifier()},
     params={"full_rebuild": Param(False, type="boolean", description="recompute every bucket")},
 )
 def kpi_rollups():

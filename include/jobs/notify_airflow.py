@@ -32,6 +32,8 @@ def failure_event(context: Mapping[str, Any]) -> dict[str, Any]:
     run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?")
     task_id = getattr(ti, "task_id", None)
     exception = context.get("exception")
+    if isinstance(getattr(exception, "__cause__", None), QualityCheckFailed):
+        exception = exception.__cause__  # quality_task's no-retry wrapper: the suite's failure is the news
     quality = isinstance(exception, QualityCheckFailed) or type(exception).__name__ == "QualityCheckFailed"
     kind = QUALITY_FAILED if quality else DAG_FAILED
     where = f"{dag_id}.{task_id}" if task_id else str(dag_id)

@@ -146,6 +146,18 @@ def validate_replay_file(path: str | Path) -> dict[str, Any]:
     return {"file": str(file), "rows": outcome.rows, "report": outcome.report_path}
 
 
+def quality_task(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+    """The data_quality DAG's task. A failed critical expectation fails the task at once, without
+    its retries: the same rows would fail the same suite two minutes later, and the on-call person
+    would hear of it two minutes late. An outage (MongoDB away) still raises a retryable error."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return quality_interval(start, end)
+    except QualityCheckFailed as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 def quality_interval(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     settings = get_settings()
     summaries = run_quality_checks(MongoStore(settings), start, end, Path(settings.reports_dir), settings=settings)

@@ -46,6 +46,14 @@ def test_policy_tags_docs_retries_owner(dagbag):
         assert not dag.catchup or dag.max_active_runs == 1, dag_id
 
 
+def test_scheduled_tasks_time_out_and_notify(dagbag):
+    """A scheduled task that hangs fails (and notifies) instead of holding max_active_runs=1 forever."""
+    for dag_id in ("kpi_rollups", "data_quality"):
+        for task in dagbag.dags[dag_id].tasks:
+            assert task.execution_timeout is not None and task.execution_timeout.total_seconds() <= 3600, task
+            assert task.on_failure_callback, task
+
+
 def test_scheduled_dags_have_real_data_intervals(dagbag):
     from airflow.sdk import CronDataIntervalTimetable
 

@@ -62,7 +62,8 @@ def test_a_list_entry_takes_effect_within_seconds_and_expires_on_time(settings_f
 
         produce(s, [big("L0", "U1")])
         wait_for(lambda: store.find_one(ALERTS, {"_id": "L0:high_amount"}) is not None, 60, "the first alert")
-        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)
+        # longer than the 10 s the entry is given to take effect: L1 must be judged while it holds
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=15)
         lists.add_entry(store, "trusted_users", "U1", reason="wholesale buyer, verified", by="ana",
                         expires_at=expires, rule="high_amount")
         lists.add_entry(store, "blocked_users", "U2", reason="chargebacks", by="ana")

@@ -302,7 +302,9 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
         wait_for(lambda: all_settled(s), 60, "every notification to be delivered")
     arrived = sorted(r.at for r in http_receiver.on("/hook"))
     assert len(arrived) == 16
-    slack = 1  # an HTTP round trip between reserving a slot and arriving may bunch two arrivals
+    # an HTTP round trip (and a stall of this busy process) between reserving a slot and arriving may bunch
+    # arrivals; per-worker buckets, the bug this guards against, bunched about 12
+    slack = 3
     worst = max(j - i + 1 - 4 * (arrived[j] - arrived[i]) for i in range(16) for j in range(i, 16))
     assert worst <= 4 + slack, arrived
     assert arrived[-1] - arrived[0] >= (16 - 4 - slack) / 4  # twelve at the rate after the burst

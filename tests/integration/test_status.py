@@ -35,7 +35,8 @@ def test_status_is_unhealthy_while_no_processor_consumes_a_growing_backlog_and_h
     lag = report["kafka"]["lag_by_topic"][s.topic_raw]
     assert len(lag) == 3 and sum(lag.values()) == 60  # per partition, all of it uncommitted
 
-    processor, thread = start_in_thread(s, idle_s=30)
+    # a member for the whole check (several `txnmon status` processes): stopped by request, not by idling
+    processor, thread = start_in_thread(s, idle_s=600)
     try:
         wait_for(lambda: processor.batches > 0 and sum(
             status(s, "--sample", "0")[1]["kafka"]["lag_by_topic"][s.topic_raw].values()) == 0, 90, "the drain")

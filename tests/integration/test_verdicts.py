@@ -148,7 +148,8 @@ def test_unkeyed_and_miskeyed_messages_are_judged_with_the_users_whole_history(s
 def test_members_joining_and_leaving_mid_stream_change_no_verdict(settings_factory, rules_file, clean_run):
     s = settings_factory(rules_file=rules_file, batch_max_records=60)
     produce_keyed(s, hard_rows())
-    first = start_process(s, "--exit-when-idle", "8")
+    # idle longer than the 30 s session of the member killed below: first must outlast it to take its partitions
+    first = start_process(s, "--exit-when-idle", "40")
     try:
         wait_for(lambda: len(stored_ids(s, "transactions")) >= 150, 120, "the first member to store some batches")
         second = start_process(s)  # joins: the group rebalances, each member restores what it is given

@@ -64,6 +64,29 @@ def test_a_failed_quality_task_becomes_a_quality_event_with_a_natural_id():
     assert run["event_id"] == "dag_failed:kpi_rollups:r9" and run["detail"] == "task_failure"
 
 
+def test_the_dags_quality_task_fails_a_failed_suite_without_retries_and_reports_the_suite(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.jobs import quality
+
+    def failed(start, end):
+        raise QualityCheckFailed("critical expectations failed:\n  transactions: x")
+
+    monkeypatch.setattr(quality, "quality_interval", failed)
+    with pytest.raises(AirflowFailException) as raised:  # Airflow's "fail now, skip the retries"
+        quality.quality_task(None, None)
+    ti = SimpleNamespace(dag_id="data_quality", task_id="check", run_id="manual__1", try_number=1)
+    event = failure_event({"ti": ti, "run_id": "manual__1", "exception": raised.value})
+    assert event["kind"] == core.QUALITY_FAILED and event["detail"].startswith("QualityCheckFailed: critical")
+
+    def away(start, end):
+        raise ConnectionError("mongodb away")
+
+    monkeypatch.setattr(quality, "quality_interval", away)
+    with pytest.raises(ConnectionError):  # anything else keeps the task's retries
+        quality.quality_task(None, None)
+
+
 def test_a_secret_missing_from_the_workers_environment_is_a_retryable_failure_naming_the_variable():
     import datetime as dt
 
