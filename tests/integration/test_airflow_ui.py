@@ -15,7 +15,8 @@ from tests.fixtures.airflow import AirflowServer
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import read_topic
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# the first test also pays for the module's `airflow standalone` start-up (up to 240 s), under pytest-timeout
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_rest_api_triggers_replay_with_params_and_the_rows_reach_the_topic(airflow_server: AirflowServer):

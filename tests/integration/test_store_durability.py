@@ -126,10 +126,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_write(private_mongo: PrivateMo
     private_mongo.start()
     writer = Writer(private_mongo.uri)
     writer.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # usually 2-3 s; a freshly started JVM on a busy machine is slower
     while len(writer.acked) < KILL_AFTER_ACKED:
         assert writer.is_alive(), f"the writer stopped early: {writer.error!r}"
-        assert time.monotonic() < deadline, f"only {len(writer.acked)} documents acknowledged in 30 s"
+        assert time.monotonic() < deadline, f"only {len(writer.acked)} documents acknowledged in 90 s"
         time.sleep(0.005)
 
     private_mongo.kill()
