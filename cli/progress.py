@@ -112,15 +112,16 @@ class Progress:
         if stage not in self._tasks:
             self._tasks[stage] = self._bars.add_task(f"{self.command}: {stage}", total=total, rate="", eta="")
         s = self.stages[stage]
-        rate = done / max(self.clock() - s.started, 1e-9)
+        elapsed = self.clock() - s.started
+        rate = done / max(elapsed, 1e-9)
         if total is None:
             eta = ""
         elif done >= total:
             eta = "done"
         else:
             eta = f"ETA {_duration((total - done) / rate)}" if rate > 0 else "ETA unknown"
-        self._bars.update(self._tasks[stage], completed=done, total=total, rate=f"{_rate(rate)} {self.unit}/s",
-                          eta=eta)
+        shown = "" if elapsed < MIN_RATE_S else f"{_rate(rate)} {self.unit}/s"  # no rate from no duration
+        self._bars.update(self._tasks[stage], completed=done, total=total, rate=shown, eta=eta)
 
     # --- lifetime -------------------------------------------------------------------------------
 

@@ -79,5 +79,6 @@ def register(sub: Any) -> None:
     p = sub.add_parser("stream", help="run the streaming processor until SIGTERM/SIGINT")
     p.add_argument("--group", default=None, help="consumer group (default: CONSUMER_GROUP)")
     p.add_argument("--exit-when-idle", type=positive_float, default=None, metavar="SECONDS",
-                   help="exit 0 after this many seconds without messages (for batch runs and tests)")
+                   help="exit 0 after this many seconds without messages, counted once the broker has "
+                        "answered a fetch for every assigned partition (for batch runs and tests)")
     p.set_defaults(func=cmd_stream)

@@ -4,9 +4,9 @@
 Hourly Great Expectations suites (include/quality/suites.yaml) over the transactions
 processed and the alerts raised in the data interval. Writes the HTML report (Data Docs)
 under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` collection, and
-fails the run when a critical expectation fails (at once: a retry would read the same rows; an
-outage is retried); the failure is queued as a `quality_failed`
-notification for the routes' destinations (docs/notifications.md).
+fails the run when a critical expectation fails (at once for the transactions and alerts suites:
+a retry would read the same rows; the pipeline suite and outages keep the retry); the failure is
+queued as a `quality_failed` notification for the routes' destinations (docs/notifications.md).
 """
 
 import pendulum
@@ -26,7 +26,7 @@ from include.jobs.quality import quality_task
     doc_md=__doc__,
     tags=["txnmon", "quality"],
     default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2), "owner": "txnmon",
-                  "execution_timeout": pendulum.duration(minutes=45),  # done before the next hour's run
+                  "execution_timeout": pendulum.duration(minutes=25),  # both tries end before the next hour
                   "on_failure_callback": TxnmonNotifier()},
 )
 def data_quality():

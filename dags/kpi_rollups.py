@@ -28,8 +28,8 @@ from include.jobs.signals import signals_task
     max_active_runs=1,
     doc_md=__doc__,
     tags=["txnmon", "kpi"],
-    # a hung run (a stalled MongoDB) fails after an hour, is retried, and notifies: max_active_runs=1
-    # would otherwise queue every later run behind it in silence
+    # a hung try (a stalled MongoDB) fails after an hour and is retried; the last try's failure notifies.
+    # Without it max_active_runs=1 would queue every later run behind the hung one in silence
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30), "owner": "txnmon",
                   "execution_timeout": pendulum.duration(hours=1), "on_failure_callback": TxnmonNotifier()},
     params={"full_rebuild": Param(False, type="boolean", description="recompute every bucket")},

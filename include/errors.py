@@ -130,4 +130,8 @@ class StopRequested(TxnmonError):
 
 
 class QualityCheckFailed(TxnmonError):
-    """A critical expectation failed; the message names them."""
+    """A critical expectation failed; the message names them, `suites` the suites they belong to."""
+
+    def __init__(self, message: str, suites: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.suites = suites

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from typing import TextIO
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -29,19 +30,16 @@ class JsonFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever `sys.stderr` is when a record is emitted, not the one at set-up: a CLI run
-    in-process (tests, the Airflow task runner) swaps stderr, and a thread that outlives the swap
-    must not write to a closed file."""
-
-    def __init__(self) -> None:
-        super().__init__()
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the one at set-up (as the
+    standard library's last-resort handler does): a CLI command run in-process under a captured
+    stderr (the tests) must not leave a thread writing to a closed file."""
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:  # type: ignore[override]
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property ignores that
+    def stream(self, value: TextIO | None) -> None:  # StreamHandler.__init__ assigns it; nothing to keep
         pass
 
 

@@ -60,6 +60,7 @@ from streaming.metrics import ProcessorMetrics
 log = logging.getLogger("txnmon.stream")
 
 RULES_CHECK_INTERVAL_S = 2.0
+FETCH_WAIT_MAX_S = 30.0  # --exit-when-idle waits this long at most for the first fetch after an assignment
 
 
 class RulesWatcher:
@@ -298,7 +299,7 @@ class Processor:
                     # group to rebalance (e.g. after a crashed member's session expires) is not idle
                     quiet_since = max(idle_since, self._assignment_changed)
                     if (max_idle_s is not None and (self.assigned or self.assigned_raw)
-                            and time.monotonic() - quiet_since >= max_idle_s):
+                            and time.monotonic() - quiet_since >= max_idle_s and self._fetched(wired)):
                         log.info("idle for %.1fs: exiting", max_idle_s)
                         break
                     continue
@@ -316,6 +317,15 @@ class Processor:
                 wired.close()
         log.info("processor stopped after %d batches%s", self.batches, "" if clean else " (last batch not committed)")
         return 0
+
+    def _fetched(self, wired: Wired) -> bool:
+        """Whether the broker has answered a fetch for every assigned partition (the source knows their
+        ends), so an empty poll means nothing waits. On a busy machine the first fetch after an
+        assignment can take longer than --exit-when-idle, and the member left with records waiting.
+        Waited for at most FETCH_WAIT_MAX_S after the assignment, then idle is idle."""
+        if time.monotonic() - self._assignment_changed >= FETCH_WAIT_MAX_S:
+            return True
+        return wired.source.lag() is not None
 
     def handle(self, records: list[SourceRecord], wired: Wired) -> BatchResult:
         """One batch: route the raw records, judge the by-user ones, write MongoDB, then commit the

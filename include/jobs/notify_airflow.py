@@ -32,9 +32,9 @@ def failure_event(context: Mapping[str, Any]) -> dict[str, Any]:
     run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?")
     task_id = getattr(ti, "task_id", None)
     exception = context.get("exception")
-    if isinstance(getattr(exception, "__cause__", None), QualityCheckFailed):
+    if _is_quality_failure(getattr(exception, "__cause__", None)):
         exception = exception.__cause__  # quality_task's no-retry wrapper: the suite's failure is the news
-    quality = isinstance(exception, QualityCheckFailed) or type(exception).__name__ == "QualityCheckFailed"
+    quality = _is_quality_failure(exception)
     kind = QUALITY_FAILED if quality else DAG_FAILED
     where = f"{dag_id}.{task_id}" if task_id else str(dag_id)
     title = (f"data-quality suite failed in {where}" if quality else f"Airflow task failed: {where}")
@@ -46,6 +46,11 @@ def failure_event(context: Mapping[str, Any]) -> dict[str, Any]:
         fields["try_number"] = getattr(ti, "try_number", None)
     event_id = ":".join(str(p) for p in (kind, dag_id, run_id, task_id) if p)
     return {"kind": kind, "event_id": event_id, "title": title, "detail": detail, **fields}
+
+
+def _is_quality_failure(exception: BaseException | None) -> bool:
+    # by name too: a task runner may hand over a re-created exception of another class object
+    return isinstance(exception, QualityCheckFailed) or type(exception).__name__ == "QualityCheckFailed"
 
 
 class TxnmonNotifier(BaseNotifier):

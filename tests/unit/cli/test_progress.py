@@ -70,6 +70,14 @@ def test_on_a_terminal_a_bar_shows_count_percent_rate_and_eta(monkeypatch):
     assert "10,000 transactions/s" in text and "ETA 3s" in text and "\x1b[" in text  # drawn with terminal codes
 
 
+def test_on_a_terminal_a_stage_first_reported_when_over_gets_no_rate(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    out, clock = io.StringIO(), Clock()
+    with Progress("generate", "rows", stream=out, terminal=True, clock=clock) as progress:
+        progress("writing", 2_000, 2_000)
+    assert "2000/2000" in out.getvalue() and "rows/s" not in out.getvalue()
+
+
 def test_core_loops_report_through_the_callback(tmp_path):
     df = generate(GeneratorSpec(rows=25_000, users=500, seed=3))
     txs, _ = normalise_rows(df.to_dict("records"), ZoneInfo("UTC"))

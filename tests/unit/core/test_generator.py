@@ -178,6 +178,10 @@ def test_cli_turns_behaviours_on_and_off(tmp_path, capsys):
     args = ["generate", "--rows", "3000", "--users", "300", "--seed", "3", "--out", str(out)]
     assert main([*args, "--behaviour", "all=0", "--behaviour", "late_arrival=0.2", "--max-delay", "120"]) == 0
     df = pd.read_csv(out, keep_default_na=False)
+    # the file is in arrival order: a late row comes after rows up to --max-delay newer than it, no more
+    seen_newest = pd.to_datetime(df["timestamp"]).cummax().shift(fill_value=pd.Timestamp(0, tz="UTC"))
+    overtaken_by = (seen_newest - pd.to_datetime(df["timestamp"])).dt.total_seconds()
+    assert overtaken_by[df["behaviour"] == "late_arrival"].max() <= 120
     df = df[df["fraud_label"] == ""]  # injected fraud has no clean behaviour
     assert set(df["behaviour"]) == {"ordinary", "late_arrival"}
     assert 0.15 < (df["behaviour"] == "late_arrival").mean() < 0.25

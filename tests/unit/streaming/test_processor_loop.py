@@ -128,3 +128,25 @@ def test_a_restarted_member_judges_from_the_committed_state_only(settings, tmp_p
         again.commits.append(offsets_and_state)
     Processor(settings, wiring=wired(ListSource([burst[3:]]), [sink], again)).run(max_idle_s=0)
     assert [a["_id"] for a in sink.alerts] == ["B3:velocity", "B4:velocity"]
+
+
+class SlowFirstFetch(ListSource):
+    """Empty polls before the broker's first fetch response: the source cannot tell its lag yet."""
+
+    def __init__(self, batches, unanswered_polls: int) -> None:
+        super().__init__([[]] * unanswered_polls + list(batches))
+        self.unanswered = unanswered_polls
+
+    def poll(self, timeout_ms: int, max_records: int):
+        self.unanswered -= 1
+        return super().poll(timeout_ms, max_records)
+
+    def lag(self):
+        return None if self.unanswered >= 0 else super().lag()  # the answering poll returns its records
+
+
+def test_exit_when_idle_waits_for_the_first_fetch_so_no_record_is_left_behind(settings):
+    source = SlowFirstFetch([[record(0, row("T1", 0))]], unanswered_polls=3)
+    sink = ListSink()
+    Processor(settings, wiring=wired(source, [sink], ListPublisher())).run(max_idle_s=0)
+    assert [d["_id"] for d in sink.transactions] == ["T1"]  # before: the first empty poll ended the run
