@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -188,3 +189,14 @@ def test_cli_turns_behaviours_on_and_off(tmp_path, capsys):
     for bad, says in ((["--behaviour", "payday=0.9"], "payday"), (["--max-delay", "30"], "at least 60 s")):
         assert main([*args, *bad]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_the_behaviour_help_states_the_specs_defaults(capsys):
+    # the help is written out (building the parser must not import numpy): this keeps it true
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = GeneratorSpec(rows=1, users=1)
+    for label, field in BEHAVIOUR_SHARES.items():
+        found = re.search(rf"{label} \((?:of \w+; )?(?:default )?([0-9.]+)\)", text)
+        assert found and float(found[1]) == getattr(defaults, field), label
