@@ -1,20 +1,20 @@
 """The analyst's desk in headless Chromium: work a case end to end (inbox, case page with timeline
-and explanations, a note, closed as fraud) against the real stack; screenshots into docs/img."""
+and explanations, a note, closed as fraud) against the real stack; screenshots into test-artifacts/
+(docs/img with UPDATE_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
 from include.connectors.mongo import MongoStore
 from include.core.collection_names import ALERT_DISPOSITIONS, AUDIT_LOG, CASES, LIST_ENTRIES
+from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import T0, produce, run_until_idle, tx_row
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def test_an_analyst_works_a_case_end_to_end(settings_factory, dashboard_factory, browser):
@@ -35,8 +35,7 @@ def test_an_analyst_works_a_case_end_to_end(settings_factory, dashboard_factory,
     page.wait_for_selector("table.txnmon-inbox", timeout=60_000)
     inbox = page.inner_text("table.txnmon-inbox")
     assert case_id in inbox and "case:U8:Q1:high_amount" in inbox
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "case-inbox.png"), full_page=True)
+    page.screenshot(path=screenshot_path("case-inbox.png"), full_page=True)
 
     page.get_by_label("Case", exact=True).click()
     page.get_by_role("option", name=case_id).click()
@@ -50,12 +49,12 @@ def test_an_analyst_works_a_case_end_to_end(settings_factory, dashboard_factory,
     page.get_by_role("button", name="Add note").click()
     page.wait_for_selector("text=card stolen on the 30th", timeout=30_000)
     page.get_by_role("button", name="Back to the inbox").scroll_into_view_if_needed()
-    page.screenshot(path=str(DOCS_IMG / "case-page.png"), full_page=True)
+    page.screenshot(path=screenshot_path("case-page.png"), full_page=True)
 
     page.get_by_text("fraud confirmed", exact=True).click()
     page.get_by_role("button", name="Close case").click()
     page.wait_for_selector("text=Closed as fraud_confirmed by ana", timeout=30_000)
-    page.screenshot(path=str(DOCS_IMG / "case-closed.png"), full_page=True)
+    page.screenshot(path=screenshot_path("case-closed.png"), full_page=True)
     page.close()
 
     closed = db.find_one(CASES, {"_id": case_id})
@@ -89,8 +88,7 @@ def test_an_analyst_trusts_a_user_for_one_rule_from_the_dashboard(settings_facto
     page.get_by_role("button", name="Add entry").click()
     page.wait_for_selector("table.txnmon-lists", timeout=30_000)
     assert "payroll agent, verified by phone" in page.inner_text("table.txnmon-lists")
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "lists.png"), full_page=True)
+    page.screenshot(path=screenshot_path("lists.png"), full_page=True)
     (entry,) = db.find(LIST_ENTRIES)
     assert (entry["_id"], entry["added_by"], entry["rule"]) == ("trusted_users:u7:velocity", "ana", "velocity")
     page.get_by_text("Audit", exact=True).click()
