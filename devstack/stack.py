@@ -256,12 +256,22 @@ def kafka_config() -> Path:
     return cfg
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka's Uuid.randomUuid() makes it: URL-safe base64 of 16 random bytes, never
+    starting with "-" (the storage tool's argument parser takes "-..." for an option: one format in 64
+    failed with "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def start_kafka(java: str) -> int:
     cfg = kafka_config()
     cp = f"{KAFKA.lib}/*"
     if not (KAFKA.data / "meta.properties").exists():
         KAFKA.data.mkdir(parents=True, exist_ok=True)
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = new_cluster_id()
         proc = subprocess.run(
             [java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(cfg), "--standalone"],
             capture_output=True, text=True,
