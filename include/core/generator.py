@@ -124,9 +124,10 @@ class GeneratorSpec:
         for label, value in shares.items():
             if not 0 <= value <= 0.5:
                 raise GeneratorError(f"behaviour {label}: its share must be between 0 and 0.5, got {value}")
-        if sum(shares.values()) - self.traveller_share > 0.6:
+        row_shares = sum(shares.values()) - self.traveller_share  # traveller is a share of users
+        if row_shares > 0.6:
             raise GeneratorError("the clean behaviours' row shares (all but traveller, a share of users) add up "
-                                 f"to more than 0.6: {sum(shares.values()) - self.traveller_share:g}")
+                                 f"to more than 0.6: {row_shares:g}")
         if self.max_delay_s < 60:
             raise GeneratorError(f"the late rows' maximum delay must be at least 60 s, got {self.max_delay_s}")
 

@@ -89,12 +89,11 @@ def run_quality_checks(store: MongoStore, start: dt.datetime, end: dt.datetime, 
             doc["metrics"], doc["details"] = metrics, details
         store.replace_document(QUALITY_REPORTS, doc)
         summaries.append(doc)
-    critical = [f"{d['suite']}: {f['expectation']}({f['column']}) unexpected={f['unexpected_count']}"
+    critical = [(d["suite"], f"{d['suite']}: {f['expectation']}({f['column']}) unexpected={f['unexpected_count']}")
                 for d in summaries for f in d["failed_expectations"] if f["severity"] == "critical"]
     if critical and fail_on_critical:
-        failed = frozenset(d["suite"] for d in summaries
-                           if any(f["severity"] == "critical" for f in d["failed_expectations"]))
-        raise QualityCheckFailed("critical expectations failed:\n  " + "\n  ".join(critical), failed)
+        raise QualityCheckFailed("critical expectations failed:\n  " + "\n  ".join(line for _, line in critical),
+                                 frozenset(suite for suite, _ in critical))
     return summaries
 
 

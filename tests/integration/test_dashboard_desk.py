@@ -16,7 +16,6 @@ from tests.fixtures.pipeline import T0, produce, run_until_idle, tx_row
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-
 def test_an_analyst_works_a_case_end_to_end(settings_factory, dashboard_factory, browser):
     s = settings_factory(dashboard_triage=True, dashboard_analyst="ana")
     rows = [tx_row(f"W{i}", "U7", T0 + dt.timedelta(minutes=i), 900.0, "Mumbai") for i in range(5)]
