@@ -84,7 +84,7 @@ stream: up ## run the streaming processor in the foreground (Ctrl-C stops it cle
 	$(BIN)/txnmon stream
 
 dashboard: up ## the live KPI dashboard on http://127.0.0.1:8501
-	$(BIN)/streamlit run dashboard/app.py --server.address=127.0.0.1 --server.port=8501 \
+	$(BIN)/streamlit run src/txnmon/dashboard/app.py --server.address=127.0.0.1 --server.port=8501 \
 	  --server.headless=true --browser.gatherUsageStats=false --client.toolbarMode=viewer
 
 airflow: up ## Airflow standalone on http://127.0.0.1:8080 (no login, local use), this repo's DAGs
@@ -97,7 +97,7 @@ bench: venv fetch ## benchmarks against the local stack -> bench/results/latest.
 	$(STACK) run -- $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 demo: up ## the stack up, the seed sample replayed and processed, a summary printed
-	$(BIN)/python -m cli.demo
+	$(BIN)/python -m txnmon.cli.demo
 
 clean: down ## stop the stack and delete its data (keeps the downloaded jars)
 	rm -rf .devstack/kafka/data .devstack/mongo/data .devstack/logs

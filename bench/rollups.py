@@ -27,17 +27,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.config import Settings, load_settings  # noqa: E402
-from include.connectors.mongo import MongoStore  # noqa: E402
-from include.core.batch import content_fingerprint  # noqa: E402
-from include.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS  # noqa: E402
-from include.core.contract import normalise  # noqa: E402
-from include.core.enrichment import enrich  # noqa: E402
-from include.core.generator import GeneratorSpec, generate  # noqa: E402
-from include.core.rollups import HOUR_FMT  # noqa: E402
-from include.core.rules import Detector, load_rules  # noqa: E402
-from include.core.rules.engine import alert_document  # noqa: E402
-from include.jobs import rollups  # noqa: E402
+from txnmon.adapters.mongo import MongoStore  # noqa: E402
+from txnmon.core.batch import content_fingerprint  # noqa: E402
+from txnmon.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS  # noqa: E402
+from txnmon.core.contract import normalise  # noqa: E402
+from txnmon.core.enrichment import enrich  # noqa: E402
+from txnmon.core.generator import GeneratorSpec, generate  # noqa: E402
+from txnmon.core.rollups import HOUR_FMT  # noqa: E402
+from txnmon.core.rules import Detector, load_rules  # noqa: E402
+from txnmon.core.rules.engine import alert_document  # noqa: E402
+from txnmon.jobs import rollups  # noqa: E402
+from txnmon.settings import Settings, load_settings  # noqa: E402
 
 BATCH = 5_000
 

@@ -41,13 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.scale_out import generated_rows, scale_out  # noqa: E402
-from include.config import Settings, load_settings  # noqa: E402
-from include.connectors import kafka  # noqa: E402
-from include.connectors.mongo import MongoStore  # noqa: E402
-from include.core.collection_names import ALERTS, TRANSACTIONS  # noqa: E402
-from include.core.generator import GeneratorSpec, generate  # noqa: E402
-from include.jobs import rollups  # noqa: E402
-from streaming.processor import Processor  # noqa: E402
+from txnmon.adapters import kafka  # noqa: E402
+from txnmon.adapters.mongo import MongoStore  # noqa: E402
+from txnmon.core.collection_names import ALERTS, TRANSACTIONS  # noqa: E402
+from txnmon.core.generator import GeneratorSpec, generate  # noqa: E402
+from txnmon.jobs import rollups  # noqa: E402
+from txnmon.services.processor import Processor  # noqa: E402
+from txnmon.settings import Settings, load_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS = {
@@ -229,7 +229,7 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     import tempfile
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from include.jobs.notify import NotifyWorker
+    from txnmon.jobs.notify import NotifyWorker
 
     arrived: dict[str, float] = {}
 
@@ -344,9 +344,9 @@ def with_round_trip(settings: Settings, tag: str, rows: list[dict[str, Any]], na
 def restore_seconds(tag: str, users: int) -> float:
     """A member assigned every partition restores `users` one-event users from the changelog (the
     processor's own restore path); returns the seconds it took."""
-    from include.core.rules.state import Event, pack_events
-    from include.core.state_codec import encode_user_state
-    from include.jobs.store_batch import KafkaStateStore
+    from txnmon.core.rules.state import Event, pack_events
+    from txnmon.core.state_codec import encode_user_state
+    from txnmon.jobs.store_batch import KafkaStateStore
 
     settings = isolated_settings(tag + "s")
     kafka.ensure_topics(settings)
@@ -402,8 +402,8 @@ def print_rollup_sizes(runs: list[dict[str, Any]]) -> None:
 def rss_with_users(users: int) -> float:
     code = (
         "import datetime as dt, resource\n"
-        "from include.config import DEFAULT_RULES_FILE\n"
-        "from include.core.rules import Detector, load_rules\n"
+        "from txnmon.settings import DEFAULT_RULES_FILE\n"
+        "from txnmon.core.rules import Detector, load_rules\n"
         "d = Detector(load_rules(DEFAULT_RULES_FILE))\n"
         "t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)\n"
         f"for i in range({users}):\n"

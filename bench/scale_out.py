@@ -37,10 +37,10 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.config import Settings, load_settings  # noqa: E402
-from include.connectors import kafka  # noqa: E402
-from include.connectors.mongo import MongoStore  # noqa: E402
-from include.core.collection_names import ALERTS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS  # noqa: E402
+from txnmon.adapters import kafka  # noqa: E402
+from txnmon.adapters.mongo import MongoStore  # noqa: E402
+from txnmon.core.collection_names import ALERTS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS  # noqa: E402
+from txnmon.settings import Settings, load_settings  # noqa: E402
 
 TXNMON = str(Path(sys.executable).with_name("txnmon"))
 COMPARED = (TRANSACTIONS, ALERTS, SUPPRESSED_ALERTS, SHADOW_ALERTS)
@@ -267,7 +267,7 @@ def scale_out(rows: Sequence[dict[str, Any]], member_counts: Sequence[int], part
 
 def generated_rows(n: int) -> list[dict[str, Any]]:
     """The same generated input as `make bench`'s e2e run (1% injected fraud, n/10 users)."""
-    from include.core.generator import GeneratorSpec, generate
+    from txnmon.core.generator import GeneratorSpec, generate
 
     rows = generate(GeneratorSpec(rows=n, users=max(n // 10, 1), fraud_rate=0.01, seed=11)).to_dict("records")
     return [{k: v for k, v in r.items() if v != ""} for r in rows]

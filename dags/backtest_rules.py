@@ -11,9 +11,8 @@ step (the processor reloads its rules file without a restart).
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from include.connectors.airflow_connections import use_airflow_connections
-from include.jobs.backtest import backtest_stored
-from include.jobs.notify_airflow import TxnmonNotifier
+from txnmon.airflow import tasks
+from txnmon.airflow.notifier import TxnmonNotifier
 
 
 @dag(
@@ -26,16 +25,15 @@ from include.jobs.notify_airflow import TxnmonNotifier
     default_args={"retries": 0, "owner": "txnmon",
                   "on_failure_callback": TxnmonNotifier()},
     params={
-        "candidate_rules": Param("include/rules/rules.yaml", type="string", minLength=1,
-                                 description="rules YAML to try, relative to the repository or absolute"),
+        "candidate_rules": Param("rules.yaml", type="string", minLength=1,
+                                 description="rules YAML: a name inside RULES_DIR, or an absolute path under it"),
         "hours": Param(24, type="number", exclusiveMinimum=0, description="window of stored data, in hours"),
     },
 )
 def backtest_rules():
     @task
     def backtest(params=None) -> dict:
-        use_airflow_connections()
-        return backtest_stored(params["candidate_rules"], params["hours"])
+        return tasks.backtest(params["candidate_rules"], params["hours"])
 
     backtest()
 

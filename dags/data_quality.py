@@ -1,7 +1,7 @@
 """
 ### Data quality
 
-Hourly Great Expectations suites (include/quality/suites.yaml) over the transactions
+Hourly Great Expectations suites (src/txnmon/data/quality/suites.yaml) over the transactions
 processed and the alerts raised in the data interval. Writes the HTML report (Data Docs)
 under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` collection, and
 fails the run when a critical expectation fails (at once for the transactions and alerts suites:
@@ -12,9 +12,8 @@ queued as a `quality_failed` notification for the routes' destinations (docs/not
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from include.connectors.airflow_connections import use_airflow_connections
-from include.jobs.notify_airflow import TxnmonNotifier
-from include.jobs.quality import quality_task
+from txnmon.airflow import tasks
+from txnmon.airflow.notifier import TxnmonNotifier
 
 
 @dag(
@@ -32,8 +31,7 @@ from include.jobs.quality import quality_task
 def data_quality():
     @task
     def check(data_interval_start=None, data_interval_end=None) -> list:
-        use_airflow_connections()
-        return quality_task(data_interval_start, data_interval_end)
+        return tasks.quality(data_interval_start, data_interval_end)
 
     check()
 

@@ -14,10 +14,8 @@ trends on the 5-minute buckets event time has closed (docs/signals.md).
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from include.connectors.airflow_connections import use_airflow_connections
-from include.jobs.notify_airflow import TxnmonNotifier
-from include.jobs.rollups import rollup_pending
-from include.jobs.signals import signals_task
+from txnmon.airflow import tasks
+from txnmon.airflow.notifier import TxnmonNotifier
 
 
 @dag(
@@ -37,13 +35,11 @@ from include.jobs.signals import signals_task
 def kpi_rollups():
     @task
     def rollup(params=None) -> dict:
-        use_airflow_connections()
-        return rollup_pending(params["full_rebuild"], trigger="airflow")
+        return tasks.rollup(params["full_rebuild"])
 
     @task
     def signals() -> dict:
-        use_airflow_connections()
-        return signals_task(trigger="airflow")
+        return tasks.signals()
 
     rollup() >> signals()
 

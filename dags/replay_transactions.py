@@ -14,9 +14,8 @@ consumer group's offsets do not move and what is stored stays (idempotent).
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from include.connectors.airflow_connections import use_airflow_connections
-from include.jobs.notify_airflow import TxnmonNotifier
-from include.jobs.replay import run_replay
+from txnmon.airflow import tasks
+from txnmon.airflow.notifier import TxnmonNotifier
 
 
 @dag(
@@ -29,8 +28,8 @@ from include.jobs.replay import run_replay
     default_args={"retries": 0, "owner": "txnmon",
                   "on_failure_callback": TxnmonNotifier()},
     params={
-        "file": Param("include/data/sample_transactions.csv", type="string", minLength=1,
-                      description="CSV file to replay, relative to the repository or absolute"),
+        "file": Param("sample_transactions.csv", type="string", minLength=1,
+                      description="CSV file to replay: a name inside DATA_DIR, or an absolute path under it"),
         "speedup": Param(60.0, type="number", minimum=0,
                          description="event-time pacing: 60 = one hour per minute, 0 = as fast as possible"),
         "limit": Param(None, type=["null", "integer"], minimum=1, description="send at most this many rows"),
@@ -43,8 +42,7 @@ from include.jobs.replay import run_replay
 def replay_transactions():
     @task
     def replay(params=None) -> dict:
-        use_airflow_connections()
-        return run_replay(params)
+        return tasks.replay(params)
 
     replay()
 

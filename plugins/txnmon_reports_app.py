@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from include.config import get_settings
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import QUALITY_REPORTS
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import QUALITY_REPORTS
+from txnmon.settings import get_settings
 
 
 def latest_report(store: MongoStore) -> dict | None:

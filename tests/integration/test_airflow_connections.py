@@ -9,11 +9,11 @@ import urllib.parse
 
 import pytest
 
-from include.connectors import kafka
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import KPI_RUNS
-from include.core.generator import GeneratorSpec, generate, write_csv
 from tests.fixtures.pipeline import run_until_idle
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import KPI_RUNS
+from txnmon.core.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOWHERE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "MONGO_URI": "mongodb://127.0.0.1:9"}
@@ -47,7 +47,7 @@ def test_rollups_dag_writes_to_the_database_of_the_mongo_connection(isolated_set
     s = isolated_settings
     data = tmp_path / "day.csv"
     write_csv(generate(GeneratorSpec(rows=300, users=30, seed=9)), data)
-    from include.jobs.replay import replay_csv
+    from txnmon.jobs.replay import replay_csv
 
     replay_csv(s, data)
     run_until_idle(s)

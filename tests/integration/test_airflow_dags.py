@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from include.config import SAMPLE_CSV
-from include.connectors import kafka
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS
-from include.core.generator import GeneratorSpec, generate, write_csv
-from include.jobs import rollups
-from include.jobs.replay import replay_csv
 from tests.fixtures.pipeline import run_until_idle
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS
+from txnmon.core.generator import GeneratorSpec, generate, write_csv
+from txnmon.jobs import rollups
+from txnmon.jobs.replay import replay_csv
+from txnmon.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

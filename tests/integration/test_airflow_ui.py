@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from include.connectors import kafka
-from include.core.generator import GeneratorSpec, generate, write_csv
 from tests.fixtures.airflow import AirflowServer
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import read_topic
+from txnmon.adapters import kafka
+from txnmon.core.generator import GeneratorSpec, generate, write_csv
 
 # the first test also pays for the module's `airflow standalone` start-up (up to 240 s), under pytest-timeout
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -51,7 +51,7 @@ def test_trigger_form_in_the_browser_starts_a_run_with_the_typed_params(airflow_
     page.get_by_role("button", name="Trigger Dag").click()
     page.wait_for_selector("text=Run Parameters", timeout=30_000)
     form = page.get_by_role("dialog")
-    assert form.locator("#element_file").input_value() == "include/data/sample_transactions.csv"  # the DAG's default
+    assert form.locator("#element_file").input_value() == "sample_transactions.csv"  # the DAG's default
     assert "event-time pacing" in form.inner_text()  # param descriptions shown
     form.locator("#element_file").fill(str(data))
     form.locator("input[name=element_speedup]").fill("0")

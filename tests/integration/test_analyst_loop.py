@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from cli import main
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import REJECTED, SHADOW_ALERTS, SUPPRESSED_ALERTS
-from include.jobs import dlq, triage
 from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_row
+from txnmon.adapters.mongo import MongoStore
+from txnmon.cli import main
+from txnmon.core.collection_names import REJECTED, SHADOW_ALERTS, SUPPRESSED_ALERTS
+from txnmon.jobs import dlq, triage
 
 pytestmark = pytest.mark.integration
 
@@ -92,9 +92,9 @@ def test_shadow_rule_hits_appear_only_as_shadow_alerts(settings_factory, tmp_pat
 
 
 def test_time_bounded_replay_adds_nothing_and_leaves_live_offsets_alone(isolated_settings):
-    from include.connectors import kafka
-    from include.jobs.window_replay import replay_window
     from tests.fixtures.pipeline import synthetic_rows
+    from txnmon.adapters import kafka
+    from txnmon.jobs.window_replay import replay_window
 
     s = isolated_settings
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
@@ -117,12 +117,12 @@ def test_rule_quality_by_severity_and_on_labelled_data_match_the_backtest(isolat
     says of the same file, and dispositions are counted per severity."""
     from zoneinfo import ZoneInfo
 
-    from include.connectors.mongo import MongoStore as Store
-    from include.core.backtest import run_backtest
-    from include.core.generator import GeneratorSpec, generate, write_csv
-    from include.core.rules import load_rules
-    from include.jobs import replay
-    from include.jobs.backtest import load_transactions
+    from txnmon.adapters.mongo import MongoStore as Store
+    from txnmon.core.backtest import run_backtest
+    from txnmon.core.generator import GeneratorSpec, generate, write_csv
+    from txnmon.core.rules import load_rules
+    from txnmon.jobs import replay
+    from txnmon.jobs.backtest import load_transactions
 
     s = isolated_settings
     data = tmp_path / "day.csv"

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.core.business_events import inject, parse_event
-from include.core.collection_names import OPS_ALERTS, TRENDS
-from include.core.generator import GeneratorSpec, generate, write_csv
-from include.errors import RetryableError
-from include.jobs import replay, rollups, signals
 from tests.fixtures.pipeline import TXNMON, env_for, run_until_idle, start_in_thread
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.business_events import inject, parse_event
+from txnmon.core.collection_names import OPS_ALERTS, TRENDS
+from txnmon.core.generator import GeneratorSpec, generate, write_csv
+from txnmon.errors import RetryableError
+from txnmon.jobs import replay, rollups, signals
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from include.config import SAMPLE_CSV
-from include.connectors.mongo import MongoStore
-from include.jobs import replay, rollups
 from tests.fixtures.browser import ARTIFACTS
 from tests.fixtures.pipeline import T0, produce, run_until_idle, tx_row
+from txnmon.adapters.mongo import MongoStore
+from txnmon.jobs import replay, rollups
+from txnmon.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

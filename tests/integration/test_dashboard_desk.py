@@ -8,10 +8,10 @@ import datetime as dt
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERT_DISPOSITIONS, AUDIT_LOG, CASES, LIST_ENTRIES
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import T0, produce, run_until_idle, tx_row
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import ALERT_DISPOSITIONS, AUDIT_LOG, CASES, LIST_ENTRIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

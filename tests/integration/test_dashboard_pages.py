@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.jobs import replay, rollups, signals
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import run_until_idle
 from tests.integration.test_business_signals import generated
+from txnmon.adapters.mongo import MongoStore
+from txnmon.jobs import replay, rollups, signals
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

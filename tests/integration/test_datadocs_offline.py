@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from include.config import SAMPLE_CSV
-from include.connectors.mongo import MongoStore
-from include.core.datadocs import remote_loads
-from include.jobs import replay
-from include.jobs.quality import run_quality_checks
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import run_until_idle
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.datadocs import remote_loads
+from txnmon.jobs import replay
+from txnmon.jobs.quality import run_quality_checks
+from txnmon.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

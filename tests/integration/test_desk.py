@@ -7,13 +7,13 @@ import datetime as dt
 
 import pytest
 
-from cli import main
-from include.connectors.mongo import MongoStore
-from include.core.batch import BatchResult
-from include.core.collection_names import ALERT_DISPOSITIONS, ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS
-from include.jobs import audit, cases, lists, triage
-from include.jobs.case_sink import CasesSink
-from include.jobs.lists import record_rules_version
+from txnmon.adapters.mongo import MongoStore
+from txnmon.cli import main
+from txnmon.core.batch import BatchResult
+from txnmon.core.collection_names import ALERT_DISPOSITIONS, ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS
+from txnmon.jobs import audit, cases, lists, triage
+from txnmon.jobs.case_sink import CasesSink
+from txnmon.jobs.lists import record_rules_version
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ def test_lists_and_rule_versions_are_audited_once(desk, capsys, tmp_path):
                        ("list.remove", "risky_locations:lagos", "raj")]
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: t1\nrules:\n  velocity:\n    max_transactions: 5\n")
-    from include.core.rules import load_rules
+    from txnmon.core.rules import load_rules
     version = load_rules(rules).version
     assert record_rules_version(desk, version, rules) and record_rules_version(desk, version, rules)
     assert desk.find_one(RULE_VERSIONS, {"_id": version})["text"] == rules.read_text()

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from cli import main
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS, SUPPRESSED_ALERTS
-from include.jobs import lists
 from tests.fixtures.pipeline import T0, produce, run_until_idle, start_in_thread, start_process, tx_row, wait_for
+from txnmon.adapters.mongo import MongoStore
+from txnmon.cli import main
+from txnmon.core.collection_names import ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS, SUPPRESSED_ALERTS
+from txnmon.jobs import lists
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from include.config import load_settings
-from include.connectors import kafka
-from include.connectors.mongo import MongoStore
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore
+from txnmon.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import REJECTED
 from tests.fixtures.pipeline import (
     expected_alert_ids,
     produce,
@@ -25,6 +23,8 @@ from tests.fixtures.pipeline import (
     synthetic_rows,
     wait_for,
 )
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import REJECTED
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -171,8 +171,8 @@ def test_a_member_joins_and_another_leaves_mid_run(settings_factory):
 
 
 def test_the_same_file_replayed_twice_changes_no_document_alert_or_rollup(isolated_settings, tmp_path):
-    from include.core.generator import GeneratorSpec, generate, write_csv
-    from include.jobs import replay, rollups
+    from txnmon.core.generator import GeneratorSpec, generate, write_csv
+    from txnmon.jobs import replay, rollups
 
     s = isolated_settings
     data = tmp_path / "day.csv"

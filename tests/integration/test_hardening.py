@@ -9,13 +9,6 @@ import threading
 
 import pytest
 
-from include.connectors import kafka
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import REJECTED
-from include.errors import ConfigError, KafkaUnavailable
-from include.jobs import dlq, triage
-from include.jobs.window_replay import WindowIncomplete, replay_window
-from streaming.metrics import ProcessorMetrics
 from tests.fixtures.pipeline import (
     T0,
     produce,
@@ -26,6 +19,13 @@ from tests.fixtures.pipeline import (
     two_members_drain,
     tx_row,
 )
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import REJECTED
+from txnmon.errors import ConfigError, KafkaUnavailable
+from txnmon.jobs import dlq, triage
+from txnmon.jobs.window_replay import WindowIncomplete, replay_window
+from txnmon.services.metrics import ProcessorMetrics
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from include.config import Settings, load_settings
-from include.connectors import kafka as kc
-from include.core.records import SourceRecord
-from include.errors import CommitRefused, KafkaUnavailable, MessageRefused, RetryableError, TopicMissing
+from txnmon.adapters import kafka as kc
+from txnmon.core.records import SourceRecord
+from txnmon.errors import CommitRefused, KafkaUnavailable, MessageRefused, RetryableError, TopicMissing
+from txnmon.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 

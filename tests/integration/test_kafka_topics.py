@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.connectors import kafka
+from txnmon.adapters import kafka
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from include.connectors.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from include.config import DEFAULT_RULES_FILE, SAMPLE_CSV, Settings
-from include.connectors.mongo import MongoStore
-from include.core import notify as core
-from include.core.collection_names import ALERTS, NOTIFICATIONS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS
-from include.jobs.notify import NotifyWorker, outbox_counts
-from include.jobs.replay import replay_csv
-from streaming.metrics import NotifyMetrics
 from tests.fixtures.pipeline import (
     ROOT,
     TXNMON,
@@ -37,6 +30,13 @@ from tests.fixtures.pipeline import (
     wait_for,
 )
 from tests.fixtures.receivers import HttpReceiver, SmtpReceiver
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core import notify as core
+from txnmon.core.collection_names import ALERTS, NOTIFICATIONS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS
+from txnmon.jobs.notify import NotifyWorker, outbox_counts
+from txnmon.jobs.replay import replay_csv
+from txnmon.services.metrics import NotifyMetrics
+from txnmon.settings import DEFAULT_RULES_FILE, SAMPLE_CSV, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -288,7 +288,7 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
     """Three workers, one destination at 4 per second: in any span T the receiver gets at most the
     burst (4) plus T x 4, as one worker would send (with a bucket per worker, as before, this test
     failed: about three bursts arrived at once)."""
-    from include.jobs.notify import enqueue_events, load_routes
+    from txnmon.jobs.notify import enqueue_events, load_routes
 
     routes_file = tmp_path / "routes.yaml"
     routes_file.write_text("version: t\ndestinations:\n"

@@ -7,13 +7,13 @@ import datetime as dt
 
 import pytest
 
-from include.config import SAMPLE_CSV
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import QUALITY_REPORTS
-from include.errors import QualityCheckFailed
-from include.jobs import replay, rollups
-from include.jobs.quality import run_quality_checks
 from tests.fixtures.pipeline import run_until_idle
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import QUALITY_REPORTS
+from txnmon.errors import QualityCheckFailed
+from txnmon.jobs import replay, rollups
+from txnmon.jobs.quality import run_quality_checks
+from txnmon.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,9 +8,6 @@ from collections import Counter
 
 import pytest
 
-from include.config import SAMPLE_CSV
-from include.connectors.mongo import MongoStore
-from include.jobs import replay
 from tests.fixtures.pipeline import (
     T0,
     expected_alert_ids,
@@ -23,6 +20,9 @@ from tests.fixtures.pipeline import (
     tx_row,
     wait_for,
 )
+from txnmon.adapters.mongo import MongoStore
+from txnmon.jobs import replay
+from txnmon.settings import SAMPLE_CSV
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ import urllib.request
 
 import pytest
 
-from include.config import DEFAULT_RULES_FILE
-from include.connectors.mongo import MongoStore
-from include.logs import JsonFormatter
-from streaming.processor import Processor
 from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_row, wait_for
+from txnmon.adapters.mongo import MongoStore
+from txnmon.logs import JsonFormatter
+from txnmon.services.processor import Processor
+from txnmon.settings import DEFAULT_RULES_FILE
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from include.core.generator import GeneratorSpec, generate, write_csv
 from tests.fixtures.pipeline import ROOT, TXNMON, env_for, run_until_idle
+from txnmon.core.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ def test_replay_rollups_and_backtest_report_progress_as_plain_lines(isolated_set
     assert rollups.returncode == 0, rollups.stderr
     assert "rollups: reading transactions 12,000/12,000 documents (100%)" in rollups.stderr
 
-    backtest = txnmon(s, "backtest", "--data", str(day), "--baseline", "include/rules/rules.yaml", "--json")
+    backtest = txnmon(s, "backtest", "--data", str(day), "--baseline", "src/txnmon/data/rules/rules.yaml", "--json")
     assert backtest.returncode == 0, backtest.stderr
     assert json.loads(backtest.stdout)["transactions"] == 12_000  # --json output is untouched by progress
     for stage in ("rules", "baseline"):

@@ -8,10 +8,10 @@ import datetime as dt
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, QUALITY_REPORTS, RULE_VERSIONS, TRANSACTIONS
-from include.core.rules import load_rules
-from include.jobs.quality import known_alert_names, run_quality_checks
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import ALERTS, QUALITY_REPORTS, RULE_VERSIONS, TRANSACTIONS
+from txnmon.core.rules import load_rules
+from txnmon.jobs.quality import known_alert_names, run_quality_checks
 
 pytestmark = [pytest.mark.integration]
 

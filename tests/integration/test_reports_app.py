@@ -9,8 +9,8 @@ import subprocess
 import pytest
 from fastapi.testclient import TestClient
 
-from include.connectors.mongo import MongoStore
 from tests.fixtures.airflow import AIRFLOW, ROOT, env_for_home
+from txnmon.adapters.mongo import MongoStore
 
 pytestmark = pytest.mark.integration
 

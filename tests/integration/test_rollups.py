@@ -12,13 +12,13 @@ from fractions import Fraction
 
 import pytest
 
-from dashboard import queries
-from include.config import SAMPLE_CSV
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS
-from include.errors import StoreRefused, StoreUnavailable
-from include.jobs import replay, rollups, status
 from tests.fixtures.pipeline import T0, produce, run_until_idle, synthetic_rows, tx_row
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS
+from txnmon.dashboard import queries
+from txnmon.errors import StoreRefused, StoreUnavailable
+from txnmon.jobs import replay, rollups, status
+from txnmon.settings import SAMPLE_CSV
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from bench.scale_out import RUN_DEPENDENT, differences, run_members, stored_documents
-from include.connectors import kafka
 from tests.fixtures.pipeline import TXNMON, env_for, synthetic_rows
+from txnmon.adapters import kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

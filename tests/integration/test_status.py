@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.jobs import rollups
 from tests.fixtures.pipeline import ROOT, TXNMON, env_for, produce, start_in_thread, synthetic_rows, wait_for
+from txnmon.adapters.mongo import MongoStore
+from txnmon.jobs import rollups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,10 +15,6 @@ import time
 
 import pytest
 
-from include.connectors import kafka
-from include.core.rules import load_rules
-from include.jobs.backtest import backtest_topic
-from include.jobs.window_replay import replay_window
 from tests.fixtures.pipeline import (
     T0,
     run_until_idle,
@@ -28,6 +24,10 @@ from tests.fixtures.pipeline import (
     tx_row,
     wait_for,
 )
+from txnmon.adapters import kafka
+from txnmon.core.rules import load_rules
+from txnmon.jobs.backtest import backtest_topic
+from txnmon.jobs.window_replay import replay_window
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

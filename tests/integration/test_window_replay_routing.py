@@ -8,10 +8,10 @@ import datetime as dt
 
 import pytest
 
-from include.connectors.mongo import MongoStore
-from include.core.collection_names import CASES, NOTIFICATIONS
-from include.jobs.window_replay import replay_window
 from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_row
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.collection_names import CASES, NOTIFICATIONS
+from txnmon.jobs.window_replay import replay_window
 
 pytestmark = [pytest.mark.integration]
 
@@ -72,7 +72,7 @@ def test_replayed_alerts_join_cases_and_are_routed_once(settings_factory, tmp_pa
 
 def test_a_replay_that_dies_between_routing_and_storing_routes_every_new_alert_once(settings_factory, tmp_path,
                                                                                      monkeypatch):
-    from include.jobs import store_batch
+    from txnmon.jobs import store_batch
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
@@ -100,8 +100,8 @@ def test_a_replay_judges_with_the_lists_and_records_its_rules_version(settings_f
     """A trusted user's hit was suppressed live: the replay (which loads today's lists as the processor
     does) suppresses it too, so it is neither stored as an alert nor routed; a replay with another rules
     file records that version, so the quality suite knows its alert names."""
-    from include.core.collection_names import RULE_VERSIONS, SUPPRESSED_ALERTS
-    from include.jobs.lists import add_entry
+    from txnmon.core.collection_names import RULE_VERSIONS, SUPPRESSED_ALERTS
+    from txnmon.jobs.lists import add_entry
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from include.config import Settings
+from txnmon.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
@@ -145,7 +145,7 @@ def _grants(roles: set[tuple[str | None, str | None]], db_name: str) -> set[str]
 def mongo_login_problems(compose_text: str, init_js: str) -> list[str]:
     """Each compose service's MongoDB login checked against the users mongo-init.js creates.
 
-    Like include/connectors/mongo.py: the user is MONGO_USERNAME (else the URI's), the password
+    Like src/txnmon/adapters/mongo.py: the user is MONGO_USERNAME (else the URI's), the password
     MONGO_PASSWORD, and pymongo authenticates against the URI's authSource, else the URI's path
     database, else admin.
     """
@@ -208,7 +208,7 @@ def _interpolated(value: str) -> str:
 def test_airflow_services_define_the_connections_the_dag_tasks_read():
     import json
 
-    from include.connectors.airflow_connections import kafka_settings, mongo_settings
+    from txnmon.airflow.connections import kafka_settings, mongo_settings
 
     for name in ("airflow-scheduler", "airflow-apiserver", "airflow-dag-processor", "airflow-triggerer"):
         env = COMPOSE["services"][name]["environment"]

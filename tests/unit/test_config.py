@@ -1,6 +1,6 @@
 import pytest
 
-from include.config import ConfigError, load_settings
+from txnmon.settings import ConfigError, load_settings
 
 
 def test_defaults_point_at_the_local_stack(monkeypatch):
@@ -74,7 +74,7 @@ def test_secrets_never_appear_in_errors_or_display(monkeypatch):
 
 
 def test_cli_exits_2_with_the_reason_on_bad_config(monkeypatch, capsys):
-    from cli import main
+    from txnmon.cli import main
 
     monkeypatch.setenv("MONGO_DB", "")
     assert main(["config"]) == 2
@@ -82,7 +82,7 @@ def test_cli_exits_2_with_the_reason_on_bad_config(monkeypatch, capsys):
 
 
 def test_cli_rejects_bad_arguments(capsys):
-    from cli import main
+    from txnmon.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main(["replay", "--speedup", "-3"])
@@ -91,7 +91,7 @@ def test_cli_rejects_bad_arguments(capsys):
 
 
 def test_no_notify_belongs_to_a_window_replay(capsys):
-    from cli import main
+    from txnmon.cli import main
 
     assert main(["replay", "--no-notify"]) == 2  # refused before any Kafka or MongoDB client is made
     assert "--no-notify goes with --from/--to" in capsys.readouterr().err
@@ -112,7 +112,7 @@ def test_bad_signal_thresholds_name_the_variable(monkeypatch, var, value, expect
 
 
 def test_signal_thresholds_reach_the_signal_config(monkeypatch):
-    from include.jobs.signals import signal_config
+    from txnmon.jobs.signals import signal_config
 
     monkeypatch.setenv("TREND_FACTOR", "2.5")
     monkeypatch.setenv("PAYMENT_SPIKE_MIN_FAILED_USERS", "3")

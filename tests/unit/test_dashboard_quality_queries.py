@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dashboard.queries import quality_runs, report_link
+from txnmon.dashboard.queries import quality_runs, report_link
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

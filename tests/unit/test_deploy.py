@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cli import build_parser
-from include.config import Settings, load_settings
-from include.connectors.airflow_connections import KAFKA_CONN_ID, MONGO_CONN_ID
+from txnmon.airflow.connections import KAFKA_CONN_ID, MONGO_CONN_ID
+from txnmon.cli import build_parser
+from txnmon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -27,7 +27,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 VALUES = yaml.safe_load((DEPLOY / "airflow" / "values.yaml").read_text())
 # variables of the image and of Airflow itself, not txnmon settings
 # the variables the shipped routes file names for the notification worker's secrets (url_env, ...)
-ROUTE_SECRETS = {value for dest in yaml.safe_load((ROOT / "include" / "notify" / "routes.yaml").read_text())
+ROUTE_SECRETS = {value for dest in yaml.safe_load((ROOT / "src/txnmon/data/notify/routes.yaml").read_text())
                  ["destinations"].values() for key, value in dest.items() if key.endswith("_env")}
 AIRFLOW_OWN = re.compile(r"AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+|AIRFLOW_CONN_[A-Z0-9_]+|AIRFLOW_HOME")
 
@@ -358,7 +358,7 @@ def test_airflow_values_run_the_dags_of_this_repository_with_its_connections():
     secrets = {s["envName"]: s for s in VALUES["secret"]}
     assert set(secrets) == {f"AIRFLOW_CONN_{KAFKA_CONN_ID.upper()}", f"AIRFLOW_CONN_{MONGO_CONN_ID.upper()}"}
     assert all(s["secretKey"] == name for name, s in secrets.items())
-    # plugins/ and include/ come from the image: the plugins folder is where the Dockerfile puts them
+    # plugins/ and src/txnmon/ come from the image: the plugins folder is where the Dockerfile puts them
     workdir = re.search(r"^WORKDIR (\S+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
     plugins = VALUES["config"]["core"]["plugins_folder"]
     assert plugins == f"{workdir}/plugins" and (ROOT / "plugins").is_dir()

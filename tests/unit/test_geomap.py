@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dashboard import geomap
+from txnmon.dashboard import geomap
 
 INDIA = ([72.88, 77.10, 77.59, 88.36, 80.27, 78.49], [19.08, 28.70, 12.97, 22.57, 13.08, 17.39])  # lon, lat
 

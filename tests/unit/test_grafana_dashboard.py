@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import generate_latest
 
-from streaming.metrics import ProcessorMetrics
+from txnmon.services.metrics import ProcessorMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "txnmon-processor.json").read_text())

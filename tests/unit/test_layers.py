@@ -1,13 +1,17 @@
 """The layering rule, checked on every import in the tree (function-level imports included).
 
-    include/core        pure: no I/O client, no settings, nothing above it
-    include/connectors  the only importers of client libraries (Kafka, MongoDB, Great Expectations, HTTP, SMTP)
-    include/jobs        use cases: settings in, summary out, through connectors
-    streaming/          the processor loop and its metrics
-    cli/ dashboard/ plugins/ dags/   entry points, on top of everything
+    txnmon.core        pure: no I/O client, no settings, no framework, nothing above it
+    txnmon.adapters    the only importers of client libraries (Kafka, MongoDB, Great Expectations, HTTP,
+                       SMTP) and of Airflow inside the package
+    txnmon.pipeline    the write side of a batch: ports, sinks in their order, retry
+    txnmon.jobs        use cases: settings in, summary out, through adapters
+    txnmon.services    the long-running processes (processor, notify worker) and their metrics
+    txnmon.cli, txnmon.dashboard, txnmon.airflow (what dags/ call), dags/, plugins/   entry points, on top
 
-`include/errors.py`, `include/config.py` and `include/logs.py` are the foundation under all of it.
-A lower layer never imports a higher one.
+`txnmon.errors`, `txnmon.settings` and `txnmon.logs` are the foundation under all of it. A lower
+layer never imports a higher one. Frameworks have one home each: Airflow in txnmon.airflow, dags/ and
+plugins/; Streamlit in the dashboard; prometheus_client in the services; FastAPI in plugins/.
+bench/ is scanned too: it may use any layer, and the raw clients whose ceilings it measures.
 """
 
 from __future__ import annotations
@@ -18,17 +22,32 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("include", "streaming", "cli", "dashboard", "plugins", "dags")
+SRC = ROOT / "src"
+SCANNED = (SRC / "txnmon", ROOT / "plugins", ROOT / "dags", ROOT / "bench")
 CLIENT_LIBRARIES = {"kafka", "confluent_kafka", "pymongo", "bson", "gridfs", "motor", "great_expectations",
                     "smtplib", "http", "requests", "httpx", "urllib3"}
-CLIENT_MODULES = {"urllib.request"}  # network clients inside a package that is otherwise pure (urllib.parse)
-FOUNDATION = {"include.errors": set(), "include.config": {"include.errors"}, "include.logs": set()}
-RANKS = {"include.core": 0, "include.connectors": 1, "include.jobs": 2, "streaming": 3, "cli": 4,
-         "dashboard": 4, "plugins": 4, "dags": 4}
+CLIENT_MODULES = {"urllib.request", "urllib.error"}  # network clients in a package otherwise pure (urllib.parse)
+# each framework's only homes (a layer name, or a top-level folder)
+FRAMEWORKS = {
+    "airflow": {"dags", "plugins", "txnmon.airflow"},
+    "streamlit": {"txnmon.dashboard"},
+    "prometheus_client": {"txnmon.services"},
+    "fastapi": {"plugins"},
+    "uvicorn": {"plugins"},
+}
+FOUNDATION = {"txnmon.errors": set(), "txnmon.settings": {"txnmon.errors"}, "txnmon.logs": set()}
+RANKS = {"txnmon.core": 0, "txnmon.adapters": 1, "txnmon.pipeline": 2, "txnmon.jobs": 3, "txnmon.services": 4,
+         "txnmon.cli": 5, "txnmon.dashboard": 5, "txnmon.airflow": 5, "plugins": 5, "dags": 5, "bench": 6}
+ENTRY = 5
+# the CLI starts the services and the dashboard's processes, and the DAG files call txnmon.airflow;
+# no other entry point imports another
+MAY_IMPORT_ENTRY = {"txnmon.cli", "dags", "bench"}
+OPTIONAL = {"txnmon.pipeline"}  # layers that may be empty while the tree is moved into them
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    base = SRC if path.is_relative_to(SRC) else ROOT
+    parts = list(path.relative_to(base).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -41,10 +60,10 @@ def layer_of(module: str) -> str | None:
     return None
 
 
-def imported_modules(source: str, module: str) -> list[tuple[int, str]]:
+def imported_modules(source: str, module: str, is_package: bool = False) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import statement, at any depth."""
     found = []
-    package = module if module.count(".") == 0 else module.rsplit(".", 1)[0]
+    package = module if is_package or module.count(".") == 0 else module.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
@@ -54,80 +73,146 @@ def imported_modules(source: str, module: str) -> list[tuple[int, str]]:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            # `from include import core` names a module too
+            # `from txnmon import core` names a module too
             found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
     return found
 
 
-def violations(module: str, source: str) -> list[str]:
+def _is(target: str, names: set[str]) -> bool:
+    return any(target == m or target.startswith(m + ".") for m in names)
+
+
+def violations(module: str, source: str, is_package: bool = False) -> list[str]:
     """Every import of `module` that breaks the layering rule, as readable lines."""
     out = []
     layer = layer_of(module)
-    for line, target in imported_modules(source, module):
+    for line, target in imported_modules(source, module, is_package):
         top = target.split(".")[0]
         where = f"{module}:{line} imports {target}"
-        client = top in CLIENT_LIBRARIES or any(target == m or target.startswith(m + ".") for m in CLIENT_MODULES)
-        if client and layer != "include.connectors":
-            out.append(f"{where}: only include/connectors may import a client library")
+        if top in FRAMEWORKS:
+            if layer not in FRAMEWORKS[top]:
+                out.append(f"{where}: {top} belongs in {' / '.join(sorted(FRAMEWORKS[top]))} only")
+            continue
+        if top in CLIENT_LIBRARIES or _is(target, CLIENT_MODULES):
+            if layer not in ("txnmon.adapters", "bench"):
+                out.append(f"{where}: only txnmon.adapters may import a client library")
             continue
         if module in FOUNDATION:
-            allowed = FOUNDATION[module]
-            if (target.startswith("include.") and not any(target == a or target.startswith(a + ".")
-                                                          for a in allowed)):
+            if target.startswith("txnmon.") and not _is(target, FOUNDATION[module]):
                 out.append(f"{where}: the foundation imports nothing above it")
             continue
-        if layer == "include.core" and target.startswith(("include.config", "include.logs")):
+        if layer == "txnmon.core" and _is(target, {"txnmon.settings", "txnmon.logs"}):
             out.append(f"{where}: the core reads no settings (pass values in)")
             continue
         target_layer = layer_of(target)
         if layer is None or target_layer is None:
             continue
-        if RANKS[target_layer] > RANKS[layer] or (RANKS[target_layer] == RANKS[layer] == 4
-                                                  and target_layer != layer and layer != "cli"):
+        upward = RANKS[target_layer] > RANKS[layer]
+        sideways_entry = (RANKS[target_layer] == RANKS[layer] == ENTRY and target_layer != layer
+                          and layer not in MAY_IMPORT_ENTRY)
+        if upward or sideways_entry:
             out.append(f"{where}: {layer} must not import the higher layer {target_layer}")
     return out
 
 
 def tree_modules() -> list[tuple[str, Path]]:
-    files = [p for top in SCANNED for p in (ROOT / top).rglob("*.py")]
+    files = [p for top in SCANNED for p in top.rglob("*.py") if "results" not in p.parts]
     return sorted((module_name(p), p) for p in files)
 
 
 def test_every_layer_imports_only_downwards():
-    found = [v for module, path in tree_modules() for v in violations(module, path.read_text(encoding="utf-8"))]
+    found = [v for module, path in tree_modules()
+             for v in violations(module, path.read_text(encoding="utf-8"), path.name == "__init__.py")]
     assert found == [], "\n".join(found)
 
 
 def test_the_scan_sees_every_layer():
     layers = {layer_of(m) for m, _ in tree_modules()}
-    assert set(RANKS) <= layers
+    assert set(RANKS) - OPTIONAL <= layers
+
+
+def test_every_txnmon_import_names_a_module_that_exists():
+    """A moved module leaves no import behind pointing at its old place (function-level ones included)."""
+    missing = []
+    for module, path in tree_modules():
+        for line, target in imported_modules(path.read_text(encoding="utf-8"), module, path.name == "__init__.py"):
+            if not target.startswith("txnmon."):
+                continue
+            parent, _, name = target.rpartition(".")
+            if _source_of(target) is None and not _defines(parent, name):
+                missing.append(f"{module}:{line} imports {target}")
+    assert missing == [], "\n".join(missing)
+
+
+def _source_of(module: str) -> Path | None:
+    """The file of a txnmon module, found without importing it."""
+    base = SRC.joinpath(*module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def _defines(module: str, name: str) -> bool:
+    source = _source_of(module)
+    if source is None:
+        return False
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    names = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)}
+    names |= {n.target.id for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
+              for a in n.names}
+    return name in names
+
+
+def test_only_the_txnmon_package_is_installed():
+    """The wheel ships one top-level package; nothing generic like `cli` or `include` beside it."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/txnmon"]
+    assert project["project"]["scripts"] == {"txnmon": "txnmon.cli:main"}
+    assert sorted(p.name for p in SRC.iterdir() if not p.name.endswith(".egg-info")) == ["txnmon"]
 
 
 @pytest.mark.parametrize(("module", "source"), [
     # what the tree did before the layers existed
-    ("include.core.batch", "from include.connectors.kafka import SourceRecord"),
-    ("include.core.rules.engine", "from include.config import INCLUDE_DIR"),
-    ("include.jobs.replay", "def f():\n    from streaming.processor import Processor"),
-    ("include.errors", "from include.connectors.mongo import MongoStore"),
-    ("include.jobs.dlq", "import pymongo"),
-    ("streaming.processor", "from kafka import KafkaConsumer"),
-    ("include.connectors.mongo", "from include.jobs import rollups"),
-    ("dashboard.app", "from cli import main"),
-    ("include.core.rollups", "from ..jobs import rollups"),
-    ("include.jobs.notify", "import smtplib"),
-    ("include.core.notify", "from urllib.request import urlopen"),
+    ("txnmon.core.batch", "from txnmon.adapters.kafka import SourceRecord"),
+    ("txnmon.core.rules.engine", "from txnmon.settings import PACKAGE_DATA"),
+    ("txnmon.jobs.replay", "def f():\n    from txnmon.services.processor import Processor"),
+    ("txnmon.errors", "from txnmon.adapters.mongo import MongoStore"),
+    ("txnmon.jobs.dlq", "import pymongo"),
+    ("txnmon.services.processor", "from confluent_kafka import Consumer"),
+    ("txnmon.adapters.mongo", "from txnmon.jobs import rollups"),
+    ("txnmon.dashboard.app", "from txnmon.cli import main"),
+    ("txnmon.core.rollups", "from ..jobs import rollups"),
+    ("txnmon.jobs.notify", "import smtplib"),
+    ("txnmon.core.notify", "from urllib.request import urlopen"),
+    ("txnmon.pipeline.sinks", "from txnmon.jobs.rollups import run_rollups"),
+    # frameworks out of their homes
+    ("txnmon.jobs.quality", "def f():\n    from airflow.sdk.exceptions import AirflowFailException"),
+    ("txnmon.jobs.notify", "from airflow.sdk import BaseNotifier"),
+    ("txnmon.jobs.status", "import streamlit as st"),
+    ("txnmon.jobs.rollups", "from prometheus_client import Counter"),
+    ("txnmon.core.contract", "from fastapi import FastAPI"),
+    ("txnmon.adapters.mongo", "from airflow.sdk import BaseHook"),
+    ("txnmon.jobs.replay", "from txnmon.airflow.connections import task_settings"),
 ])
 def test_the_rule_catches_an_upward_import(module, source):
     assert violations(module, source), f"{module}: {source!r} should break the rule"
 
 
 @pytest.mark.parametrize(("module", "source"), [
-    ("include.jobs.rollups", "from include.core.rollups import ROLLUPS"),
-    ("include.connectors.kafka", "from kafka import KafkaConsumer"),
-    ("cli.service", "from streaming.processor import run_processor"),
-    ("include.core.contract", "from include.errors import TxnmonError"),
-    ("include.connectors.delivery", "import smtplib"),
-    ("include.connectors.airflow_connections", "import urllib.parse"),
+    ("txnmon.jobs.rollups", "from txnmon.core.rollups import ROLLUPS"),
+    ("txnmon.adapters.kafka", "from confluent_kafka import Consumer"),
+    ("txnmon.cli.service", "from txnmon.services.processor import run_processor"),
+    ("txnmon.core.contract", "from txnmon.errors import TxnmonError"),
+    ("txnmon.adapters.delivery", "import smtplib"),
+    ("txnmon.airflow.notifier", "from airflow.sdk import BaseNotifier"),
+    ("txnmon.airflow.connections", "import urllib.parse"),
+    ("txnmon.airflow.tasks", "from txnmon.jobs import quality"),
+    ("txnmon.services.metrics", "from prometheus_client import Counter"),
+    ("txnmon.dashboard.app", "import streamlit as st"),
+    ("bench.run", "import pymongo"),
+    ("dags.kpi_rollups", "from airflow.sdk import dag"),
 ])
 def test_the_rule_allows_downward_imports(module, source):
     assert violations(module, source) == []

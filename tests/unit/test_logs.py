@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from include.logs import configure_logging
+from txnmon.logs import configure_logging
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ HEAVY = ("numpy", "pandas", "great_expectations", "confluent_kafka", "pymongo", 
 
 
 def test_building_the_parser_imports_no_heavy_library():
-    code = ("import sys; from cli import build_parser; build_parser(); "
+    code = ("import sys; from txnmon.cli import build_parser; build_parser(); "
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"imported while building the parser: {out}"

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cli.progress import Progress
-from include.core.backtest import normalise_rows, run_backtest
-from include.core.generator import GeneratorSpec, generate, write_csv
-from include.core.rules import load_rules
+from txnmon.cli.progress import Progress
+from txnmon.core.backtest import normalise_rows, run_backtest
+from txnmon.core.generator import GeneratorSpec, generate, write_csv
+from txnmon.core.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[3]
 TXNMON = str(Path(sys.executable).with_name("txnmon"))
@@ -82,7 +82,7 @@ def test_core_loops_report_through_the_callback(tmp_path):
     df = generate(GeneratorSpec(rows=25_000, users=500, seed=3))
     txs, _ = normalise_rows(df.to_dict("records"), ZoneInfo("UTC"))
     calls: list[tuple[int, int]] = []
-    run_backtest(txs, load_rules(ROOT / "include" / "rules" / "rules.yaml"),
+    run_backtest(txs, load_rules(ROOT / "src" / "txnmon" / "data" / "rules" / "rules.yaml"),
                  progress=lambda done, total: calls.append((done, total)))
     assert calls == [(0, 25_000), (10_000, 25_000), (20_000, 25_000), (25_000, 25_000)]
     written: list[tuple[int, int]] = []

@@ -8,8 +8,8 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from include.connectors import kafka as kc
-from include.errors import KafkaUnavailable, ProducerLost
+from txnmon.adapters import kafka as kc
+from txnmon.errors import KafkaUnavailable, ProducerLost
 
 NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "transactional.id": "unit-test"}
 

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 from pymongo.errors import AutoReconnect, BulkWriteError
 
-from include.config import load_settings
-from include.connectors.mongo import MongoStore
-from include.errors import RetryableError, StoreRefused, StoreUnavailable
+from txnmon.adapters.mongo import MongoStore
+from txnmon.errors import RetryableError, StoreRefused, StoreUnavailable
+from txnmon.settings import load_settings
 
 
 class FakeCollection:

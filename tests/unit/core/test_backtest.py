@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cli import main
-from include.config import DEFAULT_RULES_FILE, SAMPLE_CSV
-from include.core.backtest import compare, run_backtest, to_json
-from include.core.generator import PATTERNS, GeneratorSpec, generate, write_csv
-from include.core.rules import load_rules, parse_rules
-from include.jobs.backtest import load_transactions
 from tests.fixtures.browser import ARTIFACTS
+from txnmon.cli import main
+from txnmon.core.backtest import compare, run_backtest, to_json
+from txnmon.core.generator import PATTERNS, GeneratorSpec, generate, write_csv
+from txnmon.core.rules import load_rules, parse_rules
+from txnmon.jobs.backtest import load_transactions
+from txnmon.settings import DEFAULT_RULES_FILE, SAMPLE_CSV
 
 UTC = ZoneInfo("UTC")
 
@@ -81,8 +81,9 @@ def test_detection_quality_of_the_shipped_rules_on_a_labelled_day(tmp_path):
 
 
 def test_replay_job_needs_both_window_ends():
-    from include.errors import InvalidInputFile
-    from include.jobs import replay
+    from txnmon.errors import InvalidInputFile
+    from txnmon.jobs import replay
+    from txnmon.settings import load_settings
 
     with pytest.raises(InvalidInputFile, match="go together"):
-        replay.run_replay({"file": "x.csv", "speedup": 0, "limit": None, "window_from": "2025-10-01T00:00:00"})
+        replay.run_replay(load_settings(), {"file": "x.csv", "speedup": 0, "limit": None, "window_from": "2025-10-01T00:00:00"})

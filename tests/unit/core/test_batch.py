@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from include.config import load_settings
-from include.core.batch import BatchConfig, process_batch
-from include.core.records import SourceRecord
-from include.core.rules import Detector, load_rules
-from include.core.watermark import DEFAULT_K, Watermarks
+from txnmon.core.batch import BatchConfig, process_batch
+from txnmon.core.records import SourceRecord
+from txnmon.core.rules import Detector, load_rules
+from txnmon.core.watermark import DEFAULT_K, Watermarks
+from txnmon.settings import load_settings
 
 NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -77,7 +77,7 @@ def test_rejected_records_keep_their_bytes_and_carry_reason_and_source(settings,
 def test_history_is_loaded_once_for_unknown_users(settings, config):
     # the single-condition velocity rule (built-in settings) as the probe: it counts rows, so the
     # two loaded events are what makes T2 the fourth (the shipped velocity typology counts checkouts)
-    from include.core.rules import parse_rules
+    from txnmon.core.rules import parse_rules
     detector = Detector(parse_rules("", "built-in rules"))
     calls = []
 
@@ -109,7 +109,7 @@ def test_duplicate_transaction_in_one_batch_is_stored_once(settings, config):
 
 
 def test_suppressed_and_shadow_hits_go_to_their_own_lists(settings, config):
-    from include.core.rules import parse_rules
+    from txnmon.core.rules import parse_rules
 
     rules = parse_rules("rules:\n  velocity: {suppress_for: 30m}\n  high_amount: {threshold: 1000, mode: shadow}\n")
     detector = Detector(rules)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.core import audit, cases, lists
+from txnmon.core import audit, cases, lists
 
 T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(hours=1)

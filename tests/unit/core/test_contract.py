@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from include.core import contract
-from include.core.contract import Rejection, parse_timestamp, parse_transaction
+from txnmon.core import contract
+from txnmon.core.contract import Rejection, parse_timestamp, parse_transaction
 
 NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 UTC = ZoneInfo("UTC")

@@ -16,8 +16,8 @@ import bson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.core.contract import MAX_AMOUNT, TEXT_FIELDS, Rejection, parse_transaction
-from include.core.enrichment import enrich
+from txnmon.core.contract import MAX_AMOUNT, TEXT_FIELDS, Rejection, parse_transaction
+from txnmon.core.enrichment import enrich
 
 NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 ZONES = [ZoneInfo("UTC"), ZoneInfo("Asia/Kolkata"), ZoneInfo("America/Los_Angeles")]

@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.core import customers, rollups
+from txnmon.core import customers, rollups
 
 T0 = dt.datetime(2025, 10, 1, 10, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)

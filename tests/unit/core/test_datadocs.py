@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from include.core.datadocs import localize, remote_loads
+from txnmon.core.datadocs import localize, remote_loads
 
-ASSETS = Path(__file__).resolve().parents[3] / "include" / "quality" / "datadocs_assets"
+ASSETS = Path(__file__).resolve().parents[3] / "src" / "txnmon" / "data" / "quality" / "datadocs_assets"
 PAGE = """<html><head>
 <link rel="stylesheet" href="https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css"/>
 <script src="https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js"

@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from include.config import DEFAULT_RULES_FILE
-from include.core.backtest import normalise_rows, render, run_backtest, to_json
-from include.core.generator import BEHAVIOURS, PATTERNS, GeneratorSpec, generate
-from include.core.rules import load_rules, parse_rules
 from tests.fixtures.browser import ARTIFACTS
 from tests.fixtures.datasets import REALISTIC_DAY
+from txnmon.core.backtest import normalise_rows, render, run_backtest, to_json
+from txnmon.core.generator import BEHAVIOURS, PATTERNS, GeneratorSpec, generate
+from txnmon.core.rules import load_rules, parse_rules
+from txnmon.settings import DEFAULT_RULES_FILE
 
 
 def _backtest(seed: int, rules_text: str | None = None):

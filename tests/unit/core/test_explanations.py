@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from include.core.rules import Detector, alert_document
-from include.core.rules.config import parse_rules
+from txnmon.core.rules import Detector, alert_document
+from txnmon.core.rules.config import parse_rules
 
 T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from cli import main
-from include.core import geo
-from include.core.backtest import normalise_rows
-from include.core.generator import (
+from txnmon.cli import main
+from txnmon.core import geo
+from txnmon.core.backtest import normalise_rows
+from txnmon.core.generator import (
     BEHAVIOUR_SHARES,
     BEHAVIOURS,
     PATTERNS,

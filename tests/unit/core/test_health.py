@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from include.core.health import CRITICAL, WARNING, Observation, Thresholds, judge
+from txnmon.core.health import CRITICAL, WARNING, Observation, Thresholds, judge
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 RAW = "t.raw"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from include.core.labelled_quality import labelled_report
-from include.core.triage import rule_quality_pipeline, severity_rows
+from txnmon.core.labelled_quality import labelled_report
+from txnmon.core.triage import rule_quality_pipeline, severity_rows
 
 
 def test_recall_counts_an_incident_once_and_only_with_its_patterns_rule():

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.config import DEFAULT_ROUTES_FILE
-from include.core import notify
-from include.core.rules.engine import Hit, alert_document
+from txnmon.core import notify
+from txnmon.core.rules.engine import Hit, alert_document
+from txnmon.settings import DEFAULT_ROUTES_FILE
 
 T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from include.core import pipeline_checks as checks
+from txnmon.core import pipeline_checks as checks
 
 NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
 

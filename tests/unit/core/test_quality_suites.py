@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from include.config import DEFAULT_RULES_FILE
-from include.core.quality import ALERT_NAMES, load_suites, resolve_suite
-from include.core.rules import RULE_NAMES, load_rules, parse_rules
-from include.errors import InvalidInputFile
+from txnmon.core.quality import ALERT_NAMES, load_suites, resolve_suite
+from txnmon.core.rules import RULE_NAMES, load_rules, parse_rules
+from txnmon.errors import InvalidInputFile
+from txnmon.settings import DEFAULT_RULES_FILE
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

@@ -11,9 +11,9 @@ from fractions import Fraction
 
 import pytest
 
-from include.core import rollups
-from include.core.contract import MAX_AMOUNT
-from include.core.quality import load_suites, resolve_suite
+from txnmon.core import rollups
+from txnmon.core.contract import MAX_AMOUNT
+from txnmon.core.quality import load_suites, resolve_suite
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 9, 30, 10, 0, tzinfo=UTC)

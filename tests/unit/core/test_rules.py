@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from include.config import DEFAULT_RULES_FILE as DEFAULT_RULES_PATH
-from include.core.rules import Detector, RulesError, evaluate, load_rules, parse_rules, risk_score
-from include.core.rules.config import RuleSet
-from include.core.rules.state import Event, UserStateStore
+from txnmon.core.rules import Detector, RulesError, evaluate, load_rules, parse_rules, risk_score
+from txnmon.core.rules.config import RuleSet
+from txnmon.core.rules.state import Event, UserStateStore
+from txnmon.settings import DEFAULT_RULES_FILE as DEFAULT_RULES_PATH
 
 T0 = dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC)
 # every single-condition rule at its built-in settings (the shipped file replaces most of them by
@@ -158,7 +158,7 @@ def test_risk_score_combines_evidence():
     assert risk_score([]) == 0
     hits = detector.observe(tx("x", 0, amount=60_000))
     assert risk_score(hits) == 60
-    from include.core.rules import Hit
+    from txnmon.core.rules import Hit
 
     assert risk_score([Hit("a", "high", 60, ""), Hit("b", "high", 50, "")]) == 80
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from include.core.lists import ListIndex, make_entry
-from include.core.rules import Detector
-from include.core.rules.config import parse_rules
+from txnmon.core.lists import ListIndex, make_entry
+from txnmon.core.rules import Detector
+from txnmon.core.rules.config import parse_rules
 
 T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 

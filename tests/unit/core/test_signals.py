@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.core import signals
-from include.core.signals import BUCKET, BucketCounts, SignalConfig, SignalState, evaluate
+from txnmon.core import signals
+from txnmon.core.signals import BUCKET, BucketCounts, SignalConfig, SignalState, evaluate
 
 T0 = dt.datetime(2025, 10, 1, 0, 0, tzinfo=dt.UTC)
 CONFIG = SignalConfig()

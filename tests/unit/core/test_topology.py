@@ -1,4 +1,4 @@
-from include.core.topology import partition_problems
+from txnmon.core.topology import partition_problems
 
 TOPICS = {"raw": 6, "by_user": 6, "state": 6, "enriched": 6, "dlq": 6}
 

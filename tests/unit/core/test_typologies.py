@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from include.config import DEFAULT_RULES_FILE
-from include.core.rules import Detector, RulesError, alert_document, load_rules, parse_rules
-from include.core.rules.signals import checkouts
-from include.core.rules.state import Event
+from txnmon.core.rules import Detector, RulesError, alert_document, load_rules, parse_rules
+from txnmon.core.rules.signals import checkouts
+from txnmon.core.rules.state import Event
+from txnmon.settings import DEFAULT_RULES_FILE
 
 T0 = dt.datetime(2025, 10, 1, 9, 0, tzinfo=dt.UTC)
 SHIPPED = load_rules(DEFAULT_RULES_FILE)
@@ -168,8 +168,8 @@ def test_a_typology_may_reuse_a_rules_name_once_that_rule_is_off():
 def test_every_signal_of_the_catalogue_has_a_function_and_a_cost():
     from typing import get_args
 
-    from include.core.rules.config import SignalName, Signals
-    from include.core.rules.signals import COST, SIGNALS
+    from txnmon.core.rules.config import SignalName, Signals
+    from txnmon.core.rules.signals import COST, SIGNALS
 
     assert set(SIGNALS) == set(COST) == set(Signals.model_fields) == set(get_args(SignalName))
 

@@ -7,7 +7,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.core.rules.state import Event, UserStateStore, pack_events, unpack_events
+from txnmon.core.rules.state import Event, UserStateStore, pack_events, unpack_events
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -59,7 +59,7 @@ raised_alerts = st.dictionaries(texts, st.tuples(events.map(lambda e: e.event_ti
 
 @given(st.lists(events, max_size=10), raised_alerts)
 def test_the_changelog_value_round_trips_the_packed_events_and_raised_alerts(evs, raised):
-    from include.core.state_codec import decode_user_state, encode_user_state
+    from txnmon.core.state_codec import decode_user_state, encode_user_state
 
     packed = pack_events(evs)
     assert decode_user_state(encode_user_state(packed, raised)) == (packed, raised)
@@ -82,7 +82,7 @@ def test_a_format_2_changelog_value_is_migrated_with_payment_methods_unknown(evs
     """Format 2 (before payment methods were kept) is read, its events with an empty method."""
     import struct
 
-    from include.core.state_codec import decode_user_state, encode_user_state
+    from txnmon.core.state_codec import decode_user_state, encode_user_state
 
     # format 2's packing: the same layout without the payment method's length and bytes
     fixed, texts_ = [], []
@@ -103,7 +103,7 @@ def test_a_format_2_changelog_value_is_migrated_with_payment_methods_unknown(evs
 def test_an_unknown_changelog_format_is_refused_with_what_to_do():
     import pytest
 
-    from include.core.state_codec import decode_user_state
+    from txnmon.core.state_codec import decode_user_state
 
     with pytest.raises(ValueError, match=r"unknown user state format 9.*newer txnmon"):
         decode_user_state(bytes([9, 0, 0, 0, 0]))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from include.connectors.mongo import UpsertResult
-from include.core.lists import make_entry
-from include.core.rules import Detector
-from include.core.rules.config import parse_rules
-from include.errors import StoreRefused, StoreUnavailable
-from include.jobs.lists import ListsFeed
+from txnmon.adapters.mongo import UpsertResult
+from txnmon.core.lists import make_entry
+from txnmon.core.rules import Detector
+from txnmon.core.rules.config import parse_rules
+from txnmon.errors import StoreRefused, StoreUnavailable
+from txnmon.jobs.lists import ListsFeed
 
 T0 = dt.datetime.now(dt.UTC)
 
@@ -66,8 +66,8 @@ def test_reloads_on_its_period_and_keeps_the_last_lists_through_an_outage(tmp_pa
 
 
 def test_a_trusted_users_entry_may_name_a_typology_of_the_rules_file_in_use(tmp_path):
-    from include.config import DEFAULT_RULES_FILE
-    from include.jobs.lists import known_rule_names
+    from txnmon.jobs.lists import known_rule_names
+    from txnmon.settings import DEFAULT_RULES_FILE
 
     custom = tmp_path / "rules.yaml"
     custom.write_text("typologies:\n  takeover: {signals: {new_location: 50, new_payment_method: 50}, "

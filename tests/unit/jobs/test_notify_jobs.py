@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.core import notify as core
-from include.errors import QualityCheckFailed
-from include.jobs.notify import RoutesFeed
-from include.jobs.notify_airflow import failure_event
+from txnmon.core import notify as core
+from txnmon.errors import QualityCheckFailed
+from txnmon.jobs.notify import RoutesFeed
+from txnmon.airflow.notifier import failure_event
 
 FIRST = """version: "1"
 destinations:
@@ -67,38 +67,42 @@ def test_a_failed_quality_task_becomes_a_quality_event_with_a_natural_id():
 def test_the_dags_quality_task_fails_a_failed_suite_without_retries_and_reports_the_suite(monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.jobs import quality
+    from txnmon.airflow import tasks
+    from txnmon.jobs import quality
+    from txnmon.settings import load_settings
 
-    def failed(start, end):
+    monkeypatch.setattr(tasks, "task_settings", load_settings)
+
+    def failed(settings, start, end):
         raise QualityCheckFailed("critical expectations failed:\n  transactions: x", frozenset({"transactions"}))
 
     monkeypatch.setattr(quality, "quality_interval", failed)
     with pytest.raises(AirflowFailException) as raised:  # Airflow's "fail now, skip the retries"
-        quality.quality_task(None, None)
+        tasks.quality(None, None)
     ti = SimpleNamespace(dag_id="data_quality", task_id="check", run_id="manual__1", try_number=1)
     event = failure_event({"ti": ti, "run_id": "manual__1", "exception": raised.value})
     assert event["kind"] == core.QUALITY_FAILED and event["detail"].startswith("QualityCheckFailed: critical")
 
-    def moving(start, end):  # the pipeline suite's counters may agree minutes later: keep the retry
+    def moving(settings, start, end):  # the pipeline suite's counters may agree minutes later: keep the retry
         raise QualityCheckFailed("critical expectations failed:\n  pipeline: x", frozenset({"pipeline", "alerts"}))
 
     monkeypatch.setattr(quality, "quality_interval", moving)
     with pytest.raises(QualityCheckFailed):
-        quality.quality_task(None, None)
+        tasks.quality(None, None)
 
-    def away(start, end):
+    def away(settings, start, end):
         raise ConnectionError("mongodb away")
 
     monkeypatch.setattr(quality, "quality_interval", away)
     with pytest.raises(ConnectionError):  # anything else keeps the task's retries
-        quality.quality_task(None, None)
+        tasks.quality(None, None)
 
 
 def test_a_secret_missing_from_the_workers_environment_is_a_retryable_failure_naming_the_variable():
     import datetime as dt
 
-    from include.errors import DeliveryFailed
-    from include.jobs.notify import deliver
+    from txnmon.errors import DeliveryFailed
+    from txnmon.jobs.notify import deliver
 
     routes = core.parse_routes(FIRST)
     [entry] = core.outbox_entries([{"kind": core.ALERT, "id": "T1:high_amount", "rule": "high_amount",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from include.jobs import status
+from txnmon.jobs import status
 
 AT = dt.datetime(2025, 10, 1, 12, 0, 5, tzinfo=dt.UTC)
 

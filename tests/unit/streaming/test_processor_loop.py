@@ -6,10 +6,6 @@ import threading
 
 import pytest
 
-from include.config import load_settings
-from include.errors import StopRequested, StoreUnavailable
-from include.jobs import store_batch
-from streaming.processor import Processor
 from tests.fixtures.doubles import (
     BY_USER,
     RAW,
@@ -21,6 +17,10 @@ from tests.fixtures.doubles import (
     record,
     wired,
 )
+from txnmon.errors import StopRequested, StoreUnavailable
+from txnmon.jobs import store_batch
+from txnmon.services.processor import Processor
+from txnmon.settings import load_settings
 
 
 def row(tid: str, minute: int, amount: float = 100, user: str = "U1") -> dict:

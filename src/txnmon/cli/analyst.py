@@ -1,0 +1,129 @@
+"""The analyst's commands: backtest rules, triage alerts, list and re-drive rejected events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from txnmon.cli.progress import Progress
+from txnmon.errors import RulesError, UsageError
+from txnmon.settings import DEFAULT_RULES_FILE, Settings
+
+
+def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from txnmon.core import backtest
+    from txnmon.core.rules import load_rules
+    from txnmon.jobs.backtest import load_transactions
+
+    try:
+        candidate_rules = load_rules(args.rules)
+        baseline_rules = load_rules(args.baseline) if args.baseline else None
+    except RulesError as exc:
+        raise UsageError(str(exc)) from None
+    if not args.topic and not args.data:
+        raise UsageError("give --data FILE (a CSV) or --topic (TOPIC_BY_USER, as the processor judged it)")
+    with Progress("backtest", "transactions") as progress:
+        if args.topic:
+            from txnmon.jobs.backtest import backtest_topic
+
+            def run(rules, stage="rules"):  # the by-user topic, in the order the processor judged it
+                return backtest_topic(settings, rules)
+        else:
+            progress("reading", 0, None)
+            txs, rejected = load_transactions(Path(args.data), settings.zone)
+            progress("reading", len(txs) + rejected, len(txs) + rejected)
+
+            def run(rules, stage="rules"):
+                return backtest.run_backtest(txs, rules, rejected, lambda done, total: progress(stage, done, total))
+        result = run(candidate_rules)
+        comparison = baseline = None
+        if baseline_rules is not None:
+            baseline = run(baseline_rules, "baseline")
+            comparison = backtest.compare(result, baseline)
+    doc = backtest.to_json(result, comparison, baseline)
+    print(json.dumps(doc, indent=2, default=str) if args.json else backtest.render(doc))
+    return 0
+
+
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from txnmon.jobs import dlq
+
+    if args.dlq_command == "list":
+        rows = dlq.list_rejected(settings, args.reason, args.since, args.limit)
+        counts = dlq.counts_by_reason(settings)
+        print("rejected by reason: " + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"))
+        for r in rows:
+            mark = f"re-driven {r['redriven_at']:%Y-%m-%d %H:%M}" if r.get("redriven_at") else "not re-driven"
+            print(f"  {r['_id']:<40} {r['reason']:<17} {r['first_seen']:%Y-%m-%d %H:%M:%S}  {mark}  {r['detail'][:80]}")
+        return 0
+    result = dlq.redrive(settings, args.reason, args.since, force=args.force)
+    print(f"re-drove {result.sent:,} of {result.selected:,} '{args.reason}' records to {settings.topic_raw} "
+          f"({result.already_redriven:,} were re-driven before and were left alone"
+          + (f", {result.claimed_elsewhere:,} are being re-driven by another run" if result.claimed_elsewhere else "")
+          + ")")
+    return 0
+
+
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from txnmon.adapters.mongo import MongoStore
+    from txnmon.jobs import triage
+
+    store = MongoStore(settings)
+    if args.alerts_command == "show":
+        from txnmon.cli.desk import print_alert
+        from txnmon.jobs.cases import show_alert
+
+        print_alert(show_alert(store, args.alert_id))
+        return 0
+    if args.alerts_command == "mark":
+        doc = triage.mark(store, args.alert_id, args.disposition, args.reason or "", args.by)
+        print(f"{doc['alert_id']}: {doc['disposition']} by {doc['by']}" + (f" ({doc['reason']})" if doc["reason"]
+                                                                            else ""))
+        return 0
+    rows = triage.rule_quality(store)
+    print(f"{'rule':<30}{'alerts':>8}{'marked':>8}{'TP':>6}{'FP':>6}{'precision':>11}")
+    for r in rows:
+        precision = "n/a" if r["precision"] is None else f"{r['precision']:.0%}"
+        print(f"{r['rule']:<30}{r['alerts']:>8,}{r['marked']:>8,}{r['true_positives']:>6,}"
+              f"{r['false_positives']:>6,}{precision:>11}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    from txnmon.cli.base import positive_int, since
+
+    p = sub.add_parser("backtest", help="run rules over a CSV in event-time order, as the processor would")
+    p.add_argument("--rules", default=str(DEFAULT_RULES_FILE), help="candidate rules file (default: the shipped one)")
+    p.add_argument("--baseline", default=None, help="rules file to compare with: alerts added and dropped")
+    p.add_argument("--data", default=None, help="CSV file (a fraud_label column enables recall/precision)")
+    p.add_argument("--topic", action="store_true",
+                   help="instead of a file: every message of TOPIC_BY_USER, in the order the processor judged them")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("dlq", help="rejected events: list them, re-drive them after a fix")
+    dlq_sub = p.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    q = dlq_sub.add_parser("list", help="rejected records, newest first, with counts by reason")
+    q.add_argument("--reason", default=None)
+    q.add_argument("--since", type=since, default=None, help="ISO time or a duration back from now (24h)")
+    q.add_argument("--limit", type=positive_int, default=50)
+    q = dlq_sub.add_parser("redrive", help="send records back to TOPIC_RAW, once each")
+    q.add_argument("--reason", required=True, help="re-drive records rejected for this reason")
+    q.add_argument("--since", type=since, default=None, help="only records first seen since (ISO time or 24h)")
+    q.add_argument("--force", action="store_true",
+                   help="also send records marked re-driven or claimed by another run (you know they were lost)")
+    p.set_defaults(func=cmd_dlq)
+
+    p = sub.add_parser("alerts", help="triage alerts (true/false positive) and see each rule's precision")
+    alerts_sub = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    q = alerts_sub.add_parser("mark", help="record a disposition for an alert")
+    q.add_argument("alert_id")
+    q.add_argument("--as", dest="disposition", required=True, choices=["true_positive", "false_positive"])
+    q.add_argument("--reason", default="")
+    q.add_argument("--by", default=None, help="analyst name (default: the login name)")
+    alerts_sub.add_parser("quality", help="per-rule alerts, marked, true/false positives, precision")
+    q = alerts_sub.add_parser("show", help="one alert: why it fired (parameters, the prior events counted), its case")
+    q.add_argument("alert_id")
+    p.set_defaults(func=cmd_alerts)

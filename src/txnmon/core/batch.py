@@ -1,0 +1,360 @@
+"""One polled batch in, everything to write out: validation, enrichment and rules, no I/O.
+
+`process_batch` is a plain function over plain data so that it can be tested in a few lines;
+the processor (src/txnmon/services/processor.py) does the polling, writing and committing around it, and
+the window replay (src/txnmon/jobs/window_replay.py) runs the same step over history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from txnmon.core.contract import parse_transaction
+from txnmon.core.enrichment import enrich
+from txnmon.core.records import (
+    DUPLICATE_ID_CONFLICT,
+    PROCESSING_ERROR,
+    Message,
+    Rejection,
+    SourceRecord,
+)
+from txnmon.core.rules import Detector, alert_document
+from txnmon.core.rules.engine import Judgement
+from txnmon.core.watermark import Watermarks
+
+log = logging.getLogger("txnmon.stream")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """What the batch step needs of the settings (built by the caller: the core reads no environment)."""
+
+    zone: ZoneInfo
+    max_message_bytes: int
+    late_after_seconds: int
+    value_medium_threshold: float
+    value_high_threshold: float
+    dlq_max_bytes: int = 256 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BatchConfig:
+        return cls(settings.zone, settings.max_message_bytes, settings.late_after_seconds,
+                   settings.value_medium_threshold, settings.value_high_threshold, settings.dlq_max_bytes)
+
+# user ids -> their stored state (Detector.export_state documents); the processor reads MongoDB
+StateLoader = Callable[[set[str]], Mapping[str, Mapping[str, Any]]]
+
+
+@dataclass
+class BatchResult:
+    transactions: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    suppressed: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # the DLQ records, for MongoDB
+    shadow: list[dict[str, Any]] = field(default_factory=list)
+    enriched: list[Message] = field(default_factory=list)
+    dlq: list[Message] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    alerts_by_rule: Counter[str] = field(default_factory=Counter)
+    consumed: int = 0
+    late: int = 0
+    originals: dict[str, SourceRecord] = field(default_factory=dict)
+    watermarks: dict[int, list[dt.datetime]] = field(default_factory=dict)  # touched partitions, after the batch
+    withdrawn: list[str] = field(default_factory=list)  # judged, then refused by the store or in conflict
+    records: list[SourceRecord] = field(default_factory=list)
+    rejected_records: dict[str, SourceRecord] = field(default_factory=dict)  # rejected document id -> its record
+    judgements: dict[str, Judgement] = field(default_factory=dict)  # transaction id -> what the rules found
+    inserted: int = 0  # set by the transactions sink: new documents, and ones stored before
+    existing: int = 0
+    unsent: dict[str, list[Message]] = field(default_factory=dict)  # per topic sink, messages not yet acknowledged
+
+    dlq_max_bytes: int = 256 * 1024
+
+    def reject(self, record: SourceRecord, rejection: Rejection, now: dt.datetime, stage: str,
+               rules_version: str) -> None:
+        self.dlq.append(on_rejected(record, rejection, now, self.dlq_max_bytes))
+        self.rejected_by_reason[rejection.reason] += 1
+        doc = rejected_document(record, rejection, now, stage, rules_version)
+        self.rejected.append(doc)
+        self.rejected_records[doc["_id"]] = record
+
+    def add(self, record: SourceRecord, judged: Judged) -> None:
+        self.originals[judged.doc["_id"]] = record
+        self.judgements[judged.doc["_id"]] = judged.judgement
+        self.transactions.append(judged.doc)
+        self.enriched.append(judged.enriched)
+        self.alerts.extend(judged.alerts)
+        self.suppressed.extend(judged.suppressed)
+        self.shadow.extend(judged.shadow)
+        for alert in judged.alerts:
+            self.alerts_by_rule[alert["rule"]] += 1
+        self.late += judged.late
+
+    def keep_only(self, wanted: Callable[[SourceRecord], bool]) -> None:
+        """Drop everything that came from records `wanted` refuses (a replay's look-back)."""
+        gone = {tid for tid, record in self.originals.items() if not wanted(record)}
+        self.consumed = sum(1 for r in self.records if wanted(r))
+        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
+        self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
+        self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
+        self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
+        self.enriched = []
+        kept = [(doc, msg) for doc, msg in zip(self.rejected, self.dlq, strict=True)
+                if doc["_id"] in self.rejected_ids_wanted(wanted)]
+        self.rejected = [d for d, _ in kept]
+        self.dlq = [m for _, m in kept]
+
+    def rejected_ids_wanted(self, wanted: Callable[[SourceRecord], bool]) -> set[str]:
+        return {doc_id for doc_id, record in self.rejected_records.items() if wanted(record)}
+
+    def withdraw(self, rejections: Mapping[str, Rejection], stage: str) -> None:
+        """Move judged transactions into the DLQ after all (refused by the store, or conflicting with a
+        stored copy): their alerts and enriched messages go too, and `withdrawn` lists them so the
+        caller can take them out of the detector's history."""
+        if not rejections:
+            return
+        by_id = {d["_id"]: d for d in self.transactions}
+        for tid, rejection in rejections.items():
+            doc = by_id[tid]
+            self.reject(self.originals[tid], rejection, doc["processed_time"], stage, doc["rules_version"])
+            self.withdrawn.append(tid)
+        gone = set(rejections)
+        for alert in self.alerts:
+            if alert["transaction_id"] in gone:
+                self.alerts_by_rule[alert["rule"]] -= 1
+        self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
+        self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
+        self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
+        self.enriched = [m for m, doc in zip(self.enriched, self.transactions, strict=True) if doc["_id"] not in gone]
+        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One transaction, judged: everything the batch will write for it."""
+
+    judgement: Judgement
+    doc: dict[str, Any]
+    alerts: list[dict[str, Any]]
+    suppressed: list[dict[str, Any]]
+    shadow: list[dict[str, Any]]
+    enriched: Message
+    late: bool
+
+
+def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector: Detector, config: BatchConfig, *,
+           now: dt.datetime, lateness: dt.timedelta, watermark: dt.datetime | None) -> Judged:
+    """Rules, enrichment and the documents for one transaction; the detector is not changed yet."""
+    late = watermark is not None and tx["event_time"] < watermark - lateness
+    judgement = detector.judge(tx)
+    hits = judgement.hits
+    doc = enrich(tx, hits, processed_time=now, medium_threshold=config.value_medium_threshold,
+                 high_threshold=config.value_high_threshold)
+    doc["rules_version"] = detector.version
+    doc["late"] = late  # stored and counted like any other, and flagged for the rollups
+    doc["content_hash"] = fingerprint
+    source = origin_of(record)
+    doc["source"] = {"topic": source.topic, "partition": source.partition, "offset": source.offset}
+    if source is not record:  # judged from the by-user topic: where in it (its order is the arrival order)
+        doc["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    alerts, suppressed, shadow = [], [], []
+    for hit in hits:
+        alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)
+        if hit.mode == "shadow":
+            shadow.append(alert)
+        elif hit.suppressed_by:
+            suppressed.append({**alert, "suppressed_by": hit.suppressed_by})
+        else:
+            alerts.append(alert)
+    enriched = (tx["user_id"].encode("utf-8"), to_json_bytes(doc), None)
+    return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
+
+
+def content_fingerprint(tx: Mapping[str, Any]) -> str:
+    """A digest of the transaction as the contract normalised it: equal content, equal digest.
+
+    Two messages with one transaction id and different fingerprints are a conflict, not a retry.
+    """
+    body = json.dumps(tx, default=_json_default, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode("ascii")).hexdigest()[:32]
+
+
+def processing_error(record: SourceRecord, exc: BaseException) -> Rejection:
+    log.exception("processing %s failed; sent to the DLQ", record.where)
+    return Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def conflict(transaction_id: str) -> Rejection:
+    return Rejection(DUPLICATE_ID_CONFLICT,
+                     f"transaction {transaction_id!r} was seen before with different content; the first is kept")
+
+
+SOURCE_HEADERS = ("txnmon.source.topic", "txnmon.source.partition", "txnmon.source.offset")
+
+
+def origin_of(record: SourceRecord) -> SourceRecord:
+    """Where a record first arrived: a record re-keyed into the by-user topic carries its raw
+    position in headers; ids of rejected records and `source` of documents use that position."""
+    if not record.headers:
+        return record
+    found = {k: v for k, v in record.headers if k in SOURCE_HEADERS}
+    if len(found) != len(SOURCE_HEADERS):
+        return record
+    try:
+        return replace(record, topic=found["txnmon.source.topic"].decode(),
+                       partition=int(found["txnmon.source.partition"]), offset=int(found["txnmon.source.offset"]))
+    except (ValueError, UnicodeDecodeError):
+        return record
+
+
+@dataclass
+class RouteResult:
+    """The raw topic's batch, re-keyed: valid messages to forward to the by-user topic, the rest rejected."""
+
+    forward: list[Message] = field(default_factory=list)
+    forward_timestamps: list[int] = field(default_factory=list)
+    rejects: BatchResult = field(default_factory=BatchResult)
+
+
+def route_batch(records: Sequence[SourceRecord], config: BatchConfig, *, now: dt.datetime,
+                rules_version: str) -> RouteResult:
+    """Validate raw messages and key every valid one by its normalised user id, so each user's
+    events meet on one partition of the by-user topic, whatever key (or none) the producer used.
+
+    The forwarded message is the original bytes; its headers say where it arrived. Invalid ones are
+    rejected here, once, with their raw position.
+    """
+    result = RouteResult(rejects=BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes))
+    for record in records:
+        try:
+            parsed = parse_transaction(record.value, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
+        except Exception as exc:  # the design rule: no single record stops the batch
+            parsed = processing_error(record, exc)
+        if isinstance(parsed, Rejection):
+            result.rejects.reject(record, parsed, now, "validate", rules_version)
+            continue
+        headers = [(k, v) for k, v in record.headers if k not in SOURCE_HEADERS]
+        headers += [("txnmon.source.topic", record.topic.encode()),
+                    ("txnmon.source.partition", str(record.partition).encode()),
+                    ("txnmon.source.offset", str(record.offset).encode())]
+        result.forward.append((parsed["user_id"].encode("utf-8"), record.value, headers))
+        result.forward_timestamps.append(record.timestamp_ms)
+    return result
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_json_bytes(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def on_rejected(record: SourceRecord, rejection: Rejection, now: dt.datetime, max_bytes: int = 256 * 1024
+                ) -> Message:
+    """The DLQ message: the original key and bytes, the why and where in headers.
+
+    A copy longer than `max_bytes` is cut there, with header `txnmon.truncated` giving the original
+    length: the topic must accept it. The `rejected` document keeps the whole original.
+    """
+    log.warning("rejected %s: %s (%s)", record.where, rejection.reason, rejection.detail)
+    source = origin_of(record)
+    value = record.value
+    headers = [
+        ("txnmon.reason", rejection.reason.encode()),
+        ("txnmon.detail", rejection.detail.encode("utf-8", "replace")[:2000]),
+        ("txnmon.source.topic", source.topic.encode()),
+        ("txnmon.source.partition", str(source.partition).encode()),
+        ("txnmon.source.offset", str(source.offset).encode()),
+        ("txnmon.rejected_at", _json_default(now).encode()),
+    ]
+    if len(value) > max_bytes:
+        headers.append(("txnmon.truncated", str(len(value)).encode()))
+        value = value[:max_bytes]
+    return (record.key, value, headers)
+
+
+def rejected_document(record: SourceRecord, rejection: Rejection, now: dt.datetime, stage: str,
+                      rules_version: str) -> dict[str, Any]:
+    """The DLQ record as a document: `_id` is its source position, so redelivery stores it once."""
+    source = origin_of(record)
+    return {
+        "_id": f"{source.topic}:{source.partition}:{source.offset}",
+        "reason": rejection.reason,
+        "detail": rejection.detail[:2000],
+        "stage": stage,
+        "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
+        "key": record.key,
+        "original": record.value,
+        "first_seen": now,
+        "rules_version": rules_version,
+    }
+
+
+def process_batch(
+    records: Sequence[SourceRecord],
+    detector: Detector,
+    config: BatchConfig,
+    *,
+    now: dt.datetime,
+    load_state: StateLoader,
+    watermarks: Watermarks | None = None,
+) -> BatchResult:
+    """Validate, detect and enrich a batch; return the documents and messages to write.
+
+    Users the detector has no state for are loaded through `load_state` first, and the state of
+    every user the batch touched is returned for storing, so alerts do not depend on which
+    process saw a user's earlier transactions.
+    """
+    result = BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes, records=list(records))
+    marks = watermarks if watermarks is not None else Watermarks()
+    valid: list[tuple[SourceRecord, dict[str, Any]]] = []
+    for record in records:
+        result.next_offsets[record.partition] = max(result.next_offsets.get(record.partition, 0), record.offset + 1)
+        try:
+            parsed = parse_transaction(record.value, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
+        except Exception as exc:  # the design rule: no single record stops the batch
+            parsed = processing_error(record, exc)
+        if isinstance(parsed, Rejection):
+            result.reject(record, parsed, now, "validate", detector.version)
+        else:
+            valid.append((record, parsed))
+
+    missing = detector.missing_users(tx["user_id"] for _, tx in valid)
+    if missing:
+        detector.import_state(load_state(missing))
+
+    first_seen: dict[str, str] = {}  # transaction id -> content fingerprint of its first copy in this batch
+    lateness = dt.timedelta(seconds=config.late_after_seconds)
+    for record, tx in valid:
+        fingerprint = content_fingerprint(tx)
+        earlier = first_seen.get(tx["_id"])
+        if earlier is not None:
+            if earlier != fingerprint:
+                result.reject(record, conflict(tx["_id"]), now, "validate", detector.version)
+            continue  # an identical copy (a producer retry): stored once, judged once
+        try:
+            judged = _judge(record, tx, fingerprint, detector, config, now=now, lateness=lateness,
+                            watermark=marks.of(record.partition))
+        except Exception as exc:  # the design rule: no single record stops the batch
+            result.reject(record, processing_error(record, exc), now, "process", detector.version)
+            continue
+        detector.record(judged.judgement)
+        marks.observe(record.partition, tx["event_time"])
+        first_seen[tx["_id"]] = fingerprint
+        result.add(record, judged)
+    result.watermarks = marks.export(result.next_offsets)
+    detector.state.watermark = marks.overall()  # user eviction goes by the robust watermark too
+    detector.end_batch()
+    return result

@@ -1,0 +1,27 @@
+"""Names of the MongoDB collections txnmon writes: the storage layout the jobs, rollups and BI share."""
+
+from __future__ import annotations
+
+TRANSACTIONS = "transactions"
+ALERTS = "alerts"
+SUPPRESSED_ALERTS = "suppressed_alerts"  # repeats folded into an earlier alert (suppress_for)
+SHADOW_ALERTS = "shadow_alerts"  # hits of rules in mode: shadow, never raised
+REJECTED = "rejected"  # every DLQ record, queryable and re-drivable (`txnmon dlq`)
+WATERMARKS = "watermarks"  # per input partition: the newest event times seen (late-event flag)
+TOUCHED_HOURS = "touched_hours"  # per stored batch: the event-time hours the rollups must recompute
+QUALITY_REPORTS = "quality_reports"
+ALERT_DISPOSITIONS = "alert_dispositions"  # analysts' triage marks, with their history
+RULE_QUALITY = "kpi_rule_quality"
+KPI_RUNS = "kpi_runs"  # one document per rollup run: what it recomputed, consumed and wrote; freshness for BI
+LEASES = "leases"  # one document per exclusive job (e.g. the KPI rollups): who holds it, until when
+CASES = "cases"  # a user's alerts grouped for an analyst (src/txnmon/core/cases.py)
+LIST_ENTRIES = "list_entries"  # named lists: blocked users, risky locations, trusted (user, rule) pairs
+AUDIT_LOG = "audit_log"  # append-only: who changed what, when, before and after
+RULE_VERSIONS = "rule_versions"  # the full text of every rules version the processor loaded
+NOTIFICATIONS = "notifications"  # the outbox: one entry per (event, destination), delivered by `txnmon notify`
+NOTIFY_RATES = "notify_rates"  # per destination: the rate limit's state, shared by every notify worker
+OPS_ALERTS = "ops_alerts"  # operational alerts (payment-method failure spikes), kept apart from fraud `alerts`
+TRENDS = "trends"  # trending products and cities, new high-demand regions (src/txnmon/core/signals.py)
+SIGNAL_STATE = "signal_state"  # where the business-signal walk stopped, its open episodes, the cities seen
+CUSTOMERS_HOUR = "kpi_customers_hour"  # new vs returning customers, repeat rate, order value, top customers
+CUSTOMER_FIRSTS = "customer_firsts"  # each customer's first purchase hour, packed in shards (core/customers.py)

@@ -1,0 +1,74 @@
+"""Prometheus metrics of one processor, and of one `txnmon notify` worker, each in its own registry
+(several may run in one test process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from txnmon.errors import ConfigError
+
+
+class ProcessorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("txnmon_messages_consumed", "Messages read from the raw topic", registry=r)
+        self.stored = Counter("txnmon_transactions_stored", "Transactions newly written to MongoDB", registry=r)
+        self.late = Counter("txnmon_transactions_late", "Transactions far behind the event-time watermark",
+                            registry=r)
+        self.duplicates = Counter("txnmon_transactions_duplicate",
+                                  "Redelivered transactions already stored (left unchanged)", registry=r)
+        self.dlq = Counter("txnmon_messages_dlq", "Messages rejected to the DLQ", ["reason"], registry=r)
+        self.alerts = Counter("txnmon_alerts", "Alerts raised", ["rule"], registry=r)
+        self.suppressed = Counter("txnmon_alerts_suppressed", "Repeat alerts folded into an earlier one",
+                                  ["rule"], registry=r)
+        self.shadow = Counter("txnmon_shadow_hits", "Hits of shadow-mode rules (not raised)", ["rule"], registry=r)
+        self.retries = Counter("txnmon_write_retries", "Batch writes retried after a failure", ["sink"], registry=r)
+        self.batch_seconds = Histogram(
+            "txnmon_batch_seconds", "Time from poll to commit of one batch", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.batch_size = Histogram("txnmon_batch_records", "Records per batch", registry=r,
+                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
+        self.lag = Gauge("txnmon_consumer_lag", "Messages behind the high-water mark (assigned partitions)",
+                         registry=r)
+        self.users_in_state = Gauge("txnmon_users_in_state", "Users whose history is held in memory", registry=r)
+        self.rules = Info("txnmon_rules", "Rules version in use", registry=r)
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Expose /metrics on `address` (loopback unless configured; port 0 disables).
+
+        A port already taken (a second processor on this host) is a clear configuration error,
+        not a traceback: give each processor its own METRICS_PORT, or 0.
+        """
+        serve(self.registry, port, address, "METRICS_PORT", "processor")
+
+
+def serve(registry: CollectorRegistry, port: int, address: str, variable: str, what: str) -> None:
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=address, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot serve /metrics on {address}:{port} ({exc.strerror}); "
+                          f"another {what} on this host? set {variable} to a free port, or 0") from None
+
+
+class NotifyMetrics:
+    """What a `txnmon notify` worker did: deliveries by destination and outcome, and how long they took."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.settled = Counter("txnmon_notifications", "Delivery attempts by outcome: sent, retry (failed, "
+                               "scheduled again) or dead (dead-lettered)", ["destination", "outcome"], registry=r)
+        self.seconds = Histogram("txnmon_notification_attempt_seconds", "Time of one delivery attempt",
+                                 ["destination"], registry=r,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+    def observe(self, destination: str, outcome: str, seconds: float) -> None:
+        self.settled.labels(destination, outcome).inc()
+        self.seconds.labels(destination).observe(seconds)
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        serve(self.registry, port, address, "NOTIFY_METRICS_PORT", "notify worker")

@@ -1,0 +1,442 @@
+"""`txnmon stream`: the long-running consumer-group member, exactly-once on the Kafka side.
+
+One member reads two topics of the group:
+- TOPIC_RAW: each message is validated and re-keyed by its normalised user_id into TOPIC_BY_USER
+  (invalid ones go to the DLQ), so every event of a user lands on one partition whatever key the
+  producer used (the seed's producer sends none);
+- TOPIC_BY_USER: each user's events are judged in the order they arrived there, against the
+  user's state, which lives in the compacted TOPIC_STATE (partition p = the users of by-user
+  partition p) and is restored when a member is assigned a partition.
+
+Per batch: MongoDB first (transactions, alerts, rejected: idempotent inserts by natural id), then
+one Kafka transaction with the re-keyed messages, the DLQ copies, the enriched events, the
+touched users' state and the consumed offsets. A crash before the commit leaves nothing of the
+batch visible and the offsets where they were; the batch is judged again from the state
+committed with them, so every transaction gets exactly the same verdicts.
+
+The loop talks to a `Source`, MongoDB sinks, a `Publisher` and a `StateStore`, never to a client
+library: `txnmon stream` gets Kafka and MongoDB, the unit tests get lists (tests/fixtures/doubles.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.batch import BatchConfig, BatchResult, process_batch, route_batch
+from txnmon.core.records import SourceRecord
+from txnmon.core.rules import Detector, RulesError, load_rules
+from txnmon.core.state_codec import Raised
+from txnmon.core.watermark import Watermarks
+from txnmon.errors import CommitRefused, KafkaUnavailable, StopRequested
+from txnmon.jobs.lists import ListsFeed
+from txnmon.jobs.notify import RoutesFeed
+from txnmon.jobs.store_batch import (
+    KafkaStateStore,
+    Outbound,
+    RejectedSink,
+    Sink,
+    TransactionalPublisher,
+    mongo_sinks,
+    state_messages,
+    with_retry,
+    write_batch,
+)
+from txnmon.services.metrics import ProcessorMetrics
+from txnmon.settings import Settings
+
+log = logging.getLogger("txnmon.stream")
+
+RULES_CHECK_INTERVAL_S = 2.0
+FETCH_WAIT_MAX_S = 30.0  # --exit-when-idle waits this long at most for the first fetch after an assignment
+
+
+class RulesWatcher:
+    """Reloads the rules file when it changes (or on SIGHUP); a bad file is refused, old rules stay."""
+
+    def __init__(self, path: Path, detector: Detector, metrics: ProcessorMetrics) -> None:
+        self.path = path
+        self.detector = detector
+        self.metrics = metrics
+        self.requested = False
+        self._mtime = self._stat()
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[float, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime, st.st_size)
+
+    def maybe_reload(self) -> None:
+        """Called between batches only, so one batch never mixes two rule sets."""
+        now = time.monotonic()
+        if not self.requested and now - self._checked < RULES_CHECK_INTERVAL_S:
+            return
+        self._checked = now
+        current = self._stat()
+        if not self.requested and current == self._mtime:
+            return
+        self.requested = False
+        self._mtime = current
+        try:
+            ruleset = load_rules(self.path)
+        except RulesError as exc:
+            log.error("rules reload refused, keeping version %s: %s", self.detector.version, exc,
+                      extra={"rules_version": self.detector.version})
+            return
+        if ruleset.version == self.detector.version:
+            return
+        old = self.detector.version
+        self.detector.use_rules(ruleset)
+        self.metrics.rules.info({"version": ruleset.version})
+        log.info("rules reloaded: %s -> %s", old, ruleset.version, extra={"rules_version": ruleset.version})
+
+
+class Failpoints:
+    """Crash injection for the fault tests: TXNMON_FAILPOINTS="mongodb-written@2" makes the process
+    die (os._exit, like a SIGKILL: no cleanup, no commit) the 2nd time it passes that point.
+
+    Points: `rejects-written` (the raw batch's rejected records stored), `mongodb-written` (the
+    judged batch stored, the Kafka transaction not begun), `committed` (the transaction committed).
+    Unset, every check is a dictionary lookup that finds nothing.
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self.at: dict[str, int] = {}
+        for item in filter(None, (spec or "").split(",")):
+            name, _, n = item.strip().partition("@")
+            self.at[name] = int(n or 1)
+        self.seen: dict[str, int] = {}
+
+    def hit(self, name: str) -> None:
+        if name not in self.at:
+            return
+        self.seen[name] = self.seen.get(name, 0) + 1
+        if self.seen[name] == self.at[name]:
+            log.warning("failpoint %s@%d: dying now", name, self.at[name])
+            logging.shutdown()
+            os._exit(137)
+
+
+class Source(Protocol):
+    """Where batches come from: a consumer-group member (kafka.GroupMember) or a list in tests."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]: ...
+
+    def lag(self) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, out: Outbound, offsets: Mapping[tuple[str, int], int]) -> None: ...
+
+
+class StateStore(Protocol):
+    def restore(self, partition: int) -> Iterable[tuple[str, tuple[bytes, Raised] | None]]: ...
+
+
+@dataclass
+class Wired:
+    """What a processor runs with, built once at start-up by its wiring."""
+
+    source: Source
+    sinks: Sequence[Sink]  # MongoDB, in order, for judged batches
+    route_sinks: Sequence[Sink]  # MongoDB, for the raw messages rejected while re-keying
+    publisher: Publisher
+    state: StateStore
+    close: Callable[[], None] = lambda: None
+    load_watermarks: Callable[[list[int]], Mapping[int, list[dt.datetime]]] = lambda partitions: {}
+
+
+Wiring = Callable[["Processor"], Wired]
+
+
+class Processor:
+    """One member of the consumer group. `run()` returns when stopped or idle long enough."""
+
+    def __init__(self, settings: Settings, *, group_id: str | None = None, wiring: Wiring | None = None) -> None:
+        self.settings = settings
+        self.group_id = group_id or settings.consumer_group
+        self.batch_config = BatchConfig.from_settings(settings)
+        self.wiring = wiring or kafka_and_mongo
+        self.watermarks = Watermarks()
+        self.metrics = ProcessorMetrics()
+        # users leave memory only by idling past every rule's window (a tombstone goes to the changelog):
+        # a count limit would forget users the changelog still holds, and verdicts would depend on it
+        self.detector = Detector(load_rules(settings.rules_file), unbounded_users=True)
+        self.detector.state.track_dropped = True
+        self.rules = RulesWatcher(Path(settings.rules_file), self.detector, self.metrics)
+        self.metrics.rules.info({"version": self.detector.version})
+        self.stop_event = threading.Event()
+        self.batches = 0
+        self.assigned: list[int] = []  # partitions of TOPIC_BY_USER this member judges
+        self.assigned_raw: list[int] = []
+        self.assigned_at: float | None = None  # monotonic time of the first assignment
+        self._assignment_changed = time.monotonic()
+        self.partition_of: dict[str, int] = {}  # user -> the by-user (and state) partition holding them
+        self._to_restore: set[int] = set()
+        self.wired: Wired | None = None
+        self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
+        self.lists: Any = None  # the named lists' feed (src/txnmon/jobs/lists.py), set by the MongoDB wiring
+        # the notification routes (src/txnmon/jobs/notify.py), reloaded between batches; a bad file stops the
+        # start like bad rules do. The MongoDB wiring routes each batch's alerts with them into the outbox.
+        self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def request_stop(self, *_: Any) -> None:
+        if not self.stop_event.is_set():
+            log.info("stop requested: finishing the current batch")
+        self.stop_event.set()
+
+    def request_rules_reload(self, *_: Any) -> None:
+        self.rules.requested = True
+        if self.routes is not None:
+            self.routes.request()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_rules_reload)
+
+    def on_rebalance(self, change: str, partitions: list[tuple[str, int]]) -> None:
+        """Runs inside poll. The users of partitions this member got are restored from the changelog
+        before their first batch; those of partitions it lost are forgotten."""
+        mine = sorted(p for t, p in partitions if t == self.settings.topic_by_user)
+        raw = sorted(p for t, p in partitions if t == self.settings.topic_raw)
+        if change == "assigned":
+            self.assigned = sorted(set(self.assigned) | set(mine))
+            self.assigned_raw = sorted(set(self.assigned_raw) | set(raw))
+            self._to_restore |= set(mine)
+        else:
+            self.assigned = [p for p in self.assigned if p not in mine]
+            self.assigned_raw = [p for p in self.assigned_raw if p not in raw]
+            self._forget_partitions(set(mine))
+        self._assignment_changed = time.monotonic()
+        if (self.assigned or self.assigned_raw) and self.assigned_at is None:
+            self.assigned_at = self._assignment_changed
+        log.info("partitions %s: %s", change, partitions, extra={"partitions": [list(tp) for tp in partitions],
+                                                                 "change": change})
+
+    def _forget_partitions(self, partitions: set[int]) -> None:
+        gone = [u for u, p in self.partition_of.items() if p in partitions]
+        self.detector.state.discard(gone)
+        for user in gone:
+            del self.partition_of[user]
+        self.watermarks.forget(partitions)
+
+    def _restore(self, wired: Wired) -> None:
+        """State of newly assigned partitions, from the changelog (committed data only)."""
+        while self._to_restore:
+            partition = min(self._to_restore)
+            started = time.perf_counter()
+            self._forget_partitions({partition})
+            users = 0
+            for user_id, doc in with_retry(lambda p=partition: list(wired.state.restore(p)), sink="kafka-state",
+                                           should_stop=self.stop_event.is_set, on_retry=self._count_retry):
+                if doc is None:
+                    self.detector.state.discard([user_id])
+                    self.partition_of.pop(user_id, None)
+                    continue
+                self.detector.state.discard([user_id])
+                self.detector.import_packed(user_id, *doc)
+                self.partition_of[user_id] = partition
+                users += 1
+            saved = with_retry(lambda p=partition: wired.load_watermarks([p]), sink="mongodb",
+                               should_stop=self.stop_event.is_set, on_retry=self._count_retry)
+            self.watermarks.restore(saved)
+            self.detector.state.take_dropped()  # restoring is not evicting
+            self._to_restore.discard(partition)
+            log.info("restored %d users of partition %d in %.2fs", users, partition, time.perf_counter() - started,
+                     extra={"partition": partition, "users": users})
+
+    def _count_retry(self, sink: str) -> None:
+        self.metrics.retries.labels(sink).inc()
+
+    def run(self, *, max_idle_s: float | None = None) -> int:
+        s = self.settings
+        self.metrics.serve(s.metrics_port, s.metrics_address)
+        try:
+            wired = self.wired = self.wiring(self)
+        except StopRequested:
+            log.info("stopped before start-up completed")
+            return 0
+        log.info("processor started: %s -> %s -> mongodb %s, group %s, rules %s", s.topic_raw, s.topic_by_user,
+                 s.mongo_db, self.group_id, self.detector.version)
+        idle_since = time.monotonic()
+        clean = True
+        try:
+            while not self.stop_event.is_set():
+                self.rules.maybe_reload()
+                if self.lists is not None:
+                    self.lists.maybe_reload()
+                if self.routes is not None:
+                    self.routes.maybe_reload()
+                try:
+                    records = wired.source.poll(s.poll_timeout_ms, s.batch_max_records)
+                except KafkaUnavailable as exc:
+                    # the client reconnects by itself; nothing was read, so nothing is at risk
+                    log.warning("%s; retrying in %.0fs", exc, exc.retry_after, extra={"sink": "kafka"})
+                    time.sleep(exc.retry_after)
+                    continue
+                if not records:
+                    # idle counts only while partitions are assigned: a member waiting for the
+                    # group to rebalance (e.g. after a crashed member's session expires) is not idle
+                    quiet_since = max(idle_since, self._assignment_changed)
+                    if (max_idle_s is not None and (self.assigned or self.assigned_raw)
+                            and time.monotonic() - quiet_since >= max_idle_s and self._fetched(wired)):
+                        log.info("idle for %.1fs: exiting", max_idle_s)
+                        break
+                    continue
+                idle_since = time.monotonic()
+                try:
+                    self.handle(records, wired)
+                except StopRequested as exc:
+                    log.warning("stopping with the last batch uncommitted (it will be redelivered): %s", exc)
+                    clean = False
+                    break
+        finally:
+            try:
+                wired.source.close()
+            finally:
+                wired.close()
+        log.info("processor stopped after %d batches%s", self.batches, "" if clean else " (last batch not committed)")
+        return 0
+
+    def _fetched(self, wired: Wired) -> bool:
+        """Whether the broker has answered a fetch for every assigned partition (the source knows their
+        ends), so an empty poll means nothing waits. On a busy machine the first fetch after an
+        assignment can take longer than --exit-when-idle, and the member left with records waiting.
+        Waited for at most FETCH_WAIT_MAX_S after the assignment, then idle is idle."""
+        if time.monotonic() - self._assignment_changed >= FETCH_WAIT_MAX_S:
+            return True
+        return wired.source.lag() is not None
+
+    def handle(self, records: list[SourceRecord], wired: Wired) -> BatchResult:
+        """One batch: route the raw records, judge the by-user ones, write MongoDB, then commit the
+        Kafka side (messages, state, offsets) in one transaction."""
+        started = time.perf_counter()
+        s = self.settings
+        self._restore(wired)
+        now = dt.datetime.now(dt.UTC)
+        offsets: dict[tuple[str, int], int] = {}
+        raw, mine = [], []
+        for r in records:
+            offsets[(r.topic, r.partition)] = max(offsets.get((r.topic, r.partition), 0), r.offset + 1)
+            (mine if r.topic == s.topic_by_user else raw).append(r)
+        routed = route_batch(raw, self.batch_config, now=now, rules_version=self.detector.version)
+        result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
+                               watermarks=self.watermarks)
+        for tid, judgement in result.judgements.items():
+            self.partition_of[judgement.user_id] = result.originals[tid].partition
+        retry = {"should_stop": self.stop_event.is_set, "on_retry": self._count_retry}
+        write_batch(routed.rejects, wired.route_sinks, **retry)
+        if routed.rejects.rejected:
+            self.failpoints.hit("rejects-written")
+        inserted, existing = write_batch(result, wired.sinks, **retry)
+        if result.consumed:
+            self.failpoints.hit("mongodb-written")
+        for tid in result.withdrawn:  # refused by the store or in conflict: not part of the user's history
+            self.detector.forget(result.judgements[tid].user_id, tid)
+        touched = {j.user_id for j in result.judgements.values()}
+        dropped = self.detector.state.take_dropped()
+        out = Outbound(by_user=routed.forward, by_user_timestamps=routed.forward_timestamps,
+                       dlq=routed.rejects.dlq + result.dlq, enriched=result.enriched,
+                       state=state_messages(self.detector.export_packed(touched), dropped, self.partition_of))
+        for user in dropped:
+            self.partition_of.pop(user, None)
+        try:
+            with_retry(lambda: wired.publisher.publish(out, offsets), sink="kafka-transaction", **retry)
+            if result.consumed:
+                self.failpoints.hit("committed")
+        except CommitRefused as exc:
+            # The group moved on while we wrote: the partitions' new owner judges the batch again from
+            # the committed state. Ours now holds the batch's events, so it is rebuilt from the changelog.
+            log.warning("transaction refused after a rebalance; the batch goes to the new owner: %s", exc)
+            self._to_restore |= set(self.assigned)
+        self.batches += 1
+        self._record_metrics(result, routed.rejects, inserted, existing, started, wired)
+        return result
+
+    def _record_metrics(self, result: BatchResult, rejects: BatchResult, inserted: int, existing: int,
+                        started: float, wired: Wired) -> None:
+        m = self.metrics
+        m.consumed.inc(rejects.consumed)
+        m.stored.inc(inserted)
+        m.duplicates.inc(existing)
+        m.late.inc(result.late)
+        for reason, n in (rejects.rejected_by_reason + result.rejected_by_reason).items():
+            m.dlq.labels(reason).inc(n)
+        for rule, n in result.alerts_by_rule.items():
+            m.alerts.labels(rule).inc(n)
+        for alert in result.suppressed:
+            m.suppressed.labels(alert["rule"]).inc()
+        for alert in result.shadow:
+            m.shadow.labels(alert["rule"]).inc()
+        m.batch_seconds.observe(time.perf_counter() - started)
+        m.batch_size.observe(rejects.consumed + result.consumed)
+        m.users_in_state.set(len(self.detector.state))
+        lag = wired.source.lag()
+        if lag is not None:
+            m.lag.set(lag)
+        log.debug("batch %d: %d routed, %d judged, %d stored, %d existing, %d alerts", self.batches,
+                  rejects.consumed, result.consumed, inserted, existing, len(result.alerts))
+
+
+def _no_stored_state(users: set[str]) -> dict[str, Any]:
+    return {}  # every user of an assigned partition is in memory (restored from the changelog)
+
+
+def kafka_and_mongo(processor: Processor) -> Wired:
+    """The production wiring: a group member on TOPIC_RAW and TOPIC_BY_USER, a transactional
+    producer, MongoDB sinks, the changelog. Start-up retries until the services answer (or a stop
+    is requested: StopRequested)."""
+    s = processor.settings
+    retry = {"should_stop": processor.stop_event.is_set, "on_retry": processor._count_retry}
+    store = MongoStore(s)
+    with_retry(store.ensure_indexes, sink="mongodb", **retry)
+    processor.lists = ListsFeed(store, processor.detector, Path(s.rules_file), s.lists_refresh_seconds)
+    # a new id per process: a restarted member must not be fenced by (or fence) another live one;
+    # the group generation fences a zombie of this one (exactly-once v2)
+    txn_id = f"txnmon-{processor.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    publisher: TransactionalPublisher | None = None
+    member = None
+    try:
+        member = with_retry(
+            lambda: kafka.GroupMember(s, [s.topic_raw, s.topic_by_user], processor.group_id, processor.on_rebalance,
+                                      max_poll_interval_ms=600_000),
+            sink="kafka", **retry)
+        publisher = TransactionalPublisher(
+            lambda: with_retry(lambda: kafka.make_transactional_producer(s, txn_id), sink="kafka", **retry),
+            member, s)
+    except BaseException:
+        if member is not None:
+            member.close()
+        raise
+    return Wired(source=member, sinks=mongo_sinks(store, s.topic_by_user, processor.routes),
+                 route_sinks=[RejectedSink(store)],
+                 publisher=publisher, state=KafkaStateStore(s), close=publisher.close,
+                 load_watermarks=lambda partitions: store.load_watermarks(s.topic_by_user, partitions))
+
+
+def run_processor(settings: Settings, *, max_idle_s: float | None = None, group_id: str | None = None) -> int:
+    """Entry point of `txnmon stream`."""
+    processor = Processor(settings, group_id=group_id)
+    processor.install_signal_handlers()
+    log.info("pid %d", os.getpid())
+    return processor.run(max_idle_s=max_idle_s)

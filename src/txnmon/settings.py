@@ -1,0 +1,247 @@
+"""One settings object for every part of txnmon, read from environment variables.
+
+    from txnmon.settings import settings          # lazily built on first use
+    from txnmon.settings import load_settings     # explicit, raises ConfigError
+
+Every value has a safe local default, so a fresh clone talks to the dev stack with no set-up.
+Credentials are never defaults: Kafka SASL/SSL and MongoDB auth come only from the environment
+(see `.env.example`). A bad value raises `ConfigError` naming the variable and what is wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from txnmon.errors import ConfigError
+
+__all__ = ["ConfigError", "Settings", "get_settings", "load_settings"]
+
+# The package's own files (rules, routes, suites, cities, map outlines, the seed sample) ship in
+# txnmon/data; PROJECT_ROOT is the checkout (the dev stack and the image install txnmon editable),
+# home of reports/ and .devstack/.
+PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DATA = PACKAGE_DIR / "data"
+PROJECT_ROOT = PACKAGE_DIR.parents[1]
+SAMPLE_CSV = PACKAGE_DATA / "sample_transactions.csv"
+DEFAULT_RULES_FILE = PACKAGE_DATA / "rules" / "rules.yaml"
+DEFAULT_ROUTES_FILE = PACKAGE_DATA / "notify" / "routes.yaml"
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    topic_raw: str = "transactions.raw"
+    topic_enriched: str = "transactions.enriched"
+    topic_dlq: str = "transactions.dlq"
+    # internal topics, created by `txnmon init` with TOPIC_PARTITIONS partitions: every valid raw
+    # message re-keyed by its normalised user_id (so one user's events meet on one partition,
+    # whatever key the producer used), and the detector's per-user state, compacted, partition p
+    # holding the users of by-user partition p, written in the same transaction as the offsets
+    topic_by_user: str = "transactions.by_user"
+    topic_state: str = "txnmon.user_state"
+    topic_partitions: int = Field(3, ge=1, le=1000)
+    topic_replication_factor: int = Field(1, ge=1, le=10)
+    consumer_group: str = "txnmon-stream"
+    kafka_bootstrap_timeout_ms: int = Field(10_000, ge=100)  # give up reaching the brokers after this
+
+    # --- MongoDB -------------------------------------------------------------------------
+    # The URI may carry credentials in production; it is shown masked by `txnmon config`.
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    mongo_db: str = "ecommerce_stream"
+    mongo_username: str | None = None
+    mongo_password: SecretStr | None = None
+    mongo_timeout_ms: int = Field(5000, ge=100)
+    # Write concern of every write: acknowledged only once a majority of the replica set has it,
+    # in its journal, so offsets are never committed for writes a failover can roll back.
+    mongo_write_concern: str = "majority"  # "majority" or a number of members, e.g. 1
+    mongo_journal: bool = True
+
+    # --- Processing ----------------------------------------------------------------------
+    txnmon_timezone: str = "UTC"  # zone for naive timestamps in the input
+    # raw messages above this go to the DLQ as too_large; kept well under the producer's 1 MiB
+    # request limit so an enriched copy (the input plus a few fields) always fits
+    max_message_bytes: int = Field(64 * 1024, ge=256, le=512 * 1024)
+    # a DLQ copy keeps at most this many bytes of the original (header txnmon.truncated says so);
+    # the whole original stays in the `rejected` collection
+    dlq_max_bytes: int = Field(256 * 1024, ge=1024, le=900 * 1024)
+    # a transaction this much older than the newest event time seen is flagged late (and still stored)
+    late_after_seconds: int = Field(3600, ge=0)
+    value_medium_threshold: float = Field(5_000, gt=0)
+    value_high_threshold: float = Field(20_000, gt=0)
+    rules_file: Path = DEFAULT_RULES_FILE
+    batch_max_records: int = Field(2000, ge=1, le=100_000)
+    poll_timeout_ms: int = Field(200, ge=1, le=60_000)
+    metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
+    metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another host scrape it
+    log_format: Literal["text", "json"] = "text"
+    # The dashboard is read-only unless the operator turns triage on and says who marks: marks are
+    # recorded under that identity (one analyst per dashboard deployment, e.g. behind an SSO proxy).
+    dashboard_triage: bool = False
+    # cases: a user's alerts within this many minutes of the case's first alert share one case
+    case_window_minutes: int = Field(24 * 60, ge=1, le=366 * 24 * 60)
+    # how often the processor reloads the named lists (between batches)
+    lists_refresh_seconds: float = Field(2.0, gt=0, le=3600)
+    dashboard_analyst: str | None = None
+
+    # --- Notifications (docs/notifications.md) ---------------------------------------------
+    # which events go to which destinations; reloaded by the processor without a restart. Secrets
+    # (webhook URLs, HMAC keys, SMTP logins) are never here: the file names environment variables.
+    notify_routes_file: Path = DEFAULT_ROUTES_FILE
+    notify_max_attempts: int = Field(8, ge=1, le=100)  # then the entry is dead-lettered
+    notify_backoff_base_seconds: float = Field(2.0, gt=0, le=3600)  # first retry after 1-2 s, doubling
+    notify_backoff_max_seconds: float = Field(600.0, gt=0, le=86_400)
+    notify_lease_seconds: float = Field(60.0, ge=1, le=3600)  # a claimed entry is another worker's after this
+    notify_poll_seconds: float = Field(0.1, gt=0, le=60)  # how often an idle worker looks for due entries
+    notify_metrics_port: int = Field(9109, ge=0, le=65535)  # /metrics of `txnmon notify` (METRICS_ADDRESS); 0: off
+    # --- Business signals (src/txnmon/core/signals.py; docs/signals.md), all in event time ------------
+    # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
+    # partition) is this far past the bucket's end: later data for it is not taken into account
+    signal_lateness_minutes: int = Field(10, ge=0, le=24 * 60)
+    payment_spike_factor: float = Field(4.0, gt=1, le=1000)  # failure rate vs the trailing baseline
+    payment_spike_min_increase: float = Field(0.15, gt=0, lt=1)  # ... and at least this much above it
+    payment_spike_baseline_buckets: int = Field(12, ge=1, le=2016)
+    payment_spike_min_transactions: int = Field(20, ge=1)  # a bucket with fewer decides nothing
+    payment_spike_min_failed_users: int = Field(8, ge=1)  # one card tester is no gateway outage
+    trend_window_buckets: int = Field(3, ge=1, le=288)
+    trend_baseline_buckets: int = Field(12, ge=1, le=2016)
+    trend_factor: float = Field(3.0, gt=1, le=1000)
+    trend_min_sales: int = Field(20, ge=1)
+    new_region_min_sales: int = Field(10, ge=1)
+    reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
+    # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
+    reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"
+    # the only folders DAG params may name files in (replay CSVs; candidate rules for backtests)
+    data_dir: Path = PACKAGE_DATA
+    rules_dir: Path = PACKAGE_DATA / "rules"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or not all(_HOSTPORT.match(h) for h in hosts):
+            raise ValueError("must be a comma-separated list of host:port, e.g. 127.0.0.1:9092")
+        return ",".join(hosts)
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _check_mongo_uri(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("mongo_write_concern")
+    @classmethod
+    def _check_write_concern(cls, value: str) -> str:
+        if value != "majority" and not (value.isdigit() and int(value) >= 1):
+            raise ValueError('must be "majority" or a number of members >= 1')
+        return value
+
+    @field_validator("mongo_db")
+    @classmethod
+    def _check_db_name(cls, value: str) -> str:
+        if not value or any(c in value for c in '/\\. "$') or len(value) > 63:
+            raise ValueError("must be a MongoDB database name: 1-63 chars, none of / \\ . space \" $")
+        return value
+
+    @field_validator("topic_raw", "topic_enriched", "topic_dlq", "topic_by_user", "topic_state", "consumer_group")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
+            raise ValueError("may use only letters, digits, '.', '_' and '-' (1-249 chars)")
+        return value
+
+    @field_validator("txnmon_timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Kolkata)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.value_medium_threshold >= self.value_high_threshold:
+            raise ValueError("VALUE_MEDIUM_THRESHOLD must be below VALUE_HIGH_THRESHOLD")
+        if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_mechanism:
+            raise ValueError("KAFKA_SASL_MECHANISM is required when KAFKA_SECURITY_PROTOCOL is SASL_*")
+        if (self.mongo_username is None) != (self.mongo_password is None):
+            raise ValueError("MONGO_USERNAME and MONGO_PASSWORD must be set together")
+        if self.dashboard_triage and not (self.dashboard_analyst or "").strip():
+            raise ValueError("DASHBOARD_ANALYST is required when DASHBOARD_TRIAGE is on (whose marks they are)")
+        if len(set(self.pipeline_topics)) != len(self.pipeline_topics):
+            raise ValueError("TOPIC_RAW, TOPIC_ENRICHED, TOPIC_DLQ, TOPIC_BY_USER and TOPIC_STATE must be "
+                             "five different topics")
+        return self
+
+    @property
+    def pipeline_topics(self) -> tuple[str, ...]:
+        return (self.topic_raw, self.topic_enriched, self.topic_dlq, self.topic_by_user, self.topic_state)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.txnmon_timezone)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings for display: secrets hidden, the password in a URI replaced by ***."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+                value = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", value) if name == "mongo_uri" else "***"
+            shown[name.upper()] = str(value) if isinstance(value, Path) else value
+        return shown
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        given = err.get("input")
+        secret = any(word in where for word in ("PASSWORD", "URI"))  # may hold credentials
+        given_txt = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
+        lines.append(f"{where}: {msg}{given_txt}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (plus explicit overrides); raise ConfigError if invalid."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The environment's settings, built once per process (the CLI, the dashboard). A DAG task builds
+    its own with the Airflow connections' values (txnmon.airflow.connections) and passes them on."""
+    return load_settings()
+
+
+def __getattr__(name: str) -> Any:
+    # `from txnmon.settings import settings` stays lazy so that importing a DAG file never
+    # fails on a bad variable at parse time; the task that needs settings reports it.
+    if name == "settings":
+        return get_settings()
+    raise AttributeError(name)
