@@ -229,7 +229,7 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     import tempfile
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from txnmon.jobs.notify import NotifyWorker
+    from txnmon.notifications.worker import NotifyWorker
 
     arrived: dict[str, float] = {}
 
@@ -346,7 +346,7 @@ def restore_seconds(tag: str, users: int) -> float:
     processor's own restore path); returns the seconds it took."""
     from txnmon.core.rules.state import Event, pack_events
     from txnmon.core.state_codec import encode_user_state
-    from txnmon.jobs.store_batch import KafkaStateStore
+    from txnmon.pipeline.publisher import KafkaStateStore
 
     settings = isolated_settings(tag + "s")
     kafka.ensure_topics(settings)

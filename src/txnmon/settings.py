@@ -24,11 +24,13 @@ from txnmon.errors import ConfigError
 __all__ = ["ConfigError", "Settings", "get_settings", "load_settings"]
 
 # The package's own files (rules, routes, suites, cities, map outlines, the seed sample) ship in
-# txnmon/data; PROJECT_ROOT is the checkout (the dev stack and the image install txnmon editable),
-# home of reports/ and .devstack/.
+# txnmon/data. PROJECT_ROOT, home of reports/ and .devstack/, is the checkout when txnmon runs from
+# one (the dev stack and the image install it editable), else the working directory: an installed
+# wheel must not write into site-packages.
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE_DATA = PACKAGE_DIR / "data"
-PROJECT_ROOT = PACKAGE_DIR.parents[1]
+_CHECKOUT = PACKAGE_DIR.parents[1]
+PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
 SAMPLE_CSV = PACKAGE_DATA / "sample_transactions.csv"
 DEFAULT_RULES_FILE = PACKAGE_DATA / "rules" / "rules.yaml"
 DEFAULT_ROUTES_FILE = PACKAGE_DATA / "notify" / "routes.yaml"

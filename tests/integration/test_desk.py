@@ -12,8 +12,8 @@ from txnmon.cli import main
 from txnmon.core.batch import BatchResult
 from txnmon.core.collection_names import ALERT_DISPOSITIONS, ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS
 from txnmon.jobs import audit, cases, lists, triage
-from txnmon.jobs.case_sink import CasesSink
 from txnmon.jobs.lists import record_rules_version
+from txnmon.pipeline.case_sink import CasesSink
 
 pytestmark = pytest.mark.integration
 

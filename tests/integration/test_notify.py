@@ -31,10 +31,12 @@ from tests.fixtures.pipeline import (
 )
 from tests.fixtures.receivers import HttpReceiver, SmtpReceiver
 from txnmon.adapters.mongo import MongoStore
-from txnmon.core import notify as core
 from txnmon.core.collection_names import ALERTS, NOTIFICATIONS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS
-from txnmon.jobs.notify import NotifyWorker, outbox_counts
 from txnmon.jobs.replay import replay_csv
+from txnmon.notifications import messages, policy
+from txnmon.notifications import routes as routing
+from txnmon.notifications.outbox import outbox_counts
+from txnmon.notifications.worker import NotifyWorker
 from txnmon.services.metrics import NotifyMetrics
 from txnmon.settings import DEFAULT_RULES_FILE, SAMPLE_CSV, Settings
 
@@ -114,8 +116,8 @@ def all_settled(settings: Settings) -> bool:
 
 def assert_signed(received, secret: str) -> None:
     for r in received:
-        assert core.verify(secret.encode(), r.headers["X-Txnmon-Timestamp"], r.body, r.headers["X-Txnmon-Signature"],
-                           now=time.time()), r.headers
+        assert messages.verify(secret.encode(), r.headers["X-Txnmon-Timestamp"], r.body,
+                               r.headers["X-Txnmon-Signature"], now=time.time()), r.headers
         doc = r.json()
         assert r.headers["Idempotency-Key"] == doc["id"] == f"{doc['event_id']}|hook"
 
@@ -273,11 +275,11 @@ def test_a_failing_quality_suite_notifies_through_the_dags_notifier(settings_fac
     logical = start + dt.timedelta(hours=1, seconds=1)
     result = run_dag("data_quality", s, logical_date=logical, NOTIFY_ROUTES_FILE=wiring["NOTIFY_ROUTES_FILE"])
     assert result.returncode != 0 and "critical expectations failed" in result.stdout + result.stderr
-    queued = [e for e in outbox(s) if e["kind"] == core.QUALITY_FAILED]
+    queued = [e for e in outbox(s) if e["kind"] == routing.QUALITY_FAILED]
     assert [e["destination"] for e in queued] == ["hook"], (result.stdout + result.stderr)[-4000:]
     with workers(s, wiring):
         wait_for(lambda: all_settled(s), 60, "the quality notification to be delivered")
-    [received] = [r for r in http_receiver.on("/hook") if r.json()["kind"] == core.QUALITY_FAILED]
+    [received] = [r for r in http_receiver.on("/hook") if r.json()["kind"] == routing.QUALITY_FAILED]
     assert_signed([received], wiring["T_HOOK_SECRET"])
     event = received.json()["event"]
     assert event["dag_id"] == "data_quality" and event["task_id"] == "check"
@@ -288,7 +290,7 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
     """Three workers, one destination at 4 per second: in any span T the receiver gets at most the
     burst (4) plus T x 4, as one worker would send (with a bucket per worker, as before, this test
     failed: about three bursts arrived at once)."""
-    from txnmon.jobs.notify import enqueue_events, load_routes
+    from txnmon.notifications.outbox import enqueue_events, load_routes
 
     routes_file = tmp_path / "routes.yaml"
     routes_file.write_text("version: t\ndestinations:\n"
@@ -298,7 +300,7 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
     s = settings_factory(notify_routes_file=str(routes_file))
     env = {"T_HOOK_URL": http_receiver.url("/hook"), "T_HOOK_SECRET": secrets.token_hex(16)}
     at = dt.datetime.now(dt.UTC)
-    events = [core.pipeline_event(core.DAG_FAILED, f"dag-{i}", title=f"failure {i}", detail="", at=at)
+    events = [routing.pipeline_event(routing.DAG_FAILED, f"dag-{i}", title=f"failure {i}", detail="", at=at)
               for i in range(16)]
     assert len(enqueue_events(MongoStore(s), load_routes(routes_file), events, now=at)) == 16
     with workers(s, env, n=3):
@@ -317,7 +319,7 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
 def test_a_send_slot_is_taken_by_compare_and_set(settings_factory):
     """Two workers reading the same rate state: the one whose write finds it changed reads again."""
     store = MongoStore(settings_factory())
-    slot = functools.partial(core.rate_slot, rate=1.0, burst=1)
+    slot = functools.partial(policy.rate_slot, rate=1.0, burst=1)
     assert store.reserve_send("hook", 100.0, slot) == 0.0  # the first send creates the state
     raced = []
 

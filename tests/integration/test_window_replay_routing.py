@@ -72,7 +72,7 @@ def test_replayed_alerts_join_cases_and_are_routed_once(settings_factory, tmp_pa
 
 def test_a_replay_that_dies_between_routing_and_storing_routes_every_new_alert_once(settings_factory, tmp_path,
                                                                                      monkeypatch):
-    from txnmon.jobs import store_batch
+    from txnmon.pipeline import sinks
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
@@ -87,7 +87,7 @@ def test_a_replay_that_dies_between_routing_and_storing_routes_every_new_alert_o
         raise SystemExit("killed between the outbox write and the alerts write")
 
     with monkeypatch.context() as patched:
-        patched.setattr(store_batch.AlertsSink, "write", dies)
+        patched.setattr(sinks.AlertsSink, "write", dies)
         with pytest.raises(SystemExit):
             replay_window(missed, start, end)
     assert stored_ids(missed, "alerts") == [] and len(_ids(missed, NOTIFICATIONS)) == 3  # routed, not stored

@@ -17,8 +17,8 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from txnmon.airflow.connections import task_settings
-from txnmon.core.notify import DAG_FAILED, QUALITY_FAILED
 from txnmon.errors import QualityCheckFailed, TxnmonError
+from txnmon.notifications.routes import DAG_FAILED, QUALITY_FAILED
 
 log = logging.getLogger("txnmon.notify")
 
@@ -33,7 +33,7 @@ def failure_event(context: Mapping[str, Any]) -> dict[str, Any]:
     task_id = getattr(ti, "task_id", None)
     exception = context.get("exception")
     if _is_quality_failure(getattr(exception, "__cause__", None)):
-        exception = exception.__cause__  # txnmon.airflow.tasks.quality, which fails at once: the suite's failure is the news
+        exception = exception.__cause__  # tasks.quality fails at once: the suite's failure is the news
     quality = _is_quality_failure(exception)
     kind = QUALITY_FAILED if quality else DAG_FAILED
     where = f"{dag_id}.{task_id}" if task_id else str(dag_id)
@@ -57,7 +57,9 @@ class TxnmonNotifier(BaseNotifier):
     """on_failure_callback of the txnmon DAGs: the failure into the notifications outbox."""
 
     def notify(self, context: Any) -> None:
-        from txnmon.jobs.notify import notify_pipeline_event  # when a task fails, not when a DAG file is parsed
+        from txnmon.notifications.outbox import (
+            notify_pipeline_event,  # when a task fails, not when a DAG file is parsed
+        )
 
         event = failure_event(context)
         try:

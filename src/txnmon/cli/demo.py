@@ -29,10 +29,10 @@ from txnmon.core.collection_names import ALERTS, NOTIFICATIONS, TRANSACTIONS
 from txnmon.core.generator import GeneratorSpec, generate, write_csv
 from txnmon.core.rules import load_rules
 from txnmon.errors import QualityCheckFailed
-from txnmon.jobs import notify as notify_jobs
 from txnmon.jobs import quality as quality_jobs
 from txnmon.jobs import replay, rollups
 from txnmon.jobs.backtest import load_transactions
+from txnmon.notifications import outbox
 from txnmon.settings import PACKAGE_DIR, PROJECT_ROOT, SAMPLE_CSV, Settings, get_settings
 
 RUN_DIR = PROJECT_ROOT / ".devstack" / "run"
@@ -134,7 +134,7 @@ def main() -> int:
     alerts = Counter(a["rule"] for a in db.find(ALERTS, {"mode": {"$ne": "shadow"}},
                                                       projection={"rule": 1}))
     dlq = sum(kafka.end_offsets(settings, settings.topic_dlq).values())
-    queued = notify_jobs.outbox_counts(db)
+    queued = outbox.outbox_counts(db)
     notifications = (f"{db.count(NOTIFICATIONS):,} queued, {queued['pending']:,} pending, {queued['dead']:,} dead"
                      if db.count(NOTIFICATIONS) else "none routed (enable a destination in the routes file)")
     txs, rejected = load_transactions(day, settings.zone)

@@ -18,28 +18,30 @@ from txnmon.settings import Settings
 
 def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.adapters.mongo import MongoStore
-    from txnmon.jobs import notify
+    from txnmon.notifications import outbox
 
     if args.list_dead:
-        entries = notify.dead_entries(MongoStore(settings), limit=args.limit)
-        print(json.dumps(entries, indent=2, default=str) if args.json else notify.render_dead(entries))
+        entries = outbox.dead_entries(MongoStore(settings), limit=args.limit)
+        print(json.dumps(entries, indent=2, default=str) if args.json else outbox.render_dead(entries))
         if len(entries) == args.limit and not args.json:
             print(f"(the newest {args.limit} shown: --limit N for more; `txnmon status` counts them all)")
         return 0
-    from txnmon.services.metrics import NotifyMetrics
+    from txnmon.notifications.metrics import NotifyMetrics
 
     metrics = NotifyMetrics()
     metrics.serve(settings.notify_metrics_port, settings.metrics_address)
-    return notify.run_worker(settings, max_idle_s=args.exit_when_idle, observe=metrics.observe)
+    from txnmon.notifications.worker import run_worker
+
+    return run_worker(settings, max_idle_s=args.exit_when_idle, observe=metrics.observe)
 
 
 def cmd_resend(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.adapters.mongo import MongoStore
-    from txnmon.jobs import notify
+    from txnmon.notifications import outbox
 
     if bool(args.ids) == bool(args.all_dead):
         raise UsageError("give notification ids or --all-dead (not both)")
-    requeued = notify.resend(MongoStore(settings), args.ids, all_dead=args.all_dead, by=args.by)
+    requeued = outbox.resend(MongoStore(settings), args.ids, all_dead=args.all_dead, by=args.by)
     missing = sorted(set(args.ids) - set(requeued))
     print(f"{len(requeued)} notification(s) queued again")
     for entry_id in missing:

@@ -53,6 +53,19 @@ class BatchConfig:
 StateLoader = Callable[[set[str]], Mapping[str, Mapping[str, Any]]]
 
 
+@dataclass(frozen=True)
+class SinkOutcome:
+    """What a sink reports back about a batch it wrote; the batch applies it (`BatchResult.apply`).
+
+    `withdraw`: judged transactions the store refused for good, or found stored with other content:
+    they go to the DLQ with their reason instead. `existing`: how many of the batch's transactions
+    were stored before (an identical re-send), when the sink knows."""
+
+    withdraw: Mapping[str, Rejection] = field(default_factory=dict)
+    stage: str = "store"
+    existing: int | None = None
+
+
 @dataclass
 class BatchResult:
     transactions: list[dict[str, Any]] = field(default_factory=list)
@@ -73,7 +86,7 @@ class BatchResult:
     records: list[SourceRecord] = field(default_factory=list)
     rejected_records: dict[str, SourceRecord] = field(default_factory=dict)  # rejected document id -> its record
     judgements: dict[str, Judgement] = field(default_factory=dict)  # transaction id -> what the rules found
-    inserted: int = 0  # set by the transactions sink: new documents, and ones stored before
+    inserted: int = 0  # from the transactions sink's outcome: new documents, and ones stored before
     existing: int = 0
     unsent: dict[str, list[Message]] = field(default_factory=dict)  # per topic sink, messages not yet acknowledged
 
@@ -115,6 +128,15 @@ class BatchResult:
 
     def rejected_ids_wanted(self, wanted: Callable[[SourceRecord], bool]) -> set[str]:
         return {doc_id for doc_id, record in self.rejected_records.items() if wanted(record)}
+
+    def apply(self, outcome: SinkOutcome | None) -> None:
+        """A sink's outcome: withdrawals first, then the stored-before count of what is left."""
+        if outcome is None:
+            return
+        self.withdraw(outcome.withdraw, outcome.stage)
+        if outcome.existing is not None:
+            self.existing = outcome.existing
+            self.inserted = len(self.transactions) - outcome.existing
 
     def withdraw(self, rejections: Mapping[str, Rejection], stage: str) -> None:
         """Move judged transactions into the DLQ after all (refused by the store, or conflicting with a

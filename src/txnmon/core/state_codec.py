@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from txnmon.core.records import Message
 from txnmon.core.rules.state import pack_events, unpack_events_v2
 
 FORMAT = 3
@@ -51,3 +52,15 @@ def decode_user_state(raw: bytes) -> tuple[bytes, dict[str, tuple[dt.datetime, s
     if version == 2:
         events = pack_events(unpack_events_v2(events))
     return events, raised
+
+
+def state_messages(detector_export: Mapping[str, tuple[bytes, Raised]], dropped: Iterable[str],
+                   partition_of: Mapping[str, int]) -> list[tuple[int, Message]]:
+    """The changelog records of a batch: each touched user's state, a tombstone for each evicted one."""
+    out: list[tuple[int, Message]] = []
+    for user_id, (events, raised) in detector_export.items():
+        out.append((partition_of[user_id], (user_id.encode("utf-8"), encode_user_state(events, raised), None)))
+    for user_id in dropped:
+        if user_id in partition_of and user_id not in detector_export:
+            out.append((partition_of[user_id], (user_id.encode("utf-8"), b"", None)))
+    return out

@@ -1,7 +1,7 @@
 """The KPI rollup job: recompute the hours of every pending `touched_hours` entry, then mark them done.
 
 The processor writes one `touched_hours` entry per stored batch, after the batch's transactions
-and alerts are acknowledged (src/txnmon/jobs/store_batch.py), so whoever sees an entry sees its data.
+and alerts are acknowledged (txnmon.pipeline.sinks), so whoever sees an entry sees its data.
 Those pending entries are the durable high-water mark: no clock and no Airflow data interval
 decides what a run covers. A run
 

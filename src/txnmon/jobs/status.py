@@ -12,7 +12,8 @@ from txnmon.adapters.mongo import MongoStore
 from txnmon.core import health
 from txnmon.core.collection_names import ALERTS, TRANSACTIONS
 from txnmon.errors import TxnmonError
-from txnmon.jobs import notify, rollups
+from txnmon.jobs import rollups
+from txnmon.notifications import outbox
 from txnmon.settings import Settings
 
 THROUGHPUT_WINDOW_S = 60
@@ -75,9 +76,9 @@ def collect(settings: Settings, interval_s: float = 0.0, sleep: Callable[[float]
     notify_dead = notify_due = None
     if mongo_error is None:
         try:
-            report["notifications"] = notify.outbox_counts(MongoStore(settings))
+            report["notifications"] = outbox.outbox_counts(MongoStore(settings))
             notify_dead = report["notifications"]["dead"]
-            notify_due = report["notifications"]["oldest_due"] = notify.oldest_due(MongoStore(settings))
+            notify_due = report["notifications"]["oldest_due"] = outbox.oldest_due(MongoStore(settings))
         except TxnmonError as exc:
             report["notifications"] = {"error": str(exc).split(",")[0]}
         try:

@@ -29,17 +29,10 @@ from txnmon.core.batch import BatchConfig, process_batch
 from txnmon.core.rules import Detector, load_rules
 from txnmon.core.watermark import Watermarks
 from txnmon.errors import TxnmonError, UsageError
-from txnmon.jobs.case_sink import CasesSink
 from txnmon.jobs.lists import live_lists, record_rules_version
-from txnmon.jobs.notify import NotificationsSink, RoutesFeed
-from txnmon.jobs.store_batch import (
-    AlertsSink,
-    RejectedSink,
-    Sink,
-    TouchedHoursSink,
-    TransactionsSink,
-    write_batch,
-)
+from txnmon.notifications.outbox import RoutesFeed
+from txnmon.pipeline import orders
+from txnmon.pipeline.runner import write_batch
 from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.replay")
@@ -67,8 +60,7 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
         raise UsageError("--to must be after --from")
     store = MongoStore(settings)
     # a bad routes file stops the replay before anything is written (as it stops the processor's start)
-    outbox: list[Sink] = [NotificationsSink(store, RoutesFeed(settings.notify_routes_file), only_new=True)
-                          ] if notify else []
+    routes = RoutesFeed(settings.notify_routes_file) if notify else None
     detector = Detector(load_rules(settings.rules_file))
     # as the processor does between batches: today's lists (blocked users, trusted pairs: a trusted user's
     # hits are suppressed, not raised and routed), and the rules version in rule_versions, so a backfill
@@ -80,10 +72,7 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
     warm_up = detector.ruleset.history_window()
     window = kafka.open_window(settings, settings.topic_by_user, int((start - warm_up).timestamp() * 1000),
                                int(end.timestamp() * 1000))
-    # mongo_sinks' order, except that new alerts are routed before they are stored (see NotificationsSink),
-    # and without the live watermarks (a replay must not move them)
-    sinks = [TransactionsSink(store), RejectedSink(store), *outbox, AlertsSink(store), CasesSink(store),
-             TouchedHoursSink(store)]
+    sinks = orders.build_sinks(orders.REPLAY, store, routes=routes)  # why this order: pipeline.orders
     marks = Watermarks()
     totals = {"messages": 0, "new": 0, "existing": 0, "rejected": 0, "alerts": 0}
     try:

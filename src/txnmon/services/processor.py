@@ -14,8 +14,9 @@ touched users' state and the consumed offsets. A crash before the commit leaves 
 batch visible and the offsets where they were; the batch is judged again from the state
 committed with them, so every transaction gets exactly the same verdicts.
 
-The loop talks to a `Source`, MongoDB sinks, a `Publisher` and a `StateStore`, never to a client
-library: `txnmon stream` gets Kafka and MongoDB, the unit tests get lists (tests/fixtures/doubles.py).
+The loop talks to the pipeline's ports (a `Source`, sinks, a `Publisher`, a `StateStore`), never to a
+client library: `txnmon stream` gets Kafka and MongoDB (services.wiring), the unit tests get lists
+(tests/fixtures/doubles.py).
 """
 
 from __future__ import annotations
@@ -24,146 +25,30 @@ import datetime as dt
 import logging
 import os
 import signal
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
 from txnmon.core.batch import BatchConfig, BatchResult, process_batch, route_batch
 from txnmon.core.records import SourceRecord
-from txnmon.core.rules import Detector, RulesError, load_rules
-from txnmon.core.state_codec import Raised
+from txnmon.core.rules import Detector, load_rules
+from txnmon.core.state_codec import state_messages
 from txnmon.core.watermark import Watermarks
 from txnmon.errors import CommitRefused, KafkaUnavailable, StopRequested
-from txnmon.jobs.lists import ListsFeed
-from txnmon.jobs.notify import RoutesFeed
-from txnmon.jobs.store_batch import (
-    KafkaStateStore,
-    Outbound,
-    RejectedSink,
-    Sink,
-    TransactionalPublisher,
-    mongo_sinks,
-    state_messages,
-    with_retry,
-    write_batch,
-)
+from txnmon.notifications.outbox import RoutesFeed
+from txnmon.pipeline.ports import Outbound
+from txnmon.pipeline.retry import with_retry
+from txnmon.pipeline.runner import write_batch
+from txnmon.services.failpoints import Failpoints
 from txnmon.services.metrics import ProcessorMetrics
+from txnmon.services.rules_watcher import RulesWatcher
+from txnmon.services.wiring import Wired, Wiring, kafka_and_mongo
 from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.stream")
 
-RULES_CHECK_INTERVAL_S = 2.0
 FETCH_WAIT_MAX_S = 30.0  # --exit-when-idle waits this long at most for the first fetch after an assignment
-
-
-class RulesWatcher:
-    """Reloads the rules file when it changes (or on SIGHUP); a bad file is refused, old rules stay."""
-
-    def __init__(self, path: Path, detector: Detector, metrics: ProcessorMetrics) -> None:
-        self.path = path
-        self.detector = detector
-        self.metrics = metrics
-        self.requested = False
-        self._mtime = self._stat()
-        self._checked = time.monotonic()
-
-    def _stat(self) -> tuple[float, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
-
-    def maybe_reload(self) -> None:
-        """Called between batches only, so one batch never mixes two rule sets."""
-        now = time.monotonic()
-        if not self.requested and now - self._checked < RULES_CHECK_INTERVAL_S:
-            return
-        self._checked = now
-        current = self._stat()
-        if not self.requested and current == self._mtime:
-            return
-        self.requested = False
-        self._mtime = current
-        try:
-            ruleset = load_rules(self.path)
-        except RulesError as exc:
-            log.error("rules reload refused, keeping version %s: %s", self.detector.version, exc,
-                      extra={"rules_version": self.detector.version})
-            return
-        if ruleset.version == self.detector.version:
-            return
-        old = self.detector.version
-        self.detector.use_rules(ruleset)
-        self.metrics.rules.info({"version": ruleset.version})
-        log.info("rules reloaded: %s -> %s", old, ruleset.version, extra={"rules_version": ruleset.version})
-
-
-class Failpoints:
-    """Crash injection for the fault tests: TXNMON_FAILPOINTS="mongodb-written@2" makes the process
-    die (os._exit, like a SIGKILL: no cleanup, no commit) the 2nd time it passes that point.
-
-    Points: `rejects-written` (the raw batch's rejected records stored), `mongodb-written` (the
-    judged batch stored, the Kafka transaction not begun), `committed` (the transaction committed).
-    Unset, every check is a dictionary lookup that finds nothing.
-    """
-
-    def __init__(self, spec: str | None) -> None:
-        self.at: dict[str, int] = {}
-        for item in filter(None, (spec or "").split(",")):
-            name, _, n = item.strip().partition("@")
-            self.at[name] = int(n or 1)
-        self.seen: dict[str, int] = {}
-
-    def hit(self, name: str) -> None:
-        if name not in self.at:
-            return
-        self.seen[name] = self.seen.get(name, 0) + 1
-        if self.seen[name] == self.at[name]:
-            log.warning("failpoint %s@%d: dying now", name, self.at[name])
-            logging.shutdown()
-            os._exit(137)
-
-
-class Source(Protocol):
-    """Where batches come from: a consumer-group member (kafka.GroupMember) or a list in tests."""
-
-    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]: ...
-
-    def lag(self) -> int | None: ...
-
-    def close(self) -> None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, out: Outbound, offsets: Mapping[tuple[str, int], int]) -> None: ...
-
-
-class StateStore(Protocol):
-    def restore(self, partition: int) -> Iterable[tuple[str, tuple[bytes, Raised] | None]]: ...
-
-
-@dataclass
-class Wired:
-    """What a processor runs with, built once at start-up by its wiring."""
-
-    source: Source
-    sinks: Sequence[Sink]  # MongoDB, in order, for judged batches
-    route_sinks: Sequence[Sink]  # MongoDB, for the raw messages rejected while re-keying
-    publisher: Publisher
-    state: StateStore
-    close: Callable[[], None] = lambda: None
-    load_watermarks: Callable[[list[int]], Mapping[int, list[dt.datetime]]] = lambda partitions: {}
-
-
-Wiring = Callable[["Processor"], Wired]
 
 
 class Processor:
@@ -193,7 +78,7 @@ class Processor:
         self.wired: Wired | None = None
         self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
         self.lists: Any = None  # the named lists' feed (src/txnmon/jobs/lists.py), set by the MongoDB wiring
-        # the notification routes (src/txnmon/jobs/notify.py), reloaded between batches; a bad file stops the
+        # the notification routes (txnmon.notifications.outbox), reloaded between batches; a bad file stops the
         # start like bad rules do. The MongoDB wiring routes each batch's alerts with them into the outbox.
         self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file)
 
@@ -205,7 +90,7 @@ class Processor:
         self.stop_event.set()
 
     def request_rules_reload(self, *_: Any) -> None:
-        self.rules.requested = True
+        self.rules.request()
         if self.routes is not None:
             self.routes.request()
 
@@ -400,38 +285,6 @@ class Processor:
 
 def _no_stored_state(users: set[str]) -> dict[str, Any]:
     return {}  # every user of an assigned partition is in memory (restored from the changelog)
-
-
-def kafka_and_mongo(processor: Processor) -> Wired:
-    """The production wiring: a group member on TOPIC_RAW and TOPIC_BY_USER, a transactional
-    producer, MongoDB sinks, the changelog. Start-up retries until the services answer (or a stop
-    is requested: StopRequested)."""
-    s = processor.settings
-    retry = {"should_stop": processor.stop_event.is_set, "on_retry": processor._count_retry}
-    store = MongoStore(s)
-    with_retry(store.ensure_indexes, sink="mongodb", **retry)
-    processor.lists = ListsFeed(store, processor.detector, Path(s.rules_file), s.lists_refresh_seconds)
-    # a new id per process: a restarted member must not be fenced by (or fence) another live one;
-    # the group generation fences a zombie of this one (exactly-once v2)
-    txn_id = f"txnmon-{processor.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    publisher: TransactionalPublisher | None = None
-    member = None
-    try:
-        member = with_retry(
-            lambda: kafka.GroupMember(s, [s.topic_raw, s.topic_by_user], processor.group_id, processor.on_rebalance,
-                                      max_poll_interval_ms=600_000),
-            sink="kafka", **retry)
-        publisher = TransactionalPublisher(
-            lambda: with_retry(lambda: kafka.make_transactional_producer(s, txn_id), sink="kafka", **retry),
-            member, s)
-    except BaseException:
-        if member is not None:
-            member.close()
-        raise
-    return Wired(source=member, sinks=mongo_sinks(store, s.topic_by_user, processor.routes),
-                 route_sinks=[RejectedSink(store)],
-                 publisher=publisher, state=KafkaStateStore(s), close=publisher.close,
-                 load_watermarks=lambda partitions: store.load_watermarks(s.topic_by_user, partitions))
 
 
 def run_processor(settings: Settings, *, max_idle_s: float | None = None, group_id: str | None = None) -> int:

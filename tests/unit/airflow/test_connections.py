@@ -7,8 +7,6 @@ import json
 import secrets
 from urllib.parse import quote
 
-import pytest
-
 from txnmon import settings as config
 from txnmon.airflow.connections import kafka_settings, mongo_settings, settings_from_connections, task_settings
 

@@ -86,4 +86,5 @@ def test_replay_job_needs_both_window_ends():
     from txnmon.settings import load_settings
 
     with pytest.raises(InvalidInputFile, match="go together"):
-        replay.run_replay(load_settings(), {"file": "x.csv", "speedup": 0, "limit": None, "window_from": "2025-10-01T00:00:00"})
+        replay.run_replay(load_settings(), {"file": "x.csv", "speedup": 0, "limit": None,
+                                            "window_from": "2025-10-01T00:00:00"})

@@ -18,7 +18,7 @@ from tests.fixtures.doubles import (
     wired,
 )
 from txnmon.errors import StopRequested, StoreUnavailable
-from txnmon.jobs import store_batch
+from txnmon.pipeline import retry
 from txnmon.services.processor import Processor
 from txnmon.settings import load_settings
 
@@ -35,7 +35,7 @@ def settings():
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch):
-    monkeypatch.setattr(store_batch.time, "sleep", lambda s: None)
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
 
 
 def test_raw_messages_are_rekeyed_by_user_and_invalid_ones_rejected(settings):
@@ -90,7 +90,7 @@ def test_a_non_outage_error_is_not_retried():
             raise ValueError("a bug, not an outage")
 
     with pytest.raises(ValueError):
-        store_batch.with_retry(lambda: Broken().write(None), sink="broken", should_stop=lambda: False)
+        retry.with_retry(lambda: Broken().write(None), sink="broken", should_stop=lambda: False)
 
 
 def test_with_retry_gives_up_only_when_asked_to_stop():
@@ -101,7 +101,7 @@ def test_with_retry_gives_up_only_when_asked_to_stop():
         raise StoreUnavailable("no server")
 
     with pytest.raises(StopRequested):
-        store_batch.with_retry(down, sink="mongodb", should_stop=lambda: len(calls) >= 3)
+        retry.with_retry(down, sink="mongodb", should_stop=lambda: len(calls) >= 3)
     assert len(calls) == 3
 
 

@@ -1,6 +1,6 @@
 """The case sink: a judged batch's alerts into their users' cases, idempotently.
 
-Registered after the alerts sink in `mongo_sinks`. One read (the batch's users' cases that a new
+Runs after the alerts sink (pipeline.orders). One read (the batch's users' cases that a new
 alert can join or already holds) and one bulk write of upserts per batch. Case ids come from the
 user and the case's first alert, so a batch written again after a crash lands in the same cases.
 """

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from txnmon.core import notify as core
-from txnmon.errors import QualityCheckFailed
-from txnmon.jobs.notify import RoutesFeed
 from txnmon.airflow.notifier import failure_event
+from txnmon.errors import QualityCheckFailed
+from txnmon.notifications import routes as routing
+from txnmon.notifications.outbox import RoutesFeed
 
 FIRST = """version: "1"
 destinations:
@@ -47,7 +47,7 @@ def test_routes_reload_when_the_file_changes_and_a_bad_edit_keeps_the_old_ones(t
 
 
 def test_a_bad_routes_file_at_start_up_is_an_error(tmp_path):
-    with pytest.raises(core.RoutesError, match="cannot read routes file"):
+    with pytest.raises(routing.RoutesError, match="cannot read routes file"):
         RoutesFeed(tmp_path / "missing.yaml")
 
 
@@ -55,11 +55,11 @@ def test_a_failed_quality_task_becomes_a_quality_event_with_a_natural_id():
     ti = SimpleNamespace(dag_id="data_quality", task_id="check", run_id="manual__1", try_number=2)
     event = failure_event({"ti": ti, "run_id": "manual__1",
                            "exception": QualityCheckFailed("critical expectations failed:\n  transactions: x")})
-    assert event["kind"] == core.QUALITY_FAILED
+    assert event["kind"] == routing.QUALITY_FAILED
     assert event["event_id"] == "quality_failed:data_quality:manual__1:check"
     assert "critical expectations failed" in event["detail"] and event["title"].endswith("data_quality.check")
     other = failure_event({"ti": ti, "run_id": "manual__1", "exception": RuntimeError("boom")})
-    assert other["kind"] == core.DAG_FAILED and other["detail"] == "RuntimeError: boom"
+    assert other["kind"] == routing.DAG_FAILED and other["detail"] == "RuntimeError: boom"
     run = failure_event({"dag": SimpleNamespace(dag_id="kpi_rollups"), "run_id": "r9", "reason": "task_failure"})
     assert run["event_id"] == "dag_failed:kpi_rollups:r9" and run["detail"] == "task_failure"
 
@@ -81,7 +81,7 @@ def test_the_dags_quality_task_fails_a_failed_suite_without_retries_and_reports_
         tasks.quality(None, None)
     ti = SimpleNamespace(dag_id="data_quality", task_id="check", run_id="manual__1", try_number=1)
     event = failure_event({"ti": ti, "run_id": "manual__1", "exception": raised.value})
-    assert event["kind"] == core.QUALITY_FAILED and event["detail"].startswith("QualityCheckFailed: critical")
+    assert event["kind"] == routing.QUALITY_FAILED and event["detail"].startswith("QualityCheckFailed: critical")
 
     def moving(settings, start, end):  # the pipeline suite's counters may agree minutes later: keep the retry
         raise QualityCheckFailed("critical expectations failed:\n  pipeline: x", frozenset({"pipeline", "alerts"}))
@@ -102,10 +102,10 @@ def test_a_secret_missing_from_the_workers_environment_is_a_retryable_failure_na
     import datetime as dt
 
     from txnmon.errors import DeliveryFailed
-    from txnmon.jobs.notify import deliver
+    from txnmon.notifications.channels import deliver
 
-    routes = core.parse_routes(FIRST)
-    [entry] = core.outbox_entries([{"kind": core.ALERT, "id": "T1:high_amount", "rule": "high_amount",
+    routes = routing.parse_routes(FIRST)
+    [entry] = routing.outbox_entries([{"kind": routing.ALERT, "id": "T1:high_amount", "rule": "high_amount",
                                     "severity": "high"}], routes, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
     with pytest.raises(DeliveryFailed, match="URL variable HOOK_URL is not set"):
         deliver(entry, routes.destinations["hook"], {}, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))

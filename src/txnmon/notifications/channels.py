@@ -1,6 +1,9 @@
-"""Sending notifications over the network: an HTTP POST (webhooks, Slack) and a mail over SMTP.
+"""The channels a notification leaves by, behind one `Channel` interface: a signed webhook, a chat
+(Slack-compatible) webhook, a mail over SMTP. The only HTTP and SMTP client code in txnmon.
 
-Each call sends one message and tells the caller how it went in txnmon's terms:
+Secrets (URLs that embed tokens, HMAC keys, SMTP logins) are read from the worker's environment
+under the variable names the routes file gives, at send time, never from the file or the record.
+Each send tells the caller how it went in txnmon's terms:
 `DeliveryFailed` (retryable: no answer, a 5xx, 408/409/425/429, a refused connection, a temporary
 SMTP error), `DeliveryRefused` (for good: any other 4xx, a permanent SMTP refusal). Nothing else in
 txnmon imports an HTTP or SMTP client.
@@ -16,9 +19,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any, Protocol
 
-from txnmon.core.notify import is_permanent, retry_after_seconds
 from txnmon.errors import DeliveryFailed, DeliveryRefused
+from txnmon.notifications import messages
+from txnmon.notifications.policy import is_permanent, retry_after_seconds
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -100,3 +105,73 @@ def send_mail(*, host: str, port: int, sender: str, to: Sequence[str], subject: 
         raise DeliveryRefused(f"SMTP refused every recipient: {', '.join(sorted(exc.recipients))}") from None
     except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         raise DeliveryFailed(f"SMTP: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+class MissingSecret(DeliveryFailed):
+    """A variable the routes file names is not set in the worker's environment (retried: a restart
+    with the variable set fixes it; after NOTIFY_MAX_ATTEMPTS the entry is dead and can be re-sent)."""
+
+
+def _secret(env: Mapping[str, str], name: str | None, what: str, destination: str) -> str:
+    value = env.get(name or "", "")
+    if not value:
+        raise MissingSecret(f"destination {destination}: {what} variable {name} is not set in the worker's "
+                            "environment")
+    return value
+
+
+class Channel(Protocol):
+    """Sends one outbox entry to a destination of its type; returns a short description of the answer,
+    raises DeliveryFailed (retry) or DeliveryRefused (dead letter)."""
+
+    def send(self, entry: Mapping[str, Any], destination: Any, env: Mapping[str, str], now: dt.datetime) -> str: ...
+
+
+class WebhookChannel:
+    """The generic webhook: a JSON body signed with HMAC-SHA256 (docs/notifications.md)."""
+
+    def send(self, entry: Mapping[str, Any], destination: Any, env: Mapping[str, str], now: dt.datetime) -> str:
+        name = entry["destination"]
+        url = _secret(env, destination.url_env, "URL", name)
+        key = _secret(env, destination.secret_env, "secret", name).encode("utf-8")
+        body = messages.webhook_body(entry)
+        headers = messages.webhook_headers(entry, body, key, int(now.timestamp()))
+        return f"HTTP {post(url, body, headers, destination.timeout_seconds)}"
+
+
+class SlackChannel:
+    """A Slack-compatible incoming webhook (the URL is the secret)."""
+
+    def send(self, entry: Mapping[str, Any], destination: Any, env: Mapping[str, str], now: dt.datetime) -> str:
+        url = _secret(env, destination.url_env, "URL", entry["destination"])
+        body = messages.slack_body(entry)
+        headers = {"Content-Type": "application/json", messages.IDEMPOTENCY_HEADER: str(entry["_id"])}
+        return f"HTTP {post(url, body, headers, destination.timeout_seconds)}"
+
+
+class EmailChannel:
+    """A plain-text mail over SMTP (optionally with login, STARTTLS or SSL)."""
+
+    def send(self, entry: Mapping[str, Any], destination: Any, env: Mapping[str, str], now: dt.datetime) -> str:
+        name = entry["destination"]
+        username = password = None
+        if destination.username_env:
+            username = _secret(env, destination.username_env, "SMTP username", name)
+            password = _secret(env, destination.password_env, "SMTP password", name)
+        subject, text = messages.email_message(entry)
+        send_mail(host=destination.smtp_host, port=destination.smtp_port, sender=destination.sender,
+                  to=destination.to, subject=subject, text=text, message_id_key=str(entry["_id"]),
+                  username=username, password=password, starttls=destination.starttls,
+                  use_ssl=destination.ssl, timeout_s=destination.timeout_seconds)
+        return "accepted by SMTP"
+
+
+CHANNELS: dict[str, Channel] = {"webhook": WebhookChannel(), "slack": SlackChannel(), "email": EmailChannel()}
+
+
+def deliver(entry: Mapping[str, Any], destination: Any, env: Mapping[str, str], now: dt.datetime) -> str:
+    """Send one outbox entry through the channel of its destination's type."""
+    channel = CHANNELS.get(destination.type)
+    if channel is None:
+        raise DeliveryRefused(f"destination {entry['destination']}: unknown type {destination.type!r}")
+    return channel.send(entry, destination, env, now)

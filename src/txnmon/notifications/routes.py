@@ -1,5 +1,4 @@
-"""Notifications as pure data and functions: the routes file, routing, outbox entries, signing,
-backoff and the messages each kind of destination gets.
+"""Which events go where: the routes file, routing, the events and the outbox entries they become.
 
 The routes file (YAML, `NOTIFY_ROUTES_FILE`) names destinations and says which events go where:
 
@@ -21,12 +20,8 @@ No clock and no I/O here: times are passed in.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,23 +30,8 @@ from txnmon.core.config_files import parse_versioned
 from txnmon.core.rules.config import SEVERITY_ORDER, Severity
 from txnmon.errors import InvalidInputFile
 
-__all__ = [
-    "ALERT",
-    "DAG_FAILED",
-    "QUALITY_FAILED",
-    "Routes",
-    "RoutesError",
-    "backoff_delay",
-    "email_message",
-    "outbox_entries",
-    "parse_routes",
-    "rate_slot",
-    "route",
-    "sign",
-    "slack_body",
-    "verify",
-    "webhook_body",
-]
+__all__ = ["ALERT", "DAG_FAILED", "QUALITY_FAILED", "Routes", "RoutesError", "outbox_entries", "parse_routes",
+           "route"]
 
 ALERT = "alert"
 DAG_FAILED = "dag_failed"  # an Airflow task failed for good (the notifier of the DAGs)
@@ -59,10 +39,6 @@ QUALITY_FAILED = "quality_failed"  # a data-quality suite failed a critical expe
 EVENT_KINDS = (ALERT, DAG_FAILED, QUALITY_FAILED)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"  # an outbox entry's status
-SIGNATURE_HEADER = "X-Txnmon-Signature"
-TIMESTAMP_HEADER = "X-Txnmon-Timestamp"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-PAYLOAD_VERSION = 1
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _DEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -235,140 +211,3 @@ def outbox_entries(events: Iterable[Mapping[str, Any]], routes: Routes, now: dt.
                         "status": PENDING, "attempts": 0, "created_at": now, "next_attempt_at": now,
                         "lease_owner": None, "lease_until": None, "routes_version": routes.version})
     return out
-
-
-# --- delivery: backoff, signing, message bodies ---------------------------------------------------
-
-
-def backoff_delay(attempts: int, *, base: float, cap: float, jitter: float) -> float:
-    """Seconds before the next try after `attempts` failed ones: exponential, capped, with "equal
-    jitter" (`jitter` in [0, 1), from the caller's random source): half the step fixed, half random,
-    so workers that failed together do not come back together, and no retry is sooner than half."""
-    if attempts < 1:
-        return 0.0
-    step = min(cap, base * 2 ** min(attempts - 1, 60))
-    return step / 2 + step / 2 * min(max(jitter, 0.0), 1.0)
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """`sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): the X-Txnmon-Signature value."""
-    mac = hmac.new(secret, str(int(timestamp)).encode("ascii") + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def verify(secret: bytes, timestamp: str, body: bytes, signature: str, *, now: float,
-           tolerance_s: float = 300.0) -> bool:
-    """What a receiver does: the signature matches and the timestamp is recent (replays refused)."""
-    try:
-        ts = int(timestamp)
-    except (TypeError, ValueError):
-        return False
-    if abs(now - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, ts, body), signature)
-
-
-def webhook_body(entry: Mapping[str, Any]) -> bytes:
-    """The generic webhook's JSON body (docs/notifications.md): identical on every retry."""
-    event = dict(entry["event"])
-    doc = {"version": PAYLOAD_VERSION, "id": entry["_id"], "kind": entry["kind"], "event_id": entry["event_id"],
-           "destination": entry["destination"], "event": event}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def webhook_headers(entry: Mapping[str, Any], body: bytes, secret: bytes, timestamp: int) -> dict[str, str]:
-    return {"Content-Type": "application/json", TIMESTAMP_HEADER: str(int(timestamp)),
-            SIGNATURE_HEADER: sign(secret, timestamp, body), IDEMPOTENCY_HEADER: str(entry["_id"]),
-            "User-Agent": "txnmon-notify/1"}
-
-
-def headline(event: Mapping[str, Any]) -> str:
-    """One line for people: the subject of a mail, the first line of a chat message."""
-    kind = event.get("kind", ALERT)
-    if kind == ALERT:
-        amount = event.get("amount")
-        money = f"{amount:,.2f}" if isinstance(amount, (int, float)) else str(amount)
-        return (f"[txnmon] {str(event.get('severity', '?')).upper()} {event.get('rule')}: user {event.get('user_id')}, "
-                f"amount {money} at {event.get('location')}")
-    return f"[txnmon] {event.get('title', kind)}"
-
-
-def _details(event: Mapping[str, Any]) -> list[tuple[str, str]]:
-    if event.get("kind", ALERT) == ALERT:
-        keys = ("alert_id", "transaction_id", "user_id", "rule", "severity", "reason", "amount", "location",
-                "event_time", "rules_version")
-    else:
-        keys = tuple(k for k in event if k not in ("kind", "title", "detail"))
-    return [(k, str(event[k])) for k in keys if k in event and event[k] is not None]
-
-
-def slack_body(entry: Mapping[str, Any]) -> bytes:
-    """A Slack-compatible incoming-webhook message: `text` (the fallback every client shows) and blocks."""
-    event = entry["event"]
-    fields = "\n".join(f"*{k}*: {v}" for k, v in _details(event))
-    extra = event.get("detail") or ""
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_escape(headline(event))}*"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _escape(fields)[:2900] or "-"}},
-    ]
-    if extra:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "```" + _escape(extra)[:2800] + "```"}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"txnmon notification {entry['_id']}"}]})
-    doc = {"text": headline(event), "blocks": blocks}
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
-
-
-def _escape(text: str) -> str:
-    # Slack's mrkdwn treats these three as control characters
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def email_message(entry: Mapping[str, Any]) -> tuple[str, str]:
-    """(subject, plain-text body) of the mail for an outbox entry."""
-    event = entry["event"]
-    lines = [headline(event).removeprefix("[txnmon] "), ""]
-    width = max((len(k) for k, _ in _details(event)), default=0)
-    lines += [f"{k:<{width}}  {v}" for k, v in _details(event)]
-    if event.get("detail"):
-        lines += ["", str(event["detail"])]
-    lines += ["", f"notification {entry['_id']} (txnmon)"]
-    subject = headline(event).replace("\n", " ")[:200]
-    return subject, "\n".join(lines) + "\n"
-
-
-def retry_after_seconds(value: str | None, *, now: dt.datetime) -> float | None:
-    """An HTTP Retry-After header (seconds or an HTTP date) as seconds from `now`; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def is_permanent(status: int) -> bool:
-    """An HTTP answer that no retry will change: a 4xx other than timeout, conflict-in-progress, too early
-    and too many requests. Such an entry is dead-lettered at once, with the answer."""
-    return 400 <= status < 500 and status not in (408, 409, 425, 429)
-
-
-def rate_slot(tat: float | None, now: float, rate: float, burst: float) -> tuple[float | None, float]:
-    """The generic cell rate algorithm: `rate` sends per second on average, bursts of up to `burst`.
-
-    `tat` is the destination's theoretical arrival time (epoch seconds; None: never sent). Returns
-    (the new tat, 0) when a send may go now, or (None, seconds to wait) when not. One number per
-    destination is the whole state, so workers can share it in one document (NOTIFY_RATES)."""
-    interval = 1.0 / rate
-    # a tat is never more than a burst ahead of the clock unless a clock was wrong (a worker's ran fast,
-    # or stepped back): capped, so that costs at most one interval, not the size of the error
-    start = now if tat is None or tat < now else min(tat, now + max(burst, 1.0) * interval)
-    wait = start - now - (max(burst, 1.0) - 1.0) * interval
-    if wait > 1e-9:
-        return None, wait
-    return start + interval, 0.0

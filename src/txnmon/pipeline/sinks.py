@@ -1,0 +1,178 @@
+"""The MongoDB sinks of a processed batch, each with one `write(batch)`.
+
+Every write is idempotent (inserts by natural id, upserts by deterministic id), so a retry or a
+redelivered batch changes nothing that is already stored. A sink that learns something the batch
+must know (a transaction refused or in conflict) returns it as a `SinkOutcome`, which the runner
+applies; no sink edits the batch. The order the sinks run in is declared in `pipeline.orders`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from txnmon.adapters.mongo import MongoStore
+from txnmon.core.batch import BatchResult, SinkOutcome, conflict
+from txnmon.core.collection_names import (
+    ALERTS,
+    NOTIFICATIONS,
+    REJECTED,
+    SHADOW_ALERTS,
+    SUPPRESSED_ALERTS,
+    TOUCHED_HOURS,
+    TRANSACTIONS,
+)
+from txnmon.core.records import STORE_FAILED, Rejection
+from txnmon.core.rollups import HOUR_FMT
+from txnmon.errors import StoreRefused
+from txnmon.notifications import routes as routing
+
+log = logging.getLogger("txnmon.stream")
+
+
+class TransactionsSink:
+    """The batch's transactions, inserted once by transaction id.
+
+    A transaction MongoDB refuses for good (not a race or an outage) goes to the DLQ as
+    `store_failed`; one whose id is already stored with other content goes as
+    `duplicate_id_conflict` (an identical copy is a harmless no-op). The sink reports both in its
+    outcome, and the batch drops their alerts and enriched messages, so this sink runs first.
+    """
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    def write(self, batch: BatchResult) -> SinkOutcome:
+        docs = batch.transactions
+        refused: dict[str, Rejection] = {}
+        try:
+            stored = self.store.insert_missing(TRANSACTIONS, docs)
+            duplicates = stored.duplicate_ids
+        except StoreRefused as exc:
+            for index, why in sorted(exc.refused.items()):
+                doc = docs[index]
+                log.error("MongoDB refused transaction %s from %s: %s", doc["_id"], doc.get("source"), why)
+                refused[doc["_id"]] = Rejection(STORE_FAILED, why)
+            duplicates = exc.duplicate_ids
+        conflicts = self._conflicts(docs, duplicates)
+        return SinkOutcome(withdraw={**refused, **conflicts}, stage="store",
+                           existing=len(duplicates) - len(conflicts))
+
+    def _conflicts(self, docs: Sequence[dict[str, Any]], duplicate_ids: Sequence[str]) -> dict[str, Rejection]:
+        """Stored copies whose content differs from this batch's: one read by `_id`, only when there are any."""
+        if not duplicate_ids:
+            return {}
+        ours = {d["_id"]: d.get("content_hash") for d in docs}
+        stored = self.store.find(TRANSACTIONS, {"_id": {"$in": list(duplicate_ids)}}, projection={"content_hash": 1})
+        # documents stored before fingerprints existed carry none: nothing to compare, no conflict
+        return {d["_id"]: conflict(d["_id"]) for d in stored
+                if d.get("content_hash") is not None and d["content_hash"] != ours.get(d["_id"])}
+
+
+class RejectedSink:
+    """Every DLQ record as a document in `rejected`, keyed by its source position."""
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    def write(self, batch: BatchResult) -> None:
+        if batch.rejected:
+            self.store.insert_missing(REJECTED, batch.rejected)
+
+
+class AlertsSink:
+    """Raised, suppressed and shadow alerts, each in its own collection, keyed by alert id."""
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    def write(self, batch: BatchResult) -> None:
+        for collection, docs in ((ALERTS, batch.alerts), (SUPPRESSED_ALERTS, batch.suppressed),
+                                 (SHADOW_ALERTS, batch.shadow)):
+            if docs:
+                self.store.insert_missing(collection, docs)
+
+
+class TouchedHoursSink:
+    """After the batch's transactions and alerts are acknowledged: which event-time hours they touched.
+
+    One small document per batch in `touched_hours`, written only once the data it points at is
+    stored, so whoever sees the entry sees the data. The rollup job recomputes the hours of every
+    entry still pending and then marks them done: no clock, no interval, nothing missed when a
+    batch was retried through an outage or the scheduler was paused.
+    """
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    def write(self, batch: BatchResult) -> None:
+        hours = sorted({d["event_time"].strftime(HOUR_FMT) for d in batch.transactions})
+        if not hours or not batch.next_offsets:
+            return
+        span = ",".join(f"{p}:{o}" for p, o in sorted(batch.next_offsets.items()))
+        first = batch.transactions[0]["source"]
+        self.store.insert_missing(TOUCHED_HOURS, [{
+            "_id": f"{first['topic']}|{span}", "hours": hours, "transactions": len(batch.transactions),
+            "acked_at": dt.datetime.now(dt.UTC), "pending": True}])
+
+
+class WatermarkSink:
+    """The batch's partitions' event-time watermarks, so a restart resumes them (late-event flags)."""
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore, topic: str) -> None:
+        self.store = store
+        self.topic = topic
+
+    def write(self, batch: BatchResult) -> None:
+        if batch.watermarks:
+            self.store.save_watermarks(self.topic, batch.watermarks)
+
+
+class RoutesSource(Protocol):
+    """The notification routes in force (jobs.routing.RoutesFeed reloads them between batches)."""
+
+    @property
+    def routes(self) -> routing.Routes: ...
+
+
+class NotificationsSink:
+    """A judged batch's raised alerts into the outbox, as the routes say (suppressed and shadow never).
+
+    `only_new` (a window replay): only alerts not stored yet are routed, so a replay does not page
+    anyone for alerts raised before a route existed. That sink must run BEFORE the alerts sink: an alert
+    stored by a replay that then died before routing it would look old to the next run and never be
+    routed; the other way round, the next run routes it again and the outbox's key keeps one entry."""
+
+    name = "mongodb"
+
+    def __init__(self, store: MongoStore, feed: RoutesSource, *, only_new: bool = False) -> None:
+        self.store = store
+        self.feed = feed
+        self.only_new = only_new
+
+    def write(self, batch: BatchResult) -> None:
+        alerts = batch.alerts
+        if alerts and self.only_new:
+            ids = {"_id": {"$in": [a["_id"] for a in alerts]}}
+            # raised before, or suppressed before (lists or suppress_for then): not news to anyone now
+            stored = {d["_id"] for c in (ALERTS, SUPPRESSED_ALERTS)
+                      for d in self.store.find(c, ids, projection={"_id": 1})}
+            alerts = [a for a in alerts if a["_id"] not in stored]
+        if not alerts:
+            return
+        entries = routing.outbox_entries((routing.event_of_alert(a) for a in alerts), self.feed.routes,
+                                        dt.datetime.now(dt.UTC))
+        if entries:
+            self.store.insert_missing(NOTIFICATIONS, entries)
