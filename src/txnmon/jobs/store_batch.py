@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, WatermarksRepository
 from txnmon.core.batch import BatchResult, conflict
 from txnmon.core.collection_names import (
     ALERTS,
@@ -190,7 +190,7 @@ class WatermarkSink:
 
     def write(self, batch: BatchResult) -> None:
         if batch.watermarks:
-            self.store.save_watermarks(self.topic, batch.watermarks)
+            WatermarksRepository(self.store).save(self.topic, batch.watermarks)
 
 
 def stub(message: Message, why: str) -> Message:

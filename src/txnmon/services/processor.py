@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, WatermarksRepository
 from txnmon.core.batch import BatchConfig, BatchResult, process_batch, route_batch
 from txnmon.core.records import SourceRecord
 from txnmon.core.rules import Detector, RulesError, load_rules
@@ -431,7 +431,7 @@ def kafka_and_mongo(processor: Processor) -> Wired:
     return Wired(source=member, sinks=mongo_sinks(store, s.topic_by_user, processor.routes),
                  route_sinks=[RejectedSink(store)],
                  publisher=publisher, state=KafkaStateStore(s), close=publisher.close,
-                 load_watermarks=lambda partitions: store.load_watermarks(s.topic_by_user, partitions))
+                 load_watermarks=lambda partitions: WatermarksRepository(store).load(s.topic_by_user, partitions))
 
 
 def run_processor(settings: Settings, *, max_idle_s: float | None = None, group_id: str | None = None) -> int:
