@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import ListsRepository, MongoStore
 from txnmon.cli import main
 from txnmon.core.batch import BatchResult
 from txnmon.core.collection_names import ALERT_DISPOSITIONS, ALERTS, AUDIT_LOG, CASES, RULE_VERSIONS
@@ -108,7 +108,7 @@ def test_lists_and_rule_versions_are_audited_once(desk, capsys, tmp_path):
     assert main(["lists", "add", "risky_locations", "Lagos", "--reason", "fraud ring", "--by", "ana"]) == 0
     assert main(["lists", "remove", "risky_locations", "lagos", "--by", "raj"]) == 0
     assert main(["lists", "remove", "risky_locations", "lagos"]) == 2
-    live = desk.live_list_entries(now)
+    live = ListsRepository(desk).live_entries(now)
     assert [e["_id"] for e in live] == ["trusted_users:u7:velocity"]
     assert [e["_id"] for e in lists.entries(desk, include_inactive=True)] == ["risky_locations:lagos",
                                                                               "trusted_users:u7:velocity"]

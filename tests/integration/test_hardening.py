@@ -20,7 +20,7 @@ from tests.fixtures.pipeline import (
     tx_row,
 )
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, RedriveRepository
 from txnmon.core.collection_names import REJECTED
 from txnmon.errors import ConfigError, KafkaUnavailable
 from txnmon.jobs import dlq, triage
@@ -144,7 +144,7 @@ def test_a_redrive_that_died_after_claiming_is_redrivable_once_its_lease_ends(se
     store = MongoStore(fixed)
     ids = [d["_id"] for d in store.find(REJECTED)]
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    store.claim_for_redrive(ids, "a-run-that-was-killed", long_ago, stale_before=long_ago)
+    RedriveRepository(store).claim(ids, "a-run-that-was-killed", long_ago, stale_before=long_ago)
     assert dlq.redrive(fixed, "too_large", lease=dt.timedelta(hours=2)).claimed_elsewhere == 1
     assert dlq.redrive(fixed, "too_large").sent == 1  # the default lease is long over
 

@@ -30,7 +30,7 @@ from tests.fixtures.pipeline import (
     wait_for,
 )
 from tests.fixtures.receivers import HttpReceiver, SmtpReceiver
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, OutboxRepository
 from txnmon.core.collection_names import ALERTS, NOTIFICATIONS, SHADOW_ALERTS, SUPPRESSED_ALERTS, TRANSACTIONS
 from txnmon.jobs.replay import replay_csv
 from txnmon.notifications import messages, policy
@@ -319,15 +319,16 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
 def test_a_send_slot_is_taken_by_compare_and_set(settings_factory):
     """Two workers reading the same rate state: the one whose write finds it changed reads again."""
     store = MongoStore(settings_factory())
+    outbox = OutboxRepository(store)
     slot = functools.partial(policy.rate_slot, rate=1.0, burst=1)
-    assert store.reserve_send("hook", 100.0, slot) == 0.0  # the first send creates the state
+    assert outbox.reserve_send("hook", 100.0, slot) == 0.0  # the first send creates the state
     raced = []
 
     def meddling(tat, now):
         if not raced:  # another worker takes the slot between this read and this write
             raced.append(tat)
-            assert store.reserve_send("hook", now, slot) == 0.0
+            assert outbox.reserve_send("hook", now, slot) == 0.0
         return slot(tat, now)
 
-    assert store.reserve_send("hook", 101.0, meddling) == pytest.approx(1.0)  # read again: the slot is gone
+    assert outbox.reserve_send("hook", 101.0, meddling) == pytest.approx(1.0)  # read again: the slot is gone
     assert raced == [101.0] and store.find_one("notify_rates", {"_id": "hook"})["tat"] == 102.0

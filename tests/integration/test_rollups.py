@@ -13,7 +13,7 @@ from fractions import Fraction
 import pytest
 
 from tests.fixtures.pipeline import T0, produce, run_until_idle, synthetic_rows, tx_row
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import LeasesRepository, MongoStore
 from txnmon.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS
 from txnmon.dashboard import queries
 from txnmon.errors import StoreRefused, StoreUnavailable
@@ -236,15 +236,16 @@ def test_freshness_in_status_kpi_runs_and_the_dashboard_query(isolated_settings)
 
 def test_one_run_at_a_time(isolated_settings):
     db = MongoStore(isolated_settings)
+    leases = LeasesRepository(db)
     now = dt.datetime.now(UTC)
-    assert db.acquire_lease(rollups.LEASE, "someone-else", now, now + dt.timedelta(minutes=5))
+    assert leases.acquire(rollups.LEASE, "someone-else", now, now + dt.timedelta(minutes=5))
     with pytest.raises(rollups.RollupBusy):
         rollups.run_rollups(db)
     assert db.find(KPI_RUNS) == []
-    db.release_lease(rollups.LEASE, "someone-else")
+    leases.release(rollups.LEASE, "someone-else")
     assert rollups.run_rollups(db).entries == 0
     # a lease left behind by a crashed run expires
-    assert db.acquire_lease(rollups.LEASE, "crashed", now - dt.timedelta(hours=1), now - dt.timedelta(minutes=1))
+    assert leases.acquire(rollups.LEASE, "crashed", now - dt.timedelta(hours=1), now - dt.timedelta(minutes=1))
     assert rollups.run_rollups(db).entries == 0
 
 

@@ -145,7 +145,7 @@ def _grants(roles: set[tuple[str | None, str | None]], db_name: str) -> set[str]
 def mongo_login_problems(compose_text: str, init_js: str) -> list[str]:
     """Each compose service's MongoDB login checked against the users mongo-init.js creates.
 
-    Like src/txnmon/adapters/mongo.py: the user is MONGO_USERNAME (else the URI's), the password
+    Like src/txnmon/adapters/mongo/client.py: the user is MONGO_USERNAME (else the URI's), the password
     MONGO_PASSWORD, and pymongo authenticates against the URI's authSource, else the URI's path
     database, else admin.
     """

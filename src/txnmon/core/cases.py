@@ -219,7 +219,7 @@ def disposition_for(resolution: str) -> str | None:
 
 
 def apply_change(case: Mapping[str, Any] | None, change: CaseChange) -> dict[str, Any]:
-    """What the store does with a change (the reference for MongoStore.upsert_cases): create the
+    """What the store does with a change (the reference for CasesRepository.upsert): create the
     case if missing, add alerts, exposures and rules as sets, raise severity and last event time."""
     doc = dict(case) if case is not None else {"_id": change.case_id, **new_case_fields(change),
                                                "alert_ids": [], "exposures": [], "rules": []}

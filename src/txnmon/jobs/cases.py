@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import CasesRepository, MongoStore
 from txnmon.core import cases as core
 from txnmon.core.collection_names import (
     ALERT_DISPOSITIONS,
@@ -81,7 +81,7 @@ def assign(store: MongoStore, case_id: str, assignee: str, by: str | None = None
            now: dt.datetime | None = None) -> dict[str, Any]:
     case = get_case(store, case_id)
     fields = core.assign_update(case, assignee)
-    before = store.update_case(case_id, "closed", fields)
+    before = CasesRepository(store).update(case_id, "closed", fields)
     if before is None:
         raise core.CaseError(f"case {case_id} was closed meanwhile")
     after = _after(before, fields)
@@ -92,7 +92,7 @@ def assign(store: MongoStore, case_id: str, assignee: str, by: str | None = None
 def note(store: MongoStore, case_id: str, text: str, by: str | None = None,
          now: dt.datetime | None = None) -> dict[str, Any]:
     entry = core.note_entry(text, audit.who(by), _now(now))
-    before = store.update_case(case_id, None, {}, note=entry)
+    before = CasesRepository(store).update(case_id, None, {}, note=entry)
     if before is None:
         raise core.CaseError(f"no case {case_id!r}")
     after = _after(before, {}, entry)
@@ -109,7 +109,7 @@ def close(store: MongoStore, case_id: str, resolution: str, by: str | None = Non
     fields = core.close_update(case, resolution, analyst, when)
     if reason.strip():
         fields["close_reason"] = reason.strip()
-    before = store.update_case(case_id, "closed", fields)
+    before = CasesRepository(store).update(case_id, "closed", fields)
     if before is None:
         raise core.CaseError(f"case {case_id} is closed already")
     after = _after(before, fields)
@@ -119,7 +119,8 @@ def close(store: MongoStore, case_id: str, resolution: str, by: str | None = Non
         alerts = store.find(ALERTS, {"_id": {"$in": list(before.get("alert_ids", []))}})
         entry = {**disposition_entry(disposition, reason or f"case {case_id} closed as {resolution}", analyst, when),
                  "case_id": case_id}
-        labelled = store.label_alerts([(a["_id"], disposition_fields(a, entry), entry) for a in alerts])
+        labelled = CasesRepository(store).label_alerts([(a["_id"], disposition_fields(a, entry), entry)
+                                                        for a in alerts])
         refresh_rule_quality(store)
     audit.record(store, "case.close", by=analyst, target=case_id, before=before, after=after, now=when,
                  detail={"alerts_labelled": labelled, "disposition": disposition})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, RedriveRepository
 from txnmon.core.collection_names import REJECTED
 from txnmon.core.records import Message
 from txnmon.errors import KafkaUnavailable
@@ -69,7 +69,7 @@ def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *
     candidates = [d["_id"] for d in matching if force or "redriven_at" not in d]
     now = dt.datetime.now(dt.UTC)
     token = uuid.uuid4().hex
-    store.claim_for_redrive(candidates, token, now, stale_before=now - lease, force=force)
+    RedriveRepository(store).claim(candidates, token, now, stale_before=now - lease, force=force)
     docs = store.find(REJECTED, {"redrive_claim.token": token}) if candidates else []
     busy = len(candidates) - len(docs)
     messages: list[Message] = [
@@ -84,17 +84,17 @@ def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *
             finally:
                 producer.close()
         except BaseException:
-            store.release_redrive(token, [d["_id"] for d in docs])
+            RedriveRepository(store).release(token, [d["_id"] for d in docs])
             raise
         failed_ids = {docs[i]["_id"] for i in failed}
         sent_ids = [d["_id"] for d in docs if d["_id"] not in failed_ids]
-        store.mark_redriven(token, sent_ids, dt.datetime.now(dt.UTC))
+        RedriveRepository(store).mark_redriven(token, sent_ids, dt.datetime.now(dt.UTC))
         if sent_ids:  # one audit entry per re-drive that sent something
             audit.record(store, "dlq.redrive", by=audit.who(by), target=f"rejected:{reason}", before=None,
                          after={"sent": len(sent_ids), "ids": sent_ids[:1000]},
                          detail={"reason": reason, "since": since, "force": force, "token": token})
         if failed:
-            store.release_redrive(token, sorted(failed_ids))
+            RedriveRepository(store).release(token, sorted(failed_ids))
             raise KafkaUnavailable(f"{len(failed)} of {len(messages)} re-driven messages not acknowledged; "
                                    "those records stay re-drivable")
     return Redrive(selected=len(matching), sent=len(messages),

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import ListsRepository, MongoStore
 from txnmon.core import lists as core
 from txnmon.core.collection_names import LIST_ENTRIES, RULE_VERSIONS
 from txnmon.core.rules.config import parse_rules
@@ -39,7 +39,7 @@ def add_entry(store: MongoStore, list_name: str, value: str, *, reason: str, by:
     when = now or dt.datetime.now(dt.UTC)
     entry = core.make_entry(list_name, value, reason=reason, by=audit.who(by), now=when, expires_at=expires_at,
                             rule=rule, known_rules=known_rules)
-    before = store.put_list_entry(entry)
+    before = ListsRepository(store).put_entry(entry)
     audit.record(store, "list.add", by=entry["added_by"], target=entry["_id"], before=before, after=entry, now=when)
     return entry
 
@@ -49,7 +49,7 @@ def remove_entry(store: MongoStore, list_name: str, value: str, *, rule: str | N
     when, analyst = now or dt.datetime.now(dt.UTC), audit.who(by)
     entry_id = core.entry_id(list_name, core.normalise(value), rule)
     fields = {"removed_at": when, "removed_by": analyst}
-    before = store.remove_list_entry(entry_id, fields)
+    before = ListsRepository(store).remove_entry(entry_id, fields)
     if before is None:
         raise core.ListError(f"no entry {entry_id!r} in the lists (or it was removed before)")
     after = {**before, **fields}
@@ -67,7 +67,7 @@ def entries(store: MongoStore, list_name: str | None = None, *, include_inactive
 
 def live_lists(store: MongoStore) -> core.ListIndex:
     """The list entries in force now, indexed as the detector looks them up."""
-    return core.ListIndex.build(store.live_list_entries(dt.datetime.now(dt.UTC)))
+    return core.ListIndex.build(ListsRepository(store).live_entries(dt.datetime.now(dt.UTC)))
 
 
 def record_rules_version(store: MongoStore, version: str, rules_file: Path, by: str = "processor",

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import LeasesRepository, MongoStore
 from txnmon.core import customers
 from txnmon.core.collection_names import (
     ALERTS,
@@ -110,7 +110,7 @@ def run_rollups(store: MongoStore, *, full_rebuild: bool = False, trigger: str =
     full rebuild, None otherwise), every 10,000 documents; the CLI shows it."""
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
     started = clock()
-    if not store.acquire_lease(LEASE, owner, started, started + LEASE_FOR):
+    if not LeasesRepository(store).acquire(LEASE, owner, started, started + LEASE_FOR):
         raise RollupBusy("another KPI rollup run is in progress; this one would race it (retry later)",
                          retry_after=30.0)
     run_id = f"{started:%Y-%m-%dT%H:%M:%S.%fZ}-{owner}"
@@ -271,7 +271,7 @@ def _renewer(store: MongoStore, owner: str, clock: Clock) -> Callable[[], None]:
         if time.monotonic() - last < RENEW_EVERY_S:
             return
         now = clock()
-        if not store.acquire_lease(LEASE, owner, now, now + LEASE_FOR):
+        if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
             raise RollupBusy("the KPI rollup lease expired and another run took it; this run stops unfinished")
         last = time.monotonic()
 
@@ -289,7 +289,7 @@ def _record_failure(store: MongoStore, doc: dict[str, Any], exc: BaseException, 
 
 def _release(store: MongoStore, owner: str) -> None:
     try:
-        store.release_lease(LEASE, owner)
+        LeasesRepository(store).release(LEASE, owner)
     except TxnmonError as why:  # it expires by itself
         log.warning("rollups: could not release the lease (it expires within %s): %s", LEASE_FOR, why)
 

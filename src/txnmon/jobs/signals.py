@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import LeasesRepository, MongoStore
 from txnmon.core.collection_names import OPS_ALERTS, SIGNAL_STATE, TRENDS
 from txnmon.core.signals import (
     BUCKET,
@@ -95,12 +95,12 @@ def run_signals(store: MongoStore, settings: Settings, *, clock: Callable[[], dt
     config = signal_config(settings)
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
     now = clock()
-    if not store.acquire_lease(LEASE, owner, now, now + LEASE_FOR):
+    if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
         raise SignalsBusy("another business-signals run is in progress (retry later)", retry_after=30.0)
     try:
         return _run(store, settings, config, clock)
     finally:
-        store.release_lease(LEASE, owner)
+        LeasesRepository(store).release(LEASE, owner)
 
 
 def _run(store: MongoStore, settings: Settings, config: SignalConfig,

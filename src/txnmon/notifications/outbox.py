@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, OutboxRepository
 from txnmon.core.collection_names import NOTIFICATIONS
 from txnmon.errors import TxnmonError
 from txnmon.jobs import audit
@@ -110,7 +110,7 @@ def resend(store: MongoStore, ids: Iterable[str] = (), *, all_dead: bool = False
     who = audit.who(by)
     now = dt.datetime.now(dt.UTC)
     query: dict[str, Any] = {} if all_dead else {"_id": {"$in": wanted}}
-    requeued = store.requeue_notifications(query, now, who)
+    requeued = OutboxRepository(store).requeue_dead(query, now, who)
     if requeued:
         audit.record(store, "notify.resend", by=who, target="notifications", before={"status": routing.DEAD},
                      after={"status": routing.PENDING}, now=now,

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, OutboxRepository
 from txnmon.errors import DeliveryFailed, DeliveryRefused, StoreUnavailable
 from txnmon.notifications import policy
 from txnmon.notifications import routes as routing
@@ -64,7 +64,8 @@ class NotifyWorker:
         """A send slot in the destination's rate limit, shared by every worker: 0.0, or seconds to wait."""
         rate = destination.rate_per_second
         burst = max(1.0, rate)  # up to a second's worth at once after a quiet spell
-        return self.store.reserve_send(name, time.time(), lambda tat, now: policy.rate_slot(tat, now, rate, burst))
+        return OutboxRepository(self.store).reserve_send(name, time.time(),
+                                                         lambda tat, now: policy.rate_slot(tat, now, rate, burst))
 
     def lease_seconds(self, routes: routing.Routes) -> float:
         """NOTIFY_LEASE_SECONDS, or longer than any destination may take (an SMTP exchange is a few
@@ -80,7 +81,7 @@ class NotifyWorker:
         mono = time.monotonic()
         throttled = [name for name, until in self.blocked_until.items() if until > mono]
         lease_until = now + dt.timedelta(seconds=self.lease_seconds(routes))
-        entry = self.store.claim_notification(self.owner, now, lease_until, throttled)
+        entry = OutboxRepository(self.store).claim(self.owner, now, lease_until, throttled)
         if entry is None:
             return False
         name = entry["destination"]
@@ -118,7 +119,7 @@ class NotifyWorker:
     def _give_back(self, entry: Mapping[str, Any]) -> None:
         """The entry back to the outbox untried (no attempt counted); if that fails too its lease ends by itself."""
         try:
-            self.store.release_notification(entry["_id"], self.owner)
+            OutboxRepository(self.store).release(entry["_id"], self.owner)
         except StoreUnavailable as exc:
             log.warning("could not give %s back (its lease ends by itself): %s", entry["_id"], exc)
 
@@ -134,7 +135,7 @@ class NotifyWorker:
             fields["next_attempt_at"] = now + dt.timedelta(seconds=retry_in or 0.0)
         seconds = time.perf_counter() - started
         attempt = {"at": now, "by": self.owner, "outcome": outcome[:500], "seconds": round(seconds, 3)}
-        if not self.store.settle_notification(entry["_id"], self.owner, fields, attempt):
+        if not OutboxRepository(self.store).settle(entry["_id"], self.owner, fields, attempt):
             log.warning("lease on %s lost before its outcome was recorded (%s); the next owner sends it again",
                         entry["_id"], outcome)
             return

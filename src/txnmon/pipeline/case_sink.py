@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import CasesRepository, MongoStore
 from txnmon.core.batch import BatchResult
 from txnmon.core.cases import SEVERITY_RANK, CaseChange, assign_cases, new_case_fields
 
@@ -35,7 +35,7 @@ def alert_positions(batch: BatchResult) -> dict[str, tuple[int, int]]:
 
 
 def case_write(change: CaseChange) -> dict[str, Any]:
-    """A case change as MongoStore.upsert_cases takes it."""
+    """A case change as CasesRepository.upsert takes it."""
     return {"_id": change.case_id, "on_insert": new_case_fields(change),
             "add_to_set": {"alert_ids": change.alert_ids, "exposures": change.exposures, "rules": change.rules},
             "max": {"severity_rank": SEVERITY_RANK[change.severity], "last_event_time": change.last_event_time}}
@@ -54,6 +54,6 @@ class CasesSink:
         if not batch.alerts:
             return
         earliest = min(a["event_time"] for a in batch.alerts)
-        known = self.store.cases_of_users({str(a["user_id"]) for a in batch.alerts}, earliest)
+        known = CasesRepository(self.store).of_users({str(a["user_id"]) for a in batch.alerts}, earliest)
         changes = assign_cases(batch.alerts, known, self.window, alert_positions(batch))
-        self.store.upsert_cases([case_write(c) for c in changes])
+        CasesRepository(self.store).upsert([case_write(c) for c in changes])

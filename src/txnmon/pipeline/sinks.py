@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, WatermarksRepository
 from txnmon.core.batch import BatchResult, SinkOutcome, conflict
 from txnmon.core.collection_names import (
     ALERTS,
@@ -137,7 +137,7 @@ class WatermarkSink:
 
     def write(self, batch: BatchResult) -> None:
         if batch.watermarks:
-            self.store.save_watermarks(self.topic, batch.watermarks)
+            WatermarksRepository(self.store).save(self.topic, batch.watermarks)
 
 
 class RoutesSource(Protocol):

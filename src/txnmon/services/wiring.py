@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import MongoStore, WatermarksRepository
 from txnmon.jobs.lists import ListsFeed
 from txnmon.pipeline import orders
 from txnmon.pipeline.ports import Publisher, Sink, Source, StateStore
@@ -71,4 +71,4 @@ def kafka_and_mongo(processor: Processor) -> Wired:
                  sinks=orders.build_sinks(orders.LIVE, store, routes=processor.routes, watermark_topic=s.topic_by_user),
                  route_sinks=orders.build_sinks(orders.ROUTED, store),
                  publisher=publisher, state=KafkaStateStore(s), close=publisher.close,
-                 load_watermarks=lambda partitions: store.load_watermarks(s.topic_by_user, partitions))
+                 load_watermarks=lambda partitions: WatermarksRepository(store).load(s.topic_by_user, partitions))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from txnmon.adapters.mongo import UpsertResult
+from txnmon.core.collection_names import LIST_ENTRIES
 from txnmon.core.lists import make_entry
 from txnmon.core.rules import Detector
 from txnmon.core.rules.config import parse_rules
@@ -15,7 +16,8 @@ T0 = dt.datetime.now(dt.UTC)
 
 
 class EntriesStore:
-    """Answers `live_list_entries` from a list; `down` makes it an outage; records rule versions."""
+    """Answers the live entries query (ListsRepository's) from a list; `down` makes it an outage;
+    records rule versions."""
 
     def __init__(self, entries: list[dict]) -> None:
         self.entries = entries
@@ -23,7 +25,11 @@ class EntriesStore:
         self.loads = 0
         self.inserted: list[dict] = []
 
-    def live_list_entries(self, at):
+    @property
+    def db(self):
+        return {LIST_ENTRIES: self}
+
+    def find(self, query):
         if self.down == "refused":
             raise StoreRefused("not authorized on txnmon to execute command find")
         if self.down:

@@ -1,4 +1,4 @@
-"""MongoStore owns the error translation: outages retry, refusals name their documents (no server)."""
+"""MongoStore.insert_missing: outages retry, duplicates count as stored, refusals name their documents (no server)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+"""The schema txnmon relies on: every index, and the collections `$merge` writes into.
+
+The processor, the rollups, the desk, the outbox and the dashboard each query by a few fields; the
+indexes that make those queries cheap are listed here in one place, whichever module runs the
+query, so `MongoStore.ensure_indexes` (called by `txnmon init` and the tests) creates them all and
+creating them twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo import errors as mongo_errors
+from pymongo.database import Database
+
+from txnmon.adapters.mongo.client import NAMESPACE_EXISTS
+from txnmon.core.collection_names import (
+    ALERTS,
+    AUDIT_LOG,
+    CASES,
+    CUSTOMERS_HOUR,
+    KPI_RUNS,
+    LIST_ENTRIES,
+    NOTIFICATIONS,
+    OPS_ALERTS,
+    REJECTED,
+    RULE_QUALITY,
+    SHADOW_ALERTS,
+    SUPPRESSED_ALERTS,
+    TOUCHED_HOURS,
+    TRANSACTIONS,
+    TRENDS,
+)
+from txnmon.core.rollups import GRAIN_FIELD, ROLLUP_NAMES, ROLLUPS
+
+
+def ensure_indexes(db: Database) -> None:
+    """Indexes the processor, rollups and dashboard rely on; creating them twice is a no-op.
+
+    Transactions and alerts use their natural ids as `_id`, so uniqueness needs no extra index.
+    Untranslated: the caller (`MongoStore.ensure_indexes`) translates pymongo's errors.
+    """
+    tx = db[TRANSACTIONS]
+    tx.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+    tx.create_index([("event_time", ASCENDING)], name="event_time")
+    tx.create_index([("processed_time", ASCENDING)], name="processed_time")
+    # the rule-quality view's labelled-data tables (replayed `txnmon generate` files carry these
+    # fields; sparse: unlabelled production traffic pays nothing)
+    tx.create_index([("behaviour", ASCENDING)], name="labelled_behaviour", sparse=True)
+    tx.create_index([("fraud_incident", ASCENDING)], name="labelled_incident", sparse=True)
+    alerts = db[ALERTS]
+    alerts.create_index([("created_at", DESCENDING)], name="created_at")
+    alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+    alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
+    alerts.create_index([("event_time", ASCENDING)], name="event_time")  # rollups read touched hours
+    db[REJECTED].create_index([("reason", ASCENDING), ("first_seen", ASCENDING)], name="reason_first_seen")
+    db[TOUCHED_HOURS].create_index([("pending", ASCENDING)], name="pending")
+    db[KPI_RUNS].create_index([("success", ASCENDING), ("finished_at", DESCENDING)], name="success_finished")
+    for rollup in ROLLUPS:  # the dashboard and the rollup job read kpi_* by bucket range
+        grain = GRAIN_FIELD[rollup.grain]
+        db[rollup.collection].create_index([(grain, ASCENDING)], name=grain)
+    db[CUSTOMERS_HOUR].create_index([("hour", ASCENDING)], name="hour")
+    db[OPS_ALERTS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
+    db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
+    for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
+        db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+    cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status
+    cases.create_index([("user_id", ASCENDING), ("window_end", DESCENDING)], name="user_window")
+    cases.create_index([("status", ASCENDING), ("severity_rank", DESCENDING), ("opened_at", ASCENDING)],
+                       name="status_severity_opened")
+    cases.create_index([("alert_ids", ASCENDING)], name="alert_ids")
+    db[LIST_ENTRIES].create_index([("list", ASCENDING), ("key", ASCENDING)], name="list_key")
+    db[AUDIT_LOG].create_index([("target", ASCENDING), ("at", DESCENDING)], name="target_at")
+    db[AUDIT_LOG].create_index([("at", DESCENDING)], name="at")
+    # the notify workers claim due entries by status and time; status counts feed `txnmon status`
+    db[NOTIFICATIONS].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="status_due")
+    # $merge targets exist before the first merge: two first merges racing to create one fail
+    existing = set(db.list_collection_names())
+    for name in (*ROLLUP_NAMES, RULE_QUALITY):
+        if name not in existing:
+            try:
+                db.create_collection(name)
+            except mongo_errors.CollectionInvalid:
+                pass  # created meanwhile by another process: what we wanted
+            except mongo_errors.OperationFailure as exc:
+                if exc.code != NAMESPACE_EXISTS:
+                    raise

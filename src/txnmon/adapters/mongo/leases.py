@@ -1,0 +1,39 @@
+"""`LeasesRepository`: named, expiring leases that let one process at a time run a job.
+
+The KPI rollups and the business-signal job may be started by Airflow, the CLI and a test at once;
+each holds a lease (one document per job, owner and expiry) while it runs and renews it as it goes.
+A lease held by a crashed owner simply expires. Taking it is a single conditional upsert, so two
+contenders never both win; that rule belongs to leases, not to the generic `MongoStore`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import errors as mongo_errors
+
+from txnmon.adapters.mongo.client import translated
+from txnmon.adapters.mongo.store import MongoStore
+from txnmon.core.collection_names import LEASES
+
+
+class LeasesRepository:
+    """The `leases` collection on one store."""
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    @translated
+    def acquire(self, name: str, owner: str, now: Any, until: Any) -> bool:
+        """Hold the lease `name` until `until` if it is free, expired or already `owner`'s (renewing it)."""
+        try:
+            self.store.db[LEASES].find_one_and_update(
+                {"_id": name, "$or": [{"owner": None}, {"owner": owner}, {"until": {"$lt": now}}]},
+                {"$set": {"owner": owner, "until": until, "renewed_at": now}}, upsert=True)
+        except mongo_errors.DuplicateKeyError:
+            return False  # held by another owner: the upsert found no free lease and collided with it
+        return True
+
+    @translated
+    def release(self, name: str, owner: str) -> None:
+        self.store.db[LEASES].update_one({"_id": name, "owner": owner}, {"$set": {"owner": None, "until": None}})

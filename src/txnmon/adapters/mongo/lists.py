@@ -1,0 +1,45 @@
+"""`ListsRepository`: the named lists' entries (blocked users, risky locations, trusted users...).
+
+Analysts add and remove entries from the desk and the processor reloads the live ones between
+batches. An entry is never deleted: removing one stamps `removed_at`, and adding it again replaces
+it under the same `_id`, so the audit trail can always show what an entry was. Those rules, and the
+"live at a time" query the processor depends on, are kept here beside the generic `MongoStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from txnmon.adapters.mongo.client import translated
+from txnmon.adapters.mongo.store import MongoStore
+from txnmon.core.collection_names import LIST_ENTRIES
+
+
+class ListsRepository:
+    """The `list_entries` collection on one store."""
+
+    def __init__(self, store: MongoStore) -> None:
+        self.store = store
+
+    @translated
+    def put_entry(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Store a list entry under its `_id` (a re-added entry replaces the old one); return the old one."""
+        MongoStore.written[LIST_ENTRIES] += 1
+        return self.store.db[LIST_ENTRIES].find_one_and_replace({"_id": entry["_id"]}, dict(entry), upsert=True,
+                                                                return_document=ReturnDocument.BEFORE)
+
+    @translated
+    def remove_entry(self, entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Mark an entry removed (it stays, for the record); return it as it was, None if absent or removed."""
+        return self.store.db[LIST_ENTRIES].find_one_and_update({"_id": entry_id, "removed_at": None},
+                                                               {"$set": dict(fields)},
+                                                               return_document=ReturnDocument.BEFORE)
+
+    @translated
+    def live_entries(self, at: Any) -> list[dict[str, Any]]:
+        """Entries neither removed nor expired at `at` (what the processor loads between batches)."""
+        return list(self.store.db[LIST_ENTRIES].find({"removed_at": None,
+                                                      "$or": [{"expires_at": None}, {"expires_at": {"$gt": at}}]}))

@@ -1,0 +1,34 @@
+"""ListsRepository: list entries are replaced, stamped removed, and loaded live, as sent to MongoDB (no server)."""
+
+from __future__ import annotations
+
+from pymongo import ReturnDocument
+
+from txnmon.adapters.mongo import ListsRepository, MongoStore
+from txnmon.core.collection_names import LIST_ENTRIES
+
+
+def test_put_replaces_by_id_and_returns_the_old_entry(store, fake_db):
+    fake_db[LIST_ENTRIES].answers["find_one_and_replace"] = {"_id": "blocked_users:u1", "reason": "old"}
+    before = MongoStore.written[LIST_ENTRIES]
+    entry = {"_id": "blocked_users:u1", "reason": "new"}
+    assert ListsRepository(store).put_entry(entry) == {"_id": "blocked_users:u1", "reason": "old"}
+    [(method, args, kwargs)] = fake_db[LIST_ENTRIES].calls
+    assert (method, args) == ("find_one_and_replace", ({"_id": "blocked_users:u1"}, entry))
+    assert kwargs == {"upsert": True, "return_document": ReturnDocument.BEFORE}
+    assert MongoStore.written[LIST_ENTRIES] == before + 1
+
+
+def test_remove_stamps_only_an_entry_not_removed_yet(store, fake_db):
+    fake_db[LIST_ENTRIES].answers["find_one_and_update"] = None
+    assert ListsRepository(store).remove_entry("blocked_users:u1", {"removed_at": 1}) is None
+    [(_, args, kwargs)] = fake_db[LIST_ENTRIES].calls
+    assert args == ({"_id": "blocked_users:u1", "removed_at": None}, {"$set": {"removed_at": 1}})
+    assert kwargs == {"return_document": ReturnDocument.BEFORE}
+
+
+def test_live_entries_are_neither_removed_nor_expired(store, fake_db):
+    fake_db[LIST_ENTRIES].answers["find"] = iter([{"_id": "e"}])
+    assert ListsRepository(store).live_entries("now") == [{"_id": "e"}]
+    [(_, args, _)] = fake_db[LIST_ENTRIES].calls
+    assert args == ({"removed_at": None, "$or": [{"expires_at": None}, {"expires_at": {"$gt": "now"}}]},)
