@@ -2,7 +2,7 @@
 
 A drop-in replacement for `txnmon.adapters.kafka` (same names, signatures and behaviour) on
 librdkafka, plus what exactly-once processing needs: transactional producers, the consumer
-group's metadata and `commit_transaction`. Nothing else in the project imports the Kafka client
+group's metadata and `commit_member_transaction`. Nothing else in the project imports the Kafka client
 library: producers, consumers and the admin client are built here, from `Settings`, and client
 errors are translated into txnmon's own errors here.
 
@@ -48,13 +48,9 @@ from txnmon.errors import CommitRefused, KafkaUnavailable, MessageRefused, Produ
 from txnmon.settings import Settings
 
 __all__ = [
-    "CommitFailed",
     "KafkaError",
-    "KafkaSource",
     "Message",
-    "RetriableKafkaError",
     "SourceRecord",
-    "TopicAlreadyExists",
     "TopicInfo",
     "TransactionalProducer",
     "Window",
@@ -62,8 +58,6 @@ __all__ = [
     "begin_transaction",
     "client_config",
     "close_producer",
-    "commit_offsets",
-    "commit_transaction",
     "committed_offsets",
     "consumer_lag",
     "delete_topics",
@@ -82,7 +76,6 @@ __all__ = [
     "require_topics",
     "send_all",
     "send_confirmed",
-    "subscribe",
     "window_done",
 ]
 
@@ -94,19 +87,6 @@ _client_log = logging.getLogger(__name__ + ".librdkafka")
 # `except kafka.KafkaError` keeps working: every client error is a KafkaException, whose
 # `.args[0]` is a confluent_kafka.KafkaError with .code(), .retriable(), .fatal(), .txn_requires_abort().
 KafkaError = KafkaException
-
-
-class TopicAlreadyExists(KafkaException):
-    """Kept for name compatibility: ensure_topics handles it, it never leaves this module."""
-
-
-class CommitFailed(KafkaException):
-    """commit_offsets: the group rebalanced (or dropped this member) since the partitions were assigned."""
-
-
-class RetriableKafkaError(KafkaException):
-    """commit_offsets: an outage (coordinator moved, timeout); the same commit may succeed later."""
-
 
 ADMIN_TIMEOUT_S = 15.0
 TXN_TIMEOUT_S = 10.0
@@ -647,32 +627,6 @@ def send_all(producer: Producer, topic: str, messages: Iterable[tuple[bytes | No
 
 # --- consuming, for the processor -----------------------------------------------------------
 
-def subscribe(
-    consumer: Consumer, topic: str, on_change: Callable[[str, list[int]], None], wait_s: float = 15.0
-) -> None:
-    """Join the group on `topic`; `on_change("revoked"|"assigned", partitions)` runs inside poll.
-
-    The topic's partitions are looked up first: a group leader that joins before its client
-    has the topic's metadata assigns nothing, and recovers only on a later metadata refresh.
-    Partitions lost without a clean revoke (session timeout, max.poll.interval.ms exceeded) are
-    reported as "revoked" too, as kafka-python's listener did.
-    """
-    deadline = time.monotonic() + wait_s
-    while not _partitions(consumer, topic, max(0.1, min(5.0, deadline - time.monotonic()))):
-        if time.monotonic() > deadline:
-            raise TopicMissing(f"topic {topic!r} does not exist (run `txnmon init`)")
-        time.sleep(0.2)
-
-    # the client assigns (or unassigns) the partitions itself after each callback returns
-    def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        on_change("assigned", sorted(tp.partition for tp in partitions))
-
-    def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        on_change("revoked", sorted(tp.partition for tp in partitions))
-
-    consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
-
-
 def _consumed(msgs: list[Any], on_eof: Callable[[str, int, int], None] | None = None) -> list[SourceRecord]:
     """Plain records from consume()'s messages; events are logged, skipped, or raised."""
     out: list[SourceRecord] = []
@@ -717,34 +671,6 @@ def poll_records(consumer: Consumer, timeout_ms: int, max_records: int) -> list[
     return _consumed(msgs)
 
 
-def commit_offsets(consumer: Consumer, topic: str, next_offsets: Mapping[int, int]) -> None:
-    """Commit `next_offsets` (partition -> first offset NOT yet processed) synchronously.
-
-    CommitFailed if the group rebalanced meanwhile, RetriableKafkaError on an outage (both KafkaErrors).
-    """
-    if not next_offsets:
-        return
-    try:
-        result = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in next_offsets.items()],
-                                 asynchronous=False)
-    except KafkaException as exc:
-        _raise_commit_error(_error(exc), exc)
-        raise
-    for tp in result or ():
-        if tp.error is not None:
-            _raise_commit_error(tp.error, None)
-            raise KafkaException(tp.error)
-
-
-def _raise_commit_error(err: _Err | None, cause: BaseException | None) -> None:
-    if err is None:
-        return
-    if err.code() in _REBALANCED:
-        raise CommitFailed(err) from cause
-    if _retriable(err):
-        raise RetriableKafkaError(err) from cause
-
-
 def _watermarks(consumer: Consumer, tp: TopicPartition, cached: bool) -> tuple[int, int]:
     marks = consumer.get_watermark_offsets(tp, timeout=5.0, cached=cached)
     return marks if marks is not None else (OFFSET_INVALID, OFFSET_INVALID)
@@ -772,52 +698,6 @@ def lag_of(consumer: Consumer) -> int | None:
                 return None
         total += max(0, high - pos)
     return total
-
-
-class KafkaSource:
-    """The processor's input: one member of a consumer group on one topic, yielding plain records.
-
-    Client errors stay here: a failed poll or a retriable commit error is KafkaUnavailable (the
-    caller retries), a commit refused after a rebalance is CommitRefused (the batch is redelivered
-    to the partitions' new owner).
-    """
-
-    def __init__(self, settings: Settings, topic: str, group_id: str,
-                 on_change: Callable[[str, list[int]], None], **overrides: Any) -> None:
-        self.topic = topic
-        self.consumer = make_consumer(settings, group_id=group_id, **overrides)
-        try:
-            subscribe(self.consumer, topic, on_change)
-        except BaseException:
-            self.consumer.close()
-            raise
-
-    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]:
-        try:
-            return poll_records(self.consumer, timeout_ms, max_records)
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"poll failed: {exc}", retry_after=1.0) from exc
-
-    def commit(self, next_offsets: Mapping[int, int]) -> None:
-        try:
-            commit_offsets(self.consumer, self.topic, next_offsets)
-        except CommitFailed as exc:
-            raise CommitRefused(str(exc).split("\n")[0]) from exc
-        except RetriableKafkaError as exc:
-            raise KafkaUnavailable(f"commit failed: {exc}") from exc
-
-    def lag(self) -> int | None:
-        try:
-            return lag_of(self.consumer)
-        except KafkaError:
-            return None  # a metric is not worth failing a committed batch for
-
-    def group_metadata(self) -> Any:
-        """The consumer group's current generation, for `commit_transaction` (send_offsets_to_transaction)."""
-        return self.consumer.consumer_group_metadata()
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 @dataclass(frozen=True)
@@ -943,7 +823,7 @@ def send_confirmed(producer: Producer, topic: str, messages: Sequence[Message]) 
 
 class TransactionalProducer(Producer):
     """A producer with a transactional.id; remembers where the current transaction stands so that
-    `commit_transaction` and `begin_transaction` can be called again after a KafkaUnavailable."""
+    `commit_member_transaction` and `begin_transaction` can be called again after a KafkaUnavailable."""
 
     offsets_sent: bool = False
     needs_abort: bool = False
@@ -954,7 +834,7 @@ class TransactionalProducer(Producer):
 
 
 def make_transactional_producer(settings: Settings, transactional_id: str, **overrides: Any) -> TransactionalProducer:
-    """A producer for exactly-once batches: produce, then `commit_transaction` with the input's offsets.
+    """A producer for exactly-once batches: produce, then `commit_member_transaction` with the input's offsets.
 
     init_transactions fences any earlier producer with the same transactional_id (a previous
     instance of this processor) and aborts what it left open.
@@ -1078,18 +958,6 @@ def _commit(producer: TransactionalProducer, offsets: list[TopicPartition], grou
     producer.in_transaction = False
 
 
-def commit_transaction(producer: TransactionalProducer, source: KafkaSource, next_offsets: Mapping[int, int]) -> None:
-    """Commit the transaction together with `source`'s offsets (partition -> first offset NOT processed).
-
-    KafkaUnavailable: an outage. If the transaction could be kept, call commit_transaction again;
-    if it had to be aborted (the message says so) the caller retries the whole batch in a new
-    transaction. CommitRefused: the group rebalanced, the transaction was aborted and the batch
-    goes to the partitions' new owner. ProducerLost: replace the producer (fenced by a newer
-    instance, or a call stuck in the client); whether the commit happened is then unknown.
-    """
-    _commit(producer, [TopicPartition(source.topic, p, o) for p, o in next_offsets.items()], source.group_metadata)
-
-
 # --- exactly-once processing over several topics ------------------------------------------------
 
 TopicPartitionKey = tuple[str, int]
@@ -1185,7 +1053,11 @@ def commit_member_transaction(producer: TransactionalProducer, member: GroupMemb
                               next_offsets: Mapping[TopicPartitionKey, int]) -> None:
     """Commit the open transaction together with the member's offsets ((topic, partition) -> next offset).
 
-    Same outcomes as `commit_transaction`.
+    KafkaUnavailable: an outage. If the transaction could be kept, call commit_member_transaction
+    again; if it had to be aborted (the message says so) the caller retries the whole batch in a new
+    transaction. CommitRefused: the group rebalanced, the transaction was aborted and the batch
+    goes to the partitions' new owner. ProducerLost: replace the producer (fenced by a newer
+    instance, or a call stuck in the client); whether the commit happened is then unknown.
     """
     _commit(producer, [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())], member.group_metadata)
 
