@@ -10,9 +10,8 @@ Where the client differs from kafka-python, this module hides it:
 
 - librdkafka connects in the background; every factory checks that a broker answers within
   KAFKA_BOOTSTRAP_TIMEOUT_MS (KafkaUnavailable otherwise), as kafka-python's constructors did.
-- Overrides are given with kafka-python's names (`linger_ms=0`, `max_request_size=...`) and
-  translated; a name with no librdkafka equivalent is a TypeError. Keys already in librdkafka's
-  dotted form (`**{"enable.partition.eof": True}`) pass through unchanged.
+- Overrides are librdkafka's option names (`**{"linger.ms": 0}`), passed to the client as given;
+  it refuses a name it does not know (KafkaError).
 - librdkafka's consumer needs a group.id: a group-less consumer (`group_id=None`) gets a random
   throwaway id that is never used to commit, and is *assigned* its topics' partitions.
 """
@@ -170,86 +169,6 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-def _servers(value: Any) -> str:
-    return value if isinstance(value, str) else ",".join(value)
-
-
-# kafka-python option name -> (librdkafka key, value conversion)
-_COMMON_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "bootstrap_servers": ("bootstrap.servers", _servers),
-    "client_id": ("client.id", _same),
-    "security_protocol": ("security.protocol", lambda v: str(v).lower()),
-    "sasl_mechanism": ("sasl.mechanism", _same),
-    "sasl_plain_username": ("sasl.username", _same),
-    "sasl_plain_password": ("sasl.password", _same),
-    "ssl_cafile": ("ssl.ca.location", _same),
-    "ssl_certfile": ("ssl.certificate.location", _same),
-    "ssl_keyfile": ("ssl.key.location", _same),
-    "bootstrap_timeout_ms": ("socket.connection.setup.timeout.ms", lambda v: max(1000, int(v))),
-    # kafka-python's metadata_max_age_ms forces a refresh after that long: librdkafka's refresh interval
-    "metadata_max_age_ms": ("topic.metadata.refresh.interval.ms", _same),
-    "reconnect_backoff_ms": ("reconnect.backoff.ms", _same),
-    "reconnect_backoff_max_ms": ("reconnect.backoff.max.ms", _same),
-    "retry_backoff_ms": ("retry.backoff.ms", _same),
-    "connections_max_idle_ms": ("connections.max.idle.ms", _same),
-    "receive_buffer_bytes": ("socket.receive.buffer.bytes", _same),
-    "send_buffer_bytes": ("socket.send.buffer.bytes", _same),
-}
-_PRODUCER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    **_COMMON_KEYS,
-    "acks": ("acks", _same),
-    "enable_idempotence": ("enable.idempotence", bool),
-    "linger_ms": ("linger.ms", _same),
-    "batch_size": ("batch.size", _same),
-    "compression_type": ("compression.type", lambda v: "none" if v is None else v),
-    "max_in_flight_requests_per_connection": ("max.in.flight.requests.per.connection", _same),
-    "retries": ("retries", _same),
-    "delivery_timeout_ms": ("delivery.timeout.ms", _same),
-    "request_timeout_ms": ("request.timeout.ms", _same),
-    # kafka-python refused a record above max_request_size; librdkafka refuses one above message.max.bytes
-    "max_request_size": ("message.max.bytes", _same),
-    "buffer_memory": ("queue.buffering.max.kbytes", lambda v: max(1, int(v) // 1024)),
-    "transactional_id": ("transactional.id", _same),
-    "transaction_timeout_ms": ("transaction.timeout.ms", _same),
-}
-_CONSUMER_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    **_COMMON_KEYS,
-    "enable_auto_commit": ("enable.auto.commit", bool),
-    "auto_commit_interval_ms": ("auto.commit.interval.ms", _same),
-    "auto_offset_reset": ("auto.offset.reset", _same),
-    "fetch_max_bytes": ("fetch.max.bytes", _same),
-    "max_partition_fetch_bytes": ("max.partition.fetch.bytes", _same),
-    "fetch_min_bytes": ("fetch.min.bytes", _same),
-    "fetch_max_wait_ms": ("fetch.wait.max.ms", _same),
-    "session_timeout_ms": ("session.timeout.ms", _same),
-    "heartbeat_interval_ms": ("heartbeat.interval.ms", _same),
-    "max_poll_interval_ms": ("max.poll.interval.ms", _same),
-    "isolation_level": ("isolation.level", _same),
-    "check_crcs": ("check.crcs", bool),
-    "request_timeout_ms": ("socket.timeout.ms", _same),
-    "group_instance_id": ("group.instance.id", _same),
-}
-
-
-def _translate(overrides: Mapping[str, Any], keys: Mapping[str, tuple[str, Callable[[Any], Any]]],
-               what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in overrides.items():
-        if "." in name:  # already a librdkafka key
-            out[name] = value
-        elif name in keys:
-            key, convert = keys[name]
-            out[key] = convert(value)
-        else:
-            raise TypeError(f"{what}() got override {name!r}, which has no librdkafka equivalent here "
-                            f"(known: {', '.join(sorted(keys))}; or pass a librdkafka key such as 'linger.ms')")
-    return out
-
-
 def _check_reachable(client: Any, settings: Settings) -> None:
     timeout = settings.kafka_bootstrap_timeout_ms / 1000
     try:
@@ -269,7 +188,7 @@ def make_admin(settings: Settings) -> AdminClient:
     return admin
 
 
-def _producer_config(settings: Settings, overrides: Mapping[str, Any], what: str) -> dict[str, Any]:
+def _producer_config(settings: Settings, overrides: Mapping[str, Any]) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "client.id": "txnmon-producer",
         "acks": "all",
@@ -290,13 +209,13 @@ def _producer_config(settings: Settings, overrides: Mapping[str, Any], what: str
         "sticky.partitioning.linger.ms": 0,
         **client_config(settings),
     }
-    cfg.update(_translate(overrides, _PRODUCER_KEYS, what))
+    cfg.update(overrides)
     return cfg
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
     """A producer tuned for throughput with no loss: acks=all, idempotent, batched, compressed."""
-    producer = Producer(_producer_config(settings, overrides, "make_producer"))
+    producer = Producer(_producer_config(settings, overrides))
     _check_reachable(producer, settings)
     return producer
 
@@ -329,7 +248,7 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         "heartbeat.interval.ms": 3_000,
         **client_config(settings),
     }
-    cfg.update(_translate(overrides, _CONSUMER_KEYS, "make_consumer"))
+    cfg.update(overrides)
     consumer = Consumer(cfg)
     try:
         _check_reachable(consumer, settings)
@@ -842,7 +761,7 @@ def make_transactional_producer(settings: Settings, transactional_id: str, **ove
     # short: a batch begins its transaction only once MongoDB is written, and a broker outage then
     # costs one timeout per attempt, not minutes
     cfg = {"transaction.timeout.ms": 15_000,
-           **_producer_config(settings, overrides, "make_transactional_producer"),
+           **_producer_config(settings, overrides),
            "transactional.id": transactional_id}
     # librdkafka requires a message's delivery timeout to fit in the transaction's
     cfg["delivery.timeout.ms"] = min(cfg["delivery.timeout.ms"], cfg["transaction.timeout.ms"])
