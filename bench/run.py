@@ -189,7 +189,7 @@ def alert_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, f
     thread.start()
     time.sleep(3)  # join the group before the clock starts
     sent_at: dict[str, float] = {}
-    producer = kafka.make_producer(settings, linger_ms=0)
+    producer = kafka.make_producer(settings, **{"linger.ms": 0})
     start = time.perf_counter()
     total = rate * seconds
     found: dict[str, float] = {}
@@ -257,7 +257,7 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     for t in threads:
         t.start()
     time.sleep(3)  # join the group before the clock starts
-    producer = kafka.make_producer(s, linger_ms=0)
+    producer = kafka.make_producer(s, **{"linger.ms": 0})
     sent_at: dict[str, float] = {}
     start = time.perf_counter()
     sent: dict[str, float] = {}

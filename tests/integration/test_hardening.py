@@ -69,7 +69,7 @@ def test_a_mixed_stream_through_two_members_stores_every_valid_one_and_rejects_t
             messages.extend([huge, twin, dict(valid[20])])  # dict(valid[20]) is an identical repeat
     batch = [(m[0], m[1], None) if isinstance(m, tuple) else (m["user_id"].encode(), json.dumps(m).encode(), None)
              for m in messages]
-    p1, p2 = two_members_drain(s, batch, max_request_size=2_000_000)
+    p1, p2 = two_members_drain(s, batch, **{"message.max.bytes": 2_000_000})
     assert p1.batches > 0 and p2.batches > 0, "both members worked and neither died"
     assert stored_ids(s, "transactions") == sorted(r["transaction_id"] for r in valid)
     store = MongoStore(s)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from txnmon.adapters import kafka as kc
 from txnmon.core.records import SourceRecord
@@ -95,14 +96,17 @@ def test_client_config_maps_settings_to_librdkafka_keys(stack: Settings):
     assert plain["security.protocol"] == "plaintext" and not any(k.startswith(("sasl", "ssl")) for k in plain)
 
 
-def test_overrides_use_kafka_python_names_and_unknown_ones_are_refused(stack: Settings):
-    # the overrides callers pass today, plus one already in librdkafka's form
-    kc.make_producer(stack, linger_ms=0, max_request_size=2_000_000, **{"queue.buffering.max.ms": 1}).close()
-    kc.make_consumer(stack, group_id=None, max_poll_interval_ms=600_000).close()
-    with pytest.raises(TypeError, match="max_block_ms"):
-        kc.make_producer(stack, max_block_ms=1000)
-    with pytest.raises(TypeError, match="linger_ms"):
-        kc.make_consumer(stack, group_id=None, linger_ms=5)  # a producer option
+def test_overrides_use_librdkafka_names_and_unknown_ones_are_refused(stack: Settings):
+    # the overrides callers pass today
+    kc.make_producer(stack, **{"linger.ms": 0, "message.max.bytes": 2_000_000, "queue.buffering.max.ms": 1}).close()
+    kc.make_consumer(stack, group_id=None, **{"max.poll.interval.ms": 600_000}).close()
+    # kafka-python's names are not translated: the client refuses them, nothing is ignored silently
+    with pytest.raises(kc.KafkaError, match="linger_ms"):
+        kc.make_producer(stack, linger_ms=0)
+    with pytest.raises(kc.KafkaError, match="max_request_size"):
+        kc.make_transactional_producer(stack, "never", max_request_size=2_000_000)
+    with pytest.raises(kc.KafkaError, match="max_poll_interval_ms"):
+        kc.make_consumer(stack, group_id=None, max_poll_interval_ms=600_000)
 
 
 def test_unreachable_broker_is_kafka_unavailable(make_settings: Callable[..., Settings]):
@@ -121,7 +125,7 @@ def test_unreachable_broker_is_kafka_unavailable(make_settings: Callable[..., Se
         lambda: kc.consumer_lag(dead, dead.consumer_group, dead.topic_raw),
         lambda: kc.delete_topics(dead, [dead.topic_raw]),
         lambda: kc.open_window(dead, dead.topic_raw, 0, 1),
-        lambda: kc.KafkaSource(dead, dead.topic_raw, dead.consumer_group, lambda *_: None),
+        lambda: kc.GroupMember(dead, [dead.topic_raw], dead.consumer_group, lambda *_: None),
     ]
     for call in calls:
         with pytest.raises(KafkaUnavailable, match=r"127\.0\.0\.1:1") as info:
@@ -152,12 +156,9 @@ def test_topics_are_created_once_described_required_and_deleted(make_settings: C
         kc.delete_topics(s, [s.topic_raw + ".one"])  # gone already
     with pytest.raises(TopicMissing):
         kc.open_window(s, "no-such-topic-" + uuid.uuid4().hex, 0, 1)
-    consumer = kc.make_consumer(s, group_id=s.consumer_group)
-    try:
-        with pytest.raises(TopicMissing):
-            kc.subscribe(consumer, "no-such-topic-" + uuid.uuid4().hex, lambda *_: None, wait_s=0.5)
-    finally:
-        consumer.close()
+    with pytest.raises(TopicMissing):
+        kc.GroupMember(s, [s.topic_raw, "no-such-topic-" + uuid.uuid4().hex], s.consumer_group, lambda *_: None,
+                       wait_s=0.5)
 
 
 # --- producing and consuming -------------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_send_confirmed_refuses_oversized_messages_and_delivers_the_others(s: Se
     assert info.value.failed == []
     producer.close()
     # a client allowed larger requests sends it: the broker refuses it (delivery report), not the client
-    roomy = kc.make_producer(s, max_request_size=2_000_000)
+    roomy = kc.make_producer(s, **{"message.max.bytes": 2_000_000})
     with pytest.raises(MessageRefused) as info:
         kc.send_confirmed(roomy, s.topic_raw, [(b"d", b"ok-3", None), (b"e", big, None)])
     assert list(info.value.refused) == [1] and "TOO_LARGE" in info.value.refused[1]
@@ -222,7 +223,19 @@ def test_send_confirmed_survives_a_full_local_queue(s: Settings):
 # --- the processor's source: a group member --------------------------------------------------
 
 
-def _poll_until(sources: list[kc.KafkaSource], done: Callable[[], bool], timeout: float,
+def _committed_soon(settings: Settings, topic: str, expected: dict[int, int], timeout: float = 10.0
+                    ) -> dict[int, int]:
+    """The group's committed offsets once they are `expected` (or the timeout passed): offsets committed
+    in a transaction show once the coordinator has written the transaction's markers, soon after."""
+    deadline = time.monotonic() + timeout
+    found = kc.committed_offsets(settings, settings.consumer_group, topic)
+    while found != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = kc.committed_offsets(settings, settings.consumer_group, topic)
+    return found
+
+
+def _poll_until(sources: list[kc.GroupMember], done: Callable[[], bool], timeout: float,
                 into: dict[int, list[SourceRecord]] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -244,26 +257,32 @@ def test_two_members_split_partitions_commit_and_lag_then_a_lost_member_is_refus
     owned: dict[str, list[int]] = {"a": [], "b": []}
     got: dict[int, list[SourceRecord]] = {}  # per member: what it polled since its latest assignment
 
-    def listener(name: str) -> Callable[[str, list[int]], None]:
-        def on_change(change: str, partitions: list[int]) -> None:
+    def listener(name: str) -> Callable[[str, list[tuple[str, int]]], None]:
+        def on_change(change: str, assigned: list[tuple[str, int]]) -> None:
+            assert {t for t, _ in assigned} <= {s.topic_raw}
+            partitions = [p for _, p in assigned]
             events[name].append((change, partitions))
             owned[name] = partitions if change == "assigned" else []
             got[0 if name == "a" else 1] = []  # runs inside poll, before that poll's records are returned
         return on_change
 
+    # each member commits its offsets in transactions of its own producer, as the processor does;
+    # made first, so that no member stops polling while one starts
+    txps = [kc.make_transactional_producer(s, f"txnmon-test-{uuid.uuid4().hex[:8]}") for _ in range(2)]
     # short timeouts: member a is dropped from the group 6 s after it stops polling
-    fast = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 500, "max_poll_interval_ms": 6000}
-    a = kc.KafkaSource(s, s.topic_raw, s.consumer_group, listener("a"), **fast)
+    fast = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "max.poll.interval.ms": 6000}
+    a = kc.GroupMember(s, [s.topic_raw], s.consumer_group, listener("a"), **fast)
     b = None
     try:
         _poll_until([a], lambda: owned["a"] == [0, 1, 2], 20)
-        b = kc.KafkaSource(s, s.topic_raw, s.consumer_group, listener("b"), **fast)
+        b = kc.GroupMember(s, [s.topic_raw], s.consumer_group, listener("b"), **fast)
         _poll_until([a, b], lambda: bool(owned["a"]) and bool(owned["b"]), 20, got)
         assert sorted(owned["a"] + owned["b"]) == [0, 1, 2]
         assert ("revoked", [0, 1, 2]) in events["a"]  # a gave its partitions back before the split
         assert events["b"][-1] == ("assigned", owned["b"])
 
         # each member reads its own partitions (from the start: nothing was committed), then commits
+        # them in a transaction
         def drained() -> bool:
             seen = [r for rs in got.values() for r in rs]
             return {p: max((r.offset + 1 for r in seen if r.partition == p), default=0) for p in ends} == ends
@@ -272,28 +291,24 @@ def test_two_members_split_partitions_commit_and_lag_then_a_lost_member_is_refus
         for i, src in ((0, a), (1, b)):
             mine = owned["a" if i == 0 else "b"]
             assert {r.partition for r in got.get(i, [])} <= set(mine)
-            src.commit({p: ends[p] for p in mine})
+            kc.begin_transaction(txps[i])
+            kc.commit_member_transaction(txps[i], src, {(s.topic_raw, p): ends[p] for p in mine})
             assert src.lag() == 0
-        assert kc.committed_offsets(s, s.consumer_group, s.topic_raw) == ends
+        assert _committed_soon(s, s.topic_raw, ends) == ends
         assert kc.consumer_lag(s, s.consumer_group, s.topic_raw) == {0: 0, 1: 0, 2: 0}
         assert kc.committed_offsets(s, "no-such-group-" + uuid.uuid4().hex, s.topic_raw) == {}
 
         # a stops polling: after max.poll.interval.ms it leaves the group and b takes over everything;
-        # a's commit for the partitions it no longer owns is refused, not written over b's
+        # a's transaction committing the partitions it no longer owns is refused, not written over b's,
+        # and it is aborted so its output never shows
         a_had = owned["a"]
         _poll_until([b], lambda: owned["b"] == [0, 1, 2], 20)
-        with pytest.raises(CommitRefused):
-            a.commit({p: 0 for p in a_had})
-        # the same in a transaction: its offsets are refused, and it is aborted so its output never shows
-        txp = kc.make_transactional_producer(s, f"txnmon-test-{uuid.uuid4().hex[:8]}")
-        try:
-            kc.begin_transaction(txp)
-            assert kc.send_confirmed(txp, s.topic_enriched, [(None, b"from-a-lost", None)]) == []
-            with pytest.raises(CommitRefused, match="aborted"):
-                kc.commit_transaction(txp, a, {p: 0 for p in a_had})
-            kc.begin_transaction(txp)  # the producer goes on
-        finally:
-            txp.close()
+        txp = txps[0]
+        kc.begin_transaction(txp)
+        assert kc.send_confirmed(txp, s.topic_enriched, [(None, b"from-a-lost", None)]) == []
+        with pytest.raises(CommitRefused, match="aborted"):
+            kc.commit_member_transaction(txp, a, {(s.topic_raw, p): 0 for p in a_had})
+        kc.begin_transaction(txp)  # the producer goes on
         assert _read(s, s.topic_enriched, 0, timeout=0) == []
         assert kc.committed_offsets(s, s.consumer_group, s.topic_raw) == ends
         a.poll(100, 10)  # a learns it lost its partitions: reported as revoked
@@ -302,6 +317,8 @@ def test_two_members_split_partitions_commit_and_lag_then_a_lost_member_is_refus
         a.close()
         if b is not None:
             b.close()
+        for txp in txps:
+            txp.close()
 
 
 def test_lag_of_counts_what_an_assigned_consumer_has_not_read(s: Settings):
@@ -329,7 +346,7 @@ def test_transaction_commits_output_and_input_offsets_together_and_an_abort_hide
     producer.close()
     ends = kc.end_offsets(s, s.topic_raw)
 
-    source = kc.KafkaSource(s, s.topic_raw, s.consumer_group, lambda *_: None)
+    source = kc.GroupMember(s, [s.topic_raw], s.consumer_group, lambda *_: None)
     txp = kc.make_transactional_producer(s, f"txnmon-test-{uuid.uuid4().hex[:8]}")
     try:
         got: list[SourceRecord] = []
@@ -344,7 +361,7 @@ def test_transaction_commits_output_and_input_offsets_together_and_an_abort_hide
         kc.begin_transaction(txp)
         out = [(r.key, b"out-" + r.value, None) for r in got]
         assert kc.send_confirmed(txp, s.topic_enriched, out) == []
-        kc.commit_transaction(txp, source, next_offsets)
+        kc.commit_member_transaction(txp, source, {(s.topic_raw, p): o for p, o in next_offsets.items()})
         assert kc.committed_offsets(s, s.consumer_group, s.topic_raw) == next_offsets
 
         kc.begin_transaction(txp)
@@ -353,14 +370,14 @@ def test_transaction_commits_output_and_input_offsets_together_and_an_abort_hide
         # the next transaction after an abort commits normally, with no offsets to send
         kc.begin_transaction(txp)
         kc.send_confirmed(txp, s.topic_enriched, [(b"U1", b"after-abort", None)])
-        kc.commit_transaction(txp, source, {})
+        kc.commit_member_transaction(txp, source, {})
     finally:
         txp.close()
         source.close()
 
     committed = _read(s, s.topic_enriched, 10)  # read_committed is the default
     assert sorted(r.value for r in committed) == sorted([b"out-in-%d" % i for i in range(9)] + [b"after-abort"])
-    everything = _read(s, s.topic_enriched, 15, isolation_level="read_uncommitted")
+    everything = _read(s, s.topic_enriched, 15, **{"isolation.level": "read_uncommitted"})
     assert sum(r.value.startswith(b"aborted-") for r in everything) == 5  # written, but never visible above
     assert kc.committed_offsets(s, s.consumer_group, s.topic_raw) == next_offsets  # the abort moved nothing
 
@@ -399,6 +416,13 @@ def test_window_reads_the_time_range_up_to_the_offsets_captured_when_opened(s: S
         empty.consumer.close()
 
 
+def _commit_offsets(consumer: Consumer, topic: str, next_offsets: dict[int, int]) -> None:
+    """Set the group's committed offsets (a plain synchronous commit from a consumer that never joined)."""
+    result = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in next_offsets.items()],
+                             asynchronous=False)
+    assert all(tp.error is None for tp in result or ())
+
+
 def test_consumer_lag_counts_records_not_transaction_markers(s: Settings):
     """A transactional topic ends each transaction with a commit marker no consumer receives: a group
     that consumed everything is one offset short of the end, and its lag must be 0, not 1."""
@@ -414,9 +438,9 @@ def test_consumer_lag_counts_records_not_transaction_markers(s: Settings):
 
         group = kc.make_consumer(s, group_id=s.consumer_group)
         try:
-            kc.commit_offsets(group, topic, {0: 4, 1: 1})  # after each partition's last record
+            _commit_offsets(group, topic, {0: 4, 1: 1})  # after each partition's last record
             assert kc.consumer_lag(s, s.consumer_group, topic) == {0: 0, 1: 0, 2: 0}
-            kc.commit_offsets(group, topic, {0: 1, 1: 0})
+            _commit_offsets(group, topic, {0: 1, 1: 0})
             assert kc.consumer_lag(s, s.consumer_group, topic) == {0: 3, 1: 1, 2: 0}
 
             # an aborted transaction's records (and its marker) are never delivered either
@@ -436,7 +460,7 @@ def test_consumer_lag_counts_records_not_transaction_markers(s: Settings):
             assert kc.consumer_lag(s, s.consumer_group, topic)[1] == 2 + kc.LAG_PROBE_MAX + 4
 
             # a transaction still open: its records count (they are on their way), and nothing waits for it
-            kc.commit_offsets(group, topic, {0: 8})  # partition 0 read to its last marker
+            _commit_offsets(group, topic, {0: 8})  # partition 0 read to its last marker
             kc.begin_transaction(txp)
             kc.produce_to(txp, topic, (b"open", b"x", None), partition=0)
             assert txp.flush(10) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from txnmon.adapters import kafka
@@ -25,17 +27,27 @@ def test_round_trip_keyed_messages_and_offsets(isolated_settings):
     producer.close()
     assert sent == 40
     assert sum(kafka.end_offsets(s, s.topic_raw).values()) == 40
-    source = kafka.KafkaSource(s, s.topic_raw, s.consumer_group, lambda change, partitions: None)
+    member = kafka.GroupMember(s, [s.topic_raw], s.consumer_group, lambda change, partitions: None)
     seen: dict[bytes, set[int]] = {}
-    next_offsets: dict[int, int] = {}
+    next_offsets: dict[tuple[str, int], int] = {}
     for _ in range(50):
-        for r in source.poll(500, 1000):
+        for r in member.poll(500, 1000):
             seen.setdefault(r.key, set()).add(r.partition)
-            next_offsets[r.partition] = r.offset + 1
+            next_offsets[(r.topic, r.partition)] = r.offset + 1
         if sum(next_offsets.values()) == 40:
             break
     # one key always lands on one partition: per-user order is what the rules depend on
     assert len(seen) == 4 and all(len(parts) == 1 for parts in seen.values())
-    source.commit(next_offsets)
-    source.close()
+    # the offsets are committed in a transaction, as the processor does
+    producer = kafka.make_transactional_producer(s, f"txnmon-test-{s.consumer_group}")
+    try:
+        kafka.begin_transaction(producer)
+        kafka.commit_member_transaction(producer, member, next_offsets)
+    finally:
+        producer.close()
+        member.close()
+    # the offsets show once the coordinator has written the transaction's markers, soon after
+    deadline = time.monotonic() + 10
+    while kafka.consumer_lag(s, s.consumer_group, s.topic_raw) != {0: 0, 1: 0, 2: 0} and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert kafka.consumer_lag(s, s.consumer_group, s.topic_raw) == {0: 0, 1: 0, 2: 0}

@@ -58,7 +58,7 @@ def kafka_and_mongo(processor: Processor) -> Wired:
     try:
         member = with_retry(
             lambda: kafka.GroupMember(s, [s.topic_raw, s.topic_by_user], processor.group_id, processor.on_rebalance,
-                                      max_poll_interval_ms=600_000),
+                                      **{"max.poll.interval.ms": 600_000}),
             sink="kafka", **retry)
         publisher = TransactionalPublisher(
             lambda: with_retry(lambda: kafka.make_transactional_producer(s, txn_id), sink="kafka", **retry),

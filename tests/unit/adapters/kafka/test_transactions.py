@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from txnmon.adapters import kafka as kc
+from txnmon.adapters.kafka import transactions as kc
 from txnmon.errors import KafkaUnavailable, ProducerLost
 
 NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "transactional.id": "unit-test"}
@@ -39,7 +39,7 @@ def producer(error: int | None = None, *, age_s: float = 0.0, stuck_s: float = 0
 
 
 def commit(p: Answers) -> None:
-    kc._commit(p, [kc.TopicPartition("t", 0, 1)], lambda: None)
+    kc._commit(p, [TopicPartition("t", 0, 1)], lambda: None)
 
 
 def test_a_retriable_error_inside_the_transaction_timeout_means_call_again():
