@@ -1,4 +1,4 @@
-"""The comparison bench/scale_out.py (and tests/integration/test_scale_out.py) trust: it ignores
+"""The comparison bench/scale_out.py (and tests/integration/pipeline/test_scale_out.py) trust: it ignores
 only when and where a document was processed, and reports every other change."""
 
 from __future__ import annotations

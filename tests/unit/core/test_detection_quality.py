@@ -3,7 +3,7 @@
 About 10,000 transactions of shoppers who travel, buy several items at once, retry declined
 cards, shop on payday and in a flash sale, with 3% of rows arriving late, and six injected fraud
 patterns. The report is written to artifacts/ (the README's detection section quotes it);
-tests/integration/test_replay_invariance.py replays the same day through the live processor.
+tests/integration/pipeline/test_replay_invariance.py replays the same day through the live processor.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.fixtures.devstack import load_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BATCH = 500
 KILL_AFTER_ACKED = 20_000  # the server commits in the background once a second; this is ~2-3 s of writes
 PAD = "x" * 150  # ~250-byte documents, like a transaction

@@ -28,7 +28,7 @@ from txnmon.core.collection_names import REJECTED
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _count(settings) -> int:
@@ -132,7 +132,7 @@ def test_kafka_broker_down_for_20s_mid_run_loses_nothing(settings_factory, tmp_p
 
 
 def test_poison_messages_interleaved_with_10000_valid_ones(isolated_settings):
-    from tests.integration.test_processor import HOSTILE
+    from tests.integration.pipeline.test_processor import HOSTILE
 
     s = isolated_settings
     rows = synthetic_rows(10_000, users=300, seed=21)

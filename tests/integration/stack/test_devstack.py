@@ -16,7 +16,7 @@ from txnmon.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STACK = [sys.executable, str(ROOT / "devstack" / "stack.py")]
 
 

@@ -37,7 +37,7 @@ from txnmon.notifications import messages, policy
 from txnmon.notifications import routes as routing
 from txnmon.notifications.outbox import outbox_counts
 from txnmon.notifications.worker import NotifyWorker
-from txnmon.services.metrics import NotifyMetrics
+from txnmon.notifications.metrics import NotifyMetrics
 from txnmon.settings import DEFAULT_RULES_FILE, SAMPLE_CSV, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import run_until_idle
-from tests.integration.test_business_signals import generated
+from tests.integration.batch.test_business_signals import generated
 from txnmon.adapters.mongo import MongoStore
 from txnmon.jobs import replay, rollups, signals
 
