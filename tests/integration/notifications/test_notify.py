@@ -35,9 +35,9 @@ from txnmon.core.collection_names import ALERTS, NOTIFICATIONS, SHADOW_ALERTS, S
 from txnmon.jobs.replay import replay_csv
 from txnmon.notifications import messages, policy
 from txnmon.notifications import routes as routing
+from txnmon.notifications.metrics import NotifyMetrics
 from txnmon.notifications.outbox import outbox_counts
 from txnmon.notifications.worker import NotifyWorker
-from txnmon.notifications.metrics import NotifyMetrics
 from txnmon.settings import DEFAULT_RULES_FILE, SAMPLE_CSV, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
