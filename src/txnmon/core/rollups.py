@@ -77,7 +77,7 @@ ROLLUPS: tuple[Rollup, ...] = (
            "live alerts per rule and severity per hour (shadow alerts excluded)"),
     Rollup("kpi_signals_5min", TRANSACTIONS, "5min", (),
            "per 5 event-time minutes: payment outcomes per method, sales per product and per city "
-           "(what src/txnmon/core/signals.py decides payment-health alerts and trends on)"),
+           "(what src/txnmon/core/business_signals.py decides payment-health alerts and trends on)"),
 )
 # the date field of each grain (the `_id` starts with it too)
 GRAIN_FIELD = {"minute": "minute", "hour": "hour", "5min": "bucket"}

@@ -24,7 +24,7 @@ from txnmon.core.rules.config import (
     UnusualLocation,
     Velocity,
 )
-from txnmon.core.rules.signals import fmt_amount, fmt_span, plan, typology_explanation, typology_reason, weigh
+from txnmon.core.rules.evidence import fmt_amount, fmt_span, plan, typology_explanation, typology_reason, weigh
 from txnmon.core.rules.state import Event, UserStateStore, event_from
 
 
