@@ -14,7 +14,8 @@ from typing import Any
 
 from txnmon.core import geo
 from txnmon.core.lists import ListIndex
-from txnmon.core.rules.config import (
+from txnmon.core.rules.evidence import fmt_amount, fmt_span, plan, typology_explanation, typology_reason, weigh
+from txnmon.core.rules.rulebook import (
     ExcessiveRefunds,
     HighAmount,
     HighValueUnusualLocation,
@@ -24,7 +25,6 @@ from txnmon.core.rules.config import (
     UnusualLocation,
     Velocity,
 )
-from txnmon.core.rules.evidence import fmt_amount, fmt_span, plan, typology_explanation, typology_reason, weigh
 from txnmon.core.rules.state import Event, UserStateStore, event_from
 
 
