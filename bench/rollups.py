@@ -32,12 +32,12 @@ from txnmon.core.batch import content_fingerprint  # noqa: E402
 from txnmon.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS, TRANSACTIONS  # noqa: E402
 from txnmon.core.contract import normalise  # noqa: E402
 from txnmon.core.enrichment import enrich  # noqa: E402
-from txnmon.core.generator import GeneratorSpec, generate  # noqa: E402
 from txnmon.core.rollups import HOUR_FMT  # noqa: E402
 from txnmon.core.rules import Detector, load_rules  # noqa: E402
 from txnmon.core.rules.engine import alert_document  # noqa: E402
 from txnmon.jobs import rollups  # noqa: E402
 from txnmon.settings import Settings, load_settings  # noqa: E402
+from txnmon.synthetic.generator import GeneratorSpec, generate  # noqa: E402
 
 BATCH = 5_000
 

@@ -44,10 +44,10 @@ from bench.scale_out import generated_rows, scale_out  # noqa: E402
 from txnmon.adapters import kafka  # noqa: E402
 from txnmon.adapters.mongo import MongoStore  # noqa: E402
 from txnmon.core.collection_names import ALERTS, TRANSACTIONS  # noqa: E402
-from txnmon.core.generator import GeneratorSpec, generate  # noqa: E402
 from txnmon.jobs import rollups  # noqa: E402
 from txnmon.services.processor import Processor  # noqa: E402
 from txnmon.settings import Settings, load_settings  # noqa: E402
+from txnmon.synthetic.generator import GeneratorSpec, generate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGETS = {

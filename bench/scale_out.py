@@ -267,7 +267,7 @@ def scale_out(rows: Sequence[dict[str, Any]], member_counts: Sequence[int], part
 
 def generated_rows(n: int) -> list[dict[str, Any]]:
     """The same generated input as `make bench`'s e2e run (1% injected fraud, n/10 users)."""
-    from txnmon.core.generator import GeneratorSpec, generate
+    from txnmon.synthetic.generator import GeneratorSpec, generate
 
     rows = generate(GeneratorSpec(rows=n, users=max(n // 10, 1), fraud_rate=0.01, seed=11)).to_dict("records")
     return [{k: v for k, v in r.items() if v != ""} for r in rows]

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     notify_lease_seconds: float = Field(60.0, ge=1, le=3600)  # a claimed entry is another worker's after this
     notify_poll_seconds: float = Field(0.1, gt=0, le=60)  # how often an idle worker looks for due entries
     notify_metrics_port: int = Field(9109, ge=0, le=65535)  # /metrics of `txnmon notify` (METRICS_ADDRESS); 0: off
-    # --- Business signals (src/txnmon/core/signals.py; docs/signals.md), all in event time ------------
+    # --- Business signals (src/txnmon/core/business_signals.py; docs/signals.md), all in event time ------------
     # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
     # partition) is this far past the bucket's end: later data for it is not taken into account
     signal_lateness_minutes: int = Field(10, ge=0, le=24 * 60)

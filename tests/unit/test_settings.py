@@ -112,7 +112,7 @@ def test_bad_signal_thresholds_name_the_variable(monkeypatch, var, value, expect
 
 
 def test_signal_thresholds_reach_the_signal_config(monkeypatch):
-    from txnmon.jobs.signals import signal_config
+    from txnmon.jobs.business_signals import signal_config
 
     monkeypatch.setenv("TREND_FACTOR", "2.5")
     monkeypatch.setenv("PAYMENT_SPIKE_MIN_FAILED_USERS", "3")

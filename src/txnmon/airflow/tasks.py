@@ -28,7 +28,7 @@ def rollup(full_rebuild: bool) -> dict[str, Any]:
 
 def signals() -> dict[str, Any]:
     """kpi_rollups.signals: the closed 5-minute buckets."""
-    from txnmon.jobs import signals as signal_jobs
+    from txnmon.jobs import business_signals as signal_jobs
 
     return signal_jobs.signals_task(task_settings(), trigger="airflow")
 

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from txnmon.core.rules.config import parse_duration
+from txnmon.core.rules.rulebook import parse_duration
 from txnmon.errors import ConfigError, TxnmonError, UsageError
 from txnmon.logs import configure_logging
 from txnmon.settings import Settings, load_settings

@@ -30,11 +30,11 @@ def cmd_signals(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from txnmon.adapters.mongo import MongoStore
-    from txnmon.jobs import signals
+    from txnmon.jobs import business_signals
 
-    run = signals.run_signals(MongoStore(settings), settings, trigger="cli")
+    run = business_signals.run_signals(MongoStore(settings), settings, trigger="cli")
     if args.json:
-        print(json.dumps(signals.summary(run), indent=2))
+        print(json.dumps(business_signals.summary(run), indent=2))
         return 0
     if run.closed_until is None:
         print("no closed event time yet: the processor has no watermark, or no rollup run recorded it "

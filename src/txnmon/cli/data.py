@@ -36,7 +36,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
-    from txnmon.core import business_events, generator
+    from txnmon.synthetic import business_events, generator
 
     shares = generator.parse_behaviour_shares(args.behaviour)
     spec = generator.GeneratorSpec(rows=args.rows, users=args.users, fraud_rate=args.fraud_rate, seed=args.seed,

@@ -26,7 +26,6 @@ from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
 from txnmon.core.backtest import run_backtest
 from txnmon.core.collection_names import ALERTS, NOTIFICATIONS, TRANSACTIONS
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
 from txnmon.core.rules import load_rules
 from txnmon.errors import QualityCheckFailed
 from txnmon.jobs import quality as quality_jobs
@@ -34,6 +33,7 @@ from txnmon.jobs import replay, rollups
 from txnmon.jobs.backtest import load_transactions
 from txnmon.notifications import outbox
 from txnmon.settings import PACKAGE_DIR, PROJECT_ROOT, SAMPLE_CSV, Settings, get_settings
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 RUN_DIR = PROJECT_ROOT / ".devstack" / "run"
 DEMO_DIR = PROJECT_ROOT / ".devstack" / "demo"

@@ -14,12 +14,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from txnmon.core.contract import InvalidTransaction, normalise
-from txnmon.core.generator import PATTERN_RULES
 from txnmon.core.rules import Detector, RuleSet
 
 LABEL = "fraud_label"
 INCIDENT = "fraud_incident"
-BEHAVIOUR = "behaviour"  # the clean behaviour a generated row shows (src/txnmon/core/generator.py)
+BEHAVIOUR = "behaviour"  # the clean behaviour a generated row shows (src/txnmon/synthetic/behaviours.py)
+# the typology (or single-condition rule) expected to catch each fraud pattern of generated data
+# (src/txnmon/synthetic/spec.py PATTERNS): what recall is measured against (the rule of rules-file
+# version 1 second, so both generations can be backtested)
+PATTERN_RULES = {
+    "burst": ("velocity",),
+    "impossible_travel": ("impossible_travel",),
+    "account_takeover": ("account_takeover", "high_value_unusual_location"),
+    "high_amount": ("high_amount",),
+    "refund_abuse": ("refund_abuse", "excessive_refunds"),
+    "card_testing": ("card_testing", "repeated_failed_payments"),
+}
 SEVERITIES = ("low", "medium", "high")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 

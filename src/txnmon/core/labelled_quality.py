@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from txnmon.core.generator import PATTERN_RULES
+from txnmon.core.backtest import PATTERN_RULES
 
 _TEXT = {"$type": "string", "$ne": ""}
 

@@ -1,6 +1,6 @@
 """The analyst's desk in the dashboard: the case inbox, a case page, lists and the audit trail.
 
-Every value is shown as escaped text (`show_table`, `show_caption` in src/txnmon/dashboard/app.py's style).
+Every value is shown as escaped text (`show_table`, `show_caption` in src/txnmon/dashboard/widgets.py's style).
 Actions (assign, note, close, list entries) are recorded as DASHBOARD_ANALYST and only offered
 when DASHBOARD_TRIAGE is on; each one leaves one audit entry (src/txnmon/jobs).
 """

@@ -13,8 +13,8 @@ from typing import Any
 from txnmon.adapters.mongo import ListsRepository, MongoStore
 from txnmon.core import lists as core
 from txnmon.core.collection_names import LIST_ENTRIES, RULE_VERSIONS
-from txnmon.core.rules.config import parse_rules
-from txnmon.core.rules.engine import RULE_NAMES
+from txnmon.core.rules.conditions import RULE_NAMES
+from txnmon.core.rules.rulebook import parse_rules
 from txnmon.errors import RulesError, StoreUnavailable, TxnmonError
 from txnmon.jobs import audit
 

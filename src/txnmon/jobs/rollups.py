@@ -45,6 +45,7 @@ from txnmon.core.collection_names import (
     TRANSACTIONS,
     WATERMARKS,
 )
+from txnmon.core.rollup_cube import AlertCube, TxCube
 from txnmon.core.rollups import (
     ALERT_FIELDS,
     GRAIN_FIELD,
@@ -52,8 +53,6 @@ from txnmon.core.rollups import (
     ROLLUP_NAMES,
     ROLLUPS,
     TX_FIELDS,
-    AlertCube,
-    TxCube,
     hour_start,
     plan_writes,
     projection,

@@ -26,8 +26,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from txnmon.core.config_files import parse_versioned
-from txnmon.core.rules.config import SEVERITY_ORDER, Severity
+from txnmon.core.rules.rulebook import SEVERITY_ORDER, Severity
+from txnmon.core.versioned_files import parse_versioned
 from txnmon.errors import InvalidInputFile
 
 __all__ = ["ALERT", "DAG_FAILED", "QUALITY_FAILED", "Routes", "RoutesError", "outbox_entries", "parse_routes",

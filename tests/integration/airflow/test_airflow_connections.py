@@ -13,7 +13,7 @@ from tests.fixtures.pipeline import run_until_idle
 from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
 from txnmon.core.collection_names import KPI_RUNS
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NOWHERE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "MONGO_URI": "mongodb://127.0.0.1:9"}

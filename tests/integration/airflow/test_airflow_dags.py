@@ -11,10 +11,10 @@ from tests.fixtures.pipeline import run_until_idle
 from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
 from txnmon.core.collection_names import ALERTS, KPI_RUNS, TOUCHED_HOURS
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
 from txnmon.jobs import rollups
 from txnmon.jobs.replay import replay_csv
 from txnmon.settings import SAMPLE_CSV
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

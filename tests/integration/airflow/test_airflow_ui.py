@@ -13,7 +13,7 @@ from tests.fixtures.airflow import AirflowServer
 from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import read_topic
 from txnmon.adapters import kafka
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 # the first test also pays for the module's `airflow standalone` start-up (up to 240 s), under pytest-timeout
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]

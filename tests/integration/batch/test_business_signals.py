@@ -13,11 +13,11 @@ import pytest
 
 from tests.fixtures.pipeline import TXNMON, env_for, run_until_idle, start_in_thread
 from txnmon.adapters.mongo import MongoStore
-from txnmon.core.business_events import inject, parse_event
 from txnmon.core.collection_names import OPS_ALERTS, TRENDS
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
 from txnmon.errors import RetryableError
-from txnmon.jobs import replay, rollups, signals
+from txnmon.jobs import business_signals, replay, rollups
+from txnmon.synthetic.business_events import inject, parse_event
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,10 +40,10 @@ def generated(tmp_path: Path, *, with_events: bool, seed: int = 7) -> Path:
     return path
 
 
-def roll_and_decide(settings) -> signals.SignalRun:
+def roll_and_decide(settings) -> business_signals.SignalRun:
     store = MongoStore(settings)
     rollups.run_rollups(store)
-    return signals.run_signals(store, settings)
+    return business_signals.run_signals(store, settings)
 
 
 def episodes(settings) -> dict[str, dict]:

@@ -10,7 +10,7 @@ from tests.fixtures.browser import screenshot_path
 from tests.fixtures.pipeline import run_until_idle
 from tests.integration.batch.test_business_signals import generated
 from txnmon.adapters.mongo import MongoStore
-from txnmon.jobs import replay, rollups, signals
+from txnmon.jobs import business_signals, replay, rollups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,7 +21,7 @@ def test_each_page_shows_its_audiences_numbers(settings_factory, dashboard_facto
     run_until_idle(s)
     store = MongoStore(s)
     rollups.run_rollups(store)
-    decided = signals.run_signals(store, s).closed_until
+    decided = business_signals.run_signals(store, s).closed_until
     assert decided is not None
     url = dashboard_factory(s)
     page = browser.new_page(viewport={"width": 1500, "height": 3300})  # Streamlit scrolls inside: all of a page

@@ -119,10 +119,10 @@ def test_rule_quality_by_severity_and_on_labelled_data_match_the_backtest(isolat
 
     from txnmon.adapters.mongo import MongoStore as Store
     from txnmon.core.backtest import run_backtest
-    from txnmon.core.generator import GeneratorSpec, generate, write_csv
     from txnmon.core.rules import load_rules
     from txnmon.jobs import replay
     from txnmon.jobs.backtest import load_transactions
+    from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
     s = isolated_settings
     data = tmp_path / "day.csv"

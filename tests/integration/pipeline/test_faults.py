@@ -171,8 +171,8 @@ def test_a_member_joins_and_another_leaves_mid_run(settings_factory):
 
 
 def test_the_same_file_replayed_twice_changes_no_document_alert_or_rollup(isolated_settings, tmp_path):
-    from txnmon.core.generator import GeneratorSpec, generate, write_csv
     from txnmon.jobs import replay, rollups
+    from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
     s = isolated_settings
     data = tmp_path / "day.csv"

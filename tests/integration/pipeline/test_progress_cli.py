@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from tests.fixtures.pipeline import ROOT, TXNMON, env_for, run_until_idle
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import pytest
 from tests.fixtures.datasets import REALISTIC_DAY
 from tests.fixtures.pipeline import run_until_idle, start_in_thread, stored_ids
 from txnmon.core.backtest import run_backtest
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
 from txnmon.core.rules import load_rules
 from txnmon.jobs import replay
 from txnmon.jobs.backtest import load_transactions
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 from txnmon.cli.progress import Progress
 from txnmon.core.backtest import normalise_rows, run_backtest
-from txnmon.core.generator import GeneratorSpec, generate, write_csv
 from txnmon.core.rules import load_rules
+from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
 ROOT = Path(__file__).resolve().parents[3]
 TXNMON = str(Path(sys.executable).with_name("txnmon"))

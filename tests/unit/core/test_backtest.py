@@ -10,10 +10,10 @@ import pytest
 from tests.fixtures.browser import ARTIFACTS
 from txnmon.cli import main
 from txnmon.core.backtest import compare, run_backtest, to_json
-from txnmon.core.generator import PATTERNS, GeneratorSpec, generate, write_csv
 from txnmon.core.rules import load_rules, parse_rules
 from txnmon.jobs.backtest import load_transactions
 from txnmon.settings import DEFAULT_RULES_FILE, SAMPLE_CSV
+from txnmon.synthetic.generator import PATTERNS, GeneratorSpec, generate, write_csv
 
 UTC = ZoneInfo("UTC")
 

@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txnmon.core import customers, rollups
+from txnmon.core import customers, rollup_cube
 
 T0 = dt.datetime(2025, 10, 1, 10, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
@@ -19,14 +19,14 @@ def _sale(at: dt.datetime, user: str, amount: float, **extra) -> dict:
             "category": "Books", "payment_method": "UPI", "value_category": "Low", **extra}
 
 
-def _cube(docs) -> rollups.TxCube:
-    cube = rollups.TxCube()
+def _cube(docs) -> rollup_cube.TxCube:
+    cube = rollup_cube.TxCube()
     for d in docs:
         cube.add(d)
     return cube
 
 
-def _hour_docs(cube: rollups.TxCube, firsts) -> dict[dt.datetime, dict]:
+def _hour_docs(cube: rollup_cube.TxCube, firsts) -> dict[dt.datetime, dict]:
     return {d["hour"]: d for d in customers.hour_documents(cube.buyers_by_hour(), firsts, lambda h: h.isoformat())}
 
 

@@ -17,9 +17,9 @@ import pytest
 from tests.fixtures.browser import ARTIFACTS
 from tests.fixtures.datasets import REALISTIC_DAY
 from txnmon.core.backtest import normalise_rows, render, run_backtest, to_json
-from txnmon.core.generator import BEHAVIOURS, PATTERNS, GeneratorSpec, generate
 from txnmon.core.rules import load_rules, parse_rules
 from txnmon.settings import DEFAULT_RULES_FILE
+from txnmon.synthetic.generator import BEHAVIOURS, PATTERNS, GeneratorSpec, generate
 
 
 def _backtest(seed: int, rules_text: str | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from txnmon.core.rules import Detector, alert_document
-from txnmon.core.rules.config import parse_rules
+from txnmon.core.rules.rulebook import parse_rules
 
 T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from txnmon.core.rules import Detector, RulesError, evaluate, load_rules, parse_rules, risk_score
-from txnmon.core.rules.config import RuleSet
+from txnmon.core.rules.rulebook import RuleSet
 from txnmon.core.rules.state import Event, UserStateStore
 from txnmon.settings import DEFAULT_RULES_FILE as DEFAULT_RULES_PATH
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from txnmon.core.lists import ListIndex, make_entry
 from txnmon.core.rules import Detector
-from txnmon.core.rules.config import parse_rules
+from txnmon.core.rules.rulebook import parse_rules
 
 T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 

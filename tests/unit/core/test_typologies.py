@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from txnmon.core.rules import Detector, RulesError, alert_document, load_rules, parse_rules
-from txnmon.core.rules.signals import checkouts
+from txnmon.core.rules.evidence import checkouts
 from txnmon.core.rules.state import Event
 from txnmon.settings import DEFAULT_RULES_FILE
 
@@ -168,8 +168,8 @@ def test_a_typology_may_reuse_a_rules_name_once_that_rule_is_off():
 def test_every_signal_of_the_catalogue_has_a_function_and_a_cost():
     from typing import get_args
 
-    from txnmon.core.rules.config import SignalName, Signals
-    from txnmon.core.rules.signals import COST, SIGNALS
+    from txnmon.core.rules.evidence import COST, SIGNALS
+    from txnmon.core.rules.rulebook import SignalName, Signals
 
     assert set(SIGNALS) == set(COST) == set(Signals.model_fields) == set(get_args(SignalName))
 

@@ -8,7 +8,7 @@ from txnmon.adapters.mongo import UpsertResult
 from txnmon.core.collection_names import LIST_ENTRIES
 from txnmon.core.lists import make_entry
 from txnmon.core.rules import Detector
-from txnmon.core.rules.config import parse_rules
+from txnmon.core.rules.rulebook import parse_rules
 from txnmon.errors import StoreRefused, StoreUnavailable
 from txnmon.jobs.lists import ListsFeed
 

@@ -1,7 +1,7 @@
 """Business events injected into generated data: a payment-gateway outage, a product spike, a new region.
 
 `txnmon generate --outage UPI@12:00/30 --product-spike "Air Fryer@14:00/60" --new-region Bhopal@17:00/60`
-applies them to the generator's rows (src/txnmon/core/generator.py), each labelled in the column
+applies them to the generator's rows (src/txnmon/synthetic/generator.py), each labelled in the column
 `business_event` so tests and demos know the ground truth:
 
   gateway_outage  METHOD@HH:MM/MINUTES     that method's payments fail (OUTAGE_FAILURE_RATE of them)
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from txnmon.core.generator import (
+from txnmon.synthetic.spec import (
     CATALOGUE,
     HOME_CITIES,
     HOME_WEIGHTS,

@@ -7,7 +7,7 @@ A run (the `signals` task of the kpi_rollups DAG, after the rollup; or `txnmon s
    processor's slowest partition when that run started, so every batch behind it is rolled up)
    minus SIGNAL_LATENESS_MINUTES,
 3. reads `signal_state` (where the last walk stopped) and the kpi_signals_5min buckets from the
-   baselines' start up to that point, and walks them (src/txnmon/core/signals.py),
+   baselines' start up to that point, and walks them (src/txnmon/core/business_signals.py),
 4. writes the episodes it opened, updated or cleared to `ops_alerts` (payment failure spikes,
    apart from the fraud `alerts`) and `trends`, by `_id`,
 5. saves the new state.
@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from txnmon.adapters.mongo import LeasesRepository, MongoStore
-from txnmon.core.collection_names import OPS_ALERTS, SIGNAL_STATE, TRENDS
-from txnmon.core.signals import (
+from txnmon.core.business_signals import (
     BUCKET,
     PAYMENT_SPIKE,
     SignalConfig,
@@ -37,6 +36,7 @@ from txnmon.core.signals import (
     buckets_from_documents,
     evaluate,
 )
+from txnmon.core.collection_names import OPS_ALERTS, SIGNAL_STATE, TRENDS
 from txnmon.errors import RetryableError
 from txnmon.jobs.rollups import latest_run
 from txnmon.settings import Settings

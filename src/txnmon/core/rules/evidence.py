@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from txnmon.core import geo
-from txnmon.core.rules.config import (
+from txnmon.core.rules.rulebook import (
     AmountVsUsualSignal,
     DeclinesSignal,
     FarFromUsualSignal,

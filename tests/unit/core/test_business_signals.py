@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from txnmon.core import signals
-from txnmon.core.signals import BUCKET, BucketCounts, SignalConfig, SignalState, evaluate
+from txnmon.core import business_signals
+from txnmon.core.business_signals import BUCKET, BucketCounts, SignalConfig, SignalState, evaluate
 
 T0 = dt.datetime(2025, 10, 1, 0, 0, tzinfo=dt.UTC)
 CONFIG = SignalConfig()
@@ -67,7 +67,7 @@ def test_an_outage_a_spike_and_a_new_region_each_raise_one_signal_that_clears():
     region = by_kind["new_region"]
     assert region["location"] == "Bhopal" and region["status"] == "cleared"
     assert region["opened_at"] == T0 + BUCKET * 201  # 16 sales in the window ending with bucket 201
-    assert signals.TRENDING_CITY not in by_kind  # a new city is a new region, not also a trending city
+    assert business_signals.TRENDING_CITY not in by_kind  # a new city is a new region, not also a trending city
 
 
 def test_an_open_signal_stays_open_while_the_condition_holds_and_is_raised_once():
@@ -123,11 +123,11 @@ def test_how_the_walk_is_split_into_runs_never_changes_the_signals(cuts, seed):
 
 
 def test_bad_thresholds_are_refused_with_the_reason():
-    with pytest.raises(signals.SignalConfigError, match="factors must be above 1"):
+    with pytest.raises(business_signals.SignalConfigError, match="factors must be above 1"):
         SignalConfig(trend_factor=1.0)
-    with pytest.raises(signals.SignalConfigError, match="at least 1 bucket"):
+    with pytest.raises(business_signals.SignalConfigError, match="at least 1 bucket"):
         SignalConfig(trend_window_buckets=0)
 
 
 def test_signal_ids_cannot_collide():
-    assert signals.signal_id("k", "a|b", T0) != signals.signal_id("k", "a%7Cb", T0)
+    assert business_signals.signal_id("k", "a|b", T0) != business_signals.signal_id("k", "a%7Cb", T0)

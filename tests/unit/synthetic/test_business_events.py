@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from txnmon.core.business_events import inject, parse_event
-from txnmon.core.generator import GeneratorError, GeneratorSpec, generate
+from txnmon.synthetic.business_events import inject, parse_event
+from txnmon.synthetic.generator import GeneratorError, GeneratorSpec, generate
 
 DAY = dt.date(2025, 10, 1)
 

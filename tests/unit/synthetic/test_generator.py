@@ -12,7 +12,7 @@ import pytest
 from txnmon.cli import main
 from txnmon.core import geo
 from txnmon.core.backtest import normalise_rows
-from txnmon.core.generator import (
+from txnmon.synthetic.generator import (
     BEHAVIOUR_SHARES,
     BEHAVIOURS,
     PATTERNS,
@@ -200,3 +200,10 @@ def test_the_behaviour_help_states_the_specs_defaults(capsys):
     for label, field in BEHAVIOUR_SHARES.items():
         found = re.search(rf"{label} \((?:of \w+; )?(?:default )?([0-9.]+)\)", text)
         assert found and float(found[1]) == getattr(defaults, field), label
+
+
+def test_every_fraud_pattern_has_the_rules_expected_to_catch_it():
+    """The backtest measures recall against PATTERN_RULES (in the core, which never imports the generator)."""
+    from txnmon.core.backtest import PATTERN_RULES
+
+    assert set(PATTERN_RULES) == set(PATTERNS)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from txnmon.core.config_files import parse_versioned
+from txnmon.core.versioned_files import parse_versioned
 from txnmon.errors import RulesError
 
 __all__ = ["RuleSet", "RulesError", "load_rules", "parse_duration", "parse_rules"]
