@@ -12,7 +12,7 @@ from typing import Any
 
 from txnmon.core import geo
 from txnmon.core.lists import ListIndex
-from txnmon.core.rules.evidence import fmt_amount, fmt_span
+from txnmon.core.rules.evidence import fmt_amount, fmt_span, recent_move, travel_speed
 from txnmon.core.rules.rulebook import (
     ExcessiveRefunds,
     HighAmount,
@@ -83,21 +83,15 @@ def unusual_location_rule(event: Event, prior: Sequence[Event], cfg: UnusualLoca
 
 
 def impossible_travel_rule(event: Event, prior: Sequence[Event], cfg: ImpossibleTravel) -> str | None:
-    if not prior:
+    move = recent_move(event, prior, cfg.window)
+    if move is None:
         return None
-    last = prior[-1]
-    if last.location.casefold() == event.location.casefold():
-        return None
-    gap = event.event_time - last.event_time
-    if gap > cfg.window:
-        return None
-    here, there = geo.lookup(event.location), geo.lookup(last.location)
-    if here is None or there is None:
+    last, gap = move
+    trip = travel_speed(last, event, gap)
+    if trip is None:
         # cities missing from the coordinates table: a change of city this fast is suspect
         return f"{last.location} to {event.location} within {fmt_span(gap)}"
-    km = geo.distance_km(here, there)
-    hours = gap.total_seconds() / 3600
-    speed = km / hours if hours > 0 else float("inf")
+    km, speed = trip
     if speed > cfg.max_speed_kmh:
         return (f"{last.location} to {event.location} ({km:,.0f} km) in {fmt_span(gap)}: "
                 f"faster than {cfg.max_speed_kmh:,.0f} km/h")

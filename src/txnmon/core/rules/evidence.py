@@ -129,15 +129,32 @@ def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaym
                     {"payment_method": event.payment_method, "used": used})
 
 
-def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
+def recent_move(event: Event, prior: Sequence[Event], window: dt.timedelta) -> tuple[Event, dt.timedelta] | None:
+    """The user's previous event and the time since, if it was in another place at most `window` ago."""
     if not prior:
         return None
     last = prior[-1]
     if last.location.casefold() == event.location.casefold():
         return None
     gap = event.event_time - last.event_time
-    if gap > cfg.window:
+    return None if gap > window else (last, gap)
+
+
+def travel_speed(last: Event, event: Event, gap: dt.timedelta) -> tuple[float, float] | None:
+    """(km, km/h) between two events' cities; None when either city has no coordinates."""
+    here, there = geo.lookup(event.location), geo.lookup(last.location)
+    if here is None or there is None:
         return None
+    km = geo.distance_km(here, there)
+    hours = gap.total_seconds() / 3600
+    return km, km / hours if hours > 0 else float("inf")
+
+
+def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
+    move = recent_move(event, prior, cfg.window)
+    if move is None:
+        return None
+    last, gap = move
     if cfg.usual_lookback is not None:
         # a quick move back to a place the user used before the last one is a return: the move
         # away (its own verdict) is what was odd, not this transaction
@@ -145,20 +162,18 @@ def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSign
         if any(e.location.casefold() == here_folded
                for e in _within(prior[:-1], event.event_time - cfg.usual_lookback)):
             return None
-    here, there = geo.lookup(event.location), geo.lookup(last.location)
     measured: dict[str, Any] = {"previous_location": last.location, "location": event.location,
                                 "gap_s": gap.total_seconds(), "distance_km": None, "speed_kmh": None}
-    if here is None or there is None:
+    trip = travel_speed(last, event, gap)
+    if trip is None:
         # cities missing from the coordinates table: only a change of city this fast is suspect
         if gap > cfg.unknown_city_window:
             return None
         return Evidence(f"{last.location} to {event.location} within {fmt_span(gap)}", (last,), measured)
-    km = geo.distance_km(here, there)
-    hours = gap.total_seconds() / 3600
-    speed = km / hours if hours > 0 else float("inf")
+    km, speed = trip
     if speed <= cfg.max_speed_kmh:
         return None  # a plausible trip: not suspicious by itself
-    measured.update(distance_km=round(km, 1), speed_kmh=round(speed, 1) if hours > 0 else None)
+    measured.update(distance_km=round(km, 1), speed_kmh=round(speed, 1) if gap.total_seconds() > 0 else None)
     return Evidence(f"{last.location} to {event.location} ({km:,.0f} km) in {fmt_span(gap)}: "
                     f"faster than {cfg.max_speed_kmh:,.0f} km/h", (last,), measured)
 
