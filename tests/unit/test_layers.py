@@ -238,3 +238,17 @@ def test_the_rule_catches_an_upward_import(module, source):
 ])
 def test_the_rule_allows_downward_imports(module, source):
     assert violations(module, source) == []
+
+
+def test_docs_describe_every_module():
+    """docs/layers.md has a line for every module of the package that says what it is (a docstring)."""
+    text = (ROOT / "docs" / "layers.md").read_text(encoding="utf-8")
+    missing = [str(p.relative_to(SRC)) for p in sorted((SRC / "txnmon").rglob("*.py"))
+               if p.read_text(encoding="utf-8").strip() and f"`{p.relative_to(SRC)}`" not in text]
+    assert missing == [], f"add to docs/layers.md: {missing}"
+
+
+def test_no_product_module_is_over_400_lines():
+    sizes = {str(p.relative_to(SRC)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in (SRC / "txnmon").rglob("*.py")}
+    assert {m: n for m, n in sizes.items() if n > 400} == {}

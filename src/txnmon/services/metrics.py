@@ -1,5 +1,5 @@
-"""Prometheus metrics of one processor, and of one `txnmon notify` worker, each in its own registry
-(several may run in one test process)."""
+"""Prometheus metrics of one processor in its own registry (several may run in one test process), and
+`serve`, which the notify worker's metrics use too."""
 
 from __future__ import annotations
 
