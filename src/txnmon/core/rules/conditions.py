@@ -12,7 +12,7 @@ from typing import Any
 
 from txnmon.core import geo
 from txnmon.core.lists import ListIndex
-from txnmon.core.rules.evidence import fmt_amount, fmt_span, recent_move, travel_speed
+from txnmon.core.rules.evidence import fmt_amount, fmt_span, recent_move, travel_speed, within
 from txnmon.core.rules.rulebook import (
     ExcessiveRefunds,
     HighAmount,
@@ -40,16 +40,6 @@ class Hit:
     explanation: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
 
-def _within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
-    # prior is sorted by event time: walk back from the newest until outside the window
-    out: list[Event] = []
-    for event in reversed(prior):
-        if event.event_time < since:
-            break
-        out.append(event)
-    return out
-
-
 # --- the rules: (transaction event, the user's earlier events, settings) -> reason or None ---
 
 
@@ -60,7 +50,7 @@ def high_amount_rule(event: Event, prior: Sequence[Event], cfg: HighAmount) -> s
 
 
 def velocity_rule(event: Event, prior: Sequence[Event], cfg: Velocity) -> str | None:
-    recent = _within(prior, event.event_time - cfg.window)
+    recent = within(prior, event.event_time - cfg.window)
     count = len(recent) + 1
     if count > cfg.max_transactions:
         span = event.event_time - recent[-1].event_time
@@ -70,7 +60,7 @@ def velocity_rule(event: Event, prior: Sequence[Event], cfg: Velocity) -> str | 
 
 
 def unusual_location_rule(event: Event, prior: Sequence[Event], cfg: UnusualLocation) -> str | None:
-    history = _within(prior, event.event_time - cfg.lookback)
+    history = within(prior, event.event_time - cfg.lookback)
     if len(history) < cfg.min_history:
         return None
     usual = {e.location.casefold() for e in history}
@@ -114,7 +104,7 @@ def _repeats(event: Event, prior: Sequence[Event], window: dt.timedelta, limit: 
     """More than `limit` matching events (this one included) within `window` before it."""
     if not matches(event):
         return None
-    count = 1 + sum(1 for e in _within(prior, event.event_time - window) if matches(e))
+    count = 1 + sum(1 for e in within(prior, event.event_time - window) if matches(e))
     if count > limit:
         return f"{count} {what} within {fmt_span(window)} (more than {limit})"
     return None
@@ -202,13 +192,13 @@ def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -
     if name == "high_amount":
         out["measured"] = {"amount": event.amount}
     elif name == "velocity":
-        recent = _within(prior, event.event_time - cfg.window)
+        recent = within(prior, event.event_time - cfg.window)
         out["counted"] = _ids(recent)
         out["measured"] = {"transactions": len(recent) + 1,
                            "span_s": (event.event_time - min(e.event_time for e in recent)).total_seconds()
                            if recent else 0.0}
     elif name in ("unusual_location", "high_value_unusual_location"):
-        history = _within(prior, event.event_time - r.unusual_location.lookback)
+        history = within(prior, event.event_time - r.unusual_location.lookback)
         out["counted"] = _ids(history)
         out["measured"] = {"location": event.location, "usual": sorted({e.location for e in history}),
                            "amount": event.amount}
@@ -226,7 +216,7 @@ def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -
     elif name in ("excessive_refunds", "repeated_failed_payments"):
         def matches(e: Event) -> bool:
             return e.type == "refund" if name == "excessive_refunds" else e.status == "failed"
-        counted = [e for e in _within(prior, event.event_time - cfg.window) if matches(e)]
+        counted = [e for e in within(prior, event.event_time - cfg.window) if matches(e)]
         out["counted"] = _ids(counted)
         out["measured"] = {"count": len(counted) + 1}
     return out

@@ -43,7 +43,8 @@ class Evidence(NamedTuple):
     measured: dict[str, Any] | None = None
 
 
-def _within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
+def within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
+    """The events of `prior` at or after `since`, newest first."""
     # prior is sorted by event time: walk back from the newest until outside the window (newest first)
     out: list[Event] = []
     for event in reversed(prior):
@@ -88,7 +89,7 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
     if event.amount < cfg.min_amount or event.type == "refund":
         return None
     # declined attempts count: they show the basket the user tries to buy as well as paid ones do
-    usual = [e for e in _within(prior, event.event_time - cfg.lookback) if e.type != "refund"]
+    usual = [e for e in within(prior, event.event_time - cfg.lookback) if e.type != "refund"]
     if len(usual) < cfg.min_history:
         return None
     amounts = sorted(e.amount for e in usual)
@@ -102,7 +103,7 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
 
 
 def new_location_signal(event: Event, prior: Sequence[Event], cfg: NewLocationSignal) -> Evidence | None:
-    history = _within(prior, event.event_time - cfg.lookback)
+    history = within(prior, event.event_time - cfg.lookback)
     if len(history) < cfg.min_history:
         return None
     here = event.location.casefold()
@@ -118,7 +119,7 @@ def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaym
     if not event.payment_method:
         return None
     # events restored from an older state format have no payment method: they tell nothing
-    history = [e for e in _within(prior, event.event_time - cfg.lookback) if e.payment_method]
+    history = [e for e in within(prior, event.event_time - cfg.lookback) if e.payment_method]
     if len(history) < cfg.min_history:
         return None
     method = event.payment_method.casefold()
@@ -160,7 +161,7 @@ def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSign
         # away (its own verdict) is what was odd, not this transaction
         here_folded = event.location.casefold()
         if any(e.location.casefold() == here_folded
-               for e in _within(prior[:-1], event.event_time - cfg.usual_lookback)):
+               for e in within(prior[:-1], event.event_time - cfg.usual_lookback)):
             return None
     measured: dict[str, Any] = {"previous_location": last.location, "location": event.location,
                                 "gap_s": gap.total_seconds(), "distance_km": None, "speed_kmh": None}
@@ -182,7 +183,7 @@ def far_from_usual_signal(event: Event, prior: Sequence[Event], cfg: FarFromUsua
     here = geo.lookup(event.location)
     if here is None:
         return None
-    history = _within(prior, event.event_time - cfg.lookback)
+    history = within(prior, event.event_time - cfg.lookback)
     if len(history) < cfg.min_history:
         return None
     places = {e.location.casefold(): e.location for e in history}
@@ -202,7 +203,7 @@ def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, mi
                   matches: Callable[[Event], bool]) -> Evidence | None:
     if not matches(event):
         return None
-    counted = [e for e in _within(prior, event.event_time - window) if matches(e)]
+    counted = [e for e in within(prior, event.event_time - window) if matches(e)]
     if len(counted) + 1 < min_count:
         return None
     return Evidence(f"{len(counted) + 1} {what} within {fmt_span(window)}", tuple(counted),
@@ -242,7 +243,7 @@ def checkouts(events: Sequence[Event], gap: dt.timedelta) -> list[list[Event]]:
 def velocity_signal(event: Event, prior: Sequence[Event], cfg: VelocitySignal) -> Evidence | None:
     if not _is_purchase(event):
         return None
-    recent = [e for e in _within(prior, event.event_time - cfg.window) if _is_purchase(e)]
+    recent = [e for e in within(prior, event.event_time - cfg.window) if _is_purchase(e)]
     if len(recent) + 1 < cfg.min_count:  # fewer purchases than the checkouts needed: no grouping to do
         return None
     groups = checkouts([*reversed(recent), event], cfg.checkout_gap)
