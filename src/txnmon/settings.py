@@ -209,9 +209,28 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-                value = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", value) if name == "mongo_uri" else "***"
+                value = mask_uri(value) if name == "mongo_uri" else "***"
             shown[name.upper()] = str(value) if isinstance(value, Path) else value
         return shown
+
+
+# URI options that carry a secret (tlsCertificateKeyFilePassword, authMechanismProperties with an AWS
+# session token, ...): matched by name, case-insensitively, so an option added later is hidden too
+_SECRET_OPTION = re.compile(r"(?i)(password|secret|token|authmechanismproperties|key)")
+
+
+def mask_uri(uri: str) -> str:
+    """A connection URI for display: the password in the user part and every secret option's value
+    replaced by ***."""
+    shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", uri)
+    base, sep, query = shown.partition("?")
+    if not sep:
+        return shown
+    options = []
+    for option in query.split("&"):
+        key, eq, _ = option.partition("=")
+        options.append(f"{key}=***" if eq and _SECRET_OPTION.search(key) else option)
+    return base + "?" + "&".join(options)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -73,6 +73,20 @@ def test_secrets_never_appear_in_errors_or_display(monkeypatch):
     assert "hunter2" not in str(err.value)
 
 
+def test_secret_uri_options_are_masked_and_the_rest_kept(monkeypatch, capsys):
+    from txnmon.cli import main
+
+    uri = ("mongodb://db:27017/?tls=true&tlsCertificateKeyFilePassword=k3y-pass&authSource=admin"
+           "&authMechanismProperties=AWS_SESSION_TOKEN:t0ken&replicaSet=rs0")
+    monkeypatch.setenv("MONGO_URI", uri)
+    shown = load_settings().masked()["MONGO_URI"]
+    assert shown == ("mongodb://db:27017/?tls=true&tlsCertificateKeyFilePassword=***&authSource=admin"
+                     "&authMechanismProperties=***&replicaSet=rs0")
+    assert main(["config"]) == 0
+    printed = capsys.readouterr().out
+    assert "k3y-pass" not in printed and "t0ken" not in printed and "replicaSet=rs0" in printed
+
+
 def test_cli_exits_2_with_the_reason_on_bad_config(monkeypatch, capsys):
     from txnmon.cli import main
 
