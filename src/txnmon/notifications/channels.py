@@ -12,6 +12,7 @@ txnmon imports an HTTP or SMTP client.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import smtplib
 import ssl
 import urllib.error
@@ -55,6 +56,12 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) ->
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryFailed(f"no answer: {type(reason).__name__}: {reason}"[:300]) from None
+    except http.client.InvalidURL:
+        # a bad port or host in the URL variable: no retry fixes it; the message leaves the URL out
+        raise DeliveryRefused("the destination URL is not valid (check its host and port)") from None
+    except http.client.HTTPException as exc:
+        # an answer that is not HTTP (BadStatusLine, a truncated response): the receiver may recover
+        raise DeliveryFailed(f"not an HTTP answer: {type(exc).__name__}"[:300]) from None
 
 
 def _snippet(exc: urllib.error.HTTPError) -> str:
@@ -174,4 +181,9 @@ def deliver(entry: Mapping[str, Any], destination: Any, env: Mapping[str, str], 
     channel = CHANNELS.get(destination.type)
     if channel is None:
         raise DeliveryRefused(f"destination {entry['destination']}: unknown type {destination.type!r}")
-    return channel.send(entry, destination, env, now)
+    try:
+        return channel.send(entry, destination, env, now)
+    except (DeliveryFailed, DeliveryRefused):
+        raise
+    except Exception as exc:
+        raise DeliveryFailed(f"unexpected {type(exc).__name__} while sending: {str(exc)[:200]}") from exc

@@ -17,20 +17,24 @@ def backoff_delay(attempts: int, *, base: float, cap: float, jitter: float) -> f
     return step / 2 + step / 2 * min(max(jitter, 0.0), 1.0)
 
 
+MAX_RETRY_AFTER_S = 3600.0  # a receiver may ask for a pause, not park an entry for years
+
+
 def retry_after_seconds(value: str | None, *, now: dt.datetime) -> float | None:
-    """An HTTP Retry-After header (seconds or an HTTP date) as seconds from `now`; None if absent or bad."""
+    """An HTTP Retry-After header (seconds or an HTTP date) as seconds from `now`, at most an hour;
+    None if absent or bad."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER_S)
 
 
 def is_permanent(status: int) -> bool:

@@ -52,4 +52,7 @@ def test_retry_after_and_permanence_of_http_answers():
     assert policy.retry_after_seconds("30", now=T0) == 30.0
     assert policy.retry_after_seconds("Wed, 01 Oct 2025 12:00:10 GMT", now=T0) == 10.0
     assert policy.retry_after_seconds("later", now=T0) is None
+    # a receiver may ask for a pause, not park an entry for years (or overflow the next attempt's time)
+    assert policy.retry_after_seconds("999999999999", now=T0) == policy.MAX_RETRY_AFTER_S == 3600.0
+    assert policy.retry_after_seconds("Fri, 01 Oct 5195 12:00:00 GMT", now=T0) == 3600.0
     assert [s for s in (400, 401, 404, 408, 409, 425, 429, 500, 503) if policy.is_permanent(s)] == [400, 401, 404]
