@@ -18,6 +18,10 @@ from txnmon.core.rules import Detector, RuleSet
 
 LABEL = "fraud_label"
 INCIDENT = "fraud_incident"
+# what the rules read of a stored transaction (rules.state.Event, the list checks' fields, the arrival
+# order): a backtest over stored history projects exactly these, so it judges what the processor judged
+STORED_FIELDS = ("transaction_id", "user_id", "amount", "location", "event_time", "type", "status",
+                 "payment_method", "product", "category", "country", "judged_at")
 BEHAVIOUR = "behaviour"  # the clean behaviour a generated row shows (src/txnmon/synthetic/behaviours.py)
 # the typology (or single-condition rule) expected to catch each fraud pattern of generated data
 # (src/txnmon/synthetic/spec.py PATTERNS): what recall is measured against (the rule of rules-file

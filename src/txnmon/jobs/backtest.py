@@ -61,8 +61,7 @@ def backtest_stored(settings: Settings, candidate_rules: str | Path, hours: floa
         raise InvalidInputFile("no stored transactions to backtest against")
     end = newest[0]["event_time"] + dt.timedelta(milliseconds=1)  # BSON dates have millisecond precision
     start = end - dt.timedelta(hours=hours)
-    fields = {"_id": 0, "transaction_id": 1, "user_id": 1, "amount": 1, "location": 1, "event_time": 1, "type": 1,
-              "status": 1, "judged_at": 1}
+    fields = {"_id": 0, **dict.fromkeys(backtest.STORED_FIELDS, 1)}
     txs = store.find(TRANSACTIONS, {"event_time": {"$gte": start, "$lt": end}}, projection=fields)
     txs.sort(key=arrival_order)
     result = backtest.run_backtest(txs, candidate)

@@ -88,3 +88,16 @@ def test_replay_job_needs_both_window_ends():
     with pytest.raises(InvalidInputFile, match="go together"):
         replay.run_replay(load_settings(), {"file": "x.csv", "speedup": 0, "limit": None,
                                             "window_from": "2025-10-01T00:00:00"})
+
+
+def test_a_backtest_over_stored_history_reads_every_field_the_rules_read():
+    """The backtest DAG once left payment_method out of its projection: account_takeover could not fire."""
+    import typing
+
+    from txnmon.core import backtest
+    from txnmon.core.rules.rulebook import ListCheck
+    from txnmon.core.rules.state import Event
+
+    fields = set(backtest.STORED_FIELDS)
+    assert set(Event._fields) <= fields
+    assert set(typing.get_args(ListCheck.model_fields["field"].annotation)) <= fields
