@@ -232,3 +232,17 @@ def test_the_notify_worker_runs_txnmon_notify_and_alone_gets_the_destinations_se
     for name, service in services.items():
         if name != "notify":
             assert not secrets & set(_environment(service)), name
+
+
+def test_no_two_services_publish_the_same_host_port_whatever_the_profiles():
+    """The scale profile's processors once published the notify worker's 127.0.0.1:9109: the documented
+    three-processor setup could not start."""
+    seen: dict[str, str] = {}
+    clashes = []
+    for name, service in COMPOSE["services"].items():
+        for mapping in service.get("ports", []):
+            host = str(mapping).rsplit(":", 1)[0]  # 127.0.0.1:9109 of 127.0.0.1:9109:9108
+            if host in seen:
+                clashes.append(f"{name} and {seen[host]} both publish {host}")
+            seen[host] = name
+    assert clashes == []
