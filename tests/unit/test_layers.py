@@ -20,6 +20,7 @@ bench/ is scanned too: it may use any layer, and the raw clients whose ceilings 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -163,16 +164,23 @@ def _source_of(module: str) -> Path | None:
 
 
 def _defines(module: str, name: str) -> bool:
+    return name in _names_defined_in(module)
+
+
+@functools.cache
+def _names_defined_in(module: str) -> frozenset[str]:
+    """What `from module import NAME` can name: its assignments, functions, classes and imports (each
+    module parsed once, however many imports name it)."""
     source = _source_of(module)
     if source is None:
-        return False
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    names = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
-    names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)}
-    names |= {n.target.id for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-    names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
+        return frozenset()
+    nodes = list(ast.walk(ast.parse(source.read_text(encoding="utf-8"))))
+    names = {t.id for n in nodes if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    names |= {n.name for n in nodes if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)}
+    names |= {n.target.id for n in nodes if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    names |= {(a.asname or a.name).split(".")[0] for n in nodes if isinstance(n, ast.Import | ast.ImportFrom)
               for a in n.names}
-    return name in names
+    return frozenset(names)
 
 
 def test_only_the_txnmon_package_is_installed():
