@@ -1,11 +1,16 @@
 """Named lists (blocked users, risky locations, trusted users, ...) as pure data and functions.
 
-An entry is a value in a named list with a reason, who added it, when, and an optional expiry.
+An entry is a value in a named list with a reason, who added it, when, and an optional validity:
+`valid_from` (None: no start) and `expires_at` (None: no end).
 A `trusted_users` entry names a (user, rule) pair: that rule stays silent for that user until the
 entry expires, at most 180 days after it was added, and only with a justification.
 
 Membership is judged against the event time of the transaction being judged (never the wall
-clock), so the same lists and the same input give the same verdicts in a replay.
+clock), so the same lists and the same input give the same verdicts in a replay: an entry applies
+to a transaction whose event time is in [valid_from, expires_at). An expired entry is therefore
+still loaded by the processor (`ListsRepository.live_entries`): a lagging processor or a backfill
+judges events from before the expiry, which the entry still covers. Only a removed entry (a
+mistake, taken back) applies to no event time at all.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ def normalise(value: Any) -> str:
 
 def make_entry(list_name: str, value: str, *, reason: str, by: str, now: dt.datetime,
                expires_at: dt.datetime | None = None, rule: str | None = None,
-               known_rules: Iterable[str] = ()) -> dict[str, Any]:
+               known_rules: Iterable[str] = (), valid_from: dt.datetime | None = None) -> dict[str, Any]:
     """A validated list entry document; raises ListError naming what is wrong."""
     if not _NAME.match(list_name or ""):
         raise ListError(f"list name must be lowercase letters, digits and _ (got {list_name!r})")
@@ -50,6 +55,8 @@ def make_entry(list_name: str, value: str, *, reason: str, by: str, now: dt.date
         raise ListError("who adds the entry must be known")
     if expires_at is not None and expires_at <= now:
         raise ListError(f"expiry {expires_at.isoformat()} is not in the future")
+    if valid_from is not None and expires_at is not None and valid_from >= expires_at:
+        raise ListError(f"valid_from {valid_from.isoformat()} is not before the expiry")
     known = set(known_rules)
     if list_name == TRUSTED_USERS:
         if not rule:
@@ -64,12 +71,15 @@ def make_entry(list_name: str, value: str, *, reason: str, by: str, now: dt.date
         raise ListError("only trusted_users entries name a rule")
     return {"_id": entry_id(list_name, normalise(value), rule), "list": list_name, "value": str(value).strip(),
             "key": normalise(value), "rule": rule, "reason": reason.strip(), "added_by": by.strip(), "added_at": now,
-            "expires_at": expires_at}
+            "valid_from": valid_from, "expires_at": expires_at}
 
 
 def is_active(entry: Mapping[str, Any], at: dt.datetime) -> bool:
-    """Not removed, and not expired at `at`."""
+    """Not removed, and `at` (a transaction's event time) inside [valid_from, expires_at)."""
     if entry.get("removed_at") is not None:
+        return False
+    start = entry.get("valid_from")
+    if start is not None and at < start:
         return False
     expires = entry.get("expires_at")
     return expires is None or at < expires

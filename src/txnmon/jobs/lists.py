@@ -35,10 +35,11 @@ def known_rule_names(rules_file: Path) -> tuple[str, ...]:
 
 def add_entry(store: MongoStore, list_name: str, value: str, *, reason: str, by: str | None = None,
               expires_at: dt.datetime | None = None, rule: str | None = None,
-              now: dt.datetime | None = None, known_rules: Iterable[str] = RULE_NAMES) -> dict[str, Any]:
+              now: dt.datetime | None = None, known_rules: Iterable[str] = RULE_NAMES,
+              valid_from: dt.datetime | None = None) -> dict[str, Any]:
     when = now or dt.datetime.now(dt.UTC)
     entry = core.make_entry(list_name, value, reason=reason, by=audit.who(by), now=when, expires_at=expires_at,
-                            rule=rule, known_rules=known_rules)
+                            rule=rule, known_rules=known_rules, valid_from=valid_from)
     before = ListsRepository(store).put_entry(entry)
     audit.record(store, "list.add", by=entry["added_by"], target=entry["_id"], before=before, after=entry, now=when)
     return entry
@@ -66,8 +67,9 @@ def entries(store: MongoStore, list_name: str | None = None, *, include_inactive
 
 
 def live_lists(store: MongoStore) -> core.ListIndex:
-    """The list entries in force now, indexed as the detector looks them up."""
-    return core.ListIndex.build(ListsRepository(store).live_entries(dt.datetime.now(dt.UTC)))
+    """Every entry not removed, indexed as the detector looks them up: the detector asks each one
+    whether it held at the transaction's event time, never at the wall clock's now."""
+    return core.ListIndex.build(ListsRepository(store).live_entries())
 
 
 def record_rules_version(store: MongoStore, version: str, rules_file: Path, by: str = "processor",

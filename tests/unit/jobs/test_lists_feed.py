@@ -83,3 +83,60 @@ def test_a_trusted_users_entry_may_name_a_typology_of_the_rules_file_in_use(tmp_
     broken = tmp_path / "broken.yaml"
     broken.write_text("typologies: [")
     assert "takeover" not in known_rule_names(broken) and "velocity" in known_rule_names(broken)
+
+
+class QueryingStore(EntriesStore):
+    """Answers `find` by the query's equality and `$gt`/`$or` terms, as MongoDB would."""
+
+    def find(self, query):
+        def holds(doc, q):
+            for key, want in q.items():
+                if key == "$or":
+                    if not any(holds(doc, alt) for alt in want):
+                        return False
+                elif isinstance(want, dict):
+                    value = doc.get(key)
+                    if "$gt" in want and not (value is not None and value > want["$gt"]):
+                        return False
+                elif doc.get(key) != want:
+                    return False
+            return True
+
+        self.loads += 1
+        return [e for e in self.entries if holds(e, query)]
+
+
+def test_a_backfill_is_judged_with_the_entries_in_force_at_each_event_time(tmp_path):
+    """A block that expired yesterday (wall clock) still covers events of last week, and a trust that
+    expired too still silences its rule then: a lagging processor or a backfill gives the verdicts of
+    a processor that ran on time (docs/analysts.md, "expiry goes by event time")."""
+    from txnmon.jobs.lists import live_lists
+
+    now = dt.datetime.now(dt.UTC)
+    week_ago = now - dt.timedelta(days=7)
+    added = week_ago - dt.timedelta(days=1)
+    store = QueryingStore([
+        make_entry("blocked_users", "U9", reason="chargebacks", by="ana", now=added,
+                   expires_at=now - dt.timedelta(days=1)),
+        make_entry("trusted_users", "U7", reason="payroll agent", by="ana", now=added, rule="high_amount",
+                   expires_at=now - dt.timedelta(days=1)),
+        make_entry("risky_locations", "Lagos", reason="ring", by="raj", now=added,
+                   valid_from=now - dt.timedelta(days=2)),
+    ])
+    detector = Detector(parse_rules(""))
+    detector.use_lists(live_lists(store))
+
+    def tx(tid: str, user: str, at: dt.datetime, amount: float = 10.0, location: str = "Pune") -> dict:
+        return {"_id": tid, "transaction_id": tid, "user_id": user, "amount": amount, "location": location,
+                "payment_method": "UPI", "event_time": at}
+
+    assert [h.rule for h in detector.observe(tx("b1", "u9", week_ago))] == ["listed"]
+    [silenced] = detector.observe(tx("b2", "u7", week_ago, amount=60_000))
+    assert silenced.suppressed_by == "list:trusted_users:u7:high_amount"
+    # the same users today: both entries have expired by then
+    assert detector.observe(tx("b3", "u9", now)) == []
+    [raised] = detector.observe(tx("b4", "u7", now, amount=60_000))
+    assert raised.rule == "high_amount" and not raised.suppressed_by
+    # an entry applies from its valid_from on, not before
+    assert detector.observe(tx("b5", "u1", week_ago, location="Lagos")) == []
+    assert [h.rule for h in detector.observe(tx("b6", "u2", now, location="Lagos"))] == ["listed"]

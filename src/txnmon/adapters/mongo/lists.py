@@ -39,7 +39,8 @@ class ListsRepository:
                                                                return_document=ReturnDocument.BEFORE)
 
     @translated
-    def live_entries(self, at: Any) -> list[dict[str, Any]]:
-        """Entries neither removed nor expired at `at` (what the processor loads between batches)."""
-        return list(self.store.db[LIST_ENTRIES].find({"removed_at": None,
-                                                      "$or": [{"expires_at": None}, {"expires_at": {"$gt": at}}]}))
+    def live_entries(self) -> list[dict[str, Any]]:
+        """Entries not removed (what the processor loads between batches). Expired ones too: whether
+        an entry applies is decided per transaction by its event time (txnmon.core.lists.is_active),
+        and a lagging processor or a backfill judges events from before the expiry."""
+        return list(self.store.db[LIST_ENTRIES].find({"removed_at": None}))
