@@ -246,11 +246,12 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     routes = Path(tempfile.mkdtemp(prefix="txnmon-bench-")) / "routes.yaml"
-    routes.write_text("destinations:\n  hook: {type: webhook, url_env: BENCH_HOOK_URL, secret_env: BENCH_HOOK_SECRET,"
-                      " rate_per_second: 1000}\nroutes:\n  - {name: all, to: [hook]}\n")
+    routes.write_text("destinations:\n  hook: {type: webhook, url_env: TXNMON_NOTIFY_BENCH_HOOK_URL,"
+                      " secret_env: TXNMON_NOTIFY_BENCH_HOOK_SECRET, rate_per_second: 1000}\n"
+                      "routes:\n  - {name: all, to: [hook]}\n")
     s = load_settings(**{**settings.model_dump(), "notify_routes_file": routes})
-    env = {"BENCH_HOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook",
-           "BENCH_HOOK_SECRET": secrets.token_hex(16)}
+    env = {"TXNMON_NOTIFY_BENCH_HOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook",
+           "TXNMON_NOTIFY_BENCH_HOOK_SECRET": secrets.token_hex(16)}
     processor = Processor(s)
     worker = NotifyWorker(s, env=env)
     threads = [threading.Thread(target=processor.run, daemon=True), threading.Thread(target=worker.run, daemon=True)]

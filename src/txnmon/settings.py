@@ -36,6 +36,7 @@ DEFAULT_RULES_FILE = PACKAGE_DATA / "rules" / "rules.yaml"
 DEFAULT_ROUTES_FILE = PACKAGE_DATA / "notify" / "routes.yaml"
 
 _HOSTPORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+_ALLOWED_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9._\-:\[\]]+(/\d{1,3})?$")
 
 
 class Settings(BaseSettings):
@@ -113,6 +114,11 @@ class Settings(BaseSettings):
     notify_lease_seconds: float = Field(60.0, ge=1, le=3600)  # a claimed entry is another worker's after this
     notify_poll_seconds: float = Field(0.1, gt=0, le=60)  # how often an idle worker looks for due entries
     notify_metrics_port: int = Field(9109, ge=0, le=65535)  # /metrics of `txnmon notify` (METRICS_ADDRESS); 0: off
+    # the only hosts a notification may go to (SMTP hosts, the hosts of webhook and chat URLs), comma-
+    # separated: names, *.domain (its subdomains), IP addresses, networks (10.0.0.0/8). Whoever edits
+    # the routes file must not be able to send the worker's secrets to a host of their choosing;
+    # link-local and cloud metadata addresses are refused even when listed
+    notify_allowed_hosts: str = "127.0.0.1,localhost,::1"
     # --- Business signals (src/txnmon/core/business_signals.py; docs/signals.md), all in event time ------------
     # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
     # partition) is this far past the bucket's end: later data for it is not taken into account
@@ -171,6 +177,15 @@ class Settings(BaseSettings):
             raise ValueError("may use only letters, digits, '.', '_' and '-' (1-249 chars)")
         return value
 
+    @field_validator("notify_allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        bad = [h for h in hosts if not _ALLOWED_HOST.match(h)]
+        if bad:
+            raise ValueError(f"not a host name, *.domain, IP address or network: {', '.join(bad)}")
+        return ",".join(hosts)
+
     @field_validator("txnmon_timezone")
     @classmethod
     def _check_zone(cls, value: str) -> str:
@@ -198,6 +213,10 @@ class Settings(BaseSettings):
     @property
     def pipeline_topics(self) -> tuple[str, ...]:
         return (self.topic_raw, self.topic_enriched, self.topic_dlq, self.topic_by_user, self.topic_state)
+
+    @property
+    def notify_allowed_host_list(self) -> tuple[str, ...]:
+        return tuple(h for h in self.notify_allowed_hosts.split(",") if h)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -227,7 +227,8 @@ def test_airflow_services_define_the_connections_the_dag_tasks_read():
 def test_the_notify_worker_runs_txnmon_notify_and_alone_gets_the_destinations_secrets():
     services = COMPOSE["services"]
     assert services["notify"]["command"] == ["txnmon", "notify"]
-    secrets = {"TXNMON_WEBHOOK_URL", "TXNMON_WEBHOOK_SECRET", "TXNMON_SLACK_WEBHOOK_URL", "TXNMON_SMTP_PASSWORD"}
+    secrets = {"TXNMON_NOTIFY_WEBHOOK_URL", "TXNMON_NOTIFY_WEBHOOK_SECRET", "TXNMON_NOTIFY_SLACK_WEBHOOK_URL",
+               "TXNMON_NOTIFY_SMTP_PASSWORD"}
     assert secrets <= set(services["notify"]["environment"])
     for name, service in services.items():
         if name != "notify":

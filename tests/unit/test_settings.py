@@ -37,6 +37,7 @@ def test_environment_variables_override_defaults(monkeypatch):
         ("MAX_MESSAGE_BYTES", "ten", "MAX_MESSAGE_BYTES"),
         ("TOPIC_PARTITIONS", "0", "TOPIC_PARTITIONS"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL"),
+        ("NOTIFY_ALLOWED_HOSTS", "hooks.example.com,http://x/y", "NOTIFY_ALLOWED_HOSTS: not a host name"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, var, value, expected):
@@ -132,3 +133,9 @@ def test_signal_thresholds_reach_the_signal_config(monkeypatch):
     monkeypatch.setenv("PAYMENT_SPIKE_MIN_FAILED_USERS", "3")
     config = signal_config(load_settings())
     assert config.trend_factor == 2.5 and config.payment_min_failed_users == 3
+
+
+def test_the_notify_allow_list_is_local_by_default_and_read_as_a_list(monkeypatch):
+    assert load_settings().notify_allowed_host_list == ("127.0.0.1", "localhost", "::1")
+    monkeypatch.setenv("NOTIFY_ALLOWED_HOSTS", " hooks.slack.com, *.example.com ,10.0.0.0/8,")
+    assert load_settings().notify_allowed_host_list == ("hooks.slack.com", "*.example.com", "10.0.0.0/8")

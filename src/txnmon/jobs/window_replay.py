@@ -60,7 +60,8 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
         raise UsageError("--to must be after --from")
     store = MongoStore(settings)
     # a bad routes file stops the replay before anything is written (as it stops the processor's start)
-    routes = RoutesFeed(settings.notify_routes_file) if notify else None
+    routes = (RoutesFeed(settings.notify_routes_file, allowed_hosts=settings.notify_allowed_host_list)
+              if notify else None)
     detector = Detector(load_rules(settings.rules_file))
     # as the processor does between batches: today's lists (blocked users, trusted pairs: a trusted user's
     # hits are suppressed, not raised and routed), and the rules version in rule_versions, so a backfill

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,16 @@ from txnmon.settings import Settings
 log = logging.getLogger("txnmon.notify")
 
 
-def load_routes(path: Path | str) -> routing.Routes:
+def load_routes(path: Path | str, allowed_hosts: Sequence[str] = routing.DEFAULT_ALLOWED_HOSTS,
+                env: Mapping[str, str] | None = None) -> routing.Routes:
+    """The routes file, its destinations' hosts checked against `allowed_hosts` (NOTIFY_ALLOWED_HOSTS)
+    and, with `env` (the notify worker's), the hosts of the URLs it holds."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise routing.RoutesError(f"cannot read routes file {path}: {exc.strerror}") from None
-    return routing.parse_routes(text, str(path))
+    return routing.parse_routes(text, str(path), allowed_hosts, env)
 
 
 class RoutesFeed:
@@ -43,9 +46,14 @@ class RoutesFeed:
     A file that does not validate is refused with the reason in the log; the routes loaded before stay.
     """
 
-    def __init__(self, path: Path | str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], float] = time.monotonic,
+                 allowed_hosts: Sequence[str] = routing.DEFAULT_ALLOWED_HOSTS,
+                 env: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
-        self.routes = load_routes(self.path)  # a bad file at start-up is an error, not a silent no-route
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.env = env
+        # a bad file at start-up is an error, not a silent no-route
+        self.routes = load_routes(self.path, self.allowed_hosts, self.env)
         self.watch = FileWatch(self.path, clock=clock)
 
     def request(self, *_: Any) -> None:
@@ -55,7 +63,7 @@ class RoutesFeed:
         if not self.watch.changed():
             return self.routes
         try:
-            routes = load_routes(self.path)
+            routes = load_routes(self.path, self.allowed_hosts, self.env)
         except routing.RoutesError as exc:
             log.error("routes reload refused, keeping version %s: %s", self.routes.version, exc)
             return self.routes
@@ -78,7 +86,7 @@ def enqueue_events(store: MongoStore, routes: routing.Routes, events: Iterable[M
 def notify_pipeline_event(settings: Settings, kind: str, event_id: str, *, title: str, detail: str,
                           **fields: Any) -> list[str]:
     """One pipeline event (a failed DAG task, a failed quality suite) into the outbox, routed now."""
-    routes = load_routes(settings.notify_routes_file)
+    routes = load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
     event = routing.pipeline_event(kind, event_id, title=title, detail=detail, at=dt.datetime.now(dt.UTC), **fields)
     ids = enqueue_events(MongoStore(settings), routes, [event])
     log.info("%s %s: %d notification(s) queued", kind, event_id, len(ids))

@@ -4,27 +4,36 @@ The routes file (YAML, `NOTIFY_ROUTES_FILE`) names destinations and says which e
 
     version: "1"
     destinations:
-      fraud-webhook: {type: webhook, url_env: TXNMON_WEBHOOK_URL, secret_env: TXNMON_WEBHOOK_SECRET}
-      fraud-chat:    {type: slack, url_env: TXNMON_SLACK_WEBHOOK_URL, rate_per_second: 1}
+      fraud-webhook: {type: webhook, url_env: TXNMON_NOTIFY_WEBHOOK_URL, secret_env: TXNMON_NOTIFY_WEBHOOK_SECRET}
+      fraud-chat:    {type: slack, url_env: TXNMON_NOTIFY_SLACK_WEBHOOK_URL, rate_per_second: 1}
       fraud-mail:    {type: email, smtp_host: smtp.example.com, to: [fraud@example.com], sender: txnmon@example.com,
-                      username_env: TXNMON_SMTP_USERNAME, password_env: TXNMON_SMTP_PASSWORD}
+                      username_env: TXNMON_NOTIFY_SMTP_USERNAME, password_env: TXNMON_NOTIFY_SMTP_PASSWORD}
     routes:
       - {name: high, events: [alert], min_severity: high, to: [fraud-webhook, fraud-chat]}
       - {name: pipeline, events: [dag_failed, quality_failed], to: [fraud-chat]}
 
 The file holds no secret: a destination names the environment variables that carry its URL (which
 often embeds a token), its HMAC secret and its SMTP login; only the worker that delivers reads them.
-No clock and no I/O here: times are passed in.
+
+Whoever edits the (hot-reloaded) file must not be able to send the worker's other secrets anywhere:
+a `*_env` field may only name a variable starting with `TXNMON_NOTIFY_` (never MONGO_PASSWORD), and
+every host a notification goes to (`smtp_host`, and the host of a URL once read from the
+environment) must be on the operator's allow-list (NOTIFY_ALLOWED_HOSTS); link-local and cloud
+metadata addresses are refused whatever the list says. A refusal names the destination and field.
+No clock and no I/O here (no DNS either: a name on the list is trusted as the operator wrote it):
+times and the environment are passed in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from txnmon.core.rules.rulebook import SEVERITY_ORDER, Severity
 from txnmon.core.versioned_files import parse_versioned
@@ -41,6 +50,17 @@ EVENT_KINDS = (ALERT, DAG_FAILED, QUALITY_FAILED)
 PENDING, SENT, DEAD = "pending", "sent", "dead"  # an outbox entry's status
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# the only variables a routes file may name: the file is editable by more people than the worker's
+# environment, which also holds MONGO_PASSWORD, KAFKA_SASL_PASSWORD...
+ENV_PREFIX = "TXNMON_NOTIFY_"
+# NOTIFY_ALLOWED_HOSTS when unset (txnmon.settings has the same default): this machine only
+DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "::1")
+# refused even when listed: link-local (where clouds serve instance credentials) and metadata names
+_NEVER_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"))
+_NEVER_NAMES = ("metadata.google.internal", "metadata", "instance-data", "metadata.azure.internal")
+# a label a resolver reads as a number (2852039166, 0xa9fea9fe, 0251.0376...): such a host is an IP
+# address in disguise that ipaddress does not parse, so no allow-list entry can vouch for it
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _DEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -52,7 +72,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-EnvName = Annotated[str, Field(pattern=_ENV_NAME.pattern, description="an environment variable's name")]
+def _prefixed(name: str) -> str:
+    if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
+        raise ValueError(f"must name a variable starting with {ENV_PREFIX} (the routes file may not "
+                         "read the worker's other variables)")
+    return name
+
+
+EnvName = Annotated[str, Field(pattern=_ENV_NAME.pattern, description="an environment variable's name"),
+                    AfterValidator(_prefixed)]
 
 
 class DestinationBase(_Strict):
@@ -129,9 +157,86 @@ class Routes(_Strict):
         return self
 
 
-def parse_routes(text: str, source: str = "<routes>") -> Routes:
-    """Validate routes YAML text; every problem is named with its path, nothing secret is echoed."""
-    return parse_versioned(text, source, Routes, RoutesError, "routes")
+def parse_routes(text: str, source: str = "<routes>", allowed_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS,
+                 env: Mapping[str, str] | None = None) -> Routes:
+    """Validate routes YAML text; every problem is named with its path, nothing secret is echoed.
+
+    Each destination's host is checked against `allowed_hosts` (NOTIFY_ALLOWED_HOSTS): `smtp_host`
+    always, a URL read from the environment when `env` is given (the notify worker passes its own;
+    the processor, which holds no destination secret, passes none)."""
+    routes = parse_versioned(text, source, Routes, RoutesError, "routes")
+    problems = [p for name, d in routes.destinations.items() for p in destination_refusals(name, d, allowed_hosts, env)]
+    if problems:
+        raise RoutesError(f"{source}: invalid routes:\n  " + "\n  ".join(problems))
+    return routes
+
+
+# --- where a notification may go -------------------------------------------------------------------
+
+
+def _allows(entry: str, host: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+    entry = entry.strip().lower().rstrip(".")
+    if address is not None:
+        try:
+            return address in ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            return False
+    if entry.startswith("*."):
+        return host.endswith(entry[1:])  # subdomains only: "*.example.com" is not "example.com"
+    return host == entry
+
+
+def host_refusal(host: str | None, allowed_hosts: Sequence[str]) -> str | None:
+    """Why a notification may not be sent to `host` (None: it may). `allowed_hosts` holds names,
+    `*.domain` (its subdomains), IP addresses and networks (10.0.0.0/8)."""
+    name = (host or "").strip().lower().rstrip(".").strip("[]")
+    if not name:
+        return "no host"
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        address = None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address is not None and any(address in net for net in _NEVER_NETWORKS):
+        return f"host {name} is a link-local (cloud metadata) address, never allowed"
+    if address is None:
+        if name in _NEVER_NAMES or any(name.endswith("." + n) for n in _NEVER_NAMES):
+            return f"host {name} is a cloud metadata service, never allowed"
+        if all(_NUMERIC_LABEL.match(label) for label in name.split(".")):
+            return f"host {name} is a numeric address in a non-standard form, never allowed"
+    if not any(_allows(entry, name, address) for entry in allowed_hosts):
+        return f"host {name} is not in NOTIFY_ALLOWED_HOSTS"
+    return None
+
+
+def url_refusal(url: str, allowed_hosts: Sequence[str]) -> str | None:
+    """Why a notification may not be POSTed to `url` (None: it may). Never echoes the URL, which
+    may carry a token; the host is named."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "the URL must start with http:// or https://"
+    return host_refusal(host, allowed_hosts)
+
+
+def destination_refusals(name: str, destination: Webhook | Slack | Email, allowed_hosts: Sequence[str],
+                         env: Mapping[str, str] | None = None) -> list[str]:
+    """Each reason the destination may not be sent to, as `destinations.<name>.<field>: reason`.
+    A URL variable that is not set is not judged here (the delivery says it is missing)."""
+    out = []
+    if isinstance(destination, Email):
+        why = host_refusal(destination.smtp_host, allowed_hosts)
+        if why:
+            out.append(f"destinations.{name}.smtp_host: {why}")
+    elif env is not None and env.get(destination.url_env):
+        why = url_refusal(env[destination.url_env], allowed_hosts)
+        if why:
+            out.append(f"destinations.{name}.url_env: the URL in {destination.url_env}: {why}")
+    return out
 
 
 # --- routing -------------------------------------------------------------------------------------

@@ -41,8 +41,11 @@ class NotifyWorker:
         self.settings = settings
         self.observe = observe  # (destination, sent | retry | dead, seconds of the attempt): the entry point's metrics
         self.store = MongoStore(settings)
-        self.feed = RoutesFeed(settings.notify_routes_file)
         self.env = os.environ if env is None else env
+        # the worker holds the destinations' secrets: the hosts of the URLs in its environment are
+        # checked with the file (a refused file at start-up is an error, on reload the old routes stay)
+        self.feed = RoutesFeed(settings.notify_routes_file, allowed_hosts=settings.notify_allowed_host_list,
+                               env=self.env)
         self.rng = rng
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         # destination -> monotonic time before which its shared rate limit said wait (saves asking again)
@@ -101,6 +104,11 @@ class NotifyWorker:
         try:
             if destination is None:
                 raise DeliveryFailed(f"destination {name} is not in the routes file {self.feed.path}")
+            # checked again at send time: the routes in force were checked with this environment, but
+            # nothing may leave for a host off the list even if that ever changes
+            refused = routing.destination_refusals(name, destination, self.feed.allowed_hosts, self.env)
+            if refused:
+                raise DeliveryRefused("; ".join(refused))
             answer = deliver(entry, destination, self.env, now)
         except DeliveryRefused as exc:
             self._settle(entry, attempts, routing.DEAD, f"refused: {exc}", started)

@@ -80,7 +80,8 @@ class Processor:
         self.lists: Any = None  # the named lists' feed (src/txnmon/jobs/lists.py), set by the MongoDB wiring
         # the notification routes (txnmon.notifications.outbox), reloaded between batches; a bad file stops the
         # start like bad rules do. The MongoDB wiring routes each batch's alerts with them into the outbox.
-        self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file)
+        self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file,
+                                                        allowed_hosts=settings.notify_allowed_host_list)
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -44,8 +44,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROUTES = """version: "test"
 destinations:
-  hook: {{type: webhook, url_env: T_HOOK_URL, secret_env: T_HOOK_SECRET, rate_per_second: 1000, timeout_seconds: 3}}
-  chat: {{type: slack, url_env: T_CHAT_URL, rate_per_second: 1000, timeout_seconds: 3}}
+  hook: {{type: webhook, url_env: TXNMON_NOTIFY_HOOK_URL, secret_env: TXNMON_NOTIFY_HOOK_SECRET,
+         rate_per_second: 1000, timeout_seconds: 3}}
+  chat: {{type: slack, url_env: TXNMON_NOTIFY_CHAT_URL, rate_per_second: 1000, timeout_seconds: 3}}
   mail: {{type: email, smtp_host: 127.0.0.1, smtp_port: {smtp_port}, sender: txnmon@test.invalid,
          to: [fraud@test.invalid], rate_per_second: 1000, timeout_seconds: 3}}
 routes:
@@ -76,8 +77,9 @@ def wiring(tmp_path, http_receiver: HttpReceiver, smtp_receiver: SmtpReceiver) -
     """The routes file and the workers' secrets (made up per run, never in a file)."""
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES.format(smtp_port=smtp_receiver.port))
-    return {"NOTIFY_ROUTES_FILE": str(routes), "T_HOOK_URL": http_receiver.url("/hook"),
-            "T_HOOK_SECRET": secrets.token_hex(16), "T_CHAT_URL": http_receiver.url("/chat")}
+    return {"NOTIFY_ROUTES_FILE": str(routes), "TXNMON_NOTIFY_HOOK_URL": http_receiver.url("/hook"),
+            "TXNMON_NOTIFY_HOOK_SECRET": secrets.token_hex(16),
+            "TXNMON_NOTIFY_CHAT_URL": http_receiver.url("/chat")}
 
 
 def make(settings_factory, wiring: dict[str, str], rules_file: str, **overrides: object) -> Settings:
@@ -141,7 +143,7 @@ def test_every_routed_alert_arrives_once_signed_and_nothing_suppressed_or_shadow
         wait_for(lambda: all_settled(s), 120, "every notification to be delivered")
     hooks = http_receiver.on("/hook")
     assert Counter(r.json()["event_id"] for r in hooks) == Counter({a["_id"]: 1 for a in alerts})
-    assert_signed(hooks, wiring["T_HOOK_SECRET"])
+    assert_signed(hooks, wiring["TXNMON_NOTIFY_HOOK_SECRET"])
     sample = next(r.json() for r in hooks if r.json()["event_id"] in high)
     assert sample["kind"] == "alert" and sample["event"]["severity"] == "high" and sample["version"] == 1
     chats = http_receiver.on("/chat")
@@ -178,7 +180,7 @@ def test_a_receiver_down_for_20_s_gets_everything_after_it_recovers(settings_fac
         wait_for(lambda: all_settled(s), 60, "the backlog to be delivered after the receiver came back")
     hooks = http_receiver.on("/hook")
     assert Counter(r.json()["event_id"] for r in hooks) == Counter({a: 1 for a in alerts})
-    assert_signed(hooks, wiring["T_HOOK_SECRET"])
+    assert_signed(hooks, wiring["TXNMON_NOTIFY_HOOK_SECRET"])
     retried = [e for e in outbox(s, "sent") if e["destination"] == "hook"]
     assert len(retried) == len(alerts) and all(e["attempts"] >= 2 for e in retried)
     assert not outbox(s, "dead")
@@ -218,7 +220,7 @@ def test_an_always_failing_receiver_ends_dead_lettered_after_n_tries_and_a_resen
                             text=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]
     assert Counter(r.json()["event_id"] for r in http_receiver.on("/hook")) == Counter({a: 1 for a in alerts})
-    assert_signed(http_receiver.on("/hook"), wiring["T_HOOK_SECRET"])
+    assert_signed(http_receiver.on("/hook"), wiring["TXNMON_NOTIFY_HOOK_SECRET"])
     assert outbox(s, "dead") == [] and all(e.get("resent_by") == "ops-test" for e in outbox(s, "sent")
                                            if e["destination"] == "hook")
     again = subprocess.run([TXNMON, "notify", "resend", dead[0]["_id"]], env=env, cwd=ROOT, capture_output=True,
@@ -260,7 +262,7 @@ def test_a_processor_killed_mid_stream_sends_nothing_twice_and_loses_nothing(set
     live = expected & routed_alert_ids(s)
     assert routed_alert_ids(s) == live and live  # the offline answer, less shadow and suppressed hits
     assert Counter(r.json()["event_id"] for r in http_receiver.on("/hook")) == Counter({a: 1 for a in live})
-    assert_signed(http_receiver.on("/hook"), wiring["T_HOOK_SECRET"])
+    assert_signed(http_receiver.on("/hook"), wiring["TXNMON_NOTIFY_HOOK_SECRET"])
 
 
 def test_a_failing_quality_suite_notifies_through_the_dags_notifier(settings_factory, wiring, rules_file, run_dag,
@@ -280,7 +282,7 @@ def test_a_failing_quality_suite_notifies_through_the_dags_notifier(settings_fac
     with workers(s, wiring):
         wait_for(lambda: all_settled(s), 60, "the quality notification to be delivered")
     [received] = [r for r in http_receiver.on("/hook") if r.json()["kind"] == routing.QUALITY_FAILED]
-    assert_signed([received], wiring["T_HOOK_SECRET"])
+    assert_signed([received], wiring["TXNMON_NOTIFY_HOOK_SECRET"])
     event = received.json()["event"]
     assert event["dag_id"] == "data_quality" and event["task_id"] == "check"
     assert "expect_column_values_to_be_between(amount)" in event["detail"]
@@ -294,11 +296,12 @@ def test_the_rate_limit_holds_for_all_workers_together(settings_factory, tmp_pat
 
     routes_file = tmp_path / "routes.yaml"
     routes_file.write_text("version: t\ndestinations:\n"
-                           "  hook: {type: webhook, url_env: T_HOOK_URL, secret_env: T_HOOK_SECRET,\n"
+                           "  hook: {type: webhook, url_env: TXNMON_NOTIFY_HOOK_URL,\n"
+                           "         secret_env: TXNMON_NOTIFY_HOOK_SECRET,\n"
                            "         rate_per_second: 4}\n"
                            "routes:\n  - {name: ops, events: [dag_failed], to: [hook]}\n")
     s = settings_factory(notify_routes_file=str(routes_file))
-    env = {"T_HOOK_URL": http_receiver.url("/hook"), "T_HOOK_SECRET": secrets.token_hex(16)}
+    env = {"TXNMON_NOTIFY_HOOK_URL": http_receiver.url("/hook"), "TXNMON_NOTIFY_HOOK_SECRET": secrets.token_hex(16)}
     at = dt.datetime.now(dt.UTC)
     events = [routing.pipeline_event(routing.DAG_FAILED, f"dag-{i}", title=f"failure {i}", detail="", at=at)
               for i in range(16)]

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration]
 ROUTES = """\
 version: t
 destinations:
-  hook: {type: webhook, enabled: true, url_env: T_UNUSED_URL, secret_env: T_UNUSED_SECRET}
+  hook: {type: webhook, enabled: true, url_env: TXNMON_NOTIFY_T_UNUSED_URL, secret_env: TXNMON_NOTIFY_T_UNUSED_SECRET}
 routes:
   - {name: every-alert, events: [alert], to: [hook]}
 """

@@ -11,10 +11,10 @@ T0 = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
 ROUTES = """
 version: "7"
 destinations:
-  hook: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
-  chat: {type: slack, url_env: CHAT_URL, rate_per_second: 1}
+  hook: {type: webhook, url_env: TXNMON_NOTIFY_HOOK_URL, secret_env: TXNMON_NOTIFY_HOOK_SECRET}
+  chat: {type: slack, url_env: TXNMON_NOTIFY_CHAT_URL, rate_per_second: 1}
   mail: {type: email, smtp_host: 127.0.0.1, smtp_port: 2525, sender: a@example.com, to: [b@example.com]}
-  muted: {type: webhook, enabled: false, url_env: OFF_URL, secret_env: OFF_SECRET}
+  muted: {type: webhook, enabled: false, url_env: TXNMON_NOTIFY_OFF_URL, secret_env: TXNMON_NOTIFY_OFF_SECRET}
 routes:
   - {name: all, events: [alert], to: [hook, muted]}
   - {name: high, events: [alert], min_severity: high, to: [chat, hook]}

@@ -14,7 +14,7 @@ from txnmon.notifications.outbox import RoutesFeed
 
 FIRST = """version: "1"
 destinations:
-  hook: {type: webhook, url_env: HOOK_URL, secret_env: HOOK_SECRET}
+  hook: {type: webhook, url_env: TXNMON_NOTIFY_HOOK_URL, secret_env: TXNMON_NOTIFY_HOOK_SECRET}
 routes:
   - {name: all, to: [hook]}
 """
@@ -107,8 +107,25 @@ def test_a_secret_missing_from_the_workers_environment_is_a_retryable_failure_na
     routes = routing.parse_routes(FIRST)
     [entry] = routing.outbox_entries([{"kind": routing.ALERT, "id": "T1:high_amount", "rule": "high_amount",
                                     "severity": "high"}], routes, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
-    with pytest.raises(DeliveryFailed, match="URL variable HOOK_URL is not set"):
+    with pytest.raises(DeliveryFailed, match="URL variable TXNMON_NOTIFY_HOOK_URL is not set"):
         deliver(entry, routes.destinations["hook"], {}, dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
-    with pytest.raises(DeliveryFailed, match="secret variable HOOK_SECRET is not set"):
-        deliver(entry, routes.destinations["hook"], {"HOOK_URL": "http://127.0.0.1:9/x"},
+    with pytest.raises(DeliveryFailed, match="secret variable TXNMON_NOTIFY_HOOK_SECRET is not set"):
+        deliver(entry, routes.destinations["hook"], {"TXNMON_NOTIFY_HOOK_URL": "http://127.0.0.1:9/x"},
                 dt.datetime(2025, 10, 1, tzinfo=dt.UTC))
+
+
+def test_a_reload_that_names_a_refused_host_keeps_the_routes_in_force(tmp_path):
+    path = tmp_path / "routes.yaml"
+    path.write_text(FIRST)
+    clock = Clock()
+    env = {"TXNMON_NOTIFY_HOOK_URL": "http://127.0.0.1:9/hook"}
+    feed = RoutesFeed(path, clock=clock, allowed_hosts=("127.0.0.1",), env=env)
+    first = feed.routes.version
+    path.write_text(FIRST.replace("url_env: TXNMON_NOTIFY_HOOK_URL", "url_env: TXNMON_NOTIFY_OTHER_URL"))
+    env["TXNMON_NOTIFY_OTHER_URL"] = "http://metadata.google.internal/computeMetadata/v1/"
+    clock.t = 3.0
+    assert feed.maybe_reload().version == first
+    assert feed.routes.destinations["hook"].url_env == "TXNMON_NOTIFY_HOOK_URL"
+    # and at start-up the same file is an error naming the destination and the field
+    with pytest.raises(routing.RoutesError, match=r"destinations\.hook\.url_env: .* cloud metadata"):
+        RoutesFeed(path, allowed_hosts=("127.0.0.1",), env=env)

@@ -33,10 +33,10 @@ def test_shadow_and_suppressed_alerts_are_never_routed(routes):
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t.replace("to: [chat]}", "to: [pager]}"), "unknown destination(s) pager"),
-    (lambda t: t.replace("url_env: HOOK_URL", "url_env: https://hooks.example/abc"), "destinations.hook"),
+    (lambda t: t.replace("url_env: TXNMON_NOTIFY_HOOK_URL", "url_env: https://hooks.example/abc"), "destinations.hook"),
     (lambda t: t.replace("rate_per_second: 1}", "rate_per_second: 1, rate: 2}"), "unknown setting"),
     (lambda t: t.replace("min_severity: high", "min_severity: huge"), "min_severity"),
-    (lambda t: t.replace("to: [b@example.com]}", "to: [b@example.com], username_env: SMTP_USER}"),
+    (lambda t: t.replace("to: [b@example.com]}", "to: [b@example.com], username_env: TXNMON_NOTIFY_SMTP_USER}"),
      "username_env and password_env go together"),
     (lambda t: t + "  - {name: empty, to: []}\n", "routes.4.to"),
     (lambda t: "destinations: [1, 2]", "destinations"),
@@ -65,3 +65,69 @@ def test_an_alert_event_is_json_ready():
     event = routing.event_of_alert(alert())
     assert event["event_time"] == "2025-10-01T12:00:00Z" and event["id"] == "T1:high_amount"
     json.dumps(event)
+
+
+# --- the routes file may not send the worker's secrets anywhere (issue 27, item 10) ---------------
+
+def _mail(host: str) -> str:
+    return ROUTES.replace("smtp_host: 127.0.0.1", f"smtp_host: '{host}'")
+
+
+@pytest.mark.parametrize("field", ["url_env", "secret_env"])
+def test_an_env_field_may_only_name_a_notify_variable(field):
+    text = ROUTES.replace(f"{field}: TXNMON_NOTIFY_HOOK_{'URL' if field == 'url_env' else 'SECRET'}",
+                          f"{field}: MONGO_PASSWORD")
+    with pytest.raises(routing.RoutesError, match=rf"destinations\.hook\.webhook\.{field}: .*TXNMON_NOTIFY_"):
+        routing.parse_routes(text, "routes.yaml")
+
+
+def test_smtp_login_variables_need_the_prefix_too():
+    text = ROUTES.replace("to: [b@example.com]}", "to: [b@example.com], username_env: TXNMON_NOTIFY_U, "
+                                                  "password_env: KAFKA_SASL_PASSWORD}")
+    with pytest.raises(routing.RoutesError, match=r"destinations\.mail\.email\.password_env"):
+        routing.parse_routes(text, "routes.yaml")
+
+
+def test_an_smtp_host_off_the_allow_list_is_refused_naming_destination_and_field():
+    with pytest.raises(routing.RoutesError, match=r"destinations\.mail\.smtp_host: host smtp\.evil\.example is not "
+                                                  r"in NOTIFY_ALLOWED_HOSTS"):
+        routing.parse_routes(_mail("smtp.evil.example"), "routes.yaml")
+    allowed = ("smtp.example.com", "*.mail.example.org", "10.0.0.0/8")
+    for host in ("smtp.example.com", "SMTP.Example.com.", "eu.mail.example.org", "10.1.2.3"):
+        assert routing.parse_routes(_mail(host), allowed_hosts=allowed).destinations["mail"].smtp_host == host
+    for host in ("mail.example.org", "smtp.example.com.evil.example", "11.0.0.1", "127.0.0.1"):
+        with pytest.raises(routing.RoutesError, match="not in NOTIFY_ALLOWED_HOSTS"):
+            routing.parse_routes(_mail(host), allowed_hosts=allowed)
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "::ffff:169.254.169.254", "fe80::1", "metadata.google.internal",
+                                  "METADATA.google.internal.", "2852039166", "0xa9.0xfe.0xa9.0xfe"])
+def test_link_local_and_metadata_hosts_are_refused_even_when_listed(host):
+    with pytest.raises(routing.RoutesError, match=r"destinations\.mail\.smtp_host: host .* never allowed"):
+        routing.parse_routes(_mail(host), allowed_hosts=(host, "169.254.0.0/16", "fe80::/10", "*.google.internal"))
+
+
+def test_a_url_in_the_workers_environment_is_checked_and_never_echoed():
+    env = {"TXNMON_NOTIFY_HOOK_URL": "http://169.254.169.254/latest/meta-data/?token=s3cr3t",
+           "TXNMON_NOTIFY_CHAT_URL": "https://hooks.internal.example/T0/B0/s3cr3t"}
+    with pytest.raises(routing.RoutesError) as refused:
+        routing.parse_routes(ROUTES, "routes.yaml", env=env)
+    message = str(refused.value)
+    assert "destinations.hook.url_env: the URL in TXNMON_NOTIFY_HOOK_URL: host 169.254.169.254" in message
+    assert "destinations.chat.url_env: the URL in TXNMON_NOTIFY_CHAT_URL: host hooks.internal.example is not in" \
+           in message
+    assert "s3cr3t" not in message
+    ok = {"TXNMON_NOTIFY_HOOK_URL": "http://127.0.0.1:8080/hook", "TXNMON_NOTIFY_CHAT_URL": "https://[::1]/c"}
+    assert routing.parse_routes(ROUTES, env=ok).destinations["hook"]
+    # an unset variable is not judged here: the delivery reports it missing
+    assert routing.parse_routes(ROUTES, env={}).destinations["chat"]
+    assert routing.url_refusal("ftp://127.0.0.1/x", ("127.0.0.1",)) == "the URL must start with http:// or https://"
+    assert "evil.example" in routing.url_refusal("http://127.0.0.1@evil.example/", ("127.0.0.1",))
+
+
+def test_the_shipped_routes_file_names_only_notify_variables_and_allowed_hosts():
+    from txnmon.settings import Settings
+
+    shipped = routing.parse_routes(DEFAULT_ROUTES_FILE.read_text(),
+                                   allowed_hosts=Settings().notify_allowed_host_list)
+    assert shipped.destinations["fraud-mail"].smtp_host == "127.0.0.1"
