@@ -109,6 +109,8 @@ def init_script_users(init_js: str, mongo_env: dict[str, str]) -> dict[tuple[str
                            r"|(\w+(?:\.getSiblingDB\([^)]*\))?)\.createUser\(\s*\{(.*?)\}\s*\)", re.S)
     for m in statement.finditer(js):
         if m.group(1):
+            if m.group(2).lstrip().startswith(("{", "[")):
+                continue  # data (the roles table), not a name the createUser calls use
             if ".getSiblingDB(" in m.group(2):
                 handles[m.group(1)] = database(m.group(2))
             else:
@@ -133,10 +135,14 @@ def init_script_users(init_js: str, mongo_env: dict[str, str]) -> dict[tuple[str
 
 
 def _grants(roles: set[tuple[str | None, str | None]], db_name: str) -> set[str]:
+    from tests.unit.test_mongo_roles import script_roles
+
+    custom = {name: {"read"} | ({"readWrite"} if any(set(p["actions"]) & {"insert", "update"} for p in privileges)
+                                else set()) for name, privileges in script_roles().items()}
     granted: set[str] = set()
     for role, on in roles:
         if on == db_name:
-            granted |= _ROLE_GRANTS.get(role or "", set())
+            granted |= _ROLE_GRANTS.get(role or "", set()) | custom.get(role or "", set())
         if on == "admin":
             granted |= _ANY_DB_ROLE_GRANTS.get(role or "", set())
     return granted
@@ -217,7 +223,7 @@ def test_airflow_services_define_the_connections_the_dag_tasks_read():
         assert kafka_conn["conn_type"] == "kafka" and mongo_conn["conn_type"] == "mongo", name
         assert kafka_settings(kafka_conn["extra"]) == {"kafka_bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
         assert (mongo_conn["host"], mongo_conn["port"]) == ("mongo", 27017)
-        assert mongo_conn["login"] == "txnmon" and mongo_conn["password"] == "x"  # from .env, never written here
+        assert mongo_conn["login"] == "txnmon_airflow" and mongo_conn["password"] == "x"  # from .env
         got = mongo_settings(f"mongodb://{mongo_conn['host']}:{mongo_conn['port']}/{mongo_conn['schema']}",
                              mongo_conn["schema"], mongo_conn["extra"])
         assert got["mongo_db"] == _interpolated(env["MONGO_DB"]) == "ecommerce_stream"
