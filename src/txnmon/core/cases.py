@@ -7,7 +7,9 @@ and exposures are added as sets, and an alert already in a case stays in that ca
 written twice (a retry, a redelivery after a crash) lands in the same case and changes nothing.
 
 Lifecycle: open -> investigating (assigned) -> closed with a resolution. Closing as fraud or
-legitimate labels the case's alerts true or false positive (`disposition_for`).
+legitimate labels the case's alerts true or false positive (`disposition_for`). A close records the
+alerts it covered (`closed_with`); an alert that reaches the case after that (the processor read the
+case before the close) reopens it (`reopens`): the alert is never left unseen in a closed case.
 """
 
 from __future__ import annotations
@@ -210,7 +212,15 @@ def close_update(case: Mapping[str, Any], resolution: str, by: str, now: dt.date
     check_resolution(resolution)
     if case.get("status") == "closed":
         raise CaseError(f"case {case['_id']} is closed already ({case.get('resolution')})")
-    return {"status": "closed", "resolution": resolution, "closed_at": now, "closed_by": require_text(by, "closer")}
+    return {"status": "closed", "resolution": resolution, "closed_at": now, "closed_by": require_text(by, "closer"),
+            "closed_with": list(case.get("alert_ids", []))}
+
+
+def reopens(case: Mapping[str, Any], alert_ids: Iterable[str]) -> bool:
+    """A closed case reopens when an alert arrives that its close did not cover (a case closed before
+    `closed_with` was recorded never does)."""
+    covered = case.get("closed_with")
+    return case.get("status") == "closed" and covered is not None and any(a not in covered for a in alert_ids)
 
 
 def disposition_for(resolution: str) -> str | None:
@@ -227,6 +237,10 @@ def apply_change(case: Mapping[str, Any] | None, change: CaseChange) -> dict[str
         current = list(doc.get(name, []))
         current += [v for v in values if v not in current]
         doc[name] = current
+    if reopens(doc, change.alert_ids):
+        doc["status"] = "open"
+        doc["reopens"] = [*doc.get("reopens", []), {"alert_ids": list(change.alert_ids),
+                                                    "last_event_time": change.last_event_time}]
     doc["severity_rank"] = max(doc.get("severity_rank", 0), SEVERITY_RANK[change.severity])
     if change.last_event_time is not None and (doc.get("last_event_time") is None
                                                or change.last_event_time > doc["last_event_time"]):

@@ -2,15 +2,24 @@
 
 Every action leaves exactly one audit entry. Closing as fraud or legitimate labels the case's
 alerts true or false positive (as `txnmon alerts mark` does) and refreshes `kpi_rule_quality`.
+
+A close is one conditional write (the case as the analyst saw it: same status, same alerts) that
+sets the close and carries what is left to do, `pending_close`: the alerts to label and the audit
+entry with its id. `finish_close` then labels, refreshes and appends the audit entry, each step
+idempotent, and drops `pending_close`. A failure in between (an outage, a crash) leaves the case
+closed with its `pending_close`: the next close, `txnmon cases close` retried included, finishes
+it first (`finish_pending_closes`), so the close is never half-applied for good, nor unaudited.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from txnmon.adapters.mongo import CasesRepository, MongoStore
 from txnmon.core import cases as core
+from txnmon.core.audit import snapshot
 from txnmon.core.collection_names import (
     ALERT_DISPOSITIONS,
     ALERTS,
@@ -105,26 +114,56 @@ def close(store: MongoStore, case_id: str, resolution: str, by: str | None = Non
     """Close with a resolution; fraud_confirmed / legitimate label every alert of the case."""
     when, analyst = _now(now), audit.who(by)
     core.check_resolution(resolution)
+    finish_pending_closes(store)  # a close interrupted before (this one retried, or another case's)
+    for _ in range(3):  # the case changed between our read and our write: read it again
+        case = get_case(store, case_id)
+        fields = core.close_update(case, resolution, analyst, when)
+        if reason.strip():
+            fields["close_reason"] = reason.strip()
+        pending = {"audit_id": f"case.close:{uuid.uuid4().hex}", "at": when, "by": analyst, "reason": reason,
+                   "resolution": resolution,
+                   "disposition": core.disposition_for(resolution), "alert_ids": fields["closed_with"],
+                   "before": snapshot(case)}
+        if CasesRepository(store).close(case_id, case, {**fields, "pending_close": pending}) is not None:
+            return finish_close(store, case_id)
+    raise core.CaseError(f"case {case_id} keeps changing (new alerts, other analysts): look at it again and retry")
+
+
+def finish_close(store: MongoStore, case_id: str) -> dict[str, Any]:
+    """Finish a written close: label its alerts, refresh rule quality, append its audit entry (once,
+    under the id the close chose), then drop `pending_close`. Every step may run again; return the
+    case after the close."""
     case = get_case(store, case_id)
-    fields = core.close_update(case, resolution, analyst, when)
-    if reason.strip():
-        fields["close_reason"] = reason.strip()
-    before = CasesRepository(store).update(case_id, "closed", fields)
-    if before is None:
-        raise core.CaseError(f"case {case_id} is closed already")
-    after = _after(before, fields)
-    disposition = core.disposition_for(resolution)
+    pending = case.get("pending_close")
+    after = {k: v for k, v in case.items() if k != "pending_close"}
+    if pending is None:
+        return after
+    disposition, when, analyst = pending["disposition"], pending["at"], pending["by"]
     labelled = 0
     if disposition is not None:
-        alerts = store.find(ALERTS, {"_id": {"$in": list(before.get("alert_ids", []))}})
-        entry = {**disposition_entry(disposition, reason or f"case {case_id} closed as {resolution}", analyst, when),
+        alerts = store.find(ALERTS, {"_id": {"$in": list(pending["alert_ids"])}})
+        entry = {**disposition_entry(disposition, pending["reason"] or
+                                     f"case {case_id} closed as {pending['resolution']}", analyst, when),
                  "case_id": case_id}
         labelled = CasesRepository(store).label_alerts([(a["_id"], disposition_fields(a, entry), entry)
                                                         for a in alerts])
         refresh_rule_quality(store)
-    audit.record(store, "case.close", by=analyst, target=case_id, before=before, after=after, now=when,
-                 detail={"alerts_labelled": labelled, "disposition": disposition})
+    closed = {k: case[k] for k in ("status", "resolution", "closed_at", "closed_by", "close_reason", "closed_with")
+              if k in case}
+    audit.record(store, "case.close", by=analyst, target=case_id, before=pending["before"],
+                 after={**pending["before"], **closed, "status": "closed"}, now=when,
+                 detail={"alerts_labelled": labelled, "disposition": disposition}, entry_id=pending["audit_id"])
+    CasesRepository(store).clear_pending_close(case_id, pending["audit_id"])
     return after
+
+
+def finish_pending_closes(store: MongoStore) -> list[str]:
+    """Finish every close left half-done by a failure; return the cases finished."""
+    done = []
+    for case in CasesRepository(store).pending_closes():
+        finish_close(store, case["_id"])
+        done.append(case["_id"])
+    return done
 
 
 def show_alert(store: MongoStore, alert_id: str) -> dict[str, Any]:

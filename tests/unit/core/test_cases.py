@@ -220,3 +220,13 @@ def test_a_crash_mid_write_and_a_redelivery_split_differently_give_the_same_case
     for batch in batches_of(rest, recuts):
         run(crashed, batch, positions)
     assert normalised(crashed) == normalised(one_pass)
+
+
+def test_a_closed_case_reopens_only_for_an_alert_its_close_did_not_cover():
+    closed = {"status": "closed", "closed_with": ["a1", "a2"]}
+    assert cases.reopens(closed, ["a3"]) and cases.reopens(closed, ["a1", "a3"])
+    assert not cases.reopens(closed, ["a2", "a1"])  # a redelivery of what the analyst saw
+    assert not cases.reopens({"status": "closed"}, ["a3"])  # closed before closed_with was recorded
+    assert not cases.reopens({"status": "open", "closed_with": []}, ["a3"])
+    assert cases.close_update({"_id": "c", "status": "open", "alert_ids": ["a1"]}, "legitimate", "ana",
+                              T0)["closed_with"] == ["a1"]

@@ -2,9 +2,11 @@
 
 The case sink and the desk commands change cases with conditional, atomic updates (`$setOnInsert`,
 `$addToSet`, `$max`, "unless closed") so that a batch written twice, or two analysts acting at once,
-never lose or duplicate an alert. Those update shapes are about what a case is, not about MongoDB
-in general, so they live here rather than in the generic `MongoStore`; `txnmon.core.cases` is the
-pure reference for what they do.
+never lose or duplicate an alert. A close is one conditional write that carries its own audit entry
+(`pending_close`), finished idempotently afterwards (txnmon.jobs.cases), and an alert that reaches
+a case closed without it reopens the case, in the same `upsert`. Those update shapes are about what
+a case is, not about MongoDB in general, so they live here rather than in the generic `MongoStore`;
+`txnmon.core.cases` is the pure reference for what they do.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ class CasesRepository:
     @translated
     def upsert(self, changes: Sequence[Mapping[str, Any]]) -> int:
         """One unordered bulk write: per case, create it if missing (`on_insert`), add `add_to_set`'s
-        values as sets and raise `max`'s fields. Idempotent: writing the same changes again is a no-op."""
+        values as sets and raise `max`'s fields. Idempotent: writing the same changes again is a no-op.
+
+        Then a case the changes added alerts to that is closed, and was closed without one of those
+        alerts (its `closed_with` lacks it: the sink read the case before an analyst closed it), is
+        reopened, with `reopens` saying for which alerts (and the newest one's event time). This runs
+        after the alerts are added, so a close that slips in between sees the alerts and nothing is
+        reopened; a redelivery after a crash between the two writes reopens the case then. A case closed before
+        `closed_with` existed is never reopened."""
         if not changes:
             return 0
         ops = []
@@ -50,6 +59,14 @@ class CasesRepository:
             ops.append(UpdateOne({"_id": c["_id"]}, update, upsert=True))
         MongoStore.written[CASES] += len(ops)
         result = self.store.db[CASES].bulk_write(ops, ordered=False)
+        reopen = [UpdateOne({"_id": c["_id"], "status": "closed", "closed_with": {"$exists": True},
+                             "$or": [{"closed_with": {"$ne": a}} for a in c["add_to_set"]["alert_ids"]]},
+                            {"$set": {"status": "open"},
+                             "$push": {"reopens": {"alert_ids": list(c["add_to_set"]["alert_ids"]),
+                                                   "last_event_time": (c.get("max") or {}).get("last_event_time")}}})
+                  for c in changes if c["add_to_set"].get("alert_ids")]
+        if reopen:
+            self.store.db[CASES].bulk_write(reopen, ordered=False)
         return result.upserted_count
 
     @translated
@@ -68,11 +85,33 @@ class CasesRepository:
         return self.store.db[CASES].find_one_and_update(query, update, return_document=ReturnDocument.BEFORE)
 
     @translated
+    def close(self, case_id: str, seen: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Set `fields` (the close, its `closed_with` and its `pending_close`) if the case is still as
+        `seen` (same status, same number of alerts: alerts are only ever added); return it as it was,
+        or None if it changed meanwhile (nothing written)."""
+        query = {"_id": case_id, "status": seen.get("status", "open"),
+                 "alert_ids": {"$size": len(seen.get("alert_ids", ()))}}
+        return self.store.db[CASES].find_one_and_update(query, {"$set": dict(fields)},
+                                                        return_document=ReturnDocument.BEFORE)
+
+    @translated
+    def pending_closes(self) -> list[dict[str, Any]]:
+        """The cases whose close is written but not finished (labels, audit entry)."""
+        return list(self.store.db[CASES].find({"pending_close": {"$exists": True}}))
+
+    @translated
+    def clear_pending_close(self, case_id: str, audit_id: str) -> None:
+        """The close is finished: drop its pending part (only that close's, should another follow)."""
+        self.store.db[CASES].update_one({"_id": case_id, "pending_close.audit_id": audit_id},
+                                        {"$unset": {"pending_close": ""}})
+
+    @translated
     def label_alerts(self, marks: Sequence[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> int:
-        """Dispositions for many alerts in one bulk write: (alert id, top-level fields, history entry)."""
+        """Dispositions for many alerts in one bulk write: (alert id, top-level fields, history entry).
+        The entry is added as a set member: a close finished twice (after a crash) records it once."""
         if not marks:
             return 0
-        ops = [UpdateOne({"_id": alert_id}, {"$set": dict(fields), "$push": {"history": dict(entry)}}, upsert=True)
+        ops = [UpdateOne({"_id": alert_id}, {"$set": dict(fields), "$addToSet": {"history": dict(entry)}}, upsert=True)
                for alert_id, fields, entry in marks]
         MongoStore.written[ALERT_DISPOSITIONS] += len(ops)
         result = self.store.db[ALERT_DISPOSITIONS].bulk_write(ops, ordered=False)
