@@ -68,6 +68,8 @@ def ensure_indexes(db: Database) -> None:
     cases.create_index([("status", ASCENDING), ("severity_rank", DESCENDING), ("opened_at", ASCENDING)],
                        name="status_severity_opened")
     cases.create_index([("alert_ids", ASCENDING)], name="alert_ids")
+    # every close first finishes closes a failure left half-done: only those cases carry the field
+    cases.create_index([("pending_close", ASCENDING)], name="pending_close", sparse=True)
     db[LIST_ENTRIES].create_index([("list", ASCENDING), ("key", ASCENDING)], name="list_key")
     db[AUDIT_LOG].create_index([("target", ASCENDING), ("at", DESCENDING)], name="target_at")
     db[AUDIT_LOG].create_index([("at", DESCENDING)], name="at")

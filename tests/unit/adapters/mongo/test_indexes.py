@@ -36,7 +36,7 @@ def test_the_indexes_the_queries_rely_on():
     indexes.ensure_indexes(db)
     assert index_names(db, TRANSACTIONS) == ["user_recent", "event_time", "processed_time", "labelled_behaviour",
                                              "labelled_incident"]
-    assert index_names(db, CASES) == ["user_window", "status_severity_opened", "alert_ids"]
+    assert index_names(db, CASES) == ["user_window", "status_severity_opened", "alert_ids", "pending_close"]
     assert index_names(db, LIST_ENTRIES) == ["list_key"]
     assert index_names(db, NOTIFICATIONS) == ["status_due"]
     assert db.created == [*ROLLUP_NAMES, RULE_QUALITY]
