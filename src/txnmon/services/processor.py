@@ -193,6 +193,7 @@ class Processor:
                     log.warning("%s; retrying in %.0fs", exc, exc.retry_after, extra={"sink": "kafka"})
                     time.sleep(exc.retry_after)
                     continue
+                records = self._owned(records)
                 if not records:
                     # idle counts only while partitions are assigned: a member waiting for the
                     # group to rebalance (e.g. after a crashed member's session expires) is not idle
@@ -235,7 +236,7 @@ class Processor:
         now = dt.datetime.now(dt.UTC)
         offsets: dict[tuple[str, int], int] = {}
         raw, mine = [], []
-        for r in self._owned(records):
+        for r in records:
             offsets[(r.topic, r.partition)] = max(offsets.get((r.topic, r.partition), 0), r.offset + 1)
             (mine if r.topic == s.topic_by_user else raw).append(r)
         routed = route_batch(raw, self.batch_config, now=now, rules_version=self.detector.version)
