@@ -363,7 +363,7 @@ def restore_seconds(tag: str, users: int) -> float:
         assert producer.flush(120) == 0
         producer.close()
         processor = Processor(settings)
-        processor._to_restore = set(range(partitions))
+        processor.on_rebalance("assigned", [(settings.topic_by_user, p) for p in range(partitions)])
         wired = type("Wired", (), {"state": KafkaStateStore(settings), "load_watermarks": staticmethod(lambda _p: {})})
         started = time.perf_counter()
         processor._restore(wired)  # type: ignore[arg-type]

@@ -37,6 +37,9 @@ class TransactionalPublisher:
         self.make_producer = make_producer
         self.producer: Any = make_producer()
         self.replaced = False  # the producer was lost: the next publish starts with a new one
+        # a lost producer's last commit may have happened: until the group's offsets say whether it
+        # did, the batch must not be sent again (cleared only once that read succeeded)
+        self.unverified = False
         self.member = member
         self.topics = topics
 
@@ -51,7 +54,12 @@ class TransactionalPublisher:
             # left; if that was this batch's commit, the group's offsets say so and the batch is done.
             self.producer = self.make_producer()
             self.replaced = False
-            if self._already_committed(offsets):
+            self.unverified = True
+        if self.unverified:
+            # the read may fail (KafkaUnavailable): the flag stays, and the next attempt checks again
+            done = self._already_committed(offsets)
+            self.unverified = False
+            if done:
                 return
         try:
             if not self.producer.in_transaction:

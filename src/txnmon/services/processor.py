@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from txnmon.core.batch import BatchConfig, BatchResult, process_batch, route_batch
-from txnmon.core.records import SourceRecord
+from txnmon.core.records import Message, SourceRecord
 from txnmon.core.rules import Detector, load_rules
 from txnmon.core.state_codec import state_messages
 from txnmon.core.watermark import Watermarks
@@ -112,6 +112,9 @@ class Processor:
         else:
             self.assigned = [p for p in self.assigned if p not in mine]
             self.assigned_raw = [p for p in self.assigned_raw if p not in raw]
+            # a partition revoked before its first batch must not be restored later: its users belong
+            # to another member, and any state written for them here would overwrite theirs
+            self._to_restore -= set(mine)
             self._forget_partitions(set(mine))
         self._assignment_changed = time.monotonic()
         if (self.assigned or self.assigned_raw) and self.assigned_at is None:
@@ -127,7 +130,9 @@ class Processor:
         self.watermarks.forget(partitions)
 
     def _restore(self, wired: Wired) -> None:
-        """State of newly assigned partitions, from the changelog (committed data only)."""
+        """State of newly assigned partitions, from the changelog (committed data only). Only what is
+        assigned now: a partition this member no longer owns is not loaded."""
+        self._to_restore &= set(self.assigned)
         while self._to_restore:
             partition = min(self._to_restore)
             started = time.perf_counter()
@@ -150,6 +155,15 @@ class Processor:
             self._to_restore.discard(partition)
             log.info("restored %d users of partition %d in %.2fs", users, partition, time.perf_counter() - started,
                      extra={"partition": partition, "users": users})
+
+    def _owned(self, records: list[SourceRecord]) -> list[SourceRecord]:
+        """The records of partitions assigned now. One poll can return records fetched before a revoke
+        it also delivered: those are left to the new owner (nothing judged, written or committed here)."""
+        owned = {self.settings.topic_by_user: set(self.assigned), self.settings.topic_raw: set(self.assigned_raw)}
+        kept = [r for r in records if r.partition in owned.get(r.topic, ())]
+        if len(kept) < len(records):
+            log.info("%d records of revoked partitions left to their new owner", len(records) - len(kept))
+        return kept
 
     def _count_retry(self, sink: str) -> None:
         self.metrics.retries.labels(sink).inc()
@@ -180,6 +194,7 @@ class Processor:
                     log.warning("%s; retrying in %.0fs", exc, exc.retry_after, extra={"sink": "kafka"})
                     time.sleep(exc.retry_after)
                     continue
+                records = self._owned(records)
                 if not records:
                     # idle counts only while partitions are assigned: a member waiting for the
                     # group to rebalance (e.g. after a crashed member's session expires) is not idle
@@ -241,9 +256,10 @@ class Processor:
             self.detector.forget(result.judgements[tid].user_id, tid)
         touched = {j.user_id for j in result.judgements.values()}
         dropped = self.detector.state.take_dropped()
+        state = state_messages(self.detector.export_packed(touched), dropped, self.partition_of)
         out = Outbound(by_user=routed.forward, by_user_timestamps=routed.forward_timestamps,
                        dlq=routed.rejects.dlq + result.dlq, enriched=result.enriched,
-                       state=state_messages(self.detector.export_packed(touched), dropped, self.partition_of))
+                       state=owned_state(state, self.assigned))
         for user in dropped:
             self.partition_of.pop(user, None)
         try:
@@ -282,6 +298,17 @@ class Processor:
             m.lag.set(lag)
         log.debug("batch %d: %d routed, %d judged, %d stored, %d existing, %d alerts", self.batches,
                   rejects.consumed, result.consumed, inserted, existing, len(result.alerts))
+
+
+def owned_state(state: list[tuple[int, Message]], assigned: list[int]) -> list[tuple[int, Message]]:
+    """The changelog records of partitions this member owns. Nothing else should reach here; if a user
+    of another partition ever did, its record would overwrite (or tombstone) the owner's state."""
+    mine = set(assigned)
+    kept = [(p, m) for p, m in state if p in mine]
+    if len(kept) < len(state):
+        log.error("%d state records for partitions not assigned to this member were not written",
+                  len(state) - len(kept))
+    return kept
 
 
 def _no_stored_state(users: set[str]) -> dict[str, Any]:

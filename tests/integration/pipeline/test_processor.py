@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections import Counter
 
 import pytest
@@ -22,6 +23,8 @@ from tests.fixtures.pipeline import (
 )
 from txnmon.adapters.mongo import MongoStore
 from txnmon.jobs import replay
+from txnmon.services.processor import Processor
+from txnmon.services.wiring import Wired, kafka_and_mongo
 from txnmon.settings import SAMPLE_CSV
 
 pytestmark = pytest.mark.integration
@@ -144,3 +147,37 @@ def test_two_processes_in_one_group_equal_one_process(settings_factory):
     assert stored_ids(pair, "alerts") == stored_ids(solo, "alerts")
     assert set(stored_ids(solo, "alerts")) == expected_alert_ids(rows, solo)
     assert len(stored_ids(solo, "transactions")) == 3000
+
+
+def test_a_member_restores_only_partitions_it_owns_when_a_second_one_joins_before_its_first_batch(isolated_settings):
+    """The first member is assigned every partition; the second joins before the first has any record
+    (so before its restore). The first must restore only what it owns at restore time: before, the
+    revoked partitions stayed pending, it loaded the other member's users and later tombstoned them."""
+    s = isolated_settings
+    restores: list[tuple[int, tuple[int, ...]]] = []  # (partition restored, first member's assignment then)
+
+    def recording(processor: Processor) -> Wired:
+        wired = kafka_and_mongo(processor)
+        store = wired.state
+
+        class Recording:
+            def restore(self, partition: int):
+                restores.append((partition, tuple(processor.assigned)))
+                return store.restore(partition)
+
+        wired.state = Recording()
+        return wired
+
+    first = Processor(s, wiring=recording)
+    first_thread = threading.Thread(target=first.run, kwargs={"max_idle_s": 8}, daemon=True)
+    first_thread.start()
+    wait_for(lambda: first.assigned == [0, 1, 2], 60, "the first member to own every partition")
+    second, second_thread = start_in_thread(s, idle_s=8)
+    wait_for(lambda: bool(first.assigned) and bool(second.assigned)
+             and sorted(first.assigned + second.assigned) == [0, 1, 2], 60, "the group to split the partitions")
+    produce(s, synthetic_rows(300, users=30, seed=5))
+    first_thread.join(120)
+    second_thread.join(120)
+    assert not first_thread.is_alive() and not second_thread.is_alive()
+    assert restores, "the first member should have restored its partitions before its first batch"
+    assert all(p in owned for p, owned in restores), restores

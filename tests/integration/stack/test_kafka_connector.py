@@ -137,6 +137,16 @@ def test_unreachable_broker_is_kafka_unavailable(make_settings: Callable[..., Se
 # --- topics ------------------------------------------------------------------------------------
 
 
+def test_offsets_are_read_right_after_the_topics_are_created(make_settings: Callable[..., Settings]):
+    """For a moment after creation the broker answers NOT_LEADER_FOR_PARTITION (it killed a `make bench`
+    run at its restore step): the reads wait it out instead of raising."""
+    for _ in range(3):
+        s = make_settings()
+        empty = dict.fromkeys(range(s.topic_partitions), 0)
+        assert {t: kc.end_offsets(s, t) for t in s.pipeline_topics} == dict.fromkeys(s.pipeline_topics, empty)
+        assert kc.describe_topics(s, [s.topic_state]) == [kc.TopicInfo(s.topic_state, s.topic_partitions)]
+
+
 def test_topics_are_created_once_described_required_and_deleted(make_settings: Callable[..., Settings]):
     s = make_settings(create_topics=False)
     topics = list(s.pipeline_topics)

@@ -150,3 +150,71 @@ def test_exit_when_idle_waits_for_the_first_fetch_so_no_record_is_left_behind(se
     sink = ListSink()
     Processor(settings, wiring=wired(source, [sink], ListPublisher())).run(max_idle_s=0)
     assert [d["_id"] for d in sink.transactions] == ["T1"]  # before: the first empty poll ended the run
+
+
+class RebalancingSource(ListSource):
+    """A ListSource whose polls first announce assignment changes (as the client does inside poll):
+    `changes[i]` is a list of (change, partitions) to report at the i-th poll, before its records."""
+
+    def __init__(self, batches, changes, assignment) -> None:
+        super().__init__(batches, assignment)
+        self.changes = dict(changes)
+        self.polls = 0
+        self.listener = None
+
+    def poll(self, timeout_ms: int, max_records: int):
+        for change, partitions in self.changes.get(self.polls, ()):
+            self.listener(change, partitions)
+        self.polls += 1
+        return super().poll(timeout_ms, max_records)
+
+
+def committed_by(first: ListPublisher) -> ListPublisher:
+    """A publisher whose changelog already holds what `first` committed (another member's work)."""
+    again = ListPublisher()
+    again.commits.extend(first.commits)
+    return again
+
+
+def later_rows(n: int, user: str) -> list:
+    """n events months after row()'s: enough (the watermark's k = 10) to move the watermark past every
+    older user's history, which then ages out of memory."""
+    return [record(i, {**row(f"L{i}", 0, user=user), "timestamp": f"2026-03-30T10:{i:02d}:00Z"}, partition=0)
+            for i in range(n)]
+
+
+def test_a_partition_revoked_before_its_restore_is_neither_restored_nor_written(settings):
+    """Assigned 0 and 1, then 1 revoked before the first batch (so before the restore): the member must
+    not load partition 1's users, nor, when their history ages out, tombstone them in partition 1's
+    changelog (another member owns them now)."""
+    other = ListPublisher()  # the member that owned partition 1 committed U2's state there
+    Processor(settings, wiring=wired(ListSource([[record(0, row("T0", 0, user="U2"), partition=1, key=b"U2")]],
+                                                assignment=[(BY_USER, 1)]), [ListSink()], other)).run(max_idle_s=0)
+    assert set(other.changelog()[1]) == {"U2"}
+    publisher = committed_by(other)
+    source = RebalancingSource([later_rows(10, "U1")],
+                               changes={0: [("revoked", [(BY_USER, 1)])]},
+                               assignment=[(BY_USER, 0), (BY_USER, 1)])
+    processor = Processor(settings, wiring=wired(source, [ListSink()], publisher))
+    source.listener = processor.on_rebalance
+    processor.run(max_idle_s=0)
+    mine = publisher.commits[len(other.commits):]
+    assert [offsets for _, offsets in mine] == [{(BY_USER, 0): 10}]
+    assert {p for out, _ in mine for p, _m in out.state} == {0}  # before: a tombstone for U2 in partition 1
+    assert "U2" not in processor.detector.state and "U2" not in processor.partition_of
+
+
+def test_records_of_a_partition_revoked_during_the_poll_are_left_to_its_new_owner(settings):
+    """A poll can return records fetched before a revoke it also delivered: they are not judged, written
+    or committed here (the new owner reads them from the committed offset)."""
+    sink, publisher = ListSink(), ListPublisher()
+    source = RebalancingSource([[record(0, row("T1", 0), partition=0),
+                                 record(0, row("T2", 0, user="U2"), partition=1, key=b"U2")]],
+                               changes={0: [("revoked", [(BY_USER, 1)])]},
+                               assignment=[(BY_USER, 0), (BY_USER, 1)])
+    processor = Processor(settings, wiring=wired(source, [sink], publisher))
+    source.listener = processor.on_rebalance
+    processor.run(max_idle_s=0)
+    assert [d["_id"] for d in sink.transactions] == ["T1"]
+    assert publisher.committed == {(BY_USER, 0): 1}
+    assert set(publisher.changelog()) == {0}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import NewTopic
 
-from txnmon.adapters.kafka.client_errors import _Err, _error
+from txnmon.adapters.kafka.client_errors import _MISSING, _Err, _error, _retriable, retrying_read
 from txnmon.adapters.kafka.clients import ADMIN_TIMEOUT_S, make_admin
 from txnmon.errors import TopicMissing
 from txnmon.settings import Settings
@@ -33,7 +33,7 @@ def ensure_topics(
     # the state changelog keeps the latest value per user; an empty value (a tombstone) removes one
     configs = {settings.topic_state: {"cleanup.policy": "compact"}, **(configs or {})}
     admin = make_admin(settings)
-    existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
+    existing = set(retrying_read(lambda: admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics, "listing topics"))
     missing = [t for t in wanted if t not in existing]
     if not missing:
         return []
@@ -90,18 +90,24 @@ def describe_topics(settings: Settings, topics: Iterable[str]) -> list[TopicInfo
     if not names:
         return []
     admin = make_admin(settings)
-    futures = admin.describe_topics(TopicCollection(names), request_timeout=ADMIN_TIMEOUT_S)
-    infos = []
-    for name in names:
-        try:
-            desc = futures[name].result()
-        except KafkaException as exc:
-            err = _error(exc)
-            if err is not None and (err.code() >= 0 or err.code() == _Err._UNKNOWN_TOPIC):
-                continue  # the broker's answer for this topic is an error: it does not exist (for us)
-            raise
-        infos.append(TopicInfo(desc.name, len(desc.partitions)))
-    return infos
+
+    def describe() -> list[TopicInfo]:
+        futures = admin.describe_topics(TopicCollection(names), request_timeout=ADMIN_TIMEOUT_S)
+        infos = []
+        for name in names:
+            try:
+                desc = futures[name].result()
+            except KafkaException as exc:
+                err = _error(exc)
+                if err is not None and err.code() not in _MISSING and _retriable(err):
+                    raise  # transient (a leader being elected, a timeout): the whole call is tried again
+                if err is not None and (err.code() >= 0 or err.code() == _Err._UNKNOWN_TOPIC):
+                    continue  # the broker's answer for this topic is an error: it does not exist (for us)
+                raise
+            infos.append(TopicInfo(desc.name, len(desc.partitions)))
+        return infos
+
+    return retrying_read(describe, f"describing topics {', '.join(names)}")
 
 
 def require_topics(settings: Settings, *topics: str) -> None:
@@ -131,9 +137,11 @@ class GroupInfo:
 def describe_group(settings: Settings, group_id: str) -> GroupInfo:
     """The group's state and its members with their assigned partitions (none: no process is consuming)."""
     admin = make_admin(settings)
-    future = admin.describe_consumer_groups([group_id], request_timeout=ADMIN_TIMEOUT_S)[group_id]
     try:
-        desc = future.result()
+        # a coordinator still loading (right after a broker's start) is waited out briefly
+        desc = retrying_read(
+            lambda: admin.describe_consumer_groups([group_id], request_timeout=ADMIN_TIMEOUT_S)[group_id].result(),
+            f"describing group {group_id}")
     except KafkaException as exc:
         err = _error(exc)
         if err is not None and err.code() == _Err.GROUP_ID_NOT_FOUND:

@@ -6,11 +6,19 @@ calls alike.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from confluent_kafka import KafkaError as _Err
 from confluent_kafka import KafkaException
 
 from txnmon.errors import KafkaUnavailable
 from txnmon.settings import Settings
+
+log = logging.getLogger("txnmon.adapters.kafka")
+T = TypeVar("T")
 
 # `except kafka.KafkaError` keeps working: every client error is a KafkaException, whose
 # `.args[0]` is a confluent_kafka.KafkaError with .code(), .retriable(), .fatal(), .txn_requires_abort().
@@ -31,6 +39,9 @@ _RETRIABLE = frozenset({
     # a topic not (yet, or no longer) there: kafka-python waited for its metadata, then timed out
     _Err.UNKNOWN_TOPIC_OR_PART, _Err._UNKNOWN_TOPIC,
 })
+
+# The answer for a topic that does not exist (an admin call's "no such topic", not an outage)
+_MISSING = frozenset({_Err.UNKNOWN_TOPIC_OR_PART, _Err._UNKNOWN_TOPIC})
 
 # A commit (or a transaction's offsets) refused because the group moved on without this member:
 # kafka-python's CommitFailedError. The partitions' new owner gets the batch again.
@@ -61,3 +72,41 @@ def _why(err: _Err) -> str:
 
 def _unavailable(settings: Settings) -> KafkaUnavailable:
     return KafkaUnavailable(f"no Kafka broker answers at {settings.kafka_bootstrap_servers}")
+
+
+# Admin and offset reads wait a little through transient errors: right after a topic is created its
+# partitions' leaders are still being elected (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE; it
+# killed a `make bench` run), and right after a broker's first start the offsets topic is still
+# being created (COORDINATOR_*). Short and bounded (about 9 s in all): a read is asked by a person,
+# a DAG task or a bench step that should fail with a clear error, not hang.
+READ_RETRY_DELAYS_S: tuple[float, ...] = (0.1, 0.2, 0.4, 0.8, 1.5, 2.0, 2.0, 2.0)
+
+
+def read_retry_delay(err: _Err | None, attempt: int, delays: Sequence[float] | None = None) -> float | None:
+    """After failed attempt number `attempt` (1-based) with `err`: the seconds to wait before the next
+    one, or None to give up (an error the same call cannot outlive, or the retries are spent)."""
+    delays = READ_RETRY_DELAYS_S if delays is None else delays
+    if not _retriable(err) or attempt > len(delays):
+        return None
+    return delays[attempt - 1]
+
+
+def retrying_read(call: Callable[[], T], what: str, *, delays: Sequence[float] | None = None,
+                  sleep: Callable[[float], None] | None = None) -> T:
+    """`call()`, tried again (see `read_retry_delay`) while it fails with a transient client error.
+    Still failing so: KafkaUnavailable. A client error that waiting cannot cure is raised as it came
+    (a `KafkaError`), so the caller's handling of it is unchanged."""
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            err = _error(exc)
+            if err is None or not _retriable(err):
+                raise
+            delay = read_retry_delay(err, attempt, delays)
+            if delay is None:
+                raise KafkaUnavailable(f"{what}: {_why(err)} (after {attempt} attempts)") from exc
+            log.info("%s: %s; trying again in %.1fs", what, _why(err), delay)
+            (sleep or time.sleep)(delay)
+            attempt += 1

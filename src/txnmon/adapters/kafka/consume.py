@@ -20,7 +20,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from txnmon.adapters.kafka.client_errors import _POLL_RAISES, _Err, _why
+from txnmon.adapters.kafka.client_errors import _POLL_RAISES, _Err, _why, retrying_read
 from txnmon.adapters.kafka.clients import ADMIN_TIMEOUT_S, make_consumer
 from txnmon.core.records import SourceRecord
 from txnmon.errors import KafkaUnavailable
@@ -132,7 +132,9 @@ def read_partition(settings: Settings, topic: str, partition: int, batch: int = 
     reached_end: list[bool] = []
     try:
         try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=ADMIN_TIMEOUT_S)
+            low, high = retrying_read(
+                lambda: consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=ADMIN_TIMEOUT_S),
+                f"offsets of {topic}[{partition}]")
         except KafkaException as exc:
             raise KafkaUnavailable(f"restoring {topic}[{partition}]: {exc}") from exc
         if high <= low:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from txnmon.adapters.kafka.client_errors import _Err, _error
-from txnmon.adapters.kafka.clients import ADMIN_TIMEOUT_S, _partitions, make_admin, make_consumer
+from txnmon.adapters.kafka.client_errors import _MISSING, _Err, _retriable, retrying_read
+from txnmon.adapters.kafka.clients import ADMIN_TIMEOUT_S, make_admin, make_consumer
 from txnmon.adapters.kafka.consume import _consumed
 from txnmon.settings import Settings
 
@@ -22,45 +23,62 @@ log = logging.getLogger("txnmon.adapters.kafka")
 
 def end_offsets(settings: Settings, topic: str, *, committed: bool = False) -> dict[int, int]:
     """Latest offset (next to be written: the high-water mark) of every partition of `topic`; with
-    `committed`, the last stable offset (before the first record of a transaction still open)."""
+    `committed`, the last stable offset (before the first record of a transaction still open).
+    Transient errors (a topic just created, its leaders not elected yet) are waited out briefly."""
     admin = make_admin(settings)
-    parts = _partitions(admin, topic, ADMIN_TIMEOUT_S)
-    if not parts:
-        return {}
     isolation = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
-    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in parts},
-                                 isolation_level=isolation, request_timeout=ADMIN_TIMEOUT_S)
-    return {tp.partition: fut.result().offset for tp, fut in sorted(futures.items(), key=lambda i: i[0].partition)}
+    return retrying_read(lambda: _list_offsets(admin, topic, OffsetSpec.latest(), isolation),
+                         f"end offsets of {topic}")
 
 
 def offsets_for_time(settings: Settings, topic: str, timestamp_ms: int) -> dict[int, int]:
     """Per partition, the first offset whose timestamp is at or after `timestamp_ms` (the end offset if none)."""
     admin = make_admin(settings)
-    parts = _partitions(admin, topic, ADMIN_TIMEOUT_S)
-    if not parts:
+    found = retrying_read(lambda: _list_offsets(admin, topic, OffsetSpec.for_timestamp(timestamp_ms),
+                                                IsolationLevel.READ_UNCOMMITTED),
+                          f"offsets of {topic} at {timestamp_ms}")
+    if not found:
         return {}
-    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.for_timestamp(timestamp_ms) for p in parts},
-                                 isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=ADMIN_TIMEOUT_S)
-    found = {tp.partition: fut.result().offset for tp, fut in futures.items()}
     ends = end_offsets(settings, topic)
     return {p: (found[p] if found[p] >= 0 else ends.get(p, 0)) for p in sorted(found)}
 
 
+def _list_offsets(admin: AdminClient, topic: str, spec: OffsetSpec, isolation: IsolationLevel) -> dict[int, int]:
+    """One attempt: the topic's partitions, then one offset per partition ({} if the topic does not exist)."""
+    parts = _readable_partitions(admin, topic)
+    if not parts:
+        return {}
+    futures = admin.list_offsets({TopicPartition(topic, p): spec for p in parts},
+                                 isolation_level=isolation, request_timeout=ADMIN_TIMEOUT_S)
+    return {tp.partition: fut.result().offset for tp, fut in sorted(futures.items(), key=lambda i: i[0].partition)}
+
+
+def _readable_partitions(admin: AdminClient, topic: str) -> list[int]:
+    """The topic's partitions, [] if it does not exist. A transient metadata error (a partition with no
+    leader yet) is raised, for `retrying_read` to wait out, where it used to read as "no topic"."""
+    meta = admin.list_topics(topic=topic, timeout=ADMIN_TIMEOUT_S).topics.get(topic)
+    if meta is None:
+        return []
+    if meta.error is not None:
+        if meta.error.code() not in _MISSING and _retriable(meta.error):
+            raise KafkaException(meta.error)
+        return []
+    leaderless = [p.id for p in meta.partitions.values() if p.leader < 0]
+    if leaderless:
+        raise KafkaException(_Err(_Err.LEADER_NOT_AVAILABLE, f"{topic} partitions {sorted(leaderless)} have no leader"))
+    return sorted(meta.partitions)
+
+
 def committed_offsets(settings: Settings, group_id: str, topic: str) -> dict[int, int]:
     admin = make_admin(settings)
-    for attempt in range(20):
+
+    def read() -> Any:
         futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)],
                                                     request_timeout=ADMIN_TIMEOUT_S)
-        try:
-            result = futures[group_id].result()
-            break
-        except KafkaException as exc:
-            err = _error(exc)
-            # right after the broker's first start the offsets topic is still being created
-            if attempt == 19 or err is None or err.code() not in (
-                    _Err.COORDINATOR_NOT_AVAILABLE, _Err.COORDINATOR_LOAD_IN_PROGRESS, _Err.NOT_COORDINATOR):
-                raise
-            time.sleep(0.5)
+        return futures[group_id].result()
+
+    # right after the broker's first start the offsets topic is still being created (COORDINATOR_*)
+    result = retrying_read(read, f"committed offsets of group {group_id}")
     return {
         tp.partition: tp.offset
         for tp in result.topic_partitions or ()

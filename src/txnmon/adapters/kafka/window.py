@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, TopicPartition
 
+from txnmon.adapters.kafka.client_errors import retrying_read
 from txnmon.adapters.kafka.clients import _partitions, make_consumer
 from txnmon.adapters.kafka.consume import _consumed, _watermarks
 from txnmon.core.records import SourceRecord
@@ -40,11 +41,17 @@ def open_window(settings: Settings, topic: str, start_ms: int, end_ms: int) -> W
         if not parts:
             raise TopicMissing(f"topic {topic!r} does not exist")
         tps = [TopicPartition(topic, p) for p in parts]
-        ends = {tp.partition: _watermarks(consumer, tp, cached=False)[1] for tp in tps}
+        # a topic just created can answer NOT_LEADER_FOR_PARTITION for a moment: waited out briefly
+        ends = retrying_read(lambda: {tp.partition: _watermarks(consumer, tp, cached=False)[1] for tp in tps},
+                             f"end offsets of {topic}")
         if any(end < 0 for end in ends.values()):
             raise KafkaUnavailable(f"could not read the end offsets of {topic}")
-        starts = consumer.offsets_for_times([TopicPartition(topic, p, start_ms) for p in parts], timeout=10.0)
-        stops = consumer.offsets_for_times([TopicPartition(topic, p, end_ms) for p in parts], timeout=10.0)
+
+        def at(ms: int) -> list[TopicPartition]:
+            return retrying_read(lambda: consumer.offsets_for_times([TopicPartition(topic, p, ms) for p in parts],
+                                                                    timeout=10.0), f"offsets of {topic} at {ms}")
+
+        starts, stops = at(start_ms), at(end_ms)
         # offsets_for_times answers -1 (the end) for a partition with no message at or after the time
         start_offsets = {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in starts}
         stop_offsets = {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in stops}
