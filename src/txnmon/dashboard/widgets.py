@@ -1,10 +1,14 @@
-"""What every dashboard page shows data with: escaped tables and captions, money, the event-time window."""
+"""What every dashboard page shows data with: escaped tables and captions, Markdown-escaped text for the
+st.* calls that render Markdown (subheader, error, success, metric...), money, the event-time window."""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import re
+import string
 import time
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +19,20 @@ from txnmon.errors import TxnmonError
 _TABLE_STYLE = ("<style>.txnmon-table{border-collapse:collapse;width:100%;font-size:0.9rem}"
                 ".txnmon-table th,.txnmon-table td{border-bottom:1px solid #e6e6e6;padding:4px 8px;text-align:left}"
                 ".txnmon-caption{color:#6b6b6b;font-size:0.85rem;margin:0 0 0.5rem}</style>")
+
+
+_MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+
+
+def md_text(value: Any) -> str:
+    """`value` as Markdown that renders as exactly its characters. st.subheader, st.error, st.success,
+    st.metric and the like render their text as Markdown: a case id or URL parameter such as
+    `[x](http://evil)` or `![i](http://evil/i.png)` would be a link or a remote image. Every ASCII
+    punctuation character is backslash-escaped (CommonMark lets any of them be), so no link, image,
+    HTML, emphasis, colour directive or bare-URL autolink can form; line breaks become spaces so the
+    text stays one paragraph (no heading, list or code block)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)))
 
 
 def show_table(frame: pd.DataFrame, name: str) -> None:
@@ -38,7 +56,7 @@ def data_window(db, span: dt.timedelta | None, rules: list[str]) -> queries.Wind
     try:
         w = queries.data_window(db, span)
     except TxnmonError as exc:
-        st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
+        st.error(f"MongoDB is not reachable ({md_text(str(exc).split(',')[0])}). Is the stack up? Try `make up`.")
         return None
     if w is None:
         st.info("No data yet. Run `make demo` (or replay a file and run `txnmon rollups`) and this page fills in.")
