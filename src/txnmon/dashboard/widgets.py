@@ -1,4 +1,4 @@
-"""What every dashboard page shows data with: escaped tables and captions, Markdown-escaped text for the
+"""What every dashboard page shows data with: escaped tables and captions, code spans for data in the
 st.* calls that render Markdown (subheader, error, success, metric...), money, the event-time window."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-import string
 import time
 from typing import Any
 
@@ -21,18 +20,23 @@ _TABLE_STYLE = ("<style>.txnmon-table{border-collapse:collapse;width:100%;font-s
                 ".txnmon-caption{color:#6b6b6b;font-size:0.85rem;margin:0 0 0.5rem}</style>")
 
 
-_MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+_BACKTICKS = re.compile(r"`+")
 
 
-def md_text(value: Any) -> str:
-    """`value` as Markdown that renders as exactly its characters. st.subheader, st.error, st.success,
-    st.metric and the like render their text as Markdown: a case id or URL parameter such as
-    `[x](http://evil)` or `![i](http://evil/i.png)` would be a link or a remote image. Every ASCII
-    punctuation character is backslash-escaped (CommonMark lets any of them be), so no link, image,
-    HTML, emphasis, colour directive or bare-URL autolink can form; line breaks become spaces so the
-    text stays one paragraph (no heading, list or code block)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)))
+def md_code(value: Any) -> str:
+    """`value` as a Markdown code span, for the st.* calls that render their text as Markdown
+    (st.subheader, st.error, st.success, st.metric...). Inside a code span nothing is parsed: a case id
+    or URL parameter such as `[x](http://evil)`, `![i](http://evil/i.png)` or `<b>` shows as those
+    characters, no link, image or HTML. Backslash-escaping would not do: Streamlit's GFM turns a bare
+    `http://...` into a link after escapes are resolved, but never inside code. The fence is one
+    backtick longer than any run in the value, and spaces around it keep a leading or trailing
+    backtick apart from the fence (CommonMark strips exactly one space on each side)."""
+    text = _LINE_BREAKS.sub(" ", str(value))
+    if not text.strip():
+        return "-"  # a code span of spaces keeps its spaces, and an empty one is no code span
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def show_table(frame: pd.DataFrame, name: str) -> None:
@@ -56,7 +60,7 @@ def data_window(db, span: dt.timedelta | None, rules: list[str]) -> queries.Wind
     try:
         w = queries.data_window(db, span)
     except TxnmonError as exc:
-        st.error(f"MongoDB is not reachable ({md_text(str(exc).split(',')[0])}). Is the stack up? Try `make up`.")
+        st.error(f"MongoDB is not reachable ({md_code(str(exc).split(',')[0])}). Is the stack up? Try `make up`.")
         return None
     if w is None:
         st.info("No data yet. Run `make demo` (or replay a file and run `txnmon rollups`) and this page fills in.")
