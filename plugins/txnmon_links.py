@@ -21,6 +21,8 @@ class TxnmonLinksPlugin(AirflowPlugin):
     # Airflow does not authenticate plugin apps: every route requires a signed-in Airflow user
     fastapi_apps = [{"app": create_app([Depends(requires_authenticated())]), "url_prefix": "/txnmon",
                      "name": "txnmon reports"}]
+    # links (no url_route), not embedded views: a report is a sandboxed page (plugins/txnmon_reports_app.py),
+    # and inside Airflow's iframe its own navigation would carry no session cookie (SameSite=Lax)
     external_views = [
         {"name": "txnmon dashboard", "href": DASHBOARD_URL, "destination": "nav", "category": "browse"},
         {"name": "Latest quality report", "href": "/txnmon/quality/latest", "destination": "nav",

@@ -7,6 +7,7 @@ files must parse fast).
 from __future__ import annotations
 
 import functools
+import html
 import json
 import logging
 import os
@@ -61,8 +62,7 @@ def check_dataframe(suite_name: str, frame: pd.DataFrame, specs: Sequence[Mappin
     definition = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite))
     checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"{suite_name}_checkpoint", validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["local_site"])],
+        name=f"{suite_name}_checkpoint", validation_definitions=[definition], actions=[],
         result_format={"result_format": "SUMMARY"}))
     result = checkpoint.run(batch_parameters={"dataframe": frame})
     outcome = SuiteOutcome(suite_name, len(frame), bool(result.success), False)
@@ -79,6 +79,11 @@ def check_dataframe(suite_name: str, frame: pd.DataFrame, specs: Sequence[Mappin
                                                        None if ok else _sample(r.result)))
             if not ok and severity == "critical":
                 outcome.critical_failed = True
+        _store_escaped(ctx, run_id, validation)
+    # the Data Docs are built from the stored results, escaped above: GX writes record values into
+    # the HTML as they are, and the reports are served from Airflow's origin
+    gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["local_site"]).run(result)
+    for run_id in result.run_results:
         urls = ctx.get_docs_sites_urls(resource_identifier=run_id, site_name="local_site")
         if urls:
             outcome.report_path = urls[0]["site_url"].removeprefix("file://")
@@ -102,6 +107,28 @@ def localize_site(site: Path) -> int:
             page.write_text(local, encoding="utf-8")
             changed += 1
     return changed
+
+
+def escape_values(value: Any) -> Any:
+    """`value` with every string in it HTML-escaped (dicts, lists and tuples walked; keys kept)."""
+    if isinstance(value, str):
+        return html.escape(value, quote=True)
+    if isinstance(value, Mapping):
+        return {k: escape_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_values(v) for v in value]
+    return value
+
+
+def _store_escaped(ctx: Any, key: Any, validation: Any) -> None:
+    """Replace the stored validation result with one whose record values (unexpected values, observed
+    values, exception messages) are escaped text, so the report shows `<img ...>` as characters."""
+    for r in validation.results:
+        if r.result:
+            r.result = escape_values(r.result)
+        if r.exception_info:
+            r.exception_info = escape_values(r.exception_info)
+    ctx.validation_results_store.set(key, validation)
 
 
 def _sample(result: Mapping[str, Any] | None, limit: int = 5) -> list[Any] | None:

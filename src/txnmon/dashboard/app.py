@@ -26,6 +26,7 @@ import streamlit as st
 
 from txnmon.adapters.mongo import MongoStore
 from txnmon.dashboard import business, desk, fraud, operations, queries
+from txnmon.dashboard.widgets import md_code
 from txnmon.errors import ConfigError, TxnmonError
 from txnmon.settings import get_settings
 
@@ -58,7 +59,7 @@ def main() -> None:
     try:
         get_settings()
     except ConfigError as exc:
-        st.error(str(exc))
+        st.error(md_code(exc))
         return
     asked = str(st.query_params.get("page", "")).capitalize()
     index = VIEWS.index("Cases") if st.query_params.get("case") else VIEWS.index(asked) if asked in VIEWS else 0
@@ -68,7 +69,7 @@ def main() -> None:
         try:
             desk.desk(_db(), view, str(settings.dashboard_analyst) if settings.dashboard_triage else None)
         except TxnmonError as exc:
-            st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
+            st.error(f"MongoDB is not reachable ({md_code(str(exc).split(',')[0])}). Is the stack up? Try `make up`.")
         return
     if view == "Operations":
         refresh = st.sidebar.slider("Refresh every (seconds)", 2, 60, 10)

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from txnmon.dashboard import geomap, queries
-from txnmon.dashboard.widgets import data_window, money, show_caption, show_table
+from txnmon.dashboard.widgets import data_window, md_code, money, show_caption, show_table
 
 
 def headline(db, w: queries.Window) -> None:
@@ -59,7 +59,7 @@ def city_view(db, w: queries.Window) -> None:
     try:
         chart = geomap.heatmap(frame, world=world)
     except geomap.OutlineError as exc:
-        st.error(str(exc))
+        st.error(md_code(exc))
         return
     st.altair_chart(chart, width="content")
     outside = len(located) - len(geomap.focus(located, world))

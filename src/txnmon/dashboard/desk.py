@@ -1,6 +1,8 @@
 """The analyst's desk in the dashboard: the case inbox, a case page, lists and the audit trail.
 
-Every value is shown as escaped text (`show_table`, `show_caption` in src/txnmon/dashboard/widgets.py's style).
+Every value is shown as escaped text (`show_table`, `show_caption` in src/txnmon/dashboard/widgets.py's style);
+text that reaches a Markdown-rendering call (subheader, error, metric) goes through `md_code`: a case id
+is user data, and the `?case=` URL parameter is whatever a link says.
 Actions (assign, note, close, list entries) are recorded as DASHBOARD_ANALYST and only offered
 when DASHBOARD_TRIAGE is on; each one leaves one audit entry (src/txnmon/jobs).
 """
@@ -19,6 +21,7 @@ import streamlit as st
 from txnmon.core import geo
 from txnmon.core.cases import RESOLUTIONS, STATUSES
 from txnmon.core.rules import RULE_NAMES
+from txnmon.dashboard.widgets import md_code
 from txnmon.errors import TxnmonError
 from txnmon.jobs import audit, cases, lists
 
@@ -112,16 +115,16 @@ def case_page(db: Any, case_id: str, analyst: str | None, back: Callable[[], Non
     try:
         view = cases.show_case(db, case_id)
     except TxnmonError as exc:
-        st.error(str(exc))
+        st.error(md_code(exc))  # the message carries the case id of the URL
         return
     c = view["case"]
-    st.subheader(f"Case {c['_id']}")
+    st.subheader(f"Case {md_code(c['_id'])}")
     cols = st.columns(5)
-    cols[0].metric("Status", c["status"] + (f" ({c['resolution']})" if c.get("resolution") else ""))
+    cols[0].metric("Status", c["status"] + (f" ({c['resolution']})" if c.get("resolution") else ""))  # enums
     cols[1].metric("Amount at risk", f"{c['amount_at_risk']:,.2f}")
     cols[2].metric("Alerts", f"{c['alerts']}")
     cols[3].metric("Age", _age(c["age"]))
-    cols[4].metric("Assignee", c.get("assignee") or "-")
+    cols[4].metric("Assignee", md_code(c.get("assignee") or "-"))
     caption(f"User {c['user_id']} · severity {c['severity']} · window {_t(c['window_start'])} to "
             f"{_t(c['window_end'])} UTC")
 
@@ -177,7 +180,7 @@ def _do(action: Callable[[], Any], done: str) -> None:
     try:
         action()
     except TxnmonError as exc:
-        st.error(str(exc))
+        st.error(md_code(exc))  # may quote what was typed (a list value, an assignee)
         return
     st.session_state["desk-flash"] = done
     st.rerun()
@@ -234,7 +237,7 @@ def audit_page(db: Any) -> None:
 def desk(db: Any, view: str, analyst: str | None) -> None:
     flash = st.session_state.pop("desk-flash", None)
     if flash:
-        st.success(flash)
+        st.success(flash)  # one of this module's own sentences
     if view == "Lists":
         lists_page(db, analyst)
     elif view == "Audit":

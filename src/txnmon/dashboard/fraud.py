@@ -9,7 +9,7 @@ import streamlit as st
 
 from txnmon.core.triage import CHOICES
 from txnmon.dashboard import queries
-from txnmon.dashboard.widgets import data_window, money, show_caption, show_table
+from txnmon.dashboard.widgets import data_window, md_code, money, show_caption, show_table
 from txnmon.jobs import triage
 from txnmon.settings import get_settings
 
@@ -100,7 +100,7 @@ def triage_form(db, rules: list[str]) -> None:
         show_caption(f"Marked as {analyst}")
         if st.form_submit_button("Save disposition"):
             doc = triage.mark(db, alert_id, choice, reason, analyst)
-            st.success(f"Saved: {doc['alert_id']} marked {doc['disposition'].replace('_', ' ')}")
+            st.success(f"Saved: {md_code(doc['alert_id'])} marked {doc['disposition'].replace('_', ' ')}")
 
 
 def _label(feed: pd.DataFrame, alert_id: str) -> str:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from txnmon.adapters import kafka
 from txnmon.dashboard import queries
-from txnmon.dashboard.widgets import show_caption, show_table
+from txnmon.dashboard.widgets import md_code, show_caption, show_table
 from txnmon.errors import TxnmonError
 from txnmon.jobs import status
 from txnmon.settings import get_settings
@@ -45,7 +45,7 @@ def operations_page(db) -> None:
     if problems:
         show_caption("Attention: " + "; ".join(f"{p['check']}: {p['message']}" for p in problems))
     if kafka_part.get("error") or mongo_part.get("error"):
-        st.error(f"Kafka: {kafka_part.get('error', 'ok')} · MongoDB: {mongo_part.get('error', 'ok')}")
+        st.error(f"Kafka: {md_code(kafka_part.get('error', 'ok'))} · MongoDB: {md_code(mongo_part.get('error', 'ok'))}")
     left, right = st.columns(2)
     with left:
         st.subheader("Lag per partition")
@@ -81,7 +81,7 @@ def operations_page(db) -> None:
 def kpi_freshness(kpis: dict, signals_state: dict | None) -> None:
     st.subheader("KPI freshness")
     if kpis.get("error"):
-        st.error(kpis["error"])
+        st.error(md_code(kpis["error"]))
         return
     rows = [{"collection": name, "as_of": (c or {}).get("as_of"), "last_success": (c or {}).get("last_success")}
             for name, c in (kpis.get("collections") or {}).items()]

@@ -1,10 +1,13 @@
-"""What every dashboard page shows data with: escaped tables and captions, money, the event-time window."""
+"""What every dashboard page shows data with: escaped tables and captions, code spans for data in the
+st.* calls that render Markdown (subheader, error, success, metric...), money, the event-time window."""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import time
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +18,25 @@ from txnmon.errors import TxnmonError
 _TABLE_STYLE = ("<style>.txnmon-table{border-collapse:collapse;width:100%;font-size:0.9rem}"
                 ".txnmon-table th,.txnmon-table td{border-bottom:1px solid #e6e6e6;padding:4px 8px;text-align:left}"
                 ".txnmon-caption{color:#6b6b6b;font-size:0.85rem;margin:0 0 0.5rem}</style>")
+
+
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+_BACKTICKS = re.compile(r"`+")
+
+
+def md_code(value: Any) -> str:
+    """`value` as a Markdown code span, for the st.* calls that render their text as Markdown
+    (st.subheader, st.error, st.success, st.metric...). Inside a code span nothing is parsed: a case id
+    or URL parameter such as `[x](http://evil)`, `![i](http://evil/i.png)` or `<b>` shows as those
+    characters, no link, image or HTML. Backslash-escaping would not do: Streamlit's GFM turns a bare
+    `http://...` into a link after escapes are resolved, but never inside code. The fence is one
+    backtick longer than any run in the value, and spaces around it keep a leading or trailing
+    backtick apart from the fence (CommonMark strips exactly one space on each side)."""
+    text = _LINE_BREAKS.sub(" ", str(value))
+    if not text.strip():
+        return "-"  # a code span of spaces keeps its spaces, and an empty one is no code span
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def show_table(frame: pd.DataFrame, name: str) -> None:
@@ -38,7 +60,7 @@ def data_window(db, span: dt.timedelta | None, rules: list[str]) -> queries.Wind
     try:
         w = queries.data_window(db, span)
     except TxnmonError as exc:
-        st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
+        st.error(f"MongoDB is not reachable ({md_code(str(exc).split(',')[0])}). Is the stack up? Try `make up`.")
         return None
     if w is None:
         st.info("No data yet. Run `make demo` (or replay a file and run `txnmon rollups`) and this page fills in.")

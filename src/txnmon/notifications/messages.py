@@ -37,6 +37,21 @@ def verify(secret: bytes, timestamp: str, body: bytes, signature: str, *, now: f
     return hmac.compare_digest(sign(secret, ts, body), signature)
 
 
+def verified_id(secret: bytes, timestamp: str, body: bytes, signature: str, *, now: float,
+                tolerance_s: float = 300.0) -> str | None:
+    """What a receiver dedupes on: the body's `id`, once the signature and the timestamp check out
+    (None otherwise). The id is inside the signed body, so a captured body cannot be re-sent under
+    another id; the Idempotency-Key header is not signed and must not be what repeats are dropped by."""
+    if not verify(secret, timestamp, body, signature, now=now, tolerance_s=tolerance_s):
+        return None
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    notification_id = doc.get("id") if isinstance(doc, dict) else None
+    return notification_id if isinstance(notification_id, str) and notification_id else None
+
+
 def webhook_body(entry: Mapping[str, Any]) -> bytes:
     """The generic webhook's JSON body (docs/notifications.md): identical on every retry."""
     event = dict(entry["event"])
@@ -46,6 +61,8 @@ def webhook_body(entry: Mapping[str, Any]) -> bytes:
 
 
 def webhook_headers(entry: Mapping[str, Any], body: bytes, secret: bytes, timestamp: int) -> dict[str, str]:
+    # Idempotency-Key repeats the signed body's id for receivers that log it; it is not signed, so
+    # docs/notifications.md has receivers dedupe on the body's id (verified_id)
     return {"Content-Type": "application/json", TIMESTAMP_HEADER: str(int(timestamp)),
             SIGNATURE_HEADER: sign(secret, timestamp, body), IDEMPOTENCY_HEADER: str(entry["_id"]),
             "User-Agent": "txnmon-notify/1"}

@@ -5,6 +5,7 @@ and explanations, a note, closed as fraud) against the real stack; screenshots i
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 
 import pytest
 
@@ -95,3 +96,29 @@ def test_an_analyst_trusts_a_user_for_one_rule_from_the_dashboard(settings_facto
     assert "list.add" in page.inner_text("table.txnmon-audit")
     page.close()
     assert [e["action"] for e in db.find(AUDIT_LOG)] == ["list.add"]
+
+
+def test_hostile_case_ids_and_case_parameters_show_as_text(settings_factory, dashboard_factory, browser):
+    # Markdown in a case id (from the transaction and user ids) or in the ?case= parameter draws no
+    # link and loads no remote image: st.subheader and st.error get escaped text
+    s = settings_factory()
+    produce(s, [tx_row("![i](http://evil.example/i.png)", "[x](http://evil.example)", T0, 75_000.0)])
+    run_until_idle(s)
+    (case,) = MongoStore(s).find(CASES)
+    assert "![i](http://evil.example/i.png)" in case["_id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    remote: list[str] = []
+    page.route("http://evil.example/**", lambda route: (remote.append(route.request.url), route.abort()))
+    url = dashboard_factory(s)
+    page.goto(url + "?case=" + urllib.parse.quote(case["_id"]))
+    page.wait_for_selector("table.txnmon-timeline", timeout=60_000)
+    page.wait_for_selector(f"text=Case {case['_id']}", timeout=30_000)
+    assert page.query_selector_all("a[href*='evil.example'], img[src*='evil.example']") == []
+    page.goto(url + "?case=" + urllib.parse.quote("<b>b</b>[x](http://evil.example)![i](http://evil.example/i.png)"))
+    page.wait_for_selector("text=no case", timeout=60_000)
+    assert "[x](http://evil.example)![i](http://evil.example/i.png)" in page.inner_text('[data-testid="stAlert"]')
+    hosts = page.eval_on_selector_all("a[href], img[src]", "els => els.map(e => new URL(e.href || e.src).hostname)")
+    assert "evil.example" not in hosts, hosts
+    assert page.query_selector('[data-testid="stAlert"] b') is None
+    page.close()
+    assert remote == []

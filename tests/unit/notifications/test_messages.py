@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.notifications.samples import T0, alert
+from tests.unit.notifications.samples import ROUTES, T0, alert
 from txnmon.notifications import messages
 from txnmon.notifications import routes as routing
 
@@ -58,3 +62,49 @@ def test_chat_and_mail_messages_say_what_happened(routes):
     slack = json.loads(messages.slack_body(entry))
     assert slack["text"] == "[txnmon] data-quality suite failed in dq.check"
     assert "&lt;x&gt;" in json.dumps(slack["blocks"])
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "notifications.md"
+
+
+def _signed_delivery(routes, secret: bytes, ts: int) -> tuple[dict[str, str], bytes]:
+    [entry, _] = routing.outbox_entries([routing.event_of_alert(alert())], routes, T0)
+    body = messages.webhook_body(entry)
+    return messages.webhook_headers(entry, body, secret, ts), body
+
+
+@given(st.text(min_size=1, max_size=40).filter(lambda s: s != "T1:high_amount|hook"))
+def test_the_signature_covers_the_id_receivers_dedupe_on(other_id):
+    headers, body = _signed_delivery(routing.parse_routes(ROUTES), b"s", 1700000000)
+    ts, signature = headers["X-Txnmon-Timestamp"], headers["X-Txnmon-Signature"]
+    assert messages.verified_id(b"s", ts, body, signature, now=1700000001) == "T1:high_amount|hook"
+    forged = json.dumps(dict(json.loads(body), id=other_id), sort_keys=True, separators=(",", ":"),
+                        ensure_ascii=False).encode()
+    assert messages.verified_id(b"s", ts, forged, signature, now=1700000001) is None
+    assert not messages.verify(b"s", ts, forged, signature, now=1700000001)
+
+
+def _documented_receiver(secret: str, monkeypatch) -> tuple[Callable[..., int], list[dict]]:
+    """The receiver recipe of docs/notifications.md, run as written (its `act` records the events)."""
+    text = DOCS.read_text()
+    section = text[text.index("### Verifying a webhook (receiver side)"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", 10)]
+    monkeypatch.setenv("TXNMON_WEBHOOK_SECRET", secret)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)  # the documentation's own code, as a reader copies it
+    acted: list[dict] = []
+    namespace["act"] = acted.append
+    return namespace["handle"], acted
+
+
+def test_the_documented_receiver_acts_once_on_a_replay_under_a_new_idempotency_key(routes, monkeypatch):
+    handle, acted = _documented_receiver("s3cret", monkeypatch)
+    headers, body = _signed_delivery(routes, b"s3cret", int(time.time()))
+    assert handle(dict(headers), body) == 200
+    assert handle(dict(headers), body) == 200  # a retry after a worker crash
+    replay = dict(headers, **{"Idempotency-Key": "something-new"})  # the header is not signed
+    assert handle(replay, body) == 200
+    assert acted == [json.loads(body)["event"]]
+    tampered = body.replace(b'"id":"T1:high_amount|hook"', b'"id":"T1:high_amount|hook2"')
+    assert tampered != body and handle(dict(headers), tampered) == 401
+    assert len(acted) == 1

@@ -11,6 +11,7 @@ import streamlit as st
 
 from txnmon.adapters.mongo import MongoStore
 from txnmon.dashboard import queries
+from txnmon.dashboard.widgets import md_code
 from txnmon.errors import ConfigError, TxnmonError
 from txnmon.settings import get_settings
 
@@ -63,10 +64,10 @@ def main() -> None:
         settings = get_settings()
         runs = queries.quality_runs(_db())
     except ConfigError as exc:
-        st.error(str(exc))
+        st.error(md_code(exc))
         return
     except TxnmonError as exc:
-        st.error(f"MongoDB is not reachable ({str(exc).split(',')[0]}). Is the stack up? Try `make up`.")
+        st.error(f"MongoDB is not reachable ({md_code(str(exc).split(',')[0])}). Is the stack up? Try `make up`.")
         return
     if not runs:
         st.info("No quality run yet: the data_quality DAG runs hourly, or run `txnmon quality`.")
@@ -75,7 +76,7 @@ def main() -> None:
                "failed; WARN: only warnings. Reports open through the reports app in Airflow (REPORTS_URL).")
     quality_dir = Path(settings.reports_dir) / "quality"
     for suite, suite_runs in runs.items():
-        st.subheader(suite)
+        st.subheader(suite)  # a suite name of suites.yaml, written by the quality job
         st.html(_suite_table(suite, suite_runs, quality_dir, settings.reports_url))
 
 
