@@ -17,6 +17,7 @@ from tests.fixtures.pipeline import T0, produce, run_until_idle, stored_ids, tx_
 from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
 from txnmon.core.collection_names import ALERTS, REJECTED
+from txnmon.errors import StoreRefused
 
 pytestmark = pytest.mark.integration
 MAX_ID_CHARS = 128  # txnmon.core.contract.MAX_ID_CHARS, spelt out so the test runs against older code too
@@ -48,3 +49,14 @@ def test_a_user_sending_many_messages_with_long_ids_stops_nothing(isolated_setti
     assert max(len(bson.encode(a)) for a in alerts) < 256 * 1024
     for topic in (s.topic_raw, s.topic_by_user):
         assert sum(kafka.consumer_lag(s, s.consumer_group, topic).values()) == 0, topic
+
+
+def test_a_document_over_16_mib_is_refused_by_index_and_the_others_stored(isolated_settings):
+    """The MongoDB-wire server closes the connection on an oversized document (an outage, retried for
+    ever); the store refuses it before sending, names it, and inserts the rest."""
+    store = MongoStore(isolated_settings)
+    docs = [{"_id": "a"}, {"_id": "b", "blob": "x" * (17 * 1024 * 1024)}, {"_id": "c"}]
+    with pytest.raises(StoreRefused) as caught:
+        store.insert_missing("bounds_probe", docs)
+    assert list(caught.value.refused) == [1] and "16777216" in caught.value.refused[1]
+    assert sorted(d["_id"] for d in store.find("bounds_probe")) == ["a", "c"]
