@@ -64,6 +64,8 @@ class SinkOutcome:
     withdraw: Mapping[str, Rejection] = field(default_factory=dict)
     stage: str = "store"
     existing: int | None = None
+    # stored transactions whose alert, outbox entry or case was refused for good: to the DLQ (pipeline.runner)
+    dead: Mapping[str, Rejection] = field(default_factory=dict)
 
 
 @dataclass

@@ -25,6 +25,10 @@ STATUSES = ("open", "investigating", "closed")
 RESOLUTIONS = ("fraud_confirmed", "legitimate", "inconclusive")
 DISPOSITION_OF_RESOLUTION = {"fraud_confirmed": "true_positive", "legitimate": "false_positive"}
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+# A case holds at most this many alerts; the next alert of its user opens a new case. Keeps a case
+# document far below MongoDB's 16 MiB however many alerts one user raises (an unbounded `$addToSet`
+# grew a case until every write of its user was refused).
+MAX_CASE_ALERTS = 1000
 
 
 class CaseError(UsageError):
@@ -75,7 +79,8 @@ def assign_cases(alerts: Sequence[Mapping[str, Any]], known: Iterable[Mapping[st
     An alert already in a known case goes (again) to that case; otherwise it joins the user's
     newest open or investigating case whose window has not ended at the alert's event
     time; otherwise it opens a case whose window is [alert time, alert time + window).
-    Changes are returned in a stable order.
+    Changes are returned in a stable order. A case that holds `MAX_CASE_ALERTS` alerts (earlier in
+    the stream than this alert) takes no more: the alert opens the user's next case.
 
     `positions` (alert id -> its place in the user's stream, e.g. (offset, n-th alert of that
     transaction)) make it exact under partial writes: a stored case founded at or after an alert's
@@ -87,6 +92,8 @@ def assign_cases(alerts: Sequence[Mapping[str, Any]], known: Iterable[Mapping[st
     cases: dict[str, dict[str, Any]] = {}
     by_user: dict[str, list[str]] = {}
     home: dict[str, str] = {}  # alert id -> case id
+    members: dict[str, set[str]] = {}  # case id -> its alert ids, stored or added here
+    pending = {a["_id"] for a in alerts}  # not placed yet: a stored case holding one of them holds it later
     # in founding order (the order an uninterrupted run opened them), not by window: with events out
     # of event-time order a later case can start earlier, and "the user's newest case" must be the
     # same whether the cases come from memory or from the store
@@ -97,7 +104,8 @@ def assign_cases(alerts: Sequence[Mapping[str, Any]], known: Iterable[Mapping[st
                "founded_at": _position(case.get("founded_at"))}
         cases[case["_id"]] = doc
         by_user.setdefault(case["user_id"], []).append(case["_id"])
-        for alert_id in case.get("alert_ids", ()):
+        members[case["_id"]] = set(case.get("alert_ids", ()))
+        for alert_id in members[case["_id"]]:
             home[alert_id] = case["_id"]
     changes: dict[str, CaseChange] = {}
     for alert in alerts:
@@ -112,6 +120,9 @@ def assign_cases(alerts: Sequence[Mapping[str, Any]], known: Iterable[Mapping[st
                 if founded is not None and here is not None and founded >= here:
                     continue  # written by an earlier attempt of this stretch of stream: not there yet for this alert
                 if c["status"] != "closed" and t < c["window_end"]:
+                    held = members.get(cid, set())
+                    if len(held) - len(held & pending) >= MAX_CASE_ALERTS:
+                        break  # full: the alert opens the user's next case
                     target = cid
                     break
         if target is None:
@@ -120,6 +131,8 @@ def assign_cases(alerts: Sequence[Mapping[str, Any]], known: Iterable[Mapping[st
                              "window_end": t + window, "founded_at": here}
             by_user.setdefault(user, []).append(target)
         home[alert["_id"]] = target
+        pending.discard(alert["_id"])
+        members.setdefault(target, set()).add(alert["_id"])
         c = cases[target]
         change = changes.get(target)
         if change is None:

@@ -38,6 +38,15 @@ STATUSES = frozenset({"success", "failed"})
 TYPES = frozenset({"purchase", "refund"})
 TEXT_FIELDS = ("product", "category", "country", "currency")  # rollup keys: must be text
 MAX_FUTURE = dt.timedelta(days=1)
+# The earliest event time accepted: older dates are typos or hostile (year 999 breaks every "%Y" key
+# downstream); with MAX_FUTURE it keeps every event time within four-digit years.
+MIN_EVENT_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# Text bounds: every field the pipeline copies into other documents (alerts list transaction ids,
+# cases list alert ids, the user state packs ids and places) stays small, so no derived document can
+# outgrow MongoDB's 16 MiB or a Kafka record (a 60 KB id counted by 180 alerts made a 21 MB alert).
+MAX_ID_CHARS = 128
+MAX_TEXT_CHARS = 256
+ID_FIELDS = ("transaction_id", "user_id", "product")
 # Bounds that keep every accepted transaction safe for every later step: sums of amounts stay
 # finite and exact to the cent over any realistic stream, documents nest well inside MongoDB's
 # limit (100 levels, and txnmon wraps the input once), integers fit BSON's int64.
@@ -114,6 +123,13 @@ def parse_amount(value: Any) -> float:
     return amount
 
 
+def _bounded(name: str, text: str) -> str:
+    limit = MAX_ID_CHARS if name in ID_FIELDS else MAX_TEXT_CHARS
+    if len(text) > limit:
+        raise InvalidTransaction(BAD_FIELD, f"{name} is {len(text)} characters long, the limit is {limit}")
+    return text
+
+
 def _identifier(name: str, value: Any) -> str:
     if isinstance(value, bool):
         raise InvalidTransaction(BAD_FIELD, f"{name} must be a string, got {value!r}")
@@ -124,7 +140,7 @@ def _identifier(name: str, value: Any) -> str:
             raise InvalidTransaction(BAD_FIELD, f"{name} is a number too large for an identifier")
         return str(value)
     if isinstance(value, str):
-        return value.strip()
+        return _bounded(name, value.strip())
     raise InvalidTransaction(BAD_FIELD, f"{name} must be a string, got {type(value).__name__}")
 
 
@@ -236,12 +252,15 @@ def normalise(obj: Mapping[str, Any], *, zone: ZoneInfo, now: dt.datetime) -> di
         value = obj[name]
         if not isinstance(value, str):
             raise InvalidTransaction(BAD_FIELD, f"{name} must be a string, got {type(value).__name__}")
-        tx[name] = value.strip()
+        tx[name] = _bounded(name, value.strip())
     tx["amount"] = parse_amount(obj["amount"])
     tx["timestamp"] = obj["timestamp"]
     event_time = parse_timestamp(obj["timestamp"], zone)
     if event_time > now + MAX_FUTURE:
         raise InvalidTransaction(FUTURE_TIMESTAMP, f"timestamp {obj['timestamp']!r} is more than a day ahead")
+    if event_time < MIN_EVENT_TIME:
+        raise InvalidTransaction(BAD_TIMESTAMP, f"timestamp {obj['timestamp']!r} is before "
+                                                f"{MIN_EVENT_TIME:%Y-%m-%d}, the earliest event time accepted")
     tx["event_time"] = event_time
 
     for name in ("status", "type"):

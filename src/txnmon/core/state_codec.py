@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterable, Mapping
 
 from txnmon.core.records import Message
-from txnmon.core.rules.state import pack_events, unpack_events_v2
+from txnmon.core.rules.state import MAX_PACKED_BYTES, pack_events, packed_within, unpack_events, unpack_events_v2
 
 FORMAT = 3
 _MIGRATABLE = {2}
@@ -30,7 +30,10 @@ Raised = Mapping[str, tuple[dt.datetime, str]]
 
 
 def encode_user_state(events: bytes, raised: Raised) -> bytes:
-    """One user's packed events and raised alerts -> changelog value."""
+    """One user's packed events and raised alerts -> changelog value (within Kafka's 1 MiB: the
+    detector keeps histories within MAX_PACKED_BYTES; one restored from an older txnmon is cut here)."""
+    if len(events) > MAX_PACKED_BYTES:
+        events = packed_within(unpack_events(events))
     head = json.dumps({rule: [t.astimezone(dt.UTC).isoformat(), alert_id] for rule, (t, alert_id) in raised.items()},
                       ensure_ascii=False, separators=(",", ":")).encode("utf-8") if raised else b""
     return b"".join((_HEAD.pack(FORMAT, len(head)), head, events))

@@ -8,11 +8,16 @@ user and the case's first alert, so a batch written again after a crash lands in
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from txnmon.adapters.mongo import CasesRepository, MongoStore
-from txnmon.core.batch import BatchResult
+from txnmon.core.batch import BatchResult, SinkOutcome
 from txnmon.core.cases import SEVERITY_RANK, CaseChange, assign_cases, new_case_fields
+from txnmon.core.records import STORE_FAILED, Rejection
+from txnmon.errors import StoreRefused
+
+log = logging.getLogger("txnmon.stream")
 
 
 def alert_positions(batch: BatchResult) -> dict[str, tuple[int, int]]:
@@ -50,10 +55,26 @@ class CasesSink:
         self.store = store
         self.window = window or dt.timedelta(minutes=store.settings.case_window_minutes)
 
-    def write(self, batch: BatchResult) -> None:
+    def write(self, batch: BatchResult) -> SinkOutcome | None:
         if not batch.alerts:
-            return
+            return None
         earliest = min(a["event_time"] for a in batch.alerts)
         known = CasesRepository(self.store).of_users({str(a["user_id"]) for a in batch.alerts}, earliest)
         changes = assign_cases(batch.alerts, known, self.window, alert_positions(batch))
-        CasesRepository(self.store).upsert([case_write(c) for c in changes])
+        try:
+            CasesRepository(self.store).upsert([case_write(c) for c in changes])
+        except StoreRefused as exc:
+            if not exc.refused:
+                raise
+            # the other cases are written (one unordered bulk write); the refused case's alerts'
+            # transactions go to the DLQ with the reason instead of stopping the partition
+            transaction_of = {a["_id"]: a["transaction_id"] for a in batch.alerts}
+            dead: dict[str, Rejection] = {}
+            for index, why in sorted(exc.refused.items()):
+                change = changes[index]
+                log.error("MongoDB refused case %s (%d alerts): %s", change.case_id, len(change.alert_ids), why)
+                for alert_id in change.alert_ids:
+                    dead.setdefault(transaction_of[alert_id],
+                                    Rejection(STORE_FAILED, f"case {change.case_id:.200} refused: {why}"))
+            return SinkOutcome(stage="cases", dead=dead)
+        return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from txnmon.adapters.mongo import MongoStore, WatermarksRepository
@@ -73,17 +73,66 @@ class TransactionsSink:
                 if d.get("content_hash") is not None and d["content_hash"] != ours.get(d["_id"])}
 
 
+def insert_or_refuse(store: MongoStore, collection: str, docs: Sequence[dict[str, Any]],
+                     transaction_of: Callable[[dict[str, Any]], str | None]) -> dict[str, Rejection]:
+    """Insert `docs`; for each one MongoDB refuses for good (too large, not storable), the id of its
+    transaction and why, so that transaction goes to the DLQ (SinkOutcome.dead) and the batch goes on.
+    The other documents are inserted; a refusal that names no document still raises."""
+    try:
+        store.insert_missing(collection, docs)
+        return {}
+    except StoreRefused as exc:
+        if not exc.refused:
+            raise
+        dead: dict[str, Rejection] = {}
+        for index, why in sorted(exc.refused.items()):
+            doc = docs[index]
+            tid = transaction_of(doc)
+            log.error("MongoDB refused %s document %s (transaction %s): %s", collection, doc.get("_id"), tid, why)
+            if tid is not None:
+                dead.setdefault(tid, Rejection(STORE_FAILED, f"{collection} document {doc.get('_id')!s:.200} "
+                                                             f"refused: {why}"))
+        return dead
+
+
 class RejectedSink:
-    """Every DLQ record as a document in `rejected`, keyed by its source position."""
+    """Every DLQ record as a document in `rejected`, keyed by its source position.
+
+    A record MongoDB refuses as it is (its original too large) is stored with the original cut to
+    `KEPT_ORIGINAL` bytes; one refused even so is only in the DLQ topic (logged), never a stop."""
 
     name = "mongodb"
+    stores_rejected = True  # the runner runs it again for DLQ records found by later sinks
+    KEPT_ORIGINAL = 64 * 1024
 
     def __init__(self, store: MongoStore) -> None:
         self.store = store
 
     def write(self, batch: BatchResult) -> None:
-        if batch.rejected:
+        if not batch.rejected:
+            return
+        try:
             self.store.insert_missing(REJECTED, batch.rejected)
+        except StoreRefused as exc:
+            if not exc.refused:
+                raise
+            cut = [self._cut(batch.rejected[i], why) for i, why in sorted(exc.refused.items())]
+            try:
+                self.store.insert_missing(REJECTED, cut)
+            except StoreRefused as again:
+                for i, why in again.refused.items():
+                    log.error("MongoDB refused DLQ record %s even cut down (%s); it is in the DLQ topic only",
+                              cut[i]["_id"], why)
+                if not again.refused:
+                    raise
+
+    def _cut(self, doc: dict[str, Any], why: str) -> dict[str, Any]:
+        original = doc.get("original") or b""
+        log.error("MongoDB refused DLQ record %s (%s); storing it with the original cut to %d bytes",
+                  doc["_id"], why, self.KEPT_ORIGINAL)
+        return {**doc, "original": bytes(original[:self.KEPT_ORIGINAL]), "original_bytes": len(original),
+                "detail": str(doc.get("detail", ""))[:2000], "key": (doc.get("key") or b"")[:1024],
+                "store_refused": why[:500]}
 
 
 class AlertsSink:
@@ -94,11 +143,14 @@ class AlertsSink:
     def __init__(self, store: MongoStore) -> None:
         self.store = store
 
-    def write(self, batch: BatchResult) -> None:
+    def write(self, batch: BatchResult) -> SinkOutcome | None:
+        dead: dict[str, Rejection] = {}
         for collection, docs in ((ALERTS, batch.alerts), (SUPPRESSED_ALERTS, batch.suppressed),
                                  (SHADOW_ALERTS, batch.shadow)):
             if docs:
-                self.store.insert_missing(collection, docs)
+                found = insert_or_refuse(self.store, collection, docs, lambda d: d.get("transaction_id"))
+                dead.update({k: v for k, v in found.items() if k not in dead})
+        return SinkOutcome(stage="alerts", dead=dead) if dead else None
 
 
 class TouchedHoursSink:
@@ -162,7 +214,7 @@ class NotificationsSink:
         self.feed = feed
         self.only_new = only_new
 
-    def write(self, batch: BatchResult) -> None:
+    def write(self, batch: BatchResult) -> SinkOutcome | None:
         alerts = batch.alerts
         if alerts and self.only_new:
             ids = {"_id": {"$in": [a["_id"] for a in alerts]}}
@@ -171,8 +223,11 @@ class NotificationsSink:
                       for d in self.store.find(c, ids, projection={"_id": 1})}
             alerts = [a for a in alerts if a["_id"] not in stored]
         if not alerts:
-            return
+            return None
         entries = routing.outbox_entries((routing.event_of_alert(a) for a in alerts), self.feed.routes,
                                         dt.datetime.now(dt.UTC))
-        if entries:
-            self.store.insert_missing(NOTIFICATIONS, entries)
+        if not entries:
+            return None
+        transaction_of = {str(a["alert_id"]): a["transaction_id"] for a in alerts}
+        dead = insert_or_refuse(self.store, NOTIFICATIONS, entries, lambda e: transaction_of.get(e["event_id"]))
+        return SinkOutcome(stage="notifications", dead=dead) if dead else None

@@ -230,3 +230,40 @@ def test_a_closed_case_reopens_only_for_an_alert_its_close_did_not_cover():
     assert not cases.reopens({"status": "open", "closed_with": []}, ["a3"])
     assert cases.close_update({"_id": "c", "status": "open", "alert_ids": ["a1"]}, "legitimate", "ana",
                               T0)["closed_with"] == ["a1"]
+
+
+def test_a_case_holds_at_most_max_case_alerts_and_the_next_alert_opens_the_next_case():
+    """Issue #27 item 1: one user's alerts once grew a case by `$addToSet` past MongoDB's 16 MiB."""
+    import bson
+
+    store: dict[str, dict] = {}
+    n = 2 * cases.MAX_CASE_ALERTS + 500
+    stream = [alert("t" * 120 + f"{i:05d}", "u1", i * 0.01) for i in range(n)]
+    run(store, stream[:700])
+    run(store, stream[700:])
+    sizes = sorted((c["window_start"], len(c["alert_ids"])) for c in store.values())
+    assert [s for _, s in sizes] == [cases.MAX_CASE_ALERTS, cases.MAX_CASE_ALERTS, 500]
+    assert sorted(a for c in store.values() for a in c["alert_ids"]) == sorted(a["_id"] for a in stream)
+    assert max(len(bson.encode(c)) for c in store.values()) < 1024 * 1024
+    before = normalised(store)
+    run(store, stream[1500:2100])  # redelivered: every alert stays in its case
+    assert normalised(store) == before
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=alerts_strategy, cuts=st.lists(st.integers(0, 40), max_size=5), crash_at=st.integers(0, 6))
+def test_capped_cases_are_the_same_whatever_the_batches_and_redeliveries(raw, cuts, crash_at):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cases, "MAX_CASE_ALERTS", 3)
+        all_alerts = [alert(f"{u}-{m}", u, m, rule, amount) for u, m, rule, amount in raw]
+        positions = {a["_id"]: (i, 0) for i, a in enumerate(all_alerts)}
+        one_pass: dict[str, dict] = {}
+        run(one_pass, all_alerts, positions)
+        split: dict[str, dict] = {}
+        for i, batch in enumerate(batches_of(all_alerts, cuts)):
+            run(split, batch, positions)
+            if i == crash_at:
+                run(split, batch, positions)
+        assert normalised(split) == normalised(one_pass)
+        assert all(len(c["alert_ids"]) <= 3 for c in one_pass.values())
+        assert sorted(a for c in one_pass.values() for a in c["alert_ids"]) == sorted(a["_id"] for a in all_alerts)

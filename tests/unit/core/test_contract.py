@@ -154,3 +154,36 @@ def test_inputs_that_would_break_a_later_step_are_rejected_with_a_reason(raw, re
 def test_numeric_product_codes_become_text():
     out = parse_transaction(_raw(product=12345, category=7.0), zone=UTC, now=NOW, max_bytes=65536)
     assert out["product"] == "12345" and out["category"] == "7"
+
+
+# --- bounds that keep every derived document small (issue #27 items 1 and 7) -------------------
+
+
+@pytest.mark.parametrize(("field", "limit"), [
+    ("transaction_id", contract.MAX_ID_CHARS), ("user_id", contract.MAX_ID_CHARS), ("product", contract.MAX_ID_CHARS),
+    ("payment_method", contract.MAX_TEXT_CHARS), ("location", contract.MAX_TEXT_CHARS),
+    ("category", contract.MAX_TEXT_CHARS), ("country", contract.MAX_TEXT_CHARS),
+    ("currency", contract.MAX_TEXT_CHARS),
+])
+def test_long_text_fields_are_rejected_naming_the_field(field, limit):
+    assert isinstance(parse({**VALID, field: "x" * limit}), dict)  # the limit itself is fine
+    out = parse({**VALID, field: "x" * (limit + 1)})
+    assert isinstance(out, Rejection), out
+    assert out.reason == "bad_field" and field in out.detail and str(limit) in out.detail
+
+
+def test_a_60_kb_transaction_id_is_rejected():
+    out = parse({**VALID, "transaction_id": "t" * 60_000}, max_bytes=65536)
+    assert isinstance(out, Rejection) and out.reason == "bad_field" and "transaction_id" in out.detail
+
+
+@pytest.mark.parametrize("timestamp", ["0999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", "31-12-1999 23:59",
+                                       "0001-01-02T00:00:00Z"])
+def test_event_times_before_2000_are_rejected(timestamp):
+    out = parse({**VALID, "timestamp": timestamp})
+    assert isinstance(out, Rejection), out
+    assert out.reason == "bad_timestamp" and "2000-01-01" in out.detail
+
+
+def test_the_first_instant_of_2000_is_accepted():
+    assert parse({**VALID, "timestamp": "2000-01-01T00:00:00Z"})["event_time"] == contract.MIN_EVENT_TIME

@@ -101,3 +101,22 @@ def test_transaction_shaped_json_is_accepted_only_when_safe_for_every_later_step
         assert out.reason and out.detail
     else:
         _check_accepted(out)
+
+
+@BUDGET
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                    timezones=st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=-11)),
+                                               dt.timezone(dt.timedelta(hours=14))])),
+       st.sampled_from(["iso", "day-first"]), st.sampled_from(ZONES))
+def test_no_event_time_outside_the_sane_range_is_ever_accepted(when, form, zone):
+    """Issue #27 item 7: year 999 once passed and broke every "%Y" rollup key for good."""
+    day_first = f"{when.day:02d}-{when.month:02d}-{when.year:04d} {when.hour:02d}:{when.minute:02d}"
+    text = when.isoformat() if form == "iso" else day_first
+    obj = {"transaction_id": "t1", "user_id": "u1", "amount": 10, "payment_method": "UPI", "location": "Mumbai",
+           "timestamp": text}
+    out = parse_transaction(json.dumps(obj).encode(), zone=zone, now=NOW, max_bytes=65536)
+    if isinstance(out, dict):
+        assert dt.datetime(2000, 1, 1, tzinfo=dt.UTC) <= out["event_time"] <= NOW + dt.timedelta(days=1)
+        assert len(f"{out['event_time']:%Y}") == 4
+    else:
+        assert out.reason in ("bad_timestamp", "future_timestamp"), out

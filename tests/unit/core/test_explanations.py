@@ -47,3 +47,28 @@ def test_explanations_do_not_change_equality_of_hits():
     a, b = hits_of([tx("x", 0, amount=60_000)])[("x", "high_amount")], hits_of([tx("x", 0, amount=60_000)])[
         ("x", "high_amount")]
     assert a == b and a.explanation["measured"] == {"amount": 60_000}
+
+
+def test_an_alert_lists_a_bounded_number_of_counted_ids_whatever_a_user_sends():
+    """Issue #27 item 1: 180 purchases in 10 minutes with the longest ids the contract allows make a
+    velocity alert (rule and typology) that lists at most MAX_LISTED ids, with the exact count."""
+    import bson
+
+    from txnmon.core.rules import load_rules
+    from txnmon.core.rules.evidence import MAX_LISTED
+    from txnmon.settings import PACKAGE_DATA
+
+    detector = Detector(load_rules(PACKAGE_DATA / "rules" / "rules.yaml"))
+    rows = [tx(f"{i:04d}" + "x" * 124, i * 3 / 60, payment_method=f"card{i}") for i in range(180)]
+    hits = [h for r in rows for h in detector.observe(r)]
+    last = [h for h in detector.observe(tx("z" * 128, 9.5)) if h.explanation and h.explanation["counted"]]
+    assert hits and last
+    for hit in last:
+        why = hit.explanation
+        assert len(why["counted"]) <= MAX_LISTED and why["counted_total"] >= 150, hit.rule
+        assert why["counted"] == sorted(why["counted"])[-len(why["counted"]):]  # the newest, oldest first
+        for signal in why.get("signals", ()):
+            assert len(signal["counted"]) <= MAX_LISTED
+            assert all(len(v) <= MAX_LISTED for v in signal["measured"].values() if isinstance(v, list))
+        size = len(bson.encode(alert_document(rows[-1], hit, created_at=T0, rules_version="v1")))
+        assert size < 64 * 1024, (hit.rule, size)

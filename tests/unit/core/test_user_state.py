@@ -124,3 +124,30 @@ def test_ascii_histories_take_the_one_decode_path_and_round_trip_too(evs):
     blob = pack_events(evs)
     assert blob[4 + len(evs) * 32:].isascii()  # 4-byte count, 32 fixed bytes per event: the fast path
     assert unpack_events(blob) == evs
+
+
+def test_a_users_state_record_always_fits_a_kafka_message_keeping_the_newest_events():
+    """Issue #27 item 5: a history over 1 MiB once became an empty changelog value, read back by the
+    restore as "user deleted". The history is bounded by size, the oldest events dropped first."""
+    from txnmon.core.rules.state import MAX_PACKED_BYTES
+    from txnmon.core.state_codec import decode_user_state, encode_user_state, state_messages
+
+    t0 = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
+    store = UserStateStore(10, 100_000, dt.timedelta(days=30))
+    n = 1700
+    for i in range(n):  # the longest texts the contract accepts: 128-char ids, 256-char places and methods
+        store.record("u1", Event(t0 + dt.timedelta(seconds=i), f"{i:06d}" + "t" * 122, "L" * 256, 10.0, "purchase",
+                                 "success", "P" * 256))
+    blob, _ = store.packed("u1")
+    assert 0 < len(blob) <= MAX_PACKED_BYTES
+    kept = unpack_events(blob)
+    assert kept[-1].transaction_id.startswith(f"{n - 1:06d}")  # the newest kept, the oldest dropped
+    assert [e.transaction_id[:6] for e in kept] == [f"{i:06d}" for i in range(n - len(kept), n)]
+    alert_raised = {"velocity": (t0, "x" * 128 + ":velocity")}
+    (_, (key, value, _)), = state_messages({"u1": (blob, alert_raised)}, [], {"u1": 0})
+    assert key == b"u1" and 0 < len(value) < 1_000_000  # under the producer's message.max.bytes
+    assert decode_user_state(value) == (blob, alert_raised)
+    # a history restored from an older txnmon, over the bound, is cut when it is written again
+    big = pack_events([Event(t0 + dt.timedelta(seconds=i), f"{i:06d}" + "t" * 122, "L" * 256, 1.0, "purchase",
+                             "success", "P" * 256) for i in range(n)])
+    assert len(big) > 1_048_576 and len(encode_user_state(big, {})) <= MAX_PACKED_BYTES + 5

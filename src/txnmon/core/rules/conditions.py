@@ -6,13 +6,13 @@ the `Detector` runs both (src/txnmon/core/rules/engine.py). No I/O and no clock 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from txnmon.core import geo
 from txnmon.core.lists import ListIndex
-from txnmon.core.rules.evidence import fmt_amount, fmt_span, recent_move, travel_speed, within
+from txnmon.core.rules.evidence import MAX_LISTED, fmt_amount, fmt_span, recent_move, travel_speed, with_counted, within
 from txnmon.core.rules.rulebook import (
     ExcessiveRefunds,
     HighAmount,
@@ -179,10 +179,6 @@ def _params(cfg: Any) -> dict[str, Any]:
     return cfg.model_dump(mode="json", exclude={"enabled", "mode"})
 
 
-def _ids(events: Iterable[Event]) -> list[str]:
-    return [e.transaction_id for e in sorted(events, key=lambda e: e.key)]
-
-
 def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -> dict[str, Any]:
     """Why `name` fired on `event`: its parameters, the prior events it counted (ids, oldest first)
     and, where it matters, what it measured. Computed only for hits, from the same data as the rule."""
@@ -193,14 +189,14 @@ def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -
         out["measured"] = {"amount": event.amount}
     elif name == "velocity":
         recent = within(prior, event.event_time - cfg.window)
-        out["counted"] = _ids(recent)
+        with_counted(out, recent)
         out["measured"] = {"transactions": len(recent) + 1,
                            "span_s": (event.event_time - min(e.event_time for e in recent)).total_seconds()
                            if recent else 0.0}
     elif name in ("unusual_location", "high_value_unusual_location"):
         history = within(prior, event.event_time - r.unusual_location.lookback)
-        out["counted"] = _ids(history)
-        out["measured"] = {"location": event.location, "usual": sorted({e.location for e in history}),
+        with_counted(out, history)
+        out["measured"] = {"location": event.location, "usual": sorted({e.location for e in history})[:MAX_LISTED],
                            "amount": event.amount}
         if name == "high_value_unusual_location":
             out["params"]["unusual_location"] = _params(r.unusual_location)
@@ -217,6 +213,6 @@ def explain(name: str, event: Event, prior: Sequence[Event], ruleset: RuleSet) -
         def matches(e: Event) -> bool:
             return e.type == "refund" if name == "excessive_refunds" else e.status == "failed"
         counted = [e for e in within(prior, event.event_time - cfg.window) if matches(e)]
-        out["counted"] = _ids(counted)
+        with_counted(out, counted)
         out["measured"] = {"count": len(counted) + 1}
     return out

@@ -43,6 +43,25 @@ class Evidence(NamedTuple):
     measured: dict[str, Any] | None = None
 
 
+# An explanation lists at most this many counted ids (the newest) and this many places or methods:
+# the count stays exact in `counted_total`, and an alert stays a few KB whatever a user sends (180
+# counted ids of 60 KB, listed twice, once made a 21 MB alert that MongoDB refused).
+MAX_LISTED = 50
+
+
+def listed_ids(events: Sequence[Event]) -> list[str]:
+    """The ids of the newest `MAX_LISTED` of `events`, oldest first."""
+    return [e.transaction_id for e in sorted(events, key=lambda e: e.key)[-MAX_LISTED:]]
+
+
+def with_counted(out: dict[str, Any], events: Sequence[Event]) -> dict[str, Any]:
+    """`out` with `counted` (see `listed_ids`) and, when that list is cut, `counted_total`."""
+    out["counted"] = listed_ids(events)
+    if len(events) > MAX_LISTED:
+        out["counted_total"] = len(events)
+    return out
+
+
 def within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
     """The events of `prior` at or after `since`, newest first."""
     # prior is sorted by event time: walk back from the newest until outside the window (newest first)
@@ -109,7 +128,7 @@ def new_location_signal(event: Event, prior: Sequence[Event], cfg: NewLocationSi
     here = event.location.casefold()
     if any(e.location.casefold() == here for e in history):
         return None
-    usual = sorted({e.location for e in history})
+    usual = sorted({e.location for e in history})[:MAX_LISTED]
     return Evidence(f"first transaction from {event.location} in {fmt_span(cfg.lookback)} "
                     f"(usual: {', '.join(usual[:3])})", tuple(history),
                     {"location": event.location, "usual": usual})
@@ -125,7 +144,7 @@ def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaym
     method = event.payment_method.casefold()
     if any(e.payment_method.casefold() == method for e in history):
         return None
-    used = sorted({e.payment_method for e in history})
+    used = sorted({e.payment_method for e in history})[:MAX_LISTED]
     return Evidence(f"{event.payment_method} never used before (used: {', '.join(used[:3])})", tuple(history),
                     {"payment_method": event.payment_method, "used": used})
 
@@ -332,14 +351,12 @@ def typology_explanation(hit: TypologyHit, ruleset: RuleSet) -> dict[str, Any]:
     measured and the prior events it counted, and every counted id (oldest first) at the top."""
     t = ruleset.typologies[hit.name]
     counted = {e.transaction_id: e for _, ev in hit.present.values() for e in ev.counted}
-    return {
+    return with_counted({
         "rule": hit.name, "typology": True, "rules_version": ruleset.version,
         "params": {"signals": dict(t.signals), "thresholds": dict(t.thresholds)},
-        "counted": [e.transaction_id for e in sorted(counted.values(), key=lambda e: e.key)],
         "measured": {"score": hit.total, "signals": ", ".join(hit.present)},
-        "signals": [{"signal": name, "weight": weight, "reason": ev.reason,
-                     "params": getattr(ruleset.signals, name).model_dump(mode="json"),
-                     "measured": ev.measured or {},
-                     "counted": [e.transaction_id for e in sorted(ev.counted, key=lambda e: e.key)]}
+        "signals": [with_counted({"signal": name, "weight": weight, "reason": ev.reason,
+                                  "params": getattr(ruleset.signals, name).model_dump(mode="json"),
+                                  "measured": ev.measured or {}}, ev.counted)
                     for name, (weight, ev) in hit.present.items()],
-    }
+    }, list(counted.values()))

@@ -32,6 +32,11 @@ _COUNT = struct.Struct("<I")
 _FIXED = struct.Struct("<qdHHHHH")
 _FIXED_V2 = struct.Struct("<qdHHHH")
 _NO_RAISED: Mapping[str, tuple[dt.datetime, str]] = MappingProxyType({})
+# A user's packed history never exceeds this: its changelog record (plus a small header of raised
+# alerts) must fit Kafka's 1 MiB message limit, or the record became an empty value that the
+# restore read as "user deleted". Over it, the oldest events go first (the rules look back from now),
+# down to 3/4 of it, so the sizing runs once per 128 KiB of new events, not on every one.
+MAX_PACKED_BYTES = 512 * 1024
 
 
 class _AfterAnyId:
@@ -95,6 +100,26 @@ def pack_events(events: list[Event]) -> bytes:
         fixed.append(_FIXED.pack(_micros(e.event_time), e.amount, *map(len, parts)))
         texts.extend(parts)
     return b"".join((_COUNT.pack(len(events)), *fixed, *texts))
+
+
+def packed_within(events: list[Event], limit: int | None = None) -> bytes:
+    """`pack_events` of `events`, or when that is over `limit` (MAX_PACKED_BYTES) bytes, of the newest
+    of them that fit in 3/4 of it."""
+    limit = MAX_PACKED_BYTES if limit is None else limit
+    blob = pack_events(events)
+    if len(blob) <= limit:
+        return blob  # the usual case: one pack, no sizing
+    limit = limit * 3 // 4
+    total, start = _COUNT.size, len(events)
+    while start > 0:
+        e = events[start - 1]
+        size = _FIXED.size + sum(len(_text(t)) for t in (e.transaction_id, e.location, e.type, e.status,
+                                                         e.payment_method))
+        if total + size > limit:
+            break
+        total += size
+        start -= 1
+    return pack_events(events[start:])
 
 
 def unpack_events(blob: bytes) -> list[Event]:
@@ -194,7 +219,7 @@ class UserHistory:
         if any(e.transaction_id == event.transaction_id for e in events):
             return False
         events.insert(bisect.bisect_right(_keys(events), event.key), event)
-        self._blob = pack_events(events)
+        self._blob = packed_within(events)
         return True
 
     def remove(self, transaction_id: str) -> None:
@@ -220,7 +245,7 @@ class UserHistory:
             events.insert(at, event)
             keys.insert(at, event.key)
         cut = bisect.bisect_left(keys, (keys[-1][0] - horizon, ""))
-        self._blob = pack_events(events[max(cut, len(events) - max_events):])
+        self._blob = packed_within(events[max(cut, len(events) - max_events):])
         return prior
 
     @property

@@ -89,3 +89,19 @@ def test_an_internal_server_error_is_retried_never_dead_lettered(monkeypatch):
     store = store_over(FakeCollection(lambda d: error), monkeypatch)
     with pytest.raises(StoreUnavailable):
         store.insert_missing("transactions", docs(2))
+
+
+def test_a_document_over_16_mib_is_refused_before_sending_and_the_rest_inserted(monkeypatch):
+    """Issue #27 item 1: a MongoDB-wire server closes the connection on an oversized document, which
+    looked like an outage retried for ever; nothing that large may be sent."""
+    from txnmon.adapters.mongo.store import MAX_DOCUMENT_BYTES
+
+    collection = FakeCollection(lambda d: AutoReconnect("connection closed")
+                                if any(len(x.get("blob", "")) > MAX_DOCUMENT_BYTES for x in d) else None)
+    store = store_over(collection, monkeypatch)
+    batch = docs(3)
+    batch[2]["blob"] = "x" * (MAX_DOCUMENT_BYTES + 1)
+    with pytest.raises(StoreRefused) as caught:
+        store.insert_missing("transactions", batch)
+    assert list(caught.value.refused) == [2] and "16777216" in caught.value.refused[2]
+    assert [d["_id"] for d in collection.inserted] == ["T0", "T1"]
