@@ -89,7 +89,7 @@ def _documented_receiver(secret: str, monkeypatch) -> tuple[Callable[..., int], 
     text = DOCS.read_text()
     section = text[text.index("### Verifying a webhook (receiver side)"):]
     code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", 10)]
-    monkeypatch.setenv("TXNMON_WEBHOOK_SECRET", secret)
+    monkeypatch.setenv("TXNMON_NOTIFY_WEBHOOK_SECRET", secret)
     namespace: dict[str, Any] = {}
     exec(compile(code, str(DOCS), "exec"), namespace)  # the documentation's own code, as a reader copies it
     acted: list[dict] = []
