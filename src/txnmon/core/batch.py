@@ -116,11 +116,13 @@ class BatchResult:
         """Drop everything that came from records `wanted` refuses (a replay's look-back)."""
         gone = {tid for tid, record in self.originals.items() if not wanted(record)}
         self.consumed = sum(1 for r in self.records if wanted(r))
-        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
         self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
         self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
         self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
-        self.enriched = []
+        # transactions and enriched messages stay in step: a sink may still withdraw a transaction (one found
+        # in conflict with its stored copy), and `withdraw` drops its enriched message with it
+        self.enriched = [m for m, d in zip(self.enriched, self.transactions, strict=True) if d["_id"] not in gone]
+        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
         kept = [(doc, msg) for doc, msg in zip(self.rejected, self.dlq, strict=True)
                 if doc["_id"] in self.rejected_ids_wanted(wanted)]
         self.rejected = [d for d, _ in kept]

@@ -159,3 +159,19 @@ def test_watermarks_are_per_partition_and_resume_from_what_was_stored(settings, 
     resumed = Watermarks()
     resumed.restore(first.watermarks)
     assert resumed.of(1) == marks.of(1) == dt.datetime(2025, 9, 30, 18, 0, tzinfo=dt.UTC)
+
+
+def test_a_window_batch_can_still_withdraw_a_transaction_after_its_look_back_is_dropped(settings, config):
+    # #27 item 6: a window replay keeps only the window's records, then the transactions sink finds one
+    # of them in conflict with its stored copy (it was a live duplicate_id_conflict): the batch withdraws it
+    from txnmon.core.batch import SinkOutcome, conflict
+
+    detector = Detector(load_rules(settings.rules_file))
+    result = process_batch([record(0, row("LOOK", 0)), record(1, row("T1", 1, 60_000))], detector, config, now=NOW,
+                           load_state=no_history)
+    result.keep_only(lambda r: r.offset >= 1)
+    assert [d["_id"] for d in result.transactions] == ["T1"] and len(result.enriched) == 1
+    result.apply(SinkOutcome(withdraw={"T1": conflict("T1")}))
+    assert result.transactions == [] and result.alerts == [] and result.enriched == []
+    assert [d["reason"] for d in result.rejected] == ["duplicate_id_conflict"] and len(result.dlq) == 1
+    assert result.withdrawn == ["T1"]
