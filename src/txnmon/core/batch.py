@@ -82,6 +82,8 @@ class BatchResult:
     late: int = 0
     originals: dict[str, SourceRecord] = field(default_factory=dict)
     watermarks: dict[int, list[dt.datetime]] = field(default_factory=dict)  # touched partitions, after the batch
+    # and before it: a redo after a crash (written, not committed) must judge lateness as the first attempt did
+    watermarks_before: dict[int, list[dt.datetime]] = field(default_factory=dict)
     withdrawn: list[str] = field(default_factory=list)  # judged, then refused by the store or in conflict
     records: list[SourceRecord] = field(default_factory=list)
     rejected_records: dict[str, SourceRecord] = field(default_factory=dict)  # rejected document id -> its record
@@ -345,6 +347,9 @@ def process_batch(
     marks = watermarks if watermarks is not None else Watermarks()
     valid: list[tuple[SourceRecord, dict[str, Any]]] = []
     for record in records:
+        if record.partition not in result.next_offsets:  # the partition's first record in this batch
+            marks.start(record.partition, record.offset)
+            result.watermarks_before.update(marks.export([record.partition]))
         result.next_offsets[record.partition] = max(result.next_offsets.get(record.partition, 0), record.offset + 1)
         try:
             parsed = parse_transaction(record.value, zone=config.zone, now=now, max_bytes=config.max_message_bytes)

@@ -26,6 +26,7 @@ from txnmon.core.collection_names import (
 )
 from txnmon.core.records import STORE_FAILED, Rejection
 from txnmon.core.rollups import HOUR_FMT
+from txnmon.core.watermark import stored as stored_marks
 from txnmon.errors import StoreRefused
 from txnmon.notifications import routes as routing
 
@@ -136,8 +137,9 @@ class WatermarkSink:
         self.topic = topic
 
     def write(self, batch: BatchResult) -> None:
-        if batch.watermarks:
-            WatermarksRepository(self.store).save(self.topic, batch.watermarks)
+        if batch.watermarks:  # with the marks before the batch: a redo after a crash starts from those
+            marks = stored_marks(batch.watermarks, batch.watermarks_before, batch.next_offsets)
+            WatermarksRepository(self.store).save(self.topic, marks)
 
 
 class RoutesSource(Protocol):
