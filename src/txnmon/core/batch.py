@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,8 +26,10 @@ from txnmon.core.records import (
     Rejection,
     SourceRecord,
 )
+from txnmon.core.resend import Resent, SinkOutcome, same_event
 from txnmon.core.rules import Detector, alert_document
 from txnmon.core.rules.engine import Judgement
+from txnmon.core.rules.state import event_from
 from txnmon.core.watermark import Watermarks
 
 log = logging.getLogger("txnmon.stream")
@@ -53,21 +55,6 @@ class BatchConfig:
 StateLoader = Callable[[set[str]], Mapping[str, Mapping[str, Any]]]
 
 
-@dataclass(frozen=True)
-class SinkOutcome:
-    """What a sink reports back about a batch it wrote; the batch applies it (`BatchResult.apply`).
-
-    `withdraw`: judged transactions the store refused for good, or found stored with other content:
-    they go to the DLQ with their reason instead. `existing`: how many of the batch's transactions
-    were stored before (an identical re-send), when the sink knows."""
-
-    withdraw: Mapping[str, Rejection] = field(default_factory=dict)
-    stage: str = "store"
-    existing: int | None = None
-    # stored transactions whose alert, outbox entry or case was refused for good: to the DLQ (pipeline.runner)
-    dead: Mapping[str, Rejection] = field(default_factory=dict)
-
-
 @dataclass
 class BatchResult:
     transactions: list[dict[str, Any]] = field(default_factory=list)
@@ -84,7 +71,10 @@ class BatchResult:
     late: int = 0
     originals: dict[str, SourceRecord] = field(default_factory=dict)
     watermarks: dict[int, list[dt.datetime]] = field(default_factory=dict)  # touched partitions, after the batch
-    withdrawn: list[str] = field(default_factory=list)  # judged, then refused by the store or in conflict
+    # and before it: a redo after a crash (written, not committed) must judge lateness as the first attempt did
+    watermarks_before: dict[int, list[dt.datetime]] = field(default_factory=dict)
+    withdrawn: list[str] = field(default_factory=list)  # judged, then refused, in conflict or found re-sent
+    resent: dict[str, Resent] = field(default_factory=dict)  # transaction id -> a copy judged in an earlier batch
     records: list[SourceRecord] = field(default_factory=list)
     rejected_records: dict[str, SourceRecord] = field(default_factory=dict)  # rejected document id -> its record
     judgements: dict[str, Judgement] = field(default_factory=dict)  # transaction id -> what the rules found
@@ -118,11 +108,14 @@ class BatchResult:
         """Drop everything that came from records `wanted` refuses (a replay's look-back)."""
         gone = {tid for tid, record in self.originals.items() if not wanted(record)}
         self.consumed = sum(1 for r in self.records if wanted(r))
-        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
         self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
         self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
         self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
-        self.enriched = []
+        # transactions and enriched messages stay in step: a sink may still withdraw a transaction (one found
+        # in conflict with its stored copy), and `withdraw` drops its enriched message with it
+        self.enriched = [m for m, d in zip(self.enriched, self.transactions, strict=True) if d["_id"] not in gone]
+        self.transactions = [d for d in self.transactions if d["_id"] not in gone]
+        self.resent = {tid: r for tid, r in self.resent.items() if wanted(r.record)}
         kept = [(doc, msg) for doc, msg in zip(self.rejected, self.dlq, strict=True)
                 if doc["_id"] in self.rejected_ids_wanted(wanted)]
         self.rejected = [d for d, _ in kept]
@@ -132,13 +125,15 @@ class BatchResult:
         return {doc_id for doc_id, record in self.rejected_records.items() if wanted(record)}
 
     def apply(self, outcome: SinkOutcome | None) -> None:
-        """A sink's outcome: withdrawals first, then the stored-before count of what is left."""
+        """A sink's outcome: withdrawals, the stored-before count of what is left, then re-sends dropped."""
         if outcome is None:
             return
         self.withdraw(outcome.withdraw, outcome.stage)
         if outcome.existing is not None:
-            self.existing = outcome.existing
+            self.existing = outcome.existing + sum(1 for tid in self.resent if tid not in outcome.withdraw)
             self.inserted = len(self.transactions) - outcome.existing
+        self._drop(outcome.resent)
+        self.withdrawn.extend(outcome.resent)
 
     def withdraw(self, rejections: Mapping[str, Rejection], stage: str) -> None:
         """Move judged transactions into the DLQ after all (refused by the store, or conflicting with a
@@ -148,10 +143,20 @@ class BatchResult:
             return
         by_id = {d["_id"]: d for d in self.transactions}
         for tid, rejection in rejections.items():
+            if tid not in by_id:  # a copy that was not judged (`resent`): only its record goes to the DLQ
+                copy = self.resent.pop(tid)
+                self.reject(copy.record, rejection, copy.seen_at, stage, copy.rules_version)
+                continue
             doc = by_id[tid]
             self.reject(self.originals[tid], rejection, doc["processed_time"], stage, doc["rules_version"])
             self.withdrawn.append(tid)
-        gone = set(rejections)
+        self._drop(set(rejections))
+
+    def _drop(self, gone: Set[str]) -> None:
+        """Take judged transactions out of the batch, with everything they raised."""
+        if not gone:
+            return
+        self.late -= sum(1 for d in self.transactions if d["_id"] in gone and d.get("late"))
         for alert in self.alerts:
             if alert["transaction_id"] in gone:
                 self.alerts_by_rule[alert["rule"]] -= 1
@@ -345,6 +350,9 @@ def process_batch(
     marks = watermarks if watermarks is not None else Watermarks()
     valid: list[tuple[SourceRecord, dict[str, Any]]] = []
     for record in records:
+        if record.partition not in result.next_offsets:  # the partition's first record in this batch
+            marks.start(record.partition, record.offset)
+            result.watermarks_before.update(marks.export([record.partition]))
         result.next_offsets[record.partition] = max(result.next_offsets.get(record.partition, 0), record.offset + 1)
         try:
             parsed = parse_transaction(record.value, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
@@ -368,6 +376,14 @@ def process_batch(
             if earlier != fingerprint:
                 result.reject(record, conflict(tx["_id"]), now, "validate", detector.version)
             continue  # an identical copy (a producer retry): stored once, judged once
+        kept = detector.recorded(tx)
+        if kept is not None:  # judged in an earlier batch: its verdicts stand, the user's state stays
+            if same_event(event_from(tx), kept):
+                result.resent[tx["_id"]] = Resent(record, fingerprint, now, detector.version)
+                first_seen[tx["_id"]] = fingerprint
+            else:
+                result.reject(record, conflict(tx["_id"]), now, "validate", detector.version)
+            continue
         try:
             judged = _judge(record, tx, fingerprint, detector, config, now=now, lateness=lateness,
                             watermark=marks.of(record.partition))

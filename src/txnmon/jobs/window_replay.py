@@ -93,6 +93,8 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
             # the look-back before the window only rebuilds the users' history: written is the window
             result.keep_only(lambda record: record.timestamp_ms >= start_ms)
             inserted, existing = write_batch(result, sinks, should_stop=lambda: False)
+            for tid in result.withdrawn:  # refused, in conflict or a re-send: out of the history, as live
+                detector.forget(result.judgements[tid].user_id, tid)
             totals["messages"] += result.consumed
             totals["new"] += inserted
             totals["existing"] += existing

@@ -25,7 +25,9 @@ from txnmon.core.collection_names import (
     TRANSACTIONS,
 )
 from txnmon.core.records import STORE_FAILED, Rejection
+from txnmon.core.resend import StoredCopies, sort_stored
 from txnmon.core.rollups import HOUR_FMT
+from txnmon.core.watermark import stored as stored_marks
 from txnmon.errors import StoreRefused
 from txnmon.notifications import routes as routing
 
@@ -37,8 +39,11 @@ class TransactionsSink:
 
     A transaction MongoDB refuses for good (not a race or an outage) goes to the DLQ as
     `store_failed`; one whose id is already stored with other content goes as
-    `duplicate_id_conflict` (an identical copy is a harmless no-op). The sink reports both in its
-    outcome, and the batch drops their alerts and enriched messages, so this sink runs first.
+    `duplicate_id_conflict`. One stored before with this content is written again (idempotent: it is
+    this batch redone after a crash) if it came from the same message, and dropped with everything
+    it raised if it came from another (a re-send the detector's history no longer held:
+    `core.resend`). The copies the detector did not judge (`batch.resent`) are only checked for
+    content. The sink reports all that in its outcome, and the batch applies it, so this sink runs first.
     """
 
     name = "mongodb"
@@ -58,19 +63,23 @@ class TransactionsSink:
                 log.error("MongoDB refused transaction %s from %s: %s", doc["_id"], doc.get("source"), why)
                 refused[doc["_id"]] = Rejection(STORE_FAILED, why)
             duplicates = exc.duplicate_ids
-        conflicts = self._conflicts(docs, duplicates)
+        copies = self._stored_copies(docs, duplicates, {tid: r.fingerprint for tid, r in batch.resent.items()})
+        conflicts = {tid: conflict(tid) for tid in copies.conflicts}
+        judged_conflicts = sum(1 for tid in copies.conflicts if tid not in batch.resent)
         return SinkOutcome(withdraw={**refused, **conflicts}, stage="store",
-                           existing=len(duplicates) - len(conflicts))
+                           existing=len(duplicates) - judged_conflicts, resent=frozenset(copies.resent))
 
-    def _conflicts(self, docs: Sequence[dict[str, Any]], duplicate_ids: Sequence[str]) -> dict[str, Rejection]:
-        """Stored copies whose content differs from this batch's: one read by `_id`, only when there are any."""
-        if not duplicate_ids:
-            return {}
-        ours = {d["_id"]: d.get("content_hash") for d in docs}
-        stored = self.store.find(TRANSACTIONS, {"_id": {"$in": list(duplicate_ids)}}, projection={"content_hash": 1})
-        # documents stored before fingerprints existed carry none: nothing to compare, no conflict
-        return {d["_id"]: conflict(d["_id"]) for d in stored
-                if d.get("content_hash") is not None and d["content_hash"] != ours.get(d["_id"])}
+    def _stored_copies(self, docs: Sequence[dict[str, Any]], duplicate_ids: Sequence[str],
+                       unjudged: dict[str, str]) -> StoredCopies:
+        """What the stored copies say: one read by `_id`, only when there are any."""
+        ids = list(dict.fromkeys([*duplicate_ids, *unjudged]))
+        if not ids:
+            return StoredCopies()
+        duplicates = set(duplicate_ids)
+        ours = {d["_id"]: d for d in docs if d["_id"] in duplicates}
+        stored = self.store.find(TRANSACTIONS, {"_id": {"$in": ids}},
+                                 projection={"content_hash": 1, "source": 1, "judged_at": 1})
+        return sort_stored(ours, stored, unjudged)
 
 
 def insert_or_refuse(store: MongoStore, collection: str, docs: Sequence[dict[str, Any]],
@@ -188,8 +197,9 @@ class WatermarkSink:
         self.topic = topic
 
     def write(self, batch: BatchResult) -> None:
-        if batch.watermarks:
-            WatermarksRepository(self.store).save(self.topic, batch.watermarks)
+        if batch.watermarks:  # with the marks before the batch: a redo after a crash starts from those
+            marks = stored_marks(batch.watermarks, batch.watermarks_before, batch.next_offsets)
+            WatermarksRepository(self.store).save(self.topic, marks)
 
 
 class RoutesSource(Protocol):

@@ -4,14 +4,13 @@ own wiring of list doubles (tests/fixtures/doubles.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore, WatermarksRepository
@@ -35,7 +34,7 @@ class Wired:
     publisher: Publisher
     state: StateStore
     close: Callable[[], None] = lambda: None
-    load_watermarks: Callable[[list[int]], Mapping[int, list[dt.datetime]]] = lambda partitions: {}
+    load_watermarks: Callable[[list[int]], Mapping[int, Any]] = lambda partitions: {}  # see Watermarks.restore
 
 
 Wiring = Callable[["Processor"], Wired]

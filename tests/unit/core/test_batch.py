@@ -159,3 +159,52 @@ def test_watermarks_are_per_partition_and_resume_from_what_was_stored(settings, 
     resumed = Watermarks()
     resumed.restore(first.watermarks)
     assert resumed.of(1) == marks.of(1) == dt.datetime(2025, 9, 30, 18, 0, tzinfo=dt.UTC)
+
+
+def test_a_window_batch_can_still_withdraw_a_transaction_after_its_look_back_is_dropped(settings, config):
+    # #27 item 6: a window replay keeps only the window's records, then the transactions sink finds one
+    # of them in conflict with its stored copy (it was a live duplicate_id_conflict): the batch withdraws it
+    from txnmon.core.batch import SinkOutcome, conflict
+
+    detector = Detector(load_rules(settings.rules_file))
+    result = process_batch([record(0, row("LOOK", 0)), record(1, row("T1", 1, 60_000))], detector, config, now=NOW,
+                           load_state=no_history)
+    result.keep_only(lambda r: r.offset >= 1)
+    assert [d["_id"] for d in result.transactions] == ["T1"] and len(result.enriched) == 1
+    result.apply(SinkOutcome(withdraw={"T1": conflict("T1")}))
+    assert result.transactions == [] and result.alerts == [] and result.enriched == []
+    assert [d["reason"] for d in result.rejected] == ["duplicate_id_conflict"] and len(result.dlq) == 1
+    assert result.withdrawn == ["T1"]
+
+
+def test_a_batch_redone_after_a_crash_flags_late_events_as_its_first_attempt_did(settings, config):
+    # #27 item 8: the watermarks are stored (with the batch's MongoDB writes) before the offsets commit;
+    # a crash in between redoes the batch, which must not see its own advance of the watermark
+    from txnmon.core.watermark import stored
+
+    def at(offset: int, tid: str, hour: int, minute: int) -> SourceRecord:
+        when = f"2025-09-30T{hour:02d}:{minute:02d}:00Z"
+        return record(offset, {**row(tid, 0, user=f"U{offset}"), "timestamp": when})
+
+    committed = [at(i, f"A{i}", 10, i) for i in range(DEFAULT_K)]  # the watermark is 10:00 after these
+    batch = [at(DEFAULT_K, "EARLY", 10, 30), *[at(DEFAULT_K + 1 + i, f"B{i}", 14, i) for i in range(DEFAULT_K)]]
+    marks = Watermarks()
+    process_batch(committed, Detector(load_rules(settings.rules_file)), config, now=NOW, load_state=no_history,
+                  watermarks=marks)
+    first = process_batch(batch, Detector(load_rules(settings.rules_file)), config, now=NOW, load_state=no_history,
+                          watermarks=marks)
+    saved = stored(first.watermarks, first.watermarks_before, first.next_offsets)  # what the sink writes
+    assert first.late == 0  # 10:30 is not late against 10:00; against 14:00 (after the batch) it would be
+
+    restored = Watermarks()  # the process died before the commit: a new one restores, and the batch comes again
+    restored.restore(saved)
+    redo = process_batch(batch, Detector(load_rules(settings.rules_file)), config, now=NOW, load_state=no_history,
+                         watermarks=restored)
+    assert {d["_id"]: d["late"] for d in redo.transactions} == {d["_id"]: d["late"] for d in first.transactions}
+    assert redo.late == 0
+
+    resumed = Watermarks()  # committed: the next batch starts at the stored offset and sees the advance
+    resumed.restore(saved)
+    after = process_batch([at(2 * DEFAULT_K + 1, "LATE", 10, 31)], Detector(load_rules(settings.rules_file)), config,
+                          now=NOW, load_state=no_history, watermarks=resumed)
+    assert after.late == 1

@@ -7,7 +7,7 @@ bookkeeping, keyed by topic and partition, and have no place among the generic `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pymongo import UpdateOne
@@ -24,17 +24,20 @@ class WatermarksRepository:
         self.store = store
 
     @translated
-    def save(self, topic: str, newest: Mapping[int, Sequence[Any]]) -> None:
-        """Per partition of `topic`, the newest event times seen (one small document each)."""
-        if newest:
-            MongoStore.written[WATERMARKS] += len(newest)
-            ops = [UpdateOne({"_id": f"{topic}:{p}"}, {"$set": {"topic": topic, "partition": p, "newest": list(times)}},
-                             upsert=True) for p, times in newest.items()]
+    def save(self, topic: str, marks: Mapping[int, Mapping[str, Any]]) -> None:
+        """Per partition of `topic`, its watermark fields (`core.watermark.stored`: the newest event
+        times seen, those before the last batch and the offset after it), one small document each."""
+        if marks:
+            MongoStore.written[WATERMARKS] += len(marks)
+            ops = [UpdateOne({"_id": f"{topic}:{p}"}, {"$set": {"topic": topic, "partition": p, **fields}},
+                             upsert=True) for p, fields in marks.items()]
             self.store.db[WATERMARKS].bulk_write(ops, ordered=False)
 
     @translated
-    def load(self, topic: str, partitions: Iterable[int]) -> dict[int, list[Any]]:
+    def load(self, topic: str, partitions: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Per partition, what `save` stored (documents written before `before` existed have only `newest`)."""
         ids = [f"{topic}:{p}" for p in sorted(set(partitions))]
         if not ids:
             return {}
-        return {d["partition"]: d.get("newest", []) for d in self.store.db[WATERMARKS].find({"_id": {"$in": ids}})}
+        return {d["partition"]: {k: d[k] for k in ("newest", "before", "next_offset") if k in d}
+                for d in self.store.db[WATERMARKS].find({"_id": {"$in": ids}})}

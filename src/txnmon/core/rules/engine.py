@@ -153,6 +153,11 @@ class Detector:
                 if current is None or t > current[0]:
                     history.note_raised(rule, t, alert_id)
 
+    def recorded(self, tx: Mapping[str, Any]) -> Event | None:
+        """The event this transaction's id was recorded with in its user's history (judged before), if
+        the history still holds it."""
+        return self.state.recorded(str(tx["user_id"]), str(tx["transaction_id"]))
+
     def judge(self, tx: Mapping[str, Any]) -> Judgement:
         """The rules this transaction trips, given the user's history so far; changes nothing.
 

@@ -337,6 +337,15 @@ class UserStateStore:
         history = self._view(user_id)
         return history.before(event) if history is not None else []
 
+    def recorded(self, user_id: str, transaction_id: str) -> Event | None:
+        """The event kept under this transaction id in the user's history, if still there; changes
+        nothing (not even the recently-used order)."""
+        blob = self._users.get(user_id)
+        # a byte search first: most transactions are new, and then nothing is decoded
+        if not blob or transaction_id.encode("utf-8") not in blob:
+            return None
+        return next((e for e in unpack_events(blob) if e.transaction_id == transaction_id), None)
+
     def raised_of(self, user_id: str) -> Mapping[str, tuple[dt.datetime, str]]:
         return self._raised.get(user_id, _NO_RAISED)
 
