@@ -132,8 +132,13 @@ class MongoStore:
         if bad:
             # nothing of these is sent (a MongoDB-wire server drops the connection on an oversized one,
             # which would look like an outage for ever): insert the others, name the bad ones
-            rest = [docs[i] for i in unique if i not in bad]
-            done = self.insert_missing(collection, rest) if rest else UpsertResult(0, 0)
+            rest_at = [i for i in unique if i not in bad]  # index in `rest` -> index in `docs`
+            try:
+                done = self.insert_missing(collection, [docs[i] for i in rest_at]) if rest_at else UpsertResult(0, 0)
+            except StoreRefused as also:  # the server refused some of the rest too: name all, by index in docs
+                refused = {**bad, **{rest_at[i]: why for i, why in also.refused.items()}}
+                raise StoreRefused(f"{len(refused)} document(s) refused", refused,
+                                   duplicate_ids=repeated + also.duplicate_ids) from also
             raise StoreRefused(f"{len(bad)} document(s) not storable", bad,
                                duplicate_ids=repeated + done.duplicate_ids)
         MongoStore.written[collection] += len(unique)

@@ -105,3 +105,21 @@ def test_a_document_over_16_mib_is_refused_before_sending_and_the_rest_inserted(
         store.insert_missing("transactions", batch)
     assert list(caught.value.refused) == [2] and "16777216" in caught.value.refused[2]
     assert [d["_id"] for d in collection.inserted] == ["T0", "T1"]
+
+
+def test_an_oversized_and_a_server_refused_document_are_both_named_by_their_index_in_the_batch(monkeypatch):
+    """The oversized one is held back and the rest sent; a refusal of the rest must still name the
+    caller's index, or a stored document is dead-lettered and the refused one counted as stored."""
+    from txnmon.adapters.mongo.store import MAX_DOCUMENT_BYTES
+
+    def refuse_srv_bad(sent):
+        errors = [{"index": i, "code": 121, "errmsg": "Document failed validation"}
+                  for i, d in enumerate(sent) if d["_id"] == "srv-bad"]
+        return BulkWriteError({"writeErrors": errors, "nInserted": len(sent) - len(errors)}) if errors else None
+
+    store = store_over(FakeCollection(refuse_srv_bad), monkeypatch)
+    batch = [{"_id": "a"}, {"_id": "big", "blob": "x" * (MAX_DOCUMENT_BYTES + 1)}, {"_id": "b"}, {"_id": "srv-bad"}]
+    with pytest.raises(StoreRefused) as caught:
+        store.insert_missing("transactions", batch)
+    assert sorted(caught.value.refused) == [1, 3]
+    assert "16777216" in caught.value.refused[1] and "validation" in caught.value.refused[3]
