@@ -35,6 +35,9 @@ class SinkOutcome:
     resent: frozenset[str] = frozenset()
     # stored transactions whose alert, outbox entry or case was refused for good: to the DLQ (pipeline.runner)
     dead: Mapping[str, Rejection] = field(default_factory=dict)
+    # the alerts among those refused documents: only they leave the later sinks (the transaction's
+    # other alerts are stored, so they still go into cases and notifications)
+    refused_alerts: frozenset[str] = frozenset()
 
 
 class Resent(NamedTuple):

@@ -10,7 +10,7 @@ running that sink again (it is idempotent) once the others are done.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from txnmon.core.batch import BatchResult
 from txnmon.core.records import Rejection
@@ -29,17 +29,19 @@ def write_batch(batch: BatchResult, sinks: Sequence[Sink], *, should_stop: Calla
             dlq_store = (sink, len(batch.rejected))
         batch.apply(outcome)
         if outcome is not None and outcome.dead:
-            dead_letter(batch, outcome.dead, outcome.stage)
+            dead_letter(batch, outcome.dead, outcome.stage, outcome.refused_alerts)
     if dlq_store is not None and len(batch.rejected) > dlq_store[1]:
         sink = dlq_store[0]
         with_retry(lambda: sink.write(batch), sink=sink.name, should_stop=should_stop, on_retry=on_retry)
     return batch.inserted, batch.existing
 
 
-def dead_letter(batch: BatchResult, rejections: Mapping[str, Rejection], stage: str) -> None:
+def dead_letter(batch: BatchResult, rejections: Mapping[str, Rejection], stage: str,
+                refused_alerts: Set[str] = frozenset()) -> None:
     """Stored transactions whose alert, outbox entry or case MongoDB refused for good: each one's
-    record goes to the DLQ with the reason (once per batch), and its alerts leave the later sinks.
-    The transaction stays stored and stays in its user's history: it was judged and kept."""
+    record goes to the DLQ with the reason (once per batch), and the refused alerts (only those: the
+    others are stored) leave the later sinks. The transaction stays stored and stays in its user's
+    history: it was judged and kept."""
     by_id = {d["_id"]: d for d in batch.transactions}
     gone = {tid for tid in rejections if tid in by_id}
     already = {id(r) for r in batch.rejected_records.values()}
@@ -49,8 +51,8 @@ def dead_letter(batch: BatchResult, rejections: Mapping[str, Rejection], stage: 
             batch.reject(record, rejections[tid], doc["processed_time"], stage, doc["rules_version"])
             already.add(id(record))
     for alert in batch.alerts:
-        if alert["transaction_id"] in gone:
+        if alert["_id"] in refused_alerts:
             batch.alerts_by_rule[alert["rule"]] -= 1
-    batch.alerts = [a for a in batch.alerts if a["transaction_id"] not in gone]
-    batch.suppressed = [a for a in batch.suppressed if a["transaction_id"] not in gone]
-    batch.shadow = [a for a in batch.shadow if a["transaction_id"] not in gone]
+    batch.alerts = [a for a in batch.alerts if a["_id"] not in refused_alerts]
+    batch.suppressed = [a for a in batch.suppressed if a["_id"] not in refused_alerts]
+    batch.shadow = [a for a in batch.shadow if a["_id"] not in refused_alerts]

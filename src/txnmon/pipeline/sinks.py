@@ -83,10 +83,12 @@ class TransactionsSink:
 
 
 def insert_or_refuse(store: MongoStore, collection: str, docs: Sequence[dict[str, Any]],
-                     transaction_of: Callable[[dict[str, Any]], str | None]) -> dict[str, Rejection]:
+                     transaction_of: Callable[[dict[str, Any]], str | None],
+                     refused_ids: set[str] | None = None) -> dict[str, Rejection]:
     """Insert `docs`; for each one MongoDB refuses for good (too large, not storable), the id of its
     transaction and why, so that transaction goes to the DLQ (SinkOutcome.dead) and the batch goes on.
-    The other documents are inserted; a refusal that names no document still raises."""
+    The other documents are inserted; a refusal that names no document still raises. The refused
+    documents' ids are added to `refused_ids` when given."""
     try:
         store.insert_missing(collection, docs)
         return {}
@@ -97,6 +99,8 @@ def insert_or_refuse(store: MongoStore, collection: str, docs: Sequence[dict[str
         for index, why in sorted(exc.refused.items()):
             doc = docs[index]
             tid = transaction_of(doc)
+            if refused_ids is not None:
+                refused_ids.add(str(doc.get("_id")))
             log.error("MongoDB refused %s document %s (transaction %s): %s", collection, doc.get("_id"), tid, why)
             if tid is not None:
                 dead.setdefault(tid, Rejection(STORE_FAILED, f"{collection} document {doc.get('_id')!s:.200} "
@@ -154,12 +158,14 @@ class AlertsSink:
 
     def write(self, batch: BatchResult) -> SinkOutcome | None:
         dead: dict[str, Rejection] = {}
+        refused: set[str] = set()
         for collection, docs in ((ALERTS, batch.alerts), (SUPPRESSED_ALERTS, batch.suppressed),
                                  (SHADOW_ALERTS, batch.shadow)):
             if docs:
-                found = insert_or_refuse(self.store, collection, docs, lambda d: d.get("transaction_id"))
+                found = insert_or_refuse(self.store, collection, docs, lambda d: d.get("transaction_id"),
+                                         refused_ids=refused)
                 dead.update({k: v for k, v in found.items() if k not in dead})
-        return SinkOutcome(stage="alerts", dead=dead) if dead else None
+        return SinkOutcome(stage="alerts", dead=dead, refused_alerts=frozenset(refused)) if dead else None
 
 
 class TouchedHoursSink:

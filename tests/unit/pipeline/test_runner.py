@@ -105,3 +105,19 @@ def test_a_dlq_record_refused_as_it_is_is_stored_with_its_original_cut():
     (doc,) = store.docs[REJECTED].values()
     assert doc["original_bytes"] == 200_000 and len(doc["original"]) == RejectedSink.KEPT_ORIGINAL
     assert doc["reason"] == "too_large" and "document too large" in doc["store_refused"]
+
+
+def test_only_the_refused_alert_leaves_the_later_sinks_the_transactions_stored_ones_are_cased():
+    """A transaction with a refused alert goes to the DLQ, but its other alerts were stored: they must
+    still reach the cases and the notifications (review of #27: dead_letter dropped them all)."""
+    batch = batch_of(8)
+    first = batch.alerts[0]
+    second = {**first, "_id": first["transaction_id"] + ":second_rule", "rule": "second_rule"}
+    batch.alerts.append(second)  # a transaction two rules alerted on
+    victim, refused, kept = first["transaction_id"], first["_id"], [second["_id"]]
+    store = FakeStore(lambda c, d: c == ALERTS and d["_id"] == refused)
+    write_batch(batch, sinks(store), should_stop=lambda: False)
+    assert [d["source"]["offset"] for d in store.docs[REJECTED].values()] == [int(victim[1:])]
+    left = {a["_id"] for a in batch.alerts}
+    assert refused not in left and set(kept) <= left  # the stored ones go on to the cases and the outbox
+    assert set(kept) <= set(store.docs[ALERTS])
