@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from txnmon.adapters.mongo.client import translated
 from txnmon.adapters.mongo.store import MongoStore
@@ -58,16 +59,23 @@ class CasesRepository:
                 update["$max"] = dict(c["max"])
             ops.append(UpdateOne({"_id": c["_id"]}, update, upsert=True))
         MongoStore.written[CASES] += len(ops)
-        result = self.store.db[CASES].bulk_write(ops, ordered=False)
+        refused: BulkWriteError | None = None
+        try:
+            upserted = self.store.db[CASES].bulk_write(ops, ordered=False).upserted_count
+        except BulkWriteError as exc:  # the other cases are written: they are still reopened, then it raises
+            refused, upserted = exc, int(exc.details.get("nUpserted", 0))
+        failed = {e.get("index") for e in refused.details.get("writeErrors", [])} if refused is not None else set()
         reopen = [UpdateOne({"_id": c["_id"], "status": "closed", "closed_with": {"$exists": True},
                              "$or": [{"closed_with": {"$ne": a}} for a in c["add_to_set"]["alert_ids"]]},
                             {"$set": {"status": "open"},
                              "$push": {"reopens": {"alert_ids": list(c["add_to_set"]["alert_ids"]),
                                                    "last_event_time": (c.get("max") or {}).get("last_event_time")}}})
-                  for c in changes if c["add_to_set"].get("alert_ids")]
+                  for i, c in enumerate(changes) if i not in failed and c["add_to_set"].get("alert_ids")]
         if reopen:
             self.store.db[CASES].bulk_write(reopen, ordered=False)
-        return result.upserted_count
+        if refused is not None:
+            raise refused
+        return upserted
 
     @translated
     def update(self, case_id: str, unless_status: str | None, fields: Mapping[str, Any],

@@ -67,3 +67,28 @@ def test_an_outage_is_translated(store, fake_db):
     fake_db[CASES].answers["find"] = AutoReconnect("connection reset")
     with pytest.raises(StoreUnavailable):
         CasesRepository(store).of_users(["u1"], "t")
+
+
+def test_a_refused_case_does_not_keep_the_others_from_reopening(store, fake_db):
+    """Review of #27 item 18: a refusal of one case raised before the reopen step ran, so an alert the
+    sink added to a case an analyst had just closed stayed unseen (the sink dead-letters only the refused one)."""
+    from pymongo.errors import BulkWriteError
+
+    from txnmon.errors import StoreRefused
+
+    refusal = BulkWriteError({"writeErrors": [{"index": 1, "code": 10334, "errmsg": "too large"}], "nUpserted": 0})
+    answers = iter([refusal, SimpleNamespace(upserted_count=0)])
+
+    def bulk_write(ops, ordered):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    fake_db[CASES].answers["bulk_write"] = bulk_write
+    changes = [{"_id": c, "on_insert": {}, "add_to_set": {"alert_ids": (f"{c}-a",)}} for c in ("c1", "c2")]
+    with pytest.raises(StoreRefused) as caught:
+        CasesRepository(store).upsert(changes)
+    assert list(caught.value.refused) == [1]
+    [_, (_, (reopen,), _)] = fake_db[CASES].calls
+    assert [op._filter["_id"] for op in reopen] == ["c1"]  # the written case, not the refused one
