@@ -48,3 +48,22 @@ def test_a_file_sent_twice_with_every_tenth_record_resent_stores_what_one_clean_
         replay.replay_csv(resent, path)
         run_until_idle(resent)
     assert stored(resent) == expected
+
+
+def test_a_redelivery_to_a_new_consumer_group_stores_what_one_clean_pass_stores(settings_factory, tmp_path):
+    # an operator's offset reset: the same topics and database, a new group id, so the raw topic is
+    # read again from the start and re-keyed again, next to the by-user records of the first pass,
+    # and the users' state comes back from the changelog as the first pass left it
+    rows = generate(GeneratorSpec(rows=400, users=10, fraud_rate=0.05, seed=31))
+    day = tmp_path / "day.csv"
+    write_csv(rows, day)
+    first = settings_factory()
+    replay.replay_csv(first, day)
+    run_until_idle(first)
+    expected = stored(first)
+    assert len(expected["verdicts"]) == 400 and expected["alerts"] and expected["cases"]
+
+    reset = first.model_copy(update={"consumer_group": f"{first.consumer_group}-reset"})
+    processor = run_until_idle(reset)
+    assert processor.batches > 0  # it did read everything again
+    assert stored(reset) == expected
