@@ -4,9 +4,9 @@ re-drive) is judged once, whenever the copies arrive.
 Two places know a transaction was judged before. The detector's history holds each user's recent
 events: a copy whose id is there with the same rule fields is not judged again (`same_event`). An
 older one is judged, and the transactions sink then finds it stored: `sort_stored` says whether the
-stored copy is this very delivery written before a crash (write it again, idempotently), another
-delivery of the same content (a re-send: drop everything it raised) or other content under the same
-id (a conflict: the DLQ). Pure functions; the sink does the reading.
+stored copy is this very delivery written before a crash (the same message and verdict: write it
+again, idempotently), another delivery of the same content (a re-send: drop everything it raised)
+or other content under the same id (a conflict: the DLQ). Pure functions; the sink does the reading.
 """
 
 from __future__ import annotations
@@ -59,12 +59,24 @@ def same_event(new: Event, kept: Event) -> bool:
     return new == kept
 
 
+VERDICT_FIELDS = ("alert_reasons", "risk_score", "late")
+
+
 def _same_delivery(ours: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
-    """The same message: its raw position (`source`) and, when both say it, the by-user position it
-    was judged from (a redelivery to a new group re-keys a raw message again, at a new by-user offset)."""
+    """The same message judged the same way: a batch redone after a crash.
+
+    The same message is its raw position (`source`) and, when both say it, the by-user position it
+    was judged from (a redelivery to a new group re-keys a raw message again, at a new by-user offset).
+    A redo is judged from the state committed before its first attempt, so it reaches the stored
+    verdict. A new group also reads the first pass's by-user records, at their stored positions;
+    one whose event has left its user's history is judged against what came after it and can reach
+    another verdict: a re-send, whose stored verdict stands."""
     if stored.get("source") != ours.get("source"):
         return False
-    return stored.get("judged_at") is None or ours.get("judged_at") is None or stored["judged_at"] == ours["judged_at"]
+    positions = stored.get("judged_at"), ours.get("judged_at")
+    if None not in positions and positions[0] != positions[1]:
+        return False
+    return all(stored[f] == ours.get(f) for f in VERDICT_FIELDS if f in stored)
 
 
 @dataclass

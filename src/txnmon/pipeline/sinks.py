@@ -25,7 +25,7 @@ from txnmon.core.collection_names import (
     TRANSACTIONS,
 )
 from txnmon.core.records import STORE_FAILED, Rejection
-from txnmon.core.resend import StoredCopies, sort_stored
+from txnmon.core.resend import VERDICT_FIELDS, StoredCopies, sort_stored
 from txnmon.core.rollups import HOUR_FMT
 from txnmon.core.watermark import stored as stored_marks
 from txnmon.errors import StoreRefused
@@ -40,10 +40,11 @@ class TransactionsSink:
     A transaction MongoDB refuses for good (not a race or an outage) goes to the DLQ as
     `store_failed`; one whose id is already stored with other content goes as
     `duplicate_id_conflict`. One stored before with this content is written again (idempotent: it is
-    this batch redone after a crash) if it came from the same message, and dropped with everything
-    it raised if it came from another (a re-send the detector's history no longer held:
-    `core.resend`). The copies the detector did not judge (`batch.resent`) are only checked for
-    content. The sink reports all that in its outcome, and the batch applies it, so this sink runs first.
+    this batch redone after a crash) if it came from the same message and reached the stored
+    verdict, and dropped with everything it raised otherwise (a re-send the detector's history no
+    longer held, or a new group's second look at the first pass's by-user record: `core.resend`).
+    The copies the detector did not judge (`batch.resent`) are only checked for content. The sink
+    reports all that in its outcome, and the batch applies it, so this sink runs first.
     """
 
     name = "mongodb"
@@ -78,7 +79,8 @@ class TransactionsSink:
         duplicates = set(duplicate_ids)
         ours = {d["_id"]: d for d in docs if d["_id"] in duplicates}
         stored = self.store.find(TRANSACTIONS, {"_id": {"$in": ids}},
-                                 projection={"content_hash": 1, "source": 1, "judged_at": 1})
+                                 projection={"content_hash": 1, "source": 1, "judged_at": 1,
+                                             **dict.fromkeys(VERDICT_FIELDS, 1)})
         return sort_stored(ours, stored, unjudged)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tests.fixtures.pipeline import run_until_idle
@@ -48,3 +49,28 @@ def test_a_file_sent_twice_with_every_tenth_record_resent_stores_what_one_clean_
         replay.replay_csv(resent, path)
         run_until_idle(resent)
     assert stored(resent) == expected
+
+
+def test_a_redelivery_to_a_new_consumer_group_stores_what_one_clean_pass_stores(settings_factory, tmp_path):
+    # an operator's offset reset: the same topics and database, a new group id, so the raw topic is
+    # read again from the start and re-keyed again, next to the by-user records of the first pass,
+    # and the users' state comes back from the changelog as the first pass left it. Three events
+    # kept per user: most of the first pass's records come back beyond their users' histories, and
+    # the first of a five-item checkout (one event time) judged again sees the four after it: a
+    # velocity alert it never had (before the fix)
+    rows = generate(GeneratorSpec(rows=400, users=10, fraud_rate=0.05, seed=31))
+    checkout = pd.DataFrame([{**rows.iloc[0].to_dict(), "transaction_id": f"CHECKOUT-{i}", "user_id": "U-CHECKOUT",
+                              "timestamp": "2025-10-01T12:00:00Z"} for i in range(5)])
+    day, rules = tmp_path / "day.csv", tmp_path / "rules.yaml"
+    write_csv(pd.concat([rows, checkout], ignore_index=True), day)
+    rules.write_text("state:\n  max_events_per_user: 3\n")
+    first = settings_factory(rules_file=rules)
+    replay.replay_csv(first, day)
+    run_until_idle(first)
+    expected = stored(first)
+    assert len(expected["verdicts"]) == 405 and "CHECKOUT-3:velocity" in expected["alerts"]
+
+    reset = first.model_copy(update={"consumer_group": f"{first.consumer_group}-reset"})
+    processor = run_until_idle(reset)
+    assert processor.batches > 0  # it did read everything again
+    assert stored(reset) == expected

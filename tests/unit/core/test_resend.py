@@ -87,3 +87,14 @@ def test_stored_copies_are_sorted_into_redos_resends_and_conflicts():
     assert copies.conflicts == ["OTHER", "UNJUDGED2"]
     assert copies.resent == ["RESENT", "REKEYED"]
     assert copies.known == 5
+
+
+def test_the_first_passes_by_user_record_judged_to_another_verdict_is_a_resend_not_a_redo():
+    # a new consumer group reads the first pass's by-user records at their stored positions; one whose
+    # event left its user's history is judged against the events after it (a velocity alert it never had)
+    verdict = {"alert_reasons": [], "risk_score": 0, "late": False}
+    stored = [{**doc("AGED", "a", 1, 11), **verdict}, {**doc("REDO", "b", 2, 12), **verdict}]
+    ours = {"AGED": {**doc("AGED", "a", 1, 11), **verdict, "alert_reasons": ["velocity"], "risk_score": 40},
+            "REDO": {**doc("REDO", "b", 2, 12), **verdict}}
+    copies = sort_stored(ours, stored, {})
+    assert copies.resent == ["AGED"] and copies.known == 2 and copies.conflicts == []
