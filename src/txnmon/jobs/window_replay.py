@@ -94,7 +94,7 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
             result.keep_only(lambda record: record.timestamp_ms >= start_ms)
             inserted, existing = write_batch(result, sinks, should_stop=lambda: False)
             for tid in result.withdrawn:  # refused, in conflict or a re-send: out of the history, as live
-                detector.forget(result.judgements[tid].user_id, tid)
+                detector.forget(result.judgements[tid].user_id, tid, result.judgements[tid])
             totals["messages"] += result.consumed
             totals["new"] += inserted
             totals["existing"] += existing

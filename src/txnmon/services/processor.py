@@ -253,7 +253,7 @@ class Processor:
         if result.consumed:
             self.failpoints.hit("mongodb-written")
         for tid in result.withdrawn:  # refused by the store or in conflict: not part of the user's history
-            self.detector.forget(result.judgements[tid].user_id, tid)
+            self.detector.forget(result.judgements[tid].user_id, tid, result.judgements[tid])
         touched = {j.user_id for j in result.judgements.values()}
         dropped = self.detector.state.take_dropped()
         state = state_messages(self.detector.export_packed(touched), dropped, self.partition_of)

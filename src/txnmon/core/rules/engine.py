@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from txnmon.core.lists import ListIndex
@@ -39,6 +39,8 @@ class Judgement:
     event: Event
     hits: list[Hit]
     raised: dict[str, tuple[dt.datetime, str]]  # rule -> (event time, alert id) this hit raises
+    # rule -> the user's entry `raised` replaces (None: there was none), so `forget` can put it back
+    replaced: dict[str, tuple[dt.datetime, str] | None] = field(default_factory=dict)
 
 
 def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event],
@@ -176,6 +178,7 @@ class Detector:
                 if self.ruleset.rules.listed.enabled else None
             hits = silence_trusted([*hits, listed] if listed else hits, user_id, event.event_time, self.lists)
         raised: dict[str, tuple[dt.datetime, str]] = {}
+        replaced: dict[str, tuple[dt.datetime, str] | None] = {}
         if hits and self._suppressing:
             known = self.state.raised_of(user_id)
             out = []
@@ -191,9 +194,10 @@ class Detector:
                 else:
                     if last is None or event.event_time >= last[0]:
                         raised[hit.rule] = (event.event_time, alert_id)
+                        replaced[hit.rule] = last
                     out.append(hit)
             hits = out
-        return Judgement(user_id, event, hits, raised)
+        return Judgement(user_id, event, hits, raised, replaced)
 
     def record(self, judgement: Judgement) -> None:
         """Add a judged transaction to its user's history (and its raised alerts, for suppression)."""
@@ -209,14 +213,22 @@ class Detector:
         self.record(judgement)
         return judgement.hits
 
-    def forget(self, user_id: str, transaction_id: str) -> None:
-        """Take a transaction back out of its user's history (it was refused after judging)."""
+    def forget(self, user_id: str, transaction_id: str, judgement: Judgement | None = None) -> None:
+        """Take a transaction back out of its user's history (it was refused after judging, or was a
+        re-send). A suppression entry it set goes back to the one it replaced (from its `judgement`):
+        a dropped re-send of an alerted transaction replaced the original's entry with an equal one,
+        which must stay, or the next alert in the window is raised instead of suppressed."""
         if user_id in self.state:
             history = self.state.get(user_id)
             history.remove(transaction_id)
+            before = judgement.replaced if judgement is not None else {}
             for rule, (_, alert_id) in list(history.raised.items()):
                 if alert_id.startswith(f"{transaction_id}:"):
-                    history.drop_raised(rule)
+                    previous = before.get(rule)
+                    if previous is None:
+                        history.drop_raised(rule)
+                    else:
+                        history.note_raised(rule, *previous)
 
     def end_batch(self) -> int:
         return self.state.evict_idle()
