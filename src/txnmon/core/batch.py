@@ -81,7 +81,6 @@ class BatchResult:
     inserted: int = 0  # from the transactions sink's outcome: new documents, and ones stored before
     existing: int = 0
     unsent: dict[str, list[Message]] = field(default_factory=dict)  # per topic sink, messages not yet acknowledged
-
     dlq_max_bytes: int = 256 * 1024
 
     def reject(self, record: SourceRecord, rejection: Rejection, now: dt.datetime, stage: str,
@@ -152,17 +151,18 @@ class BatchResult:
             self.withdrawn.append(tid)
         self._drop(set(rejections))
 
+    def drop_alerts(self, unwanted: Callable[[dict[str, Any]], bool]) -> None:
+        """Take alerts out of the batch (raised, suppressed, shadow): refused ones, or a dropped transaction's."""
+        self.alerts_by_rule.subtract(a["rule"] for a in self.alerts if unwanted(a))
+        kept = ([a for a in docs if not unwanted(a)] for docs in (self.alerts, self.suppressed, self.shadow))
+        self.alerts, self.suppressed, self.shadow = kept
+
     def _drop(self, gone: Set[str]) -> None:
         """Take judged transactions out of the batch, with everything they raised."""
         if not gone:
             return
         self.late -= sum(1 for d in self.transactions if d["_id"] in gone and d.get("late"))
-        for alert in self.alerts:
-            if alert["transaction_id"] in gone:
-                self.alerts_by_rule[alert["rule"]] -= 1
-        self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
-        self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
-        self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
+        self.drop_alerts(lambda a: a["transaction_id"] in gone)
         self.enriched = [m for m, doc in zip(self.enriched, self.transactions, strict=True) if doc["_id"] not in gone]
         self.transactions = [d for d in self.transactions if d["_id"] not in gone]
 

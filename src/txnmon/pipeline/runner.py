@@ -50,9 +50,4 @@ def dead_letter(batch: BatchResult, rejections: Mapping[str, Rejection], stage: 
         if id(record) not in already:
             batch.reject(record, rejections[tid], doc["processed_time"], stage, doc["rules_version"])
             already.add(id(record))
-    for alert in batch.alerts:
-        if alert["_id"] in refused_alerts:
-            batch.alerts_by_rule[alert["rule"]] -= 1
-    batch.alerts = [a for a in batch.alerts if a["_id"] not in refused_alerts]
-    batch.suppressed = [a for a in batch.suppressed if a["_id"] not in refused_alerts]
-    batch.shadow = [a for a in batch.shadow if a["_id"] not in refused_alerts]
+    batch.drop_alerts(lambda a: a["_id"] in refused_alerts)
