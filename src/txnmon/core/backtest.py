@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from txnmon.core.contract import InvalidTransaction, normalise
 from txnmon.core.rules import Detector, RuleSet
+from txnmon.core.rules.conditions import Hit
 
 LABEL = "fraud_label"
 INCIDENT = "fraud_incident"
@@ -94,28 +95,39 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
     for i, tx in enumerate(transactions):
         if progress is not None and i % 10_000 == 0:
             progress(i, total)
-        for hit in detector.observe(tx):
-            alert_id = f"{tx['transaction_id']}:{hit.rule}"
-            if hit.mode == "shadow":
-                result.shadow_by_rule[hit.rule] += 1
-                result.shadow_alerts.add(alert_id)
-                continue
-            hits_by_tx[tx["transaction_id"]].add(hit.rule)  # a suppressed repeat still detects
-            known = severity_of.get(tx["transaction_id"])
-            if known is None or _RANK.get(hit.severity, 0) > _RANK.get(known, 0):
-                severity_of[tx["transaction_id"]] = hit.severity
-            if hit.suppressed_by:
-                result.suppressed_by_rule[hit.rule] += 1
-                continue
-            result.alerts.add(alert_id)
-            result.alerts_by_rule[hit.rule] += 1
-            result.alerted_transactions.add(tx["transaction_id"])
-            result.examples[alert_id] = hit.reason
+        judgement = detector.judge(tx)
+        detector.record(judgement)
+        # a late arrival's completed alerts are about the later transactions, as in the processor
+        about = [(tx["transaction_id"], judgement.hits),
+                 *((later.transaction_id, [hit]) for later, hit in judgement.completed)]
+        for transaction_id, hits in about:
+            for hit in hits:
+                _count(result, transaction_id, hit, hits_by_tx, severity_of)
     if progress is not None:
         progress(total, total)
     if transactions and LABEL in transactions[0]:
         _measure(result, transactions, hits_by_tx, severity_of)
     return result
+
+
+def _count(result: BacktestResult, transaction_id: str, hit: Hit, hits_by_tx: dict[str, set[str]],
+           severity_of: dict[str, str]) -> None:
+    alert_id = f"{transaction_id}:{hit.rule}"
+    if hit.mode == "shadow":
+        result.shadow_by_rule[hit.rule] += 1
+        result.shadow_alerts.add(alert_id)
+        return
+    hits_by_tx[transaction_id].add(hit.rule)  # a suppressed repeat still detects
+    known = severity_of.get(transaction_id)
+    if known is None or _RANK.get(hit.severity, 0) > _RANK.get(known, 0):
+        severity_of[transaction_id] = hit.severity
+    if hit.suppressed_by:
+        result.suppressed_by_rule[hit.rule] += 1
+        return
+    result.alerts.add(alert_id)
+    result.alerts_by_rule[hit.rule] += 1
+    result.alerted_transactions.add(transaction_id)
+    result.examples[alert_id] = hit.reason
 
 
 def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: Mapping[str, set[str]],

@@ -19,16 +19,10 @@ from zoneinfo import ZoneInfo
 
 from txnmon.core.contract import parse_transaction
 from txnmon.core.enrichment import enrich
-from txnmon.core.records import (
-    DUPLICATE_ID_CONFLICT,
-    PROCESSING_ERROR,
-    Message,
-    Rejection,
-    SourceRecord,
-)
+from txnmon.core.records import DUPLICATE_ID_CONFLICT, PROCESSING_ERROR, Message, Rejection, SourceRecord
 from txnmon.core.resend import Resent, SinkOutcome, same_event
-from txnmon.core.rules import Detector, alert_document
-from txnmon.core.rules.engine import Judgement
+from txnmon.core.rules import Detector
+from txnmon.core.rules.engine import Judgement, alert_document, completed_alerts, owner_of
 from txnmon.core.rules.state import event_from
 from txnmon.core.watermark import Watermarks
 
@@ -162,7 +156,7 @@ class BatchResult:
         if not gone:
             return
         self.late -= sum(1 for d in self.transactions if d["_id"] in gone and d.get("late"))
-        self.drop_alerts(lambda a: a["transaction_id"] in gone)
+        self.drop_alerts(lambda a: owner_of(a) in gone)
         self.enriched = [m for m, doc in zip(self.enriched, self.transactions, strict=True) if doc["_id"] not in gone]
         self.transactions = [d for d in self.transactions if d["_id"] not in gone]
 
@@ -204,6 +198,8 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
             suppressed.append({**alert, "suppressed_by": hit.suppressed_by})
         else:
             alerts.append(alert)
+    for alert in completed_alerts(judgement, tx, created_at=now, rules_version=detector.version):
+        (shadow if alert["mode"] == "shadow" else alerts).append(alert)
     enriched = (tx["user_id"].encode("utf-8"), to_json_bytes(doc), None)
     return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
 

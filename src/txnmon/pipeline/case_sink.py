@@ -15,6 +15,7 @@ from txnmon.adapters.mongo import CasesRepository, MongoStore
 from txnmon.core.batch import BatchResult, SinkOutcome
 from txnmon.core.cases import SEVERITY_RANK, CaseChange, assign_cases, new_case_fields
 from txnmon.core.records import STORE_FAILED, Rejection
+from txnmon.core.rules.engine import owner_of
 from txnmon.errors import StoreRefused
 
 log = logging.getLogger("txnmon.stream")
@@ -32,7 +33,7 @@ def alert_positions(batch: BatchResult) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
     seen: dict[str, int] = {}
     for alert in batch.alerts:
-        tid = alert["transaction_id"]
+        tid = owner_of(alert)
         if tid in offset_of:
             n = seen[tid] = seen.get(tid, -1) + 1
             out[alert["_id"]] = (offset_of[tid], n)
@@ -68,7 +69,7 @@ class CasesSink:
                 raise
             # the other cases are written (one unordered bulk write); the refused case's alerts'
             # transactions go to the DLQ with the reason instead of stopping the partition
-            transaction_of = {a["_id"]: a["transaction_id"] for a in batch.alerts}
+            transaction_of = {a["_id"]: owner_of(a) for a in batch.alerts}
             dead: dict[str, Rejection] = {}
             for index, why in sorted(exc.refused.items()):
                 change = changes[index]

@@ -27,6 +27,7 @@ from txnmon.core.collection_names import (
 from txnmon.core.records import STORE_FAILED, Rejection
 from txnmon.core.resend import VERDICT_FIELDS, StoredCopies, sort_stored
 from txnmon.core.rollups import HOUR_FMT
+from txnmon.core.rules.engine import owner_of
 from txnmon.core.watermark import stored as stored_marks
 from txnmon.errors import StoreRefused
 from txnmon.notifications import routes as routing
@@ -164,7 +165,7 @@ class AlertsSink:
         for collection, docs in ((ALERTS, batch.alerts), (SUPPRESSED_ALERTS, batch.suppressed),
                                  (SHADOW_ALERTS, batch.shadow)):
             if docs:
-                found = insert_or_refuse(self.store, collection, docs, lambda d: d.get("transaction_id"),
+                found = insert_or_refuse(self.store, collection, docs, owner_of,
                                          refused_ids=refused)
                 dead.update({k: v for k, v in found.items() if k not in dead})
         return SinkOutcome(stage="alerts", dead=dead, refused_alerts=frozenset(refused)) if dead else None
@@ -246,6 +247,6 @@ class NotificationsSink:
                                         dt.datetime.now(dt.UTC))
         if not entries:
             return None
-        transaction_of = {str(a["alert_id"]): a["transaction_id"] for a in alerts}
+        transaction_of = {str(a["alert_id"]): owner_of(a) for a in alerts}
         dead = insert_or_refuse(self.store, NOTIFICATIONS, entries, lambda e: transaction_of.get(e["event_id"]))
         return SinkOutcome(stage="notifications", dead=dead) if dead else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from txnmon.core import geo
 from txnmon.core.lists import ListIndex
-from txnmon.core.rules.evidence import MAX_LISTED, fmt_amount, fmt_span, recent_move, travel_speed, with_counted, within
+from txnmon.core.rules.places import recent_move, travel_speed
 from txnmon.core.rules.rulebook import (
     ExcessiveRefunds,
     HighAmount,
@@ -24,6 +24,7 @@ from txnmon.core.rules.rulebook import (
     Velocity,
 )
 from txnmon.core.rules.state import Event
+from txnmon.core.rules.windows import MAX_LISTED, fmt_amount, fmt_span, with_counted, within
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,14 @@ from txnmon.core.rules.conditions import (
     rule_functions,
     silence_trusted,
 )
-from txnmon.core.rules.evidence import plan, typology_explanation, typology_reason, weigh
+from txnmon.core.rules.evidence import TypologyHit, plan, typology_explanation, typology_reason, weigh
+from txnmon.core.rules.late_pairs import completed_by, pair_plans, pair_window
 from txnmon.core.rules.rulebook import RuleSet
 from txnmon.core.rules.state import Event, UserStateStore, event_from
 
 # what callers take from here (the rules' own names are in src/txnmon/core/rules/conditions.py)
-__all__ = ["RULE_NAMES", "Detector", "Hit", "Judgement", "alert_document", "evaluate", "risk_score"]
+__all__ = ["RULE_NAMES", "Detector", "Hit", "Judgement", "alert_document", "completed_alerts", "evaluate",
+           "owner_of", "risk_score"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Judgement:
     raised: dict[str, tuple[dt.datetime, str]]  # rule -> (event time, alert id) this hit raises
     # rule -> the user's entry `raised` replaces (None: there was none), so `forget` can put it back
     replaced: dict[str, tuple[dt.datetime, str] | None] = field(default_factory=dict)
+    # a late arrival: the alerts it completes on the user's later transactions (src/txnmon/core/rules/late_pairs.py)
+    completed: tuple[tuple[Event, Hit], ...] = ()
 
 
 def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event],
@@ -54,13 +58,13 @@ def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequen
     return hits
 
 
+def _typology_hit(found: TypologyHit, ruleset: RuleSet) -> Hit:
+    return Hit(found.name, found.severity, max(0.0, min(100.0, found.total)), typology_reason(found),
+               ruleset.typologies[found.name].mode, explanation=typology_explanation(found, ruleset))
+
+
 def _typology_hits(plans: Sequence[Any], event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
-    out = []
-    for found in weigh(plans, event, prior, ruleset):
-        t = ruleset.typologies[found.name]
-        out.append(Hit(found.name, found.severity, max(0.0, min(100.0, found.total)), typology_reason(found),
-                       t.mode, explanation=typology_explanation(found, ruleset)))
-    return out
+    return [_typology_hit(found, ruleset) for found in weigh(plans, event, prior, ruleset)]
 
 
 def evaluate(event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
@@ -96,6 +100,8 @@ class Detector:
         self._rules = rule_functions(ruleset)
         self._typologies = plan(ruleset)
         self._suppressing = _suppression_windows(ruleset)
+        self._pairs = pair_plans(self._typologies)
+        self._pair_window = pair_window(ruleset, self._pairs)
         self.lists = ListIndex()
 
     def use_lists(self, lists: ListIndex) -> None:
@@ -108,6 +114,8 @@ class Detector:
         self._rules = rule_functions(ruleset)
         self._typologies = plan(ruleset)
         self._suppressing = _suppression_windows(ruleset)
+        self._pairs = pair_plans(self._typologies)
+        self._pair_window = pair_window(ruleset, self._pairs)
         self.state.horizon = ruleset.history_window()
         self.state.max_users = sys.maxsize if self.unbounded_users else ruleset.state.max_users
         self.state.max_events_per_user = ruleset.state.max_events_per_user
@@ -197,7 +205,24 @@ class Detector:
                         replaced[hit.rule] = last
                     out.append(hit)
             hits = out
-        return Judgement(user_id, event, hits, raised, replaced)
+        return Judgement(user_id, event, hits, raised, replaced, self._completed(user_id, event))
+
+    def _completed(self, user_id: str, event: Event) -> tuple[tuple[Event, Hit], ...]:
+        """The alerts a late arrival completes on the user's later transactions. Not raised again
+        into a suppression window of their typology, nor for a user trusted for it."""
+        history = self.state.later_than(user_id, event) if self._pairs else []
+        if not history:
+            return ()
+        known = self.state.raised_of(user_id)
+        out = []
+        for later, found in completed_by(event, history, self._pairs, self.ruleset, self._pair_window):
+            window, last = self._suppressing.get(found.name), known.get(found.name)
+            if window is not None and last is not None and last[0] <= later.event_time < last[0] + window:
+                continue
+            hit = silence_trusted([_typology_hit(found, self.ruleset)], user_id, later.event_time, self.lists)[0]
+            if hit.suppressed_by is None:
+                out.append((later, hit))
+        return tuple(out)
 
     def record(self, judgement: Judgement) -> None:
         """Add a judged transaction to its user's history (and its raised alerts, for suppression)."""
@@ -236,6 +261,25 @@ class Detector:
     def reset(self) -> None:
         """Forget all users (after a partition reassignment); they are reloaded on demand."""
         self.state.clear()
+
+
+def completed_alerts(judgement: Judgement, tx: Mapping[str, Any], *, created_at: dt.datetime,
+                     rules_version: str) -> list[dict[str, Any]]:
+    """The alerts a late transaction `tx` completes, on the later transactions they are about, each
+    naming `tx` in `completed_by` (the batch drops them with it if it is dropped)."""
+    out = []
+    for later, hit in judgement.completed:
+        about = {"transaction_id": later.transaction_id, "user_id": tx["user_id"], "amount": later.amount,
+                 "location": later.location, "event_time": later.event_time}
+        out.append({**alert_document(about, hit, created_at=created_at, rules_version=rules_version),
+                    "completed_by": tx["transaction_id"]})
+    return out
+
+
+def owner_of(alert: Mapping[str, Any]) -> str:
+    """The batch's transaction an alert document came from: the one it is about, or the late one
+    that completed it (src/txnmon/core/rules/late_pairs.py). Refusals and case order go by it."""
+    return str(alert.get("completed_by") or alert["transaction_id"])
 
 
 def alert_document(tx: Mapping[str, Any], hit: Hit, *, created_at: dt.datetime, rules_version: str) -> dict[str, Any]:

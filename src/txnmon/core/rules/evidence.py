@@ -17,14 +17,16 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from txnmon.core import geo
+from txnmon.core.rules.places import (
+    far_from_usual_signal,
+    fast_travel_signal,
+    new_country_signal,
+    new_location_signal,
+)
 from txnmon.core.rules.rulebook import (
     AmountVsUsualSignal,
     DeclinesSignal,
-    FarFromUsualSignal,
-    FastTravelSignal,
     HighAmountSignal,
-    NewLocationSignal,
     NewPaymentMethodSignal,
     RefundsSignal,
     RuleSet,
@@ -33,61 +35,11 @@ from txnmon.core.rules.rulebook import (
     VelocitySignal,
 )
 from txnmon.core.rules.state import Event
+from txnmon.core.rules.windows import MAX_LISTED, Evidence, fmt_amount, fmt_span, with_counted, within
 
-
-class Evidence(NamedTuple):
-    """A signal present on a transaction: what it saw, and the earlier events it counted."""
-
-    reason: str
-    counted: tuple[Event, ...] = ()
-    measured: dict[str, Any] | None = None
-
-
-# An explanation lists at most this many counted ids (the newest) and this many places or methods:
-# the count stays exact in `counted_total`, and an alert stays a few KB whatever a user sends (180
-# counted ids of 60 KB, listed twice, once made a 21 MB alert that MongoDB refused).
-MAX_LISTED = 50
-
-
-def listed_ids(events: Sequence[Event]) -> list[str]:
-    """The ids of the newest `MAX_LISTED` of `events`, oldest first."""
-    return [e.transaction_id for e in sorted(events, key=lambda e: e.key)[-MAX_LISTED:]]
-
-
-def with_counted(out: dict[str, Any], events: Sequence[Event]) -> dict[str, Any]:
-    """`out` with `counted` (see `listed_ids`) and, when that list is cut, `counted_total`."""
-    out["counted"] = listed_ids(events)
-    if len(events) > MAX_LISTED:
-        out["counted_total"] = len(events)
-    return out
-
-
-def within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
-    """The events of `prior` at or after `since`, newest first."""
-    # prior is sorted by event time: walk back from the newest until outside the window (newest first)
-    out: list[Event] = []
-    for event in reversed(prior):
-        if event.event_time < since:
-            break
-        out.append(event)
-    return out
-
-
-def fmt_amount(amount: float) -> str:
-    """An amount as the explanations print it: no decimals when whole."""
-    return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
-
-
-def fmt_span(delta: dt.timedelta) -> str:
-    """A duration as the explanations print it: seconds, minutes, hours or days."""
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+# what other modules take from here
+__all__ = ["COST", "MAX_LISTED", "SIGNALS", "Evidence", "TypologyHit", "TypologyPlan", "checkouts", "fmt_amount",
+           "fmt_span", "plan", "typology_explanation", "typology_reason", "weigh", "with_counted", "within"]
 
 
 def _is_purchase(e: Event) -> bool:
@@ -121,19 +73,6 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
                     {"amount": event.amount, "usual_amount": median, "ratio": round(event.amount / median, 2)})
 
 
-def new_location_signal(event: Event, prior: Sequence[Event], cfg: NewLocationSignal) -> Evidence | None:
-    history = within(prior, event.event_time - cfg.lookback)
-    if len(history) < cfg.min_history:
-        return None
-    here = event.location.casefold()
-    if any(e.location.casefold() == here for e in history):
-        return None
-    usual = sorted({e.location for e in history})[:MAX_LISTED]
-    return Evidence(f"first transaction from {event.location} in {fmt_span(cfg.lookback)} "
-                    f"(usual: {', '.join(usual[:3])})", tuple(history),
-                    {"location": event.location, "usual": usual})
-
-
 def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaymentMethodSignal) -> Evidence | None:
     if not event.payment_method:
         return None
@@ -147,75 +86,6 @@ def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaym
     used = sorted({e.payment_method for e in history})[:MAX_LISTED]
     return Evidence(f"{event.payment_method} never used before (used: {', '.join(used[:3])})", tuple(history),
                     {"payment_method": event.payment_method, "used": used})
-
-
-def recent_move(event: Event, prior: Sequence[Event], window: dt.timedelta) -> tuple[Event, dt.timedelta] | None:
-    """The user's previous event and the time since, if it was in another place at most `window` ago."""
-    if not prior:
-        return None
-    last = prior[-1]
-    if last.location.casefold() == event.location.casefold():
-        return None
-    gap = event.event_time - last.event_time
-    return None if gap > window else (last, gap)
-
-
-def travel_speed(last: Event, event: Event, gap: dt.timedelta) -> tuple[float, float] | None:
-    """(km, km/h) between two events' cities; None when either city has no coordinates."""
-    here, there = geo.lookup(event.location), geo.lookup(last.location)
-    if here is None or there is None:
-        return None
-    km = geo.distance_km(here, there)
-    hours = gap.total_seconds() / 3600
-    return km, km / hours if hours > 0 else float("inf")
-
-
-def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
-    move = recent_move(event, prior, cfg.window)
-    if move is None:
-        return None
-    last, gap = move
-    if cfg.usual_lookback is not None:
-        # a quick move back to a place the user used before the last one is a return: the move
-        # away (its own verdict) is what was odd, not this transaction
-        here_folded = event.location.casefold()
-        if any(e.location.casefold() == here_folded
-               for e in within(prior[:-1], event.event_time - cfg.usual_lookback)):
-            return None
-    measured: dict[str, Any] = {"previous_location": last.location, "location": event.location,
-                                "gap_s": gap.total_seconds(), "distance_km": None, "speed_kmh": None}
-    trip = travel_speed(last, event, gap)
-    if trip is None:
-        # cities missing from the coordinates table: only a change of city this fast is suspect
-        if gap > cfg.unknown_city_window:
-            return None
-        return Evidence(f"{last.location} to {event.location} within {fmt_span(gap)}", (last,), measured)
-    km, speed = trip
-    if speed <= cfg.max_speed_kmh:
-        return None  # a plausible trip: not suspicious by itself
-    measured.update(distance_km=round(km, 1), speed_kmh=round(speed, 1) if gap.total_seconds() > 0 else None)
-    return Evidence(f"{last.location} to {event.location} ({km:,.0f} km) in {fmt_span(gap)}: "
-                    f"faster than {cfg.max_speed_kmh:,.0f} km/h", (last,), measured)
-
-
-def far_from_usual_signal(event: Event, prior: Sequence[Event], cfg: FarFromUsualSignal) -> Evidence | None:
-    here = geo.lookup(event.location)
-    if here is None:
-        return None
-    history = within(prior, event.event_time - cfg.lookback)
-    if len(history) < cfg.min_history:
-        return None
-    places = {e.location.casefold(): e.location for e in history}
-    if event.location.casefold() in places:
-        return None
-    known = [(name, city) for name in places.values() if (city := geo.lookup(name)) is not None]
-    if not known:
-        return None  # no usual place on the map: nothing to measure from
-    nearest, km = min(((name, geo.distance_km(here, city)) for name, city in known), key=lambda x: x[1])
-    if km <= cfg.min_km:
-        return None
-    return Evidence(f"{event.location} is {km:,.0f} km from the nearest usual place ({nearest})", tuple(history),
-                    {"location": event.location, "nearest_usual": nearest, "distance_km": round(km, 1)})
 
 
 def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, min_count: int, what: str,
@@ -278,6 +148,7 @@ SignalFn = Callable[[Event, Sequence[Event], Any], "Evidence | None"]
 SIGNALS: dict[str, SignalFn] = {
     "high_amount": high_amount_signal, "amount_vs_usual": amount_vs_usual_signal,
     "new_location": new_location_signal, "new_payment_method": new_payment_method_signal,
+    "new_country": new_country_signal,
     "fast_travel": fast_travel_signal, "far_from_usual": far_from_usual_signal,
     "tiny_amounts": tiny_amounts_signal, "declines": declines_signal,
     "refunds": refunds_signal, "velocity": velocity_signal,
@@ -285,7 +156,7 @@ SIGNALS: dict[str, SignalFn] = {
 # evaluation order within a typology: those that look at the transaction alone first, then short
 # windows, then the long lookbacks
 COST = {"high_amount": 0, "tiny_amounts": 1, "declines": 1, "refunds": 1, "amount_vs_usual": 2, "velocity": 3,
-        "fast_travel": 3, "new_location": 4, "new_payment_method": 4, "far_from_usual": 5}
+        "fast_travel": 3, "new_location": 4, "new_payment_method": 4, "new_country": 4, "far_from_usual": 5}
 
 
 class TypologyPlan(NamedTuple):

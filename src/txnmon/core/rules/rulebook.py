@@ -160,16 +160,29 @@ class NewPaymentMethodSignal(SignalBase):
     min_history: int = Field(3, ge=1)         # earlier transactions with a known payment method
 
 
-class FastTravelSignal(SignalBase):
-    """The previous place is further than a plausible trip in the time between (cities missing
-    from the coordinates table: any change of city within the window)."""
+class NewCountrySignal(SignalBase):
+    """A country the user did not buy from within the lookback (places the gazetteer cannot place
+    in a country tell nothing)."""
 
-    window: Duration = dt.timedelta(hours=6)  # only compare with a previous transaction this recent
+    lookback: Duration = dt.timedelta(days=30)
+    min_history: int = Field(1, ge=1)         # earlier transactions in a known country
+
+
+class FastTravelSignal(SignalBase):
+    """An earlier place within the window is further than a plausible trip in the time between
+    (two countries: at least the distance between them; places the gazetteer does not know: any
+    change of place within `unknown_city_window`)."""
+
+    window: Duration = dt.timedelta(hours=6)  # compare with the earlier transactions this recent
     max_speed_kmh: float = Field(900, gt=0)
-    unknown_city_window: Duration = dt.timedelta(minutes=30)  # a city not in the table: a change within this
-    # a move back to a place used within this lookback (before the previous transaction) is a return,
-    # not a trip (None: judge every move)
+    unknown_city_window: Duration = dt.timedelta(minutes=30)  # a place not in the gazetteer: a change within this
+    # a move back to a place used within this lookback (before the move away) is a return, not a
+    # trip (None: judge every move)
     usual_lookback: Duration | None = dt.timedelta(days=30)
+    # events reach the processor at most this long after later ones: a return is judged only from
+    # places used longer ago than this, which have all arrived, so any arrival order within it
+    # gives the same verdicts
+    lateness: Duration = dt.timedelta(minutes=10)
 
 
 class FarFromUsualSignal(SignalBase):
@@ -211,6 +224,7 @@ class Signals(_Strict):
     amount_vs_usual: AmountVsUsualSignal = AmountVsUsualSignal()
     new_location: NewLocationSignal = NewLocationSignal()
     new_payment_method: NewPaymentMethodSignal = NewPaymentMethodSignal()
+    new_country: NewCountrySignal = NewCountrySignal()
     fast_travel: FastTravelSignal = FastTravelSignal()
     far_from_usual: FarFromUsualSignal = FarFromUsualSignal()
     tiny_amounts: TinyAmountsSignal = TinyAmountsSignal()
@@ -219,8 +233,8 @@ class Signals(_Strict):
     velocity: VelocitySignal = VelocitySignal()
 
 
-SignalName = Literal["high_amount", "amount_vs_usual", "new_location", "new_payment_method", "fast_travel",
-                     "far_from_usual", "tiny_amounts", "declines", "refunds", "velocity"]
+SignalName = Literal["high_amount", "amount_vs_usual", "new_location", "new_payment_method", "new_country",
+                     "fast_travel", "far_from_usual", "tiny_amounts", "declines", "refunds", "velocity"]
 
 
 class Typology(_Strict):
@@ -303,7 +317,7 @@ class RuleSet(_Strict):
             windows.append(r.repeated_failed_payments.window)
         sig = self.signals
         looks = {"amount_vs_usual": sig.amount_vs_usual.lookback, "new_location": sig.new_location.lookback,
-                 "new_payment_method": sig.new_payment_method.lookback,
+                 "new_payment_method": sig.new_payment_method.lookback, "new_country": sig.new_country.lookback,
                  "fast_travel": max(sig.fast_travel.window, sig.fast_travel.usual_lookback or sig.fast_travel.window),
                  "far_from_usual": sig.far_from_usual.lookback, "tiny_amounts": sig.tiny_amounts.window,
                  "declines": sig.declines.window, "refunds": sig.refunds.window, "velocity": sig.velocity.window}

@@ -324,7 +324,6 @@ class UserStateStore:
 
     def missing(self, user_ids: Iterable[str]) -> set[str]:
         return {u for u in user_ids if u not in self._users}
-
     def preload(self, user_id: str, events: Iterable[Event]) -> None:
         """Seed a user's history (e.g. from MongoDB after a restart)."""
         history = self.get(user_id)
@@ -338,13 +337,18 @@ class UserStateStore:
         return history.before(event) if history is not None else []
 
     def recorded(self, user_id: str, transaction_id: str) -> Event | None:
-        """The event kept under this transaction id in the user's history, if still there; changes
-        nothing (not even the recently-used order)."""
+        """The event kept under this id in the user's history, if there; changes nothing (not even the LRU order)."""
         blob = self._users.get(user_id)
         # a byte search first: most transactions are new, and then nothing is decoded
         if not blob or transaction_id.encode("utf-8") not in blob:
             return None
         return next((e for e in unpack_events(blob) if e.transaction_id == transaction_id), None)
+
+    def later_than(self, user_id: str, event: Event) -> list[Event]:
+        """The user's events if one is not older than `event` (it arrives late), else []; changes nothing."""
+        history = self._view(user_id)
+        latest = history.latest if history is not None else None
+        return history.events if history and latest is not None and latest >= event.event_time else []
 
     def raised_of(self, user_id: str) -> Mapping[str, tuple[dt.datetime, str]]:
         return self._raised.get(user_id, _NO_RAISED)
