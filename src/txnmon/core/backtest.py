@@ -31,6 +31,7 @@ PATTERN_RULES = {
     "burst": ("velocity",),
     "impossible_travel": ("impossible_travel",),
     "account_takeover": ("account_takeover", "high_value_unusual_location"),
+    "unusual_location": ("high_value_new_country", "high_value_unusual_location"),
     "high_amount": ("high_amount",),
     "refund_abuse": ("refund_abuse", "excessive_refunds"),
     "card_testing": ("card_testing", "repeated_failed_payments"),

@@ -3,7 +3,8 @@
   ordinary             users with a home city, a product catalogue with prices and categories,
                        a payment-method mix, a daily traffic curve, some failed payments and refunds
   traveller            a flight to a city 1,000-1,500 km away, then ordinary purchases there,
-                       three or more hours after the last one at home
+                       three or more hours after the last one at home; one trip in four is abroad
+                       (a flight's time plus one to three hours after the last purchase at home)
   multi_item_checkout  three or four items in the same minute, same payment method and place
   declined_retry       a declined payment, then the same amount paid a minute or two later
                        (half of the time with another of the user's payment methods)
@@ -26,6 +27,7 @@ from txnmon.synthetic.spec import (
     CATALOGUE,
     CATALOGUE_WEIGHTS,
     FAILED_RATE,
+    FAR_CITIES,
     HOME_CITIES,
     HOME_WEIGHTS,
     HOURLY,
@@ -71,6 +73,7 @@ def clean_day(spec: GeneratorSpec, n: int, rng: np.random.Generator) -> pd.DataF
 
 # --- realistic clean behaviours: each takes the clean rows and returns them changed or extended ---
 
+TRIPS_ABROAD = 0.25  # of travellers' trips
 _CATALOGUE_PRICES = np.array([c[2] for c in CATALOGUE], dtype=float)
 _DEAR = np.flatnonzero(_CATALOGUE_PRICES >= 9_000)  # payday buys: electronics and appliances
 
@@ -98,21 +101,27 @@ def _travel(spec: GeneratorSpec, df: pd.DataFrame, rng: np.random.Generator) -> 
     starts = np.concatenate(([0], bounds))
     ends = np.concatenate((bounds, [len(df)]))
     travels = rng.random(len(starts)) < spec.traveller_share
+    abroad = rng.random(len(starts)) < TRIPS_ABROAD
     ts = df["ts"].to_numpy().copy()
     location = df["location"].to_numpy().copy()
     behaviour = df["behaviour"].to_numpy().copy()
-    for first, end, travelling in zip(starts, ends, travels, strict=True):
+    for first, end, travelling, overseas in zip(starts, ends, travels, abroad, strict=True):
         if not travelling or end - first < 2:
             continue
         split = int(rng.integers(first + 1, end))
-        options = destinations.get(str(location[first]), [])
+        options = [str(c) for c in FAR_CITIES] if overseas else destinations.get(str(location[first]), [])
         if not options:
             continue
+        there = options[int(rng.integers(len(options)))]
         gap = ts[split] - ts[split - 1]
         need = np.timedelta64(3 * 3600 + int(rng.integers(0, 2 * 3600)), "s")
+        home, away = geo.lookup(str(location[split - 1])), geo.lookup(there)
+        if overseas and home is not None and away is not None:
+            flight = geo.distance_km(home, away) / 800 * 3600
+            need = np.timedelta64(int(flight) + int(rng.integers(3600, 3 * 3600)), "s")
         if gap < need:
             ts[split:end] += need - gap
-        location[split:end] = options[int(rng.integers(len(options)))]
+        location[split:end] = there
         behaviour[split:end] = "traveller"
     return df.assign(ts=ts, location=location, behaviour=behaviour)
 

@@ -7,8 +7,11 @@ the spec, the patterns and the catalogue are in src/txnmon/synthetic/spec.py.
 Injected fraud, labelled in `fraud_label` and grouped by `fraud_incident`:
 
   burst             5-8 gift-card purchases by one user, one every minute or two
-  impossible_travel a purchase abroad minutes after one at home
+  impossible_travel a purchase abroad minutes to three hours after one at home (faster than a plane)
   account_takeover  a big purchase in a city the user never used, with a payment method never used
+  unusual_location  the seed report's example: a purchase far above the user's usual, abroad, with the
+                    user's usual payment method, hours after the last purchase at home (victims with
+                    a single earlier purchase too)
   high_amount       one purchase far above the user's usual basket
   refund_abuse      3-5 refunds within a few hours
   card_testing      3-6 tiny payments within minutes, most of them declined
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from txnmon.core import geo
 from txnmon.synthetic.behaviours import add_behaviours, clean_day, delay_some
 from txnmon.synthetic.spec import (
     BEHAVIOUR_SHARES,
@@ -69,6 +73,10 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
     eligible = np.flatnonzero((count >= 4) & ~travelling)
     if eligible.size == 0:
         eligible = np.arange(spec.users)
+    # the seed report's case needs only one earlier purchase: what there is must be judged
+    thin = np.flatnonzero((count >= 2) & ~travelling)
+    if thin.size == 0:
+        thin = eligible
     end = np.datetime64(spec.start.isoformat(), "s") + np.timedelta64(spec.days * 86400, "s")
 
     rows: list[dict] = []
@@ -78,12 +86,13 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
         incident = f"F{spec.seed}-{n_incident:06d}"
         # one incident per victim while victims last: a second attack on a taken-over account
         # would meet the first one's traces (its city, its payment method) as "usual"
-        fresh_victims = np.setdiff1d(eligible, victims) if len(victims) < eligible.size else eligible
+        pool = thin if pattern == "unusual_location" else eligible
+        fresh_victims = np.setdiff1d(pool, victims) if len(victims) < pool.size else pool
         u = int(rng.choice(fresh_victims))
         victims.append(u)
         history = slice(first[u], first[u] + count[u])
         times, places, methods = ts_arr[history], loc_arr[history], pay_arr[history]
-        after = 3 if count[u] >= 4 else 0
+        after = 3 if count[u] >= 4 and pattern != "unusual_location" else 0
         lo = times[after] if count[u] else np.datetime64(spec.start.isoformat(), "s")
         span = max(int((end - lo) / np.timedelta64(1, "s")) - 7200, 1)
         t0 = lo + np.timedelta64(int(rng.integers(60, span + 60)), "s")
@@ -106,8 +115,11 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
         elif pattern == "impossible_travel":
             # the victim's genuine purchase at home, then the fraudster abroad minutes later
             add(t0, rng.uniform(300, 3_000), home, fraud_label="", fraud_incident="", behaviour="ordinary")
-            add(t0 + np.timedelta64(int(rng.integers(120, 1500)), "s"), rng.uniform(2_000, 20_000),
-                str(rng.choice(FAR_CITIES)))
+            abroad = str(rng.choice(FAR_CITIES))
+            # up to three hours later, but never as late as a plane could have made it
+            longest = min(3 * 3600, int(0.8 * _flight_s(home, abroad, 900)) if _flight_s(home, abroad, 900) else 1500)
+            add(t0 + np.timedelta64(int(rng.integers(120, max(longest, 121))), "s"), rng.uniform(2_000, 20_000),
+                abroad)
         elif pattern == "account_takeover":
             # a new city, a payment method the user never used, several times the usual amount
             used = set(places)
@@ -118,6 +130,21 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
             low = max(20_000.0, 4 * usual)
             add(t0, rng.uniform(low, 1.5 * low), str(rng.choice(fresh)), product="Laptop",
                 payment_method=str(rng.choice(new_methods)))
+        elif pattern == "unusual_location":
+            abroad = str(rng.choice(FAR_CITIES))
+            # hours after the user's last purchase: long enough for a flight, so no travel signal helps
+            need = np.timedelta64(int((_flight_s(home, abroad, 800) or 6 * 3600) + rng.integers(3600, 5 * 3600)), "s")
+            for _ in range(20):
+                last = int(np.searchsorted(times, t0, side="right")) - 1
+                if last < 0 or t0 - times[last] >= need:
+                    break
+                t0 = times[last] + need
+            before = amount_arr[history][times < t0]
+            usual = float(np.median(before)) if before.size else 1_000.0
+            low = max(35_000.0, 4 * usual)
+            own = methods[times < t0]
+            usual_method = str(pd.Series(own).mode().sort_values().iloc[0]) if own.size else "UPI"
+            add(t0, rng.uniform(low, 1.3 * low), abroad, product="Laptop", payment_method=usual_method)
         elif pattern == "high_amount":
             add(t0, rng.uniform(60_000, 300_000), home, product="Gold Jewellery", category="Jewellery")
         elif pattern == "refund_abuse":
@@ -132,6 +159,12 @@ def _inject(spec: GeneratorSpec, clean: pd.DataFrame, rng: np.random.Generator) 
                     payment_method="Credit Card", product="Gift Card", category="Gift Cards")
                 at = at + np.timedelta64(int(rng.integers(20, 120)), "s")
     return pd.DataFrame(rows)
+
+
+def _flight_s(a: str, b: str, kmh: float) -> float | None:
+    """Seconds to fly between two cities at `kmh`; None if the gazetteer lacks one."""
+    ca, cb = geo.lookup(a), geo.lookup(b)
+    return None if ca is None or cb is None else geo.distance_km(ca, cb) / kmh * 3600
 
 
 def generate(spec: GeneratorSpec) -> pd.DataFrame:
@@ -154,6 +187,7 @@ def generate(spec: GeneratorSpec) -> pd.DataFrame:
         drop = rng.choice(ordinary, size=min(excess, len(ordinary)), replace=False)
         clean = clean.drop(index=clean.index[drop])
     clean = delay_some(spec, clean, rng)
+    fraud = delay_some(spec, fraud, rng) if len(fraud) else fraud  # an attack's rows arrive late too
     df = pd.concat([clean, fraud], ignore_index=True).iloc[: spec.rows]
     df = df.sort_values(["ts", "user"], kind="stable").reset_index(drop=True)
     # ids in event-time order; the file in arrival order (a late row comes after later events)

@@ -62,17 +62,48 @@ def _by_user(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_travellers_fly_a_plausible_distance_hours_after_their_last_purchase_at_home(sample):
     rows = _by_user(sample[sample["fraud_label"] == ""])
-    checked = 0
+    domestic = abroad = 0
     for _, user in rows.groupby("user_id"):
         away = user["behaviour"].to_numpy() == "traveller"
         if not away.any() or away.all():
             continue
         first = int(away.argmax())
         before, after = user.iloc[first - 1], user.iloc[first]
-        km = geo.distance_km(geo.lookup(before["location"]), geo.lookup(after["location"]))
-        assert 1_000 <= km <= 1_500 and after["ts"] - before["ts"] >= pd.Timedelta(hours=3)
-        checked += 1
-    assert checked > 50
+        a, b = geo.lookup(before["location"]), geo.lookup(after["location"])
+        km, gap = geo.distance_km(a, b), after["ts"] - before["ts"]
+        if a.country == b.country:
+            assert 1_000 <= km <= 1_500 and gap >= pd.Timedelta(hours=3)
+            domestic += 1
+        else:  # a trip abroad: at least the flight at 800 km/h and an hour
+            assert km > 1_500 and gap >= pd.Timedelta(hours=km / 800 + 1)
+            abroad += 1
+    assert domestic > 50 and abroad > 10
+
+
+def test_the_seed_reports_case_and_impossible_travel_abroad_have_their_shape(sample):
+    rows = _by_user(sample)
+    cases = rows[rows["fraud_label"] == "unusual_location"]
+    assert len(cases) > 8
+    thin = 0
+    for _, tx in cases.iterrows():
+        before = rows[(rows["user_id"] == tx["user_id"]) & (rows["ts"] < tx["ts"])]
+        here, last = geo.lookup(tx["location"]), geo.lookup(before.iloc[-1]["location"])
+        assert here.country not in {geo.lookup(p).country for p in before["location"]}
+        # the usual payment method, far above the usual amount, and no faster than a plane
+        assert tx["payment_method"] == before["payment_method"].mode().sort_values().iloc[0]
+        assert tx["amount"] >= 35_000 and tx["amount"] >= 4 * before["amount"].median()
+        assert tx["ts"] - before.iloc[-1]["ts"] >= pd.Timedelta(hours=geo.distance_km(here, last) / 800)
+        thin += len(before) < 3
+    assert thin >= 1  # users with little history too
+    travel = rows[rows["fraud_label"] == "impossible_travel"]
+    gaps = []
+    for _, tx in travel.iterrows():
+        before = rows[(rows["user_id"] == tx["user_id"]) & (rows["ts"] < tx["ts"])].iloc[-1]
+        a, b = geo.lookup(before["location"]), geo.lookup(tx["location"])
+        gap = tx["ts"] - before["ts"]
+        assert a.country != b.country and geo.distance_km(a, b) / (gap.total_seconds() / 3600) > 900
+        gaps.append(gap)
+    assert max(gaps) > pd.Timedelta(hours=1)  # not only minutes: the old rule caught only 30 of them
 
 
 def test_multi_item_checkouts_share_a_minute_a_method_and_a_place(sample):
