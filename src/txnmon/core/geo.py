@@ -35,7 +35,10 @@ def lookup(name: str) -> City | None:
         return city
     place, iso2 = _split(key)
     # a suffix that is not a country ('London, Ontario') is not guessed at: None, not the wrong London
-    return g.by_name_country.get((place, iso2)) if iso2 is not None else None
+    if iso2 is None:
+        return None
+    city = g.by_name.get(place)
+    return city if city is not None and city.country == iso2 else g.by_name_country.get((place, iso2))
 
 
 @functools.lru_cache(maxsize=65_536)
