@@ -5,7 +5,8 @@ src/txnmon/data/maps/, checked against their sha256 in manifest.json when first 
 the chart, so the map needs no tile server and no network when the page is viewed. Only the outlines
 the view shows are inlined (`subset`): the page refreshes every few seconds, and the world's outlines
 are about 1 MB of JSON where a view of India needs about 130 KB. Cities get their
-coordinates from src/txnmon/data/cities.csv; the view is fitted to the cities with data.
+coordinates from the gazetteer (txnmon.core.geo, src/txnmon/data/gazetteer/: GeoNames cities over
+15,000 people); the view is fitted to the cities with data.
 """
 
 from __future__ import annotations

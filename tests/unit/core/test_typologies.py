@@ -179,7 +179,7 @@ def test_far_from_usual_measures_from_the_nearest_usual_place():
                         "  high_value_unusual_location: {enabled: false}\n"
                         "typologies:\n  overseas: {signals: {far_from_usual: 100}, thresholds: {low: 100}}\n")
     fired = run([*HOME, tx("near", 300, location="Delhi"), tx("far", 400, location="London"),
-                 tx("nowhere", 500, location="Atlantis")], rules)
+                 tx("nowhere", 500, location="Atlantis-on-Sea")], rules)  # Atlantis (ZA) is in the gazetteer
     assert fired["near"] == {} and fired["far"] == {"overseas": "low"} and fired["nowhere"] == {}
     detector = Detector(rules)
     hits = [h for r in [*HOME, tx("far", 400, location="London")] for h in detector.observe(r)]
