@@ -46,7 +46,8 @@ def test_a_late_purchase_at_home_completes_the_impossible_trip_on_the_purchase_a
     detector = Detector(SHIPPED)
     detector.record(detector.judge(abroad))
     late = detector.judge(home)
-    assert late.hits == [] and [(e.transaction_id, h.rule) for e, h in late.completed] == [("abroad", "impossible_travel")]
+    assert late.hits == []
+    assert [(e.transaction_id, h.rule) for e, h in late.completed] == [("abroad", "impossible_travel")]
     docs = completed_alerts(late, home, created_at=T0, rules_version=SHIPPED.version)
     assert [(d["_id"], d["transaction_id"], d["completed_by"], d["location"]) for d in docs] == [
         ("abroad:impossible_travel", "abroad", "home", "London")]

@@ -33,8 +33,8 @@ def run(txs: list[dict], rules: RuleSet = RULES) -> dict[str, list[str]]:
 def test_shipped_rules_file_is_valid_and_versioned():
     assert SHIPPED.rules.high_amount.threshold == 50_000 and SHIPPED.rules.high_amount.enabled
     assert not SHIPPED.rules.velocity.enabled and SHIPPED.rules.listed.enabled
-    assert set(SHIPPED.typologies) == {"card_testing", "account_takeover", "impossible_travel", "refund_abuse",
-                                       "velocity"}
+    assert set(SHIPPED.typologies) == {"card_testing", "account_takeover", "high_value_new_country",
+                                       "impossible_travel", "refund_abuse", "velocity"}
     assert SHIPPED.version.startswith("2+") and len(SHIPPED.version) == 12
     assert RULES.rules.velocity.max_transactions == 3 and not RULES.typologies
 
