@@ -446,6 +446,11 @@ def quix_peer_rate(tag: str, rows: list[dict[str, Any]], idle_timeout_s: float =
     """The Quix Streams peer (bench/quix_peer.py) on the same transactions: produced as `produce_rows` does
     onto a fresh topic with the raw topic's partition count, then the peer in its own process until it
     has stored all of them (checked in the store afterwards). Its topics and database are removed."""
+    import importlib.util
+
+    if importlib.util.find_spec("quixstreams") is None:
+        raise StepFailed("quixstreams is not installed: it is bench-only, `uv sync --group bench` adds it "
+                         "(`make bench` does)")
     peer = isolated_settings(tag + "q")
     kafka.ensure_topics(peer, [peer.topic_raw])
     try:
