@@ -1,5 +1,7 @@
 """`make bench`: one run against the local stack; writes bench/results/latest.json and a table.
 
+    cpu_us_per_tx_1d / cpu_us_per_tx_30d   CPU µs per transaction of the processor's hot path, in-process with
+                          in-memory doubles (bench/cpu.py), at 1-day and 30-day user histories (--cpu-rows)
     e2e_tx_per_s          raw topic -> acknowledged MongoDB writes + enriched events (the processor)
     naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
     raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
@@ -48,6 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import cpu_figures  # noqa: E402
 from bench.scale_out import generated_rows, scale_out  # noqa: E402
 from bench.steps import StepFailed, StepResults, ratio  # noqa: E402
 from txnmon.adapters import kafka  # noqa: E402
@@ -65,10 +68,13 @@ TARGETS = {
     "alert_latency_p99_ms": 250.0,
     "webhook_latency_p99_ms": 1000.0,
     "rollup_s_per_million": 30.0,
+    "cpu_us_per_tx_1d": 60.0,
+    "cpu_us_per_tx_30d": 75.0,
 }
 # the steps of a full run, in order (--skip names them)
-STEP_NAMES = ("generate_and_produce", "raw_consume", "e2e", "quix_peer", "store_ceiling", "naive", "rollup_rebuild",
-              "alert_latency", "webhook_latency", "rss", "restore", "round_trip", "rollups", "scale_out")
+STEP_NAMES = ("cpu", "generate_and_produce", "raw_consume", "e2e", "quix_peer", "store_ceiling", "naive",
+              "rollup_rebuild", "alert_latency", "webhook_latency", "rss", "restore", "round_trip", "rollups",
+              "scale_out")
 
 
 def say(msg: str) -> None:
@@ -495,6 +501,8 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
         ("alert_latency_p99_ms < 250", "alert_latency_p99_ms", lambda v: v < TARGETS["alert_latency_p99_ms"]),
         ("webhook_latency_p99_ms < 1000", "webhook_latency_p99_ms", lambda v: v < TARGETS["webhook_latency_p99_ms"]),
         ("rollup_s_per_million < 30", "rollup_s_per_million", lambda v: v < TARGETS["rollup_s_per_million"]),
+        ("cpu_us_per_tx_1d <= 60", "cpu_us_per_tx_1d", lambda v: v <= TARGETS["cpu_us_per_tx_1d"]),
+        ("cpu_us_per_tx_30d <= 75", "cpu_us_per_tx_30d", lambda v: v <= TARGETS["cpu_us_per_tx_30d"]),
     )
     known = {**figures, **ratios}
     targets = {name: check(known[key]) for name, key, check in checks if key in known}
@@ -505,7 +513,8 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
 
 def print_summary(figures: dict[str, Any]) -> None:
     print()
-    for key in ("e2e_tx_per_s", "quix_peer_tx_per_s", "store_ceiling_tx_per_s", "mongo_writes_per_tx",
+    for key in ("cpu_us_per_tx_1d", "cpu_us_per_tx_30d", "e2e_tx_per_s", "quix_peer_tx_per_s",
+                "store_ceiling_tx_per_s", "mongo_writes_per_tx",
                 "naive_tx_per_s", "raw_consume_tx_per_s", "alert_latency_p50_ms", "alert_latency_p99_ms",
                 "webhook_latency_p50_ms", "webhook_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb",
                 "restore_s", "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
@@ -550,6 +559,8 @@ def main() -> int:
     parser.add_argument("--scale-out-rows", type=int, default=200_000, help="rows of each scale-out run (0 skips)")
     parser.add_argument("--scale-out-members", default="1,2,3", help="member counts of the scale-out runs")
     parser.add_argument("--scale-out-partitions", type=int, default=6)
+    parser.add_argument("--cpu-rows", type=int, default=200_000,
+                        help="transactions of each in-process CPU measurement, bench/cpu.py (0 skips)")
     parser.add_argument("--peer-rows", type=int, default=None,
                         help="transactions the Quix Streams peer is timed on (default: all of --rows; 0 skips)")
     parser.add_argument("--skip", default="", help=f"steps not to run, comma-separated, of: {', '.join(STEP_NAMES)}")
@@ -594,6 +605,14 @@ def main() -> int:
     figures = out.figures
     rows: list[dict[str, Any]] = []
     try:
+        def cpu() -> dict[str, Any]:
+            say(f"CPU per transaction of the hot path, in-process, {args.cpu_rows:,} transactions at 1-day and "
+                "30-day histories (bench/cpu.py)")
+            part = cpu_figures(args.cpu_rows)
+            say(f"CPU: {part['cpu_us_per_tx_1d']} µs per transaction (1-day histories), "
+                f"{part['cpu_us_per_tx_30d']} µs (30-day); stages {part['cpu_stages_1d']}, {part['cpu_stages_30d']}")
+            return part
+
         def generate_and_produce() -> dict[str, Any]:
             say(f"generating {args.rows:,} transactions (1% injected fraud)")
             generated = generate(GeneratorSpec(rows=args.rows, users=max(args.rows // 10, 1), fraud_rate=0.01,
@@ -691,12 +710,14 @@ def main() -> int:
             return {}
 
         steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [
-            ("generate_and_produce", generate_and_produce), ("raw_consume", raw_consume), ("e2e", e2e),
+            ("cpu", cpu), ("generate_and_produce", generate_and_produce), ("raw_consume", raw_consume), ("e2e", e2e),
             ("quix_peer", quix_peer), ("store_ceiling", ceiling_and_alerts), ("naive", naive),
             ("rollup_rebuild", rollup_rebuild), ("alert_latency", latency),
             ("webhook_latency", lambda: measure_webhook_latency(tag, args.webhook_rate, args.latency_seconds)),
             ("rss", rss), ("restore", restore), ("round_trip", round_trip), ("rollups", rollups_at_sizes),
         ]
+        if args.cpu_rows <= 0:
+            steps.remove(("cpu", cpu))
         if args.peer_rows is not None and args.peer_rows <= 0:
             steps.remove(("quix_peer", quix_peer))
         if args.scale_out_rows > 0:

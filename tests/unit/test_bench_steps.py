@@ -60,3 +60,8 @@ def test_ratios_and_targets_cover_what_was_measured_including_the_peer():
     assert part["ratios"] == {"e2e_vs_store_ceiling": 0.5, "e2e_vs_quix_peer": 0.75}
     assert part["targets"] == {"e2e_vs_store_ceiling >= 0.7": False, "e2e_vs_quix_peer >= 1": False}
     assert ratios_and_targets({}) == {"ratios": {}, "targets": {}}
+
+
+def test_the_cpu_targets_are_checked_when_measured():
+    part = ratios_and_targets({"cpu_us_per_tx_1d": 55.0, "cpu_us_per_tx_30d": 90.0})
+    assert part["targets"] == {"cpu_us_per_tx_1d <= 60": True, "cpu_us_per_tx_30d <= 75": False}
