@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -131,9 +132,12 @@ def run_peer(topic: str, database: str, expected: int, timeout_s: float = 1800.0
     sdf = sdf.apply(first_seen)
     sdf = sdf.apply(count_and_band, stateful=True)
     sdf.sink(MongoUpsertSink())
-    # `timeout`: stop when nothing new arrives for this long (a stuck run ends with finished: false);
-    # collect=False: do not keep every output in memory, which the timed run would pay for
-    app.run(timeout=timeout_s, collect=False)
+    try:
+        # `timeout`: stop when nothing new arrives for this long (a stuck run ends with finished: false);
+        # collect=False: do not keep every output in memory, which the timed run would pay for
+        app.run(timeout=timeout_s, collect=False)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
     return progress.summary()
 
 
