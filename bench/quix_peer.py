@@ -90,10 +90,6 @@ class Progress:
 def run_peer(topic: str, database: str, expected: int, timeout_s: float = 1800.0,
              commit_every: int = 2_000) -> dict[str, Any]:
     """Run the Quix Streams pipeline on `topic` until `expected` transactions are stored in `database`."""
-    import warnings
-
-    # authlib, under confluent-kafka's schema-registry client (unused here), warns about httpx on import
-    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     from quixstreams import Application
     from quixstreams.kafka.configuration import ConnectionConfig
     from quixstreams.sinks import BatchingSink, SinkBatch
