@@ -94,6 +94,8 @@ rollups: venv ## recompute every KPI rollup now (what the kpi_rollups DAG does i
 	$(BIN)/txnmon rollups --full
 
 bench: venv fetch ## benchmarks against the local stack -> bench/results/latest.json
+	@# the bench-only group (quixstreams, the peer of bench/quix_peer.py), added to the venv; `make venv` drops it again
+	$(UV) sync --frozen --inexact --group bench --python $(PYTHON)
 	$(STACK) run -- $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 demo: up ## the stack up, the seed sample replayed and processed, a summary printed

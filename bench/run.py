@@ -1,5 +1,7 @@
 """`make bench`: one run against the local stack; writes bench/results/latest.json and a table.
 
+    cpu_us_per_tx_1d / cpu_us_per_tx_30d   CPU µs per transaction of the processor's hot path, in-process with
+                          in-memory doubles (bench/cpu.py), at 1-day and 30-day user histories (--cpu-rows)
     e2e_tx_per_s          raw topic -> acknowledged MongoDB writes + enriched events (the processor)
     naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
     raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
@@ -14,11 +16,18 @@
                           `--only rollups` runs just this part and prints it)
     rollup_s_per_million  a full kpi_rollups rebuild, scaled to 1M transactions
     processor_rss_mb      resident memory of a detector holding 1M distinct users
+    quix_peer_tx_per_s    bench/quix_peer.py, a Quix Streams pipeline doing a subset of the job (JSON in, a
+                          per-user count in Quix state, an amount band, upserts by id; at-least-once, one
+                          hop) on the same transactions, broker and store; ratios.e2e_vs_quix_peer is
+                          txnmon / peer from the same run (--peer-rows; needs `uv sync --group bench`)
     scale_out             1, 2 and 3 `txnmon stream` processes on 6 partitions, same input: tx/s of
                           each and whether they stored identical documents (bench/scale_out.py;
                           `--scale-out-only` runs just this part, into bench/results/scale_out.json)
 
-Figures are from one run on a shared machine: compare them as ratios, not absolutes.
+Figures are from one run on a shared machine: compare them as ratios, not absolutes. The results file
+is rewritten after every step (bench/steps.py), so a step that fails keeps what the earlier ones
+measured; it is listed under "failed_steps" with its error, the later steps still run (a step that needs
+a missing figure is recorded as failed too), and the run exits 1. `--skip` leaves steps out.
 """
 
 from __future__ import annotations
@@ -34,13 +43,16 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import cpu_figures  # noqa: E402
 from bench.scale_out import generated_rows, scale_out  # noqa: E402
+from bench.steps import StepFailed, StepResults, ratio  # noqa: E402
 from txnmon.adapters import kafka  # noqa: E402
 from txnmon.adapters.mongo import MongoStore  # noqa: E402
 from txnmon.core.collection_names import ALERTS, TRANSACTIONS  # noqa: E402
@@ -56,7 +68,13 @@ TARGETS = {
     "alert_latency_p99_ms": 250.0,
     "webhook_latency_p99_ms": 1000.0,
     "rollup_s_per_million": 30.0,
+    "cpu_us_per_tx_1d": 60.0,
+    "cpu_us_per_tx_30d": 75.0,
 }
+# the steps of a full run, in order (--skip names them)
+STEP_NAMES = ("cpu", "generate_and_produce", "raw_consume", "e2e", "quix_peer", "store_ceiling", "naive",
+              "rollup_rebuild", "alert_latency", "webhook_latency", "rss", "restore", "round_trip", "rollups",
+              "scale_out")
 
 
 def say(msg: str) -> None:
@@ -430,6 +448,87 @@ def print_scale_out(result: dict[str, Any]) -> None:
               f"member CPU s {run['member_cpu_s']}, identical: {run['identical_to_first']}")
 
 
+def quix_peer_rate(tag: str, rows: list[dict[str, Any]], idle_timeout_s: float = 120.0) -> dict[str, Any]:
+    """The Quix Streams peer (bench/quix_peer.py) on the same transactions: produced as `produce_rows` does
+    onto a fresh topic with the raw topic's partition count, then the peer in its own process until it
+    has stored all of them (checked in the store afterwards). Its topics and database are removed."""
+    import importlib.util
+
+    if importlib.util.find_spec("quixstreams") is None:
+        raise StepFailed("quixstreams is not installed: it is bench-only, `uv sync --group bench` adds it "
+                         "(`make bench` does)")
+    peer = isolated_settings(tag + "q")
+    kafka.ensure_topics(peer, [peer.topic_raw])
+    try:
+        produce_rows(peer, rows)
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), peer.topic_raw, peer.mongo_db,
+                               str(len(rows)), "--idle-timeout", str(idle_timeout_s)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        last = (done.stdout.strip().splitlines() or [""])[-1]
+        if done.returncode != 0:
+            raise StepFailed(f"bench/quix_peer.py exited {done.returncode} (its log is above): {last}")
+        result = json.loads(last)
+        stored = MongoStore(peer).count(TRANSACTIONS)
+        if stored != len(rows):
+            raise StepFailed(f"the peer reported {result['stored']:,} stored, the store holds {stored:,} of "
+                             f"{len(rows):,}")
+        return {"quix_peer_tx_per_s": result["tx_per_s"], "quix_peer_seconds": result["seconds"],
+                "quix_peer_rows": len(rows)}
+    finally:
+        MongoStore(peer).drop()
+        # the input topic and what Quix created beside it (the state changelog), all named after it
+        names = kafka.make_admin(peer).list_topics(timeout=30).topics
+        kafka.delete_topics(peer, [t for t in names if peer.topic_raw in t])
+
+
+def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
+    """The ratios and targets whose figures were measured (a failed or skipped step leaves its own out)."""
+    ratios = {name: value for name, value in (
+        ("e2e_vs_store_ceiling", ratio(figures, "e2e_tx_per_s", "store_ceiling_tx_per_s", 3)),
+        ("e2e_vs_naive", ratio(figures, "e2e_tx_per_s", "naive_tx_per_s", 1)),
+        ("e2e_vs_raw", ratio(figures, "e2e_tx_per_s", "raw_consume_tx_per_s", 3)),
+        ("e2e_vs_quix_peer", ratio(figures, "e2e_tx_per_s", "quix_peer_tx_per_s", 2)),
+        ("rtt_e2e_vs_naive", ratio(figures, "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s", 1)),
+    ) if value is not None}
+    checks = (
+        ("e2e_vs_store_ceiling >= 0.7", "e2e_vs_store_ceiling", lambda r: r >= 0.7),
+        ("e2e_vs_naive >= 3 (local)", "e2e_vs_naive", lambda r: r >= 3),
+        ("mongo_writes_per_tx <= 1.1", "mongo_writes_per_tx", lambda v: v <= 1.1),
+        ("e2e_vs_naive >= 20 (1 ms round trip)", "rtt_e2e_vs_naive", lambda r: r >= 20),
+        ("processor_rss_mb <= 300 (1M users)", "processor_rss_mb", lambda v: v <= 300),
+        ("e2e_vs_raw >= 0.5", "e2e_vs_raw", lambda r: r >= TARGETS["e2e_vs_raw"]),
+        ("e2e_vs_quix_peer >= 1", "e2e_vs_quix_peer", lambda r: r >= 1),
+        ("alert_latency_p99_ms < 250", "alert_latency_p99_ms", lambda v: v < TARGETS["alert_latency_p99_ms"]),
+        ("webhook_latency_p99_ms < 1000", "webhook_latency_p99_ms", lambda v: v < TARGETS["webhook_latency_p99_ms"]),
+        ("rollup_s_per_million < 30", "rollup_s_per_million", lambda v: v < TARGETS["rollup_s_per_million"]),
+        ("cpu_us_per_tx_1d <= 60", "cpu_us_per_tx_1d", lambda v: v <= TARGETS["cpu_us_per_tx_1d"]),
+        ("cpu_us_per_tx_30d <= 75", "cpu_us_per_tx_30d", lambda v: v <= TARGETS["cpu_us_per_tx_30d"]),
+    )
+    known = {**figures, **ratios}
+    targets = {name: check(known[key]) for name, key, check in checks if key in known}
+    if "scale_out" in figures:
+        targets["scale-out runs store identical documents"] = figures["scale_out"]["identical"]
+    return {"ratios": ratios, "targets": targets}
+
+
+def print_summary(figures: dict[str, Any]) -> None:
+    print()
+    for key in ("cpu_us_per_tx_1d", "cpu_us_per_tx_30d", "e2e_tx_per_s", "quix_peer_tx_per_s",
+                "store_ceiling_tx_per_s", "mongo_writes_per_tx",
+                "naive_tx_per_s", "raw_consume_tx_per_s", "alert_latency_p50_ms", "alert_latency_p99_ms",
+                "webhook_latency_p50_ms", "webhook_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb",
+                "restore_s", "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
+        if key in figures:
+            print(f"  {key:<24} {figures[key]:>12,}")
+    for name, value in figures.get("ratios", {}).items():
+        print(f"  {name:<24} {value:>12,}")
+    print_rollup_sizes(figures.get("rollups", []))
+    if "scale_out" in figures:
+        print_scale_out(figures["scale_out"])
+    for name, ok in figures.get("targets", {}).items():
+        print(f"  target {name:<30} {'met' if ok else 'NOT met'}")
+
+
 def machine() -> dict[str, Any]:
     import confluent_kafka
     import pymongo
@@ -460,10 +559,18 @@ def main() -> int:
     parser.add_argument("--scale-out-rows", type=int, default=200_000, help="rows of each scale-out run (0 skips)")
     parser.add_argument("--scale-out-members", default="1,2,3", help="member counts of the scale-out runs")
     parser.add_argument("--scale-out-partitions", type=int, default=6)
+    parser.add_argument("--cpu-rows", type=int, default=200_000,
+                        help="transactions of each in-process CPU measurement, bench/cpu.py (0 skips)")
+    parser.add_argument("--peer-rows", type=int, default=None,
+                        help="transactions the Quix Streams peer is timed on (default: all of --rows; 0 skips)")
+    parser.add_argument("--skip", default="", help=f"steps not to run, comma-separated, of: {', '.join(STEP_NAMES)}")
     parser.add_argument("--scale-out-only", action="store_true",
                         help="run only the scale-out part; results in bench/results/scale_out.json")
     args = parser.parse_args()
     counts = [int(n) for n in args.scale_out_members.split(",") if n.strip()]
+    skipped = {n.strip() for n in args.skip.split(",") if n.strip()}
+    if skipped - set(STEP_NAMES):
+        parser.error(f"--skip: unknown step(s) {sorted(skipped - set(STEP_NAMES))}; steps: {', '.join(STEP_NAMES)}")
     if any(n < 1 or n > args.scale_out_partitions for n in counts):
         parser.error(f"--scale-out-members: each count must be between 1 and {args.scale_out_partitions}")
 
@@ -493,111 +600,144 @@ def main() -> int:
         return 0 if all("failed" not in r for r in runs) else 1
     s = isolated_settings(tag)
     kafka.ensure_topics(s)
-    results: dict[str, Any] = {"run_at": dt.datetime.now(dt.UTC).isoformat(), "rows": args.rows, "machine": machine()}
+    out = StepResults(RESULTS / "latest.json", {"run_at": dt.datetime.now(dt.UTC).isoformat(), "rows": args.rows,
+                                                "machine": machine()})
+    figures = out.figures
+    rows: list[dict[str, Any]] = []
     try:
-        say(f"generating {args.rows:,} transactions (1% injected fraud)")
-        rows = generate(GeneratorSpec(rows=args.rows, users=max(args.rows // 10, 1), fraud_rate=0.01,
-                                      seed=11)).to_dict("records")
-        rows = [{k: v for k, v in r.items() if v != ""} for r in rows]
-        produce_s = produce_rows(s, rows)
-        results["produce_tx_per_s"] = round(len(rows) / produce_s)
-        say(f"produced in {produce_s:.1f}s")
+        def cpu() -> dict[str, Any]:
+            say(f"CPU per transaction of the hot path, in-process, {args.cpu_rows:,} transactions at 1-day and "
+                "30-day histories (bench/cpu.py)")
+            part = cpu_figures(args.cpu_rows)
+            say(f"CPU: {part['cpu_us_per_tx_1d']} µs per transaction (1-day histories), "
+                f"{part['cpu_us_per_tx_30d']} µs (30-day); stages {part['cpu_stages_1d']}, {part['cpu_stages_30d']}")
+            return part
 
-        results["raw_consume_tx_per_s"] = round(raw_consume_rate(s, len(rows)))
-        say(f"raw consume: {results['raw_consume_tx_per_s']:,} tx/s")
+        def generate_and_produce() -> dict[str, Any]:
+            say(f"generating {args.rows:,} transactions (1% injected fraud)")
+            generated = generate(GeneratorSpec(rows=args.rows, users=max(args.rows // 10, 1), fraud_rate=0.01,
+                                               seed=11)).to_dict("records")
+            rows.extend({k: v for k, v in r.items() if v != ""} for r in generated)
+            produce_s = produce_rows(s, rows)
+            say(f"produced in {produce_s:.1f}s")
+            return {"produce_tx_per_s": round(len(rows) / produce_s)}
 
-        before = dict(MongoStore.written)
-        rate, processor = e2e_rate(s, len(rows))
-        results["e2e_tx_per_s"] = round(rate)
-        written = {k: v - before.get(k, 0) for k, v in MongoStore.written.items() if v - before.get(k, 0)}
-        results["mongo_documents_written"] = written
-        results["mongo_writes_per_tx"] = round(sum(written.values()) / len(rows), 3)
-        say(f"MongoDB documents written per transaction: {results['mongo_writes_per_tx']} ({written})")
-        results["store_ceiling_tx_per_s"] = round(store_ceiling(s))
-        say(f"store ceiling (bulk insert of the same documents): {results['store_ceiling_tx_per_s']:,} docs/s")
-        db = MongoStore(s)
-        results["alerts_raised"] = db.count(ALERTS)
-        results["alert_rate"] = round(results["alerts_raised"] / len(rows), 4)
-        say(f"e2e processor: {rate:,.0f} tx/s ({processor.batches} batches, {results['alerts_raised']:,} alerts)")
+        def raw_consume() -> dict[str, Any]:
+            out.need("produce_tx_per_s")
+            rate = round(raw_consume_rate(s, len(rows)))
+            say(f"raw consume: {rate:,} tx/s")
+            return {"raw_consume_tx_per_s": rate}
 
-        results["naive_tx_per_s"] = round(naive_rate(s, args.naive_rows))
-        results["naive_rows_timed"] = args.naive_rows
-        say(f"naive consumer: {results['naive_tx_per_s']:,} tx/s (on {args.naive_rows:,} messages)")
+        def e2e() -> dict[str, Any]:
+            out.need("produce_tx_per_s")
+            before = dict(MongoStore.written)
+            rate, processor = e2e_rate(s, len(rows))
+            written = {k: v - before.get(k, 0) for k, v in MongoStore.written.items() if v - before.get(k, 0)}
+            part = {"e2e_tx_per_s": round(rate), "mongo_documents_written": written,
+                    "mongo_writes_per_tx": round(sum(written.values()) / len(rows), 3)}
+            say(f"MongoDB documents written per transaction: {part['mongo_writes_per_tx']} ({written})")
+            say(f"e2e processor: {rate:,.0f} tx/s ({processor.batches} batches)")
+            return part
 
-        started = time.perf_counter()
-        rollups.run_rollups(db, full_rebuild=True)
-        rollup_s = time.perf_counter() - started
-        results["rollup_s"] = round(rollup_s, 2)
-        results["rollup_s_per_million"] = round(rollup_s * 1_000_000 / len(rows), 1)
-        say(f"full rollup rebuild: {rollup_s:.1f}s for {len(rows):,} ({results['rollup_s_per_million']}s per million)")
+        def quix_peer() -> dict[str, Any]:
+            out.need("produce_tx_per_s")
+            part = quix_peer_rate(tag, rows[:args.peer_rows])
+            say(f"Quix Streams peer (bench/quix_peer.py): {part['quix_peer_tx_per_s']:,} tx/s "
+                f"on {part['quix_peer_rows']:,} transactions")
+            return part
 
-        lat = isolated_settings(tag + "l")
-        kafka.ensure_topics(lat)
-        offered = max(500, round(rate / 2))
-        p50, p99, n = alert_latency(lat, offered, args.latency_seconds)
-        results.update(alert_latency_p50_ms=round(p50, 1), alert_latency_p99_ms=round(p99, 1), alert_latency_samples=n,
-                       alert_latency_offered_tx_per_s=offered)
-        say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
-        MongoStore(lat, lat.mongo_db).drop()
-        kafka.delete_topics(lat, list(lat.pipeline_topics))
-        results.update(measure_webhook_latency(tag, args.webhook_rate, args.latency_seconds))
+        def ceiling_and_alerts() -> dict[str, Any]:
+            out.need("e2e_tx_per_s")
+            part = {"store_ceiling_tx_per_s": round(store_ceiling(s))}
+            say(f"store ceiling (bulk insert of the same documents): {part['store_ceiling_tx_per_s']:,} docs/s")
+            part["alerts_raised"] = MongoStore(s).count(ALERTS)
+            part["alert_rate"] = round(part["alerts_raised"] / len(rows), 4)
+            return part
 
-        results["processor_rss_mb"] = round(rss_with_users(args.rss_users))
-        results["rss_users"] = args.rss_users
-        say(f"detector RSS with {args.rss_users:,} users: {results['processor_rss_mb']} MB")
+        def naive() -> dict[str, Any]:
+            out.need("produce_tx_per_s")
+            rate = round(naive_rate(s, args.naive_rows))
+            say(f"naive consumer: {rate:,} tx/s (on {args.naive_rows:,} messages)")
+            return {"naive_tx_per_s": rate, "naive_rows_timed": args.naive_rows}
 
-        results["restore_s"] = round(restore_seconds(tag, args.restore_users), 1)
-        results["restore_users"] = args.restore_users
-        say(f"restore of {args.restore_users:,} users from the changelog: {results['restore_s']} s")
+        def rollup_rebuild() -> dict[str, Any]:
+            out.need("e2e_tx_per_s")
+            started = time.perf_counter()
+            rollups.run_rollups(MongoStore(s), full_rebuild=True)
+            rollup_s = time.perf_counter() - started
+            part = {"rollup_s": round(rollup_s, 2), "rollup_s_per_million": round(rollup_s * 1_000_000 / len(rows), 1)}
+            say(f"full rollup rebuild: {rollup_s:.1f}s for {len(rows):,} ({part['rollup_s_per_million']}s per million)")
+            return part
 
-        say(f"e2e and naive with MongoDB behind a delay line ({args.rtt_delay_ms} ms each way)")
-        results.update(with_round_trip(s, tag, rows[:args.rtt_rows], args.rtt_naive_rows, args.rtt_delay_ms))
-        say(f"round trip +{results['rtt_added_ms']} ms: e2e {results['rtt_e2e_tx_per_s']:,.0f} tx/s, "
-            f"naive {results['rtt_naive_tx_per_s']:,.0f} tx/s")
+        def latency() -> dict[str, Any]:
+            (rate,) = out.need("e2e_tx_per_s")
+            lat = isolated_settings(tag + "l")
+            kafka.ensure_topics(lat)
+            offered = max(500, round(rate / 2))
+            try:
+                p50, p99, n = alert_latency(lat, offered, args.latency_seconds)
+            finally:
+                MongoStore(lat, lat.mongo_db).drop()
+                kafka.delete_topics(lat, list(lat.pipeline_topics))
+            say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts)")
+            return {"alert_latency_p50_ms": round(p50, 1), "alert_latency_p99_ms": round(p99, 1),
+                    "alert_latency_samples": n, "alert_latency_offered_tx_per_s": offered}
 
-        sizes = [int(n) for n in args.rollup_sizes.split(",") if n.strip()]
-        results["rollups"] = rollup_sizes(sizes)
+        def rss() -> dict[str, Any]:
+            mb = round(rss_with_users(args.rss_users))
+            say(f"detector RSS with {args.rss_users:,} users: {mb} MB")
+            return {"processor_rss_mb": mb, "rss_users": args.rss_users}
 
+        def restore() -> dict[str, Any]:
+            seconds = round(restore_seconds(tag, args.restore_users), 1)
+            say(f"restore of {args.restore_users:,} users from the changelog: {seconds} s")
+            return {"restore_s": seconds, "restore_users": args.restore_users}
+
+        def round_trip() -> dict[str, Any]:
+            out.need("produce_tx_per_s")
+            say(f"e2e and naive with MongoDB behind a delay line ({args.rtt_delay_ms} ms each way)")
+            part = with_round_trip(s, tag, rows[:args.rtt_rows], args.rtt_naive_rows, args.rtt_delay_ms)
+            say(f"round trip +{part['rtt_added_ms']} ms: e2e {part['rtt_e2e_tx_per_s']:,.0f} tx/s, "
+                f"naive {part['rtt_naive_tx_per_s']:,.0f} tx/s")
+            return part
+
+        def rollups_at_sizes() -> dict[str, Any]:
+            runs = rollup_sizes([int(n) for n in args.rollup_sizes.split(",") if n.strip()])
+            failed = [r["failed"] for r in runs if "failed" in r]
+            out.update(rollups=runs)
+            if failed:
+                raise StepFailed("; ".join(failed))
+            return {}
+
+        steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [
+            ("cpu", cpu), ("generate_and_produce", generate_and_produce), ("raw_consume", raw_consume), ("e2e", e2e),
+            ("quix_peer", quix_peer), ("store_ceiling", ceiling_and_alerts), ("naive", naive),
+            ("rollup_rebuild", rollup_rebuild), ("alert_latency", latency),
+            ("webhook_latency", lambda: measure_webhook_latency(tag, args.webhook_rate, args.latency_seconds)),
+            ("rss", rss), ("restore", restore), ("round_trip", round_trip), ("rollups", rollups_at_sizes),
+        ]
+        if args.cpu_rows <= 0:
+            steps.remove(("cpu", cpu))
+        if args.peer_rows is not None and args.peer_rows <= 0:
+            steps.remove(("quix_peer", quix_peer))
         if args.scale_out_rows > 0:
-            results["scale_out"] = run_scale_out(args.scale_out_rows, counts, args.scale_out_partitions)
+            steps.append(("scale_out", lambda: {"scale_out": run_scale_out(args.scale_out_rows, counts,
+                                                                           args.scale_out_partitions)}))
+        for name, measure in steps:
+            if name in skipped:
+                continue
+            out.step(name, measure)
     finally:
+        out.update(**ratios_and_targets(figures))  # before the clean-up, which may fail in turn
         MongoStore(s, s.mongo_db).drop()
         kafka.delete_topics(s, list(s.pipeline_topics))
 
-    results["ratios"] = {
-        "e2e_vs_store_ceiling": round(results["e2e_tx_per_s"] / max(results["store_ceiling_tx_per_s"], 1), 3),
-        "e2e_vs_naive": round(results["e2e_tx_per_s"] / max(results["naive_tx_per_s"], 1), 1),
-        "e2e_vs_raw": round(results["e2e_tx_per_s"] / max(results["raw_consume_tx_per_s"], 1), 3),
-        "rtt_e2e_vs_naive": round(results["rtt_e2e_tx_per_s"] / max(results["rtt_naive_tx_per_s"], 1), 1),
-    }
-    results["targets"] = {
-        "e2e_vs_store_ceiling >= 0.7": results["ratios"]["e2e_vs_store_ceiling"] >= 0.7,
-        "e2e_vs_naive >= 3 (local)": results["ratios"]["e2e_vs_naive"] >= 3,
-        "mongo_writes_per_tx <= 1.1": results["mongo_writes_per_tx"] <= 1.1,
-        "e2e_vs_naive >= 20 (1 ms round trip)": results["ratios"]["rtt_e2e_vs_naive"] >= 20,
-        "processor_rss_mb <= 300 (1M users)": results["processor_rss_mb"] <= 300,
-        "e2e_vs_raw >= 0.5": results["ratios"]["e2e_vs_raw"] >= TARGETS["e2e_vs_raw"],
-        "alert_latency_p99_ms < 250": results["alert_latency_p99_ms"] < TARGETS["alert_latency_p99_ms"],
-        "webhook_latency_p99_ms < 1000": results["webhook_latency_p99_ms"] < TARGETS["webhook_latency_p99_ms"],
-        "rollup_s_per_million < 30": results["rollup_s_per_million"] < TARGETS["rollup_s_per_million"],
-    }
-    if "scale_out" in results:
-        results["targets"]["scale-out runs store identical documents"] = results["scale_out"]["identical"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print()
-    for key in ("e2e_tx_per_s", "store_ceiling_tx_per_s", "mongo_writes_per_tx", "naive_tx_per_s",
-                "raw_consume_tx_per_s", "alert_latency_p50_ms",
-                "alert_latency_p99_ms", "webhook_latency_p50_ms", "webhook_latency_p99_ms", "rollup_s_per_million",
-                "processor_rss_mb", "restore_s",
-                "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
-        print(f"  {key:<24} {results[key]:>12,}")
-    print_rollup_sizes(results.get("rollups", []))
-    if "scale_out" in results:
-        print_scale_out(results["scale_out"])
-    for name, ok in results["targets"].items():
-        print(f"  target {name:<30} {'met' if ok else 'NOT met'}")
+    print_summary(figures)
     print(f"\n  written to {RESULTS / 'latest.json'}")
+    if out.failed:
+        for failure in figures["failed_steps"]:
+            print(f"  FAILED step {failure['step']}: {failure['error']}")
+        return 1
     return 0
 
 

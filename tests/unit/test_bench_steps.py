@@ -1,0 +1,67 @@
+"""`make bench` keeps every figure it measured when a later step fails (bench/steps.py), and its ratios
+and targets cover only what was measured (bench/run.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.run import ratios_and_targets
+from bench.steps import StepResults
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_a_step_that_raises_keeps_the_earlier_figures_records_its_error_and_the_run_goes_on(tmp_path):
+    path = tmp_path / "latest.json"
+    out = StepResults(path, {"rows": 10})
+    seen_after_first: dict = {}
+
+    def broken() -> dict:
+        seen_after_first.update(read(path))  # the file is already written when the next step runs
+        raise ValueError("the broker went away")
+
+    assert out.step("e2e", lambda: {"e2e_tx_per_s": 3300}) is True
+    assert out.step("quix_peer", broken) is False
+    assert out.step("naive", lambda: {"naive_tx_per_s": 900}) is True
+
+    assert seen_after_first["e2e_tx_per_s"] == 3300
+    stored = read(path)
+    assert stored["rows"] == 10 and stored["e2e_tx_per_s"] == 3300 and stored["naive_tx_per_s"] == 900
+    assert stored["failed_steps"] == [{"step": "quix_peer", "error": "ValueError: the broker went away"}]
+    assert out.failed
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.json"]  # no temporary file left behind
+
+
+def test_a_step_needing_a_figure_a_failed_step_did_not_measure_is_recorded_as_failed(tmp_path):
+    out = StepResults(tmp_path / "latest.json")
+    out.step("e2e", lambda: 1 / 0)
+
+    def latency() -> dict:
+        (rate,) = out.need("e2e_tx_per_s")
+        return {"offered": rate / 2}
+
+    assert out.step("alert_latency", latency) is False
+    assert [f["step"] for f in read(out.path)["failed_steps"]] == ["e2e", "alert_latency"]
+    assert read(out.path)["failed_steps"][0]["error"] == "ZeroDivisionError: division by zero"
+    assert "needs 'e2e_tx_per_s'" in read(out.path)["failed_steps"][1]["error"]
+
+
+def test_a_run_with_no_failure_is_not_failed(tmp_path):
+    out = StepResults(tmp_path / "latest.json")
+    out.step("e2e", lambda: {"e2e_tx_per_s": 1})
+    assert not out.failed and read(out.path)["failed_steps"] == []
+
+
+def test_ratios_and_targets_cover_what_was_measured_including_the_peer():
+    part = ratios_and_targets({"e2e_tx_per_s": 3000, "quix_peer_tx_per_s": 4000, "store_ceiling_tx_per_s": 6000})
+    assert part["ratios"] == {"e2e_vs_store_ceiling": 0.5, "e2e_vs_quix_peer": 0.75}
+    assert part["targets"] == {"e2e_vs_store_ceiling >= 0.7": False, "e2e_vs_quix_peer >= 1": False}
+    assert ratios_and_targets({}) == {"ratios": {}, "targets": {}}
+
+
+def test_the_cpu_targets_are_checked_when_measured():
+    part = ratios_and_targets({"cpu_us_per_tx_1d": 55.0, "cpu_us_per_tx_30d": 90.0})
+    assert part["targets"] == {"cpu_us_per_tx_1d <= 60": True, "cpu_us_per_tx_30d <= 75": False}
