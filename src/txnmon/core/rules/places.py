@@ -104,9 +104,11 @@ def _returned(event: Event, prior: Sequence[Event], away: Event, cfg: FastTravel
 
 
 def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
-    here = event.location.casefold()
-    for last in within(prior, event.event_time - cfg.window):  # newest first
-        if last.location.casefold() == here:
+    here, since = event.location.casefold(), event.event_time - cfg.window
+    for last in reversed(prior):  # newest first, within the window (prior is in event-time order)
+        if last.event_time < since:
+            break
+        if last.location == event.location or last.location.casefold() == here:
             continue
         gap = event.event_time - last.event_time
         found = trip(last, event, gap)
