@@ -29,8 +29,8 @@ HOME_WEIGHTS = np.array([16, 16, 14, 9, 8, 9, 7, 5, 3, 3, 2, 2, 2, 2, 2], dtype=
 # abroad, on other continents but for the Gulf and South-East Asia; the second half are not in
 # the hand-kept table the gazetteer replaced (issue #28)
 FAR_CITIES = np.array(["London", "Dubai", "Singapore", "New York", "Hong Kong", "Bangkok", "Paris", "Sydney",
-                       "Lagos", "São Paulo", "Toronto", "Berlin", "Nairobi", "Mexico City", "Tokyo", "Los Angeles",
-                       "Johannesburg", "Madrid", "Doha", "Kuala Lumpur"])
+                       "Lagos", "São Paulo", "Lisbon", "Dublin", "Athens", "Montreal", "Houston", "Santiago",
+                       "Casablanca", "Accra", "Addis Ababa", "Perth"])
 PAYMENT_METHODS = np.array(["UPI", "Credit Card", "Debit Card", "Net Banking", "Wallet", "Cash on Delivery"])
 PAYMENT_WEIGHTS = np.array([35, 25, 20, 10, 7, 3], dtype=float)
 # (product, category, price in INR)
