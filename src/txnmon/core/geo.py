@@ -42,6 +42,7 @@ def lookup(name: str) -> City | None:
 
 
 @functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=65_536)
 def country_of(location: str) -> str | None:
     """The ISO2 country of a location: its suffix's ('Smallville, US'), a bare country's ('United
     Kingdom', 'GB', 'GBR'), else its city's; None when none of these is known."""
