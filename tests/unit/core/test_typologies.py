@@ -185,3 +185,32 @@ def test_far_from_usual_measures_from_the_nearest_usual_place():
     hits = [h for r in [*HOME, tx("far", 400, location="London")] for h in detector.observe(r)]
     measured = hits[0].explanation["signals"][0]["measured"]
     assert measured["nearest_usual"] == "Mumbai" and 7_000 < measured["distance_km"] < 7_400
+
+
+def test_a_place_the_gazetteer_lacks_in_another_country_is_still_too_far_for_the_time():
+    # "Smallville, GB" is no city of the gazetteer, but it is in Great Britain: at least 4,000 km
+    # from anywhere in India, which no plane covers in an hour
+    detector = Detector(SHIPPED)
+    for t in HOME:
+        detector.observe(t)
+    hits = detector.observe(tx("abroad", 4 * 60, location="Smallville, GB"))
+    assert [h.rule for h in hits] == ["impossible_travel"]
+    signal = hits[0].explanation["signals"][0]["measured"]
+    assert signal["distance_exact"] is False and signal["distance_km"] > 3_000
+    assert "at least" in hits[0].reason
+    # a place with no city and no country: only a change within unknown_city_window is suspect
+    fast = run([*HOME, tx("nowhere", 3 * 60 + 20, location="Atlantis-on-Sea")])
+    assert fast["nowhere"] == {"impossible_travel": "high"}
+    assert run([*HOME, tx("nowhere", 4 * 60, location="Atlantis-on-Sea")])["nowhere"] == {}
+
+
+def test_the_seed_reports_case_is_medium_with_the_usual_method_and_high_with_a_new_one():
+    usual = run([*HOME, tx("abroad", 16 * 60, amount=40_000, location="London")])
+    assert usual["abroad"] == {"high_value_new_country": "medium"}
+    new = run([*HOME, tx("abroad", 16 * 60, amount=40_000, location="London", method="Credit Card")])
+    assert new["abroad"] == {"high_value_new_country": "high", "account_takeover": "high"}
+    thin = run([HOME[0], tx("abroad", 14 * 60, amount=40_000, location="New York")])
+    assert thin["abroad"] == {"high_value_new_country": "medium"}
+    # at home, or abroad at an ordinary amount: nothing
+    assert run([*HOME, tx("home", 16 * 60, amount=40_000, location="Delhi")])["home"] == {}
+    assert run([*HOME, tx("abroad", 16 * 60, amount=2_000, location="London")])["abroad"] == {}
