@@ -101,9 +101,8 @@ class BatchResult:
         """Drop everything that came from records `wanted` refuses (a replay's look-back)."""
         gone = {tid for tid, record in self.originals.items() if not wanted(record)}
         self.consumed = sum(1 for r in self.records if wanted(r))
-        self.alerts = [a for a in self.alerts if a["transaction_id"] not in gone]
-        self.suppressed = [a for a in self.suppressed if a["transaction_id"] not in gone]
-        self.shadow = [a for a in self.shadow if a["transaction_id"] not in gone]
+        self.alerts, self.suppressed, self.shadow = ([a for a in docs if owner_of(a) not in gone]
+                                                     for docs in (self.alerts, self.suppressed, self.shadow))
         # transactions and enriched messages stay in step: a sink may still withdraw a transaction (one found
         # in conflict with its stored copy), and `withdraw` drops its enriched message with it
         self.enriched = [m for m, d in zip(self.enriched, self.transactions, strict=True) if d["_id"] not in gone]
@@ -156,7 +155,8 @@ class BatchResult:
         if not gone:
             return
         self.late -= sum(1 for d in self.transactions if d["_id"] in gone and d.get("late"))
-        self.drop_alerts(lambda a: owner_of(a) in gone)
+        # a completed alert goes with the late transaction that raised it, or the one it is about
+        self.drop_alerts(lambda a: owner_of(a) in gone or a["transaction_id"] in gone)
         self.enriched = [m for m, doc in zip(self.enriched, self.transactions, strict=True) if doc["_id"] not in gone]
         self.transactions = [d for d in self.transactions if d["_id"] not in gone]
 
@@ -199,7 +199,7 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
         else:
             alerts.append(alert)
     for alert in completed_alerts(judgement, tx, created_at=now, rules_version=detector.version):
-        (shadow if alert["mode"] == "shadow" else alerts).append(alert)
+        (shadow if alert["mode"] == "shadow" else suppressed if "suppressed_by" in alert else alerts).append(alert)
     enriched = (tx["user_id"].encode("utf-8"), to_json_bytes(doc), None)
     return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
 

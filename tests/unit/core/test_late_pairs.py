@@ -104,3 +104,51 @@ def test_pair_alerts_are_the_same_in_any_arrival_order_within_the_lateness_bound
     in_time, arrived = day
     pairs = {a for a in alerts(in_time) if a[1] in PAIR_TYPOLOGIES}
     assert {a for a in alerts(arrived) if a[1] in PAIR_TYPOLOGIES} == pairs
+
+
+def _batch(records: list[tuple[str, int, str]]):
+    import json
+
+    from txnmon.core.batch import BatchConfig, process_batch
+    from txnmon.core.records import SourceRecord
+    from txnmon.settings import load_settings
+
+    config = BatchConfig.from_settings(load_settings(metrics_port=0))
+    values = [{"transaction_id": tid, "user_id": "U1", "amount": 100, "payment_method": "UPI", "location": place,
+               "timestamp": f"2025-09-30T10:{minute:02d}:00Z"} for tid, minute, place in records]
+    raw = [SourceRecord("transactions.raw", 0, i, b"U1", json.dumps(v).encode(), 0) for i, v in enumerate(values)]
+    return process_batch(raw, Detector(SHIPPED), config, now=T0, load_state=lambda users: {})
+
+
+def test_a_completed_alert_leaves_the_batch_with_either_transaction_it_names():
+    from txnmon.core.records import DUPLICATE_ID_CONFLICT, Rejection
+    from txnmon.core.resend import SinkOutcome
+
+    batch = _batch([("X", 40, "London"), ("L", 35, "Mumbai")])  # L arrives late and completes X's trip
+    assert [(a["_id"], a["completed_by"]) for a in batch.alerts] == [("X:impossible_travel", "L")]
+    # the sink finds X stored with other content: the alert about X's content must not be written
+    batch.apply(SinkOutcome(withdraw={"X": Rejection(DUPLICATE_ID_CONFLICT, "other content")}))
+    assert [t["_id"] for t in batch.transactions] == ["L"] and batch.alerts == []
+    # a replay whose look-back holds X but not L keeps L's alert on X (L raised it in the range)
+    replay = _batch([("X", 40, "London"), ("L", 35, "Mumbai")])
+    replay.keep_only(lambda record: record.offset == 1)
+    assert [a["_id"] for a in replay.alerts] == ["X:impossible_travel"]
+
+
+def test_completed_alerts_are_suppressed_within_a_window_and_start_one_like_any_alert():
+    rules = SHIPPED.model_copy(update={"typologies": {**SHIPPED.typologies, "impossible_travel": SHIPPED.typologies[
+        "impossible_travel"].model_copy(update={"suppress_for": dt.timedelta(hours=1)})}})
+    detector = Detector(rules)
+    for t in (tx("a1", 40, location="London"), tx("a2", 50, location="London")):
+        detector.record(detector.judge(t))
+    late = detector.judge(tx("home", 0))  # completes a1's trip, and a2's, ten minutes later
+    found = {e.transaction_id: h.suppressed_by for e, h in late.completed}
+    assert found == {"a1": None, "a2": "a1:impossible_travel"}
+    assert late.raised == {"impossible_travel": (T0 + dt.timedelta(minutes=40), "a1:impossible_travel")}
+    docs = completed_alerts(late, tx("home", 0), created_at=T0, rules_version=rules.version)
+    assert [d.get("suppressed_by") for d in docs] == [None, "a1:impossible_travel"]
+    detector.record(late)
+    nxt = detector.judge(tx("a3", 70, location="Berlin"))  # too fast from London, within the hour: suppressed
+    assert [h.suppressed_by for h in nxt.hits] == ["a1:impossible_travel"]
+    detector.forget("U1", "home", late)  # the late one dropped: the window it opened goes with it
+    assert [h.suppressed_by for h in detector.judge(tx("a3", 70, location="Berlin")).hits] == [None]

@@ -189,39 +189,44 @@ class Detector:
         replaced: dict[str, tuple[dt.datetime, str] | None] = {}
         if hits and self._suppressing:
             known = self.state.raised_of(user_id)
-            out = []
-            for hit in hits:
-                window = self._suppressing.get(hit.rule)
-                if window is None or hit.mode != "live" or hit.suppressed_by:
-                    out.append(hit)
-                    continue
-                last = known.get(hit.rule)
-                alert_id = f"{event.transaction_id}:{hit.rule}"
-                if last is not None and last[1] != alert_id and last[0] <= event.event_time < last[0] + window:
-                    out.append(replace(hit, suppressed_by=last[1]))
-                else:
-                    if last is None or event.event_time >= last[0]:
-                        raised[hit.rule] = (event.event_time, alert_id)
-                        replaced[hit.rule] = last
-                    out.append(hit)
-            hits = out
-        return Judgement(user_id, event, hits, raised, replaced, self._completed(user_id, event))
+            hits = [self._suppress(hit, event, known, raised, replaced) for hit in hits]
+        completed = self._completed(user_id, event, raised, replaced)
+        return Judgement(user_id, event, hits, raised, replaced, completed)
 
-    def _completed(self, user_id: str, event: Event) -> tuple[tuple[Event, Hit], ...]:
-        """The alerts a late arrival completes on the user's later transactions. Not raised again
-        into a suppression window of their typology, nor for a user trusted for it."""
+    def _suppress(self, hit: Hit, about: Event, known: Mapping[str, tuple[dt.datetime, str]],
+                  raised: dict[str, tuple[dt.datetime, str]],
+                  replaced: dict[str, tuple[dt.datetime, str] | None]) -> Hit:
+        """A live hit within its rule's `suppress_for` window after the user's latest alert of that
+        rule comes back suppressed by it; otherwise it is raised, and becomes that latest alert if it
+        is newer (`raised`; `replaced` keeps the entry it replaces, for `forget`)."""
+        window = self._suppressing.get(hit.rule)
+        if window is None or hit.mode != "live" or hit.suppressed_by:
+            return hit
+        last = raised.get(hit.rule) or known.get(hit.rule)
+        alert_id = f"{about.transaction_id}:{hit.rule}"
+        if last is not None and last[1] != alert_id and last[0] <= about.event_time < last[0] + window:
+            return replace(hit, suppressed_by=last[1])
+        if last is None or about.event_time >= last[0]:
+            replaced.setdefault(hit.rule, known.get(hit.rule))
+            raised[hit.rule] = (about.event_time, alert_id)
+        return hit
+
+    def _completed(self, user_id: str, event: Event, raised: dict[str, tuple[dt.datetime, str]],
+                   replaced: dict[str, tuple[dt.datetime, str] | None]) -> tuple[tuple[Event, Hit], ...]:
+        """The alerts a late arrival completes on the user's later transactions, trusted users'
+        and repeats within a `suppress_for` window coming back suppressed, as any hit does."""
         history = self.state.later_than(user_id, event) if self._pairs else []
         if not history:
             return ()
         known = self.state.raised_of(user_id)
         out = []
         for later, found in completed_by(event, history, self._pairs, self.ruleset, self._pair_window):
-            window, last = self._suppressing.get(found.name), known.get(found.name)
-            if window is not None and last is not None and last[0] <= later.event_time < last[0] + window:
-                continue
-            hit = silence_trusted([_typology_hit(found, self.ruleset)], user_id, later.event_time, self.lists)[0]
-            if hit.suppressed_by is None:
-                out.append((later, hit))
+            hit = _typology_hit(found, self.ruleset)
+            if len(self.lists):
+                hit = silence_trusted([hit], user_id, later.event_time, self.lists)[0]
+            if self._suppressing:
+                hit = self._suppress(hit, later, known, raised, replaced)
+            out.append((later, hit))
         return tuple(out)
 
     def record(self, judgement: Judgement) -> None:
@@ -247,8 +252,9 @@ class Detector:
             history = self.state.get(user_id)
             history.remove(transaction_id)
             before = judgement.replaced if judgement is not None else {}
-            for rule, (_, alert_id) in list(history.raised.items()):
-                if alert_id.startswith(f"{transaction_id}:"):
+            set_by_it = set(judgement.raised.values()) if judgement is not None else set()  # completed ones too
+            for rule, (t, alert_id) in list(history.raised.items()):
+                if alert_id.startswith(f"{transaction_id}:") or (t, alert_id) in set_by_it:
                     previous = before.get(rule)
                     if previous is None:
                         history.drop_raised(rule)
@@ -271,8 +277,9 @@ def completed_alerts(judgement: Judgement, tx: Mapping[str, Any], *, created_at:
     for later, hit in judgement.completed:
         about = {"transaction_id": later.transaction_id, "user_id": tx["user_id"], "amount": later.amount,
                  "location": later.location, "event_time": later.event_time}
-        out.append({**alert_document(about, hit, created_at=created_at, rules_version=rules_version),
-                    "completed_by": tx["transaction_id"]})
+        doc = {**alert_document(about, hit, created_at=created_at, rules_version=rules_version),
+               "completed_by": tx["transaction_id"]}
+        out.append({**doc, "suppressed_by": hit.suppressed_by} if hit.suppressed_by else doc)
     return out
 
 

@@ -11,6 +11,7 @@ all arrived by the time anything after them is judged.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -93,18 +94,19 @@ def trip(last: Event, event: Event, gap: dt.timedelta) -> Trip | None:
     return Trip(km, km / hours if hours > 0 else float("inf"), exact=False)
 
 
-def _returned(event: Event, prior: Sequence[Event], away: Event, cfg: FastTravelSignal) -> bool:
-    """Is `event` a return to a place used before the move to `away`? Only events older than the
-    lateness bound are asked: a later arrival could not have been seen yet."""
+def _returned(here_times: list[dt.datetime], event: Event, away: Event, cfg: FastTravelSignal) -> bool:
+    """Is `event` a return to a place used before the move to `away`? `here_times` are the times of
+    the user's earlier events at `event`'s place, oldest first. Only events older than the lateness
+    bound are asked: a later arrival could not have been seen yet."""
     assert cfg.usual_lookback is not None
     settled = min(away.event_time, event.event_time - cfg.lateness)
-    since = event.event_time - cfg.usual_lookback
-    here = event.location.casefold()
-    return any(since <= e.event_time < settled and e.location.casefold() == here for e in prior)
+    i = bisect.bisect_left(here_times, event.event_time - cfg.usual_lookback)
+    return i < len(here_times) and here_times[i] < settled
 
 
 def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
     here, since = event.location.casefold(), event.event_time - cfg.window
+    here_times: list[dt.datetime] | None = None  # built once, on the first too-fast move
     for last in reversed(prior):  # newest first, within the window (prior is in event-time order)
         if last.event_time < since:
             break
@@ -118,8 +120,11 @@ def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSign
                 continue
         elif found.speed_kmh <= cfg.max_speed_kmh:
             continue  # a plausible trip: not suspicious by itself
-        if cfg.usual_lookback is not None and _returned(event, prior, last, cfg):
-            continue  # the move away (its own verdict) was what was odd, not the way back
+        if cfg.usual_lookback is not None:
+            if here_times is None:
+                here_times = [e.event_time for e in prior if e.location.casefold() == here]
+            if _returned(here_times, event, last, cfg):
+                continue  # the move away (its own verdict) was what was odd, not the way back
         return _travel_evidence(last, event, gap, found, cfg)
     return None
 
