@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     # the routes file must not be able to send the worker's secrets to a host of their choosing;
     # link-local and cloud metadata addresses are refused even when listed
     notify_allowed_hosts: str = "127.0.0.1,localhost,::1"
+    # --- HTTP API (`txnmon serve`, docs/api.md) ----------------------------------------------
+    api_host: str = "127.0.0.1"  # 0.0.0.0 to serve other hosts (put TLS in front)
+    api_port: int = Field(8088, ge=0, le=65535)
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)  # larger bodies: 413
+    api_max_records: int = Field(1000, ge=1, le=100_000)  # records in one POST /v1/transactions
+    api_rate_per_second: float = Field(50.0, gt=0, le=100_000)  # requests per key, sustained
+    api_rate_burst: int = Field(100, ge=1, le=1_000_000)  # requests per key, at once
+    api_dedup_seconds: float = Field(600.0, ge=0, le=7 * 86_400)  # a transaction id seen this recently: duplicate
+    api_dedup_max_ids: int = Field(1_000_000, ge=0, le=100_000_000)  # memory bound of that window
+    api_key_cache_seconds: float = Field(5.0, ge=0, le=3600)  # a revoked key stops working within this
     # --- Business signals (src/txnmon/core/business_signals.py; docs/signals.md), all in event time ------------
     # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
     # partition) is this far past the bucket's end: later data for it is not taken into account

@@ -10,10 +10,11 @@
     txnmon.services    the long-running processes (processor, notify worker) and their metrics
     txnmon.cli, txnmon.dashboard, txnmon.airflow (what dags/ call), dags/, plugins/   entry points, on top
 
-A vertical slice (txnmon.notifications) spans layers: each of its modules has its layer's rank.
+A vertical slice (txnmon.notifications, txnmon.api) spans layers: each of its modules has its layer's rank.
 `txnmon.errors`, `txnmon.settings` and `txnmon.logs` are the foundation under all of it. A lower
 layer never imports a higher one. Frameworks have one home each: Airflow in txnmon.airflow, dags/ and
-plugins/; Streamlit in the dashboard; prometheus_client in the services; FastAPI in plugins/.
+plugins/; Streamlit in the dashboard; prometheus_client in the services; FastAPI in plugins/ and the
+HTTP service (txnmon.api.app, txnmon.api.server), Uvicorn in plugins/ and txnmon.api.server.
 bench/ is scanned too: it may use any layer, and the raw clients whose ceilings it measures.
 """
 
@@ -36,13 +37,14 @@ FRAMEWORKS = {
     "airflow": {"dags", "plugins", "txnmon.airflow"},
     "streamlit": {"txnmon.dashboard"},
     "prometheus_client": {"txnmon.services", "txnmon.notifications.metrics"},
-    "fastapi": {"plugins"},
-    "uvicorn": {"plugins"},
+    "fastapi": {"plugins", "txnmon.api.app", "txnmon.api.server"},
+    "uvicorn": {"plugins", "txnmon.api.server"},
 }
 FOUNDATION = {"txnmon.errors": set(), "txnmon.settings": {"txnmon.errors"}, "txnmon.logs": set()}
 # a vertical slice spans layers: each of its modules has the rank of the layer it belongs to
 SLICES = {"txnmon.notifications": {"routes": 0, "messages": 0, "policy": 0, "channels": 1, "outbox": 3,
-                                   "worker": 4, "metrics": 4}}
+                                   "worker": 4, "metrics": 4},
+          "txnmon.api": {"keys": 0, "limits": 0, "ingest": 0, "app": 4, "server": 4}}
 # txnmon.synthetic sits between the core and the adapters (0.5: no other layer's rank moves)
 RANKS = {"txnmon.core": 0, "txnmon.synthetic": 0.5, "txnmon.adapters": 1, "txnmon.pipeline": 2, "txnmon.jobs": 3,
          "txnmon.services": 4, "txnmon.cli": 5, "txnmon.dashboard": 5, "txnmon.airflow": 5, "plugins": 5, "dags": 5,
@@ -219,6 +221,11 @@ def test_only_the_txnmon_package_is_installed():
     ("txnmon.jobs.status", "import streamlit as st"),
     ("txnmon.jobs.rollups", "from prometheus_client import Counter"),
     ("txnmon.core.contract", "from fastapi import FastAPI"),
+    ("txnmon.api.ingest", "from fastapi import FastAPI"),
+    ("txnmon.api.keys", "from txnmon.settings import Settings"),
+    ("txnmon.api.limits", "from txnmon.adapters.mongo import MongoStore"),
+    ("txnmon.api.app", "import uvicorn"),
+    ("txnmon.api.app", "from txnmon.cli import main"),
     ("txnmon.adapters.mongo", "from airflow.sdk import BaseHook"),
     ("txnmon.jobs.replay", "from txnmon.airflow.connections import task_settings"),
 ])
@@ -240,6 +247,11 @@ def test_the_rule_catches_an_upward_import(module, source):
     ("txnmon.airflow.connections", "import urllib.parse"),
     ("txnmon.airflow.tasks", "from txnmon.jobs import quality"),
     ("txnmon.services.metrics", "from prometheus_client import Counter"),
+    ("txnmon.api.app", "from fastapi import FastAPI"),
+    ("txnmon.api.server", "import uvicorn"),
+    ("txnmon.api.ingest", "from txnmon.core.contract import parse_transaction"),
+    ("txnmon.jobs.api_keys", "from txnmon.api import keys"),
+    ("txnmon.cli.api", "from txnmon.api.server import serve"),
     ("txnmon.dashboard.app", "import streamlit as st"),
     ("bench.run", "import pymongo"),
     ("dags.kpi_rollups", "from airflow.sdk import dag"),

@@ -16,8 +16,10 @@
     txnmon lists add|remove|show  named lists; trusted_users silences a rule for a user
     txnmon audit                the append-only audit trail
     txnmon notify [--list-dead] deliver alerts to webhooks, chat and mail; `notify resend ID|--all-dead`
+    txnmon serve                the HTTP API: POST /v1/transactions, /healthz, /readyz (docs/api.md)
+    txnmon keys create|list|revoke  API keys of `txnmon serve` (a key is shown once, stored hashed)
 
-One module per group of commands (service, data, batch, analyst, desk, notify), each with a `register`;
+One module per group of commands (service, data, batch, analyst, desk, notify, api), each with a `register`;
 src/txnmon/cli/base.py maps every `TxnmonError` to its message and exit code in one place.
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -28,9 +30,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from txnmon.cli import analyst, base, batch, data, desk, notify, service
+from txnmon.cli import analyst, api, base, batch, data, desk, notify, service
 
-GROUPS = (service, data, batch, analyst, desk, notify)
+GROUPS = (service, data, batch, analyst, desk, notify, api)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from txnmon.adapters.kafka.admin import (
     require_topics,
 )
 from txnmon.adapters.kafka.client_errors import KafkaError
-from txnmon.adapters.kafka.clients import client_config, make_admin, make_consumer, make_producer
+from txnmon.adapters.kafka.clients import check_reachable, client_config, make_admin, make_consumer, make_producer
 from txnmon.adapters.kafka.consume import lag_of, poll_records, read_partition, read_range
 from txnmon.adapters.kafka.member import GroupMember, TopicPartitionKey
 from txnmon.adapters.kafka.offsets import LAG_PROBE_MAX, committed_offsets, consumer_lag, end_offsets, offsets_for_time
@@ -48,6 +48,7 @@ __all__ = [
     "Window",
     "abort_transaction",
     "begin_transaction",
+    "check_reachable",
     "client_config",
     "close_producer",
     "commit_member_transaction",

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from txnmon.adapters.kafka.client_errors import _unavailable
+from txnmon.errors import KafkaUnavailable
 from txnmon.settings import Settings
 
 # librdkafka's own log lines (connection failures, ...) go here; they are forwarded when the
@@ -101,6 +102,14 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
     producer = Producer(_producer_config(settings, overrides))
     _check_reachable(producer, settings)
     return producer
+
+
+def check_reachable(client: Any, timeout_s: float) -> None:
+    """Raise KafkaUnavailable unless a broker answers `client` within `timeout_s` (a readiness probe)."""
+    try:
+        client.list_topics(timeout=timeout_s)  # answered from a broker's metadata, not the client's cache
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"no broker answered in {timeout_s:g}s: {exc}") from exc
 
 
 def make_consumer(settings: Settings, *topics: str, group_id: str | None, **overrides: Any) -> Consumer:

@@ -1,0 +1,209 @@
+"""The FastAPI app of `txnmon serve`: API keys, the body limit, per-key rate limits, `POST /v1/transactions`,
+`/healthz` and `/readyz`. Everything it talks to comes in `ApiDeps` (src/txnmon/api/server.py wires the real
+Kafka producer and MongoDB; the unit tests an in-memory double), so this module holds no client.
+
+Every answer is JSON; an error carries `error` (a code) and `reason` (for humans, naming the field).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from txnmon.api import ingest, keys, limits
+from txnmon.core.records import Message
+from txnmon.errors import MessageRefused, ServiceUnavailable, TxnmonError
+from txnmon.settings import Settings
+
+log = logging.getLogger("txnmon.api")
+
+TRANSACTION_SCHEMA = {"type": "object", "required": ["transaction_id", "user_id", "amount", "payment_method",
+                                                     "location", "timestamp"],
+                      "additionalProperties": True}
+BODY_SCHEMA = {"oneOf": [TRANSACTION_SCHEMA, {"type": "object", "required": ["transactions"],
+                                              "properties": {"transactions": {"type": "array",
+                                                                              "items": TRANSACTION_SCHEMA}}}]}
+
+
+@dataclass
+class ApiDeps:
+    """What the app talks to. `send` sends messages to the raw topic and returns the indexes Kafka did
+    not acknowledge (raising KafkaUnavailable or MessageRefused like `kafka.send_confirmed`); `find_key`
+    reads a key record by key id; each probe raises (or returns False) when its service is down."""
+
+    settings: Settings
+    send: Callable[[Sequence[Message]], list[int]]
+    find_key: Callable[[str], Mapping[str, Any] | None]
+    probes: Mapping[str, Callable[[], object]]
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+
+def error(status: int, code: str, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "reason": reason}, status_code=status, headers=dict(headers or {}))
+
+
+class _KeyCache:
+    """Key records by key id for a few seconds, so a request costs no MongoDB read (and a flood of wrong
+    keys no more than one per key id and period)."""
+
+    def __init__(self, find: Callable[[str], Mapping[str, Any] | None], ttl: float, clock: Callable[[], float]):
+        self._find, self._ttl, self._clock = find, ttl, clock
+        self._cache: dict[str, tuple[float, Mapping[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_id: str) -> Mapping[str, Any] | None:
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(key_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        record = self._find(key_id)
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key_id] = (now, record)
+        return record
+
+
+def _presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (read no further: a huge body costs no memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(deps: ApiDeps) -> FastAPI:
+    s = deps.settings
+    app = FastAPI(title="txnmon", version="1", description="Send transactions to txnmon over HTTP (docs/api.md).")
+    buckets = limits.TokenBuckets(s.api_rate_per_second, s.api_rate_burst)
+    recent = limits.RecentIds(s.api_dedup_seconds, s.api_dedup_max_ids)
+    answers = limits.IdempotentAnswers(max(s.api_dedup_seconds, 60.0))
+    key_cache = _KeyCache(deps.find_key, s.api_key_cache_seconds, deps.clock)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.get("/healthz", summary="The process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Kafka and MongoDB are reachable", responses={503: {"description": "one is not"}})
+    def readyz() -> JSONResponse:
+        down = []
+        for name, probe in deps.probes.items():
+            try:
+                ok = probe() is not False
+            except Exception as exc:  # any failure of a probe means "not ready", never a 500
+                log.warning("readiness: %s unreachable: %s", name, exc)
+                ok = False
+            if not ok:
+                down.append(name)
+        if down:
+            return JSONResponse({"status": "unavailable", "error": "not_ready", "unavailable": down,
+                                 "reason": f"not reachable: {', '.join(down)}"}, status_code=503)
+        return JSONResponse({"status": "ready", "checked": sorted(deps.probes)})
+
+    @app.post("/v1/transactions", status_code=202, summary="Send one transaction or a batch to the raw topic",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": BODY_SCHEMA}}}},
+              responses={200: {"description": "every record was a duplicate"}, 401: {"description": "no valid key"},
+                         413: {"description": "body too large"}, 422: {"description": "no record accepted"},
+                         429: {"description": "rate limited"}, 503: {"description": "Kafka unavailable"}})
+    async def post_transactions(request: Request) -> JSONResponse:
+        presented = _presented_key(request)
+        if not presented:
+            return error(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
+        key_id = keys.key_id_of(presented)
+        try:
+            record = await run_in_threadpool(key_cache.get, key_id) if key_id else None
+        except ServiceUnavailable as exc:
+            return error(503, "unavailable", f"cannot check the key: {exc}", {"Retry-After": "5"})
+        if not keys.matches(presented, record):
+            return error(401, "unauthorized", "the API key is not valid (unknown, revoked or mistyped)")
+        name = str(record["_id"]) if record else ""
+        wait = buckets.take(name, deps.clock())
+        if wait > 0:
+            return error(429, "rate_limited", f"key {name!r}: more than {s.api_rate_per_second:g} requests/s",
+                         {"Retry-After": limits.retry_after_header(wait)})
+        idem = request.headers.get("idempotency-key")
+        if idem is not None:
+            first = answers.get((name, idem), deps.clock())
+            if first is not None:
+                return JSONResponse(first[1], status_code=first[0], headers={"Idempotent-Replayed": "true"})
+        body = await _read_body(request, s.api_max_body_bytes)
+        if body is None:
+            return error(413, "too_large", f"the body is over {s.api_max_body_bytes} bytes")
+        try:
+            status, answer = await run_in_threadpool(_ingest, deps, recent, body)
+        except ingest.BadBody as exc:
+            return error(exc.status, exc.error, exc.reason)
+        except ServiceUnavailable as exc:
+            return error(503, "unavailable", f"Kafka did not acknowledge: {exc}", {"Retry-After": "5"})
+        if idem is not None and status < 500:
+            answers.put((name, idem), status, answer, deps.clock())
+        return JSONResponse(answer, status_code=status)
+
+    return app
+
+
+def _ingest(deps: ApiDeps, recent: limits.RecentIds, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Judge, drop the duplicates, send the rest and wait for Kafka: (status, answer)."""
+    s = deps.settings
+    records = ingest.records_of(body, s.api_max_records)
+    judged = ingest.judge(records, zone=s.zone, now=deps.wall(), max_bytes=s.max_message_bytes)
+    now = deps.clock()
+    duplicates: list[str] = []
+    claimed: list[tuple[int, str, Message]] = []
+    for item in judged.to_send:
+        if recent.claim(item[1], now):
+            claimed.append(item)
+        else:
+            duplicates.append(item[1])
+    rejected = list(judged.rejected)
+    try:
+        failed = set(deps.send([message for _, _, message in claimed])) if claimed else set()
+    except MessageRefused as exc:
+        failed = set(exc.failed)
+        for i, why in exc.refused.items():
+            index, tx_id, _ = claimed[i]
+            rejected.append({"index": index, "transaction_id": tx_id, "reason": "refused_by_kafka", "field": None,
+                             "detail": why})
+            recent.release(tx_id)
+        failed -= set(exc.refused)
+    except TxnmonError:
+        for _, tx_id, _ in claimed:
+            recent.release(tx_id)
+        raise
+    for i in failed:
+        recent.release(claimed[i][1])
+    if failed:
+        raise ServiceUnavailable(f"{len(failed)} of {len(claimed)} records were not acknowledged; send them again")
+    refused = {r["index"] for r in rejected}
+    accepted = [tx_id for index, tx_id, _ in claimed if index not in refused]
+    return ingest.answer(accepted, duplicates, sorted(rejected, key=lambda r: r["index"]))

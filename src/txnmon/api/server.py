@@ -1,0 +1,51 @@
+"""`txnmon serve`: the app of src/txnmon/api/app.py wired to the real services (one idempotent producer
+for the raw topic, the MongoDB store for the keys and readiness) and run on Uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore
+from txnmon.api.app import ApiDeps, build_app
+from txnmon.core.records import Message
+from txnmon.errors import KafkaUnavailable
+from txnmon.jobs import api_keys
+from txnmon.settings import Settings
+
+log = logging.getLogger("txnmon.api")
+PROBE_TIMEOUT_S = 2.0
+
+
+def production_app(settings: Settings) -> tuple[FastAPI, MongoStore, Any]:
+    """The app on real Kafka and MongoDB, with the clients to close when the server stops."""
+    producer = kafka.make_producer(settings, **{"client.id": "txnmon-api", "linger.ms": 2})
+    store = MongoStore(settings)
+
+    def send(messages: Sequence[Message]) -> list[int]:
+        try:
+            return kafka.send_confirmed(producer, settings.topic_raw, messages)
+        except kafka.KafkaError as exc:  # a fatal producer error: this answer fails, the next may not
+            raise KafkaUnavailable(f"the producer failed: {exc}") from exc
+
+    deps = ApiDeps(settings=settings, send=send,
+                   find_key=lambda key_id: api_keys.find_by_key_id(store, key_id),
+                   probes={"kafka": lambda: kafka.check_reachable(producer, PROBE_TIMEOUT_S),
+                           "mongodb": store.ping})
+    return build_app(deps), store, producer
+
+
+def serve(settings: Settings) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then flush the producer and close the store."""
+    app, store, producer = production_app(settings)
+    log.info("txnmon API on http://%s:%d (docs at /docs)", settings.api_host, settings.api_port)
+    try:
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        producer.flush(10)
+        store.close()

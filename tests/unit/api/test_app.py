@@ -1,0 +1,135 @@
+"""The app in-process, Kafka replaced by an in-memory double (only here: the integration test,
+tests/integration/api/test_serve.py, sends through the real broker)."""
+
+import datetime as dt
+import json
+
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from txnmon.api import keys
+from txnmon.api.app import ApiDeps, build_app
+from txnmon.errors import KafkaUnavailable
+from txnmon.settings import load_settings
+
+NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+GOOD = {"transaction_id": "t1", "user_id": "u1", "amount": 10.5, "payment_method": "card",
+        "location": "Paris", "timestamp": "2026-01-01T11:00:00Z"}
+
+
+class Kafka:
+    """The raw topic as a list; `down` makes every send unacknowledged."""
+
+    def __init__(self):
+        self.sent, self.down = [], False
+
+    def send(self, messages):
+        if self.down:
+            raise KafkaUnavailable("down")
+        self.sent += list(messages)
+        return []
+
+
+def make(**overrides):
+    kafka = Kafka()
+    key, record = keys.new_key("shop", NOW)
+    records = {record["key_id"]: record}
+    app_settings = load_settings(**{"api_rate_burst": 1000, "api_max_body_bytes": 4096, **overrides})
+    mongo_up = {"ok": True}
+
+    def ping():
+        if not mongo_up["ok"]:
+            raise ConnectionError("no server")
+
+    deps = ApiDeps(settings=app_settings, send=kafka.send, find_key=records.get,
+                   probes={"kafka": lambda: not kafka.down, "mongodb": ping}, wall=lambda: NOW)
+    client = TestClient(build_app(deps), headers={"Authorization": f"Bearer {key}"})
+    return client, kafka, mongo_up
+
+
+def test_a_batch_is_sent_and_a_bad_record_refused_naming_the_field():
+    client, kafka, _ = make()
+    bad = {**GOOD, "transaction_id": "t2", "amount": "lots"}
+    r = client.post("/v1/transactions", json={"transactions": [GOOD, bad]})
+    assert r.status_code == 202
+    assert r.json()["accepted"] == ["t1"]
+    assert r.json()["rejected"][0]["field"] == "amount"
+    assert [json.loads(v)["transaction_id"] for _, v, _ in kafka.sent] == ["t1"]
+    r = client.post("/v1/transactions", json=bad)
+    assert r.status_code == 422 and r.json()["rejected"][0]["field"] == "amount"
+
+
+def test_the_same_transaction_id_twice_is_accepted_once():
+    client, kafka, _ = make()
+    assert client.post("/v1/transactions", json=GOOD).status_code == 202
+    r = client.post("/v1/transactions", json=GOOD)
+    assert (r.status_code, r.json()["duplicate"]) == (200, True)
+    assert len(kafka.sent) == 1
+
+
+def test_an_idempotency_key_repeat_returns_the_first_answer():
+    client, kafka, _ = make()
+    first = client.post("/v1/transactions", json=GOOD, headers={"Idempotency-Key": "abc"})
+    again = client.post("/v1/transactions", json=GOOD, headers={"Idempotency-Key": "abc"})
+    assert (again.status_code, again.json()) == (first.status_code, first.json()) == (202, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(kafka.sent) == 1
+
+
+def test_no_key_or_a_wrong_key_is_401_with_a_reason():
+    client, _, _ = make()
+    assert client.post("/v1/transactions", json=GOOD, headers={"Authorization": ""}).status_code == 401
+    r = client.post("/v1/transactions", json=GOOD, headers={"Authorization": "Bearer txn_0123456789abcdef_" + "x" * 43})
+    assert r.status_code == 401 and r.json()["reason"]
+
+
+def test_a_large_body_is_413_and_a_flood_is_429_with_retry_after():
+    client, _, _ = make(api_rate_burst=2, api_rate_per_second=0.01)
+    assert client.post("/v1/transactions", content=b"x" * 5000).status_code == 413
+    client.post("/v1/transactions", json=GOOD)
+    r = client.post("/v1/transactions", json=GOOD)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and r.json()["reason"]
+
+
+def test_kafka_down_is_503_and_the_retry_is_not_a_duplicate():
+    client, kafka, _ = make()
+    kafka.down = True
+    assert client.post("/v1/transactions", json=GOOD).status_code == 503
+    kafka.down = False
+    assert client.post("/v1/transactions", json=GOOD).status_code == 202
+
+
+def test_health_and_readiness_name_what_is_down():
+    client, kafka, mongo = make()
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    kafka.down, mongo["ok"] = True, False
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["unavailable"] == ["kafka", "mongodb"]
+    assert client.get("/docs").status_code == 200
+    assert "/v1/transactions" in client.get("/openapi.json").json()["paths"]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+                    max_leaves=20)
+FIELD_VALUES = st.one_of(JSON, st.sampled_from(["t1", "2026-01-01T10:00:00Z", "30-09-2025 10:05", "card", "-1", "1e3"]))
+TRANSACTIONISH = st.fixed_dictionaries({}, optional={k: FIELD_VALUES for k in [*GOOD, "status", "quantity", "type"]})
+BODIES = st.one_of(JSON, TRANSACTIONISH, st.builds(lambda txs: {"transactions": txs}, st.lists(TRANSACTIONISH | JSON,
+                                                                                                    max_size=5)))
+CLIENT, _, _ = make(api_max_body_bytes=1 << 20, api_rate_burst=1_000_000)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(body=BODIES)
+def test_any_json_body_is_answered_2xx_or_4xx_with_a_reason_never_500(body):
+    r = CLIENT.post("/v1/transactions", content=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code in (200, 202, 400, 413, 422), r.text
+    answer = r.json()
+    if r.status_code >= 400:
+        assert answer["reason"]
+        if r.status_code == 422:
+            assert all(rejected["detail"] for rejected in answer["rejected"])

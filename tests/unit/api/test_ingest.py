@@ -1,0 +1,64 @@
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from txnmon.api import ingest
+from txnmon.core.contract import parse_transaction
+
+NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+UTC = ZoneInfo("UTC")
+GOOD = {"transaction_id": "t1", "user_id": "u1", "amount": 10.5, "payment_method": "card",
+        "location": "Paris", "timestamp": "2026-01-01T11:00:00Z"}
+
+
+def judge(records):
+    return ingest.judge(records, zone=UTC, now=NOW, max_bytes=64 * 1024)
+
+
+def test_one_object_or_a_batch():
+    assert ingest.records_of(json.dumps(GOOD).encode(), 10) == [GOOD]
+    assert ingest.records_of(json.dumps({"transactions": [GOOD, GOOD]}).encode(), 10) == [GOOD, GOOD]
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"{", 400), (b"[1]", 400), (b'{"transactions": []}', 400), (b'{"transactions": {}}', 400),
+    (b'{"amount": 1e999}', 400), (b"\xff", 400), (b'{"transactions": [1, 2, 3]}', 413),
+])
+def test_unusable_bodies_are_refused_whole(body, status):
+    with pytest.raises(ingest.BadBody) as caught:
+        ingest.records_of(body, 2)
+    assert caught.value.status == status and caught.value.reason
+
+
+def test_a_bad_record_is_refused_naming_the_field_and_the_others_are_kept():
+    judged = judge([GOOD, {**GOOD, "transaction_id": "t2", "amount": "lots"}, {**GOOD, "transaction_id": "t3"}])
+    assert [tx_id for _, tx_id, _ in judged.to_send] == ["t1", "t3"]
+    assert judged.rejected == [{"index": 1, "transaction_id": "t2", "reason": "bad_amount", "field": "amount",
+                                "detail": "amount is not numeric: 'lots'"}]
+
+
+@pytest.mark.parametrize(("record", "field"), [
+    ({k: v for k, v in GOOD.items() if k != "location"}, "location"),
+    ({**GOOD, "timestamp": "yesterday"}, "timestamp"),
+    ({**GOOD, "status": "maybe"}, "status"),
+    ({**GOOD, "$where": 1}, "$where"),
+    ({**GOOD, "user_id": ["x"]}, "user_id"),
+])
+def test_the_rejection_names_the_field(record, field):
+    assert judge([record]).rejected[0]["field"] == field
+
+
+def test_the_message_sent_is_what_the_processor_accepts_keyed_by_user():
+    (_, _, (key, value, _)), = judge([{**GOOD, "user_id": " u1 "}]).to_send
+    assert key == b"u1"
+    assert not isinstance(parse_transaction(value, zone=UTC, now=NOW, max_bytes=64 * 1024), ingest.Rejection)
+
+
+def test_the_answer_status():
+    assert ingest.answer(["t1"], [], [])[0] == 202
+    status, body = ingest.answer([], ["t1"], [])
+    assert (status, body["duplicate"]) == (200, True)
+    status, body = ingest.answer([], [], [{"index": 0, "detail": "amount is not numeric"}])
+    assert status == 422 and "amount" in body["reason"]
