@@ -45,6 +45,7 @@ _NO_RAISED: Mapping[str, tuple[dt.datetime, str]] = MappingProxyType({})
 # the batch's decoded users: cleared at `end_batch`, or when this many (a backtest has no batches)
 MAX_DECODED_USERS = 20_000
 
+
 class _AfterAnyId:
     """Sorts after every transaction id: (t, _AFTER_ANY_ID) bounds all keys at event time t."""
 
