@@ -262,7 +262,9 @@ class Detector:
                         history.note_raised(rule, *previous)
 
     def end_batch(self) -> int:
-        return self.state.evict_idle()
+        evicted = self.state.evict_idle()
+        self.state.end_batch()
+        return evicted
 
     def reset(self) -> None:
         """Forget all users (after a partition reassignment); they are reloaded on demand."""

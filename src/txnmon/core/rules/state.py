@@ -9,34 +9,41 @@ arrivals whose event time is not after its own, itself excluded by id. The histo
 sorted by (event_time, transaction_id) for the window scans.
 
 Memory: a processor holds every user active within the rules' longest window (a million and
-more), so a history is one packed `bytes` value, decoded only while its user is judged (see
-`pack_events`): about 60 bytes per event instead of about 600 as objects.
+more), so a history is one packed `bytes` value (src/txnmon/core/rules/packed.py), decoded at most
+once per batch while its user is judged (the store keeps the batch's decoded users until
+`end_batch`), and a new event, usually the newest, is appended to the bytes, not re-packed.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-_COUNT = struct.Struct("<I")
-# per event: event time (µs since the epoch, UTC), amount, then the byte lengths of the transaction
-# id, location, type, status and payment method, whose UTF-8 bytes follow all the fixed parts in
-# event order. (Changelog format 2 had no payment method: `unpack_events_v2` reads it.)
-_FIXED = struct.Struct("<qdHHHHH")
-_FIXED_V2 = struct.Struct("<qdHHHH")
+from txnmon.core.rules.packed import (
+    EPOCH,
+    MAX_PACKED_BYTES,
+    Decoded,
+    Event,
+    append_event,
+    as_stored,
+    count_of,
+    event_from,
+    latest_of,
+    pack_events,
+    packed_within,
+    unpack_events,
+    unpack_events_v2,
+)
+
+# the packing moved to src/txnmon/core/rules/packed.py; callers keep importing these names from here
+__all__ = ["EPOCH", "MAX_PACKED_BYTES", "Event", "Raised", "UserHistory", "UserStateStore", "event_from",
+           "pack_events", "packed_within", "unpack_events", "unpack_events_v2"]
 _NO_RAISED: Mapping[str, tuple[dt.datetime, str]] = MappingProxyType({})
-# A user's packed history never exceeds this: its changelog record (plus a small header of raised
-# alerts) must fit Kafka's 1 MiB message limit, or the record became an empty value that the
-# restore read as "user deleted". Over it, the oldest events go first (the rules look back from now),
-# down to 3/4 of it, so the sizing runs once per 128 KiB of new events, not on every one.
-MAX_PACKED_BYTES = 512 * 1024
+# the batch's decoded users: cleared at `end_batch`, or when this many (a backtest has no batches)
+MAX_DECODED_USERS = 20_000
 
 
 class _AfterAnyId:
@@ -52,120 +59,6 @@ class _AfterAnyId:
 _AFTER_ANY_ID = _AfterAnyId()
 
 
-class Event(NamedTuple):
-    event_time: dt.datetime
-    transaction_id: str
-    location: str
-    amount: float
-    type: str
-    status: str
-    payment_method: str = ""  # "" in histories written before payment methods were kept
-
-    @property
-    def key(self) -> tuple[dt.datetime, str]:
-        return (self.event_time, self.transaction_id)
-
-
-def event_from(tx: Mapping[str, Any]) -> Event:
-    """The few fields of a transaction that the rules look back at."""
-    return Event(
-        event_time=tx["event_time"],
-        transaction_id=str(tx["transaction_id"]),
-        location=str(tx.get("location", "")),
-        amount=float(tx.get("amount", 0.0)),
-        type=str(tx.get("type") or "purchase"),
-        status=str(tx.get("status") or "success"),
-        payment_method=str(tx.get("payment_method") or ""),
-    )
-
-
-def _micros(t: dt.datetime) -> int:
-    return (t - EPOCH) // _MICROSECOND
-
-
-def _text(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    if len(raw) <= 0xFFFF:
-        return raw
-    # a length is 16 bits: longer text (never seen in the contract's fields) is cut, whole characters kept
-    return raw[:0xFFFF].decode("utf-8", "ignore").encode("utf-8")
-
-
-def pack_events(events: list[Event]) -> bytes:
-    """count, the fixed part of every event, then every event's text: one allocation per user."""
-    fixed: list[bytes] = []
-    texts: list[bytes] = []
-    for e in events:
-        parts = (_text(e.transaction_id), _text(e.location), _text(e.type), _text(e.status), _text(e.payment_method))
-        fixed.append(_FIXED.pack(_micros(e.event_time), e.amount, *map(len, parts)))
-        texts.extend(parts)
-    return b"".join((_COUNT.pack(len(events)), *fixed, *texts))
-
-
-def packed_within(events: list[Event], limit: int | None = None) -> bytes:
-    """`pack_events` of `events`, or when that is over `limit` (MAX_PACKED_BYTES) bytes, of the newest
-    of them that fit in 3/4 of it."""
-    limit = MAX_PACKED_BYTES if limit is None else limit
-    blob = pack_events(events)
-    if len(blob) <= limit:
-        return blob  # the usual case: one pack, no sizing
-    limit = limit * 3 // 4
-    total, start = _COUNT.size, len(events)
-    while start > 0:
-        e = events[start - 1]
-        size = _FIXED.size + sum(len(_text(t)) for t in (e.transaction_id, e.location, e.type, e.status,
-                                                         e.payment_method))
-        if total + size > limit:
-            break
-        total += size
-        start -= 1
-    return pack_events(events[start:])
-
-
-def unpack_events(blob: bytes) -> list[Event]:
-    if not blob:
-        return []
-    (count,) = _COUNT.unpack_from(blob)
-    at = _COUNT.size + count * _FIXED.size
-    out = []
-    tail = blob[at:]
-    if tail.isascii():
-        # the usual case: one decode for every text, sliced by the byte lengths (equal to characters)
-        text = tail.decode("ascii")
-        i = 0
-        for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
-            a = i + n_id
-            b = a + n_loc
-            c = b + n_type
-            d = c + n_status
-            i = d + n_pay
-            out.append(Event(EPOCH + micros * _MICROSECOND, text[a - n_id:a], text[a:b], amount, text[b:c],
-                             text[c:d], text[d:i]))
-        return out
-    for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
-        texts = []
-        for n in (n_id, n_loc, n_type, n_status, n_pay):
-            texts.append(blob[at:at + n].decode("utf-8"))
-            at += n
-        out.append(Event(EPOCH + micros * _MICROSECOND, texts[0], texts[1], amount, texts[2], texts[3], texts[4]))
-    return out
-
-
-def unpack_events_v2(blob: bytes) -> list[Event]:
-    """Events packed by changelog format 2 (no payment method): read for the migration to format 3."""
-    if not blob:
-        return []
-    (count,) = _COUNT.unpack_from(blob)
-    at = _COUNT.size + count * _FIXED_V2.size
-    out = []
-    for micros, amount, n_id, n_loc, n_type, n_status in _FIXED_V2.iter_unpack(blob[_COUNT.size:at]):
-        texts = []
-        for n in (n_id, n_loc, n_type, n_status):
-            texts.append(blob[at:at + n].decode("utf-8"))
-            at += n
-        out.append(Event(EPOCH + micros * _MICROSECOND, texts[0], texts[1], amount, texts[2], texts[3]))
-    return out
-
 
 def _keys(events: list[Event]) -> list[tuple[dt.datetime, str]]:
     return [e.key for e in events]
@@ -179,12 +72,14 @@ class UserHistory:
     of the user's entries in a `UserStateStore` (the packed events, and the latest raised alert per
     rule for suppression, kept only for users who have one): no object per user stays in memory."""
 
-    __slots__ = ("_raised_by_user", "_user", "_users")
+    __slots__ = ("_decoded", "_raised_by_user", "_user", "_users")
 
-    def __init__(self, users: dict[str, bytes], raised_by_user: dict[str, Raised], user_id: str) -> None:
+    def __init__(self, users: dict[str, bytes], raised_by_user: dict[str, Raised], user_id: str,
+                 decoded: dict[str, Decoded] | None = None) -> None:
         self._users = users
         self._raised_by_user = raised_by_user
         self._user = user_id
+        self._decoded = decoded  # the store's decoded users of this batch (None: decode every time)
 
     @property
     def _blob(self) -> bytes:
@@ -194,9 +89,24 @@ class UserHistory:
     def _blob(self, blob: bytes) -> None:
         self._users[self._user] = blob
 
+    def _current(self) -> Decoded:
+        """The user's events decoded, from the batch's cache while the packed bytes are the ones it
+        decoded (a write anywhere replaces the bytes object, and so invalidates the entry)."""
+        blob = self._blob
+        cache = self._decoded
+        found = cache.get(self._user) if cache is not None else None
+        if found is not None and found.blob is blob:
+            return found
+        found = Decoded(blob)
+        if cache is not None:
+            if len(cache) >= MAX_DECODED_USERS:
+                cache.clear()
+            cache[self._user] = found
+        return found
+
     @property
     def events(self) -> list[Event]:
-        return unpack_events(self._blob)
+        return list(self._current().events)  # a copy: the cached list is the store's
 
     @property
     def raised(self) -> Mapping[str, tuple[dt.datetime, str]]:
@@ -230,33 +140,63 @@ class UserHistory:
 
     def before(self, event: Event) -> list[Event]:
         """The earlier arrivals with an event time not after `event`'s, itself excluded by id."""
-        events = self.events
-        i = bisect.bisect_right(_keys(events), (event.event_time, _AFTER_ANY_ID))
-        return [e for e in events[:i] if e.transaction_id != event.transaction_id]
+        current = self._current()
+        i = bisect.bisect_right(current.keys, (event.event_time, _AFTER_ANY_ID))
+        return [e for e in current.events[:i] if e.transaction_id != event.transaction_id]
 
     def record(self, event: Event, horizon: dt.timedelta, max_events: int) -> list[Event]:
-        """`before(event)`, then `add(event)` and `prune` to the horizon, with one decode and one pack."""
-        events = self.events
-        keys = _keys(events)
+        """`before(event)`, then `add(event)` and `prune` to the horizon. The packed bytes come out as
+        a full re-pack of the result would make them (the changelog's values must not change), but
+        the usual case, a new newest event and nothing to prune, only appends it to them."""
+        current = self._current()
+        blob, events, keys = current.blob, current.events, current.keys
         i = bisect.bisect_right(keys, (event.event_time, _AFTER_ANY_ID))
         prior = [e for e in events[:i] if e.transaction_id != event.transaction_id]
-        if all(e.transaction_id != event.transaction_id for e in events):
-            at = bisect.bisect_right(keys, event.key)
-            events.insert(at, event)
-            keys.insert(at, event.key)
-        cut = bisect.bisect_left(keys, (keys[-1][0] - horizon, ""))
-        self._blob = packed_within(events[max(cut, len(events) - max_events):])
+        # a byte search first: most transactions are new, and then no event is compared
+        new = event.transaction_id.encode("utf-8") not in blob or \
+            all(e.transaction_id != event.transaction_id for e in events)
+        stored = as_stored(event)  # the event as it reads back from the bytes
+        try:
+            packed = self._recorded(current, event, stored if new else None, horizon, max_events)
+        except BaseException:
+            if self._decoded is not None:  # the cached events may have changed: decode afresh
+                self._decoded.pop(self._user, None)
+            raise
+        current.blob = packed
+        self._blob = packed
         return prior
+
+    @staticmethod
+    def _recorded(current: Decoded, event: Event, stored: Event | None, horizon: dt.timedelta,
+                  max_events: int) -> bytes:
+        """The packed bytes after `record`, the cached events updated to them. `stored`: the event to
+        insert (as it reads back), None if it is here already."""
+        blob, events, keys = current.blob, current.events, current.keys
+        at = len(events)
+        if stored is not None:
+            at = bisect.bisect_right(keys, event.key)  # placed by the key it came with
+            events.insert(at, stored)
+            keys.insert(at, stored.key)
+        cut = bisect.bisect_left(keys, (keys[-1][0] - horizon, ""))
+        start = max(cut, len(events) - max_events)
+        if start == 0 and current.appendable and len(blob) <= MAX_PACKED_BYTES:
+            if stored is None:
+                return blob  # a re-pack of the same events gives the same bytes
+            if at == len(events) - 1:
+                packed = append_event(blob, event)
+                if len(packed) <= MAX_PACKED_BYTES:
+                    return packed
+        # out of order, pruned, over the size limit, or bytes not packed here: the full re-pack
+        packed = packed_within(events[start:])
+        kept = count_of(packed)  # packed_within keeps the newest `kept` events
+        del events[:len(events) - kept]
+        del keys[:len(keys) - kept]
+        current.appendable = True
+        return packed
 
     @property
     def latest(self) -> dt.datetime | None:
-        if not self._blob:
-            return None
-        (count,) = _COUNT.unpack_from(self._blob)
-        if not count:
-            return None
-        micros = _FIXED.unpack_from(self._blob, _COUNT.size + (count - 1) * _FIXED.size)[0]
-        return EPOCH + micros * _MICROSECOND
+        return latest_of(self._blob)
 
     def prune(self, oldest: dt.datetime, max_events: int) -> None:
         events = self.events
@@ -266,7 +206,7 @@ class UserHistory:
             self._blob = pack_events(events[cut:])
 
     def __len__(self) -> int:
-        return _COUNT.unpack_from(self._blob)[0] if self._blob else 0
+        return count_of(self._blob)
 
 
 class UserStateStore:
@@ -283,6 +223,7 @@ class UserStateStore:
         self.evicted = 0
         self.track_dropped = False  # the processor turns it on: evicted users become changelog tombstones
         self.dropped: list[str] = []  # users evicted since the caller last took this list
+        self._decoded: dict[str, Decoded] = {}  # user -> events decoded in this batch (see `UserHistory`)
 
     def __len__(self) -> int:
         return len(self._users)
@@ -302,10 +243,10 @@ class UserStateStore:
                 if self.track_dropped:
                     self.dropped.append(gone)
                 self.evicted += 1
-        return UserHistory(self._users, self._raised, user_id)
+        return UserHistory(self._users, self._raised, user_id, self._decoded)
 
     def _view(self, user_id: str) -> UserHistory | None:
-        return UserHistory(self._users, self._raised, user_id) if user_id in self._users else None
+        return UserHistory(self._users, self._raised, user_id, self._decoded) if user_id in self._users else None
 
     def _forget(self, user_id: str) -> None:
         self._raised.pop(user_id, None)
@@ -373,7 +314,7 @@ class UserStateStore:
         # The LRU front is where idle users collect; stop at the first one still active.
         while self._users:
             user_id = next(iter(self._users))
-            latest = UserHistory(self._users, self._raised, user_id).latest
+            latest = UserHistory(self._users, self._raised, user_id, self._decoded).latest
             if latest is not None and latest >= cutoff:
                 break
             del self._users[user_id]
@@ -384,7 +325,12 @@ class UserStateStore:
         self.evicted += dropped
         return dropped
 
+    def end_batch(self) -> None:
+        """Let go of the batch's decoded users (the packed bytes are always current: nothing to write)."""
+        self._decoded.clear()
+
     def clear(self) -> None:
+        self._decoded.clear()
         self._users.clear()
         self._raised.clear()
         self.dropped.clear()
@@ -393,6 +339,7 @@ class UserStateStore:
         """Forget these users (their partition went to another member)."""
         for user_id in user_ids:
             self._users.pop(user_id, None)
+            self._decoded.pop(user_id, None)
             self._forget(user_id)
 
     def take_dropped(self) -> list[str]:
