@@ -122,9 +122,17 @@ def _plain(value: Any, ascii_only: bool) -> bool:
     if kind is bool or value is None:
         return True
     if kind is dict:
-        return all(type(k) is str and _text(k, ascii_only) and _plain(v, ascii_only) for k, v in value.items())
+        for key, item in value.items():  # a loop with text inline: this runs per field of every transaction
+            if type(key) is not str or (ascii_only and not (key.isascii() and key.isprintable())):
+                return False
+            if type(item) is str:
+                if ascii_only and not (item.isascii() and item.isprintable()):
+                    return False
+            elif not _plain(item, ascii_only):
+                return False
+        return True
     if kind is list:
-        return all(_plain(v, ascii_only) for v in value)
+        return all(_plain(item, ascii_only) for item in value)
     if kind is dt.datetime:
         # msgspec writes a UTC datetime as isoformat() with `Z` for `+00:00`, as the default hook does
         return value.tzinfo is dt.UTC and value.year >= 1000
