@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
@@ -19,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from txnmon.core.contract import parse_transaction
 from txnmon.core.enrichment import enrich
+from txnmon.core.fastjson import json_default as _json_default
+from txnmon.core.fastjson import sorted_ascii_json, to_json_bytes
 from txnmon.core.records import DUPLICATE_ID_CONFLICT, PROCESSING_ERROR, Message, Rejection, SourceRecord
 from txnmon.core.resend import Resent, SinkOutcome, same_event
 from txnmon.core.rules import Detector
@@ -209,8 +210,7 @@ def content_fingerprint(tx: Mapping[str, Any]) -> str:
 
     Two messages with one transaction id and different fingerprints are a conflict, not a retry.
     """
-    body = json.dumps(tx, default=_json_default, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode("ascii")).hexdigest()[:32]
+    return hashlib.sha256(sorted_ascii_json(tx)).hexdigest()[:32]
 
 
 def processing_error(record: SourceRecord, exc: BaseException) -> Rejection:
@@ -274,16 +274,6 @@ def route_batch(records: Sequence[SourceRecord], config: BatchConfig, *, now: dt
         result.forward.append((parsed["user_id"].encode("utf-8"), record.value, headers))
         result.forward_timestamps.append(record.timestamp_ms)
     return result
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def to_json_bytes(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, default=_json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def on_rejected(record: SourceRecord, rejection: Rejection, now: dt.datetime, max_bytes: int = 256 * 1024
