@@ -180,12 +180,16 @@ def _ingest(deps: ApiDeps, recent: limits.RecentIds, body: bytes) -> tuple[int, 
     now = deps.clock()
     duplicates: list[str] = []
     claimed: list[tuple[int, str, Message]] = []
-    for item in judged.to_send:
-        if recent.claim(item[1], now):
-            claimed.append(item)
-        else:
-            duplicates.append(item[1])
     rejected = list(judged.rejected)
+    for item in judged.to_send:
+        fresh = recent.claim(item[1], now)
+        if fresh:
+            claimed.append(item)
+        elif fresh is False:
+            duplicates.append(item[1])
+        else:  # another request is still sending it: not sent twice, not called a duplicate either
+            rejected.append({"index": item[0], "transaction_id": item[1], "reason": "in_flight", "field": None,
+                             "detail": "another request is still sending this transaction; send it again shortly"})
     try:
         failed = set(deps.send([message for _, _, message in claimed])) if claimed else set()
     except MessageRefused as exc:
@@ -202,6 +206,9 @@ def _ingest(deps: ApiDeps, recent: limits.RecentIds, body: bytes) -> tuple[int, 
         raise
     for i in failed:
         recent.release(claimed[i][1])
+    for i, (_, tx_id, _) in enumerate(claimed):
+        if i not in failed:
+            recent.confirm(tx_id)
     if failed:
         raise ServiceUnavailable(f"{len(failed)} of {len(claimed)} records were not acknowledged; send them again")
     refused = {r["index"] for r in rejected}

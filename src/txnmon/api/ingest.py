@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from txnmon.core.contract import OPTIONAL_FIELDS, REQUIRED_FIELDS, parse_transaction
-from txnmon.core.records import Message, Rejection
+from txnmon.core.records import NOT_JSON, Message, Rejection
 
 
 class BadBody(ValueError):
@@ -84,8 +84,12 @@ def judge(records: Sequence[Any], *, zone: ZoneInfo, now: dt.datetime, max_bytes
     would read (the record as sent, keyed by its user id, as `txnmon replay` sends)."""
     judged = Judged()
     for index, record in enumerate(records):
-        raw = json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        parsed = parse_transaction(raw, zone=zone, now=now, max_bytes=max_bytes)
+        try:
+            raw = json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses as JSON but is no UTF-8 text
+            raw = None
+        parsed = parse_transaction(raw, zone=zone, now=now, max_bytes=max_bytes) if raw is not None else \
+            Rejection(NOT_JSON, "a text value is not valid Unicode (a lone surrogate escape)")
         if isinstance(parsed, Rejection):
             tx_id = record.get("transaction_id") if isinstance(record, dict) else None
             judged.rejected.append({"index": index, "transaction_id": tx_id if isinstance(tx_id, str | int) else None,

@@ -47,24 +47,35 @@ class RecentIds:
     window: float
     max_ids: int
     _seen: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    _in_flight: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def claim(self, tx_id: str, now: float) -> bool:
-        """True if `tx_id` is new (now claimed); False if it was claimed within the window."""
+    def claim(self, tx_id: str, now: float) -> bool | None:
+        """True if `tx_id` is new (now claimed, in flight); False if it was sent (confirmed) within
+        the window; None while another request's send of it is still in flight: that one may yet
+        fail, so this copy is neither sent again nor called a duplicate."""
         with self._lock:
             oldest_kept = now - self.window
             while self._seen and (len(self._seen) >= self.max_ids or next(iter(self._seen.values())) < oldest_kept):
-                self._seen.popitem(last=False)
+                gone, _ = self._seen.popitem(last=False)
+                self._in_flight.discard(gone)
             if tx_id in self._seen:
-                return False
+                return None if tx_id in self._in_flight else False
             if self.max_ids > 0 and self.window > 0:
                 self._seen[tx_id] = now
+                self._in_flight.add(tx_id)
             return True
+
+    def confirm(self, tx_id: str) -> None:
+        """Kafka acknowledged the claim's send: a later copy is a duplicate."""
+        with self._lock:
+            self._in_flight.discard(tx_id)
 
     def release(self, tx_id: str) -> None:
         """Forget a claim whose send failed, so the client's retry is not taken for a duplicate."""
         with self._lock:
             self._seen.pop(tx_id, None)
+            self._in_flight.discard(tx_id)
 
 
 @dataclass

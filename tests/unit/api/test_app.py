@@ -5,7 +5,7 @@ import datetime as dt
 import json
 
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from txnmon.api import keys
@@ -124,6 +124,8 @@ CLIENT, _, _ = make(api_max_body_bytes=1 << 20, api_rate_burst=1_000_000)
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(body=BODIES)
+@example(body={**GOOD, "note": "\ud800"})  # a lone surrogate: valid JSON, no UTF-8 text (was a 500)
+@example(body={"transactions": [GOOD, {**GOOD, "transaction_id": "t9", "location": "\udfff"}]})
 def test_any_json_body_is_answered_2xx_or_4xx_with_a_reason_never_500(body):
     r = CLIENT.post("/v1/transactions", content=json.dumps(body).encode(),
                     headers={"Content-Type": "application/json"})

@@ -39,6 +39,12 @@ def test_a_bad_record_is_refused_naming_the_field_and_the_others_are_kept():
                                 "detail": "amount is not numeric: 'lots'"}]
 
 
+def test_a_lone_surrogate_is_a_refused_record_not_a_server_error():
+    judged = judge([{**GOOD, "note": "\ud800"}, {**GOOD, "transaction_id": "t2"}])
+    assert [tx_id for _, tx_id, _ in judged.to_send] == ["t2"]
+    assert [(r["index"], r["reason"]) for r in judged.rejected] == [(0, "not_json")]
+
+
 @pytest.mark.parametrize(("record", "field"), [
     ({k: v for k, v in GOOD.items() if k != "location"}, "location"),
     ({**GOOD, "timestamp": "yesterday"}, "timestamp"),

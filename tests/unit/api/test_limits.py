@@ -13,11 +13,24 @@ def test_a_bucket_allows_its_burst_then_says_how_long_to_wait_and_refills():
 
 def test_recent_ids_are_duplicates_within_the_window_only_and_a_release_forgets():
     recent = RecentIds(window=10.0, max_ids=100)
-    assert recent.claim("t1", 0.0)
-    assert not recent.claim("t1", 5.0)
-    assert recent.claim("t1", 11.0)
+    assert recent.claim("t1", 0.0) is True
+    recent.confirm("t1")
+    assert recent.claim("t1", 5.0) is False
+    assert recent.claim("t1", 11.0) is True
     recent.release("t1")
-    assert recent.claim("t1", 11.5)
+    assert recent.claim("t1", 11.5) is True
+
+
+def test_a_copy_that_arrives_while_the_first_is_still_being_sent_is_not_called_a_duplicate():
+    # the first send may still fail (Kafka slow, the client timed out and retried): answering the
+    # retry "duplicate" would lose the record if it does
+    recent = RecentIds(window=10.0, max_ids=100)
+    assert recent.claim("t1", 0.0) is True
+    assert recent.claim("t1", 1.0) is None  # in flight: neither sent again nor a duplicate
+    recent.release("t1")  # the first send failed
+    assert recent.claim("t1", 2.0) is True  # the retry is sent
+    recent.confirm("t1")
+    assert recent.claim("t1", 3.0) is False  # now it is a duplicate
 
 
 def test_recent_ids_stay_within_their_memory_bound():
