@@ -70,9 +70,10 @@ class _KeyCache:
             return hit[1]
         record = self._find(key_id)
         with self._lock:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
+            self._cache.pop(key_id, None)
             self._cache[key_id] = (now, record)
+            while len(self._cache) > 100_000:  # the oldest lookups go first, not every valid key at once
+                del self._cache[next(iter(self._cache))]
         return record
 
 
@@ -142,8 +143,10 @@ def build_app(deps: ApiDeps) -> FastAPI:
         key_id = keys.key_id_of(presented)
         try:
             record = await run_in_threadpool(key_cache.get, key_id) if key_id else None
-        except ServiceUnavailable as exc:
-            return error(503, "unavailable", f"cannot check the key: {exc}", {"Retry-After": "5"})
+        except TxnmonError as exc:  # the store's own words (hosts, ports) go to the log, not to the caller
+            log.warning("cannot check an API key: %s", exc)
+            return error(503, "unavailable", "cannot check the key: the key store is unavailable",
+                         {"Retry-After": "5"})
         if not keys.matches(presented, record):
             return error(401, "unauthorized", "the API key is not valid (unknown, revoked or mistyped)")
         name = str(record["_id"]) if record else ""

@@ -97,5 +97,7 @@ class IdempotentAnswers:
     def put(self, key: tuple[str, str], status: int, body: Any, now: float) -> None:
         with self._lock:
             self._answers[key] = (now, status, body)
-            while len(self._answers) > self.max_keys:
+            # answers are kept in the order given: the expired ones are at the front
+            while self._answers and (len(self._answers) > self.max_keys
+                                     or next(iter(self._answers.values()))[0] < now - self.window):
                 self._answers.popitem(last=False)

@@ -57,6 +57,7 @@ def test_indexes_are_created_idempotently(db):
     names = set(db.collection("transactions").index_information())
     assert {"user_recent", "event_time", "processed_time"} <= names
     assert {"created_at", "rule_event_time"} <= set(db.collection("alerts").index_information())
+    assert "key_id" in set(db.collection("api_keys").index_information())  # every API request looks a key up
 
 
 def test_find_with_filter_sort_limit_and_projection(db):

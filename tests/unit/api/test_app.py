@@ -100,6 +100,18 @@ def test_kafka_down_is_503_and_the_retry_is_not_a_duplicate():
     assert client.post("/v1/transactions", json=GOOD).status_code == 202
 
 
+def test_a_key_store_outage_is_503_without_the_stores_own_words():
+    from txnmon.errors import StoreUnavailable
+
+    def down(key_id):
+        raise StoreUnavailable("mongodb://10.1.2.3:27017 unreachable")
+
+    deps = ApiDeps(settings=load_settings(), send=Kafka().send, find_key=down, probes={}, wall=lambda: NOW)
+    key, _ = keys.new_key("shop", NOW)
+    r = TestClient(build_app(deps), headers={"Authorization": f"Bearer {key}"}).post("/v1/transactions", json=GOOD)
+    assert r.status_code == 503 and "10.1.2.3" not in r.text and r.json()["reason"]
+
+
 def test_health_and_readiness_name_what_is_down():
     client, kafka, mongo = make()
     assert client.get("/healthz").json() == {"status": "ok"}

@@ -47,3 +47,11 @@ def test_the_first_answer_per_idempotency_key_is_kept_for_the_window():
     assert answers.get(("key", "abc"), 30.0) == (202, {"accepted": ["t1"]})
     assert answers.get(("other", "abc"), 30.0) is None
     assert answers.get(("key", "abc"), 61.0) is None
+
+
+def test_expired_idempotent_answers_are_let_go_as_new_ones_come():
+    answers = IdempotentAnswers(window=10.0)
+    answers.put(("shop", "k1"), 202, {"accepted": ["t1"]}, 0.0)
+    answers.put(("shop", "k2"), 202, {"accepted": ["t2"]}, 20.0)  # k1 expired meanwhile: no longer held
+    assert list(answers._answers) == [("shop", "k2")]
+    assert answers.get(("shop", "k2"), 21.0) == (202, {"accepted": ["t2"]})

@@ -15,6 +15,7 @@ from pymongo.database import Database
 from txnmon.adapters.mongo.client import NAMESPACE_EXISTS
 from txnmon.core.collection_names import (
     ALERTS,
+    API_KEYS,
     AUDIT_LOG,
     CASES,
     CUSTOMERS_HOUR,
@@ -73,6 +74,7 @@ def ensure_indexes(db: Database) -> None:
     db[LIST_ENTRIES].create_index([("list", ASCENDING), ("key", ASCENDING)], name="list_key")
     db[AUDIT_LOG].create_index([("target", ASCENDING), ("at", DESCENDING)], name="target_at")
     db[AUDIT_LOG].create_index([("at", DESCENDING)], name="at")
+    db[API_KEYS].create_index([("key_id", ASCENDING)], name="key_id")  # every API request looks its key up
     # the notify workers claim due entries by status and time; status counts feed `txnmon status`
     db[NOTIFICATIONS].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="status_due")
     # $merge targets exist before the first merge: two first merges racing to create one fail
