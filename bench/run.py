@@ -116,7 +116,10 @@ def raw_consume_rate(settings: Settings, n: int) -> float:
         seen += len(records)
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
-    return seen / elapsed if elapsed else 0.0
+    if seen < n or not elapsed:
+        # a rate of 0 would pass for a measurement (and make e2e_vs_raw absurd): the step fails instead
+        raise RuntimeError(f"the raw consumer read {seen:,} of {n:,} messages within 600 s")
+    return seen / elapsed
 
 
 def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
