@@ -160,8 +160,10 @@ def raw_transactions(draw: st.DrawFn) -> bytes:
          b'"timestamp":"2025-09-30T10:05:00Z"}')
 @example(b'{"a":' * 2000 + b"1" + b"}" * 2000)
 def test_the_contract_parses_exactly_as_it_did_with_json_loads(raw: bytes) -> None:
-    new = parse_transaction(raw, zone=ZONE, now=NOW, max_bytes=MAX_BYTES)
-    assert outcome(lambda: new) == outcome(old_parse, raw)
+    # inside `outcome`: on Python 3.13 json decodes nesting deep enough that the contract's own key check
+    # recurses past the limit, in today's code and the new alike (the batch sends such a record to the DLQ)
+    new = outcome(lambda: parse_transaction(raw, zone=ZONE, now=NOW, max_bytes=MAX_BYTES))
+    assert new == outcome(old_parse, raw)
 
 
 @BUDGET
