@@ -147,3 +147,19 @@ def test_any_json_body_is_answered_2xx_or_4xx_with_a_reason_never_500(body):
         assert answer["reason"]
         if r.status_code == 422:
             assert all(rejected["detail"] for rejected in answer["rejected"])
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(body=BODIES, wait=st.sampled_from(["0", "1", "", "x", "-3", "99999999", None]))
+@example(body={**GOOD, "note": "\ud800"}, wait="0")
+@example(body={"transactions": [GOOD]}, wait=None)
+def test_any_json_body_to_decisions_is_answered_2xx_or_4xx_with_a_reason_never_500(body, wait):
+    query = "" if wait is None else f"?wait_ms={wait}"
+    r = CLIENT.post(f"/v1/decisions{query}", content=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code in (200, 202, 400, 413, 422), r.text
+    answer = r.json()
+    if r.status_code >= 400:
+        assert answer["reason"]
+    else:  # nothing judges here: every accepted transaction is pending, with where to ask again
+        assert answer["decision"] == "pending" and answer["location"].startswith("/v1/decisions/")
