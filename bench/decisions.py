@@ -9,14 +9,16 @@ verdict read back by the API's poller). Every 50th transaction is a high amount 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
+import queue
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any
 
@@ -41,29 +43,45 @@ def _row(prefix: str, i: int) -> dict[str, Any]:
             "timestamp": (BASE + dt.timedelta(seconds=i)).isoformat()}
 
 
-async def _offer(url: str, key: str, rate: int, total: int, prefix: str, wait_ms: int) -> list[tuple[float, int, str]]:
-    """`total` decisions at `rate` per second, each on its own task; (latency ms, status, decision) each."""
+def _offer(port: int, key: str, rate: int, total: int, prefix: str, wait_ms: int,
+           workers: int = 128) -> list[tuple[float, int, str]]:
+    """`total` decisions at `rate` per second; (latency ms, status, decision) each. Latency counts from when
+    a request was due, so a client that falls behind shows it (no coordinated omission). Plain blocking
+    connections on threads: an httpx async client stalled here with 2,000 requests queued (the client busy,
+    the server idle)."""
+    due: queue.Queue[tuple[int, float] | None] = queue.Queue()
     results: list[tuple[float, int, str]] = []
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=wait_ms / 1000 + 30) as http:
-        async def one(i: int) -> None:
-            started = time.perf_counter()
-            try:
-                r = await http.post(f"/v1/decisions?wait_ms={wait_ms}", json=_row(prefix, i))
-                results.append(((time.perf_counter() - started) * 1000, r.status_code,
-                                r.json().get("decision", r.json().get("error", ""))))
-            except httpx.HTTPError as exc:
-                results.append(((time.perf_counter() - started) * 1000, 0, type(exc).__name__))
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-        tasks = []
-        start = time.perf_counter()
-        for i in range(total):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+    def worker() -> None:
+        http = HTTPConnection("127.0.0.1", port, timeout=wait_ms / 1000 + 30)
+        while (item := due.get()) is not None:
+            i, at = item
+            try:
+                http.request("POST", f"/v1/decisions?wait_ms={wait_ms}", json.dumps(_row(prefix, i)), headers)
+                r = http.getresponse()
+                answer = json.loads(r.read())
+                results.append(((time.perf_counter() - at) * 1000, r.status,
+                                 answer.get("decision", answer.get("error", ""))))
+            except (OSError, ValueError, HTTPException) as exc:
+                results.append(((time.perf_counter() - at) * 1000, 0, type(exc).__name__))
+                http.close()
+                http = HTTPConnection("127.0.0.1", port, timeout=wait_ms / 1000 + 30)
+        http.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    start = time.perf_counter()
+    for i in range(total):
+        at = start + i / rate
+        while (now := time.perf_counter()) < at:
+            time.sleep(min(at - now, 0.002))
+        due.put((i, at))
+    for _ in threads:
+        due.put(None)
+    for t in threads:
+        t.join(wait_ms / 1000 + 60)
     return results
 
 
@@ -97,7 +115,7 @@ def decision_latency(settings: Settings, rate: int, seconds: int, wait_ms: int =
     try:
         _warm_up(url, key, "D")
         started = time.perf_counter()
-        results = asyncio.run(_offer(url, key, rate, rate * seconds, "D", wait_ms))
+        results = _offer(settings.api_port, key, rate, rate * seconds, "D", wait_ms)
         elapsed = time.perf_counter() - started
     finally:
         for p in procs:

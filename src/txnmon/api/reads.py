@@ -22,12 +22,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from txnmon.api import decisions, ingest, limits
-from txnmon.api.app import ApiDeps, _read_body, error
+from txnmon.api.app import TRANSACTION_SCHEMA, ApiDeps, _read_body, error
 from txnmon.errors import ServiceUnavailable, TxnmonError
 
 log = logging.getLogger("txnmon.api")
-TRANSACTION_BODY = {"type": "object", "required": ["transaction_id", "user_id", "amount", "payment_method",
-                                                   "location", "timestamp"], "additionalProperties": True}
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
 
     @app.post("/v1/decisions", summary="Send one transaction and wait for the processor's verdict on it",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                  "schema": TRANSACTION_BODY}}}, "parameters": [{"name": "wait_ms", "in": "query", "required": False,
+                  "schema": TRANSACTION_SCHEMA}}}, "parameters": [{"name": "wait_ms", "in": "query", "required": False,
                                                                  "schema": {"type": "integer", "minimum": 0}}]},
               responses={200: {"description": "the verdict: approve, review or decline"},
                          202: {"description": "pending: not judged within wait_ms; GET the location later"},
