@@ -25,6 +25,7 @@ from txnmon.core.rules import load_rules
 from txnmon.errors import ModelNotFound, ModelRefused, UsageError
 from txnmon.jobs import audit
 from txnmon.jobs.backtest import load_transactions
+from txnmon.jobs.paths import resolve_under
 from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.jobs")
@@ -98,6 +99,13 @@ def train(settings: Settings, files: Sequence[str | Path], *, rounds: int = boos
     log.info("model %s trained on %d rows in %.1f s (replay %.1f s): AUC %s", version, len(train_set),
              fit_seconds, replay_seconds, metrics["auc"])
     return doc
+
+
+def train_task(settings: Settings, data: str, test_data: str | None = None) -> dict[str, Any]:
+    """The train_risk_model DAG's task: files named inside DATA_DIR only; a summary for the task log."""
+    files = [resolve_under(f, settings.data_dir, "DATA_DIR") for f in (data, test_data) if f]
+    doc = train(settings, files)
+    return {"version": doc["_id"], "sha256": doc["sha256"], "metrics": doc["metrics"], "seconds": doc["seconds"]}
 
 
 def versions(settings: Settings) -> list[dict[str, Any]]:

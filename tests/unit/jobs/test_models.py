@@ -41,3 +41,13 @@ def test_the_cli_has_the_models_commands() -> None:
     assert parser.parse_args(["models", "promote", "rm-1"]).version == "rm-1"
     assert parser.parse_args(["models", "show", "rm-1"]).models_command == "show"
     assert parser.parse_args(["models", "list"]).models_command == "list"
+
+
+def test_the_dag_task_reads_only_files_inside_data_dir(tmp_path) -> None:
+    from txnmon.errors import InvalidInputFile
+    from txnmon.settings import load_settings
+
+    s = load_settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models")
+    with pytest.raises(InvalidInputFile, match="DATA_DIR"):
+        models.train_task(s, "../../etc/passwd")
+    assert not (tmp_path / "models").exists()
