@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from txnmon.adapters.mongo import MongoStore
 from txnmon.core.collection_names import AUDIT_LOG
 from txnmon.errors import ModelNotFound, ModelRefused
 from txnmon.jobs import models
@@ -31,14 +32,13 @@ def test_train_list_promote_and_a_corrupted_artifact_is_refused(settings_factory
     assert promoted["promoted"] is True and promoted["promoted_by"] == "analyst-1"
     loaded = models.load(s)  # the promoted one
     assert loaded.version == doc["_id"] and len(loaded.score([[0.0] * len(doc["features"])])) == 1
-    from txnmon.adapters.mongo import MongoStore
     entries = MongoStore(s).find(AUDIT_LOG, {"action": "model.promote"})
     assert [(e["target"], e["who"], e["after"]) for e in entries] == \
         [(f"model:{doc['_id']}", "analyst-1", {"promoted": doc["_id"]})]
 
     artifact = Path(doc["artifact"])
     artifact.write_bytes(artifact.read_bytes().replace(b"num_leaves", b"num_leaveZ", 1))
-    with pytest.raises(ModelRefused, match="sha256 .* the file changed or is corrupt"):
+    with pytest.raises(ModelRefused, match=r"sha256 .* the file changed or is corrupt"):
         models.load(s, doc["_id"])
     with pytest.raises(ModelRefused):  # nor promoted again
         models.promote(s, doc["_id"], by="analyst-1")
