@@ -1,6 +1,8 @@
 # One image for the processor, the dashboard, the CLI and the Airflow components.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH
+# LightGBM's wheel (the risk model, docs/model.md) links the system's OpenMP runtime, not one of its own
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir "uv>=0.13,<0.14"
 WORKDIR /opt/txnmon
 COPY pyproject.toml uv.lock README.md ./

@@ -52,6 +52,17 @@ class RulesError(InvalidInputFile):
     """The rules file is missing or invalid; the message names the field."""
 
 
+class ModelNotFound(TxnmonError):
+    """No risk model is registered under that version (or none is promoted)."""
+
+    exit_code = 2
+
+
+class ModelRefused(TxnmonError):
+    """A risk model artifact that must not be used: its bytes do not match the registered checksum,
+    or it was trained on another feature version than this code computes. The message says which."""
+
+
 class PartitionLayoutError(TxnmonError):
     """The pipeline's topics are partitioned in a way the processor cannot work with (the by-user
     topic and the state changelog must have equal partition counts)."""

@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"
     # the only folders DAG params may name files in (replay CSVs; candidate rules for backtests)
     data_dir: Path = PACKAGE_DATA
+    # risk model artifacts (`txnmon models train`); their checksums and metadata are in model_versions
+    models_dir: Path = PROJECT_ROOT / "models"
     rules_dir: Path = PACKAGE_DATA / "rules"
 
     @field_validator("kafka_bootstrap_servers")

@@ -9,7 +9,7 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"replay_transactions", "kpi_rollups", "data_quality", "backtest_rules"}
+EXPECTED = {"replay_transactions", "kpi_rollups", "data_quality", "backtest_rules", "train_risk_model"}
 
 
 @pytest.fixture(scope="module")

@@ -368,3 +368,11 @@ def test_airflow_values_run_the_dags_of_this_repository_with_its_connections():
     pvc = yaml.safe_load((DEPLOY / "airflow" / "reports-pvc.yaml").read_text())
     assert volume["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_the_image_has_the_openmp_runtime_lightgbm_links():
+    # the lightgbm wheel links the system's libgomp.so.1; python:3.11-slim has none, so the risk
+    # model's training (docs/model.md) would fail to import in the image without it
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert any(d.startswith("lightgbm") for d in project["project"]["dependencies"])
+    assert re.search(r"^RUN apt-get .*install .*libgomp1", (ROOT / "Dockerfile").read_text(), re.M)

@@ -42,10 +42,12 @@ WRITES: dict[str, tuple[str, ...]] = {
     "txnmon_notify": (names.NOTIFICATIONS, names.NOTIFY_RATES),
     # the dashboard and the analyst's commands: cases, triage, lists, the audit of each action
     "txnmon_desk": (names.CASES, names.ALERT_DISPOSITIONS, names.RULE_QUALITY, names.LIST_ENTRIES, AUDIT),
-    # the DAGs: rollups (kpi_*, their runs, the lease), signals, quality, the failure notifier's outbox
+    # the DAGs: rollups (kpi_*, their runs, the lease), signals, quality, the failure notifier's outbox,
+    # the risk models train_risk_model registers (promoting one is the operator's, `txnmon models promote`)
     "txnmon_airflow": (*ROLLUP_NAMES, names.RULE_QUALITY, names.KPI_RUNS, names.CUSTOMERS_HOUR,
                        names.CUSTOMER_FIRSTS, names.TOUCHED_HOURS, names.LEASES, names.QUALITY_REPORTS,
-                       names.OPS_ALERTS, names.TRENDS, names.SIGNAL_STATE, names.NOTIFICATIONS),
+                       names.OPS_ALERTS, names.TRENDS, names.SIGNAL_STATE, names.NOTIFICATIONS,
+                       names.MODEL_VERSIONS),
 }
 # `txnmon init` and the operator's commands (window replay, dlq redrive, notify resend, rollups by
 # hand): everything the others write, and the schema
@@ -127,7 +129,8 @@ RUNS = {
                      "txnmon.adapters.mongo.lists"],
                     {names.ALERTS, names.SUPPRESSED_ALERTS, names.SHADOW_ALERTS, names.TRANSACTIONS}),
     "txnmon_airflow": (["txnmon.jobs.rollups", "txnmon.jobs.business_signals", "txnmon.jobs.quality",
-                        "txnmon.jobs.pipeline_checks", "txnmon.adapters.mongo.leases"],
+                        "txnmon.jobs.pipeline_checks", "txnmon.adapters.mongo.leases",
+                        "txnmon.adapters.mongo.models"],
                        {names.TRANSACTIONS, names.ALERTS, names.REJECTED, names.WATERMARKS, names.RULE_VERSIONS,
                         names.SUPPRESSED_ALERTS, names.SHADOW_ALERTS, names.CASES, names.ALERT_DISPOSITIONS}),
 }

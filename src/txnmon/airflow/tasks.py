@@ -40,6 +40,13 @@ def backtest(candidate_rules: str, hours: float) -> dict[str, Any]:
     return backtest_jobs.backtest_stored(task_settings(), candidate_rules, hours)
 
 
+def train_model(data: str, test_data: str | None) -> dict[str, Any]:
+    """train_risk_model: a model trained on labelled files inside DATA_DIR and registered, not promoted."""
+    from txnmon.jobs import models as model_jobs
+
+    return model_jobs.train_task(task_settings(), data, test_data)
+
+
 def quality(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     """data_quality: the interval through the suites. A suite over stored rows that fails critically
     fails the task at once, without retries (AirflowFailException, the suite's failure as its cause)."""

@@ -1,0 +1,66 @@
+"""The risk model's commands: `txnmon models train|list|show|promote` (docs/model.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from txnmon.cli.base import positive_int
+from txnmon.settings import Settings
+
+
+def _figure(value: Any, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, float) else "-"
+
+
+def _line(doc: dict[str, Any]) -> str:
+    """One version on one line: promoted mark, id, when, features, AUC, precision and recall at the
+    rules' alert count."""
+    metrics = doc.get("metrics", {})
+    at_k = metrics.get("model_at_rules_count", {})
+    mark = "*" if doc.get("promoted") else " "
+    return (f"{mark} {doc['_id']:<30} {doc['created_at']:%Y-%m-%d %H:%M}  features v{doc['feature_version']}  "
+            f"AUC {_figure(metrics.get('auc'), '.3f')}  precision {_figure(at_k.get('precision'), '.1%')}  "
+            f"recall {_figure(at_k.get('recall'), '.1%')} at {metrics.get('rules_alerts')} alerts")
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    # LightGBM and the MongoDB client are loaded only by these sub-commands
+    from txnmon.jobs import audit, models
+
+    if args.models_command == "train":
+        doc = models.train(settings, args.data, rounds=args.rounds)
+        print(_line(doc))
+        print(json.dumps(doc["metrics"], default=str, indent=2))
+        return 0
+    if args.models_command == "promote":
+        doc = models.promote(settings, args.version, by=audit.who(args.by))
+        print(f"model {doc['_id']} promoted by {doc['promoted_by']}")
+        return 0
+    if args.models_command == "show":
+        print(json.dumps(models.show(settings, args.version), default=str, indent=2))
+        return 0
+    rows = models.versions(settings)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+    for row in [] if args.json else rows:
+        print(_line(row))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("models", help="the learned risk score: train, list, show, promote")
+    ms = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    q = ms.add_parser("train", help="train on a labelled `txnmon generate` file (70/30 in time) or two (A, then B)")
+    q.add_argument("--data", action="append", required=True, metavar="FILE",
+                   help="labelled CSV; give it twice to train on the first file and test on the second")
+    q.add_argument("--rounds", type=positive_int, default=100, help="boosting rounds (default 100)")
+    q = ms.add_parser("list", help="every registered version, newest first (* = promoted)")
+    q.add_argument("--json", action="store_true")
+    q = ms.add_parser("show", help="one version's metadata, checksum and holdout figures")
+    q.add_argument("version")
+    q = ms.add_parser("promote", help="make a version the promoted one (audited)")
+    q.add_argument("version")
+    q.add_argument("--by", default=None, help="who (audit trail; default: your login)")
+    p.set_defaults(func=cmd_models)
