@@ -12,6 +12,9 @@ from txnmon.cli.progress import Progress
 from txnmon.errors import UsageError
 from txnmon.settings import SAMPLE_CSV, Settings
 
+# the kinds `txnmon replay --kind` takes (txnmon.core.event_contracts.EVENT_KINDS, kept light to import here)
+EVENT_KIND_NAMES = ("transactions", "carts", "stock", "reviews")
+
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.jobs import replay
@@ -30,7 +33,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("--no-notify goes with --from/--to (a file's rows are judged by the processor)")
     with Progress("replay", "rows") as progress:
         summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
-                                    topic=args.topic, progress=progress)
+                                    topic=args.topic, progress=progress, kind=args.kind)
     print(replay.render_summary(summary))
     return 0
 
@@ -65,12 +68,17 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from txnmon.cli.base import positive_float, positive_int, since, to_date
 
-    p = sub.add_parser("replay", help="validate a CSV file and produce its rows to TOPIC_RAW")
+    p = sub.add_parser("replay", help="validate a CSV file and produce its rows to its kind's topic (TOPIC_RAW for "
+                                      "transactions)")
     p.add_argument("file", nargs="?", default=str(SAMPLE_CSV), help="CSV file (default: the seed sample)")
+    p.add_argument("--kind", choices=EVENT_KIND_NAMES, default="transactions",
+                   help="what the file holds, judged by that kind's contract and sent to its topic: transactions "
+                        "(TOPIC_RAW), carts (TOPIC_CARTS), stock (TOPIC_INVENTORY), reviews (TOPIC_REVIEWS); "
+                        "docs/events.md")
     p.add_argument("--speedup", type=positive_float, default=0.0,
                    help="event-time pacing: 60 = one hour of data per minute, 0 = as fast as possible")
     p.add_argument("--limit", type=positive_int, default=None, help="send at most this many rows")
-    p.add_argument("--topic", default=None, help="target topic (default: TOPIC_RAW)")
+    p.add_argument("--topic", default=None, help="target topic (default: the kind's topic)")
     p.add_argument("--from", dest="window_from", type=since, default=None,
                    help="instead of a file: re-run TOPIC_RAW messages that arrived from this time (ISO or 24h)")
     p.add_argument("--to", dest="window_to", type=since, default=None, help="... until this time (ISO or 1h)")
