@@ -40,7 +40,9 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.synthetic import business_events, generator
+    from txnmon.synthetic import events as other_events
 
+    kinds = other_events.parse_event_kinds(args.events) if args.events else []
     shares = generator.parse_behaviour_shares(args.behaviour)
     spec = generator.GeneratorSpec(rows=args.rows, users=args.users, fraud_rate=args.fraud_rate, seed=args.seed,
                                    start=args.start, days=args.days, max_delay_s=args.max_delay, **shares)
@@ -62,6 +64,12 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     for event in events:
         print(f"  {event.kind}: {event.name} from {event.start:%Y-%m-%d %H:%M} UTC for {event.minutes} min "
               f"({(df['business_event'] == event.kind).sum():,} rows)")
+    if kinds:
+        folder = Path(args.events_dir) if args.events_dir else Path(args.out).parent
+        frames = other_events.generate_events(df, spec, kinds)
+        for kind, path in other_events.write_events(frames, folder).items():
+            labels = ", ".join(f"{n:,} {label}" for label, n in frames[kind]["label"].value_counts().items())
+            print(f"  {kind}: {len(frames[kind]):,} events ({labels}) to {path}")
     return 0
 
 
@@ -107,4 +115,9 @@ def register(sub: Any) -> None:
                    help='extra purchases of a product on the first day, e.g. "Air Fryer@14:00/60"')
     p.add_argument("--new-region", metavar="CITY@HH:MM/MIN", default=None,
                    help="purchases from a city with no sales before, e.g. Bhopal@17:00/60")
+    p.add_argument("--events", metavar="KINDS", default=None,
+                   help="also write the day's other events, drawn from its transactions (which stay the same): "
+                        "carts, stock, reviews, comma-separated, or all (docs/events.md)")
+    p.add_argument("--events-dir", metavar="DIR", default=None,
+                   help="folder for carts.csv, stock.csv, reviews.csv (default: the folder of --out)")
     p.set_defaults(func=cmd_generate)
