@@ -115,9 +115,18 @@ def _price(value: Any) -> float:
         raise InvalidEvent(exc.rejection.reason, exc.rejection.detail.replace("amount", "price", 1)) from None
 
 
+def _present(event: dict[str, Any], name: str) -> bool:
+    """Whether an optional field is given; an empty one is dropped, as a replayed CSV drops empty cells."""
+    if _missing(event, (name,)):
+        if isinstance(event.get(name), str):
+            del event[name]
+        return False
+    return True
+
+
 def _optional_texts(event: dict[str, Any], names: tuple[str, ...], limit: int = MAX_TEXT_CHARS) -> None:
     for name in names:
-        if event.get(name) is not None:
+        if _present(event, name):
             event[name] = _ident(name, event[name], limit)
 
 
@@ -151,11 +160,10 @@ def normalise_cart_event(obj: Mapping[str, Any], *, zone: ZoneInfo, now: dt.date
             event[name] = _ident(name, obj[name])
     if event["event_type"] in ITEM_EVENT_TYPES:
         _require(obj, ("product_id", "quantity", "price"))
-    if event.get("product_id") is not None:
-        event["product_id"] = _ident("product_id", event["product_id"])
-    if event.get("quantity") is not None:
+    _optional_texts(event, ("product_id",), MAX_ID_CHARS)
+    if _present(event, "quantity"):
         event["quantity"] = _whole("quantity", event["quantity"], low=1, high=MAX_QUANTITY)
-    if event.get("price") is not None:
+    if _present(event, "price"):
         event["price"] = _price(event["price"])
     _optional_texts(event, ("currency", "source"))
     event["event_time"] = _event_time(obj["timestamp"], zone, now)

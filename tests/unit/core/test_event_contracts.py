@@ -50,6 +50,11 @@ def test_valid_events_are_normalised_and_unknown_fields_kept():
     created = _parse(parse_cart_event, {"event_id": "C0", "event_type": "cart_created", "user_id": "U1",
                                         "session_id": "S9", "timestamp": "2025-10-01T09:59:00Z"})
     assert created["session_id"] == "S9" and "product_id" not in created
+    # an empty optional field is no field, as a replayed CSV's empty cell
+    checkout = _parse(parse_cart_event, {"event_id": "C9", "event_type": "checkout_started", "user_id": "U1",
+                                         "cart_id": "K1", "product_id": "", "price": " ", "currency": "",
+                                         "timestamp": "2025-10-01T10:09:00Z"})
+    assert not {"product_id", "price", "currency"} & set(checkout)
 
 
 @pytest.mark.parametrize(("parse", "base", "change", "reason", "names"), [
