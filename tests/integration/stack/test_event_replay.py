@@ -58,3 +58,16 @@ def test_a_file_with_a_bad_row_sends_nothing(settings_factory, tmp_path):
     with pytest.raises(InvalidInputFile, match="line 3: bad_field: rating"):
         replay.replay_csv(s, path, kind="reviews")
     assert _read_all(s, s.topic_reviews) == []
+
+
+def test_txnmon_init_creates_the_event_topics(settings_factory):
+    import subprocess
+
+    from tests.fixtures.pipeline import TXNMON, env_for
+
+    s = settings_factory()  # the pipeline's topics exist; the event topics do not yet
+    done = subprocess.run([TXNMON, "init"], env=env_for(s), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for topic in s.event_topics:
+        assert f"topic {topic}: 3 partitions (created)" in done.stdout
+    assert f"topic {s.topic_raw}: 3 partitions (exists)" in done.stdout
