@@ -3,7 +3,8 @@
 
 **A file** (`file`): checked with Great Expectations first (a file that fails is refused, with
 the failures in the task log and a Data Docs report), then each row is produced to `TOPIC_RAW`
-keyed by `user_id`, paced by event time (`speedup` 60 = one hour of data per minute, 0 = as
+keyed by `user_id`; with `kind` carts, stock or reviews, each row is checked by that kind's
+contract and sent to its topic (docs/events.md); paced by event time (`speedup` 60 = one hour of data per minute, 0 = as
 fast as possible; `limit` = at most this many rows).
 
 **A window of history** (`window_from` and `window_to`, ISO times): the raw topic's messages that
@@ -30,6 +31,8 @@ from txnmon.airflow.notifier import TxnmonNotifier
     params={
         "file": Param("sample_transactions.csv", type="string", minLength=1,
                       description="CSV file to replay: a name inside DATA_DIR, or an absolute path under it"),
+        "kind": Param("transactions", enum=["transactions", "carts", "stock", "reviews"],
+                      description="what the file holds; each kind has its contract and topic (docs/events.md)"),
         "speedup": Param(60.0, type="number", minimum=0,
                          description="event-time pacing: 60 = one hour per minute, 0 = as fast as possible"),
         "limit": Param(None, type=["null", "integer"], minimum=1, description="send at most this many rows"),

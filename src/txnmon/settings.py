@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # holding the users of by-user partition p, written in the same transaction as the offsets
     topic_by_user: str = "transactions.by_user"
     topic_state: str = "txnmon.user_state"
+    # the other event kinds' raw topics (docs/events.md), created by `txnmon init` too
+    topic_carts: str = "carts.raw"
+    topic_inventory: str = "inventory.raw"
+    topic_reviews: str = "reviews.raw"
     topic_partitions: int = Field(3, ge=1, le=1000)
     topic_replication_factor: int = Field(1, ge=1, le=10)
     consumer_group: str = "txnmon-stream"
@@ -187,7 +191,8 @@ class Settings(BaseSettings):
             raise ValueError("must be a MongoDB database name: 1-63 chars, none of / \\ . space \" $")
         return value
 
-    @field_validator("topic_raw", "topic_enriched", "topic_dlq", "topic_by_user", "topic_state", "consumer_group")
+    @field_validator("topic_raw", "topic_enriched", "topic_dlq", "topic_by_user", "topic_state", "topic_carts",
+                     "topic_inventory", "topic_reviews", "consumer_group")
     @classmethod
     def _check_topic(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
@@ -225,11 +230,24 @@ class Settings(BaseSettings):
         if len(set(self.pipeline_topics)) != len(self.pipeline_topics):
             raise ValueError("TOPIC_RAW, TOPIC_ENRICHED, TOPIC_DLQ, TOPIC_BY_USER and TOPIC_STATE must be "
                              "five different topics")
+        if len(set(self.init_topics)) != len(self.init_topics):
+            raise ValueError("TOPIC_CARTS, TOPIC_INVENTORY and TOPIC_REVIEWS must differ from each other and "
+                             "from the pipeline's topics")
         return self
 
     @property
     def pipeline_topics(self) -> tuple[str, ...]:
         return (self.topic_raw, self.topic_enriched, self.topic_dlq, self.topic_by_user, self.topic_state)
+
+    @property
+    def event_topics(self) -> tuple[str, ...]:
+        """The raw topics of the other event kinds: carts, stock, reviews (docs/events.md)."""
+        return (self.topic_carts, self.topic_inventory, self.topic_reviews)
+
+    @property
+    def init_topics(self) -> tuple[str, ...]:
+        """Every topic `txnmon init` creates."""
+        return self.pipeline_topics + self.event_topics
 
     @property
     def notify_allowed_host_list(self) -> tuple[str, ...]:

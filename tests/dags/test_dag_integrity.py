@@ -66,3 +66,11 @@ def test_replay_params_have_safe_defaults(dagbag):
     assert params["file"] == "sample_transactions.csv"
     assert params["speedup"] == 60.0
     assert params["limit"] is None
+
+
+def test_replay_takes_the_kind_of_file_transactions_by_default(dagbag):
+    from txnmon.core.event_contracts import EVENT_KINDS
+
+    param = dagbag.dags["replay_transactions"].params.get_param("kind")
+    assert param.value == "transactions"
+    assert param.schema["enum"] == list(EVENT_KINDS)

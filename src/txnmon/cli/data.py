@@ -12,6 +12,9 @@ from txnmon.cli.progress import Progress
 from txnmon.errors import UsageError
 from txnmon.settings import SAMPLE_CSV, Settings
 
+# the kinds `txnmon replay --kind` takes (txnmon.core.event_contracts.EVENT_KINDS, kept light to import here)
+EVENT_KIND_NAMES = ("transactions", "carts", "stock", "reviews")
+
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.jobs import replay
@@ -30,14 +33,16 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("--no-notify goes with --from/--to (a file's rows are judged by the processor)")
     with Progress("replay", "rows") as progress:
         summary = replay.replay_csv(settings, Path(args.file), speedup=args.speedup, limit=args.limit,
-                                    topic=args.topic, progress=progress)
+                                    topic=args.topic, progress=progress, kind=args.kind)
     print(replay.render_summary(summary))
     return 0
 
 
 def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.synthetic import business_events, generator
+    from txnmon.synthetic import events as other_events
 
+    kinds = other_events.parse_event_kinds(args.events) if args.events else []
     shares = generator.parse_behaviour_shares(args.behaviour)
     spec = generator.GeneratorSpec(rows=args.rows, users=args.users, fraud_rate=args.fraud_rate, seed=args.seed,
                                    start=args.start, days=args.days, max_delay_s=args.max_delay, **shares)
@@ -59,18 +64,29 @@ def cmd_generate(settings: Settings, args: argparse.Namespace) -> int:
     for event in events:
         print(f"  {event.kind}: {event.name} from {event.start:%Y-%m-%d %H:%M} UTC for {event.minutes} min "
               f"({(df['business_event'] == event.kind).sum():,} rows)")
+    if kinds:
+        folder = Path(args.events_dir) if args.events_dir else Path(args.out).parent
+        frames = other_events.generate_events(df, spec, kinds)
+        for kind, path in other_events.write_events(frames, folder).items():
+            labels = ", ".join(f"{n:,} {label}" for label, n in frames[kind]["label"].value_counts().items())
+            print(f"  {kind}: {len(frames[kind]):,} events ({labels}) to {path}")
     return 0
 
 
 def register(sub: Any) -> None:
     from txnmon.cli.base import positive_float, positive_int, since, to_date
 
-    p = sub.add_parser("replay", help="validate a CSV file and produce its rows to TOPIC_RAW")
+    p = sub.add_parser("replay", help="validate a CSV file and produce its rows to its kind's topic (TOPIC_RAW for "
+                                      "transactions)")
     p.add_argument("file", nargs="?", default=str(SAMPLE_CSV), help="CSV file (default: the seed sample)")
+    p.add_argument("--kind", choices=EVENT_KIND_NAMES, default="transactions",
+                   help="what the file holds, judged by that kind's contract and sent to its topic: transactions "
+                        "(TOPIC_RAW), carts (TOPIC_CARTS), stock (TOPIC_INVENTORY), reviews (TOPIC_REVIEWS); "
+                        "docs/events.md")
     p.add_argument("--speedup", type=positive_float, default=0.0,
                    help="event-time pacing: 60 = one hour of data per minute, 0 = as fast as possible")
     p.add_argument("--limit", type=positive_int, default=None, help="send at most this many rows")
-    p.add_argument("--topic", default=None, help="target topic (default: TOPIC_RAW)")
+    p.add_argument("--topic", default=None, help="target topic (default: the kind's topic)")
     p.add_argument("--from", dest="window_from", type=since, default=None,
                    help="instead of a file: re-run TOPIC_RAW messages that arrived from this time (ISO or 24h)")
     p.add_argument("--to", dest="window_to", type=since, default=None, help="... until this time (ISO or 1h)")
@@ -99,4 +115,9 @@ def register(sub: Any) -> None:
                    help='extra purchases of a product on the first day, e.g. "Air Fryer@14:00/60"')
     p.add_argument("--new-region", metavar="CITY@HH:MM/MIN", default=None,
                    help="purchases from a city with no sales before, e.g. Bhopal@17:00/60")
+    p.add_argument("--events", metavar="KINDS", default=None,
+                   help="also write the day's other events, drawn from its transactions (which stay the same): "
+                        "carts, stock, reviews, comma-separated, or all (docs/events.md)")
+    p.add_argument("--events-dir", metavar="DIR", default=None,
+                   help="folder for carts.csv, stock.csv, reviews.csv (default: the folder of --out)")
     p.set_defaults(func=cmd_generate)

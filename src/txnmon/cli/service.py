@@ -16,9 +16,9 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.core.topology import partition_problems
     from txnmon.errors import PartitionLayoutError
 
-    created = kafka.ensure_topics(settings)
+    created = kafka.ensure_topics(settings, settings.init_topics)
     counts = {}
-    for info in kafka.describe_topics(settings, list(settings.pipeline_topics)):
+    for info in kafka.describe_topics(settings, list(settings.init_topics)):
         state = "created" if info.name in created else "exists"
         print(f"topic {info.name}: {info.partitions} partitions ({state})")
         counts[info.name] = info.partitions
