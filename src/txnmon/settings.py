@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     api_dedup_seconds: float = Field(600.0, ge=0, le=7 * 86_400)  # a transaction id seen this recently: duplicate
     api_dedup_max_ids: int = Field(1_000_000, ge=0, le=100_000_000)  # memory bound of that window
     api_key_cache_seconds: float = Field(5.0, ge=0, le=3600)  # a revoked key stops working within this
+    api_send_timeout_seconds: float = Field(10.0, ge=1, le=300)  # Kafka's acknowledgement, or 503 for the records
     # --- Business signals (src/txnmon/core/business_signals.py; docs/signals.md), all in event time ------------
     # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
     # partition) is this far past the bucket's end: later data for it is not taken into account
