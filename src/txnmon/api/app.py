@@ -178,8 +178,8 @@ def build_app(deps: ApiDeps) -> FastAPI:
 def _ingest(deps: ApiDeps, recent: limits.RecentIds, body: bytes) -> tuple[int, dict[str, Any]]:
     """Judge, drop the duplicates, send the rest and wait for Kafka: (status, answer)."""
     s = deps.settings
-    records = ingest.records_of(body, s.api_max_records)
-    judged = ingest.judge(records, zone=s.zone, now=deps.wall(), max_bytes=s.max_message_bytes)
+    records, raws = ingest.read_body(body, s.api_max_records)
+    judged = ingest.judge(records, zone=s.zone, now=deps.wall(), max_bytes=s.max_message_bytes, raws=raws)
     now = deps.clock()
     duplicates: list[str] = []
     claimed: list[tuple[int, str, Message]] = []
