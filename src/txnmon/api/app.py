@@ -7,11 +7,14 @@ Every answer is JSON; an error carries `error` (a code) and `reason` (for humans
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,10 @@ from txnmon.errors import MessageRefused, ServiceUnavailable, TxnmonError
 from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.api")
+# Ingest requests wait on Kafka in their own threads, and the probes run in theirs: a flood of requests
+# waiting for acknowledgements never holds the threads /readyz needs (they shared Starlette's pool).
+INGEST_THREADS = 16
+READY_TIMEOUT_S = 5.0  # /readyz answers 503 when its probes take longer (each has its own 2 s budget)
 
 TRANSACTION_SCHEMA = {"type": "object", "required": ["transaction_id", "user_id", "amount", "payment_method",
                                                      "location", "timestamp"],
@@ -105,6 +112,8 @@ def build_app(deps: ApiDeps) -> FastAPI:
     recent = limits.RecentIds(s.api_dedup_seconds, s.api_dedup_max_ids)
     answers = limits.IdempotentAnswers(max(s.api_dedup_seconds, 60.0))
     key_cache = _KeyCache(deps.find_key, s.api_key_cache_seconds, deps.clock)
+    ingesting = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="txnmon-api-ingest")
+    probing = ThreadPoolExecutor(2, thread_name_prefix="txnmon-api-probe")
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -115,16 +124,11 @@ def build_app(deps: ApiDeps) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Kafka and MongoDB are reachable", responses={503: {"description": "one is not"}})
-    def readyz() -> JSONResponse:
-        down = []
-        for name, probe in deps.probes.items():
-            try:
-                ok = probe() is not False
-            except Exception as exc:  # any failure of a probe means "not ready", never a 500
-                log.warning("readiness: %s unreachable: %s", name, exc)
-                ok = False
-            if not ok:
-                down.append(name)
+    async def readyz() -> JSONResponse:
+        try:
+            down = await asyncio.wait_for(_in(probing, _probe_all, deps.probes), READY_TIMEOUT_S)
+        except TimeoutError:
+            down = [f"probes (no answer in {READY_TIMEOUT_S:g}s)"]
         if down:
             return JSONResponse({"status": "unavailable", "error": "not_ready", "unavailable": down,
                                  "reason": f"not reachable: {', '.join(down)}"}, status_code=503)
@@ -163,7 +167,7 @@ def build_app(deps: ApiDeps) -> FastAPI:
         if body is None:
             return error(413, "too_large", f"the body is over {s.api_max_body_bytes} bytes")
         try:
-            status, answer = await run_in_threadpool(_ingest, deps, recent, body)
+            status, answer = await _in(ingesting, _ingest, deps, recent, body)
         except ingest.BadBody as exc:
             return error(exc.status, exc.error, exc.reason)
         except ServiceUnavailable as exc:
@@ -173,6 +177,24 @@ def build_app(deps: ApiDeps) -> FastAPI:
         return JSONResponse(answer, status_code=status)
 
     return app
+
+
+async def _in(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+
+
+def _probe_all(probes: Mapping[str, Callable[[], object]]) -> list[str]:
+    """The names of the services whose probe failed (raised or returned False)."""
+    down = []
+    for name, probe in probes.items():
+        try:
+            ok = probe() is not False
+        except Exception as exc:  # any failure of a probe means "not ready", never a 500
+            log.warning("readiness: %s unreachable: %s", name, exc)
+            ok = False
+        if not ok:
+            down.append(name)
+    return down
 
 
 def _ingest(deps: ApiDeps, recent: limits.RecentIds, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -147,3 +147,39 @@ def test_any_json_body_is_answered_2xx_or_4xx_with_a_reason_never_500(body):
         assert answer["reason"]
         if r.status_code == 422:
             assert all(rejected["detail"] for rejected in answer["rejected"])
+
+
+def test_readiness_answers_while_many_requests_wait_on_kafka():
+    import threading
+    import time
+
+    release, sent = threading.Event(), []
+
+    def stuck_send(messages):  # Kafka that does not acknowledge until released
+        release.wait(30)
+        sent.extend(messages)
+        return []
+
+    deps = ApiDeps(settings=load_settings(api_rate_burst=1000), send=stuck_send, find_key=lambda _k: None,
+                   probes={"kafka": lambda: True})
+    key, record = keys.new_key("shop", NOW)
+    deps.find_key = {record["key_id"]: record}.get
+    # one event loop for every request (as Uvicorn runs them): a TestClient outside `with` gives each its own
+    with TestClient(build_app(deps), headers={"Authorization": f"Bearer {key}"}) as stuck:
+        posts = [threading.Thread(target=stuck.post, args=("/v1/transactions",),
+                                  kwargs={"json": {**GOOD, "transaction_id": f"t{i}"}}) for i in range(48)]
+        for t in posts:
+            t.start()
+        time.sleep(1.0)  # every request is waiting for Kafka (more than Starlette's 40 threads)
+        try:
+            started = time.monotonic()
+            result: list[int] = []
+            probe = threading.Thread(target=lambda: result.append(stuck.get("/readyz").status_code))
+            probe.start()
+            probe.join(5)
+            assert result == [200] and time.monotonic() - started < 5
+        finally:
+            release.set()
+            for t in posts:
+                t.join(30)
+    assert len(sent) == 48
