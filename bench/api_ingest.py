@@ -74,6 +74,12 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) ->
     raise RuntimeError("txnmon serve was not ready within 60 s")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc): the service's own cost, whatever the noise."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[float, list[str], Counter[int]]:
     """Each client posts its share of the bodies one after another; a 503 is sent again (the contract)."""
     accepted: list[str] = []
@@ -127,7 +133,9 @@ def measure(batches: int, batch_size: int, clients: int, serve_src: Path = ROOT 
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, proc)
         _post_all(url, key, bodies[:1], 1)  # warm-up (imports, connections); its ids are sent again below
+        cpu_before = _cpu_seconds(proc.pid)
         elapsed, accepted, statuses = _post_all(url, key, bodies, clients)
+        cpu = _cpu_seconds(proc.pid) - cpu_before
         on_topic = Counter(json.loads(rec.value)["transaction_id"]
                            for p in range(settings.topic_partitions)
                            for rec in kafka.read_partition(settings, settings.topic_raw, p))
@@ -137,7 +145,8 @@ def measure(batches: int, batch_size: int, clients: int, serve_src: Path = ROOT 
         # the warm-up's body is accepted there and answered as duplicates here: count it as accepted
         first = set(json.loads(bodies[0])["transactions"][i]["transaction_id"] for i in range(batch_size))
         return {"records": sent, "clients": clients, "batch_size": batch_size, "seconds": round(elapsed, 3),
-                "records_per_s": round(sent / elapsed), "accepted": len(set(accepted) | first),
+                "records_per_s": round(sent / elapsed),
+                "service_cpu_us_per_record": round(cpu / sent * 1e6, 1), "accepted": len(set(accepted) | first),
                 "on_topic": len(on_topic), "missing_on_topic": len(missing), "doubled_on_topic": len(doubled),
                 "statuses": dict(statuses), "serve_src": str(serve_src)}
     finally:
