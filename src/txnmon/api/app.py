@@ -15,15 +15,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from txnmon.api import ingest, keys, limits
+from txnmon.api.metrics import ApiMetrics, RequestCounter
 from txnmon.core.records import Message
 from txnmon.errors import MessageRefused, ServiceUnavailable, TxnmonError
 from txnmon.settings import Settings
@@ -54,6 +55,7 @@ class ApiDeps:
     probes: Mapping[str, Callable[[], object]]
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    metrics: ApiMetrics | None = None  # None: the app makes its own (GET /metrics)
 
 
 def error(status: int, code: str, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -108,6 +110,7 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 def build_app(deps: ApiDeps) -> FastAPI:
     s = deps.settings
     app = FastAPI(title="txnmon", version="1", description="Send transactions to txnmon over HTTP (docs/api.md).")
+    deps = _install_metrics(app, deps)
     buckets = limits.TokenBuckets(s.api_rate_per_second, s.api_rate_burst)
     recent = limits.RecentIds(s.api_dedup_seconds, s.api_dedup_max_ids)
     answers = limits.IdempotentAnswers(max(s.api_dedup_seconds, 60.0))
@@ -174,9 +177,25 @@ def build_app(deps: ApiDeps) -> FastAPI:
             return error(503, "unavailable", f"Kafka did not acknowledge: {exc}", {"Retry-After": "5"})
         if idem is not None and status < 500:
             answers.put((name, idem), status, answer, deps.clock())
+        if deps.metrics is not None:
+            deps.metrics.observe_answer(answer)
         return JSONResponse(answer, status_code=status)
 
     return app
+
+
+def _install_metrics(app: FastAPI, deps: ApiDeps) -> ApiDeps:
+    """`GET /metrics` (Prometheus; no key, like the probes: it shows counts only, docs/api.md says where
+    it is reachable), every answer counted, and the Kafka send timed. Returns the deps to use."""
+    metrics = deps.metrics or ApiMetrics()
+    app.add_middleware(RequestCounter, metrics=metrics)
+
+    @app.get("/metrics", summary="Prometheus metrics of this process", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        page, content_type = metrics.render()
+        return Response(page, media_type=content_type)
+
+    return replace(deps, send=metrics.timed(deps.send), metrics=metrics)
 
 
 async def _in(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:

@@ -12,7 +12,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from txnmon.core.contract import INT64_MAX, INT64_MIN, MAX_DEPTH, find_forbidden_key, find_unstorable
+from txnmon.core.contract import MAX_DEPTH, find_forbidden_key, find_unstorable
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # --- the reference: the walks as they were (src/txnmon/core/contract.py before issue 30) ---------------
 
