@@ -46,7 +46,7 @@ BODY_SCHEMA = {"oneOf": [TRANSACTION_SCHEMA, {"type": "object", "required": ["tr
 @dataclass
 class ApiDeps:
     """What the app talks to. `send` sends messages to the raw topic and returns the indexes Kafka did
-    not acknowledge (raising KafkaUnavailable or MessageRefused like `kafka.send_confirmed`); `find_key`
+    not acknowledge (raising KafkaUnavailable or MessageRefused like `kafka.ConfirmedSender.send`); `find_key`
     reads a key record by key id; each probe raises (or returns False) when its service is down."""
 
     settings: Settings

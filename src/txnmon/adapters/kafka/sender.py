@@ -130,6 +130,8 @@ class ConfirmedSender:
         if err.fatal():
             log.error("the producer failed for good (%s); the next send replaces it", _why(err))
             self._broken = err
+        else:  # an outage librdkafka rides out by itself (a broker down, a connection refused)
+            log.warning("Kafka client error: %s", _why(err))
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
