@@ -22,6 +22,9 @@
                           txnmon / peer from the same run (--peer-rows; needs `uv sync --group bench`)
     api_ingest_records_per_s  `txnmon serve` on a socket, 4 clients posting batches of 1,000; every accepted
                           record checked on the raw topic (bench/api_ingest.py; --api-batches, 0 skips)
+    decision_latency_p50_ms / decision_latency_p99_ms   POST /v1/decisions answered with the processor's
+                          verdict, at a steady --decision-rate (200/s), `txnmon serve` and `txnmon stream` each
+                          in its own process (bench/decisions.py; `--only decisions` runs just this part)
     scale_out             1, 2 and 3 `txnmon stream` processes on 6 partitions, same input: tx/s of
                           each and whether they stored identical documents (bench/scale_out.py;
                           `--scale-out-only` runs just this part, into bench/results/scale_out.json)
@@ -52,6 +55,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import decisions  # noqa: E402
 from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
 from bench.cpu import cpu_figures  # noqa: E402
 from bench.scale_out import generated_rows, scale_out  # noqa: E402
@@ -70,6 +74,7 @@ TARGETS = {
     "e2e_vs_raw": 0.5,
     "alert_latency_p99_ms": 250.0,
     "webhook_latency_p99_ms": 1000.0,
+    "decision_latency_p99_ms": 300.0,
     "rollup_s_per_million": 30.0,
     "cpu_us_per_tx_1d": 60.0,
     "cpu_us_per_tx_30d": 75.0,
@@ -77,8 +82,8 @@ TARGETS = {
 }
 # the steps of a full run, in order (--skip names them)
 STEP_NAMES = ("cpu", "generate_and_produce", "raw_consume", "e2e", "quix_peer", "store_ceiling", "naive",
-              "rollup_rebuild", "alert_latency", "webhook_latency", "rss", "restore", "round_trip", "rollups",
-              "api_ingest", "scale_out")
+              "rollup_rebuild", "alert_latency", "webhook_latency", "decisions", "rss", "restore", "round_trip",
+              "rollups", "api_ingest", "scale_out")
 
 
 def say(msg: str) -> None:
@@ -516,6 +521,8 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
         ("e2e_vs_quix_peer >= 1", "e2e_vs_quix_peer", lambda r: r >= 1),
         ("alert_latency_p99_ms < 250", "alert_latency_p99_ms", lambda v: v < TARGETS["alert_latency_p99_ms"]),
         ("webhook_latency_p99_ms < 1000", "webhook_latency_p99_ms", lambda v: v < TARGETS["webhook_latency_p99_ms"]),
+        ("decision_latency_p99_ms < 300", "decision_latency_p99_ms",
+         lambda v: v < TARGETS["decision_latency_p99_ms"]),
         ("rollup_s_per_million < 30", "rollup_s_per_million", lambda v: v < TARGETS["rollup_s_per_million"]),
         ("cpu_us_per_tx_1d <= 60", "cpu_us_per_tx_1d", lambda v: v <= TARGETS["cpu_us_per_tx_1d"]),
         ("cpu_us_per_tx_30d <= 75", "cpu_us_per_tx_30d", lambda v: v <= TARGETS["cpu_us_per_tx_30d"]),
@@ -534,7 +541,8 @@ def print_summary(figures: dict[str, Any]) -> None:
     for key in ("cpu_us_per_tx_1d", "cpu_us_per_tx_30d", "e2e_tx_per_s", "quix_peer_tx_per_s",
                 "store_ceiling_tx_per_s", "mongo_writes_per_tx",
                 "naive_tx_per_s", "raw_consume_tx_per_s", "alert_latency_p50_ms", "alert_latency_p99_ms",
-                "webhook_latency_p50_ms", "webhook_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb",
+                "webhook_latency_p50_ms", "webhook_latency_p99_ms", "decision_latency_p50_ms",
+                "decision_latency_p99_ms", "rollup_s_per_million", "processor_rss_mb",
                 "restore_s", "rtt_added_ms", "rtt_e2e_tx_per_s", "rtt_naive_tx_per_s"):
         if key in figures:
             print(f"  {key:<24} {figures[key]:>12,}")
@@ -564,7 +572,8 @@ def main() -> int:
     parser.add_argument("--naive-rows", type=int, default=10_000, help="the naive consumer is timed on this many")
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--webhook-rate", type=int, default=1000, help="offered tx/s for the webhook latency")
-    parser.add_argument("--only", choices=["webhook-latency", "rollups"], default=None,
+    parser.add_argument("--decision-rate", type=int, default=200, help="offered POST /v1/decisions per second")
+    parser.add_argument("--only", choices=["webhook-latency", "rollups", "decisions"], default=None,
                         help="run only this part (prints it; bench/results/latest.json is left alone)")
     parser.add_argument("--rss-users", type=int, default=1_000_000)
     parser.add_argument("--restore-users", type=int, default=1_000_000)
@@ -610,6 +619,12 @@ def main() -> int:
         ok = part["webhook_latency_p99_ms"] < TARGETS["webhook_latency_p99_ms"]
         print(json.dumps(part, indent=2))
         print(f"  target webhook_latency_p99_ms < 1000: {'met' if ok else 'NOT met'}")
+        return 0
+    if args.only == "decisions":
+        part = decisions.run(tag + "d", args.decision_rate, args.latency_seconds, free_port())
+        print(json.dumps(part, indent=2))
+        ok = part["decision_latency_p99_ms"] < TARGETS["decision_latency_p99_ms"]
+        print(f"  target decision_latency_p99_ms < 300: {'met' if ok else 'NOT met'}")
         return 0
     if args.only == "rollups":
         sizes = [int(n) for n in args.rollup_sizes.split(",") if n.strip()]
@@ -733,6 +748,7 @@ def main() -> int:
             ("quix_peer", quix_peer), ("store_ceiling", ceiling_and_alerts), ("naive", naive),
             ("rollup_rebuild", rollup_rebuild), ("alert_latency", latency),
             ("webhook_latency", lambda: measure_webhook_latency(tag, args.webhook_rate, args.latency_seconds)),
+            ("decisions", lambda: decisions.run(tag + "d", args.decision_rate, args.latency_seconds, free_port())),
             ("rss", rss), ("restore", restore), ("round_trip", round_trip), ("rollups", rollups_at_sizes),
         ]
         if args.cpu_rows <= 0:

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     api_dedup_max_ids: int = Field(1_000_000, ge=0, le=100_000_000)  # memory bound of that window
     api_key_cache_seconds: float = Field(5.0, ge=0, le=3600)  # a revoked key stops working within this
     api_send_timeout_seconds: float = Field(10.0, ge=1, le=300)  # Kafka's acknowledgement, or 503 for the records
+    # POST /v1/decisions waits this long for the processor's verdict unless the caller says (?wait_ms=),
+    # never longer than the maximum; past it the answer is `pending` with the URL to ask again
+    api_decision_wait_ms: int = Field(1000, ge=0, le=60_000)
+    api_decision_max_wait_ms: int = Field(5000, ge=0, le=60_000)
+    api_decision_poll_ms: int = Field(20, ge=1, le=1000)  # one MongoDB read per tick for all waiting requests
     # --- Business signals (src/txnmon/core/business_signals.py; docs/signals.md), all in event time ------------
     # a 5-minute bucket is decided once the processor's event-time watermark (its slowest input
     # partition) is this far past the bucket's end: later data for it is not taken into account

@@ -37,14 +37,15 @@ FRAMEWORKS = {
     "airflow": {"dags", "plugins", "txnmon.airflow"},
     "streamlit": {"txnmon.dashboard"},
     "prometheus_client": {"txnmon.services", "txnmon.notifications.metrics", "txnmon.api.metrics"},
-    "fastapi": {"plugins", "txnmon.api.app", "txnmon.api.server"},
+    "fastapi": {"plugins", "txnmon.api.app", "txnmon.api.reads", "txnmon.api.server"},
     "uvicorn": {"plugins", "txnmon.api.server"},
 }
 FOUNDATION = {"txnmon.errors": set(), "txnmon.settings": {"txnmon.errors"}, "txnmon.logs": set()}
 # a vertical slice spans layers: each of its modules has the rank of the layer it belongs to
 SLICES = {"txnmon.notifications": {"routes": 0, "messages": 0, "policy": 0, "channels": 1, "outbox": 3,
                                    "worker": 4, "metrics": 4},
-          "txnmon.api": {"keys": 0, "limits": 0, "ingest": 0, "app": 4, "server": 4, "metrics": 4}}
+          "txnmon.api": {"keys": 0, "limits": 0, "ingest": 0, "decisions": 0, "app": 4, "reads": 4,
+                         "server": 4, "metrics": 4}}
 # txnmon.synthetic sits between the core and the adapters (0.5: no other layer's rank moves)
 RANKS = {"txnmon.core": 0, "txnmon.synthetic": 0.5, "txnmon.adapters": 1, "txnmon.pipeline": 2, "txnmon.jobs": 3,
          "txnmon.services": 4, "txnmon.cli": 5, "txnmon.dashboard": 5, "txnmon.airflow": 5, "plugins": 5, "dags": 5,

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from txnmon.api import ingest, keys, limits
+from txnmon.api import decisions, ingest, keys, limits
 from txnmon.api.metrics import ApiMetrics, RequestCounter
 from txnmon.core.records import Message
 from txnmon.errors import MessageRefused, ServiceUnavailable, TxnmonError
@@ -55,6 +55,12 @@ class ApiDeps:
     probes: Mapping[str, Callable[[], object]]
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # the read side (src/txnmon/jobs/api_reads.py): stored verdicts by transaction id (True: also the alerts
+    # later transactions completed), an alert, a case (None when absent); raise TxnmonError on an outage
+    read_verdicts: Callable[[Sequence[str], bool], Mapping[str, decisions.Stored]] = field(
+        default=lambda ids, about: {})
+    find_alert: Callable[[str], Mapping[str, Any] | None] = field(default=lambda alert_id: None)
+    find_case: Callable[[str], Mapping[str, Any] | None] = field(default=lambda case_id: None)
     metrics: ApiMetrics | None = None  # None: the app makes its own (GET /metrics)
 
 
@@ -137,6 +143,28 @@ def build_app(deps: ApiDeps) -> FastAPI:
                                  "reason": f"not reachable: {', '.join(down)}"}, status_code=503)
         return JSONResponse({"status": "ready", "checked": sorted(deps.probes)})
 
+    async def admit(request: Request) -> tuple[str, JSONResponse | None]:
+        """The caller's key name, or the answer refusing the request: no or a wrong key (401), the key store
+        down (503), over the key's rate (429). Every /v1 route starts here."""
+        presented = _presented_key(request)
+        if not presented:
+            return "", error(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
+        key_id = keys.key_id_of(presented)
+        try:
+            record = await run_in_threadpool(key_cache.get, key_id) if key_id else None
+        except TxnmonError as exc:  # the store's own words (hosts, ports) go to the log, not to the caller
+            log.warning("cannot check an API key: %s", exc)
+            return "", error(503, "unavailable", "cannot check the key: the key store is unavailable",
+                             {"Retry-After": "5"})
+        if not keys.matches(presented, record):
+            return "", error(401, "unauthorized", "the API key is not valid (unknown, revoked or mistyped)")
+        name = str(record["_id"]) if record else ""
+        wait = buckets.take(name, deps.clock())
+        if wait > 0:
+            return name, error(429, "rate_limited", f"key {name!r}: more than {s.api_rate_per_second:g} requests/s",
+                               {"Retry-After": limits.retry_after_header(wait)})
+        return name, None
+
     @app.post("/v1/transactions", status_code=202, summary="Send one transaction or a batch to the raw topic",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": BODY_SCHEMA}}}},
@@ -144,23 +172,9 @@ def build_app(deps: ApiDeps) -> FastAPI:
                          413: {"description": "body too large"}, 422: {"description": "no record accepted"},
                          429: {"description": "rate limited"}, 503: {"description": "Kafka unavailable"}})
     async def post_transactions(request: Request) -> JSONResponse:
-        presented = _presented_key(request)
-        if not presented:
-            return error(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
-        key_id = keys.key_id_of(presented)
-        try:
-            record = await run_in_threadpool(key_cache.get, key_id) if key_id else None
-        except TxnmonError as exc:  # the store's own words (hosts, ports) go to the log, not to the caller
-            log.warning("cannot check an API key: %s", exc)
-            return error(503, "unavailable", "cannot check the key: the key store is unavailable",
-                         {"Retry-After": "5"})
-        if not keys.matches(presented, record):
-            return error(401, "unauthorized", "the API key is not valid (unknown, revoked or mistyped)")
-        name = str(record["_id"]) if record else ""
-        wait = buckets.take(name, deps.clock())
-        if wait > 0:
-            return error(429, "rate_limited", f"key {name!r}: more than {s.api_rate_per_second:g} requests/s",
-                         {"Retry-After": limits.retry_after_header(wait)})
+        name, refused = await admit(request)
+        if refused is not None:
+            return refused
         idem = request.headers.get("idempotency-key")
         if idem is not None:
             first = answers.get((name, idem), deps.clock())
@@ -181,6 +195,10 @@ def build_app(deps: ApiDeps) -> FastAPI:
             deps.metrics.observe_answer(answer)
         return JSONResponse(answer, status_code=status)
 
+    from txnmon.api import reads  # the read side's routes use this module's ApiDeps and error()
+
+    reads.register(app, deps, reads.Front(admit=admit, ingest=lambda body: _ingest(deps, recent, body),
+                                          known=lambda tx_id: recent.knows(tx_id, deps.clock()), answers=answers))
     return app
 
 

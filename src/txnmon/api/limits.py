@@ -66,6 +66,12 @@ class RecentIds:
                 self._in_flight.add(tx_id)
             return True
 
+    def knows(self, tx_id: str, now: float) -> bool:
+        """Whether `tx_id` was claimed here within the window (sent, or being sent)."""
+        with self._lock:
+            at = self._seen.get(tx_id)
+            return at is not None and at >= now - self.window
+
     def confirm(self, tx_id: str) -> None:
         """Kafka acknowledged the claim's send: a later copy is a duplicate."""
         with self._lock:

@@ -14,7 +14,7 @@ from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
 from txnmon.api.app import ApiDeps, build_app
 from txnmon.core.records import Message
-from txnmon.jobs import api_keys
+from txnmon.jobs import api_keys, api_reads
 from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.api")
@@ -34,7 +34,10 @@ def production_app(settings: Settings) -> tuple[FastAPI, MongoStore, kafka.Confi
     deps = ApiDeps(settings=settings, send=send,
                    find_key=lambda key_id: api_keys.find_by_key_id(store, key_id),
                    probes={"kafka": lambda: sender.check_reachable(PROBE_TIMEOUT_S),
-                           "mongodb": store.ping})
+                           "mongodb": store.ping},
+                   read_verdicts=lambda ids, about: api_reads.stored_verdicts(store, ids, about=about),
+                   find_alert=lambda alert_id: api_reads.find_alert(store, alert_id),
+                   find_case=lambda case_id: api_reads.find_case(store, case_id))
     return build_app(deps), store, sender
 
 

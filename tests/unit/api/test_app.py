@@ -215,3 +215,17 @@ def test_metrics_count_requests_records_rejections_sends_and_rate_limits():
     assert _sample(client.get("/metrics").text, "txnmon_api_requests_total", method="GET", route="unmatched",
                    status="404") == 1
     assert "shop" not in page and "t1" not in page  # no key name, no transaction id as a label
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(body=BODIES, wait=st.sampled_from(["0", "1", "", "x", "-3", "99999999", None]))
+@example(body={**GOOD, "note": "\ud800"}, wait="0")
+@example(body={"transactions": [GOOD]}, wait=None)
+def test_any_json_body_to_decisions_is_answered_2xx_or_4xx_with_a_reason_never_500(body, wait):
+    query = "" if wait is None else f"?wait_ms={wait}"
+    r = CLIENT.post(f"/v1/decisions{query}", content=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code in (200, 202, 400, 413, 422), r.text
+    answer = r.json()
+    if r.status_code >= 400:
+        assert answer["reason"]
+    else:  # nothing judges here: every accepted transaction is pending, with where to ask again
+        assert answer["decision"] == "pending" and answer["location"].startswith("/v1/decisions/")

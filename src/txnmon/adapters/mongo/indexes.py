@@ -53,6 +53,7 @@ def ensure_indexes(db: Database) -> None:
     alerts.create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
     alerts.create_index([("user_id", ASCENDING), ("event_time", DESCENDING)], name="user_recent")
     alerts.create_index([("event_time", ASCENDING)], name="event_time")  # rollups read touched hours
+    alerts.create_index([("transaction_id", ASCENDING)], name="transaction_id")  # GET /v1/decisions/{id}
     db[REJECTED].create_index([("reason", ASCENDING), ("first_seen", ASCENDING)], name="reason_first_seen")
     db[TOUCHED_HOURS].create_index([("pending", ASCENDING)], name="pending")
     db[KPI_RUNS].create_index([("success", ASCENDING), ("finished_at", DESCENDING)], name="success_finished")
@@ -64,6 +65,7 @@ def ensure_indexes(db: Database) -> None:
     db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
     for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
         db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
+    db[SUPPRESSED_ALERTS].create_index([("transaction_id", ASCENDING)], name="transaction_id")
     cases = db[CASES]  # the case sink looks a batch's users up; the inbox lists by status
     cases.create_index([("user_id", ASCENDING), ("window_end", DESCENDING)], name="user_window")
     cases.create_index([("status", ASCENDING), ("severity_rank", DESCENDING), ("opened_at", ASCENDING)],

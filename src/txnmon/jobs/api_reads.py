@@ -1,0 +1,66 @@
+"""What the HTTP API's read side reads from MongoDB: the processor's stored verdicts by transaction id
+(for `/v1/decisions`), one alert, one case. Only `_id` lookups on the hot path: the transactions by id,
+then their alerts by the ids the processor gives them (`<transaction_id>:<rule>`), so a poll for many
+waiting requests is two or three indexed reads whatever the collections' size.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from txnmon.adapters.mongo import MongoStore
+from txnmon.api.decisions import Stored, expected_alert_ids
+from txnmon.core import cases as core_cases
+from txnmon.core.collection_names import ALERTS, CASES, SUPPRESSED_ALERTS, TRANSACTIONS
+from txnmon.jobs import cases as case_jobs
+
+VERDICT_PROJECTION = {"alert_reasons": 1, "risk_score": 1, "rules_version": 1, "content_hash": 1,
+                      "processed_time": 1}
+
+
+def stored_verdicts(store: MongoStore, transaction_ids: Sequence[str], *, about: bool = False) -> dict[str, Stored]:
+    """Per stored transaction among `transaction_ids`: its document and the alerts about it (raised and
+    suppressed; shadow alerts never decide). `about`: also the alerts a later transaction completed
+    (`completed_by`), found by `transaction_id` (indexed on MongoDB; one request, not every poll)."""
+    ids = list(dict.fromkeys(transaction_ids))
+    if not ids:
+        return {}
+    txs = store.find(TRANSACTIONS, {"_id": {"$in": ids}}, projection=VERDICT_PROJECTION)
+    if not txs:
+        return {}
+    expected = [alert_id for tx in txs for alert_id in expected_alert_ids(tx)]
+    found: dict[str, dict[str, Any]] = {}
+    for collection in (ALERTS, SUPPRESSED_ALERTS):
+        if expected:
+            found.update({d["_id"]: d for d in store.find(collection, {"_id": {"$in": expected}})})
+        if about:
+            found.update({d["_id"]: d for d in store.find(collection, {"transaction_id": {"$in": ids}})})
+    by_tx: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for alert in found.values():
+        by_tx[str(alert.get("transaction_id"))].append(alert)
+    return {str(tx["_id"]): (tx, by_tx.get(str(tx["_id"]), [])) for tx in txs}
+
+
+def find_alert(store: MongoStore, alert_id: str) -> dict[str, Any] | None:
+    """An alert (raised, suppressed or shadow) with the transactions it counted, its disposition and its
+    case (id and status), or None."""
+    try:
+        shown = case_jobs.show_alert(store, alert_id)
+    except core_cases.CaseError:
+        return None
+    case = shown.get("case")
+    return {"alert": shown["alert"], "collection": shown["collection"],
+            "counted_transactions": shown["counted_transactions"], "disposition": shown["disposition"],
+            "case": None if case is None else {"case_id": case["_id"], "status": case.get("status"),
+                                               "severity": case.get("severity")}}
+
+
+def find_case(store: MongoStore, case_id: str) -> dict[str, Any] | None:
+    """A case with its alerts, or None (not its audit trail: `txnmon cases show` is the desk's view)."""
+    case = store.find_one(CASES, {"_id": case_id})
+    if case is None:
+        return None
+    alerts = store.find(ALERTS, {"_id": {"$in": list(case.get("alert_ids", []))}}, sort=[("event_time", 1)])
+    return {"case": case, "alerts": alerts}

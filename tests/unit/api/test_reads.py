@@ -1,0 +1,173 @@
+"""The read side in-process: Kafka a list, the processor's stored verdicts a dict (the integration test,
+tests/integration/api/test_decisions.py, runs the real processor)."""
+
+import datetime as dt
+import json
+
+from fastapi.testclient import TestClient
+
+from txnmon.api import decisions, keys
+from txnmon.api.app import ApiDeps, build_app
+from txnmon.errors import StoreUnavailable
+from txnmon.settings import load_settings
+
+NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+S = load_settings()
+
+
+def tx(tid, **fields):
+    return {"transaction_id": tid, "user_id": "u1", "amount": 10.5, "payment_method": "card", "location": "Paris",
+            "timestamp": "2026-01-01T11:00:00Z", **fields}
+
+
+class Pipeline:
+    """The raw topic as a list and, when `running`, a processor that stores a verdict for each message sent:
+    an alert of severity `severity[tid]` for the ids named there, none for the others."""
+
+    def __init__(self, running=True, severity=None):
+        self.sent, self.stored, self.running, self.severity = [], {}, running, severity or {}
+        self.reads, self.down = 0, False
+
+    def send(self, messages):
+        self.sent += list(messages)
+        if self.running:
+            for _, value, _ in messages:
+                self.judge(json.loads(value))
+        return []
+
+    def judge(self, record):
+        tid = record["transaction_id"]
+        _, fingerprint = decisions.identity(record, zone=S.zone, now=NOW, max_bytes=S.max_message_bytes)
+        rules = ["high_value_new_country"] if tid in self.severity else []
+        doc = {"_id": tid, "alert_reasons": rules, "risk_score": 65 if rules else 0, "rules_version": "2",
+               "content_hash": fingerprint, "processed_time": NOW}
+        alerts = [{"_id": f"{tid}:{r}", "alert_id": f"{tid}:{r}", "transaction_id": tid, "rule": r,
+                   "severity": self.severity[tid], "reason": "amount 40,000.00 from a new country", "mode": "live",
+                   "explanation": {"signals": {"new_country": 30}}} for r in rules]
+        self.stored[tid] = (doc, alerts)
+
+    def read_verdicts(self, ids, about):
+        self.reads += 1
+        if self.down:
+            raise StoreUnavailable("mongodb://10.1.2.3 unreachable")
+        return {i: self.stored[i] for i in ids if i in self.stored}
+
+
+def make(pipeline, **overrides):
+    key, record = keys.new_key("shop", NOW)
+    app_settings = load_settings(**{"api_rate_burst": 1000, "api_decision_poll_ms": 5, **overrides})
+    alerts = {"t9:velocity": {"_id": "t9:velocity", "rule": "velocity", "created_at": NOW}}
+    cases = {"case-1": {"case": {"_id": "case-1", "status": "open"}, "alerts": []}}
+    deps = ApiDeps(settings=app_settings, send=pipeline.send, find_key={record["key_id"]: record}.get, probes={},
+                   wall=lambda: NOW, read_verdicts=pipeline.read_verdicts, find_alert=alerts.get, find_case=cases.get)
+    return TestClient(build_app(deps), headers={"Authorization": f"Bearer {key}"})
+
+
+def test_a_decision_is_the_processors_verdict_with_the_alerts_explanation():
+    pipeline = Pipeline(severity={"big": "high", "odd": "medium"})
+    client = make(pipeline)
+    r = client.post("/v1/decisions", json=tx("big", amount=40_000))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert (answer["decision"], answer["score"], answer["rules_version"]) == ("decline", 65, "2")
+    assert answer["alerts"][0]["reason"] == "amount 40,000.00 from a new country"
+    assert answer["alerts"][0]["explanation"] == {"signals": {"new_country": 30}}
+    assert client.post("/v1/decisions", json=tx("odd")).json()["decision"] == "review"
+    clean = client.post("/v1/decisions", json=tx("clean"))
+    assert (clean.status_code, clean.json()["decision"], clean.json()["alerts"]) == (200, "approve", [])
+
+
+def test_past_the_deadline_it_is_pending_then_get_returns_the_verdict():
+    pipeline = Pipeline(running=False)
+    client = make(pipeline)
+    r = client.post("/v1/decisions?wait_ms=60", json=tx("t1"))
+    assert r.status_code == 202 and r.json()["decision"] == "pending"
+    assert r.headers["Location"] == r.json()["location"] == "/v1/decisions/t1"
+    assert client.get("/v1/decisions/t1").status_code == 202  # accepted here, not judged yet
+    pipeline.judge(json.loads(pipeline.sent[0][1]))
+    r = client.get("/v1/decisions/t1")
+    assert (r.status_code, r.json()["decision"]) == (200, "approve")
+    assert len(pipeline.sent) == 1
+
+
+def test_a_verdict_whose_alerts_are_not_stored_yet_is_pending_never_approve():
+    pipeline = Pipeline(running=False, severity={"t1": "high"})
+    client = make(pipeline)
+    pipeline.judge(tx("t1"))
+    doc, _ = pipeline.stored["t1"]
+    pipeline.stored["t1"] = (doc, [])  # the transactions sink has run, the alerts sink not yet
+    assert client.post("/v1/decisions?wait_ms=40", json=tx("t1")).json()["decision"] == "pending"
+    assert client.get("/v1/decisions/t1").json()["decision"] == "pending"
+
+
+def test_a_resent_transaction_is_not_sent_twice_and_gets_the_same_verdict():
+    pipeline = Pipeline(severity={"t1": "medium"})
+    client = make(pipeline)
+    first = client.post("/v1/decisions", json=tx("t1"))
+    again = client.post("/v1/decisions", json=tx("t1"))
+    assert first.json() == again.json() and first.json()["decision"] == "review"
+    assert len(pipeline.sent) == 1
+
+
+def test_an_idempotency_key_repeat_returns_the_first_verdict():
+    pipeline = Pipeline()
+    client = make(pipeline)
+    first = client.post("/v1/decisions", json=tx("t1"), headers={"Idempotency-Key": "k"})
+    again = client.post("/v1/decisions", json=tx("t1"), headers={"Idempotency-Key": "k"})
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_the_same_id_stored_with_other_content_is_a_409():
+    pipeline = Pipeline(running=False)
+    client = make(pipeline)
+    pipeline.judge(tx("t1", amount=99.0))
+    r = client.post("/v1/decisions", json=tx("t1"))
+    assert r.status_code == 409 and "other content" in r.json()["reason"]
+
+
+def test_bad_requests_are_4xx_naming_what_is_wrong():
+    pipeline = Pipeline()
+    client = make(pipeline)
+    r = client.post("/v1/decisions", json={"transactions": [tx("a"), tx("b")]})
+    assert (r.status_code, r.json()["error"]) == (400, "one_transaction")
+    r = client.post("/v1/decisions", json=tx("a", amount="lots"))
+    assert r.status_code == 422 and r.json()["rejected"][0]["field"] == "amount"
+    for bad in ("abc", "999999"):
+        r = client.post(f"/v1/decisions?wait_ms={bad}", json=tx("a"))
+        assert r.status_code == 422 and "wait_ms" in r.json()["reason"]
+    assert client.post("/v1/decisions", json=tx("a"), headers={"Authorization": ""}).status_code == 401
+    assert client.get("/v1/decisions/a", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert pipeline.sent == []
+
+
+def test_get_of_an_unknown_decision_is_404_and_an_outage_503():
+    pipeline = Pipeline()
+    client = make(pipeline)
+    r = client.get("/v1/decisions/never-sent")
+    assert r.status_code == 404 and r.json()["reason"]
+    pipeline.down = True
+    r = client.get("/v1/decisions/never-sent")
+    assert r.status_code == 503 and "10.1.2.3" not in r.text
+
+
+def test_waiting_requests_share_one_poller_and_a_store_outage_ends_pending():
+    pipeline = Pipeline(running=False)
+    pipeline.down = True
+    client = make(pipeline, api_decision_poll_ms=50)
+    r = client.post("/v1/decisions?wait_ms=120", json=tx("t1"))
+    assert r.status_code == 202
+    assert 1 <= pipeline.reads <= 4  # a read per tick, not a busy loop
+
+
+def test_an_alert_and_a_case_are_read_with_the_same_keys():
+    client = make(Pipeline())
+    r = client.get("/v1/alerts/t9:velocity")
+    assert r.status_code == 200 and r.json()["created_at"].startswith("2026-01-01T12:00")
+    assert client.get("/v1/cases/case-1").json()["case"]["status"] == "open"
+    for path in ("/v1/alerts/nope", "/v1/cases/nope"):
+        r = client.get(path)
+        assert r.status_code == 404 and "nope" in r.json()["reason"]
+    assert client.get("/v1/cases/case-1", headers={"Authorization": ""}).status_code == 401
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/decisions", "/v1/alerts/{object_id}", "/v1/cases/{object_id}"} <= set(paths)
