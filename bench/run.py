@@ -20,6 +20,8 @@
                           per-user count in Quix state, an amount band, upserts by id; at-least-once, one
                           hop) on the same transactions, broker and store; ratios.e2e_vs_quix_peer is
                           txnmon / peer from the same run (--peer-rows; needs `uv sync --group bench`)
+    api_ingest_records_per_s  `txnmon serve` on a socket, 4 clients posting batches of 1,000; every accepted
+                          record checked on the raw topic (bench/api_ingest.py; --api-batches, 0 skips)
     decision_latency_p50_ms / decision_latency_p99_ms   POST /v1/decisions answered with the processor's
                           verdict, at a steady --decision-rate (200/s), `txnmon serve` and `txnmon stream` each
                           in its own process (bench/decisions.py; `--only decisions` runs just this part)
@@ -54,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import decisions  # noqa: E402
+from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
 from bench.cpu import cpu_figures  # noqa: E402
 from bench.scale_out import generated_rows, scale_out  # noqa: E402
 from bench.steps import StepFailed, StepResults, ratio  # noqa: E402
@@ -75,11 +78,12 @@ TARGETS = {
     "rollup_s_per_million": 30.0,
     "cpu_us_per_tx_1d": 60.0,
     "cpu_us_per_tx_30d": 75.0,
+    "api_ingest_records_per_s": 5000.0,
 }
 # the steps of a full run, in order (--skip names them)
 STEP_NAMES = ("cpu", "generate_and_produce", "raw_consume", "e2e", "quix_peer", "store_ceiling", "naive",
               "rollup_rebuild", "alert_latency", "webhook_latency", "decisions", "rss", "restore", "round_trip",
-              "rollups", "scale_out")
+              "rollups", "api_ingest", "scale_out")
 
 
 def say(msg: str) -> None:
@@ -489,6 +493,15 @@ def quix_peer_rate(tag: str, rows: list[dict[str, Any]], idle_timeout_s: float =
         kafka.delete_topics(peer, [t for t in names if peer.topic_raw in t])
 
 
+def api_ingest(batches: int) -> dict[str, Any]:
+    result = measure_api_ingest(batches, 1000, 4)
+    if result["missing_on_topic"] or result["doubled_on_topic"] or result["accepted"] != result["records"]:
+        raise StepFailed(f"api ingest lost or doubled records: {result}")
+    say(f"api ingest: {result['records_per_s']:,} records/s, {result['service_cpu_us_per_record']} µs CPU per record")
+    return {"api_ingest_records_per_s": result["records_per_s"],
+            "api_ingest_cpu_us_per_record": result["service_cpu_us_per_record"]}
+
+
 def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
     """The ratios and targets whose figures were measured (a failed or skipped step leaves its own out)."""
     ratios = {name: value for name, value in (
@@ -513,6 +526,8 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
         ("rollup_s_per_million < 30", "rollup_s_per_million", lambda v: v < TARGETS["rollup_s_per_million"]),
         ("cpu_us_per_tx_1d <= 60", "cpu_us_per_tx_1d", lambda v: v <= TARGETS["cpu_us_per_tx_1d"]),
         ("cpu_us_per_tx_30d <= 75", "cpu_us_per_tx_30d", lambda v: v <= TARGETS["cpu_us_per_tx_30d"]),
+        ("api_ingest_records_per_s >= 5000", "api_ingest_records_per_s",
+         lambda v: v >= TARGETS["api_ingest_records_per_s"]),
     )
     known = {**figures, **ratios}
     targets = {name: check(known[key]) for name, key, check in checks if key in known}
@@ -575,6 +590,7 @@ def main() -> int:
                         help="transactions of each in-process CPU measurement, bench/cpu.py (0 skips)")
     parser.add_argument("--peer-rows", type=int, default=None,
                         help="transactions the Quix Streams peer is timed on (default: all of --rows; 0 skips)")
+    parser.add_argument("--api-batches", type=int, default=60, help="batches of 1,000 posted to txnmon serve (0 skips)")
     parser.add_argument("--skip", default="", help=f"steps not to run, comma-separated, of: {', '.join(STEP_NAMES)}")
     parser.add_argument("--scale-out-only", action="store_true",
                         help="run only the scale-out part; results in bench/results/scale_out.json")
@@ -739,6 +755,8 @@ def main() -> int:
             steps.remove(("cpu", cpu))
         if args.peer_rows is not None and args.peer_rows <= 0:
             steps.remove(("quix_peer", quix_peer))
+        if args.api_batches > 0:
+            steps.append(("api_ingest", lambda: api_ingest(args.api_batches)))
         if args.scale_out_rows > 0:
             steps.append(("scale_out", lambda: {"scale_out": run_scale_out(args.scale_out_rows, counts,
                                                                            args.scale_out_partitions)}))

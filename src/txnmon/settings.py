@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     api_dedup_seconds: float = Field(600.0, ge=0, le=7 * 86_400)  # a transaction id seen this recently: duplicate
     api_dedup_max_ids: int = Field(1_000_000, ge=0, le=100_000_000)  # memory bound of that window
     api_key_cache_seconds: float = Field(5.0, ge=0, le=3600)  # a revoked key stops working within this
+    api_send_timeout_seconds: float = Field(10.0, ge=1, le=300)  # Kafka's acknowledgement, or 503 for the records
     # POST /v1/decisions waits this long for the processor's verdict unless the caller says (?wait_ms=),
     # never longer than the maximum; past it the answer is `pending` with the URL to ask again
     api_decision_wait_ms: int = Field(1000, ge=0, le=60_000)

@@ -12,7 +12,7 @@ from txnmon.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-APP_SERVICES = ["stream-processor", "notify", "dashboard", "txnmon-init"]
+APP_SERVICES = ["stream-processor", "notify", "dashboard", "txnmon-init", "api"]
 
 
 def test_every_part_of_the_stack_is_a_service():

@@ -146,7 +146,7 @@ def test_there_are_a_local_and_a_production_overlay_and_each_renders_the_whole_a
     assert {"local", "production"} <= set(OVERLAYS)
     for overlay in OVERLAYS:
         docs = rendered(overlay)
-        for name in ("txnmon-processor", "txnmon-notify", "txnmon-dashboard", "txnmon-init"):
+        for name in ("txnmon-processor", "txnmon-notify", "txnmon-dashboard", "txnmon-init", "txnmon-api"):
             assert workload(docs, name)["metadata"]["namespace"], (overlay, name)
         assert config_of(docs)
 
@@ -212,7 +212,7 @@ def test_every_txnmon_command_a_deployment_runs_exists(where, command):
 
 def test_the_deployments_run_every_long_lived_command():
     commands = {tuple(c[:2]) for _, c in TXNMON_COMMANDS}
-    assert {("txnmon", "stream"), ("txnmon", "init"), ("txnmon", "notify")} <= commands
+    assert {("txnmon", "stream"), ("txnmon", "init"), ("txnmon", "notify"), ("txnmon", "serve")} <= commands
 
 
 def test_the_dashboard_command_runs_the_app_in_this_repository():
@@ -284,6 +284,43 @@ def test_processor_probes_reach_its_metrics_endpoint_and_status(overlay):
     assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_api_runs_two_replicas_behind_a_service_with_http_probes(overlay):
+    docs = rendered(overlay)
+    config = config_of(docs)
+    deployment = workload(docs, "txnmon-api")
+    [container] = _containers(deployment)
+    assert container["command"] == ["txnmon", "serve"]
+    assert deployment["spec"]["replicas"] >= 2
+    env = {e["name"]: e["value"] for e in container["env"]}
+    # 0.0.0.0 only here, in the pod: the ConfigMap (read by every workload) leaves txnmon's default
+    assert env["API_HOST"] == "0.0.0.0" and "API_HOST" not in config
+    settings = load_settings(api_host=env["API_HOST"], api_port=env["API_PORT"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == settings.api_port > 0
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # readiness probes take up to 5 s (src/txnmon/api/app.py READY_TIMEOUT_S): the kubelet waits longer
+    assert container["readinessProbe"]["timeoutSeconds"] > 5
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/path"], int(annotations["prometheus.io/port"])) == ("/metrics", ports["http"])
+    [service] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "txnmon-api"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == selector
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+
+def test_compose_runs_the_api_on_loopback_with_its_readiness_as_health():
+    api = COMPOSE["services"]["api"]
+    assert api["command"] == ["txnmon", "serve"] and api["environment"]["API_HOST"] == "0.0.0.0"
+    assert api["ports"] == [f"127.0.0.1:{api['environment']['API_PORT']}:{api['environment']['API_PORT']}"]
+    assert "/readyz" in " ".join(api["healthcheck"]["test"])
+    scrape = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    [job] = [j for j in scrape if j["job_name"] == "txnmon-api"]
+    assert job["static_configs"][0]["targets"] == [f"api:{api['environment']['API_PORT']}"]
+
+
 def test_compose_scale_profile_runs_three_processors_on_six_partitions():
     services = COMPOSE["services"]
     processors = {n: s for n, s in services.items() if s.get("command") == ["txnmon", "stream"]}
@@ -299,8 +336,9 @@ def test_compose_scale_profile_runs_three_processors_on_six_partitions():
     assert len(set(host_ports)) == 3 and all(p.startswith("127.0.0.1:") for s in processors.values()
                                              for p in s["ports"])
     scrape = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
-    scraped = {t.split(":")[0] for job in scrape for sc in job.get("static_configs", []) for t in sc["targets"]}
-    scraped |= {n for job in scrape for sd in job.get("dns_sd_configs", []) for n in sd["names"]}
+    [job] = [j for j in scrape if j["job_name"] == "txnmon-processor"]
+    scraped = {t.split(":")[0] for sc in job.get("static_configs", []) for t in sc["targets"]}
+    scraped |= {n for sd in job.get("dns_sd_configs", []) for n in sd["names"]}
     assert scraped == set(processors)
 
 

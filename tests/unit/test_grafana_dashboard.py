@@ -49,9 +49,11 @@ def test_the_dashboard_covers_what_operators_watch():
 
 def test_prometheus_scrapes_the_processor_and_grafana_is_provisioned():
     config = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
-    [target] = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
-    service, port = target.split(":")
-    assert service in COMPOSE["services"] and f"127.0.0.1:{port}:{port}" in COMPOSE["services"][service]["ports"]
+    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert {t.split(":")[0] for t in targets} == {"stream-processor", "api"}  # the processor, and txnmon serve
+    for target in targets:
+        service, port = target.split(":")
+        assert service in COMPOSE["services"] and f"127.0.0.1:{port}:{port}" in COMPOSE["services"][service]["ports"]
     datasource = yaml.safe_load((ROOT / "docker/grafana/provisioning/datasources/prometheus.yaml").read_text())
     assert datasource["datasources"][0]["uid"] == "txnmon-prometheus"
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090" and "prometheus" in COMPOSE["services"]

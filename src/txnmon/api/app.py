@@ -7,25 +7,33 @@ Every answer is JSON; an error carries `error` (a code) and `reason` (for humans
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from txnmon.api import decisions, ingest, keys, limits
+from txnmon.api.metrics import ApiMetrics, RequestCounter
 from txnmon.core.records import Message
 from txnmon.errors import MessageRefused, ServiceUnavailable, TxnmonError
 from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.api")
+# Ingest requests wait on Kafka in their own threads, and the probes run in theirs: a flood of requests
+# waiting for acknowledgements never holds the threads /readyz needs (they shared Starlette's pool).
+INGEST_THREADS = 16
+READY_TIMEOUT_S = 5.0  # /readyz answers 503 when its probes take longer (each has its own 2 s budget)
 
 TRANSACTION_SCHEMA = {"type": "object", "required": ["transaction_id", "user_id", "amount", "payment_method",
                                                      "location", "timestamp"],
@@ -38,7 +46,7 @@ BODY_SCHEMA = {"oneOf": [TRANSACTION_SCHEMA, {"type": "object", "required": ["tr
 @dataclass
 class ApiDeps:
     """What the app talks to. `send` sends messages to the raw topic and returns the indexes Kafka did
-    not acknowledge (raising KafkaUnavailable or MessageRefused like `kafka.send_confirmed`); `find_key`
+    not acknowledge (raising KafkaUnavailable or MessageRefused like `kafka.ConfirmedSender.send`); `find_key`
     reads a key record by key id; each probe raises (or returns False) when its service is down."""
 
     settings: Settings
@@ -53,6 +61,7 @@ class ApiDeps:
         default=lambda ids, about: {})
     find_alert: Callable[[str], Mapping[str, Any] | None] = field(default=lambda alert_id: None)
     find_case: Callable[[str], Mapping[str, Any] | None] = field(default=lambda case_id: None)
+    metrics: ApiMetrics | None = None  # None: the app makes its own (GET /metrics)
 
 
 def error(status: int, code: str, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -107,10 +116,13 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 def build_app(deps: ApiDeps) -> FastAPI:
     s = deps.settings
     app = FastAPI(title="txnmon", version="1", description="Send transactions to txnmon over HTTP (docs/api.md).")
+    deps = _install_metrics(app, deps)
     buckets = limits.TokenBuckets(s.api_rate_per_second, s.api_rate_burst)
     recent = limits.RecentIds(s.api_dedup_seconds, s.api_dedup_max_ids)
     answers = limits.IdempotentAnswers(max(s.api_dedup_seconds, 60.0))
     key_cache = _KeyCache(deps.find_key, s.api_key_cache_seconds, deps.clock)
+    ingesting = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="txnmon-api-ingest")
+    probing = ThreadPoolExecutor(2, thread_name_prefix="txnmon-api-probe")
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -121,16 +133,11 @@ def build_app(deps: ApiDeps) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", summary="Kafka and MongoDB are reachable", responses={503: {"description": "one is not"}})
-    def readyz() -> JSONResponse:
-        down = []
-        for name, probe in deps.probes.items():
-            try:
-                ok = probe() is not False
-            except Exception as exc:  # any failure of a probe means "not ready", never a 500
-                log.warning("readiness: %s unreachable: %s", name, exc)
-                ok = False
-            if not ok:
-                down.append(name)
+    async def readyz() -> JSONResponse:
+        try:
+            down = await asyncio.wait_for(_in(probing, _probe_all, deps.probes), READY_TIMEOUT_S)
+        except TimeoutError:
+            down = [f"probes (no answer in {READY_TIMEOUT_S:g}s)"]
         if down:
             return JSONResponse({"status": "unavailable", "error": "not_ready", "unavailable": down,
                                  "reason": f"not reachable: {', '.join(down)}"}, status_code=503)
@@ -177,13 +184,15 @@ def build_app(deps: ApiDeps) -> FastAPI:
         if body is None:
             return error(413, "too_large", f"the body is over {s.api_max_body_bytes} bytes")
         try:
-            status, answer = await run_in_threadpool(_ingest, deps, recent, body)
+            status, answer = await _in(ingesting, _ingest, deps, recent, body)
         except ingest.BadBody as exc:
             return error(exc.status, exc.error, exc.reason)
         except ServiceUnavailable as exc:
             return error(503, "unavailable", f"Kafka did not acknowledge: {exc}", {"Retry-After": "5"})
         if idem is not None and status < 500:
             answers.put((name, idem), status, answer, deps.clock())
+        if deps.metrics is not None:
+            deps.metrics.observe_answer(answer)
         return JSONResponse(answer, status_code=status)
 
     from txnmon.api import reads  # the read side's routes use this module's ApiDeps and error()
@@ -193,11 +202,43 @@ def build_app(deps: ApiDeps) -> FastAPI:
     return app
 
 
+def _install_metrics(app: FastAPI, deps: ApiDeps) -> ApiDeps:
+    """`GET /metrics` (Prometheus; no key, like the probes: it shows counts only, docs/api.md says where
+    it is reachable), every answer counted, and the Kafka send timed. Returns the deps to use."""
+    metrics = deps.metrics or ApiMetrics()
+    app.add_middleware(RequestCounter, metrics=metrics)
+
+    @app.get("/metrics", summary="Prometheus metrics of this process", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        page, content_type = metrics.render()
+        return Response(page, media_type=content_type)
+
+    return replace(deps, send=metrics.timed(deps.send), metrics=metrics)
+
+
+async def _in(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args))
+
+
+def _probe_all(probes: Mapping[str, Callable[[], object]]) -> list[str]:
+    """The names of the services whose probe failed (raised or returned False)."""
+    down = []
+    for name, probe in probes.items():
+        try:
+            ok = probe() is not False
+        except Exception as exc:  # any failure of a probe means "not ready", never a 500
+            log.warning("readiness: %s unreachable: %s", name, exc)
+            ok = False
+        if not ok:
+            down.append(name)
+    return down
+
+
 def _ingest(deps: ApiDeps, recent: limits.RecentIds, body: bytes) -> tuple[int, dict[str, Any]]:
     """Judge, drop the duplicates, send the rest and wait for Kafka: (status, answer)."""
     s = deps.settings
-    records = ingest.records_of(body, s.api_max_records)
-    judged = ingest.judge(records, zone=s.zone, now=deps.wall(), max_bytes=s.max_message_bytes)
+    records, raws = ingest.read_body(body, s.api_max_records)
+    judged = ingest.judge(records, zone=s.zone, now=deps.wall(), max_bytes=s.max_message_bytes, raws=raws)
     now = deps.clock()
     duplicates: list[str] = []
     claimed: list[tuple[int, str, Message]] = []

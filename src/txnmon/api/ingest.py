@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from txnmon.core.contract import OPTIONAL_FIELDS, REQUIRED_FIELDS, parse_transaction
 from txnmon.core.records import NOT_JSON, Message, Rejection
 
@@ -42,6 +44,32 @@ def records_of(body: bytes, max_records: int) -> list[Any]:
     if len(batch) > max_records:
         raise BadBody(413, "too_many_records", f"{len(batch)} records, at most {max_records} per request")
     return batch
+
+
+_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_BATCH = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def read_body(body: bytes, max_records: int) -> tuple[list[Any], list[bytes] | None]:
+    """The body's records, and each record's own bytes as the client sent them when msgspec reads the
+    body (the common case): those bytes are then what is judged and sent, so no record is encoded again
+    and the processor reads exactly what the API judged. Any body msgspec refuses (or reads as something
+    other than a plain batch) goes through `records_of`, which judges it as before and names what is
+    wrong; raws are then None and each record is encoded as before.
+    """
+    try:
+        doc = msgspec.json.decode(body)  # C speed; stricter than `json` (NaN, 1e999, lone surrogates, depth)
+        if type(doc) is not dict:
+            return records_of(body, max_records), None
+        if "transactions" not in doc:
+            return [doc], [body]
+        batch = doc["transactions"]
+        if type(batch) is not list or not batch or len(batch) > max_records:
+            return records_of(body, max_records), None  # records_of raises, in its own words
+        raws = [bytes(raw) for raw in _BATCH.decode(_ENVELOPE.decode(body)["transactions"])]
+    except (msgspec.DecodeError, RecursionError, ValueError):
+        return records_of(body, max_records), None
+    return batch, raws
 
 
 def _no_constant(token: str) -> float:
@@ -79,15 +107,20 @@ class Judged:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-def judge(records: Sequence[Any], *, zone: ZoneInfo, now: dt.datetime, max_bytes: int) -> Judged:
+def judge(records: Sequence[Any], *, zone: ZoneInfo, now: dt.datetime, max_bytes: int,
+          raws: Sequence[bytes] | None = None) -> Judged:
     """Each record through the processor's validator; a valid one becomes the message the processor
-    would read (the record as sent, keyed by its user id, as `txnmon replay` sends)."""
+    would read (the record as sent, keyed by its user id, as `txnmon replay` sends). `raws`, when given,
+    are the records' own bytes (`read_body`): judged and sent as they are."""
     judged = Judged()
     for index, record in enumerate(records):
-        try:
-            raw = json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses as JSON but is no UTF-8 text
-            raw = None
+        if raws is not None:
+            raw: bytes | None = raws[index]
+        else:
+            try:
+                raw = json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses as JSON but is no UTF-8 text
+                raw = None
         parsed = parse_transaction(raw, zone=zone, now=now, max_bytes=max_bytes) if raw is not None else \
             Rejection(NOT_JSON, "a text value is not valid Unicode (a lone surrogate escape)")
         if isinstance(parsed, Rejection):

@@ -1,11 +1,11 @@
 """`txnmon serve`: the app of src/txnmon/api/app.py wired to the real services (one idempotent producer
-for the raw topic, the MongoDB store for the keys and readiness) and run on Uvicorn."""
+for the raw topic, each request waiting for its own acknowledgements: `kafka.ConfirmedSender`; the
+MongoDB store for the keys and readiness) and run on Uvicorn."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -14,7 +14,6 @@ from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
 from txnmon.api.app import ApiDeps, build_app
 from txnmon.core.records import Message
-from txnmon.errors import KafkaUnavailable
 from txnmon.jobs import api_keys, api_reads
 from txnmon.settings import Settings
 
@@ -22,33 +21,32 @@ log = logging.getLogger("txnmon.api")
 PROBE_TIMEOUT_S = 2.0
 
 
-def production_app(settings: Settings) -> tuple[FastAPI, MongoStore, Any]:
+def production_app(settings: Settings) -> tuple[FastAPI, MongoStore, kafka.ConfirmedSender]:
     """The app on real Kafka and MongoDB, with the clients to close when the server stops."""
-    producer = kafka.make_producer(settings, **{"client.id": "txnmon-api", "linger.ms": 2})
+    # each request waits for its own records' acknowledgements only (not a flush of every request's)
+    sender = kafka.ConfirmedSender(settings, timeout_s=settings.api_send_timeout_seconds,
+                                   **{"client.id": "txnmon-api", "linger.ms": 2})
     store = MongoStore(settings)
 
     def send(messages: Sequence[Message]) -> list[int]:
-        try:
-            return kafka.send_confirmed(producer, settings.topic_raw, messages)
-        except kafka.KafkaError as exc:  # a fatal producer error: this answer fails, the next may not
-            raise KafkaUnavailable(f"the producer failed: {exc}") from exc
+        return sender.send(settings.topic_raw, messages)
 
     deps = ApiDeps(settings=settings, send=send,
                    find_key=lambda key_id: api_keys.find_by_key_id(store, key_id),
-                   probes={"kafka": lambda: kafka.check_reachable(producer, PROBE_TIMEOUT_S),
+                   probes={"kafka": lambda: sender.check_reachable(PROBE_TIMEOUT_S),
                            "mongodb": store.ping},
                    read_verdicts=lambda ids, about: api_reads.stored_verdicts(store, ids, about=about),
                    find_alert=lambda alert_id: api_reads.find_alert(store, alert_id),
                    find_case=lambda case_id: api_reads.find_case(store, case_id))
-    return build_app(deps), store, producer
+    return build_app(deps), store, sender
 
 
 def serve(settings: Settings) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then flush the producer and close the store."""
-    app, store, producer = production_app(settings)
+    """Serve until interrupted (SIGINT/SIGTERM), then deliver what is queued and close the store."""
+    app, store, sender = production_app(settings)
     log.info("txnmon API on http://%s:%d (docs at /docs)", settings.api_host, settings.api_port)
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
-        producer.flush(10)
+        sender.close(10)
         store.close()

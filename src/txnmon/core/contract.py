@@ -145,6 +145,14 @@ def _identifier(name: str, value: Any) -> str:
     raise InvalidTransaction(BAD_FIELD, f"{name} must be a string, got {type(value).__name__}")
 
 
+def _plain(item: Any) -> bool:
+    """True for a value that is storable as it is (most of a record's values): checked inline, so the
+    walks below skip a call per value; anything else goes through the full check."""
+    kind = type(item)
+    return ((kind is str and item.isascii()) or kind is bool or item is None
+            or (kind is float and math.isfinite(item)) or (kind is int and INT64_MIN <= item <= INT64_MAX))
+
+
 def find_unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
     """Why `value` could not be stored or rolled up safely (a path and a reason), or None.
 
@@ -152,19 +160,24 @@ def find_unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
     within int64, finite floats) and MongoDB's nesting limit, whatever extra fields it carries.
     """
     where = path or "message"
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         if depth >= MAX_DEPTH:
             return f"{where}: nested deeper than {MAX_DEPTH} levels"
         for key, item in value.items():
-            found = _unencodable(key, f"field name {key!r}") or find_unstorable(
-                item, f"{path}.{key}" if path else str(key), depth + 1)
+            if not (type(key) is str and key.isascii()):  # ASCII text is always UTF-8
+                found = _unencodable(key, f"field name {key!r}")
+                if found:
+                    return found
+            if _plain(item):
+                continue
+            found = find_unstorable(item, f"{path}.{key}" if path else str(key), depth + 1)
             if found:
                 return found
     elif isinstance(value, list):
         if depth >= MAX_DEPTH:
             return f"{where}: nested deeper than {MAX_DEPTH} levels"
         for i, item in enumerate(value):
-            found = find_unstorable(item, f"{path}[{i}]", depth + 1)
+            found = None if _plain(item) else find_unstorable(item, f"{path}[{i}]", depth + 1)
             if found:
                 return found
     elif isinstance(value, str):
@@ -190,19 +203,23 @@ def _unencodable(text: str, where: str) -> str | None:
     return None
 
 
+_LEAVES = (str, int, float, bool, type(None))
+
+
 def find_forbidden_key(value: Any, path: str = "") -> str | None:
     """The first key that MongoDB would read as an operator or a path: `$...` or containing `.`."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
             if not isinstance(key, str) or key.startswith("$") or "." in key or "\x00" in key:
-                return where
-            found = find_forbidden_key(item, where)
+                return f"{path}.{key}" if path else str(key)
+            if type(item) in _LEAVES:  # no key below a plain value: no path to build, no call
+                continue
+            found = find_forbidden_key(item, f"{path}.{key}" if path else str(key))
             if found:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            found = find_forbidden_key(item, f"{path}[{i}]")
+            found = None if type(item) in _LEAVES else find_forbidden_key(item, f"{path}[{i}]")
             if found:
                 return found
     return None

@@ -36,7 +36,7 @@ def test_decisions_pending_without_a_processor_then_the_streams_verdicts(setting
     settings = settings_factory(api_port=_free_port(), api_decision_max_wait_ms=20_000)
     store = MongoStore(settings)
     key = api_keys.create(store, "it-decide", by="integration-test")
-    app, api_store, producer = production_app(settings)
+    app, api_store, sender = production_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -80,6 +80,6 @@ def test_decisions_pending_without_a_processor_then_the_streams_verdicts(setting
             processor.request_stop()
         server.should_exit = True
         thread.join(10)
-        producer.flush(5)
+        sender.close(5)
         api_store.close()
         store.close()

@@ -41,7 +41,7 @@ def test_serve_over_a_socket_with_real_kafka_and_mongodb(settings_factory):
     assert key not in json.dumps(store.find(API_KEYS, {}), default=str)  # only the salted hash is stored
     assert [e["action"] for e in audit.entries(store, target="apikey:it-shop")] == ["apikey.create"]
 
-    app, api_store, producer = production_app(settings)
+    app, api_store, sender = production_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -73,9 +73,15 @@ def test_serve_over_a_socket_with_real_kafka_and_mongodb(settings_factory):
             assert 429 in statuses
             flood = http.post("/v1/transactions", json=_tx(30))
             assert flood.status_code == 429 and int(flood.headers["Retry-After"]) >= 1
+
+            metrics = dict(line.rsplit(" ", 1) for line in http.get("/metrics").text.splitlines()
+                           if line and not line.startswith("#"))
+            accepted = float(metrics['txnmon_api_records_total{outcome="accepted"}'])
+            assert accepted == float(metrics["txnmon_api_kafka_send_seconds_count"]) + 4  # the batch of 5, then 1s
+            assert float(metrics["txnmon_api_rate_limited_total"]) == statuses.count(429) + 1
     finally:
         server.should_exit = True
         thread.join(10)
-        producer.flush(5)
+        sender.close(5)
         api_store.close()
         store.close()

@@ -149,6 +149,72 @@ def test_any_json_body_is_answered_2xx_or_4xx_with_a_reason_never_500(body):
             assert all(rejected["detail"] for rejected in answer["rejected"])
 
 
+def test_readiness_answers_while_many_requests_wait_on_kafka():
+    import threading
+    import time
+
+    release, sent = threading.Event(), []
+
+    def stuck_send(messages):  # Kafka that does not acknowledge until released
+        release.wait(30)
+        sent.extend(messages)
+        return []
+
+    deps = ApiDeps(settings=load_settings(api_rate_burst=1000), send=stuck_send, find_key=lambda _k: None,
+                   probes={"kafka": lambda: True})
+    key, record = keys.new_key("shop", NOW)
+    deps.find_key = {record["key_id"]: record}.get
+    # one event loop for every request (as Uvicorn runs them): a TestClient outside `with` gives each its own
+    with TestClient(build_app(deps), headers={"Authorization": f"Bearer {key}"}) as stuck:
+        posts = [threading.Thread(target=stuck.post, args=("/v1/transactions",),
+                                  kwargs={"json": {**GOOD, "transaction_id": f"t{i}"}}) for i in range(48)]
+        for t in posts:
+            t.start()
+        time.sleep(1.0)  # every request is waiting for Kafka (more than Starlette's 40 threads)
+        try:
+            started = time.monotonic()
+            result: list[int] = []
+            probe = threading.Thread(target=lambda: result.append(stuck.get("/readyz").status_code))
+            probe.start()
+            probe.join(5)
+            assert result == [200] and time.monotonic() - started < 5
+        finally:
+            release.set()
+            for t in posts:
+                t.join(30)
+    assert len(sent) == 48
+
+
+def _sample(page: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in page.splitlines():
+        if line.startswith(f"{name}{{{want}}} " if want else f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_requests_records_rejections_sends_and_rate_limits():
+    client, _kafka, _ = make(api_rate_burst=3, api_rate_per_second=0.01)
+    bad = {**GOOD, "transaction_id": "t2", "amount": "lots"}
+    assert client.post("/v1/transactions", json={"transactions": [GOOD, bad]}).status_code == 202
+    assert client.post("/v1/transactions", json=GOOD).status_code == 200  # a duplicate
+    assert client.post("/v1/transactions", json=GOOD).status_code == 200
+    assert client.post("/v1/transactions", json=GOOD).status_code == 429
+    r = client.get("/metrics", headers={"Authorization": ""})  # no key needed
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    page = r.text
+    route = "/v1/transactions"
+    assert _sample(page, "txnmon_api_requests_total", method="POST", route=route, status="202") == 1
+    assert _sample(page, "txnmon_api_requests_total", method="POST", route=route, status="200") == 2
+    assert _sample(page, "txnmon_api_rate_limited_total") == 1
+    assert _sample(page, "txnmon_api_records_total", outcome="accepted") == 1
+    assert _sample(page, "txnmon_api_records_total", outcome="duplicate") == 2
+    assert _sample(page, "txnmon_api_records_rejected_total", reason="bad_amount") == 1
+    assert _sample(page, "txnmon_api_kafka_send_seconds_count") == 1
+    client.get("/no/such/path")
+    assert _sample(client.get("/metrics").text, "txnmon_api_requests_total", method="GET", route="unmatched",
+                   status="404") == 1
+    assert "shop" not in page and "t1" not in page  # no key name, no transaction id as a label
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(body=BODIES, wait=st.sampled_from(["0", "1", "", "x", "-3", "99999999", None]))
 @example(body={**GOOD, "note": "\ud800"}, wait="0")

@@ -68,3 +68,33 @@ def test_the_answer_status():
     assert (status, body["duplicate"]) == (200, True)
     status, body = ingest.answer([], [], [{"index": 0, "detail": "amount is not numeric"}])
     assert status == 422 and "amount" in body["reason"]
+
+
+def test_a_record_is_judged_and_sent_as_the_bytes_the_client_sent():
+    first = b'{"transaction_id": "t1", "user_id": "u1", "amount": 10.50, "payment_method": "card",  ' \
+            b'"location": "Caf\\u00e9 Paris", "timestamp": "2026-01-01T11:00:00Z"}'
+    body = b'{"transactions": [' + first + b', ' + json.dumps({**GOOD, "transaction_id": "t2"}).encode() + b"]}"
+    records, raws = ingest.read_body(body, 10)
+    assert raws is not None and raws[0] == first and records[0]["location"] == "Café Paris"
+    judged = ingest.judge(records, zone=UTC, now=NOW, max_bytes=64 * 1024, raws=raws)
+    assert judged.to_send[0][2][1] == first  # not encoded again
+    assert ingest.read_body(first, 10) == ([records[0]], [first])  # one transaction: the whole body
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (b"{", 400), (b"[1]", 400), (b'{"transactions": []}', 400), (b'{"transactions": {}}', 400),
+    (b'{"amount": 1e999}', 400), (b'{"transactions": [{"amount": NaN}]}', 400), (b"\xff", 400),
+    (b'{"transactions": [1, 2, 3]}', 413),
+])
+def test_read_body_refuses_the_same_bodies_as_before(body, status):
+    with pytest.raises(ingest.BadBody) as caught:
+        ingest.read_body(body, 2)
+    assert caught.value.status == status and caught.value.reason
+
+
+def test_a_body_msgspec_refuses_but_json_reads_is_judged_as_before():
+    body = json.dumps({"transactions": [{**GOOD, "note": "\ud800"}, {**GOOD, "transaction_id": "t2"}]}).encode()
+    records, raws = ingest.read_body(body, 10)
+    assert raws is None
+    judged = ingest.judge(records, zone=UTC, now=NOW, max_bytes=64 * 1024, raws=raws)
+    assert [tx_id for _, tx_id, _ in judged.to_send] == ["t2"] and judged.rejected[0]["reason"] == "not_json"

@@ -2,9 +2,9 @@
 
 Nothing else in the project imports the Kafka client library: clients are built here from
 `Settings` (`clients`) and client errors are translated into txnmon's own here (`client_errors`).
-The jobs: `admin` (topics, groups), `offsets`, `consume`, `produce`, `window` (a group-less
-time-range reader), `member` (the processor's group member) and `transactions` (exactly-once
-commits). This module re-exports their public names: callers use `kafka.X`.
+The jobs: `admin` (topics, groups), `offsets`, `consume`, `produce`, `sender` (confirmed sends for
+concurrent callers), `window` (a group-less time-range reader), `member` (the processor's group
+member) and `transactions` (exactly-once commits). This module re-exports their public names: callers use `kafka.X`.
 """
 
 from txnmon.adapters.kafka.admin import (
@@ -23,6 +23,7 @@ from txnmon.adapters.kafka.consume import lag_of, poll_records, read_partition, 
 from txnmon.adapters.kafka.member import GroupMember, TopicPartitionKey
 from txnmon.adapters.kafka.offsets import LAG_PROBE_MAX, committed_offsets, consumer_lag, end_offsets, offsets_for_time
 from txnmon.adapters.kafka.produce import produce_nowait, produce_to, send_all, send_confirmed
+from txnmon.adapters.kafka.sender import ConfirmedSender
 from txnmon.adapters.kafka.transactions import (
     TransactionalProducer,
     abort_transaction,
@@ -36,6 +37,7 @@ from txnmon.core.records import Message, SourceRecord
 
 __all__ = [
     "LAG_PROBE_MAX",
+    "ConfirmedSender",
     "GroupInfo",
     "GroupMember",
     "GroupMemberInfo",

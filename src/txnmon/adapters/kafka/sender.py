@@ -1,0 +1,212 @@
+"""Confirmed sends shared by concurrent callers (the HTTP service's requests): one idempotent producer,
+served by a background poll thread, and each caller waits only for its own messages' delivery reports.
+
+`send_confirmed` (produce.py) flushes the whole producer, so a caller waits for every other caller's
+messages too; under concurrent requests each one waited for all. Here each send registers a `Pending`
+(its messages' reports, filled in by the poll thread's delivery callbacks) and waits on it, with a
+deadline: a message without a report by then counts as not acknowledged (the caller answers 503 and
+the client sends it again; librdkafka's own `delivery.timeout.ms` is set to the same budget, so a report
+normally comes before the deadline and a timed-out message is not sent later behind the caller's back).
+
+A fatal producer error (the idempotent producer cannot go on, e.g. fenced or out of sequence) marks the
+producer broken: the sends in flight fail (retriable), and the next send replaces the producer with a
+new one instead of leaving the service failing for ever.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+
+from txnmon.adapters.kafka.client_errors import _Err, _error, _retriable, _why
+from txnmon.adapters.kafka.clients import check_reachable, make_producer
+from txnmon.core.records import Message
+from txnmon.errors import MessageRefused
+from txnmon.settings import Settings
+
+log = logging.getLogger("txnmon.adapters.kafka")
+POLL_S = 0.05
+GRACE_S = 2.0  # the wait lasts this much longer than librdkafka's delivery timeout, for its report to arrive
+
+
+@dataclass
+class Outcome:
+    """What became of one send: indexes not acknowledged (a retry may succeed), indexes refused for good
+    (with why), and the fatal error that broke the producer, if any."""
+
+    failed: list[int] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+    fatal: Any = None
+
+
+class Pending:
+    """One send's messages in flight: delivery reports arrive from the poll thread (`report`), the
+    caller `wait`s for all of them or a deadline, then reads the `outcome`. Pure: no client."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._reports: dict[int, Any] = {}
+        self._unsent: dict[int, str | None] = {}  # never queued: refused (why) or not queued (None)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if count == 0:
+            self._done.set()
+
+    def _settle(self) -> None:
+        if len(self._reports) + len(self._unsent) >= self._count:
+            self._done.set()
+
+    def report(self, index: int, err: Any, _msg: Any = None) -> None:
+        """The delivery callback: `err` None means acknowledged. A second report for an index is ignored."""
+        with self._lock:
+            if index not in self._reports and index not in self._unsent:
+                self._reports[index] = err
+                self._settle()
+
+    def not_queued(self, index: int, refused_why: str | None = None) -> None:
+        """The message never reached the producer's queue: refused for good (why), or to be sent again."""
+        with self._lock:
+            if index not in self._reports:
+                self._unsent[index] = refused_why
+                self._settle()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once every message has its report; False when `timeout_s` passed first."""
+        return self._done.wait(timeout_s)
+
+    def outcome(self) -> Outcome:
+        """Each index's fate now; an index with no report yet counts as not acknowledged."""
+        out = Outcome()
+        with self._lock:
+            reports, unsent = dict(self._reports), dict(self._unsent)
+        for i in range(self._count):
+            if i in unsent:
+                if unsent[i] is None:
+                    out.failed.append(i)
+                else:
+                    out.refused[i] = unsent[i]
+                continue
+            if i not in reports:
+                out.failed.append(i)
+                continue
+            err = reports[i]
+            if err is None:
+                continue
+            if err.fatal():
+                out.fatal = out.fatal or err
+                out.failed.append(i)
+            elif _retriable(err):
+                out.failed.append(i)
+            else:
+                out.refused[i] = _why(err)
+        return out
+
+
+class ConfirmedSender:
+    """An idempotent producer for concurrent callers, each waiting for its own acknowledgements only."""
+
+    def __init__(self, settings: Settings, *, timeout_s: float, **overrides: Any) -> None:
+        self._timeout_s = timeout_s
+        self._make: Callable[[], Producer] = functools.partial(
+            make_producer, settings, **{"delivery.timeout.ms": int(timeout_s * 1000), **overrides,
+                                        "error_cb": self._on_error})
+        self._lock = threading.Lock()
+        self._broken: Any = None
+        self._retiring: list[tuple[Producer, float]] = []
+        self._producer = self._make()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll_loop, name="txnmon-producer-poll", daemon=True)
+        self._thread.start()
+
+    def _on_error(self, err: Any) -> None:
+        # librdkafka's error callback (from poll): a fatal error means this producer can send no more
+        if err.fatal():
+            log.error("the producer failed for good (%s); the next send replaces it", _why(err))
+            self._broken = err
+        else:  # an outage librdkafka rides out by itself (a broker down, a connection refused)
+            log.warning("Kafka client error: %s", _why(err))
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._producer.poll(POLL_S)
+                for old, until in list(self._retiring):  # a replaced producer's last reports
+                    old.poll(0)
+                    if len(old) == 0 or time.monotonic() > until:
+                        self._retiring.remove((old, until))
+            except Exception:  # the poll thread must outlive any one failure, or no send is ever confirmed
+                log.exception("polling the producer failed")
+                time.sleep(POLL_S)
+
+    def _current(self) -> Producer:
+        """The producer to send with; a broken one is replaced first (KafkaUnavailable if no broker answers)."""
+        with self._lock:
+            if self._broken is not None:
+                old = self._producer
+                self._producer = self._make()
+                self._broken = None
+                self._retiring.append((old, time.monotonic() + self._timeout_s + GRACE_S))
+                log.warning("the producer was replaced after a fatal error")
+            return self._producer
+
+    def send(self, topic: str, messages: Sequence[Message]) -> list[int]:
+        """Send and wait for these messages' acknowledgements only; return the indexes not acknowledged
+        (an outage, a deadline passed, a broken producer: sending them again may succeed). Messages refused
+        for good raise MessageRefused naming them (and the failed ones), after the others were sent."""
+        producer = self._current()
+        pending = Pending(len(messages))
+        self._produce_all(producer, topic, messages, pending)
+        pending.wait(self._timeout_s + GRACE_S)
+        out = pending.outcome()
+        if out.fatal is not None:
+            self._broken = self._broken or out.fatal
+        if out.refused:
+            raise MessageRefused(f"{len(out.refused)} message(s) to {topic} refused", out.refused, out.failed)
+        return out.failed
+
+    def _produce_all(self, producer: Producer, topic: str, messages: Sequence[Message], pending: Pending) -> None:
+        deadline = time.monotonic() + self._timeout_s
+        produce = producer.produce
+        for i, (k, v, h) in enumerate(messages):
+            while True:
+                try:
+                    produce(topic, value=v, key=k, headers=list(h) if h else None,
+                            on_delivery=functools.partial(pending.report, i))
+                    break
+                except BufferError:  # the local queue is full: the poll thread drains it
+                    if time.monotonic() > deadline:
+                        return self._give_up(pending, i, len(messages))
+                    time.sleep(0.005)
+                except KafkaException as exc:
+                    err = _error(exc)
+                    if err is None or err.fatal() or err.code() in (_Err._STATE, _Err._FATAL):
+                        self._broken = self._broken or err or exc
+                        return self._give_up(pending, i, len(messages))
+                    if _retriable(err):
+                        return self._give_up(pending, i, len(messages))
+                    pending.not_queued(i, _why(err))
+                    break
+        return None
+
+    @staticmethod
+    def _give_up(pending: Pending, start: int, count: int) -> None:
+        # the rest are not queued: they fail (to be sent again); the queued ones are still waited for
+        for j in range(start, count):
+            pending.not_queued(j)
+
+    def check_reachable(self, timeout_s: float) -> None:
+        """KafkaUnavailable unless a broker answers (a broken producer is replaced first)."""
+        check_reachable(self._current(), timeout_s)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is queued (up to `timeout_s`), then stop the poll thread."""
+        self._producer.flush(timeout_s)
+        self._stop.set()
+        self._thread.join(timeout_s)
