@@ -56,6 +56,7 @@ MAX_QUANTITY = 1e9
 MAX_DEPTH = 20
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UTC = dt.UTC
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # what holds no keys (and no nesting)
 
 _NAIVE_FORMATS = ("%d-%m-%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S")
 
@@ -151,6 +152,32 @@ def find_unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
     Everything the contract accepts must survive BSON (strings encodable as UTF-8, integers
     within int64, finite floats) and MongoDB's nesting limit, whatever extra fields it carries.
     """
+    if type(value) is dict and depth < MAX_DEPTH:
+        # the usual transaction: ASCII names with plain values, passed over without building a path for
+        # each (this ran per field of every message); any other field is judged below, in today's words
+        for key, item in value.items():
+            if type(key) is str and key.isascii():
+                kind = type(item)
+                if kind is str:
+                    if item.isascii():
+                        continue
+                elif kind is int:
+                    if INT64_MIN <= item <= INT64_MAX:
+                        continue
+                elif kind is float:
+                    if math.isfinite(item):
+                        continue
+                elif kind is bool or item is None or kind is dt.datetime:
+                    continue
+            found = _unencodable(key, f"field name {key!r}") or find_unstorable(
+                item, f"{path}.{key}" if path else str(key), depth + 1)
+            if found:
+                return found
+        return None
+    return _unstorable(value, path, depth)
+
+
+def _unstorable(value: Any, path: str, depth: int) -> str | None:
     where = path or "message"
     if isinstance(value, Mapping):
         if depth >= MAX_DEPTH:
@@ -192,6 +219,19 @@ def _unencodable(text: str, where: str) -> str | None:
 
 def find_forbidden_key(value: Any, path: str = "") -> str | None:
     """The first key that MongoDB would read as an operator or a path: `$...` or containing `.`."""
+    if type(value) is dict:
+        for key, item in value.items():
+            # a plain name with a plain value needs no path (most fields of every message)
+            if type(key) is str and not key.startswith("$") and "." not in key and "\x00" not in key and \
+                    type(item) in _SCALARS:
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str) or key.startswith("$") or "." in key or "\x00" in key:
+                return where
+            found = find_forbidden_key(item, where)
+            if found:
+                return found
+        return None
     if isinstance(value, Mapping):
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
