@@ -247,8 +247,11 @@ class Processor:
             (mine if r.topic == s.topic_by_user else raw).append(r)
         routed = route_batch(raw, self.batch_config, now=now, rules_version=self.detector.version,
                              handoff=self.handoff)
+        hits, misses = self.handoff.hits, self.handoff.misses
         result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
                                watermarks=self.watermarks, handoff=self.handoff)
+        self.metrics.by_user_parses.labels("handed_over").inc(self.handoff.hits - hits)
+        self.metrics.by_user_parses.labels("parsed").inc(self.handoff.misses - misses)
         for tid, judgement in result.judgements.items():
             self.partition_of[judgement.user_id] = result.originals[tid].partition
         retry = {"should_stop": self.stop_event.is_set, "on_retry": self._count_retry}

@@ -254,3 +254,5 @@ def test_a_transaction_routed_and_judged_by_one_member_is_parsed_once(settings, 
     assert sorted(d["_id"] for d in sink.transactions) == sorted(f"T{b}{i}" for b in range(3) for i in range(5))
     assert len(parsed) == 15  # validated when routed, not again when judged
     assert processor.handoff.hits == 15 and len(processor.handoff) == 0
+    assert processor.metrics.by_user_parses.labels("handed_over")._value.get() == 15
+    assert processor.metrics.by_user_parses.labels("parsed")._value.get() == 0
