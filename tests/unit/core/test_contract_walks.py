@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.core.test_contract_properties import json_values, transactions
-from txnmon.core.contract import INT64_MAX, INT64_MIN, MAX_DEPTH, find_forbidden_key, find_unstorable
+from txnmon.core.contract import MAX_DEPTH, find_forbidden_key, find_unstorable
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 BUDGET = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
