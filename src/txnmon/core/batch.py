@@ -20,6 +20,7 @@ from txnmon.core.contract import parse_transaction
 from txnmon.core.enrichment import enrich
 from txnmon.core.fastjson import json_default as _json_default
 from txnmon.core.fastjson import sorted_ascii_json, to_json_bytes
+from txnmon.core.handoff import Handoff, parse
 from txnmon.core.records import DUPLICATE_ID_CONFLICT, PROCESSING_ERROR, Message, Rejection, SourceRecord
 from txnmon.core.resend import Resent, SinkOutcome, same_event
 from txnmon.core.rules import Detector
@@ -251,12 +252,13 @@ class RouteResult:
 
 
 def route_batch(records: Sequence[SourceRecord], config: BatchConfig, *, now: dt.datetime,
-                rules_version: str) -> RouteResult:
+                rules_version: str, handoff: Handoff | None = None) -> RouteResult:
     """Validate raw messages and key every valid one by its normalised user id, so each user's
     events meet on one partition of the by-user topic, whatever key (or none) the producer used.
 
     The forwarded message is the original bytes; its headers say where it arrived. Invalid ones are
-    rejected here, once, with their raw position.
+    rejected here, once, with their raw position. Valid ones are kept in `handoff`, so judging their
+    by-user copies in this process does not parse them again (src/txnmon/core/handoff.py).
     """
     result = RouteResult(rejects=BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes))
     for record in records:
@@ -267,6 +269,8 @@ def route_batch(records: Sequence[SourceRecord], config: BatchConfig, *, now: dt
         if isinstance(parsed, Rejection):
             result.rejects.reject(record, parsed, now, "validate", rules_version)
             continue
+        if handoff is not None:
+            handoff.keep(record.value, parsed, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
         headers = [(k, v) for k, v in record.headers if k not in SOURCE_HEADERS]
         headers += [("txnmon.source.topic", record.topic.encode()),
                     ("txnmon.source.partition", str(record.partition).encode()),
@@ -325,12 +329,14 @@ def process_batch(
     now: dt.datetime,
     load_state: StateLoader,
     watermarks: Watermarks | None = None,
+    handoff: Handoff | None = None,
 ) -> BatchResult:
     """Validate, detect and enrich a batch; return the documents and messages to write.
 
     Users the detector has no state for are loaded through `load_state` first, and the state of
     every user the batch touched is returned for storing, so alerts do not depend on which
-    process saw a user's earlier transactions.
+    process saw a user's earlier transactions. A record whose exact bytes this process validated
+    when routing them is taken from `handoff` instead of parsed again.
     """
     result = BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes, records=list(records))
     marks = watermarks if watermarks is not None else Watermarks()
@@ -341,7 +347,7 @@ def process_batch(
             result.watermarks_before.update(marks.export([record.partition]))
         result.next_offsets[record.partition] = max(result.next_offsets.get(record.partition, 0), record.offset + 1)
         try:
-            parsed = parse_transaction(record.value, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
+            parsed = parse(record.value, handoff, zone=config.zone, now=now, max_bytes=config.max_message_bytes)
         except Exception as exc:  # the design rule: no single record stops the batch
             parsed = processing_error(record, exc)
         if isinstance(parsed, Rejection):

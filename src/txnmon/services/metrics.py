@@ -23,6 +23,9 @@ class ProcessorMetrics:
         self.suppressed = Counter("txnmon_alerts_suppressed", "Repeat alerts folded into an earlier one",
                                   ["rule"], registry=r)
         self.shadow = Counter("txnmon_shadow_hits", "Hits of shadow-mode rules (not raised)", ["rule"], registry=r)
+        # by-user records judged with what routing validated here (src/txnmon/core/handoff.py), or parsed again
+        self.by_user_parses = Counter("txnmon_by_user_parses", "By-user records handed over from routing or "
+                                      "parsed again", ["outcome"], registry=r)
         self.retries = Counter("txnmon_write_retries", "Batch writes retried after a failure", ["sink"], registry=r)
         self.batch_seconds = Histogram(
             "txnmon_batch_seconds", "Time from poll to commit of one batch", registry=r,

@@ -32,6 +32,7 @@ from typing import Any
 
 from txnmon.core import gazetteer
 from txnmon.core.batch import BatchConfig, BatchResult, process_batch, route_batch
+from txnmon.core.handoff import Handoff
 from txnmon.core.records import Message, SourceRecord
 from txnmon.core.rules import Detector, load_rules
 from txnmon.core.state_codec import state_messages
@@ -61,6 +62,8 @@ class Processor:
         self.batch_config = BatchConfig.from_settings(settings)
         self.wiring = wiring or kafka_and_mongo
         self.watermarks = Watermarks()
+        # what routing validated, by the exact bytes forwarded: their by-user copies are not parsed again
+        self.handoff = Handoff(max(10 * settings.batch_max_records, 1_000))
         self.metrics = ProcessorMetrics()
         # users leave memory only by idling past every rule's window (a tombstone goes to the changelog):
         # a count limit would forget users the changelog still holds, and verdicts would depend on it
@@ -242,9 +245,13 @@ class Processor:
         for r in records:
             offsets[(r.topic, r.partition)] = max(offsets.get((r.topic, r.partition), 0), r.offset + 1)
             (mine if r.topic == s.topic_by_user else raw).append(r)
-        routed = route_batch(raw, self.batch_config, now=now, rules_version=self.detector.version)
+        routed = route_batch(raw, self.batch_config, now=now, rules_version=self.detector.version,
+                             handoff=self.handoff)
+        hits, misses = self.handoff.hits, self.handoff.misses
         result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
-                               watermarks=self.watermarks)
+                               watermarks=self.watermarks, handoff=self.handoff)
+        self.metrics.by_user_parses.labels("handed_over").inc(self.handoff.hits - hits)
+        self.metrics.by_user_parses.labels("parsed").inc(self.handoff.misses - misses)
         for tid, judgement in result.judgements.items():
             self.partition_of[judgement.user_id] = result.originals[tid].partition
         retry = {"should_stop": self.stop_event.is_set, "on_retry": self._count_retry}

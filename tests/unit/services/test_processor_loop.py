@@ -17,6 +17,7 @@ from tests.fixtures.doubles import (
     record,
     wired,
 )
+from txnmon.core.records import SourceRecord
 from txnmon.errors import StopRequested, StoreUnavailable
 from txnmon.pipeline import retry
 from txnmon.services.processor import Processor
@@ -218,3 +219,40 @@ def test_records_of_a_partition_revoked_during_the_poll_are_left_to_its_new_owne
     assert [d["_id"] for d in sink.transactions] == ["T1"]
     assert publisher.committed == {(BY_USER, 0): 1}
     assert set(publisher.changelog()) == {0}
+
+
+class Loopback(ListSource):
+    """The raw batches in turn; what the processor forwarded comes back as by-user records a poll later,
+    as the by-user topic gives them to the member that owns its partition."""
+
+    def __init__(self, batches, publisher):
+        super().__init__(batches)
+        self.publisher = publisher
+        self.returned = 0
+
+    def poll(self, timeout_ms, max_records):
+        forwarded = self.publisher.forwarded[self.returned:]
+        by_user = [SourceRecord(BY_USER, 0, self.returned + i, key, value, 0, tuple(headers))
+                   for i, (key, value, headers) in enumerate(forwarded)]
+        self.returned += len(forwarded)
+        return super().poll(timeout_ms, max_records) + by_user
+
+    def lag(self):
+        return super().lag() + len(self.publisher.forwarded) - self.returned
+
+
+def test_a_transaction_routed_and_judged_by_one_member_is_parsed_once(settings, monkeypatch):
+    from txnmon.core import contract
+
+    parsed = []
+    real = contract.normalise
+    monkeypatch.setattr(contract, "normalise", lambda obj, **kw: parsed.append(obj) or real(obj, **kw))
+    publisher, sink = ListPublisher(), ListSink()
+    batches = [[record(b * 5 + i, row(f"T{b}{i}", b * 5 + i), topic=RAW) for i in range(5)] for b in range(3)]
+    processor = Processor(settings, wiring=wired(Loopback(batches, publisher), [sink], publisher))
+    processor.run(max_idle_s=0)
+    assert sorted(d["_id"] for d in sink.transactions) == sorted(f"T{b}{i}" for b in range(3) for i in range(5))
+    assert len(parsed) == 15  # validated when routed, not again when judged
+    assert processor.handoff.hits == 15 and len(processor.handoff) == 0
+    assert processor.metrics.by_user_parses.labels("handed_over")._value.get() == 15
+    assert processor.metrics.by_user_parses.labels("parsed")._value.get() == 0

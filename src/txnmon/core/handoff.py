@@ -1,0 +1,82 @@
+"""Parse once: transactions validated on the raw topic, handed to the judging of their by-user copies.
+
+A member validates a raw message when it routes it (`route_batch`) and forwards the very bytes it
+validated to the by-user topic; a batch or two later, usually on the same member, the copy comes back
+to be judged (`process_batch`), which used to decode and validate it again (a third of the hot path's
+CPU, issue 29). `Handoff` keeps what routing found, keyed by those bytes, and gives it back once.
+
+Why this is safe whoever wrote the by-user record: nothing about the by-user topic is trusted. A
+record there may come from another member, another txnmon version (with another contract), a
+re-drive or a hand-made `kafka-console-producer` line: the topic only promises that its records were
+committed, not who made them or by which rules. So a record is never taken as valid because of where
+it is; it skips the parse only when this very process validated exactly these bytes with the same
+zone and size limit. The contract (src/txnmon/core/contract.py) is a pure function of the bytes, the
+zone, the size limit and `now`, and `now` is only read by the "more than a day ahead" check, which a
+later `now` can only pass more easily: so an entry is used only when judging's `now` is not earlier
+than routing's (a wall clock stepped back parses again). A copy not found here (another member routed
+it, the entry was let go, the process restarted) is parsed in full, as before: the result is the same
+either way, only the cost differs.
+
+Each entry is given out once (a dict handed to two records could be shared by two documents), and at
+most `max_entries` are kept, the oldest let go first: copies routed to partitions another member
+judges are never asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from txnmon.core.contract import parse_transaction
+from txnmon.core.records import Rejection
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "Handoff", "parse"]
+
+DEFAULT_MAX_ENTRIES = 20_000  # about 2 KB each: 40 MB at most, ten default batches of routed records
+
+
+class Handoff:
+    """Validated transactions by the exact bytes they were parsed from, each given out once."""
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._kept: dict[bytes, tuple[ZoneInfo, int, dt.datetime, dict[str, Any]]] = {}
+        self.hits = 0  # by-user records judged without a second parse
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keep(self, raw: bytes, tx: dict[str, Any], *, zone: ZoneInfo, now: dt.datetime, max_bytes: int) -> None:
+        """`tx` is what `parse_transaction(raw, zone=zone, now=now, max_bytes=max_bytes)` returned."""
+        if self.max_entries <= 0:
+            return
+        kept = self._kept
+        kept.pop(raw, None)  # a copy of the same bytes: the newest position in the order
+        kept[raw] = (zone, max_bytes, now, tx)
+        while len(kept) > self.max_entries:
+            del kept[next(iter(kept))]
+
+    def take(self, raw: bytes, *, zone: ZoneInfo, now: dt.datetime, max_bytes: int) -> dict[str, Any] | None:
+        """The transaction kept for exactly these bytes and this contract, if any (and no longer kept)."""
+        found = self._kept.pop(raw, None)
+        if found is None:
+            self.misses += 1
+            return None
+        kept_zone, kept_max, kept_now, tx = found
+        if kept_zone != zone or kept_max != max_bytes or now < kept_now:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return tx
+
+
+def parse(raw: bytes, handoff: Handoff | None, *, zone: ZoneInfo, now: dt.datetime,
+          max_bytes: int) -> dict[str, Any] | Rejection:
+    """`parse_transaction`, or what routing found for these bytes in `handoff` (the same result)."""
+    if handoff is not None:
+        tx = handoff.take(raw, zone=zone, now=now, max_bytes=max_bytes)
+        if tx is not None:
+            return tx
+    return parse_transaction(raw, zone=zone, now=now, max_bytes=max_bytes)
