@@ -29,6 +29,11 @@ AUDIT = names.AUDIT_LOG
 READ = ["collStats", "dbStats", "find", "listCollections", "listIndexes"]
 WRITE = ["insert", "remove", "update"]  # update and insert for upserts and $merge, remove for rollup rewrites
 APPEND = ["insert"]  # the audit trail: appended to, never changed
+# (role, collection) a role may only insert into: the DAG registers risk models, it never changes or
+# removes one (promoting is the operator's, audited: `txnmon models promote`, issue 32)
+INSERT_ONLY = {("txnmon_airflow", names.MODEL_VERSIONS)}
+# collections only the admin role writes: which risk model is promoted
+ADMIN_ONLY = (names.MODEL_PROMOTION,)
 SCHEMA = ["createCollection", "createIndex"]  # `txnmon init` only
 
 # the collections each component writes (all but the audit trail with WRITE)
@@ -43,7 +48,7 @@ WRITES: dict[str, tuple[str, ...]] = {
     # the dashboard and the analyst's commands: cases, triage, lists, the audit of each action
     "txnmon_desk": (names.CASES, names.ALERT_DISPOSITIONS, names.RULE_QUALITY, names.LIST_ENTRIES, AUDIT),
     # the DAGs: rollups (kpi_*, their runs, the lease), signals, quality, the failure notifier's outbox,
-    # the risk models train_risk_model registers (promoting one is the operator's, `txnmon models promote`)
+    # the risk models train_risk_model registers (insert only: INSERT_ONLY)
     "txnmon_airflow": (*ROLLUP_NAMES, names.RULE_QUALITY, names.KPI_RUNS, names.CUSTOMERS_HOUR,
                        names.CUSTOMER_FIRSTS, names.TOUCHED_HOURS, names.LEASES, names.QUALITY_REPORTS,
                        names.OPS_ALERTS, names.TRENDS, names.SIGNAL_STATE, names.NOTIFICATIONS,
@@ -51,7 +56,7 @@ WRITES: dict[str, tuple[str, ...]] = {
 }
 # `txnmon init` and the operator's commands (window replay, dlq redrive, notify resend, rollups by
 # hand): everything the others write, and the schema
-ALL = tuple(sorted({c for cs in WRITES.values() for c in cs}))
+ALL = tuple(sorted({c for cs in WRITES.values() for c in cs} | set(ADMIN_ONLY)))
 WRITES["txnmon_admin"] = ALL
 
 
@@ -62,7 +67,7 @@ def expected_roles() -> dict[str, list[dict]]:
     for role, collections in WRITES.items():
         privileges = [{"collection": "", "actions": READ}]
         for c in sorted(set(collections)):
-            actions = APPEND if c == AUDIT else WRITE
+            actions = APPEND if c == AUDIT or (role, c) in INSERT_ONLY else WRITE
             if role == "txnmon_admin":
                 actions = sorted({*actions, *SCHEMA})
             privileges.append({"collection": c, "actions": actions})
@@ -132,7 +137,8 @@ RUNS = {
                         "txnmon.jobs.pipeline_checks", "txnmon.adapters.mongo.leases",
                         "txnmon.adapters.mongo.models"],
                        {names.TRANSACTIONS, names.ALERTS, names.REJECTED, names.WATERMARKS, names.RULE_VERSIONS,
-                        names.SUPPRESSED_ALERTS, names.SHADOW_ALERTS, names.CASES, names.ALERT_DISPOSITIONS}),
+                        names.SUPPRESSED_ALERTS, names.SHADOW_ALERTS, names.CASES, names.ALERT_DISPOSITIONS,
+                        names.MODEL_PROMOTION}),
 }
 
 
@@ -144,7 +150,24 @@ def test_each_component_may_write_the_collections_its_code_writes():
     # the processor's sinks, live and replayed, are named after the collections they write
     assert set(LIVE) | set(REPLAY) - NOTIFYING <= _written("txnmon_processor") | {"new_notifications"}
     assert set(ROLLUP_NAMES) <= _written("txnmon_airflow")
-    assert _written("txnmon_admin") == set().union(*(_written(r) for r in WRITES if r != "txnmon_admin"))
+    assert _written("txnmon_admin") == set().union(*(_written(r) for r in WRITES if r != "txnmon_admin"),
+                                                   ADMIN_ONLY)
+
+
+def test_only_the_admin_can_promote_a_model():
+    """The Airflow role registers versions (insert) but can neither change a registered one nor point
+    the promotion at one: promotion is `txnmon models promote`, audited (issue 32)."""
+    for role, privileges in script_roles().items():
+        by_collection = {p["collection"]: set(p["actions"]) for p in privileges}
+        versions, promotion = (by_collection.get(c, set()) for c in (names.MODEL_VERSIONS, names.MODEL_PROMOTION))
+        if role == "txnmon_admin":
+            assert {"insert", "update"} <= promotion and {"insert", "update", "remove"} <= versions
+        else:
+            assert versions <= {"insert"}, (role, sorted(versions - {"insert"}))
+            assert not promotion & {"insert", "update", "remove"}, (role, sorted(promotion))
+    assert by_collection  # the loop saw roles
+    assert any(p["collection"] == names.MODEL_VERSIONS and p["actions"] == ["insert"]
+               for p in script_roles()["txnmon_airflow"]), "the DAG must still register models"
 
 
 def test_each_compose_service_logs_in_as_its_component():

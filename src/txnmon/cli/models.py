@@ -31,6 +31,9 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.models_command == "train":
         doc = models.train(settings, args.data, rounds=args.rounds)
+        for data in doc["data"]:
+            print(f"{data['file']}: {data['rows']} rows trained on, {data['invalid_rows']} refused as invalid")
+        print(f"registered {doc['_id']}")
         print(_line(doc))
         print(json.dumps(doc["metrics"], default=str, indent=2))
         return 0

@@ -26,4 +26,5 @@ SIGNAL_STATE = "signal_state"  # where the business-signal walk stopped, its ope
 CUSTOMERS_HOUR = "kpi_customers_hour"  # new vs returning customers, repeat rate, order value, top customers
 CUSTOMER_FIRSTS = "customer_firsts"  # each customer's first purchase hour, packed in shards (core/customers.py)
 API_KEYS = "api_keys"  # `txnmon serve`'s API keys: a salted hash each, never the key (src/txnmon/api/keys.py)
-MODEL_VERSIONS = "model_versions"  # risk models: metadata, checksum, metrics, the promoted one (jobs/models.py)
+MODEL_VERSIONS = "model_versions"  # risk models: metadata, checksum, metrics (jobs/models.py)
+MODEL_PROMOTION = "model_promotion"  # one pointer document: the promoted model version (adapters/mongo/models.py)

@@ -42,3 +42,40 @@ def test_train_list_promote_and_a_corrupted_artifact_is_refused(settings_factory
         models.load(s, doc["_id"])
     with pytest.raises(ModelRefused):  # nor promoted again
         models.promote(s, doc["_id"], by="analyst-1")
+
+
+def test_one_model_is_promoted_after_promotes_in_turn_and_at_once(settings_factory, tmp_path: Path) -> None:
+    """The promotion is one pointer written atomically (issue 32): promote A then B leaves B alone
+    promoted; promotes racing in threads leave exactly one; a version document that says
+    `promoted: true` of itself (the Airflow role can insert one) is not believed."""
+    import datetime as dt
+    from concurrent.futures import ThreadPoolExecutor
+
+    from txnmon.adapters.mongo import ModelVersionsRepository
+    from txnmon.core.collection_names import MODEL_VERSIONS
+
+    s = settings_factory(create_topics=False, models_dir=tmp_path / "models")
+    day = tmp_path / "day.csv"
+    write_csv(generate(GeneratorSpec(rows=600, users=60, fraud_rate=0.05, seed=4)), day)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    a, b = (models.train(s, [day], rounds=3, now=t0 + dt.timedelta(seconds=i))["_id"] for i in range(2))
+    repo = ModelVersionsRepository(MongoStore(s))
+
+    models.promote(s, a, by="analyst-1")
+    models.promote(s, b, by="analyst-2")
+    assert [v["_id"] for v in models.versions(s) if v["promoted"]] == [b]
+    assert repo.promoted()["_id"] == b and models.load(s).version == b
+    entries = MongoStore(s).find(AUDIT_LOG, {"action": "model.promote", "who": "analyst-2"})
+    assert [(e["before"], e["after"]) for e in entries] == [({"promoted": a}, {"promoted": b})]
+
+    # a registered document claiming to be promoted (an insert is all the Airflow role may do)
+    MongoStore(s).db[MODEL_VERSIONS].insert_one({**models.show(s, a), "_id": "rm-forged", "promoted": True})
+    assert repo.promoted()["_id"] == b
+    assert [v["_id"] for v in models.versions(s) if v["promoted"]] == [b]
+
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(5):
+            done = list(pool.map(lambda v: models.promote(s, v, by="racer")["_id"], [a, b]))
+            assert sorted(done) == sorted([a, b])
+            promoted = [v["_id"] for v in models.versions(s) if v["promoted"]]
+            assert len(promoted) == 1 and promoted[0] == repo.promoted()["_id"]

@@ -1,5 +1,7 @@
 """Loading a risk model: an artifact that is not the registered one, or of another feature version,
-is refused with the reason (src/txnmon/jobs/models.py)."""
+is refused with the reason; the file loaded is the one the version id names, never a path from the
+registry; training reads timestamps as the backtest does and says what it refused
+(src/txnmon/jobs/models.py)."""
 
 from __future__ import annotations
 
@@ -17,21 +19,21 @@ def _doc(raw: bytes, **over: object) -> dict:
 
 
 def test_the_registered_bytes_pass() -> None:
-    models.verify(_doc(b"tree\n"), b"tree\n")
+    models.verify(_doc(b"tree\n"), b"tree\n", "/models/rm-1.lgb.txt")
 
 
 def test_changed_bytes_are_refused_naming_the_checksum() -> None:
     with pytest.raises(ModelRefused, match=r"rm-1: artifact /models/rm-1.lgb.txt has sha256 .* corrupt"):
-        models.verify(_doc(b"tree\n"), b"tree\n ")
+        models.verify(_doc(b"tree\n"), b"tree\n ", "/models/rm-1.lgb.txt")
     assert issubclass(ModelRefused, TxnmonError)
 
 
 def test_another_feature_version_is_refused() -> None:
     raw = b"tree\n"
     with pytest.raises(ModelRefused, match=f"feature version 0, this code computes version {features.FEATURE_VERSION}"):
-        models.verify(_doc(raw, feature_version=0), raw)
+        models.verify(_doc(raw, feature_version=0), raw, "x")
     with pytest.raises(ModelRefused, match="retrain"):
-        models.verify(_doc(raw, features=["amount"]), raw)
+        models.verify(_doc(raw, features=["amount"]), raw, "x")
 
 
 def test_the_cli_has_the_models_commands() -> None:
@@ -51,3 +53,141 @@ def test_the_dag_task_reads_only_files_inside_data_dir(tmp_path) -> None:
     with pytest.raises(InvalidInputFile, match="DATA_DIR"):
         models.train_task(s, "../../etc/passwd")
     assert not (tmp_path / "models").exists()
+
+
+# --- with a stand-in registry: the store itself is tested in tests/integration/models ---
+
+
+class _Registry:
+    """Stands in for ModelVersionsRepository: the documents it holds, what register answers."""
+
+    def __init__(self, docs: dict | None = None, accepts: bool = True) -> None:
+        self.docs, self.accepts, self.registered = docs or {}, accepts, []
+
+    def __call__(self, store: object) -> _Registry:
+        return self
+
+    def get(self, version: str) -> dict | None:
+        return self.docs.get(version)
+
+    def promoted(self) -> dict | None:
+        return None
+
+    def register(self, doc: dict) -> bool:
+        self.registered.append(doc)
+        return self.accepts
+
+
+def _settings(tmp_path, **over):
+    from txnmon.settings import load_settings
+
+    return load_settings(models_dir=tmp_path / "models", **over)
+
+
+def _use(monkeypatch, registry: _Registry) -> _Registry:
+    monkeypatch.setattr(models, "MongoStore", lambda settings: None)
+    monkeypatch.setattr(models, "ModelVersionsRepository", registry)
+    return registry
+
+
+def test_load_reads_the_file_the_version_names_not_a_path_from_the_document(tmp_path, monkeypatch) -> None:
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"not a model the operator promoted")
+    doc = _doc(elsewhere.read_bytes(), _id="rm-1", artifact=str(elsewhere))
+    _use(monkeypatch, _Registry({"rm-1": doc}))
+    s = _settings(tmp_path)
+    # the document points at a file whose checksum it also holds: still only MODELS_DIR/rm-1.lgb.txt is read
+    with pytest.raises(ModelRefused, match=r"cannot read artifact .*models/rm-1\.lgb\.txt"):
+        models.load(s, "rm-1")
+    assert models.artifact_path(s, "rm-1") == tmp_path / "models" / "rm-1.lgb.txt"
+
+
+@pytest.mark.parametrize("version", ["../rm-1", "/etc/passwd", "rm-1/..", "a.b", "", "rm 1"])
+def test_an_unsafe_version_id_is_refused_before_any_file_is_read(tmp_path, monkeypatch, version) -> None:
+    _use(monkeypatch, _Registry({version: _doc(b"x", _id=version)}))
+    with pytest.raises(ModelRefused, match="not a safe file name"):
+        models.artifact_path(_settings(tmp_path), version)
+    if version:
+        with pytest.raises(ModelRefused, match="not a safe file name"):
+            models.load(_settings(tmp_path), version)
+
+
+def _day(tmp_path, rows: int = 600, bad: int = 0):
+    """A labelled generated day with naive timestamps (no zone), `bad` of its rows with no amount."""
+    import pandas as pd
+
+    from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
+
+    path = tmp_path / "day.csv"
+    write_csv(generate(GeneratorSpec(rows=rows, users=60, fraud_rate=0.05, seed=5)), path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame["timestamp"] = frame["timestamp"].str.rstrip("Z")
+    frame.loc[frame.index[:bad], "amount"] = "not-a-number"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_training_reads_naive_timestamps_in_txnmon_timezone_as_the_backtest_does(tmp_path, monkeypatch) -> None:
+    from zoneinfo import ZoneInfo
+
+    from txnmon.core import boosting, risk_model
+    from txnmon.core.rules import load_rules
+    from txnmon.jobs.backtest import load_transactions
+
+    _use(monkeypatch, _Registry())
+    fitted = []
+    real_fit = boosting.fit
+    monkeypatch.setattr(boosting, "fit",
+                        lambda rows, labels, rounds: fitted.append(rows) or real_fit(rows, labels, rounds))
+    s = _settings(tmp_path, txnmon_timezone="Asia/Kolkata")
+    day = _day(tmp_path)
+    models.train(s, [day], rounds=3)
+
+    hour = features.FEATURE_NAMES.index("hour_of_day")
+    ruleset = load_rules(s.rules_file)
+
+    def hours(zone: str) -> list[float]:
+        txs = load_transactions(day, ZoneInfo(zone))[0]  # the backtest's reading of the file
+        return [r[hour] for r in risk_model.time_split(risk_model.training_set(txs, ruleset))[0].rows]
+
+    assert [r[hour] for r in fitted[0]] == hours("Asia/Kolkata")
+    assert hours("Asia/Kolkata") != hours("UTC")  # the zone matters for this file
+
+
+def test_training_refuses_a_file_with_too_many_invalid_rows(tmp_path, monkeypatch) -> None:
+    from txnmon.errors import InvalidInputFile
+
+    registry = _use(monkeypatch, _Registry())
+    s = _settings(tmp_path)
+    with pytest.raises(InvalidInputFile, match=r"10 of 600 rows refused as invalid \(more than 1%\)"):
+        models.train(s, [_day(tmp_path, bad=10)], rounds=3)
+    assert not registry.registered and not (tmp_path / "models").exists()
+    assert InvalidInputFile.exit_code != 0
+
+    doc = models.train(s, [_day(tmp_path, bad=3)], rounds=3)  # 0.5%: trained without them, and said
+    assert doc["data"][0]["invalid_rows"] == 3 and doc["data"][0]["rows"] == 597
+    assert registry.registered == [doc]
+
+
+def test_a_version_already_registered_is_an_error_not_a_success(tmp_path, monkeypatch) -> None:
+    from txnmon.errors import UsageError
+
+    s = _settings(tmp_path)
+    _use(monkeypatch, _Registry(accepts=False))  # another writer registered the same id in between
+    with pytest.raises(UsageError, match="registered already"):
+        models.train(s, [_day(tmp_path)], rounds=3)
+
+
+def test_models_train_prints_the_refused_rows_and_exits_non_zero_on_a_clash(tmp_path, monkeypatch, capsys) -> None:
+    from txnmon.cli import main
+
+    _use(monkeypatch, _Registry())
+    monkeypatch.setattr("txnmon.cli.base.load_settings", lambda: _settings(tmp_path))
+    day = _day(tmp_path, bad=2)
+    assert main(["models", "train", "--data", str(day), "--rounds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "598 rows trained on, 2 refused as invalid" in out and "registered rm-" in out
+
+    _use(monkeypatch, _Registry(accepts=False))
+    assert main(["models", "train", "--data", str(day), "--rounds", "3"]) != 0
+    assert "registered already" in capsys.readouterr().err

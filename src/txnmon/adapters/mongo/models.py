@@ -1,8 +1,11 @@
 """`ModelVersionsRepository`: the risk models registered by `txnmon models train`, one document per
-version (metadata, the artifact's path and sha256, the holdout metrics), and which one is promoted.
+version (metadata, the artifact's sha256, the holdout metrics), and which one is promoted.
 
-At most one version is promoted: promoting one first demotes the others. The two writes are not one
-transaction; a crash between them leaves none promoted (never two), and the promote is run again.
+Which one is promoted is one pointer document in its own collection (`model_promotion`, `_id:
+"current"`), replaced by one atomic write: two promotes at once leave exactly one promoted (the last),
+never two. It lives apart from `model_versions` because the Airflow role may insert versions there
+(registering) but must not be able to promote one (docker/mongo-init.js): a `promoted` field on a
+version document is never trusted, reads derive it from the pointer.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from pymongo import ReturnDocument
 
 from txnmon.adapters.mongo.client import translated
 from txnmon.adapters.mongo.store import MongoStore
-from txnmon.core.collection_names import MODEL_VERSIONS
+from txnmon.core.collection_names import MODEL_PROMOTION, MODEL_VERSIONS
+
+POINTER = "current"
 
 
 class ModelVersionsRepository:
-    """The `model_versions` collection on one store."""
+    """The `model_versions` collection and the promotion pointer on one store."""
 
     def __init__(self, store: MongoStore) -> None:
         self.store = store
@@ -29,25 +34,47 @@ class ModelVersionsRepository:
         return self.store.insert_missing(MODEL_VERSIONS, [doc]).inserted == 1
 
     @translated
+    def _pointer(self) -> dict[str, Any] | None:
+        return self.store.db[MODEL_PROMOTION].find_one({"_id": POINTER})
+
+    @staticmethod
+    def _marked(doc: dict[str, Any] | None, pointer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """`doc` with `promoted` (and when, by whom) as the pointer says, whatever the document holds."""
+        if doc is None:
+            return None
+        for key in ("promoted_at", "promoted_by"):
+            doc.pop(key, None)
+        doc["promoted"] = pointer is not None and pointer.get("version") == doc["_id"]
+        if doc["promoted"]:
+            doc.update(promoted_at=pointer["at"], promoted_by=pointer["by"])  # type: ignore[index]
+        return doc
+
+    @translated
     def versions(self, limit: int = 100) -> list[dict[str, Any]]:
         """Newest first."""
-        return list(self.store.db[MODEL_VERSIONS].find({}).sort([("created_at", -1), ("_id", -1)]).limit(limit))
+        pointer = self._pointer()
+        found = self.store.db[MODEL_VERSIONS].find({}).sort([("created_at", -1), ("_id", -1)]).limit(limit)
+        return [self._marked(d, pointer) for d in found]  # type: ignore[misc]
 
     @translated
     def get(self, version: str) -> dict[str, Any] | None:
-        return self.store.db[MODEL_VERSIONS].find_one({"_id": version})
+        return self._marked(self.store.db[MODEL_VERSIONS].find_one({"_id": version}), self._pointer())
 
     @translated
     def promoted(self) -> dict[str, Any] | None:
-        return self.store.db[MODEL_VERSIONS].find_one({"promoted": True})
+        pointer = self._pointer()
+        if pointer is None:
+            return None
+        return self._marked(self.store.db[MODEL_VERSIONS].find_one({"_id": pointer["version"]}), pointer)
 
     @translated
-    def promote(self, version: str, *, at: dt.datetime, by: str) -> dict[str, Any] | None:
-        """Make `version` the one promoted; return it as it is now (None: no such version)."""
-        collection = self.store.db[MODEL_VERSIONS]
-        if collection.find_one({"_id": version}, {"_id": 1}) is None:
+    def promote(self, version: str, *, at: dt.datetime, by: str) -> tuple[dict[str, Any], str | None] | None:
+        """Make `version` the promoted one in one write; return it as it is now and the version it
+        replaced (None: no such version, nothing changed)."""
+        doc = self.store.db[MODEL_VERSIONS].find_one({"_id": version})
+        if doc is None:
             return None
-        collection.update_many({"promoted": True, "_id": {"$ne": version}}, {"$set": {"promoted": False}})
-        return collection.find_one_and_update(
-            {"_id": version}, {"$set": {"promoted": True, "promoted_at": at, "promoted_by": by}},
-            return_document=ReturnDocument.AFTER)
+        pointer = {"version": version, "at": at, "by": by}
+        before = self.store.db[MODEL_PROMOTION].find_one_and_update(
+            {"_id": POINTER}, {"$set": pointer}, upsert=True, return_document=ReturnDocument.BEFORE)
+        return self._marked(doc, pointer), (before or {}).get("version")  # type: ignore[return-value]
