@@ -47,7 +47,8 @@ def wait_ms_of(raw: str | None, default: int, maximum: int) -> int:
     if raw is None:
         return min(default, maximum)
     text = raw.strip()
-    if not text.isdigit() or len(text) > 9:
+    # isdigit() alone takes "²" (int() refuses it: a 500) and "٣" (int() reads it): ASCII digits only
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise BadParameter(f"wait_ms must be a whole number of milliseconds from 0 to {maximum} (got {raw[:40]!r})")
     value = int(text)
     if value > maximum:

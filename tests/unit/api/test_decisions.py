@@ -60,7 +60,8 @@ def test_wait_ms_is_bounded_and_a_bad_value_names_the_parameter():
     assert decisions.wait_ms_of(None, 1000, 5000) == 1000
     assert decisions.wait_ms_of(None, 9000, 5000) == 5000
     assert decisions.wait_ms_of(" 0 ", 1000, 5000) == 0
-    for bad in ("abc", "-1", "1.5", "", "9" * 30, "6000"):
+    # "²" and "³" are digits to str.isdigit() but not to int() (was a 500); "٣" is a number to int()
+    for bad in ("abc", "-1", "1.5", "", "9" * 30, "6000", "\u00b2", "1\u00b3", "\u0663"):
         with pytest.raises(decisions.BadParameter, match="wait_ms"):
             decisions.wait_ms_of(bad, 1000, 5000)
 
