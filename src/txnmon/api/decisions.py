@@ -13,7 +13,8 @@ The mapping, in order:
 - otherwise the highest severity among the alerts that count: high: decline; medium or low: review;
 - no alert that counts: approve.
 An alert counts unless it is a shadow alert (a rule on trial must not change what anyone sees) or was
-silenced by a `trusted_users` entry (the analyst's decision: `suppressed_by` "list:..."). A repeat folded
+silenced by a `trusted_users` entry (the analyst's decision: `suppressed_by` "list:trusted_users:<user>:<rule>"
+for the alert's own user and rule, see `trusted`). A repeat folded
 into an earlier alert (`suppressed_by` an alert id) counts: it was not re-notified, but the transaction
 still shows it.
 """
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from txnmon.core import lists
 from txnmon.core.batch import content_fingerprint
 from txnmon.core.contract import parse_transaction
 from txnmon.core.records import Rejection
@@ -86,11 +88,21 @@ def conflicts(tx: Mapping[str, Any], fingerprint: str | None) -> bool:
     return fingerprint is not None and stored is not None and stored != fingerprint
 
 
+def trusted(alert: Mapping[str, Any]) -> bool:
+    """Whether a `trusted_users` entry silenced the alert. The processor stores no kind of suppression, only
+    `suppressed_by`: "list:<entry id>" for a trust (src/txnmon/core/rules/conditions.py, `silence_trusted`),
+    "<earlier transaction id>:<rule>" for a repeat, so a prefix test takes the repeat of transaction "list:x"
+    for a trust. The trust's value is exactly that of the entry for this alert's own user and rule; a repeat
+    has it only if the user's earlier transaction id is literally "list:trusted_users:<user>"."""
+    if alert.get("user_id") is None or not alert.get("rule"):
+        return False
+    entry = lists.entry_id(lists.TRUSTED_USERS, lists.normalise(alert["user_id"]), str(alert["rule"]))
+    return alert.get("suppressed_by") == f"list:{entry}"
+
+
 def counts(alert: Mapping[str, Any]) -> bool:
     """Whether an alert weighs on the decision (see the module's docstring)."""
-    if alert.get("mode") == "shadow":
-        return False
-    return not str(alert.get("suppressed_by") or "").startswith("list:")
+    return alert.get("mode") != "shadow" and not trusted(alert)
 
 
 def blocks(alert: Mapping[str, Any]) -> bool:

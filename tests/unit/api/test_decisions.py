@@ -30,11 +30,22 @@ def alert(rule="high_value_new_country", severity="high", **extra):
      "decline"),
     ([alert("listed", "low", explanation={"entries": [{"list": "risky_locations"}]})], "review"),
     ([alert(severity="high", mode="shadow")], "approve"),  # a rule on trial decides nothing
-    ([alert(severity="high", suppressed_by="list:trusted_users:u1:high_value_new_country")], "approve"),
+    ([alert(severity="high", user_id="u1", suppressed_by="list:trusted_users:u1:high_value_new_country")],
+     "approve"),
     ([alert(severity="high", suppressed_by="t0:high_value_new_country")], "decline"),  # a repeat still counts
 ])
 def test_the_decision_by_severity_and_lists(alerts, expected):
     assert decisions.decide(alerts) == expected
+
+
+def test_a_repeat_of_a_transaction_whose_id_starts_with_list_still_counts():
+    # a repeat names the earlier alert "<transaction id>:<rule>"; transaction "list:x" made it look trusted
+    repeat = alert(severity="high", user_id="u1", suppressed_by="list:x:high_value_new_country")
+    assert decisions.counts(repeat) and decisions.decide([repeat]) == "decline"
+    other_user = alert(severity="high", user_id="u2", suppressed_by="list:trusted_users:u1:high_value_new_country")
+    assert decisions.decide([other_user]) == "decline"  # u1's trust silences nothing of u2's
+    trusted = alert(severity="high", user_id=" U1 ", suppressed_by="list:trusted_users:u1:high_value_new_country")
+    assert decisions.decide([trusted]) == "approve"  # the processor matches users case- and space-insensitively
 
 
 def test_a_verdict_is_complete_only_once_every_alert_the_transaction_names_is_stored():
