@@ -4,8 +4,8 @@ verdict), `GET /v1/decisions/{id}`, `GET /v1/alerts/{id}` and `GET /v1/cases/{id
 `ApiDeps` (src/txnmon/jobs/api_reads.py in production).
 
 A waiting request holds no thread: it awaits a future that one poller per process resolves. The poller
-reads every waiting transaction id at once (`_id` lookups, in the threadpool) each API_DECISION_POLL_MS,
-so 200 waiting requests cost the same MongoDB reads as one.
+reads every waiting transaction id at once (in the threadpool) each API_DECISION_POLL_MS, so 200 waiting
+requests cost the same MongoDB reads as one.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class VerdictWaiter:
         while self._waiting:
             ids = list(self._waiting)
             try:
-                found = await run_in_threadpool(self._read, ids, False)
+                # the alerts a later transaction completed too, as GET reads: a repeat and a GET must agree
+                found = await run_in_threadpool(self._read, ids, True)
             except Exception as exc:  # an outage (or a bug) must not end the poller: waiters end pending
                 log.warning("reading verdicts failed: %s", exc)
                 found = {}

@@ -1,7 +1,8 @@
 """What the HTTP API's read side reads from MongoDB: the processor's stored verdicts by transaction id
-(for `/v1/decisions`), one alert, one case. Only `_id` lookups on the hot path: the transactions by id,
-then their alerts by the ids the processor gives them (`<transaction_id>:<rule>`), so a poll for many
-waiting requests is two or three indexed reads whatever the collections' size.
+(for `/v1/decisions`), one alert, one case. Only indexed lookups on the hot path: the transactions by id,
+their alerts by the ids the processor gives them (`<transaction_id>:<rule>`) and by `transaction_id` (the
+alerts later transactions completed), so a poll for many waiting requests is at most five indexed reads
+whatever the collections' size.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ VERDICT_PROJECTION = {"alert_reasons": 1, "risk_score": 1, "rules_version": 1, "
 def stored_verdicts(store: MongoStore, transaction_ids: Sequence[str], *, about: bool = False) -> dict[str, Stored]:
     """Per stored transaction among `transaction_ids`: its document and the alerts about it (raised and
     suppressed; shadow alerts never decide). `about`: also the alerts a later transaction completed
-    (`completed_by`), found by `transaction_id` (indexed on MongoDB; one request, not every poll)."""
+    (`completed_by`), found by `transaction_id` (indexed on MongoDB). Both the poller of `POST /v1/decisions`
+    and `GET /v1/decisions/{id}` pass True: with False a repeated POST could approve what GET declines."""
     ids = list(dict.fromkeys(transaction_ids))
     if not ids:
         return {}

@@ -27,6 +27,7 @@ class Pipeline:
     def __init__(self, running=True, severity=None):
         self.sent, self.stored, self.running, self.severity = [], {}, running, severity or {}
         self.reads, self.down = 0, False
+        self.later = {}  # alerts a later transaction completed about a stored one: read only with `about`
 
     def send(self, messages):
         self.sent += list(messages)
@@ -50,7 +51,8 @@ class Pipeline:
         self.reads += 1
         if self.down:
             raise StoreUnavailable("mongodb://10.1.2.3 unreachable")
-        return {i: self.stored[i] for i in ids if i in self.stored}
+        return {i: (self.stored[i][0], [*self.stored[i][1], *(self.later.get(i, []) if about else [])])
+                for i in ids if i in self.stored}
 
 
 def make(pipeline, **overrides):
@@ -98,6 +100,20 @@ def test_a_verdict_whose_alerts_are_not_stored_yet_is_pending_never_approve():
     pipeline.stored["t1"] = (doc, [])  # the transactions sink has run, the alerts sink not yet
     assert client.post("/v1/decisions?wait_ms=40", json=tx("t1")).json()["decision"] == "pending"
     assert client.get("/v1/decisions/t1").json()["decision"] == "pending"
+
+
+def test_a_repeated_post_and_a_get_read_the_same_alerts_and_agree():
+    pipeline = Pipeline()
+    client = make(pipeline)
+    assert client.post("/v1/decisions", json=tx("t1")).json()["decision"] == "approve"
+    # a late transaction completed a high alert about t1 (`completed_by`): t1's verdict now declines
+    pipeline.later["t1"] = [{"_id": "t1:velocity", "alert_id": "t1:velocity", "transaction_id": "t1",
+                             "rule": "velocity", "severity": "high", "reason": "5 in 10 min", "mode": "live",
+                             "completed_by": "t7"}]
+    got = client.get("/v1/decisions/t1").json()
+    again = client.post("/v1/decisions", json=tx("t1")).json()
+    assert got["decision"] == again["decision"] == "decline"
+    assert got == again
 
 
 def test_a_resent_transaction_is_not_sent_twice_and_gets_the_same_verdict():
