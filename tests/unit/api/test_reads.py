@@ -1,9 +1,11 @@
 """The read side in-process: Kafka a list, the processor's stored verdicts a dict (the integration test,
 tests/integration/api/test_decisions.py, runs the real processor)."""
 
+import asyncio
 import datetime as dt
 import json
 
+import httpx
 from fastapi.testclient import TestClient
 
 from txnmon.api import decisions, keys
@@ -56,13 +58,18 @@ class Pipeline:
 
 
 def make(pipeline, **overrides):
+    app, key = make_app(pipeline, **overrides)
+    return TestClient(app, headers={"Authorization": f"Bearer {key}"})
+
+
+def make_app(pipeline, **overrides):
     key, record = keys.new_key("shop", NOW)
     app_settings = load_settings(**{"api_rate_burst": 1000, "api_decision_poll_ms": 5, **overrides})
     alerts = {"t9:velocity": {"_id": "t9:velocity", "rule": "velocity", "created_at": NOW}}
     cases = {"case-1": {"case": {"_id": "case-1", "status": "open"}, "alerts": []}}
     deps = ApiDeps(settings=app_settings, send=pipeline.send, find_key={record["key_id"]: record}.get, probes={},
                    wall=lambda: NOW, read_verdicts=pipeline.read_verdicts, find_alert=alerts.get, find_case=cases.get)
-    return TestClient(build_app(deps), headers={"Authorization": f"Bearer {key}"})
+    return build_app(deps), key
 
 
 def test_a_decision_is_the_processors_verdict_with_the_alerts_explanation():
@@ -167,7 +174,36 @@ def test_get_of_an_unknown_decision_is_404_and_an_outage_503():
     assert r.status_code == 503 and "10.1.2.3" not in r.text
 
 
-def test_waiting_requests_share_one_poller_and_a_store_outage_ends_pending():
+def test_concurrent_waiting_requests_are_served_by_one_poller_read():
+    pipeline = Pipeline(running=False)
+    ids = [f"w{i}" for i in range(8)]
+    reads_while_all_waited = []
+
+    def read_verdicts(wanted, about):
+        if set(ids) <= set(wanted):  # every request is waiting: the processor stores their verdicts now
+            reads_while_all_waited.append(list(wanted))
+            for _, value, _ in pipeline.sent:
+                pipeline.judge(json.loads(value))
+        return Pipeline.read_verdicts(pipeline, wanted, about)
+
+    pipeline.read_verdicts = read_verdicts
+    app, key = make_app(pipeline, api_decision_poll_ms=20)
+
+    async def send_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api",
+                                     headers={"Authorization": f"Bearer {key}"}) as client:
+            return await asyncio.gather(*(client.post("/v1/decisions?wait_ms=3000", json=tx(i)) for i in ids))
+
+    answers = asyncio.run(send_all())
+    assert [(r.status_code, r.json()["decision"]) for r in answers] == [(200, "approve")] * len(ids)
+    assert len(reads_while_all_waited) == 1  # one read, of every waiting id, answered all eight
+    assert sorted(reads_while_all_waited[0]) == sorted(ids)
+    # a read per tick (not a busy loop) while the requests arrived; 2 here, a poller per request made 6+
+    assert pipeline.reads <= 1 + 3000 // 20
+
+
+def test_a_store_outage_ends_a_waiting_request_pending():
     pipeline = Pipeline(running=False)
     pipeline.down = True
     client = make(pipeline, api_decision_poll_ms=50)
