@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from txnmon.api import views
 from txnmon.core import lists
 from txnmon.core.batch import content_fingerprint
 from txnmon.core.contract import parse_transaction
@@ -126,8 +127,8 @@ def decide(alerts: Iterable[Mapping[str, Any]]) -> str:
 
 def _alert_view(alert: Mapping[str, Any]) -> dict[str, Any]:
     view = {"alert_id": alert.get("alert_id") or alert.get("_id"), "rule": alert.get("rule"),
-            "severity": alert.get("severity"), "reason": alert.get("reason"), "explanation": alert.get("explanation"),
-            "counted": counts(alert)}
+            "severity": alert.get("severity"), "reason": views.reason(alert),
+            "explanation": views.explanation(alert.get("explanation")), "counted": counts(alert)}
     for optional in ("suppressed_by", "completed_by", "mode"):
         if alert.get(optional) is not None and (optional != "mode" or alert[optional] != "live"):
             view[optional] = alert[optional]
@@ -135,8 +136,10 @@ def _alert_view(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def verdict(tx: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The answer for a complete verdict: the decision, the score, the alerts with why they fired."""
-    ordered = sorted(alerts, key=lambda a: (not counts(a), str(a.get("_id"))))
+    """The answer for a complete verdict: the decision, the score, the alerts with why they fired (never a
+    shadow alert, nor who added a list entry: src/txnmon/api/views.py)."""
+    shown = [a for a in alerts if not views.is_shadow(a)]
+    ordered = sorted(shown, key=lambda a: (not counts(a), str(a.get("_id"))))
     return {"transaction_id": str(tx["_id"]), "decision": decide(alerts), "score": tx.get("risk_score", 0),
             "alerts": [_alert_view(a) for a in ordered], "rules_version": tx.get("rules_version"),
             "processed_time": tx.get("processed_time")}

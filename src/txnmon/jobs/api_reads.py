@@ -47,7 +47,7 @@ def stored_verdicts(store: MongoStore, transaction_ids: Sequence[str], *, about:
 
 def find_alert(store: MongoStore, alert_id: str) -> dict[str, Any] | None:
     """An alert (raised, suppressed or shadow) with the transactions it counted, its disposition and its
-    case (id and status), or None."""
+    case (id, status, outcome), or None. Not for the HTTP answer as is: src/txnmon/api/views.py shapes it."""
     try:
         shown = case_jobs.show_alert(store, alert_id)
     except core_cases.CaseError:
@@ -56,11 +56,12 @@ def find_alert(store: MongoStore, alert_id: str) -> dict[str, Any] | None:
     return {"alert": shown["alert"], "collection": shown["collection"],
             "counted_transactions": shown["counted_transactions"], "disposition": shown["disposition"],
             "case": None if case is None else {"case_id": case["_id"], "status": case.get("status"),
-                                               "severity": case.get("severity")}}
+                                               "resolution": case.get("resolution"), "severity": case.get("severity")}}
 
 
 def find_case(store: MongoStore, case_id: str) -> dict[str, Any] | None:
-    """A case with its alerts, or None (not its audit trail: `txnmon cases show` is the desk's view)."""
+    """A case with its alerts, or None (not its audit trail: `txnmon cases show` is the desk's view; the HTTP
+    answer is shaped by src/txnmon/api/views.py)."""
     case = store.find_one(CASES, {"_id": case_id})
     if case is None:
         return None

@@ -64,7 +64,18 @@ def test_the_verdict_carries_the_score_the_rules_version_and_each_alerts_explana
     assert answer["alerts"][0] == {"alert_id": "t1:high_value_new_country", "rule": "high_value_new_country",
                                    "severity": "medium", "reason": "high_value_new_country fired",
                                    "explanation": why, "counted": True}
-    assert answer["alerts"][1]["counted"] is False and answer["alerts"][1]["mode"] == "shadow"
+    assert len(answer["alerts"]) == 1  # a shadow alert (a rule on trial) is not shown to an integration
+
+
+def test_the_verdict_does_not_say_who_added_a_list_entry():
+    entries = [{"_id": "blocked_users:u1", "list": "blocked_users", "field": "user_id", "reason": "chargebacks",
+                "added_by": "alice@desk"}]
+    listed = alert("listed", "high", reason="user_id u1 is on blocked_users (chargebacks, added by alice@desk)",
+                   explanation={"rule": "listed", "entries": entries})
+    answer = decisions.verdict({"_id": "t1", "alert_reasons": ["listed"]}, [listed])
+    assert answer["decision"] == "decline" and "alice" not in json.dumps(answer)
+    assert answer["alerts"][0]["reason"] == "user_id u1 is on blocked_users (chargebacks)"
+    assert answer["alerts"][0]["explanation"]["entries"][0]["reason"] == "chargebacks"
 
 
 def test_wait_ms_is_bounded_and_a_bad_value_names_the_parameter():

@@ -57,18 +57,40 @@ class Pipeline:
                 for i in ids if i in self.stored}
 
 
-def make(pipeline, **overrides):
-    app, key = make_app(pipeline, **overrides)
+def make(pipeline, scopes=("ingest", "read"), record_of=None, **overrides):
+    app, key = make_app(pipeline, scopes, record_of, **overrides)
     return TestClient(app, headers={"Authorization": f"Bearer {key}"})
 
 
-def make_app(pipeline, **overrides):
-    key, record = keys.new_key("shop", NOW)
+LISTED = {"_id": "t8:listed", "alert_id": "t8:listed", "transaction_id": "t8", "rule": "listed", "severity": "high",
+          "reason": "user_id u1 is on blocked_users (chargebacks, added by alice@desk)", "mode": "live",
+          "created_at": NOW, "explanation": {"rule": "listed", "entries": [
+              {"_id": "blocked_users:u1", "list": "blocked_users", "reason": "chargebacks", "added_by": "alice@desk"}]}}
+# what src/txnmon/jobs/api_reads.py finds: the stored documents as they are, notes and all
+FOUND_ALERTS = {
+    "t9:velocity": {"alert": {"_id": "t9:velocity", "rule": "velocity", "created_at": NOW, "mode": "live"},
+                    "collection": "alerts", "counted_transactions": [],
+                    "disposition": {"_id": "t9:velocity", "disposition": "false_positive", "at": NOW,
+                                    "reason": "called the customer at home", "by": "bob",
+                                    "history": [{"reason": "called the customer at home", "by": "bob"}]},
+                    "case": {"case_id": "case-1", "status": "closed", "resolution": "legitimate", "severity": "high"}},
+    "t8:listed": {"alert": LISTED, "collection": "alerts", "counted_transactions": [], "disposition": None,
+                  "case": None},
+    "t9:trial": {"alert": {"_id": "t9:trial", "rule": "trial", "mode": "shadow"}, "collection": "shadow_alerts",
+                 "counted_transactions": [], "disposition": None, "case": None}}
+FOUND_CASES = {"case-1": {"case": {"_id": "case-1", "case_id": "case-1", "status": "closed", "resolution": "legitimate",
+                                   "assignee": "bob", "closed_by": "bob", "notes": [{"text": "spoke to the customer",
+                                                                                      "by": "bob", "at": NOW}]},
+                          "alerts": [LISTED, {"_id": "t9:trial", "rule": "trial", "mode": "shadow"}]}}
+
+
+def make_app(pipeline, scopes=("ingest", "read"), record_of=None, **overrides):
+    key, record = keys.new_key("shop", NOW, scopes)
+    record = record_of(record) if record_of else record
     app_settings = load_settings(**{"api_rate_burst": 1000, "api_decision_poll_ms": 5, **overrides})
-    alerts = {"t9:velocity": {"_id": "t9:velocity", "rule": "velocity", "created_at": NOW}}
-    cases = {"case-1": {"case": {"_id": "case-1", "status": "open"}, "alerts": []}}
     deps = ApiDeps(settings=app_settings, send=pipeline.send, find_key={record["key_id"]: record}.get, probes={},
-                   wall=lambda: NOW, read_verdicts=pipeline.read_verdicts, find_alert=alerts.get, find_case=cases.get)
+                   wall=lambda: NOW, read_verdicts=pipeline.read_verdicts, find_alert=FOUND_ALERTS.get,
+                   find_case=FOUND_CASES.get)
     return build_app(deps), key
 
 
@@ -215,11 +237,46 @@ def test_a_store_outage_ends_a_waiting_request_pending():
 def test_an_alert_and_a_case_are_read_with_the_same_keys():
     client = make(Pipeline())
     r = client.get("/v1/alerts/t9:velocity")
-    assert r.status_code == 200 and r.json()["created_at"].startswith("2026-01-01T12:00")
-    assert client.get("/v1/cases/case-1").json()["case"]["status"] == "open"
+    assert r.status_code == 200 and r.json()["alert"]["created_at"].startswith("2026-01-01T12:00")
+    assert client.get("/v1/cases/case-1").json()["case"]["status"] == "closed"
     for path in ("/v1/alerts/nope", "/v1/cases/nope"):
         r = client.get(path)
         assert r.status_code == 404 and "nope" in r.json()["reason"]
     assert client.get("/v1/cases/case-1", headers={"Authorization": ""}).status_code == 401
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/decisions", "/v1/alerts/{object_id}", "/v1/cases/{object_id}"} <= set(paths)
+
+
+def test_each_route_needs_its_scope_and_a_key_from_before_scopes_only_ingests():
+    pipeline = Pipeline()
+    shop = make(pipeline, scopes=("ingest",))
+    assert shop.post("/v1/decisions", json=tx("t1")).status_code == 200
+    assert shop.post("/v1/transactions", json=tx("t2")).status_code == 202
+    for path in ("/v1/decisions/t1", "/v1/alerts/t9:velocity", "/v1/cases/case-1"):
+        r = shop.get(path)
+        assert (r.status_code, r.json()["error"]) == (403, "forbidden") and "'read'" in r.json()["reason"]
+    desk = make(pipeline, scopes=("read",))
+    assert desk.get("/v1/decisions/t1").json()["decision"] == "approve"
+    for path in ("/v1/decisions", "/v1/transactions"):
+        r = desk.post(path, json=tx("t3"))
+        assert r.status_code == 403 and "'ingest'" in r.json()["reason"]
+    legacy = make(pipeline, record_of=lambda record: {k: v for k, v in record.items() if k != "scopes"})
+    assert legacy.post("/v1/decisions", json=tx("t4")).status_code == 200
+    assert legacy.get("/v1/decisions/t4").status_code == 403
+    assert len(pipeline.sent) == 3
+
+
+def test_reads_show_no_shadow_alert_no_analyst_note_and_not_who_added_a_list_entry():
+    client = make(Pipeline())
+    assert client.get("/v1/alerts/t9:trial").status_code == 404  # a rule on trial is not shown
+    alert = client.get("/v1/alerts/t9:velocity").json()
+    assert alert["disposition"] == {"disposition": "false_positive", "at": "2026-01-01T12:00:00+00:00"}
+    assert alert["case"] == {"case_id": "case-1", "status": "closed", "resolution": "legitimate", "severity": "high"}
+    listed = client.get("/v1/alerts/t8:listed").json()["alert"]
+    assert listed["reason"] == "user_id u1 is on blocked_users (chargebacks)"
+    assert listed["explanation"]["entries"][0]["reason"] == "chargebacks" and listed["severity"] == "high"
+    case = client.get("/v1/cases/case-1").json()
+    assert (case["case"]["status"], case["case"]["resolution"]) == ("closed", "legitimate")
+    assert [a["alert_id"] for a in case["alerts"]] == ["t8:listed"]
+    for text in (json.dumps(alert), json.dumps(listed), json.dumps(case)):
+        assert "bob" not in text and "alice" not in text and "customer" not in text
