@@ -82,6 +82,12 @@ def is_complete(tx: Mapping[str, Any], alerts: Iterable[Mapping[str, Any]]) -> b
     return set(expected_alert_ids(tx)) <= {str(a.get("_id")) for a in alerts}
 
 
+def is_final(tx: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the verdict can be given: complete, or an alert is missing for good (`alerts_refused`: MongoDB
+    refused it and the processor sent the transaction's record to the DLQ; src/txnmon/jobs/api_reads.py)."""
+    return is_complete(tx, alerts) or bool(tx.get("alerts_refused"))
+
+
 def conflicts(tx: Mapping[str, Any], fingerprint: str | None) -> bool:
     """Another transaction is stored under this id (other content): the processor sends ours to the DLQ
     as `duplicate_id_conflict`, and the stored verdict is not about it."""
@@ -140,9 +146,18 @@ def verdict(tx: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]]) -> dict[
     shadow alert, nor who added a list entry: src/txnmon/api/views.py)."""
     shown = [a for a in alerts if not views.is_shadow(a)]
     ordered = sorted(shown, key=lambda a: (not counts(a), str(a.get("_id"))))
-    return {"transaction_id": str(tx["_id"]), "decision": decide(alerts), "score": tx.get("risk_score", 0),
-            "alerts": [_alert_view(a) for a in ordered], "rules_version": tx.get("rules_version"),
-            "processed_time": tx.get("processed_time")}
+    answer = {"transaction_id": str(tx["_id"]), "decision": decide(alerts), "score": tx.get("risk_score", 0),
+              "alerts": [_alert_view(a) for a in ordered], "rules_version": tx.get("rules_version"),
+              "processed_time": tx.get("processed_time")}
+    refused = tx.get("alerts_refused")
+    if refused and not is_complete(tx, alerts):
+        # the missing alert may have been high: never approve without it, and say why
+        stored = {str(a.get("_id")) for a in alerts}
+        answer["decision"] = DECLINE if answer["decision"] == DECLINE else REVIEW
+        answer["alerts_missing"] = [a for a in expected_alert_ids(tx) if a not in stored]
+        answer["note"] = (f"an alert about this transaction could not be stored ({refused.get('reason')}; DLQ "
+                          f"record {refused.get('dlq_id')}): review it by hand")
+    return answer
 
 
 def location(transaction_id: str) -> str:

@@ -82,7 +82,7 @@ class VerdictWaiter:
                 log.warning("reading verdicts failed: %s", exc)
                 found = {}
             for transaction_id, stored in found.items():
-                if decisions.is_complete(*stored):
+                if decisions.is_final(*stored):
                     for future in self._waiting.pop(transaction_id, []):
                         if not future.done():
                             future.set_result(stored)
@@ -174,7 +174,7 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
         except TxnmonError as exc:
             log.warning("cannot read a verdict: %s", exc)
             return error(503, "unavailable", "cannot read the verdict: MongoDB is unavailable", {"Retry-After": "5"})
-        if stored is not None and decisions.is_complete(*stored):
+        if stored is not None and decisions.is_final(*stored):
             return _json(decisions.verdict(*stored))
         if stored is not None or front.known(transaction_id):
             url = decisions.location(transaction_id)

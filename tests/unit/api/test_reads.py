@@ -145,6 +145,18 @@ def test_a_repeated_post_and_a_get_read_the_same_alerts_and_agree():
     assert got == again
 
 
+def test_a_verdict_whose_alert_was_refused_for_good_is_review_not_pending():
+    pipeline = Pipeline(running=False, severity={"t1": "low"})
+    client = make(pipeline)
+    pipeline.judge(tx("t1"))
+    doc, _ = pipeline.stored["t1"]
+    # MongoDB refused t1's only alert: the read side found its DLQ record (src/txnmon/jobs/api_reads.py)
+    pipeline.stored["t1"] = ({**doc, "alerts_refused": {"reason": "store_refused", "dlq_id": "raw:0:7"}}, [])
+    for r in (client.post("/v1/decisions?wait_ms=2000", json=tx("t1")), client.get("/v1/decisions/t1")):
+        assert (r.status_code, r.json()["decision"]) == (200, "review")
+        assert r.json()["alerts_missing"] == ["t1:high_value_new_country"] and "raw:0:7" in r.json()["note"]
+
+
 def test_a_resent_transaction_is_not_sent_twice_and_gets_the_same_verdict():
     pipeline = Pipeline(severity={"t1": "medium"})
     client = make(pipeline)
