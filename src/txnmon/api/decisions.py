@@ -13,7 +13,8 @@ The mapping, in order:
 - otherwise the highest severity among the alerts that count: high: decline; medium or low: review;
 - no alert that counts: approve.
 An alert counts unless it is a shadow alert (a rule on trial must not change what anyone sees) or was
-silenced by a `trusted_users` entry (the analyst's decision: `suppressed_by` "list:..."). A repeat folded
+silenced by a `trusted_users` entry (the analyst's decision: `suppressed_by` "list:trusted_users:<user>:<rule>"
+for the alert's own user and rule, see `trusted`). A repeat folded
 into an earlier alert (`suppressed_by` an alert id) counts: it was not re-notified, but the transaction
 still shows it.
 """
@@ -27,6 +28,8 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from txnmon.api import views
+from txnmon.core import lists
 from txnmon.core.batch import content_fingerprint
 from txnmon.core.contract import parse_transaction
 from txnmon.core.records import Rejection
@@ -47,7 +50,8 @@ def wait_ms_of(raw: str | None, default: int, maximum: int) -> int:
     if raw is None:
         return min(default, maximum)
     text = raw.strip()
-    if not text.isdigit() or len(text) > 9:
+    # isdigit() alone takes "²" (int() refuses it: a 500) and "٣" (int() reads it): ASCII digits only
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise BadParameter(f"wait_ms must be a whole number of milliseconds from 0 to {maximum} (got {raw[:40]!r})")
     value = int(text)
     if value > maximum:
@@ -78,6 +82,12 @@ def is_complete(tx: Mapping[str, Any], alerts: Iterable[Mapping[str, Any]]) -> b
     return set(expected_alert_ids(tx)) <= {str(a.get("_id")) for a in alerts}
 
 
+def is_final(tx: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the verdict can be given: complete, or an alert is missing for good (`alerts_refused`: MongoDB
+    refused it and the processor sent the transaction's record to the DLQ; src/txnmon/jobs/api_reads.py)."""
+    return is_complete(tx, alerts) or bool(tx.get("alerts_refused"))
+
+
 def conflicts(tx: Mapping[str, Any], fingerprint: str | None) -> bool:
     """Another transaction is stored under this id (other content): the processor sends ours to the DLQ
     as `duplicate_id_conflict`, and the stored verdict is not about it."""
@@ -85,11 +95,21 @@ def conflicts(tx: Mapping[str, Any], fingerprint: str | None) -> bool:
     return fingerprint is not None and stored is not None and stored != fingerprint
 
 
+def trusted(alert: Mapping[str, Any]) -> bool:
+    """Whether a `trusted_users` entry silenced the alert. The processor stores no kind of suppression, only
+    `suppressed_by`: "list:<entry id>" for a trust (src/txnmon/core/rules/conditions.py, `silence_trusted`),
+    "<earlier transaction id>:<rule>" for a repeat, so a prefix test takes the repeat of transaction "list:x"
+    for a trust. The trust's value is exactly that of the entry for this alert's own user and rule; a repeat
+    has it only if the user's earlier transaction id is literally "list:trusted_users:<user>"."""
+    if alert.get("user_id") is None or not alert.get("rule"):
+        return False
+    entry = lists.entry_id(lists.TRUSTED_USERS, lists.normalise(alert["user_id"]), str(alert["rule"]))
+    return alert.get("suppressed_by") == f"list:{entry}"
+
+
 def counts(alert: Mapping[str, Any]) -> bool:
     """Whether an alert weighs on the decision (see the module's docstring)."""
-    if alert.get("mode") == "shadow":
-        return False
-    return not str(alert.get("suppressed_by") or "").startswith("list:")
+    return alert.get("mode") != "shadow" and not trusted(alert)
 
 
 def blocks(alert: Mapping[str, Any]) -> bool:
@@ -113,8 +133,8 @@ def decide(alerts: Iterable[Mapping[str, Any]]) -> str:
 
 def _alert_view(alert: Mapping[str, Any]) -> dict[str, Any]:
     view = {"alert_id": alert.get("alert_id") or alert.get("_id"), "rule": alert.get("rule"),
-            "severity": alert.get("severity"), "reason": alert.get("reason"), "explanation": alert.get("explanation"),
-            "counted": counts(alert)}
+            "severity": alert.get("severity"), "reason": views.reason(alert),
+            "explanation": views.explanation(alert.get("explanation")), "counted": counts(alert)}
     for optional in ("suppressed_by", "completed_by", "mode"):
         if alert.get(optional) is not None and (optional != "mode" or alert[optional] != "live"):
             view[optional] = alert[optional]
@@ -122,11 +142,22 @@ def _alert_view(alert: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def verdict(tx: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The answer for a complete verdict: the decision, the score, the alerts with why they fired."""
-    ordered = sorted(alerts, key=lambda a: (not counts(a), str(a.get("_id"))))
-    return {"transaction_id": str(tx["_id"]), "decision": decide(alerts), "score": tx.get("risk_score", 0),
-            "alerts": [_alert_view(a) for a in ordered], "rules_version": tx.get("rules_version"),
-            "processed_time": tx.get("processed_time")}
+    """The answer for a complete verdict: the decision, the score, the alerts with why they fired (never a
+    shadow alert, nor who added a list entry: src/txnmon/api/views.py)."""
+    shown = [a for a in alerts if not views.is_shadow(a)]
+    ordered = sorted(shown, key=lambda a: (not counts(a), str(a.get("_id"))))
+    answer = {"transaction_id": str(tx["_id"]), "decision": decide(alerts), "score": tx.get("risk_score", 0),
+              "alerts": [_alert_view(a) for a in ordered], "rules_version": tx.get("rules_version"),
+              "processed_time": tx.get("processed_time")}
+    refused = tx.get("alerts_refused")
+    if refused and not is_complete(tx, alerts):
+        # the missing alert may have been high: never approve without it, and say why
+        stored = {str(a.get("_id")) for a in alerts}
+        answer["decision"] = DECLINE if answer["decision"] == DECLINE else REVIEW
+        answer["alerts_missing"] = [a for a in expected_alert_ids(tx) if a not in stored]
+        answer["note"] = (f"an alert about this transaction could not be stored ({refused.get('reason')}; DLQ "
+                          f"record {refused.get('dlq_id')}): review it by hand")
+    return answer
 
 
 def location(transaction_id: str) -> str:

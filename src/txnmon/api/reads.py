@@ -4,8 +4,8 @@ verdict), `GET /v1/decisions/{id}`, `GET /v1/alerts/{id}` and `GET /v1/cases/{id
 `ApiDeps` (src/txnmon/jobs/api_reads.py in production).
 
 A waiting request holds no thread: it awaits a future that one poller per process resolves. The poller
-reads every waiting transaction id at once (`_id` lookups, in the threadpool) each API_DECISION_POLL_MS,
-so 200 waiting requests cost the same MongoDB reads as one.
+reads every waiting transaction id at once (in the threadpool) each API_DECISION_POLL_MS, so 200 waiting
+requests cost the same MongoDB reads as one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from txnmon.api import decisions, ingest, limits
+from txnmon.api import decisions, ingest, keys, limits, views
 from txnmon.api.app import TRANSACTION_SCHEMA, ApiDeps, _read_body, error
 from txnmon.errors import ServiceUnavailable, TxnmonError
 
@@ -34,7 +34,7 @@ class Front:
     check, the ingest path (a re-sent transaction id is not sent twice), the ids this process accepted
     recently, and the idempotent answers."""
 
-    admit: Callable[[Request], Awaitable[tuple[str, JSONResponse | None]]]
+    admit: Callable[[Request, str], Awaitable[tuple[str, JSONResponse | None]]]  # (request, scope needed)
     ingest: Callable[[bytes], tuple[int, dict[str, Any]]]
     known: Callable[[str], bool]
     answers: limits.IdempotentAnswers
@@ -76,12 +76,13 @@ class VerdictWaiter:
         while self._waiting:
             ids = list(self._waiting)
             try:
-                found = await run_in_threadpool(self._read, ids, False)
+                # the alerts a later transaction completed too, as GET reads: a repeat and a GET must agree
+                found = await run_in_threadpool(self._read, ids, True)
             except Exception as exc:  # an outage (or a bug) must not end the poller: waiters end pending
                 log.warning("reading verdicts failed: %s", exc)
                 found = {}
             for transaction_id, stored in found.items():
-                if decisions.is_complete(*stored):
+                if decisions.is_final(*stored):
                     for future in self._waiting.pop(transaction_id, []):
                         if not future.done():
                             future.set_result(stored)
@@ -122,7 +123,7 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
                          429: {"description": "rate limited"}, 503: {"description": "Kafka unavailable"}})
     async def post_decision(request: Request) -> JSONResponse:
         started = deps.clock()
-        name, refused = await front.admit(request)
+        name, refused = await front.admit(request, keys.INGEST)
         if refused is not None:
             return refused
         try:
@@ -165,7 +166,7 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
              responses={202: {"description": "pending: accepted here, not judged yet"},
                         404: {"description": "not stored, and not accepted by this process recently"}})
     async def get_decision(transaction_id: str, request: Request) -> JSONResponse:
-        _, refused = await front.admit(request)
+        _, refused = await front.admit(request, keys.READ)
         if refused is not None:
             return refused
         try:
@@ -173,7 +174,7 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
         except TxnmonError as exc:
             log.warning("cannot read a verdict: %s", exc)
             return error(503, "unavailable", "cannot read the verdict: MongoDB is unavailable", {"Retry-After": "5"})
-        if stored is not None and decisions.is_complete(*stored):
+        if stored is not None and decisions.is_final(*stored):
             return _json(decisions.verdict(*stored))
         if stored is not None or front.known(transaction_id):
             url = decisions.location(transaction_id)
@@ -182,9 +183,10 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
         return error(404, "not_found", f"no verdict on transaction {transaction_id!r}: the processor has not "
                                        "stored it, and this server did not accept it recently")
 
-    def reader(kind: str, find: Callable[[str], Any]) -> Callable[[str, Request], Awaitable[JSONResponse]]:
+    def reader(kind: str, find: Callable[[str], Any],
+               shown: Callable[[Any], Any]) -> Callable[[str, Request], Awaitable[JSONResponse]]:
         async def read(object_id: str, request: Request) -> JSONResponse:
-            _, refused = await front.admit(request)
+            _, refused = await front.admit(request, keys.READ)
             if refused is not None:
                 return refused
             try:
@@ -193,12 +195,13 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
                 log.warning("cannot read %s %r: %s", kind, object_id, exc)
                 return error(503, "unavailable", f"cannot read the {kind}: MongoDB is unavailable",
                              {"Retry-After": "5"})
-            if found is None:
+            answer = None if found is None else shown(found)  # what an integration may see (views.py)
+            if answer is None:
                 return error(404, "not_found", f"no {kind} {object_id!r}")
-            return _json(found)
+            return _json(answer)
         return read
 
     app.get("/v1/alerts/{object_id:path}", summary="An alert: why it fired, its disposition and case",
-            responses={404: {"description": "no such alert"}})(reader("alert", deps.find_alert))
+            responses={404: {"description": "no such alert"}})(reader("alert", deps.find_alert, views.alert_answer))
     app.get("/v1/cases/{object_id:path}", summary="A case with its alerts",
-            responses={404: {"description": "no such case"}})(reader("case", deps.find_case))
+            responses={404: {"description": "no such case"}})(reader("case", deps.find_case, views.case_answer))

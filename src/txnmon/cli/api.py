@@ -21,14 +21,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.adapters.mongo import MongoStore
+    from txnmon.api import keys
     from txnmon.jobs import api_keys, audit
 
     store = MongoStore(settings)
     try:
         if args.keys_command == "create":
-            key = api_keys.create(store, args.name, by=audit.who(args.by))
+            scopes = args.scope or list(keys.DEFAULT_SCOPES)
+            key = api_keys.create(store, args.name, by=audit.who(args.by), scopes=scopes)
             print(key)
-            print(f"key {args.name!r} created: it is shown only this once; store it now", file=sys.stderr)
+            print(f"key {args.name!r} created with scopes {', '.join(keys.checked_scopes(scopes))}: it is shown "
+                  "only this once; store it now", file=sys.stderr)
             return 0
         if args.keys_command == "revoke":
             if not api_keys.revoke(store, args.name, by=audit.who(args.by)):
@@ -41,7 +44,8 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps(rows, default=str, indent=2))
         for row in [] if args.json else rows:
             state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "live"
-            print(f"{row['_id']:<24} {row['key_id']}  created {row['created_at']:%Y-%m-%d %H:%M}  {state}")
+            print(f"{row['_id']:<24} {row['key_id']}  {','.join(row['scopes']):<12} "
+                  f"created {row['created_at']:%Y-%m-%d %H:%M}  {state}")
         return 0
     finally:
         store.close()
@@ -57,8 +61,11 @@ def register(sub: Any) -> None:
     ks = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     q = ks.add_parser("create", help="make a key and print it once (only its salted hash is stored)")
     q.add_argument("name")
+    q.add_argument("--scope", action="append", default=None, metavar="ingest|read",
+                   help="what the key may do: ingest (POST /v1/transactions, /v1/decisions) or read (GET "
+                        "/v1/decisions|alerts|cases/{id}); repeat or comma-separate (default: ingest)")
     q.add_argument("--by", default=None, help="who (audit trail; default: your login)")
-    q = ks.add_parser("list", help="every key: name, key id, created, revoked")
+    q = ks.add_parser("list", help="every key: name, key id, scopes, created, revoked")
     q.add_argument("--json", action="store_true")
     q = ks.add_parser("revoke", help="revoke a key (the service refuses it within API_KEY_CACHE_SECONDS)")
     q.add_argument("name")

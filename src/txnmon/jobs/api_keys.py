@@ -4,6 +4,7 @@ and the lookup the service makes per key id. Every create and revoke is in the a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from txnmon.adapters.mongo import MongoStore
@@ -13,11 +14,13 @@ from txnmon.errors import UsageError
 from txnmon.jobs import audit
 
 
-def create(store: MongoStore, name: str, *, by: str, now: dt.datetime | None = None) -> str:
-    """A new key named `name`; returns the key (it cannot be read back). A live key of that name: UsageError."""
+def create(store: MongoStore, name: str, *, by: str, now: dt.datetime | None = None,
+           scopes: Iterable[str] = keys.DEFAULT_SCOPES) -> str:
+    """A new key named `name` with `scopes` (ingest, read); returns the key (it cannot be read back). A live
+    key of that name, or an unknown scope: UsageError."""
     now = now or dt.datetime.now(dt.UTC)
     try:
-        key, record = keys.new_key(name, now)
+        key, record = keys.new_key(name, now, scopes)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     old = store.find_one(API_KEYS, {"_id": name})

@@ -35,7 +35,8 @@ def _at(hours: float) -> dt.datetime:
 def test_decisions_pending_without_a_processor_then_the_streams_verdicts(settings_factory):
     settings = settings_factory(api_port=_free_port(), api_decision_max_wait_ms=20_000)
     store = MongoStore(settings)
-    key = api_keys.create(store, "it-decide", by="integration-test")
+    key = api_keys.create(store, "it-decide", by="integration-test", scopes=["ingest", "read"])
+    shop_key = api_keys.create(store, "it-decide-shop", by="integration-test")  # ingest only, the default
     app, api_store, sender = production_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.api_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -75,6 +76,9 @@ def test_decisions_pending_without_a_processor_then_the_streams_verdicts(setting
             alert = http.get(f"/v1/alerts/{hit['alert_id']}")
             assert alert.status_code == 200 and alert.json()["alert"]["transaction_id"] == "USUAL-abroad"
             assert http.get("/v1/alerts/no-such-alert").status_code == 404
+            shop = {"Authorization": f"Bearer {shop_key}"}  # a checkout's key reads nothing back
+            assert http.get(f"/v1/alerts/{hit['alert_id']}", headers=shop).status_code == 403
+            assert http.get("/v1/decisions/USUAL-home", headers=shop).json()["error"] == "forbidden"
     finally:
         if processor is not None:
             processor.request_stop()

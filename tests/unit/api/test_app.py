@@ -219,6 +219,8 @@ def test_metrics_count_requests_records_rejections_sends_and_rate_limits():
 @given(body=BODIES, wait=st.sampled_from(["0", "1", "", "x", "-3", "99999999", None]))
 @example(body={**GOOD, "note": "\ud800"}, wait="0")
 @example(body={"transactions": [GOOD]}, wait=None)
+@example(body=GOOD, wait="\u00b2")  # "²".isdigit() is True and int() refuses it (was a 500)
+@example(body=GOOD, wait="\u0663")  # an Arabic-Indic 3: a digit to Python, not a number of milliseconds
 def test_any_json_body_to_decisions_is_answered_2xx_or_4xx_with_a_reason_never_500(body, wait):
     query = "" if wait is None else f"?wait_ms={wait}"
     r = CLIENT.post(f"/v1/decisions{query}", content=json.dumps(body).encode(),

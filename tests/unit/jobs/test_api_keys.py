@@ -1,3 +1,4 @@
+import argparse
 import datetime as dt
 from types import SimpleNamespace
 
@@ -66,3 +67,34 @@ def test_create_list_revoke_each_audited_and_the_key_never_stored():
 def test_a_bad_name_is_a_usage_error():
     with pytest.raises(UsageError):
         api_keys.create(Store(), "no spaces", by="ana", now=NOW)
+
+
+def test_scopes_are_stored_listed_and_audited_and_an_unknown_scope_is_a_usage_error():
+    store = Store()
+    api_keys.create(store, "desk", by="ana", now=NOW, scopes=["read"])
+    api_keys.create(store, "shop", by="ana", now=NOW)
+    assert {k["_id"]: k["scopes"] for k in api_keys.listed(store)} == {"desk": ["read"], "shop": ["ingest"]}
+    [created, _] = store.data[AUDIT_LOG].values()
+    assert created["after"]["scopes"] == ["read"]
+    with pytest.raises(UsageError, match="scope"):
+        api_keys.create(store, "ops", by="ana", now=NOW, scopes=["admin"])
+
+
+def test_keys_create_takes_repeated_or_comma_scopes_and_list_shows_them(monkeypatch, capsys):
+    from txnmon.cli import api as cli_api
+
+    store = Store()
+    monkeypatch.setattr("txnmon.adapters.mongo.MongoStore", lambda settings: store)
+    monkeypatch.setattr(Store, "close", lambda self: None, raising=False)
+    parser = argparse.ArgumentParser()
+    cli_api.register(parser.add_subparsers())
+    for argv in (["keys", "create", "both", "--scope", "ingest", "--scope", "read"],
+                 ["keys", "create", "also", "--scope", "read,ingest"], ["keys", "create", "shop"]):
+        args = parser.parse_args(argv)
+        assert args.func(None, args) == 0
+    assert {k["_id"]: k["scopes"] for k in api_keys.listed(store)} == {
+        "also": ["ingest", "read"], "both": ["ingest", "read"], "shop": ["ingest"]}
+    capsys.readouterr()
+    args = parser.parse_args(["keys", "list"])
+    assert args.func(None, args) == 0
+    assert "ingest,read" in capsys.readouterr().out
