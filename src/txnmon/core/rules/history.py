@@ -26,7 +26,9 @@ from txnmon.core.rules.packed import _COUNT, _FIXED, EPOCH, Event, _unpack, appe
 _TIME = struct.Struct("<q")
 _MICROSECOND = dt.timedelta(microseconds=1)
 _LITTLE = sys.byteorder == "little"
-_CHUNK = 8  # decode at least this many events at a time (and as many as already are): linear walks back
+# decode at least this many events at a time (and as many as already are), so a walk back is linear
+# and a short history (a day's) is decoded in one go
+_CHUNK = 16
 
 
 def micros(t: dt.datetime) -> int:
@@ -218,9 +220,13 @@ class Prior(Sequence[Event]):
         return iter([self._decoded.event(i) for i in range(self._end)])
 
     def __reversed__(self) -> Iterator[Event]:
-        event = self._decoded.event
-        for i in range(self._end - 1, -1, -1):
-            yield event(i)
+        decoded, i = self._decoded, self._end
+        while i > 0:  # a chunk at a time, newest first, straight from the decoded events' list
+            decoded._decode_back(i - 1)
+            suffix = decoded._suffix
+            first = decoded.count - len(suffix)
+            yield from suffix[i - 1 - first::-1]
+            i = first
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):
