@@ -182,7 +182,7 @@ def codings(fn: Callable[[], None]) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-def test_a_batch_decodes_a_user_s_history_once_and_appends_without_re_packing():
+def test_a_batch_never_decodes_a_user_s_whole_history_and_appends_without_re_packing():
     detector = Detector(SHIPPED)
     history = [Event(T0 + dt.timedelta(minutes=i), f"H{i}", "Mumbai", 100.0, "purchase", "success", "UPI")
                for i in range(30)]
@@ -195,10 +195,12 @@ def test_a_batch_decodes_a_user_s_history_once_and_appends_without_re_packing():
             detector.record(detector.judge(tx))
         detector.end_batch()
 
-    # before: 40 decodes (judge and record each decoded the whole history) and 20 whole re-packs
-    assert codings(batch) == (1, 0)
+    # before: 40 decodes (judge and record each decoded the whole history) and 20 whole re-packs; then
+    # one per batch; now none: only the events within the rules' windows are read
+    # (src/txnmon/core/rules/history.py, tests/unit/core/test_history.py counts them)
+    assert codings(batch) == (0, 0)
     assert unpack_events(detector.export_packed(["U1"])["U1"][0])[-1].transaction_id == "N19"
-    assert codings(batch) == (1, 0)  # the next batch decodes afresh (the cache went at end_batch)
+    assert codings(batch) == (0, 0)
 
 
 def test_judging_changes_nothing_and_a_failure_in_record_leaves_the_state_as_it_was():

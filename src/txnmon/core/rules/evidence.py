@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from txnmon.core.rules.history import usual_amounts
 from txnmon.core.rules.places import (
     far_from_usual_signal,
     fast_travel_signal,
@@ -59,15 +60,26 @@ def high_amount_signal(event: Event, prior: Sequence[Event], cfg: HighAmountSign
 def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUsualSignal) -> Evidence | None:
     if event.amount < cfg.min_amount or event.type == "refund":
         return None
-    # declined attempts count: they show the basket the user tries to buy as well as paid ones do
-    usual = [e for e in within(prior, event.event_time - cfg.lookback) if e.type != "refund"]
-    if len(usual) < cfg.min_history:
+    since = event.event_time - cfg.lookback
+    # the user's kept window of amounts (src/txnmon/core/rules/history.py), or a scan of `prior`
+    amounts = usual_amounts(prior, since, cfg.lookback)
+    if amounts is not None and len(amounts) >= max(cfg.min_history, 1):
+        mid = len(amounts) // 2
+        if amounts[mid] == 0 or amounts[mid - 1] == 0:
+            amounts = None  # 0.0 and -0.0 are equal but print apart: the scan's order decides which
+    usual: list[Event] | None = None
+    if amounts is None:
+        # declined attempts count: they show the basket the user tries to buy as well as paid ones do
+        usual = [e for e in within(prior, since) if e.type != "refund"]
+        amounts = sorted(e.amount for e in usual)
+    if len(amounts) < cfg.min_history:
         return None
-    amounts = sorted(e.amount for e in usual)
     mid = len(amounts) // 2
     median = amounts[mid] if len(amounts) % 2 else (amounts[mid - 1] + amounts[mid]) / 2
     if event.amount < cfg.factor * median:
         return None
+    if usual is None:
+        usual = [e for e in within(prior, since) if e.type != "refund"]
     return Evidence(f"amount {fmt_amount(event.amount)} is {event.amount / median:.1f}x the usual "
                     f"{fmt_amount(median)}", tuple(usual),
                     {"amount": event.amount, "usual_amount": median, "ratio": round(event.amount / median, 2)})

@@ -6,15 +6,16 @@ instead of about 600 as objects. The bytes are also the state changelog's value
 (src/txnmon/core/state_codec.py), so for the same events they must never change.
 
 Decoding and re-packing a whole history on every transaction was most of the judging cost (issue
-29): `Decoded` keeps a history's events next to the bytes they came from, for the batch, and
-`append_event` adds the newest event to the bytes without decoding them.
+29): `append_event` adds the newest event to the bytes without decoding them, and
+src/txnmon/core/rules/history.py reads a history lazily, from its newest event back only as far as a
+rule looks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -113,13 +114,18 @@ def _unpack(blob: bytes) -> tuple[list[Event], bool]:
         return [], True
     (count,) = _COUNT.unpack_from(blob)
     at = _COUNT.size + count * _FIXED.size
+    out, used = events_of(_FIXED.iter_unpack(blob[_COUNT.size:at]), blob[at:])
+    return out, used == len(blob) - at
+
+
+def events_of(rows: Iterable[tuple[int, float, int, int, int, int, int]], tail: bytes) -> tuple[list[Event], int]:
+    """The events of these fixed parts, whose texts `tail` starts with; and how many bytes of it they used."""
     out = []
-    tail = blob[at:]
     if tail.isascii():
         # the usual case: one decode for every text, sliced by the byte lengths (equal to characters)
         text = tail.decode("ascii")
         i = 0
-        for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
+        for micros, amount, n_id, n_loc, n_type, n_status, n_pay in rows:
             a = i + n_id
             b = a + n_loc
             c = b + n_type
@@ -127,14 +133,15 @@ def _unpack(blob: bytes) -> tuple[list[Event], bool]:
             i = d + n_pay
             out.append(Event(EPOCH + micros * _MICROSECOND, text[a - n_id:a], text[a:b], amount, text[b:c],
                              text[c:d], text[d:i]))
-        return out, i == len(text)
-    for micros, amount, n_id, n_loc, n_type, n_status, n_pay in _FIXED.iter_unpack(blob[_COUNT.size:at]):
+        return out, i
+    at = 0
+    for micros, amount, n_id, n_loc, n_type, n_status, n_pay in rows:
         texts = []
         for n in (n_id, n_loc, n_type, n_status, n_pay):
-            texts.append(blob[at:at + n].decode("utf-8"))
+            texts.append(tail[at:at + n].decode("utf-8"))
             at += n
         out.append(Event(EPOCH + micros * _MICROSECOND, texts[0], texts[1], amount, texts[2], texts[3], texts[4]))
-    return out, at == len(blob)
+    return out, at
 
 
 def unpack_events_v2(blob: bytes) -> list[Event]:
@@ -151,18 +158,6 @@ def unpack_events_v2(blob: bytes) -> list[Event]:
             at += n
         out.append(Event(EPOCH + micros * _MICROSECOND, texts[0], texts[1], amount, texts[2], texts[3]))
     return out
-
-
-class Decoded:
-    """A user's events as decoded from `blob` (and their sort keys): valid while the user's packed
-    history is still that very object (`is`, so any write elsewhere invalidates it)."""
-
-    __slots__ = ("appendable", "blob", "events", "keys")
-
-    def __init__(self, blob: bytes) -> None:
-        self.blob = blob
-        self.events, self.appendable = _unpack(blob)
-        self.keys = [e.key for e in self.events]
 
 
 def as_stored(event: Event) -> Event:

@@ -9,9 +9,10 @@ arrivals whose event time is not after its own, itself excluded by id. The histo
 sorted by (event_time, transaction_id) for the window scans.
 
 Memory: a processor holds every user active within the rules' longest window (a million and
-more), so a history is one packed `bytes` value (src/txnmon/core/rules/packed.py), decoded at most
-once per batch while its user is judged (the store keeps the batch's decoded users until
-`end_batch`), and a new event, usually the newest, is appended to the bytes, not re-packed.
+more), so a history is one packed `bytes` value (src/txnmon/core/rules/packed.py), read lazily from
+the newest event back as far as the rules look (src/txnmon/core/rules/history.py; what was read is
+kept for the batch until `end_batch`), and a new event, usually the newest, is appended to the
+bytes, not re-packed.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+from txnmon.core.rules.history import Decoded, Prior, micros
 from txnmon.core.rules.packed import (
     EPOCH,
     MAX_PACKED_BYTES,
-    Decoded,
     Event,
-    append_event,
     as_stored,
     count_of,
     event_from,
@@ -57,6 +57,7 @@ class _AfterAnyId:
 
 
 _AFTER_ANY_ID = _AfterAnyId()
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 
@@ -106,8 +107,7 @@ class UserHistory:
 
     @property
     def events(self) -> list[Event]:
-        return list(self._current().events)  # a copy: the cached list is the store's
-
+        return self._current().all()  # a new list: what the store decoded stays its own
     @property
     def raised(self) -> Mapping[str, tuple[dt.datetime, str]]:
         """rule -> (event time, alert id) of the user's latest raised alert."""
@@ -138,61 +138,65 @@ class UserHistory:
         if len(kept) != len(events):
             self._blob = pack_events(kept)
 
-    def before(self, event: Event) -> list[Event]:
-        """The earlier arrivals with an event time not after `event`'s, itself excluded by id."""
-        current = self._current()
-        i = bisect.bisect_right(current.keys, (event.event_time, _AFTER_ANY_ID))
-        return [e for e in current.events[:i] if e.transaction_id != event.transaction_id]
+    def before(self, event: Event) -> Sequence[Event]:
+        """The earlier arrivals with an event time not after `event`'s, itself excluded by id (a
+        `Prior`, decoded as far back as it is read, when the history does not hold this id)."""
+        return self._before(self._current(), event)
 
-    def record(self, event: Event, horizon: dt.timedelta, max_events: int) -> list[Event]:
+    @staticmethod
+    def _before(current: Decoded, event: Event) -> Sequence[Event]:
+        i = current.upto(event.event_time)
+        # a byte search first: most transactions are new, and then no event is compared
+        if event.transaction_id.encode("utf-8") not in current.blob:
+            return Prior(current, i)
+        return [e for e in current.all()[:i] if e.transaction_id != event.transaction_id]
+
+    def record(self, event: Event, horizon: dt.timedelta, max_events: int) -> Sequence[Event]:
         """`before(event)`, then `add(event)` and `prune` to the horizon. The packed bytes come out as
         a full re-pack of the result would make them (the changelog's values must not change), but
         the usual case, a new newest event and nothing to prune, only appends it to them."""
         current = self._current()
-        blob, events, keys = current.blob, current.events, current.keys
-        i = bisect.bisect_right(keys, (event.event_time, _AFTER_ANY_ID))
-        prior = [e for e in events[:i] if e.transaction_id != event.transaction_id]
-        # a byte search first: most transactions are new, and then no event is compared
-        new = event.transaction_id.encode("utf-8") not in blob or \
-            all(e.transaction_id != event.transaction_id for e in events)
+        prior = self._before(current, event)
+        new = not isinstance(prior, list) or all(e.transaction_id != event.transaction_id for e in current.all())
         stored = as_stored(event)  # the event as it reads back from the bytes
-        try:
-            packed = self._recorded(current, event, stored if new else None, horizon, max_events)
-        except BaseException:
-            if self._decoded is not None:  # the cached events may have changed: decode afresh
-                self._decoded.pop(self._user, None)
-            raise
-        current.blob = packed
-        self._blob = packed
+        found = self._recorded(current, event, stored if new else None, horizon, max_events)
+        if self._decoded is not None:
+            if len(self._decoded) >= MAX_DECODED_USERS:
+                self._decoded.clear()
+            self._decoded[self._user] = found
+        self._blob = found.blob
         return prior
 
     @staticmethod
     def _recorded(current: Decoded, event: Event, stored: Event | None, horizon: dt.timedelta,
-                  max_events: int) -> bytes:
-        """The packed bytes after `record`, the cached events updated to them. `stored`: the event to
-        insert (as it reads back), None if it is here already."""
-        blob, events, keys = current.blob, current.events, current.keys
-        at = len(events)
+                  max_events: int) -> Decoded:
+        """The user's events after `record`, as a new `Decoded` (`current` is left as it was). `stored`:
+        the event to insert (as it reads back), None if it is here already."""
+        blob, n = current.blob, current.count
+        if current.appendable and len(blob) <= MAX_PACKED_BYTES:
+            # the usual case: the newest event (or none) added, and the oldest cut by the horizon and
+            # the count as the full path below would cut them, in place in the bytes
+            at_end = stored is None or n == 0 or current.event(n - 1).key <= event.key
+            if at_end and (n or stored is not None):
+                newest = micros(event.event_time) if stored is not None else current.time_us(n - 1)
+                size = n + (stored is not None)
+                cut = _first_at_or_after(current, newest - horizon // _MICROSECOND)
+                start = max(cut, size - max_events)
+                if start == 0 and stored is None:
+                    return current  # a re-pack of the same events gives the same bytes
+                if start <= n:  # (more only when no event at all may be kept)
+                    found = current.rewritten(start, stored)
+                    if len(found.blob) <= MAX_PACKED_BYTES:
+                        return found
+        # out of order, pruned, over the size limit, or bytes not packed here: the full re-pack
+        events = current.all()
+        keys = _keys(events)
         if stored is not None:
             at = bisect.bisect_right(keys, event.key)  # placed by the key it came with
             events.insert(at, stored)
             keys.insert(at, stored.key)
         cut = bisect.bisect_left(keys, (keys[-1][0] - horizon, ""))
-        start = max(cut, len(events) - max_events)
-        if start == 0 and current.appendable and len(blob) <= MAX_PACKED_BYTES:
-            if stored is None:
-                return blob  # a re-pack of the same events gives the same bytes
-            if at == len(events) - 1:
-                packed = append_event(blob, event)
-                if len(packed) <= MAX_PACKED_BYTES:
-                    return packed
-        # out of order, pruned, over the size limit, or bytes not packed here: the full re-pack
-        packed = packed_within(events[start:])
-        kept = count_of(packed)  # packed_within keeps the newest `kept` events
-        del events[:len(events) - kept]
-        del keys[:len(keys) - kept]
-        current.appendable = True
-        return packed
+        return Decoded(packed_within(events[max(cut, len(events) - max_events):]))
 
     @property
     def latest(self) -> dt.datetime | None:
@@ -207,6 +211,20 @@ class UserHistory:
 
     def __len__(self) -> int:
         return count_of(self._blob)
+
+
+def _first_at_or_after(current: Decoded, at_us: int) -> int:
+    """The index of the first event at or after `at_us` (µs since the epoch), the new one excluded."""
+    lo, hi = 0, current.count
+    if not hi or current.time_us(0) >= at_us:
+        return 0  # the usual case: nothing has passed the horizon
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if current.time_us(mid) < at_us:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 class UserStateStore:
@@ -272,7 +290,7 @@ class UserStateStore:
             history.add(event)
         self._prune(history)
 
-    def prior(self, user_id: str, event: Event) -> list[Event]:
+    def prior(self, user_id: str, event: Event) -> Sequence[Event]:
         """The user's events before this one (what the rules look at); changes nothing."""
         history = self._view(user_id)
         return history.before(event) if history is not None else []
@@ -294,7 +312,7 @@ class UserStateStore:
     def raised_of(self, user_id: str) -> Mapping[str, tuple[dt.datetime, str]]:
         return self._raised.get(user_id, _NO_RAISED)
 
-    def record(self, user_id: str, event: Event) -> list[Event]:
+    def record(self, user_id: str, event: Event) -> Sequence[Event]:
         """Add the event and return the user's events before it (what the rules look at)."""
         prior = self.get(user_id).record(event, self.horizon, self.max_events_per_user)
         if self.watermark is None or event.event_time > self.watermark:
