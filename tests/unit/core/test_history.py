@@ -111,8 +111,7 @@ typologies:
 transactions = st.lists(st.fixed_dictionaries({
     "user_id": st.sampled_from(["U1", "U2"]),
     "minute": st.integers(0, 300),
-    # (no 0.0: a median of 0 divides by zero, in the scan as in the kept amounts)
-    "amount": st.sampled_from([1.0, 20.0, 60.0, 100.0, 4_500.0, 60_000.0]),
+    "amount": st.sampled_from([0.0, 1.0, 20.0, 60.0, 100.0, 4_500.0, 60_000.0]),
     "location": st.sampled_from(["Mumbai", "Delhi", "London", "Perth"]),
     "status": st.sampled_from(["success", "success", "failed"]),
     "type": st.sampled_from(["purchase", "purchase", "refund"]),
@@ -196,3 +195,20 @@ def test_judging_reads_only_the_windows_the_rules_look_at_not_the_whole_history(
     # before: every judge and every record decoded all 200 (and more): 8,000 and up
     assert decoded_events(batch(100.0, 0)) < 20 * 3 + 40
     assert decoded_events(batch(12_000.0, 1)) < 200 + 20 * 3 + 40  # the 30-day median: read once, then kept
+
+
+def test_a_usual_basket_of_zero_gives_no_signal_instead_of_dividing_by_zero() -> None:
+    # zero-value card checks and free orders are accepted amounts (>= 0); before, the median of 0 raised
+    # ZeroDivisionError and the user's next real purchase went to the DLQ as a processing error
+    from txnmon.core.rules.evidence import amount_vs_usual_signal
+    from txnmon.core.rules.rulebook import AmountVsUsualSignal
+    from txnmon.core.rules.state import Event
+
+    start = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    prior = [Event(start + dt.timedelta(hours=i), f"Z{i}", "Mumbai", 0.0, "purchase", "success", "UPI")
+             for i in range(3)]
+    buy = Event(start + dt.timedelta(hours=5), "B1", "Mumbai", 50_000.0, "purchase", "success", "UPI")
+    assert amount_vs_usual_signal(buy, prior, AmountVsUsualSignal()) is None
+    prior[1] = Event(prior[1].event_time, "Z1", "Mumbai", 10_000.0, "purchase", "success", "UPI")
+    prior[2] = Event(prior[2].event_time, "Z2", "Mumbai", 10_000.0, "purchase", "success", "UPI")
+    assert amount_vs_usual_signal(buy, prior, AmountVsUsualSignal()) is not None  # 5x a usual 10,000

@@ -76,6 +76,8 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
         return None
     mid = len(amounts) // 2
     median = amounts[mid] if len(amounts) % 2 else (amounts[mid - 1] + amounts[mid]) / 2
+    if median <= 0:  # free orders and zero-value card checks: no usual basket to be a multiple of
+        return None
     if event.amount < cfg.factor * median:
         return None
     if usual is None:
