@@ -10,7 +10,12 @@ normally comes before the deadline and a timed-out message is not sent later beh
 
 A fatal producer error (the idempotent producer cannot go on, e.g. fenced or out of sequence) marks the
 producer broken: the sends in flight fail (retriable), and the next send replaces the producer with a
-new one instead of leaving the service failing for ever.
+new one instead of leaving the service failing for ever. Each producer has a generation: a fatal error
+reported by a replaced (retiring) producer does not mark its healthy successor broken.
+
+A delivery error is "refused for good" (the client drops the record) only when a broker refused this
+very message permanently; any local error (librdkafka's negative codes, e.g. the purges that follow a
+fatal error) fails the message retriably.
 """
 
 from __future__ import annotations
@@ -99,14 +104,23 @@ class Pending:
             err = reports[i]
             if err is None:
                 continue
-            if err.fatal():
+            if err.fatal() or err.code() == _Err._FATAL:
                 out.fatal = out.fatal or err
                 out.failed.append(i)
-            elif _retriable(err):
-                out.failed.append(i)
-            else:
+            elif _refused_for_good(err):
                 out.refused[i] = _why(err)
+            else:
+                out.failed.append(i)
         return out
+
+
+def _refused_for_good(err: Any) -> bool:
+    """Only a broker's permanent refusal of this very message (too large, invalid, not authorized) is
+    refused for good: the client drops it. A local error (a negative code, a name starting with "_") is
+    this process's trouble, not the record's: after an idempotent producer's fatal error librdkafka fails
+    the queued messages with _PURGE_QUEUE, _PURGE_INFLIGHT, _INCONSISTENT... without the fatal flag, and
+    those records must be sent again (503), never dropped."""
+    return err.code() >= 0 and not _retriable(err)
 
 
 class ConfirmedSender:
@@ -114,22 +128,36 @@ class ConfirmedSender:
 
     def __init__(self, settings: Settings, *, timeout_s: float, **overrides: Any) -> None:
         self._timeout_s = timeout_s
-        self._make: Callable[[], Producer] = functools.partial(
-            make_producer, settings, **{"delivery.timeout.ms": int(timeout_s * 1000), **overrides,
-                                        "error_cb": self._on_error})
-        self._lock = threading.Lock()
+        self._make_with: Callable[..., Producer] = functools.partial(
+            make_producer, settings, **{"delivery.timeout.ms": int(timeout_s * 1000), **overrides})
+        self._lock = threading.RLock()  # re-entrant: making a producer may poll it, which may call _on_error
         self._broken: Any = None
         self._retiring: list[tuple[Producer, float]] = []
-        self._producer = self._make()
+        # which producer a fatal error came from: a retiring one's late reports must not break its successor
+        self._generation = 0
+        self._producer = self._make(self._generation)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll_loop, name="txnmon-producer-poll", daemon=True)
         self._thread.start()
 
-    def _on_error(self, err: Any) -> None:
+    def _make(self, generation: int) -> Producer:
+        return self._make_with(error_cb=functools.partial(self._on_error, generation=generation))
+
+    def _mark_broken(self, generation: int, err: Any) -> bool:
+        """Mark the producer broken, if `generation` is still the current one (True when it is)."""
+        with self._lock:
+            if generation != self._generation:
+                return False
+            self._broken = self._broken or err
+            return True
+
+    def _on_error(self, err: Any, generation: int | None = None) -> None:
         # librdkafka's error callback (from poll): a fatal error means this producer can send no more
         if err.fatal():
-            log.error("the producer failed for good (%s); the next send replaces it", _why(err))
-            self._broken = err
+            if self._mark_broken(self._generation if generation is None else generation, err):
+                log.error("the producer failed for good (%s); the next send replaces it", _why(err))
+            else:
+                log.warning("a replaced producer failed for good (%s)", _why(err))
         else:  # an outage librdkafka rides out by itself (a broker down, a connection refused)
             log.warning("Kafka client error: %s", _why(err))
 
@@ -145,33 +173,36 @@ class ConfirmedSender:
                 log.exception("polling the producer failed")
                 time.sleep(POLL_S)
 
-    def _current(self) -> Producer:
-        """The producer to send with; a broken one is replaced first (KafkaUnavailable if no broker answers)."""
+    def _current(self) -> tuple[Producer, int]:
+        """The producer to send with and its generation; a broken one is replaced first (KafkaUnavailable
+        if no broker answers)."""
         with self._lock:
             if self._broken is not None:
                 old = self._producer
-                self._producer = self._make()
+                self._producer = self._make(self._generation + 1)
+                self._generation += 1
                 self._broken = None
                 self._retiring.append((old, time.monotonic() + self._timeout_s + GRACE_S))
                 log.warning("the producer was replaced after a fatal error")
-            return self._producer
+            return self._producer, self._generation
 
     def send(self, topic: str, messages: Sequence[Message]) -> list[int]:
         """Send and wait for these messages' acknowledgements only; return the indexes not acknowledged
         (an outage, a deadline passed, a broken producer: sending them again may succeed). Messages refused
         for good raise MessageRefused naming them (and the failed ones), after the others were sent."""
-        producer = self._current()
+        producer, generation = self._current()
         pending = Pending(len(messages))
-        self._produce_all(producer, topic, messages, pending)
+        self._produce_all(producer, generation, topic, messages, pending)
         pending.wait(self._timeout_s + GRACE_S)
         out = pending.outcome()
         if out.fatal is not None:
-            self._broken = self._broken or out.fatal
+            self._mark_broken(generation, out.fatal)
         if out.refused:
             raise MessageRefused(f"{len(out.refused)} message(s) to {topic} refused", out.refused, out.failed)
         return out.failed
 
-    def _produce_all(self, producer: Producer, topic: str, messages: Sequence[Message], pending: Pending) -> None:
+    def _produce_all(self, producer: Producer, generation: int, topic: str, messages: Sequence[Message],
+                     pending: Pending) -> None:
         deadline = time.monotonic() + self._timeout_s
         produce = producer.produce
         for i, (k, v, h) in enumerate(messages):
@@ -187,7 +218,7 @@ class ConfirmedSender:
                 except KafkaException as exc:
                     err = _error(exc)
                     if err is None or err.fatal() or err.code() in (_Err._STATE, _Err._FATAL):
-                        self._broken = self._broken or err or exc
+                        self._mark_broken(generation, err or exc)
                         return self._give_up(pending, i, len(messages))
                     if _retriable(err):
                         return self._give_up(pending, i, len(messages))
@@ -203,7 +234,7 @@ class ConfirmedSender:
 
     def check_reachable(self, timeout_s: float) -> None:
         """KafkaUnavailable unless a broker answers (a broken producer is replaced first)."""
-        check_reachable(self._current(), timeout_s)
+        check_reachable(self._current()[0], timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what is queued (up to `timeout_s`), then stop the poll thread."""

@@ -9,7 +9,9 @@ from confluent_kafka import KafkaError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from txnmon.adapters.kafka.sender import Pending
+from txnmon.adapters.kafka import sender as sender_module
+from txnmon.adapters.kafka.sender import ConfirmedSender, Pending
+from txnmon.settings import load_settings
 
 TIMED_OUT = KafkaError(KafkaError._MSG_TIMED_OUT)
 TOO_LARGE = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
@@ -81,3 +83,83 @@ def test_every_message_has_exactly_one_fate(fates):
     out = p.outcome()
     assert sorted(out.failed + list(out.refused)) == [i for i, f in enumerate(fates) if f != "ok"]
     assert set(out.refused) == {i for i, f in enumerate(fates) if f == "refused"}
+
+
+# After an idempotent producer's fatal error librdkafka fails the queued messages with local codes and
+# no fatal flag: sending them again may succeed, so they must never be answered "refused" (dropped).
+LOCAL_AFTER_FATAL = [KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._INCONSISTENT,
+                     KafkaError._FATAL, KafkaError._STATE, KafkaError._FAIL, KafkaError._DESTROY]
+
+
+def test_local_errors_after_a_fatal_error_fail_retriably_never_refused():
+    p = Pending(len(LOCAL_AFTER_FATAL))
+    for i, code in enumerate(LOCAL_AFTER_FATAL):
+        p.report(i, KafkaError(code))
+    out = p.outcome()
+    assert out.refused == {} and out.failed == list(range(len(LOCAL_AFTER_FATAL)))
+
+
+@given(st.sampled_from([c for n, c in vars(KafkaError).items() if n.startswith("_") and isinstance(c, int)
+                        and c < 0]))
+def test_every_local_error_code_is_failed_not_refused(code):
+    p = Pending(1)
+    p.report(0, KafkaError(code))
+    assert p.outcome().failed == [0] and not p.outcome().refused
+
+
+def test_a_brokers_permanent_refusals_stay_refused():
+    codes = [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.TOPIC_AUTHORIZATION_FAILED]
+    p = Pending(len(codes))
+    for i, code in enumerate(codes):
+        p.report(i, KafkaError(code))
+    assert sorted(p.outcome().refused) == [0, 1, 2]
+
+
+class FakeProducer:
+    """Just what ConfirmedSender calls; delivery callbacks are kept for the test to fire."""
+
+    def __init__(self, error_cb):
+        self.error_cb, self.callbacks = error_cb, []
+
+    def poll(self, timeout=0):
+        time.sleep(min(timeout, 0.01))
+        return 0
+
+    def produce(self, topic, value=None, key=None, headers=None, on_delivery=None):
+        self.callbacks.append(on_delivery)
+
+    def __len__(self):
+        return 0
+
+    def flush(self, timeout=None):
+        return 0
+
+
+def test_a_retiring_producers_fatal_reports_do_not_break_its_healthy_successor(monkeypatch):
+    made = []
+
+    def make_producer(_settings, **config):
+        made.append(FakeProducer(config["error_cb"]))
+        return made[-1]
+
+    monkeypatch.setattr(sender_module, "make_producer", make_producer)
+    sender = ConfirmedSender(load_settings(metrics_port=0), timeout_s=5)
+    try:
+        in_flight = threading.Thread(target=sender.send, args=("t", [(b"k", b"v", None)]))
+        in_flight.start()  # a send on the first producer, waiting for its report
+        deadline = time.monotonic() + 5
+        while not made[0].callbacks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        made[0].error_cb(FATAL)  # the first producer fails for good ...
+        assert sender.send("t", []) == [] and len(made) == 2  # ... and the next send replaces it
+        made[0].error_cb(FATAL)  # late: the retiring producer's error callback, again
+        made[0].callbacks[0](KafkaError(KafkaError._FATAL, "fenced", fatal=True), None)  # and its report
+        in_flight.join(5)
+        assert not in_flight.is_alive()
+        sender.send("t", [])
+        assert len(made) == 2  # the healthy second producer is kept
+        made[1].error_cb(FATAL)  # the current producer's own fatal error still replaces it
+        sender.send("t", [])
+        assert len(made) == 3
+    finally:
+        sender.close(1)
