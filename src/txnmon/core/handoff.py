@@ -18,8 +18,9 @@ it, the entry was let go, the process restarted) is parsed in full, as before: t
 either way, only the cost differs.
 
 Each entry is given out once (a dict handed to two records could be shared by two documents), and at
-most `max_entries` are kept, the oldest let go first: copies routed to partitions another member
-judges are never asked for.
+most `max_entries` are kept, holding at most `max_kept_bytes` of raw bytes, the oldest let go first:
+copies routed to partitions another member judges are never asked for. The count alone did not bound
+memory: a record may be up to the size limit (64 KB by default), so 20,000 of them could hold 1.3 GB.
 """
 
 from __future__ import annotations
@@ -31,17 +32,23 @@ from zoneinfo import ZoneInfo
 from txnmon.core.contract import parse_transaction
 from txnmon.core.records import Rejection
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "Handoff", "parse"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_MAX_KEPT_BYTES", "Handoff", "parse"]
 
-DEFAULT_MAX_ENTRIES = 20_000  # about 2 KB each: 40 MB at most, ten default batches of routed records
+DEFAULT_MAX_ENTRIES = 20_000  # ten default batches of routed records
+# The raw bytes kept, summed. The parsed dicts come on top (Python objects: a small multiple of the raw
+# size, not measured here); a typical record is well under 1 KB, so the count is what binds normally and
+# this budget only when records are large.
+DEFAULT_MAX_KEPT_BYTES = 64 * 1024 * 1024
 
 
 class Handoff:
     """Validated transactions by the exact bytes they were parsed from, each given out once."""
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_kept_bytes: int = DEFAULT_MAX_KEPT_BYTES) -> None:
         self.max_entries = max_entries
+        self.max_kept_bytes = max_kept_bytes
         self._kept: dict[bytes, tuple[ZoneInfo, int, dt.datetime, dict[str, Any]]] = {}
+        self.kept_bytes = 0  # sum of len(raw) over the entries kept
         self.hits = 0  # by-user records judged without a second parse
         self.misses = 0
 
@@ -50,13 +57,17 @@ class Handoff:
 
     def keep(self, raw: bytes, tx: dict[str, Any], *, zone: ZoneInfo, now: dt.datetime, max_bytes: int) -> None:
         """`tx` is what `parse_transaction(raw, zone=zone, now=now, max_bytes=max_bytes)` returned."""
-        if self.max_entries <= 0:
+        if self.max_entries <= 0 or len(raw) > self.max_kept_bytes:
             return
         kept = self._kept
-        kept.pop(raw, None)  # a copy of the same bytes: the newest position in the order
+        if kept.pop(raw, None) is not None:  # a copy of the same bytes: the newest position in the order
+            self.kept_bytes -= len(raw)
         kept[raw] = (zone, max_bytes, now, tx)
-        while len(kept) > self.max_entries:
-            del kept[next(iter(kept))]
+        self.kept_bytes += len(raw)
+        while len(kept) > self.max_entries or self.kept_bytes > self.max_kept_bytes:
+            oldest = next(iter(kept))
+            del kept[oldest]
+            self.kept_bytes -= len(oldest)
 
     def take(self, raw: bytes, *, zone: ZoneInfo, now: dt.datetime, max_bytes: int) -> dict[str, Any] | None:
         """The transaction kept for exactly these bytes and this contract, if any (and no longer kept)."""
@@ -64,6 +75,7 @@ class Handoff:
         if found is None:
             self.misses += 1
             return None
+        self.kept_bytes -= len(raw)
         kept_zone, kept_max, kept_now, tx = found
         if kept_zone != zone or kept_max != max_bytes or now < kept_now:
             self.misses += 1

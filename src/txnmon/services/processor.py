@@ -63,6 +63,7 @@ class Processor:
         self.wiring = wiring or kafka_and_mongo
         self.watermarks = Watermarks()
         # what routing validated, by the exact bytes forwarded: their by-user copies are not parsed again
+        # (bounded by count and by the raw bytes kept, DEFAULT_MAX_KEPT_BYTES: records may be large)
         self.handoff = Handoff(max(10 * settings.batch_max_records, 1_000))
         self.metrics = ProcessorMetrics()
         # users leave memory only by idling past every rule's window (a tombstone goes to the changelog):

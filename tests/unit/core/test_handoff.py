@@ -142,3 +142,26 @@ def test_outputs_with_the_handoff_are_those_of_a_second_parse(batches):
     assert as_bytes == expected_bytes  # the enriched messages and the documents' values, byte for byte
     # every routed record was handed over (a second copy of the same bytes in a batch is parsed again)
     assert handoff.hits == distinct and len(handoff) == 0
+
+
+def test_large_entries_are_let_go_by_the_bytes_they_hold_not_only_by_count():
+    handoff = Handoff()  # the processor's defaults: the count alone would keep 20,000 of these (1.3 GB)
+    size = 64 * 1024
+    for i in range(1_200):  # 75 MB of raw bytes
+        raw = i.to_bytes(4, "big") * (size // 4)
+        handoff.keep(raw, {"i": i}, zone=CONFIG.zone, now=NOW, max_bytes=size)
+    assert len(handoff) * size <= 64 * 1024 * 1024
+    oldest, newest = (0).to_bytes(4, "big") * (size // 4), (1_199).to_bytes(4, "big") * (size // 4)
+    assert handoff.take(oldest, zone=CONFIG.zone, now=NOW, max_bytes=size) is None
+    assert handoff.take(newest, zone=CONFIG.zone, now=NOW, max_bytes=size) == {"i": 1_199}
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(1, 50)), max_size=60), st.integers(1, 200))
+def test_the_bytes_kept_never_pass_the_budget_and_are_counted_exactly(keeps, budget):
+    handoff = Handoff(max_entries=1_000, max_kept_bytes=budget)
+    for key, size in keeps:
+        raw = bytes([key]) * size
+        handoff.keep(raw, {}, zone=CONFIG.zone, now=NOW, max_bytes=CONFIG.max_message_bytes)
+        if key % 3 == 0:
+            handoff.take(raw, zone=CONFIG.zone, now=NOW, max_bytes=CONFIG.max_message_bytes)
+        assert handoff.kept_bytes == sum(len(r) for r in handoff._kept) <= budget
