@@ -2,8 +2,10 @@
 requests by route and status, records by outcome and rejection reason, the Kafka send's latency, the
 requests a key's rate limit refused. `GET /metrics` serves them (src/txnmon/api/app.py).
 
-Labels are bounded: the route's template (never the raw path), the status, the contract's reason
-codes. No key name, transaction id or user id is a label: the page shows counts, nothing about a client.
+Labels are bounded: the method (a standard HTTP method, else `other`: h11 accepts any token, and the
+page is unauthenticated, so a client could otherwise mint series at will), the route's template (never
+the raw path; `unmatched` for every path no route matches), the status, the contract's reason codes.
+No key name, transaction id or user id is a label: the page shows counts, nothing about a client.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from txnmon.core.records import Message
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+UNMATCHED = "unmatched"
+
+
+def method_label(method: str) -> str:
+    """The request's method as a label: one of the standard methods, else `other`."""
+    return method if method in METHODS else "other"
 
 
 class ApiMetrics:
@@ -45,7 +55,7 @@ class ApiMetrics:
             self.rejected.labels(str(record.get("reason"))).inc()
 
     def observe_request(self, method: str, route: str, status: int) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        self.requests.labels(method_label(method), route, str(status)).inc()
         if status == 429:
             self.rate_limited.inc()
 
@@ -85,5 +95,6 @@ class RequestCounter:
         try:
             await self.app(scope, receive, watching)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # the matched route's template (`/v1/decisions/{tx_id}`), never the path the client sent
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
             self.metrics.observe_request(scope.get("method", ""), route, status[0])
