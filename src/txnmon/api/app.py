@@ -8,12 +8,13 @@ Every answer is JSON; an error carries `error` (a code) and `reason` (for humans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -115,14 +116,25 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 def build_app(deps: ApiDeps) -> FastAPI:
     s = deps.settings
-    app = FastAPI(title="txnmon", version="1", description="Send transactions to txnmon over HTTP (docs/api.md).")
+    ingesting = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="txnmon-api-ingest")
+    probing = ThreadPoolExecutor(2, thread_name_prefix="txnmon-api-probe")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # each app owns its pools: a server (or a test) that stops the app lets their threads go too
+        try:
+            yield
+        finally:
+            ingesting.shutdown(wait=False, cancel_futures=True)
+            probing.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="txnmon", version="1", description="Send transactions to txnmon over HTTP (docs/api.md).",
+                  lifespan=lifespan)
     deps = _install_metrics(app, deps)
     buckets = limits.TokenBuckets(s.api_rate_per_second, s.api_rate_burst)
     recent = limits.RecentIds(s.api_dedup_seconds, s.api_dedup_max_ids)
     answers = limits.IdempotentAnswers(max(s.api_dedup_seconds, 60.0))
     key_cache = _KeyCache(deps.find_key, s.api_key_cache_seconds, deps.clock)
-    ingesting = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="txnmon-api-ingest")
-    probing = ThreadPoolExecutor(2, thread_name_prefix="txnmon-api-probe")
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:

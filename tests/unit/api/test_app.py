@@ -3,6 +3,8 @@ tests/integration/api/test_serve.py, sends through the real broker)."""
 
 import datetime as dt
 import json
+import threading
+import time
 
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
@@ -231,3 +233,33 @@ def test_any_json_body_to_decisions_is_answered_2xx_or_4xx_with_a_reason_never_5
         assert answer["reason"]
     else:  # nothing judges here: every accepted transaction is pending, with where to ask again
         assert answer["decision"] == "pending" and answer["location"].startswith("/v1/decisions/")
+
+
+def test_metrics_labels_stay_bounded_whatever_method_or_path_a_client_sends():
+    client, _kafka, _ = make()
+    for i in range(5):  # h11 accepts any token as a method: each must not become a series of its own
+        client.request(f"BREW{i}", "/v1/transactions")
+        client.request(f"X{i}", f"/no/such/path/{i}")
+        client.get(f"/v1/decisions/tx-{i}")
+    page = client.get("/metrics").text
+    lines = [line for line in page.splitlines() if line.startswith("txnmon_api_requests_total{")]
+    assert "BREW" not in page and "tx-" not in page and "/no/such" not in page
+    assert {line.split('method="')[1].split('"')[0] for line in lines} <= {"GET", "POST", "other"}
+    assert _sample(page, "txnmon_api_requests_total", method="other", route="/v1/transactions", status="405") == 5
+    assert _sample(page, "txnmon_api_requests_total", method="other", route="unmatched", status="404") == 5
+    decisions = [line for line in lines if 'route="/v1/decisions/{transaction_id:path}"' in line]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in decisions) == 5
+
+
+def test_stopping_the_app_lets_its_worker_threads_go():
+    client, _kafka, _ = make()
+    before = set(threading.enumerate())
+    with TestClient(client.app, headers={"Authorization": client.headers["Authorization"]}) as running:
+        assert running.post("/v1/transactions", json=GOOD).status_code == 202
+        assert running.get("/readyz").status_code == 200
+        mine = [t for t in set(threading.enumerate()) - before if t.name.startswith("txnmon-api-")]
+        assert mine  # the app's ingest and probe pools
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in mine) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(t.is_alive() for t in mine)
