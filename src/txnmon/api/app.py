@@ -155,9 +155,10 @@ def build_app(deps: ApiDeps) -> FastAPI:
                                  "reason": f"not reachable: {', '.join(down)}"}, status_code=503)
         return JSONResponse({"status": "ready", "checked": sorted(deps.probes)})
 
-    async def admit(request: Request, scope: str = keys.INGEST) -> tuple[str, JSONResponse | None]:
+    async def admit(request: Request, scope: str = keys.INGEST, *also: str) -> tuple[str, JSONResponse | None]:
         """The caller's key name, or the answer refusing the request: no or a wrong key (401), the key store
-        down (503), a key without `scope` (403), over the key's rate (429). Every /v1 route starts here."""
+        down (503), a key with neither `scope` nor any of `also` (403), over the key's rate (429). Every /v1
+        route starts here."""
         presented = _presented_key(request)
         if not presented:
             return "", error(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
@@ -171,7 +172,7 @@ def build_app(deps: ApiDeps) -> FastAPI:
         if not keys.matches(presented, record):
             return "", error(401, "unauthorized", "the API key is not valid (unknown, revoked or mistyped)")
         name = str(record["_id"]) if record else ""
-        if scope not in keys.scopes_of(record):
+        if scope not in keys.scopes_of(record) and not set(also) & keys.scopes_of(record):
             return name, error(403, "forbidden", f"key {name!r} has no {scope!r} scope (it has: "
                                                  f"{', '.join(sorted(keys.scopes_of(record))) or 'none'}); "
                                                  f"`txnmon keys create NAME --scope {scope}` makes one that has")

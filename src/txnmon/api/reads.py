@@ -34,7 +34,7 @@ class Front:
     check, the ingest path (a re-sent transaction id is not sent twice), the ids this process accepted
     recently, and the idempotent answers."""
 
-    admit: Callable[[Request, str], Awaitable[tuple[str, JSONResponse | None]]]  # (request, scope needed)
+    admit: Callable[..., Awaitable[tuple[str, JSONResponse | None]]]  # (request, scope needed, *other scopes that do)
     ingest: Callable[[bytes], tuple[int, dict[str, Any]]]
     known: Callable[[str], bool]
     answers: limits.IdempotentAnswers
@@ -166,7 +166,8 @@ def register(app: FastAPI, deps: ApiDeps, front: Front) -> None:
              responses={202: {"description": "pending: accepted here, not judged yet"},
                         404: {"description": "not stored, and not accepted by this process recently"}})
     async def get_decision(transaction_id: str, request: Request) -> JSONResponse:
-        _, refused = await front.admit(request, keys.READ)
+        # a shop's ingest key follows the Location of its own pending answer; alerts and cases stay `read`
+        _, refused = await front.admit(request, keys.READ, keys.INGEST)
         if refused is not None:
             return refused
         try:
