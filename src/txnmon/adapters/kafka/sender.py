@@ -13,9 +13,13 @@ producer broken: the sends in flight fail (retriable), and the next send replace
 new one instead of leaving the service failing for ever. Each producer has a generation: a fatal error
 reported by a replaced (retiring) producer does not mark its healthy successor broken.
 
-A delivery error is "refused for good" (the client drops the record) only when a broker refused this
-very message permanently; any local error (librdkafka's negative codes, e.g. the purges that follow a
-fatal error) fails the message retriably.
+A delivery error is "refused for good" (the client drops the record) only when it says this very
+message is unacceptable (too large, invalid, a bad timestamp: `MESSAGE_REFUSALS`); any other error,
+local (librdkafka's negative codes, e.g. the purges that follow a fatal error) or from a broker (an
+authorization mistake, the idempotent producer's sequence or epoch lost), fails it retriably: sending it
+again once the cause is fixed succeeds, and a record answered "refused" is one the client drops.
+Delivery reports carry no fatal flag, so the producer-state codes (`PRODUCER_STATE_LOST`) also mark the
+producer broken.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ class Pending:
             err = reports[i]
             if err is None:
                 continue
-            if err.fatal() or err.code() == _Err._FATAL:
+            if err.fatal() or err.code() == _Err._FATAL or err.code() in PRODUCER_STATE_LOST:
                 out.fatal = out.fatal or err
                 out.failed.append(i)
             elif _refused_for_good(err):
@@ -114,13 +118,22 @@ class Pending:
         return out
 
 
+# what a broker says of one message that sending it again cannot change
+MESSAGE_REFUSALS = frozenset({_Err.INVALID_MSG, _Err.INVALID_MSG_SIZE, _Err.MSG_SIZE_TOO_LARGE,
+                              _Err.RECORD_LIST_TOO_LARGE, _Err.INVALID_TIMESTAMP,
+                              _Err.UNSUPPORTED_FOR_MESSAGE_FORMAT, _Err.INVALID_RECORD})
+# the idempotent producer lost its sequence or epoch: this producer can send no more
+PRODUCER_STATE_LOST = frozenset({_Err.OUT_OF_ORDER_SEQUENCE_NUMBER, _Err.INVALID_PRODUCER_EPOCH,
+                                 _Err.UNKNOWN_PRODUCER_ID, _Err.PRODUCER_FENCED})
+
+
 def _refused_for_good(err: Any) -> bool:
-    """Only a broker's permanent refusal of this very message (too large, invalid, not authorized) is
-    refused for good: the client drops it. A local error (a negative code, a name starting with "_") is
-    this process's trouble, not the record's: after an idempotent producer's fatal error librdkafka fails
-    the queued messages with _PURGE_QUEUE, _PURGE_INFLIGHT, _INCONSISTENT... without the fatal flag, and
-    those records must be sent again (503), never dropped."""
-    return err.code() >= 0 and not _retriable(err)
+    """Only an error about this very message (`MESSAGE_REFUSALS`) is refused for good: the client drops
+    it. Anything else is this process's or the cluster's trouble, not the record's (after an idempotent
+    producer's fatal error librdkafka fails the queued messages with _PURGE_QUEUE, _PURGE_INFLIGHT,
+    _INCONSISTENT... and the sent ones with OUT_OF_ORDER_SEQUENCE_NUMBER or PRODUCER_FENCED; a missing
+    ACL is TOPIC_AUTHORIZATION_FAILED): those records must be sent again (503), never dropped."""
+    return err.code() in MESSAGE_REFUSALS
 
 
 class ConfirmedSender:
@@ -179,9 +192,15 @@ class ConfirmedSender:
         with self._lock:
             if self._broken is not None:
                 old = self._producer
-                self._producer = self._make(self._generation + 1)
+                # the new generation counts before the producer exists: an error it reports while being made
+                # (making it may poll it) is its own, not a replaced producer's
+                broken, self._broken = self._broken, None
                 self._generation += 1
-                self._broken = None
+                try:
+                    self._producer = self._make(self._generation)
+                except BaseException:
+                    self._generation, self._broken = self._generation - 1, broken
+                    raise
                 self._retiring.append((old, time.monotonic() + self._timeout_s + GRACE_S))
                 log.warning("the producer was replaced after a fatal error")
             return self._producer, self._generation

@@ -107,12 +107,25 @@ def test_every_local_error_code_is_failed_not_refused(code):
     assert p.outcome().failed == [0] and not p.outcome().refused
 
 
-def test_a_brokers_permanent_refusals_stay_refused():
-    codes = [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.TOPIC_AUTHORIZATION_FAILED]
+def test_a_brokers_permanent_refusals_of_the_message_stay_refused():
+    codes = [KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.INVALID_TIMESTAMP]
     p = Pending(len(codes))
     for i, code in enumerate(codes):
         p.report(i, KafkaError(code))
     assert sorted(p.outcome().refused) == [0, 1, 2]
+
+
+def test_broker_errors_not_about_the_message_fail_retriably_and_a_lost_producer_state_is_fatal():
+    # an ACL mistake or the idempotent producer's lost sequence says nothing about the record: answered
+    # "refused", the client would drop records that a resend after the fix delivers
+    codes = [KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+             KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, KafkaError.PRODUCER_FENCED, KafkaError.UNKNOWN_PRODUCER_ID]
+    p = Pending(len(codes))
+    for i, code in enumerate(codes):
+        p.report(i, KafkaError(code))
+    out = p.outcome()
+    assert out.refused == {} and out.failed == [0, 1, 2, 3, 4]
+    assert out.fatal is not None and out.fatal.code() == KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 class FakeProducer:
@@ -160,6 +173,29 @@ def test_a_retiring_producers_fatal_reports_do_not_break_its_healthy_successor(m
         assert len(made) == 2  # the healthy second producer is kept
         made[1].error_cb(FATAL)  # the current producer's own fatal error still replaces it
         sender.send("t", [])
+        assert len(made) == 3
+    finally:
+        sender.close(1)
+
+
+def test_a_fatal_error_reported_while_the_new_producer_is_made_is_its_own(monkeypatch):
+    # making a producer may poll it; a fatal error it reports then must mark it broken, not be taken for
+    # the replaced producer's (it was dropped: the broken producer stayed, every send failing until restart)
+    made = []
+
+    def make_producer(_settings, **config):
+        made.append(FakeProducer(config["error_cb"]))
+        if len(made) == 2:
+            config["error_cb"](FATAL)
+        return made[-1]
+
+    monkeypatch.setattr(sender_module, "make_producer", make_producer)
+    sender = ConfirmedSender(load_settings(metrics_port=0), timeout_s=5)
+    try:
+        made[0].error_cb(FATAL)
+        sender.send("t", [])
+        assert len(made) == 2
+        sender.send("t", [])  # the second producer failed while being made: the next send replaces it
         assert len(made) == 3
     finally:
         sender.close(1)
