@@ -21,7 +21,7 @@ def _messages(prefix: str, n: int) -> list[kafka.Message]:
 
 def test_a_send_does_not_wait_for_another_callers_messages(settings_factory):
     settings = settings_factory()
-    sender = kafka.ConfirmedSender(settings, timeout_s=4)
+    sender = kafka.ConfirmedSender(settings, timeout_s=8)
     try:
         # a topic that does not exist (auto-creation is off): its messages wait in the producer until
         # librdkafka gives up on them; a flush of the whole producer would wait for them too
@@ -32,9 +32,9 @@ def test_a_send_does_not_wait_for_another_callers_messages(settings_factory):
         time.sleep(0.3)
         started = time.monotonic()
         assert sender.send(settings.topic_raw, _messages("ok", 200)) == []
-        assert time.monotonic() - started < 2.5  # not the other caller's 4 s
+        assert time.monotonic() - started < 5  # not the other caller's 8 s (room for a loaded machine)
         assert blocker.is_alive()  # the other caller is still waiting for its own
-        blocker.join(10)
+        blocker.join(20)
         assert stuck == [[0, 1, 2]]  # not acknowledged: answered 503, sent again by the client
         on_topic = [r for p in range(settings.topic_partitions)
                     for r in kafka.read_partition(settings, settings.topic_raw, p)]
