@@ -2,6 +2,7 @@
 tests/integration/api/test_decisions.py, runs the real processor)."""
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import time
@@ -232,7 +233,10 @@ def test_concurrent_waiting_requests_are_served_by_one_poller_read():
             return await asyncio.gather(*(client.post("/v1/decisions?wait_ms=60000", json=tx(i)) for i in ids))
 
     started = time.monotonic()
-    answers = asyncio.run(send_all())
+    # a thread of its own: in the whole suite an earlier test (the browser's sync API) may leave an event
+    # loop running in this one, where asyncio.run refuses to start
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answers = pool.submit(asyncio.run, send_all()).result()
     elapsed_ms = (time.monotonic() - started) * 1000
     assert [(r.status_code, r.json()["decision"]) for r in answers] == [(200, "approve")] * len(ids)
     assert len(reads_while_all_waited) == 1  # one read, of every waiting id, answered all eight
