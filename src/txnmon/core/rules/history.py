@@ -90,7 +90,10 @@ class Decoded:
 
     def since(self, t: dt.datetime, end: int) -> int:
         """The first index below `end` whose event time is at or after `t` (`end` if none)."""
-        at = micros(t)
+        return self.first_at_or_after_us(micros(t), end)
+
+    def first_at_or_after_us(self, at: int, end: int) -> int:
+        """`since` for a time in µs since the epoch."""
         lo, hi = 0, end
         while lo < hi:
             mid = (lo + hi) // 2

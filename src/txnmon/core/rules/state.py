@@ -215,16 +215,9 @@ class UserHistory:
 
 def _first_at_or_after(current: Decoded, at_us: int) -> int:
     """The index of the first event at or after `at_us` (µs since the epoch), the new one excluded."""
-    lo, hi = 0, current.count
-    if not hi or current.time_us(0) >= at_us:
+    if not current.count or current.time_us(0) >= at_us:
         return 0  # the usual case: nothing has passed the horizon
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if current.time_us(mid) < at_us:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return current.first_at_or_after_us(at_us, current.count)
 
 
 class UserStateStore:
