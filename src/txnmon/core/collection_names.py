@@ -28,3 +28,7 @@ CUSTOMER_FIRSTS = "customer_firsts"  # each customer's first purchase hour, pack
 API_KEYS = "api_keys"  # `txnmon serve`'s API keys: a salted hash each, never the key (src/txnmon/api/keys.py)
 MODEL_VERSIONS = "model_versions"  # risk models: metadata, checksum, metrics (jobs/models.py)
 MODEL_PROMOTION = "model_promotion"  # one pointer document: the promoted model version (adapters/mongo/models.py)
+# the other event kinds as `txnmon events` stores them (one document per event, `_id` = its id; docs/events.md)
+CART_EVENTS = "cart_events"
+STOCK_EVENTS = "stock_events"
+REVIEWS = "reviews"
