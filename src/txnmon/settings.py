@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, le=1000)
     topic_replication_factor: int = Field(1, ge=1, le=10)
     consumer_group: str = "txnmon-stream"
+    # `txnmon events` (docs/events.md): its own group on the three event topics, and event time "closed" for
+    # the analyses this far behind the slowest input (or, after this long without input, at the newest seen)
+    events_group: str = "txnmon-events"
+    events_lateness_seconds: int = Field(300, ge=0, le=7 * 24 * 3600)
+    events_idle_close_seconds: float = Field(60.0, gt=0, le=24 * 3600)
+    events_metrics_port: int = Field(9112, ge=0, le=65535)  # /metrics of `txnmon events` (METRICS_ADDRESS); 0: off
     kafka_bootstrap_timeout_ms: int = Field(10_000, ge=100)  # give up reaching the brokers after this
 
     # --- MongoDB -------------------------------------------------------------------------
@@ -193,7 +199,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("topic_raw", "topic_enriched", "topic_dlq", "topic_by_user", "topic_state", "topic_carts",
-                     "topic_inventory", "topic_reviews", "consumer_group")
+                     "topic_inventory", "topic_reviews", "consumer_group", "events_group")
     @classmethod
     def _check_topic(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value):
@@ -234,6 +240,10 @@ class Settings(BaseSettings):
         if len(set(self.init_topics)) != len(self.init_topics):
             raise ValueError("TOPIC_CARTS, TOPIC_INVENTORY and TOPIC_REVIEWS must differ from each other and "
                              "from the pipeline's topics")
+        if self.events_group == self.consumer_group:
+            # one group for both would split the event topics' partitions and the transactions' among
+            # two different programs, each ignoring what it was given of the other's
+            raise ValueError("EVENTS_GROUP must differ from CONSUMER_GROUP")
         return self
 
     @property

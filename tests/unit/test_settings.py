@@ -38,6 +38,9 @@ def test_environment_variables_override_defaults(monkeypatch):
         ("TOPIC_PARTITIONS", "0", "TOPIC_PARTITIONS"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "KAFKA_SECURITY_PROTOCOL"),
         ("NOTIFY_ALLOWED_HOSTS", "hooks.example.com,http://x/y", "NOTIFY_ALLOWED_HOSTS: not a host name"),
+        ("EVENTS_GROUP", "a group", "EVENTS_GROUP: may use only letters"),
+        ("EVENTS_LATENESS_SECONDS", "-1", "EVENTS_LATENESS_SECONDS"),
+        ("EVENTS_IDLE_CLOSE_SECONDS", "0", "EVENTS_IDLE_CLOSE_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(monkeypatch, var, value, expected):
@@ -56,6 +59,13 @@ def test_cross_field_rules(monkeypatch):
     monkeypatch.delenv("VALUE_HIGH_THRESHOLD")
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     with pytest.raises(ConfigError, match="KAFKA_SASL_MECHANISM is required"):
+        load_settings()
+
+
+def test_the_events_service_has_a_consumer_group_of_its_own(monkeypatch):
+    assert load_settings().events_group == "txnmon-events"
+    monkeypatch.setenv("EVENTS_GROUP", "txnmon-stream")
+    with pytest.raises(ConfigError, match="EVENTS_GROUP must differ from CONSUMER_GROUP"):
         load_settings()
 
 

@@ -1,4 +1,4 @@
-"""Commands that set up, inspect and run the pipeline: init, config, status, stream."""
+"""Commands that set up, inspect and run the pipeline: init, config, status, stream, events."""
 
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def cmd_stream(settings: Settings, args: argparse.Namespace) -> int:
     return run_processor(settings, max_idle_s=args.exit_when_idle, group_id=args.group)
 
 
+def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+    from txnmon.services.events import run_events
+
+    return run_events(settings, max_idle_s=args.exit_when_idle, group_id=args.group)
+
+
 def register(sub: Any) -> None:
     from txnmon.cli.base import positive_float
 
@@ -82,3 +88,11 @@ def register(sub: Any) -> None:
                    help="exit 0 after this many seconds without messages, counted once the broker has "
                         "answered a fetch for every assigned partition (for batch runs and tests)")
     p.set_defaults(func=cmd_stream)
+
+    p = sub.add_parser("events", help="run the cart, stock and review events service until SIGTERM/SIGINT "
+                                      "(docs/events.md)")
+    p.add_argument("--group", default=None, help="consumer group (default: EVENTS_GROUP)")
+    p.add_argument("--exit-when-idle", type=positive_float, default=None, metavar="SECONDS",
+                   help="exit 0 after this many seconds without messages (the analyses run once more with "
+                        "everything seen closed), for batch runs and tests")
+    p.set_defaults(func=cmd_events)

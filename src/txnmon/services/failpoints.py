@@ -14,7 +14,9 @@ class Failpoints:
     die (os._exit, like a SIGKILL: no cleanup, no commit) the 2nd time it passes that point.
 
     Points: `rejects-written` (the raw batch's rejected records stored), `mongodb-written` (the
-    judged batch stored, the Kafka transaction not begun), `committed` (the transaction committed).
+    judged batch stored, the Kafka transaction not begun), `committed` (the transaction committed);
+    `txnmon events`: `events-written` (events, rejects and DLQ copies written, offsets not committed),
+    `events-committed`.
     Unset, every check is a dictionary lookup that finds nothing.
     """
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics of one processor in its own registry (several may run in one test process), and
-`serve`, which the notify worker's metrics use too."""
+"""Prometheus metrics of one processor (and of one `txnmon events` member) in its own registry (several may
+run in one test process), and `serve`, which the notify worker's metrics use too."""
 
 from __future__ import annotations
 
@@ -45,6 +45,33 @@ class ProcessorMetrics:
         not a traceback: give each processor its own METRICS_PORT, or 0.
         """
         serve(self.registry, port, address, "METRICS_PORT", "processor")
+
+
+class EventsMetrics:
+    """`txnmon events`: what it read, stored and rejected, its retries, the analyses' failures, how far
+    event time is closed (EVENTS_METRICS_PORT)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("txnmon_events_consumed", "Messages read from the event topics", ["topic"],
+                                registry=r)
+        self.stored = Counter("txnmon_events_stored", "Events written to MongoDB (a redelivered one again)",
+                              ["collection"], registry=r)
+        self.dlq = Counter("txnmon_events_dlq", "Event messages rejected to the DLQ", ["reason"], registry=r)
+        self.retries = Counter("txnmon_events_write_retries", "Batch writes retried after a failure", ["sink"],
+                               registry=r)
+        self.analysis_failures = Counter("txnmon_events_analysis_failures", "Analysis calls that raised",
+                                         ["analysis"], registry=r)
+        self.closed_until = Gauge("txnmon_events_closed_until_seconds",
+                                  "Event time closed for the analyses (Unix seconds)", registry=r)
+        self.batch_seconds = Histogram("txnmon_events_batch_seconds", "Time from poll to commit of one batch",
+                                       registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.lag = Gauge("txnmon_events_consumer_lag", "Messages behind the high-water mark (assigned partitions)",
+                         registry=r)
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        serve(self.registry, port, address, "EVENTS_METRICS_PORT", "`txnmon events`")
 
 
 def serve(registry: CollectorRegistry, port: int, address: str, variable: str, what: str) -> None:

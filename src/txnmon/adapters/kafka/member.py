@@ -1,21 +1,22 @@
 """The processor's input: a consumer-group member on several topics (the raw input and the by-user
 repartition topic) that yields plain records and reports its assignment changes. It never
-commits by itself: its offsets are committed inside a transaction (`commit_member_transaction`).
+commits by itself: its offsets are committed inside a transaction (`commit_member_transaction`), or,
+for an at-least-once member (`txnmon events`), by `commit` once the batch's writes are done.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from txnmon.adapters.kafka.client_errors import KafkaError
+from txnmon.adapters.kafka.client_errors import _REBALANCED, KafkaError, _error, _retriable
 from txnmon.adapters.kafka.clients import _partitions, make_consumer
 from txnmon.adapters.kafka.consume import lag_of, poll_records
 from txnmon.core.records import SourceRecord
-from txnmon.errors import KafkaUnavailable, TopicMissing
+from txnmon.errors import CommitRefused, KafkaUnavailable, TopicMissing
 from txnmon.settings import Settings
 
 TopicPartitionKey = tuple[str, int]
@@ -61,6 +62,24 @@ class GroupMember:
             return poll_records(self.consumer, timeout_ms, max_records)
         except KafkaError as exc:
             raise KafkaUnavailable(f"poll failed: {exc}", retry_after=1.0) from exc
+
+    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Commit these offsets (the next offset to read, per partition) and wait for the broker.
+
+        KafkaUnavailable when it may succeed later; CommitRefused when the group moved on without this
+        member (its partitions' new owner reads the batch again: at-least-once)."""
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())],
+                                 asynchronous=False)
+        except KafkaException as exc:
+            err = _error(exc)
+            if err is not None and err.code() in _REBALANCED:
+                raise CommitRefused(f"offsets not committed, the group rebalanced: {exc}") from exc
+            if _retriable(err) or err is None or not err.fatal():
+                raise KafkaUnavailable(f"committing offsets failed: {exc}", retry_after=1.0) from exc
+            raise
 
     def group_metadata(self) -> Any:
         return self.consumer.consumer_group_metadata()

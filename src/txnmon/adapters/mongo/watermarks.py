@@ -1,4 +1,5 @@
-"""`WatermarksRepository`: per Kafka partition, the newest event times the processor has stored.
+"""`WatermarksRepository`: per Kafka partition, the newest event times the processor (and `txnmon events`,
+for the event topics) has stored.
 
 The processor saves them with each batch and loads a partition's when it is assigned one, so the
 lateness it judges events by survives restarts and rebalances. They are the processor's own
@@ -41,3 +42,9 @@ class WatermarksRepository:
             return {}
         return {d["partition"]: {k: d[k] for k in ("newest", "before", "next_offset") if k in d}
                 for d in self.store.db[WATERMARKS].find({"_id": {"$in": ids}})}
+
+    @translated
+    def load_topic(self, topic: str) -> dict[int, list[Any]]:
+        """Per partition of `topic` with a stored document, its newest event times (any member's)."""
+        return {d["partition"]: list(d.get("newest") or [])
+                for d in self.store.db[WATERMARKS].find({"topic": topic}, {"partition": 1, "newest": 1})}

@@ -1,0 +1,83 @@
+"""What `txnmon events` runs with in production: a consumer-group member (EVENTS_GROUP) on the three event
+topics, MongoDB (events, rejected, watermarks), an idempotent producer for the DLQ, built once at start-up.
+The unit tests pass their own ports (tests/unit/services/test_events_loop.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from txnmon.adapters import kafka
+from txnmon.adapters.mongo import MongoStore, WatermarksRepository
+from txnmon.core.event_batch import EventBatch
+from txnmon.core.records import Message, SourceRecord
+from txnmon.jobs.rollups import processor_watermark
+from txnmon.pipeline import event_sinks
+from txnmon.pipeline.event_sinks import Refusals
+from txnmon.pipeline.retry import with_retry
+from txnmon.pipeline.sinks import RejectedSink
+from txnmon.settings import Settings
+
+
+class MongoKafkaPorts:
+    """The production `EventsPorts` (txnmon.pipeline.event_sinks)."""
+
+    def __init__(self, settings: Settings, member: Any, store: MongoStore) -> None:
+        self.settings = settings
+        self.member = member
+        self.store = store
+        self.marks = WatermarksRepository(store)
+        self.rejected = RejectedSink(store)
+        self._producer: Any = None
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+        return self.member.poll(timeout_ms, max_records)
+
+    def lag(self) -> int | None:
+        return self.member.lag()
+
+    def store_events(self, batch: EventBatch) -> Refusals:
+        return event_sinks.store_events(self.store, batch)
+
+    def store_rejected(self, batch: EventBatch) -> None:
+        self.rejected.write(batch)  # type: ignore[arg-type]  # it reads only the batch's `rejected`
+
+    def send_dlq(self, messages: Sequence[Message]) -> None:
+        if messages and self._producer is None:
+            self._producer = kafka.make_producer(self.settings)
+        event_sinks.send_dlq(self._producer, self.settings.topic_dlq, messages)
+
+    def save_marks(self, topic: str, marks: Mapping[int, Mapping[str, Any]]) -> None:
+        self.marks.save(topic, marks)
+
+    def load_marks(self, topic: str) -> dict[int, list[dt.datetime]]:
+        return self.marks.load_topic(topic)
+
+    def processor_mark(self) -> dt.datetime | None:
+        return processor_watermark(self.store)
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        self.member.commit(offsets)
+
+    def close(self) -> None:
+        try:
+            self.member.close()
+        finally:
+            if self._producer is not None:
+                self._producer.flush(10)
+
+
+def kafka_and_mongo(settings: Settings, group_id: str,
+                    on_change: Callable[[str, list[tuple[str, int]]], None],
+                    should_stop: Callable[[], bool], on_retry: Callable[[str], None]) -> tuple[MongoKafkaPorts,
+                                                                                                 MongoStore]:
+    """The production ports, and the store the analyses get. Start-up retries until the services answer
+    (or a stop is requested: StopRequested)."""
+    retry = {"should_stop": should_stop, "on_retry": on_retry}
+    store = MongoStore(settings)
+    with_retry(store.ensure_indexes, sink="mongodb", **retry)
+    member = with_retry(lambda: kafka.GroupMember(settings, list(settings.event_topics), group_id, on_change,
+                                                  **{"max.poll.interval.ms": 600_000}),
+                        sink="kafka", **retry)
+    return MongoKafkaPorts(settings, member, store), store

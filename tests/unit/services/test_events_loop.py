@@ -1,0 +1,220 @@
+"""The `txnmon events` loop without a broker or a server: in-memory ports, the real judging and storing logic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from txnmon.adapters.mongo.store import UpsertResult
+from txnmon.core.collection_names import CART_EVENTS, REVIEWS, STOCK_EVENTS
+from txnmon.core.records import SourceRecord
+from txnmon.errors import StopRequested, StoreUnavailable
+from txnmon.pipeline import event_sinks, retry
+from txnmon.services.events import EventsService
+from txnmon.settings import load_settings
+
+CARTS, STOCK, REVIEWS_TOPIC = "carts.raw", "inventory.raw", "reviews.raw"
+
+
+def cart(eid: str, minute: int, user: str = "U1", **extra: Any) -> dict:
+    return {"event_id": eid, "event_type": "cart_created", "user_id": user, "cart_id": f"C-{eid}",
+            "timestamp": f"2025-09-30T10:{minute:02d}:00Z", **extra}
+
+
+def stock(eid: str, minute: int) -> dict:
+    return {"event_id": eid, "product_id": "Laptop", "location": "Mumbai", "quantity_on_hand": 5,
+            "timestamp": f"2025-09-30T10:{minute:02d}:00Z", "source": "wms"}
+
+
+def review(rid: str, minute: int) -> dict:
+    return {"review_id": rid, "user_id": "U1", "product_id": "Laptop", "rating": 5, "text": "great",
+            "timestamp": f"2025-09-30T10:{minute:02d}:00Z"}
+
+
+def rec(topic: str, offset: int, value: object, partition: int = 0) -> SourceRecord:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return SourceRecord(topic, partition, offset, b"k", raw, 0)
+
+
+class FakeStore:
+    """insert_missing and find as MongoStore does them, over dicts."""
+
+    def __init__(self) -> None:
+        self.collections: dict[str, dict[Any, dict]] = {}
+
+    def insert_missing(self, collection: str, docs: list[dict]) -> UpsertResult:
+        stored = self.collections.setdefault(collection, {})
+        dup = []
+        for d in docs:
+            if d["_id"] in stored:
+                dup.append(d["_id"])
+            else:
+                stored[d["_id"]] = dict(d)
+        return UpsertResult(len(docs) - len(dup), len(dup), dup)
+
+    def find(self, collection: str, query: dict) -> list[dict]:
+        ids = query["_id"]["$in"]
+        return [dict(self.collections.get(collection, {})[i]) for i in ids if i in self.collections.get(collection, {})]
+
+
+class FakePorts:
+    def __init__(self, batches: list[list[SourceRecord]], processor_mark: dt.datetime | None = None) -> None:
+        self.batches = batches
+        self.store = FakeStore()
+        self.rejected: dict[str, dict] = {}
+        self.dlq: list = []
+        self.marks: dict[str, dict[int, dict]] = {}
+        self.commits: list[dict] = []
+        self.calls: list[str] = []
+        self.outages: dict[str, int] = {}
+        self._processor_mark = processor_mark
+
+    def _maybe_fail(self, name: str) -> None:
+        self.calls.append(name)
+        if self.outages.get(name, 0) > 0:
+            self.outages[name] -= 1
+            raise StoreUnavailable(f"{name} down")
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+        return self.batches.pop(0) if self.batches else []
+
+    def store_events(self, batch):
+        self._maybe_fail("events")
+        return event_sinks.store_events(self.store, batch)  # type: ignore[arg-type]
+
+    def store_rejected(self, batch) -> None:
+        self._maybe_fail("rejected")
+        for doc in batch.rejected:
+            self.rejected.setdefault(doc["_id"], doc)
+
+    def send_dlq(self, messages) -> None:
+        self._maybe_fail("dlq")
+        self.dlq.extend(messages)
+
+    def save_marks(self, topic, marks) -> None:
+        self._maybe_fail("marks")
+        self.marks.setdefault(topic, {}).update({p: dict(m) for p, m in marks.items()})
+
+    def load_marks(self, topic):
+        return {p: list(m["newest"]) for p, m in self.marks.get(topic, {}).items()}
+
+    def processor_mark(self):
+        return self._processor_mark
+
+    def commit(self, offsets) -> None:
+        self._maybe_fail("commit")
+        self.commits.append(dict(offsets))
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+ALL = [(CARTS, 0), (CARTS, 1), (STOCK, 0), (REVIEWS_TOPIC, 0)]
+
+
+def service(ports: FakePorts, analyses=(), **overrides: Any) -> EventsService:
+    settings = load_settings(events_metrics_port=0, **overrides)
+
+    def factory(svc: EventsService):
+        svc.on_rebalance("assigned", ALL)
+        return ports, "the-store"
+
+    return EventsService(settings, ports=factory, analyses=analyses)
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    monkeypatch.setattr(retry.time, "sleep", lambda s: None)
+
+
+def test_good_events_are_stored_by_kind_and_bad_ones_rejected_then_the_offsets_committed():
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0)), rec(CARTS, 1, b"not json"), rec(STOCK, 0, stock("S1", 1)),
+                        rec(REVIEWS_TOPIC, 0, review("R1", 2)), rec(REVIEWS_TOPIC, 1, {**review("R2", 3), "rating": 9}),
+                        rec(CARTS, 2, cart("E2", 4), partition=1)]])
+    service(ports).run(max_idle_s=0)
+    assert set(ports.store.collections[CART_EVENTS]) == {"E1", "E2"}
+    assert set(ports.store.collections[STOCK_EVENTS]) == {"S1"}
+    assert set(ports.store.collections[REVIEWS]) == {"R1"}
+    assert ports.store.collections[CART_EVENTS]["E1"]["event_time"] == dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC)
+    assert {d["_id"]: d["reason"] for d in ports.rejected.values()} == {"carts.raw:0:1": "not_json",
+                                                                       "reviews.raw:0:1": "bad_field"}
+    assert sorted(dict(m[2])["txnmon.reason"] for m in ports.dlq) == [b"bad_field", b"not_json"]
+    # every partition's offset moves past its records, bad ones included; committed after every write
+    assert ports.commits == [{(CARTS, 0): 2, (STOCK, 0): 1, (REVIEWS_TOPIC, 0): 2, (CARTS, 1): 3}]
+    assert ports.calls.index("commit") > max(ports.calls.index(n) for n in ("events", "rejected", "dlq", "marks"))
+    assert ports.marks[CARTS][1]["next_offset"] == 3 and ports.marks[CARTS][0]["next_offset"] == 2
+
+
+def test_a_redelivered_batch_changes_nothing_and_an_id_with_other_content_is_a_conflict():
+    batch = [rec(CARTS, 0, cart("E1", 0)), rec(CARTS, 1, cart("E2", 1))]
+    ports = FakePorts([list(batch), list(batch), [rec(CARTS, 2, cart("E1", 5, user="U9"))]])
+    service(ports).run(max_idle_s=0)
+    assert ports.store.collections[CART_EVENTS]["E1"]["user_id"] == "U1"  # the first is kept
+    assert len(ports.store.collections[CART_EVENTS]) == 2
+    assert [(d["_id"], d["reason"], d["stage"]) for d in ports.rejected.values()] == [
+        ("carts.raw:0:2", "duplicate_id_conflict", "store")]
+    assert len(ports.commits) == 3
+
+
+def test_a_mongodb_outage_is_retried_without_losing_or_skipping_anything():
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0)), rec(CARTS, 1, b"{}")]])
+    ports.outages = {"events": 2, "rejected": 1, "marks": 1}
+    service(ports).run(max_idle_s=0)
+    assert set(ports.store.collections[CART_EVENTS]) == {"E1"}
+    assert list(ports.rejected) == ["carts.raw:0:1"]
+    assert ports.commits == [{(CARTS, 0): 2}]
+
+
+def test_a_stop_during_an_outage_leaves_the_batch_uncommitted():
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0))]])
+    ports.outages = {"events": 10**6}
+    svc = service(ports)
+    svc.stop_event.set()
+    svc.ports, svc.store = ports, None
+    svc.on_rebalance("assigned", ALL)
+    with pytest.raises(StopRequested):
+        svc.handle(ports.poll(0, 10))
+    assert ports.commits == []
+
+
+def test_records_of_partitions_not_assigned_are_left_to_their_owner():
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0), partition=7)]])
+    service(ports).run(max_idle_s=0)
+    assert ports.commits == [] and CART_EVENTS not in ports.store.collections
+
+
+def test_analyses_run_over_closed_time_and_one_that_raises_stops_neither_the_loop_nor_the_others():
+    calls: list[tuple[str, Any, dt.datetime]] = []
+
+    def run_broken(store, settings, *, closed_until):
+        calls.append(("broken", store, closed_until))
+        raise RuntimeError("boom")
+
+    def run_fake(store, settings, *, closed_until):
+        calls.append(("fake", store, closed_until))
+        return {"until": closed_until}
+
+    processor = dt.datetime(2025, 9, 30, 11, 0, tzinfo=dt.UTC)
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0)), rec(CARTS, 1, cart("E2", 30))],
+                       [rec(STOCK, 0, stock("S1", 50))]], processor_mark=processor)
+    svc = service(ports, analyses=(run_broken, run_fake), events_lateness_seconds=60)
+    svc.run(max_idle_s=0)
+    assert len(ports.commits) == 2  # the raising analysis stopped nothing
+    # after batch 1: only carts partition 0 seen, its mark 10:00 (fewer than k events: its oldest) - 60 s;
+    # after batch 2: the slowest of the partitions seen is still 10:00; on exit (idle) the newest seen, 10:50
+    fake = [c[2] for c in calls if c[0] == "fake"]
+    assert fake == [dt.datetime(2025, 9, 30, 9, 59, tzinfo=dt.UTC)] * 2 + [dt.datetime(2025, 9, 30, 10, 50,
+                                                                                      tzinfo=dt.UTC)]
+    assert [c[0] for c in calls] == ["broken", "fake"] * 3  # the broken one is called again every time
+    assert all(c[1] == "the-store" for c in calls)
+    assert isinstance(svc.last_results["run_broken"], RuntimeError)
+
+
+def test_no_analysis_runs_while_the_processor_has_no_watermark_until_the_input_is_idle():
+    seen: list[dt.datetime] = []
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0))]], processor_mark=None)
+    service(ports, analyses=(lambda store, settings, *, closed_until: seen.append(closed_until),)).run(max_idle_s=0)
+    assert seen == [dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC)]  # once, at the idle exit
