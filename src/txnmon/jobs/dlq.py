@@ -55,9 +55,18 @@ def counts_by_reason(settings: Settings) -> dict[str, int]:
     return {r["_id"]: r["n"] for r in sorted(rows, key=lambda r: -r["n"])}
 
 
+def source_topic(settings: Settings, doc: dict[str, Any]) -> str:
+    """The topic a rejected record goes back to: the event topic it was read from (a cart, stock or
+    review event), else TOPIC_RAW (a transaction, including one rejected after re-keying, whose
+    `source` is its raw position)."""
+    topic = (doc.get("source") or {}).get("topic")
+    return topic if topic in settings.event_topics else settings.topic_raw
+
+
 def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *, force: bool = False,
             lease: dt.timedelta = REDRIVE_LEASE, by: str | None = None) -> Redrive:
-    """Send the original bytes of matching, not yet re-driven records back to TOPIC_RAW, once each.
+    """Send the original bytes of matching, not yet re-driven records back to their source topic
+    (`source_topic`: an event topic, or TOPIC_RAW), once each.
 
     Each record is claimed (a token with a lease) before it is sent and marked re-driven only once
     Kafka acknowledged it; a run interrupted at any point leaves every record either sent and
@@ -72,30 +81,39 @@ def redrive(settings: Settings, reason: str, since: dt.datetime | None = None, *
     RedriveRepository(store).claim(candidates, token, now, stale_before=now - lease, force=force)
     docs = store.find(REJECTED, {"redrive_claim.token": token}) if candidates else []
     busy = len(candidates) - len(docs)
-    messages: list[Message] = [
-        (d.get("key"), bytes(d["original"]), [("txnmon.redrive_of", d["_id"].encode())]) for d in docs
-    ]
-    if messages:
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for d in docs:
+        by_topic.setdefault(source_topic(settings, d), []).append(d)
+    failed_ids: set[str] = set()
+    done: list[str] = []  # acknowledged by Kafka, topic by topic
+    if docs:
         try:
-            kafka.require_topics(settings, settings.topic_raw)
+            kafka.require_topics(settings, *sorted(by_topic))
             producer = kafka.make_producer(settings)
             try:
-                failed = kafka.send_confirmed(producer, settings.topic_raw, messages)
+                for topic, chosen in sorted(by_topic.items()):
+                    messages: list[Message] = [
+                        (d.get("key"), bytes(d["original"]), [("txnmon.redrive_of", d["_id"].encode())])
+                        for d in chosen]
+                    failed = {chosen[i]["_id"] for i in kafka.send_confirmed(producer, topic, messages)}
+                    failed_ids |= failed
+                    done += [d["_id"] for d in chosen if d["_id"] not in failed]
             finally:
                 producer.close()
         except BaseException:
-            RedriveRepository(store).release(token, [d["_id"] for d in docs])
+            # a later topic's send failed: what earlier ones delivered is re-driven, the rest stays re-drivable
+            RedriveRepository(store).mark_redriven(token, done, dt.datetime.now(dt.UTC))
+            RedriveRepository(store).release(token, [d["_id"] for d in docs if d["_id"] not in set(done)])
             raise
-        failed_ids = {docs[i]["_id"] for i in failed}
         sent_ids = [d["_id"] for d in docs if d["_id"] not in failed_ids]
         RedriveRepository(store).mark_redriven(token, sent_ids, dt.datetime.now(dt.UTC))
         if sent_ids:  # one audit entry per re-drive that sent something
             audit.record(store, "dlq.redrive", by=audit.who(by), target=f"rejected:{reason}", before=None,
                          after={"sent": len(sent_ids), "ids": sent_ids[:1000]},
                          detail={"reason": reason, "since": since, "force": force, "token": token})
-        if failed:
+        if failed_ids:
             RedriveRepository(store).release(token, sorted(failed_ids))
-            raise KafkaUnavailable(f"{len(failed)} of {len(messages)} re-driven messages not acknowledged; "
+            raise KafkaUnavailable(f"{len(failed_ids)} of {len(docs)} re-driven messages not acknowledged; "
                                    "those records stay re-drivable")
-    return Redrive(selected=len(matching), sent=len(messages),
+    return Redrive(selected=len(matching), sent=len(docs),
                    already_redriven=len(matching) - len(candidates), claimed_elsewhere=busy)
