@@ -212,7 +212,8 @@ def test_every_txnmon_command_a_deployment_runs_exists(where, command):
 
 def test_the_deployments_run_every_long_lived_command():
     commands = {tuple(c[:2]) for _, c in TXNMON_COMMANDS}
-    assert {("txnmon", "stream"), ("txnmon", "init"), ("txnmon", "notify"), ("txnmon", "serve")} <= commands
+    assert {("txnmon", "stream"), ("txnmon", "init"), ("txnmon", "notify"), ("txnmon", "serve"),
+            ("txnmon", "events")} <= commands
 
 
 def test_the_dashboard_command_runs_the_app_in_this_repository():

@@ -43,6 +43,8 @@ WRITES: dict[str, tuple[str, ...]] = {
     "txnmon_processor": (names.TRANSACTIONS, names.REJECTED, names.ALERTS, names.SUPPRESSED_ALERTS,
                          names.SHADOW_ALERTS, names.NOTIFICATIONS, names.CASES, names.TOUCHED_HOURS,
                          names.WATERMARKS, names.RULE_VERSIONS, AUDIT),
+    # `txnmon events`: the cart, stock and review events, their rejects, the event topics' watermarks
+    "txnmon_events": (names.CART_EVENTS, names.STOCK_EVENTS, names.REVIEWS, names.REJECTED, names.WATERMARKS),
     # `txnmon notify`: the outbox's leases and outcomes, the shared rate limits
     "txnmon_notify": (names.NOTIFICATIONS, names.NOTIFY_RATES),
     # the dashboard and the analyst's commands: cases, triage, lists, the audit of each action
@@ -130,6 +132,8 @@ RUNS = {
                           "txnmon.jobs.lists", "txnmon.jobs.audit"],
                          {names.LIST_ENTRIES, names.ALERT_DISPOSITIONS}),
     "txnmon_notify": (["txnmon.adapters.mongo.outbox"], set()),
+    "txnmon_events": (["txnmon.core.event_batch", "txnmon.pipeline.event_sinks", "txnmon.adapters.mongo.watermarks"],
+                      set()),
     "txnmon_desk": (["txnmon.jobs.cases", "txnmon.jobs.triage", "txnmon.jobs.audit", "txnmon.adapters.mongo.cases",
                      "txnmon.adapters.mongo.lists"],
                     {names.ALERTS, names.SUPPRESSED_ALERTS, names.SHADOW_ALERTS, names.TRANSACTIONS}),
@@ -173,6 +177,7 @@ def test_only_the_admin_can_promote_a_model():
 def test_each_compose_service_logs_in_as_its_component():
     compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"]
     expected = {"stream-processor": "txnmon_processor", "notify": "txnmon_notify", "dashboard": "txnmon_desk",
+                "events": "txnmon_events",
                 "airflow-scheduler": "txnmon_airflow", "txnmon-init": "${MONGO_APP_USERNAME:-txnmon}"}
     for service, user in expected.items():
         assert compose[service]["environment"]["MONGO_USERNAME"] == user, service
