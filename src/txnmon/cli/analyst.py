@@ -109,7 +109,8 @@ def register(sub: Any) -> None:
     q.add_argument("--reason", default=None)
     q.add_argument("--since", type=since, default=None, help="ISO time or a duration back from now (24h)")
     q.add_argument("--limit", type=positive_int, default=50)
-    q = dlq_sub.add_parser("redrive", help="send records back to TOPIC_RAW, once each")
+    q = dlq_sub.add_parser("redrive", help="send records back to the topic each was read from (a transaction's "
+                                           "to TOPIC_RAW), once each")
     q.add_argument("--reason", required=True, help="re-drive records rejected for this reason")
     q.add_argument("--since", type=since, default=None, help="only records first seen since (ISO time or 24h)")
     q.add_argument("--force", action="store_true",

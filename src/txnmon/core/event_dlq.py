@@ -2,8 +2,8 @@
 what the DLQ gets: the same DLQ message (original key and bytes, reason and source in headers) and
 the same `rejected` document (`_id` = source position) as a rejected transaction.
 
-No long-running consumer of the new topics exists yet; whichever reads them calls `judge_event`
-per record, so a bad cart event, stock event or review is rejected exactly like a transaction.
+`txnmon events` (services/events.py, through core/event_batch.py) calls `judge_event` per record, so a
+bad cart event, stock event or review is rejected exactly like a transaction.
 """
 
 from __future__ import annotations
