@@ -283,7 +283,8 @@ def _close_hour(key: KeyState, product: str, location: str, config: StockConfig)
     end = key.hour + HOUR
     rate = rate_per_hour(key.recent, end - dt.timedelta(microseconds=1), config)
     closing = key.level
-    row = {"_id": f"{key_id(product, location)}|{key.hour:%Y-%m-%dT%H}", "hour": key.hour, "product": product,
+    # the kpi_* `_id` shape: the hour, then the escaped keys (docs/rollups.md)
+    row = {"_id": f"{key.hour:%Y-%m-%dT%H}|{key_id(product, location)}", "hour": key.hour, "product": product,
            "location": location, **key.acc, "closing_level": closing, "rate_per_hour_at_close": rate,
            "hours_of_cover": None if rate <= 0 or closing is None else max(closing, 0) / rate}
     key.hour, key.acc = None, {}

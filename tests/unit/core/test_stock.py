@@ -111,7 +111,7 @@ def test_hourly_kpis():
     assert (first["sold"], first["restocked"], first["adjusted"], first["closing_level"]) == (5, 10, -5, 50)
     assert first["rate_per_hour_at_close"] == 2.5 and first["hours_of_cover"] == 20
     assert second["opening_level"] == 50 and second["closing_level"] == 49 and second["sold"] == 1
-    assert first["_id"] == "Lamp|Pune|2025-10-01T00"
+    assert first["_id"] == "2025-10-01T00|Lamp|Pune"
 
 
 def test_an_open_hour_is_not_closed_and_late_events_are_ignored():
