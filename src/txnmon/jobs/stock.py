@@ -102,7 +102,11 @@ def run_stock(store: MongoStore, settings: Settings, *, closed_until: dt.datetim
     if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
         raise StockBusy("another stock run is in progress (retry later)", retry_after=5.0)
     try:
-        return _run(store, stock_config(settings), closed_until.astimezone(dt.UTC), clock)
+        until = closed_until.astimezone(dt.UTC)
+        # MongoDB keeps milliseconds: the saved `walked_until` and the reads' bounds are cut to them, so the
+        # walk is cut the same way (an event in the cut-off microseconds is walked once, in the next run)
+        until = until.replace(microsecond=until.microsecond // 1000 * 1000)
+        return _run(store, stock_config(settings), until, clock)
     finally:
         LeasesRepository(store).release(LEASE, owner)
 
