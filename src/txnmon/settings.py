@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     trend_factor: float = Field(3.0, gt=1, le=1000)
     trend_min_sales: int = Field(20, ge=1)
     new_region_min_sales: int = Field(10, ge=1)
+    # --- Stock depletion (src/txnmon/core/stock.py; docs/events.md), in event time ---------------------------
+    stock_rate_window_minutes: int = Field(120, ge=1, le=7 * 24 * 60)  # the depletion rate: units sold in it, per hour
+    stock_lead_time_minutes: int = Field(240, ge=1, le=30 * 24 * 60)  # how long a restock takes to arrive
+    # a projection is checked at sales only: the alert opens this much before the lead time so that it
+    # still comes at least the lead time before the stock-out when it is one sale late
+    stock_alert_margin_minutes: int = Field(30, ge=0, le=24 * 60)
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

@@ -8,6 +8,7 @@
     txnmon generate ...         write a synthetic, labelled transactions CSV
     txnmon rollups [--full]     recompute KPI rollup collections
     txnmon signals              payment-health alerts and trending products / cities, in event time
+    txnmon stock run [--until T]  stock levels, depletion alerts and stock-outs per product and city
     txnmon quality              data-quality suites over recent data (HTML report + summary)
     txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
     txnmon dlq list|redrive     rejected events as data; send them through again after a fix

@@ -17,7 +17,7 @@ from txnmon.settings import Settings, load_settings
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
-__all__ = ["Command", "UsageError", "positive_float", "positive_int", "since", "to_date"]
+__all__ = ["Command", "UsageError", "positive_float", "positive_int", "since", "to_date", "until_time"]
 
 
 def positive_float(text: str) -> float:
@@ -63,6 +63,15 @@ def moment(text: str, direction: int, example: str) -> dt.datetime:
 def since(text: str) -> dt.datetime:
     """An ISO date/time (UTC if no zone) or a duration back from now: 90m, 24h, 7d."""
     return moment(text, -1, "2025-10-01T12:00, 24h")
+
+
+def until_time(text: str) -> dt.datetime:
+    """An ISO date/time, UTC if no zone (an event time, never a duration from now)."""
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time (2025-10-01T12:00): {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:

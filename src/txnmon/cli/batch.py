@@ -50,6 +50,32 @@ def cmd_signals(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stock(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from txnmon.adapters.mongo import MongoStore
+    from txnmon.jobs import stock
+
+    store = MongoStore(settings)
+    until = args.until or stock.default_closed_until(store)
+    if until is None:
+        print("no closed event time yet: give --until, or run `txnmon rollups` after the processor has "
+              "stored data (its watermark closes event time)")
+        return 0
+    run = stock.run_stock(store, settings, closed_until=until, trigger="cli")
+    if args.json:
+        print(json.dumps(stock.summary(run), indent=2))
+        return 0
+    print(f"stock walked up to {until:%Y-%m-%d %H:%M:%S} UTC (event time): {run.walked:,} event(s), "
+          f"{run.hours:,} closed hour(s), {run.levels:,} level(s)")
+    for a in run.opened:
+        print(f"  OPENED   {a['kind']:<16} {a['reason']}")
+    for a in run.cleared:
+        print(f"  CLEARED  {a['kind']:<16} {a['key']} at {a['cleared_at']:%Y-%m-%d %H:%M} UTC")
+    print(f"{run.open_now} depletion alert(s) open (ops_alerts)")
+    return 0
+
+
 def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
     from txnmon.jobs import quality
 
@@ -62,7 +88,7 @@ def cmd_quality(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from txnmon.cli.base import positive_int
+    from txnmon.cli.base import positive_int, until_time
 
     p = sub.add_parser("rollups", help="recompute the KPI rollups of every batch stored since the last run "
                                        "(or all with --full)")
@@ -73,6 +99,16 @@ def register(sub: Any) -> None:
                                        "(after `txnmon rollups`)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     p.set_defaults(func=cmd_signals)
+
+    p = sub.add_parser("stock", help="stock levels, depletion alerts and stock-outs per product and city, "
+                                     "in event time")
+    ps = p.add_subparsers(dest="stock_command", required=True, metavar="ACTION")
+    q = ps.add_parser("run", help="walk stock events and sales up to the closed event time, once")
+    q.add_argument("--until", type=until_time, default=None,
+                   help="walk up to this ISO time (UTC if no zone); default: the processor's watermark at "
+                        "the last rollup run, minus 5 minutes")
+    q.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+    p.set_defaults(func=cmd_stock)
 
     p = sub.add_parser("quality", help="run the data-quality suites over recently processed data")
     p.add_argument("--minutes", type=positive_int, default=60, help="data processed in the last N minutes")

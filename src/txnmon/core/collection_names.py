@@ -32,3 +32,7 @@ MODEL_PROMOTION = "model_promotion"  # one pointer document: the promoted model 
 CART_EVENTS = "cart_events"
 STOCK_EVENTS = "stock_events"
 REVIEWS = "reviews"
+# stock depletion and restock (src/txnmon/core/stock.py, jobs/stock.py; alerts go to OPS_ALERTS)
+STOCK_LEVELS = "stock_levels"  # per product and location: the level, rate and projection at the last walk's end
+KPI_STOCK_HOUR = "kpi_stock_hour"  # per hour, product, location with events: opening, sold, restocked, closing
+STOCK_STATE = "stock_state"  # where the stock walk stopped: each key's level, recent sales, open episodes

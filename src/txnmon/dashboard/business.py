@@ -1,5 +1,6 @@
 """The Business page: revenue, products, payment mix, customers, the city heatmap, payment health
-(failure rate per method, gateway-outage alerts) and trends (trending products and cities, new regions)."""
+(failure rate per method, gateway-outage alerts), stock (depletion alerts, stock-outs) and trends (trending
+products and cities, new regions)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from txnmon.core.business_signals import PAYMENT_SPIKE
+from txnmon.core.stock import STOCK_KINDS
 from txnmon.dashboard import geomap, queries
 from txnmon.dashboard.widgets import data_window, md_code, money, show_caption, show_table
 
 
 def headline(db, w: queries.Window) -> None:
     h = queries.headline(db, w)
-    open_ops = queries.ops_alerts(db)
+    open_ops = queries.ops_alerts(db, kinds=[PAYMENT_SPIKE])
     open_trends = queries.trends_feed(db)
     cols = st.columns(4)
     cols[0].metric("Revenue", money(h["revenue"]))
@@ -91,7 +94,7 @@ def payment_health(db, w: queries.Window) -> None:
                      "failed_payments", alt.Tooltip("failure_rate:Q", format=".1%")])
         st.altair_chart(chart.properties(height=260), width="stretch")
         show_caption(f"5-minute buckets with at least {PAYMENT_CHART_MIN} payments of the method.")
-    alerts_frame = queries.ops_alerts(db)
+    alerts_frame = queries.ops_alerts(db, kinds=[PAYMENT_SPIKE])
     if alerts_frame.empty:
         st.caption("No payment-method failure spikes (ops_alerts).")
         return
@@ -99,6 +102,19 @@ def payment_health(db, w: queries.Window) -> None:
     for col in ("opened_at", "cleared_at"):
         shown[col] = pd.to_datetime(shown[col], utc=True).dt.strftime("%Y-%m-%d %H:%M").fillna("")
     show_table(shown.set_index("opened_at"), "ops-alerts")
+
+
+def stock_view(db) -> None:
+    st.subheader("Stock: depletion alerts and stock-outs")
+    frame = queries.ops_alerts(db, kinds=STOCK_KINDS)
+    if frame.empty:
+        st.caption("No product is projected to run out within the restock lead time (ops_alerts).")
+        return
+    shown = frame[["opened_at", "kind", "status", "product", "location", "reason", "cleared_at"]].copy()
+    shown["kind"] = shown["kind"].str.replace("_", " ")
+    for col in ("opened_at", "cleared_at"):
+        shown[col] = pd.to_datetime(shown[col], utc=True).dt.strftime("%Y-%m-%d %H:%M").fillna("")
+    show_table(shown.set_index("opened_at"), "stock-alerts")
 
 
 def customers_view(db, w: queries.Window) -> None:
@@ -151,4 +167,5 @@ def business_page(db, span: dt.timedelta | None, rules: list[str]) -> None:
         customers_view(db, w)
     city_view(db, w)
     payment_health(db, w)
+    stock_view(db)
     trends(db)

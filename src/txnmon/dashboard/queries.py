@@ -6,6 +6,7 @@ The dashboard never scans raw transactions: every number here comes from a rollu
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,13 +207,18 @@ def payment_health(db: Any, w: Window) -> pd.DataFrame:
     return _frame(flat, ["bucket", "payment_method", "transactions", "failed_payments", "failure_rate"])
 
 
-OPS_COLUMNS = ["opened_at", "status", "payment_method", "reason", "cleared_at", "peak_rate"]
+OPS_COLUMNS = ["opened_at", "kind", "status", "payment_method", "product", "location", "reason", "cleared_at",
+               "peak_rate", "projected_stockout_at"]
 TREND_COLUMNS = ["opened_at", "kind", "key", "status", "reason", "cleared_at", "peak_window_buyers"]
 
 
-def ops_alerts(db: Any, limit: int = 50) -> pd.DataFrame:
-    """Payment-health alerts, open ones first, then newest first (event time)."""
-    rows = db.find(OPS_ALERTS, sort=[("opened_at", -1)], limit=limit, projection={c: 1 for c in OPS_COLUMNS})
+def ops_alerts(db: Any, limit: int = 50, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """Operational alerts (of `kinds`: payment spikes, stock depletion...), open ones first, then newest
+    first (event time). Each page asks for its own kinds: stock alerts are many, and would crowd the
+    payment spikes out of one shared list."""
+    query = {"kind": {"$in": list(kinds)}} if kinds is not None else {}
+    rows = db.find(OPS_ALERTS, query, sort=[("opened_at", -1)], limit=limit,
+                   projection={c: 1 for c in OPS_COLUMNS})
     rows.sort(key=lambda r: r.get("status") != "open")  # stable: open first, each group newest first
     return _frame(rows, ["_id", *OPS_COLUMNS])
 

@@ -20,12 +20,14 @@ from txnmon.core.collection_names import (
     CASES,
     CUSTOMERS_HOUR,
     KPI_RUNS,
+    KPI_STOCK_HOUR,
     LIST_ENTRIES,
     NOTIFICATIONS,
     OPS_ALERTS,
     REJECTED,
     RULE_QUALITY,
     SHADOW_ALERTS,
+    STOCK_EVENTS,
     SUPPRESSED_ALERTS,
     TOUCHED_HOURS,
     TRANSACTIONS,
@@ -63,6 +65,9 @@ def ensure_indexes(db: Database) -> None:
     db[CUSTOMERS_HOUR].create_index([("hour", ASCENDING)], name="hour")
     db[OPS_ALERTS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
     db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
+    # the stock walk reads stock events by event-time range; BI reads its hourly KPIs by hour
+    db[STOCK_EVENTS].create_index([("event_time", ASCENDING)], name="event_time")
+    db[KPI_STOCK_HOUR].create_index([("hour", ASCENDING)], name="hour")
     for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
         db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
     db[SUPPRESSED_ALERTS].create_index([("transaction_id", ASCENDING)], name="transaction_id")
