@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     rules_file: Path = DEFAULT_RULES_FILE
     batch_max_records: int = Field(2000, ge=1, le=100_000)
     poll_timeout_ms: int = Field(200, ge=1, le=60_000)
+    # after a batch that forwarded records to the by-user topic, wait up to this long (gathering what else
+    # arrives) for their by-user copies before starting the next batch: they become readable only once the
+    # batch's transaction commits, and without the wait they miss the next batch and sit out a whole one
+    # (a decision crosses both hops; docs/api.md). 0: start the next batch at once
+    by_user_linger_ms: int = Field(25, ge=0, le=1000)
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
     metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another host scrape it
     log_format: Literal["text", "json"] = "text"

@@ -80,6 +80,7 @@ class Processor:
         self._assignment_changed = time.monotonic()
         self.partition_of: dict[str, int] = {}  # user -> the by-user (and state) partition holding them
         self._to_restore: set[int] = set()
+        self._forwarded = False  # the last batch forwarded records to the by-user topic (see _gather)
         self.wired: Wired | None = None
         self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
         self.lists: Any = None  # the named lists' feed (src/txnmon/jobs/lists.py), set by the MongoDB wiring
@@ -200,6 +201,8 @@ class Processor:
                     log.warning("%s; retrying in %.0fs", exc, exc.retry_after, extra={"sink": "kafka"})
                     time.sleep(exc.retry_after)
                     continue
+                if records and self._forwarded and self.assigned and s.by_user_linger_ms:
+                    records = self._gather(wired, records)
                 records = self._owned(records)
                 if not records:
                     # idle counts only while partitions are assigned: a member waiting for the
@@ -224,6 +227,21 @@ class Processor:
                 wired.close()
         log.info("processor stopped after %d batches%s", self.batches, "" if clean else " (last batch not committed)")
         return 0
+
+    def _gather(self, wired: Wired, records: list[SourceRecord]) -> list[SourceRecord]:
+        """`records` and what arrives within BY_USER_LINGER_MS, until a by-user record is among them: the
+        last batch forwarded records to the by-user topic, readable only since its commit. Without this wait
+        the records already fetched from the raw topic start the next batch alone, and the by-user copies
+        (this member's share of them) wait for the batch after: one whole batch more per transaction."""
+        s = self.settings
+        deadline = time.monotonic() + s.by_user_linger_ms / 1000
+        while (not any(r.topic == s.topic_by_user for r in records) and len(records) < s.batch_max_records
+               and (left := deadline - time.monotonic()) > 0):
+            try:
+                records = records + wired.source.poll(max(1, round(left * 1000)), s.batch_max_records - len(records))
+            except KafkaUnavailable:
+                break  # the consumer's position is past `records` already: they must be handled, not dropped
+        return records
 
     def _fetched(self, wired: Wired) -> bool:
         """Whether the broker has answered a fetch for every assigned partition (the source knows their
@@ -282,6 +300,7 @@ class Processor:
             log.warning("transaction refused after a rebalance; the batch goes to the new owner: %s", exc)
             self._to_restore |= set(self.assigned)
         self.batches += 1
+        self._forwarded = bool(routed.forward)
         self._record_metrics(result, routed.rejects, inserted, existing, started, wired)
         return result
 

@@ -256,3 +256,53 @@ def test_a_transaction_routed_and_judged_by_one_member_is_parsed_once(settings, 
     assert processor.handoff.hits == 15 and len(processor.handoff) == 0
     assert processor.metrics.by_user_parses.labels("handed_over")._value.get() == 15
     assert processor.metrics.by_user_parses.labels("parsed")._value.get() == 0
+
+
+class RaisingSource(ListSource):
+    """A ListSource whose polls after the first `ok` raise KafkaUnavailable (a broker away mid-gather)."""
+
+    def __init__(self, batches, ok: int) -> None:
+        super().__init__(batches)
+        self.ok, self.polls = ok, 0
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[SourceRecord]:
+        from txnmon.errors import KafkaUnavailable
+
+        self.polls += 1
+        if self.polls > self.ok:
+            raise KafkaUnavailable("broker away", retry_after=0.0)
+        return super().poll(timeout_ms, max_records)
+
+
+def test_after_forwarding_the_next_batch_waits_briefly_for_the_by_user_copies(settings):
+    # batch 1 routes T1; the next poll has only T2's raw record (T1's by-user copy is readable only since
+    # batch 1's commit): the processor gathers until T1's copy arrives and judges it in the same batch,
+    # instead of leaving it a whole batch behind
+    raw_t1, raw_t2 = record(0, row("T1", 0), topic=RAW), record(1, row("T2", 1), topic=RAW)
+    source = ListSource([[raw_t1], [raw_t2], [record(0, row("T1", 0))]])
+    sink, publisher = ListSink(), ListPublisher()
+    Processor(settings, wiring=wired(source, [sink], publisher)).run(max_idle_s=0)
+    assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1}, {(RAW, 0): 2, (BY_USER, 0): 1}]
+    assert [d["_id"] for d in sink.transactions] == ["T1"]
+
+
+def test_without_the_linger_the_by_user_copy_waits_for_the_batch_after(settings):
+    raw_t1, raw_t2 = record(0, row("T1", 0), topic=RAW), record(1, row("T2", 1), topic=RAW)
+    source = ListSource([[raw_t1], [raw_t2], [record(0, row("T1", 0))]])
+    publisher = ListPublisher()
+    unlingered = load_settings(metrics_port=0, by_user_linger_ms=0)
+    Processor(unlingered, wiring=wired(source, [ListSink()], publisher)).run(max_idle_s=0)
+    assert len(publisher.commits) == 3
+
+
+def test_a_broker_lost_while_gathering_keeps_what_was_polled(settings):
+    # the consumer's position is past the records already polled: an outage mid-gather must not drop them
+    raw_t1, raw_t2 = record(0, row("T1", 0), topic=RAW), record(1, row("T2", 1), topic=RAW)
+    source = RaisingSource([[raw_t1], [raw_t2], [record(0, row("T1", 0))]], ok=2)
+    publisher = ListPublisher()
+    processor = Processor(settings, wiring=wired(source, [ListSink()], publisher))
+    stopper = threading.Timer(0.5, processor.request_stop)
+    stopper.start()
+    processor.run(max_idle_s=None)
+    stopper.cancel()
+    assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1}, {(RAW, 0): 2}]

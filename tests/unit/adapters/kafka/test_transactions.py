@@ -78,3 +78,16 @@ def test_a_fatal_error_gives_the_producer_up():
 
 def p_timeout() -> float:
     return kc.TransactionalProducer.timeout_s
+
+
+def test_the_transactional_producer_retries_a_busy_coordinator_after_milliseconds_not_100():
+    # each batch's transaction begins while the coordinator still writes the previous commit's markers:
+    # CONCURRENT_TRANSACTIONS, retried after retry.backoff.ms (librdkafka's 100 ms: most of a batch's commit)
+    from txnmon.settings import load_settings
+
+    s = load_settings(kafka_bootstrap_servers="127.0.0.1:9")
+    cfg = kc.transactional_config(s, "unit-test", {})
+    assert cfg["retry.backoff.ms"] <= 20 and cfg["transactional.id"] == "unit-test"
+    assert cfg["delivery.timeout.ms"] <= cfg["transaction.timeout.ms"]
+    assert kc.transactional_config(s, "unit-test", {"retry.backoff.ms": 250})["retry.backoff.ms"] == 250
+    kc.TransactionalProducer(cfg).flush(0)  # librdkafka takes the options (no broker is asked)
