@@ -1,0 +1,45 @@
+"""VADER's score of a review text: the sign is right on plain texts, and no text stops the walk."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from txnmon.adapters.sentiment import SCORER, score_text
+from txnmon.core.event_contracts import MAX_REVIEW_CHARS
+from txnmon.synthetic.stock_reviews import TEXTS
+
+
+def test_a_clearly_positive_and_a_clearly_negative_text():
+    assert score_text("Excellent, exactly what I wanted! Love it, great quality.") > 0.5
+    assert score_text("Terrible quality, it broke after two days. Very disappointed, awful.") < -0.5
+
+
+def test_the_generated_texts_score_on_the_side_of_their_rating():
+    assert all(score_text(t) > 0 for r in (4, 5) for t in TEXTS[r])
+    # a lexicon misses some complaints ("Not as described ...", "Below expectations ..." score 0.0):
+    # none of the low ratings' texts is positive, and each rating's mean is clearly negative
+    low = [[score_text(t) for t in TEXTS[r]] for r in (1, 2)]
+    assert all(s <= 0 for scores in low for s in scores)
+    assert all(sum(scores) / len(scores) < -0.3 for scores in low)
+
+
+def test_the_scorer_names_its_version():
+    assert SCORER.startswith("vader-3.")
+
+
+def test_empty_and_blank_texts_are_neutral():
+    assert score_text("") == 0.0 and score_text(" \n\t ") == 0.0
+
+
+def test_hostile_texts_score_within_the_scale():
+    hostile = ["{\"$where\": \"sleep(1000)\"}", "<script>alert(1)</script>", "\x00\x01\x02", "😡" * 2000,
+               "NOT " * 1250, "!" * MAX_REVIEW_CHARS, "but " * 1250, "\u202e\u200b\ufeff", "ñ" * 5000]
+    for text in hostile:
+        assert -1.0 <= score_text(text) <= 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_scores_within_the_scale(text):
+    assert -1.0 <= score_text(text) <= 1.0
