@@ -32,3 +32,7 @@ MODEL_PROMOTION = "model_promotion"  # one pointer document: the promoted model 
 CART_EVENTS = "cart_events"
 STOCK_EVENTS = "stock_events"
 REVIEWS = "reviews"
+# review sentiment (src/txnmon/jobs/sentiment.py; drop alerts go to OPS_ALERTS, kind "sentiment_drop")
+REVIEW_SCORES = "review_scores"  # one per review: its compound sentiment, scored once (`_id` = the review's id)
+SENTIMENT_HOUR = "kpi_sentiment_hour"  # per event-time hour and product: reviews, mean rating and sentiment
+SENTIMENT_STATE = "sentiment_state"  # where the sentiment walk stopped, and its open drop episodes
