@@ -104,6 +104,12 @@ def _first_hour(store: MongoStore, end: dt.datetime) -> dt.datetime | None:
     return hour_start(first[0]["event_time"]) if first else None
 
 
+def _next_hour_with_reviews(store: MongoStore, start: dt.datetime, end: dt.datetime) -> dt.datetime:
+    nxt = store.find(REVIEWS, {"event_time": {"$gte": start, "$lt": end}}, sort=[("event_time", 1)], limit=1,
+                     projection={"event_time": 1})
+    return max(start, hour_start(nxt[0]["event_time"])) if nxt else end
+
+
 def _scores(store: MongoStore, start: dt.datetime, end: dt.datetime) -> tuple[list[dict[str, Any]], int]:
     """The scores of the reviews stored for [start, end), scoring (and storing) those not scored yet."""
     span = {"event_time": {"$gte": start, "$lt": end}}
@@ -134,6 +140,10 @@ def _run(store: MongoStore, config: SentimentConfig, end: dt.datetime,
         new = hour_stats(scores)
         history = [HourStats.from_document(d) for d in
                    store.find(SENTIMENT_HOUR, {"hour": {"$gte": start - config.history, "$lt": start}})]
+        if not new and not history and not state.open:
+            # a quiet stretch (no review within reach, no episode open) decides nothing until the next
+            # review: walk to it at once rather than a day at a time (a stray review years back)
+            stop = _next_hour_with_reviews(store, stop, end)
         result = walk(state, history + new, start=start, end=stop, config=config)
         if new:
             store.write_documents(SENTIMENT_HOUR, [s.to_document() for s in new])

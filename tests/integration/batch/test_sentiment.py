@@ -90,8 +90,11 @@ def test_a_clean_day_raises_no_alert(settings_factory):
     settings = settings_factory(create_topics=False, **OVERRIDES)
     store = MongoStore(settings)
     store.ensure_indexes()
-    store.insert_missing(REVIEWS, _reviews(turns_bad_at=None))
+    stray = normalise_review({"review_id": "R-early", "user_id": "U1", "product_id": "Kettle", "rating": 2,
+                              "text": TEXTS[2][0], "timestamp": "2024-06-01T10:15:00Z"}, zone=ZoneInfo("UTC"), now=NOW)
+    store.insert_missing(REVIEWS, [*_reviews(turns_bad_at=None), stray])  # a stray review 16 months earlier
     (run,) = _walk(store, settings, [T0 + dt.timedelta(hours=48)])
-    assert run.opened == [] and run.open_now == 0 and run.hours == 48
+    assert run.opened == [] and run.open_now == 0
+    assert run.decided_until == T0 + dt.timedelta(hours=48) and run.scored == 3 * 2 * 72 + 1
     assert store.count(OPS_ALERTS) == 0
-    assert store.count(SENTIMENT_HOUR) == 3 * 48
+    assert store.count(SENTIMENT_HOUR) == 3 * 48 + 1
