@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from txnmon.adapters.sentiment import SCORER, score_text
+from txnmon.adapters import sentiment
+from txnmon.adapters.sentiment import MAX_PIECES, MAX_WORDS, SCORER, pieces, score_text
 from txnmon.core.event_contracts import MAX_REVIEW_CHARS
 from txnmon.synthetic.stock_reviews import TEXTS
 
@@ -43,3 +45,35 @@ def test_hostile_texts_score_within_the_scale():
 @given(st.text(max_size=400))
 def test_any_text_scores_within_the_scale(text):
     assert -1.0 <= score_text(text) <= 1.0
+
+
+def test_a_review_of_one_piece_scores_as_vader_scores_the_whole_text():
+    vader = SentimentIntensityAnalyzer()
+    texts = [t for ts in TEXTS.values() for t in ts]
+    texts += [t + " 😀" for t in texts] + ["Great!!  Really\n\ngreat :) but the box was crushed 😡"]
+    for text in texts:
+        assert score_text(text) == vader.polarity_scores(text)["compound"], text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.sampled_from("ab .!?\n"), max_size=400))
+def test_pieces_keep_every_word_in_order_and_stay_short(text):
+    cut = list(pieces(text))
+    assert all(1 <= len(p.split()) <= MAX_WORDS for p in cut)
+    assert " ".join(cut).split() == text.split()
+
+
+def test_the_work_on_one_text_is_bounded_whatever_it_holds(monkeypatch):
+    # VADER's cost is quadratic in the words of what it is given (a 5,000-character review took 0.5 s,
+    # 5,000 emojis 1.3 s): it is only ever given MAX_PIECES pieces of at most MAX_WORDS words, emojis
+    # counted as the words they stand for
+    analyzer = sentiment._analyzer()
+    seen: list[str] = []
+    real = analyzer.polarity_scores
+    monkeypatch.setattr(analyzer, "polarity_scores", lambda text: seen.append(text) or real(text))
+    for text in ["😀" * MAX_REVIEW_CHARS, ("Great product but the delivery was awful. " * 200)[:MAX_REVIEW_CHARS],
+                 "good " * 1000]:
+        seen.clear()
+        assert -1.0 <= score_text(text) <= 1.0
+        assert 1 <= len(seen) <= MAX_PIECES
+        assert all(len(p.split()) <= MAX_WORDS for p in seen)
