@@ -192,6 +192,10 @@ def walk(state: SentimentState, stats: Iterable[HourStats], *, start: dt.datetim
         return WalkResult(state, 0, [])
     products = _by_product(stats, start - config.history, end)
     window, baseline = config.window_hours * HOUR, config.baseline_hours * HOUR
+    at_hour: dict[dt.datetime, set[str]] = defaultdict(set)  # the products with reviews in each hour
+    for product, prod in products.items():
+        for h in prod.hours:
+            at_hour[h].add(product)
     opened = dict(state.open)
     changed: dict[str, dict[str, Any]] = {}  # by episode _id
     evaluated = 0
@@ -199,7 +203,16 @@ def walk(state: SentimentState, stats: Iterable[HourStats], *, start: dt.datetim
     while hour < end:
         e = hour + HOUR  # the hour [hour, e) is closed: decide at its end
         evaluated += 1
-        candidates = sorted({p for p, prod in products.items() if prod.any_in(e - window, e)} | set(opened))
+        if hour == start:  # every product with recent reviews (others have too few to decide anything)
+            moved = {p for p, prod in products.items() if prod.any_in(e - window, e)}
+        else:
+            # only a product whose windows changed since the last hour can open an episode: an hour
+            # entered the recent window, moved from it into the baseline, or left the baseline. With
+            # the same windows, the last hour's decision (not open, or cleared: a weaker test failed)
+            # stands. The open episodes are decided every hour.
+            moved = at_hour.get(hour, set()) | at_hour.get(hour - window, set()) | \
+                at_hour.get(hour - window - baseline, set())
+        candidates = sorted(moved | set(opened))
         for product in candidates:
             prod = products.get(product) or _Product()
             recent, base = prod.window(e - window, e), prod.window(e - window - baseline, e - window)

@@ -128,3 +128,13 @@ def test_the_hourly_sums_do_not_depend_on_the_order_of_the_reviews(rows):
     assert sum(s.reviews for s in forward) == len(scores)
     assert math.isclose(math.fsum(s.sentiment_sum for s in forward), math.fsum(x["sentiment"] for x in scores),
                         abs_tol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(reviews)
+def test_deciding_only_the_products_whose_windows_moved_changes_nothing(rows):
+    # a walk of one hour decides every product with recent reviews; a longer walk, after its first hour,
+    # only those whose windows changed: hour by hour must give what one walk gives
+    scores = [_score(i, p, T0 + dt.timedelta(minutes=m), s, r) for i, (m, p, s, r) in enumerate(rows)]
+    config = SentimentConfig(window_hours=3, baseline_hours=6, min_reviews=2, drop=0.3)
+    assert _run(scores, list(range(1, 51)), config) == _run(scores, [50], config)
