@@ -80,15 +80,24 @@ def sentiment_config(settings: Settings) -> SentimentConfig:
 
 def run_sentiment(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
                   clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events") -> SentimentRun:
-    """Decide every hour that ends at or before `closed_until` and is not decided yet."""
+    """Decide every hour that ends at or before `closed_until` (and the wall clock) and is not decided yet."""
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
-    now = clock()
-    if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
-        raise SentimentBusy("another sentiment run is in progress (retry later)", retry_after=30.0)
+    leases = LeasesRepository(store)
+
+    def hold() -> None:
+        """Take the lease, or renew it before each day walked (a first walk over months takes minutes)."""
+        now = clock()
+        if not leases.acquire(LEASE, owner, now, now + LEASE_FOR):
+            raise SentimentBusy("another sentiment run is in progress (retry later)", retry_after=30.0)
+
+    hold()
     try:
-        return _run(store, sentiment_config(settings), hour_start(closed_until), clock)
+        # never past the wall clock: the contracts accept event times up to a day ahead, and an hour
+        # decided before its reviews arrive would leave them out for good
+        end = min(hour_start(closed_until), hour_start(clock()))
+        return _run(store, sentiment_config(settings), end, clock, hold)
     finally:
-        LeasesRepository(store).release(LEASE, owner)
+        leases.release(LEASE, owner)
 
 
 def newest_review(store: MongoStore) -> dt.datetime | None:
@@ -126,7 +135,7 @@ def _scores(store: MongoStore, start: dt.datetime, end: dt.datetime) -> tuple[li
 
 
 def _run(store: MongoStore, config: SentimentConfig, end: dt.datetime,
-         clock: Callable[[], dt.datetime]) -> SentimentRun:
+         clock: Callable[[], dt.datetime], hold: Callable[[], None]) -> SentimentRun:
     state = SentimentState.from_document(store.find_one(SENTIMENT_STATE, {"_id": STATE_ID}))
     start = state.next_hour or _first_hour(store, end)
     if start is None:
@@ -135,6 +144,8 @@ def _run(store: MongoStore, config: SentimentConfig, end: dt.datetime,
     hours = scored = 0
     changed: dict[str, dict[str, Any]] = {}
     while start < end:
+        if hours:
+            hold()
         stop = min(end, start + STEP)
         scores, n = _scores(store, start, stop)
         new = hour_stats(scores)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import LeasesRepository, MongoStore
 from txnmon.core.collection_names import OPS_ALERTS, REVIEW_SCORES, REVIEWS, SENTIMENT_HOUR, SENTIMENT_STATE
 from txnmon.core.event_contracts import normalise_review
 from txnmon.core.sentiment import SENTIMENT_DROP
@@ -93,8 +93,17 @@ def test_a_clean_day_raises_no_alert(settings_factory):
     stray = normalise_review({"review_id": "R-early", "user_id": "U1", "product_id": "Kettle", "rating": 2,
                               "text": TEXTS[2][0], "timestamp": "2024-06-01T10:15:00Z"}, zone=ZoneInfo("UTC"), now=NOW)
     store.insert_missing(REVIEWS, [*_reviews(turns_bad_at=None), stray])  # a stray review 16 months earlier
+    # a closed time ahead of the wall clock (an event dated tomorrow) decides no hour that has not ended
+    early = sentiment.run_sentiment(store, settings, closed_until=T0 + dt.timedelta(hours=48),
+                                    clock=lambda: T0 + dt.timedelta(hours=10, minutes=30))
+    assert early.decided_until == T0 + dt.timedelta(hours=10)
+    # while another run holds the lease, a run waits its turn
+    assert LeasesRepository(store).acquire("sentiment", "other", NOW, NOW + dt.timedelta(minutes=5))
+    with pytest.raises(sentiment.SentimentBusy):
+        sentiment.run_sentiment(store, settings, closed_until=T0 + dt.timedelta(hours=48), clock=lambda: NOW)
+    LeasesRepository(store).release("sentiment", "other")
     (run,) = _walk(store, settings, [T0 + dt.timedelta(hours=48)])
-    assert run.opened == [] and run.open_now == 0
-    assert run.decided_until == T0 + dt.timedelta(hours=48) and run.scored == 3 * 2 * 72 + 1
+    assert run.opened == [] and run.open_now == 0 and run.hours == 38
+    assert run.decided_until == T0 + dt.timedelta(hours=48) and early.scored + run.scored == 3 * 2 * 72 + 1
     assert store.count(OPS_ALERTS) == 0
     assert store.count(SENTIMENT_HOUR) == 3 * 48 + 1
