@@ -170,6 +170,14 @@ class Settings(BaseSettings):
     # a projection is checked at sales only: the alert opens this much before the lead time so that it
     # still comes at least the lead time before the stock-out when it is one sale late
     stock_alert_margin_minutes: int = Field(30, ge=0, le=24 * 60)
+    # --- Review sentiment (src/txnmon/core/sentiment.py; docs/events.md), all in event time ----------------
+    # a product's mean compound score (-1 .. +1) over the last SENTIMENT_WINDOW_HOURS against the
+    # SENTIMENT_BASELINE_DAYS before them; a drop of SENTIMENT_DROP or more, with at least
+    # SENTIMENT_MIN_REVIEWS reviews on each side, is one `sentiment_drop` ops alert per episode
+    sentiment_window_hours: int = Field(24, ge=1, le=30 * 24)
+    sentiment_baseline_days: int = Field(7, ge=1, le=90)
+    sentiment_min_reviews: int = Field(5, ge=1, le=1_000_000)
+    sentiment_drop: float = Field(0.4, gt=0, le=2)  # the compound scale spans 2
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 SCANNED = (SRC / "txnmon", ROOT / "plugins", ROOT / "dags", ROOT / "bench")
 CLIENT_LIBRARIES = {"kafka", "confluent_kafka", "pymongo", "bson", "gridfs", "motor", "great_expectations",
-                    "smtplib", "http", "requests", "httpx", "urllib3"}
+                    "smtplib", "http", "requests", "httpx", "urllib3",
+                    "vaderSentiment"}  # reads its lexicon files (and imports requests): adapters only
 CLIENT_MODULES = {"urllib.request", "urllib.error"}  # network clients in a package otherwise pure (urllib.parse)
 # each framework's only homes (a layer name, or a top-level folder)
 FRAMEWORKS = {
@@ -229,6 +230,8 @@ def test_only_the_txnmon_package_is_installed():
     ("txnmon.api.app", "from txnmon.cli import main"),
     ("txnmon.adapters.mongo", "from airflow.sdk import BaseHook"),
     ("txnmon.jobs.replay", "from txnmon.airflow.connections import task_settings"),
+    ("txnmon.core.sentiment", "from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer"),
+    ("txnmon.jobs.sentiment", "import vaderSentiment"),
 ])
 def test_the_rule_catches_an_upward_import(module, source):
     assert violations(module, source), f"{module}: {source!r} should break the rule"
@@ -257,6 +260,7 @@ def test_the_rule_catches_an_upward_import(module, source):
     ("txnmon.dashboard.app", "import streamlit as st"),
     ("bench.run", "import pymongo"),
     ("dags.kpi_rollups", "from airflow.sdk import dag"),
+    ("txnmon.adapters.sentiment", "from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer"),
 ])
 def test_the_rule_allows_downward_imports(module, source):
     assert violations(module, source) == []

@@ -145,6 +145,30 @@ def test_signal_thresholds_reach_the_signal_config(monkeypatch):
     assert config.trend_factor == 2.5 and config.payment_min_failed_users == 3
 
 
+@pytest.mark.parametrize(("var", "value", "expected"), [
+    ("SENTIMENT_DROP", "0", "greater than 0"),
+    ("SENTIMENT_DROP", "2.5", "less than or equal to 2"),
+    ("SENTIMENT_WINDOW_HOURS", "0", "greater than or equal to 1"),
+    ("SENTIMENT_BASELINE_DAYS", "365", "less than or equal to 90"),
+    ("SENTIMENT_MIN_REVIEWS", "many", "valid integer"),
+])
+def test_bad_sentiment_thresholds_name_the_variable(monkeypatch, var, value, expected):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert var in str(err.value) and expected in str(err.value)
+
+
+def test_sentiment_thresholds_reach_the_sentiment_config(monkeypatch):
+    from txnmon.jobs.sentiment import sentiment_config
+
+    assert sentiment_config(load_settings()).baseline_hours == 7 * 24
+    monkeypatch.setenv("SENTIMENT_BASELINE_DAYS", "3")
+    monkeypatch.setenv("SENTIMENT_DROP", "0.25")
+    config = sentiment_config(load_settings())
+    assert config.baseline_hours == 72 and config.drop == 0.25 and config.window_hours == 24
+
+
 def test_the_notify_allow_list_is_local_by_default_and_read_as_a_list(monkeypatch):
     assert load_settings().notify_allowed_host_list == ("127.0.0.1", "localhost", "::1")
     monkeypatch.setenv("NOTIFY_ALLOWED_HOSTS", " hooks.slack.com, *.example.com ,10.0.0.0/8,")

@@ -20,8 +20,10 @@
     txnmon serve                the HTTP API: POST /v1/transactions, /healthz, /readyz (docs/api.md)
     txnmon keys create|list|revoke  API keys of `txnmon serve` (a key is shown once, stored hashed)
     txnmon models train|list|show|promote  the learned risk score (docs/model.md)
+    txnmon sentiment run [--until T]  review sentiment per product and hour, drop alerts (docs/events.md)
 
-One module per group of commands (service, data, batch, analyst, desk, notify, api, models), each with a `register`;
+One module per group of commands (service, data, batch, analyst, desk, notify, api, models, sentiment), each
+with a `register`;
 src/txnmon/cli/base.py maps every `TxnmonError` to its message and exit code in one place.
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -32,9 +34,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from txnmon.cli import analyst, api, base, batch, data, desk, models, notify, service
+from txnmon.cli import analyst, api, base, batch, data, desk, models, notify, sentiment, service
 
-GROUPS = (service, data, batch, analyst, desk, notify, api, models)
+GROUPS = (service, data, batch, analyst, desk, notify, api, models, sentiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,3 +36,7 @@ REVIEWS = "reviews"
 STOCK_LEVELS = "stock_levels"  # per product and location: the level, rate and projection at the last walk's end
 KPI_STOCK_HOUR = "kpi_stock_hour"  # per hour, product, location with events: opening, sold, restocked, closing
 STOCK_STATE = "stock_state"  # where the stock walk stopped: each key's level, recent sales, open episodes
+# review sentiment (src/txnmon/jobs/sentiment.py; drop alerts go to OPS_ALERTS, kind "sentiment_drop")
+REVIEW_SCORES = "review_scores"  # one per review: its compound sentiment, scored once (`_id` = the review's id)
+SENTIMENT_HOUR = "kpi_sentiment_hour"  # per event-time hour and product: reviews, mean rating and sentiment
+SENTIMENT_STATE = "sentiment_state"  # where the sentiment walk stopped, and its open drop episodes

@@ -25,7 +25,10 @@ from txnmon.core.collection_names import (
     NOTIFICATIONS,
     OPS_ALERTS,
     REJECTED,
+    REVIEW_SCORES,
+    REVIEWS,
     RULE_QUALITY,
+    SENTIMENT_HOUR,
     SHADOW_ALERTS,
     STOCK_EVENTS,
     SUPPRESSED_ALERTS,
@@ -68,6 +71,11 @@ def ensure_indexes(db: Database) -> None:
     # the stock walk reads stock events by event-time range; BI reads its hourly KPIs by hour
     db[STOCK_EVENTS].create_index([("event_time", ASCENDING)], name="event_time")
     db[KPI_STOCK_HOUR].create_index([("hour", ASCENDING)], name="hour")
+    # the sentiment walk reads scores by event-time range; BI reads kpi_sentiment_hour by hour or product
+    db[REVIEW_SCORES].create_index([("event_time", ASCENDING)], name="event_time")
+    db[REVIEWS].create_index([("event_time", ASCENDING)], name="event_time")  # ... and the reviews to score
+    db[SENTIMENT_HOUR].create_index([("hour", ASCENDING)], name="hour")
+    db[SENTIMENT_HOUR].create_index([("product_id", ASCENDING), ("hour", ASCENDING)], name="product_hour")
     for name in (SUPPRESSED_ALERTS, SHADOW_ALERTS):
         db[name].create_index([("rule", ASCENDING), ("event_time", ASCENDING)], name="rule_event_time")
     db[SUPPRESSED_ALERTS].create_index([("transaction_id", ASCENDING)], name="transaction_id")
