@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     trend_factor: float = Field(3.0, gt=1, le=1000)
     trend_min_sales: int = Field(20, ge=1)
     new_region_min_sales: int = Field(10, ge=1)
+    # --- Cart abandonment (src/txnmon/core/abandonment.py; docs/events.md), all in event time --------------
+    # a cart with no purchase of its user by its last event + this is abandoned; at most the generator's
+    # 2 h quiet time after an abandoned cart (src/txnmon/synthetic/carts.py), so its labels stay right
+    abandon_timeout_minutes: int = Field(60, ge=1, le=120)
+    abandon_repeat_count: int = Field(2, ge=2, le=100)  # abandonments within ABANDON_REPEAT_HOURS: intervene
+    abandon_repeat_hours: int = Field(24, ge=1, le=24 * 31)
+    abandon_after_failed_minutes: int = Field(15, ge=1, le=24 * 60)  # a cart this soon after a failed payment
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

@@ -8,6 +8,7 @@
     txnmon generate ...         write a synthetic, labelled transactions CSV
     txnmon rollups [--full]     recompute KPI rollup collections
     txnmon signals              payment-health alerts and trending products / cities, in event time
+    txnmon abandonment run      abandoned carts, recoveries, interventions, hourly KPIs (in event time)
     txnmon quality              data-quality suites over recent data (HTML report + summary)
     txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
     txnmon dlq list|redrive     rejected events as data; send them through again after a fix
@@ -31,9 +32,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from txnmon.cli import analyst, api, base, batch, data, desk, models, notify, service
+from txnmon.cli import abandonment, analyst, api, base, batch, data, desk, models, notify, service
 
-GROUPS = (service, data, batch, analyst, desk, notify, api, models)
+GROUPS = (service, data, batch, abandonment, analyst, desk, notify, api, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

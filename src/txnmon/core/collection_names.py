@@ -32,3 +32,9 @@ MODEL_PROMOTION = "model_promotion"  # one pointer document: the promoted model 
 CART_EVENTS = "cart_events"
 STOCK_EVENTS = "stock_events"
 REVIEWS = "reviews"
+# cart abandonment (src/txnmon/jobs/abandonment.py; docs/events.md, docs/rollups.md)
+ABANDONED_CARTS = "abandoned_carts"  # one per abandoned cart, `_id` = the cart's key; recovered or not
+CART_OUTCOMES = "cart_outcomes"  # every decided cart, abandoned or purchased: what the hourly KPIs count
+INTERVENTIONS = "interventions"  # one per trigger (repeat abandoner, abandonment after a failed payment)
+ABANDONMENT_HOUR = "kpi_abandonment_hour"  # per hour, product and payment method: carts, abandoned, rate
+ABANDONMENT_STATE = "abandonment_state"  # how far in event time the abandonment walk has decided
