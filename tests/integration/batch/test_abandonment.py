@@ -7,12 +7,15 @@ gives them too with no second outbox entry; a day with no abandoned cart raises 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.fixtures.pipeline import TXNMON, env_for
 from txnmon.adapters.mongo import MongoStore
 from txnmon.core import contract
 from txnmon.core.collection_names import (
@@ -158,7 +161,11 @@ def test_a_crash_before_the_state_is_saved_re_walks_to_the_same_documents_and_on
 def test_a_day_without_abandoned_carts_raises_nothing(settings_factory, tmp_path, day):
     purchased = [e for e in day["carts"] if e["label"] == "purchased"]
     settings = stored(settings_factory, tmp_path, day, carts=purchased)
-    walk(settings, every(240))
+    walk(settings, [START + dt.timedelta(hours=12)])
+    done = subprocess.run([TXNMON, "abandonment", "run", "--until", END.isoformat(), "--json"], env=env_for(settings),
+                          capture_output=True, text=True, timeout=120, check=True)
+    run = json.loads(done.stdout)
+    assert run["decided"] > 0 and run["abandoned"] == 0 and run["interventions"] == []
     found = outputs(settings)
     assert found[ABANDONED_CARTS] == {} and found[INTERVENTIONS] == {} and found[NOTIFICATIONS] == {}
     assert len(found[CART_OUTCOMES]) == len({e["cart_id"] for e in purchased})
