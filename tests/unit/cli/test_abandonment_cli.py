@@ -25,7 +25,7 @@ def test_a_bad_until_is_refused(capsys):
     assert "not an ISO date/time" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name,value", [("abandon_timeout_minutes", 121), ("abandon_timeout_minutes", 0),
+@pytest.mark.parametrize("name,value", [("abandon_timeout_minutes", 121), ("abandon_timeout_minutes", 29),
                                         ("abandon_repeat_count", 1), ("abandon_after_failed_minutes", 0)])
 def test_settings_refuse_a_timeout_past_the_generators_quiet_time_and_other_nonsense(name, value):
     with pytest.raises(ConfigError, match=name.upper()):
