@@ -178,6 +178,15 @@ class Settings(BaseSettings):
     sentiment_baseline_days: int = Field(7, ge=1, le=90)
     sentiment_min_reviews: int = Field(5, ge=1, le=1_000_000)
     sentiment_drop: float = Field(0.4, gt=0, le=2)  # the compound scale spans 2
+    # --- Cart abandonment (src/txnmon/core/abandonment.py; docs/events.md), all in event time --------------
+    # a cart with no purchase of its user by its last event + this is abandoned; at most the generator's
+    # 2 h quiet time after an abandoned cart (src/txnmon/synthetic/carts.py), so its labels stay right; at
+    # least 30: a live cart may sit that long between two events (its end is its last event before a
+    # longer gap), and with less, generated purchased carts were called abandoned (measured: 25 min, 2-8 %)
+    abandon_timeout_minutes: int = Field(60, ge=30, le=120)
+    abandon_repeat_count: int = Field(2, ge=2, le=100)  # abandonments within ABANDON_REPEAT_HOURS: intervene
+    abandon_repeat_hours: int = Field(24, ge=1, le=24 * 31)
+    abandon_after_failed_minutes: int = Field(15, ge=1, le=24 * 60)  # a cart this soon after a failed payment
     reports_dir: Path = PROJECT_ROOT / "reports"  # quality reports (Data Docs) and backtest reports
     # where people open REPORTS_DIR/quality in a browser: the reports app in Airflow's API server
     reports_url: str = "http://127.0.0.1:8080/txnmon/quality/"

@@ -9,6 +9,7 @@
     txnmon rollups [--full]     recompute KPI rollup collections
     txnmon signals              payment-health alerts and trending products / cities, in event time
     txnmon stock run [--until T]  stock levels, depletion alerts and stock-outs per product and city
+    txnmon abandonment run      abandoned carts, recoveries, interventions, hourly KPIs (in event time)
     txnmon quality              data-quality suites over recent data (HTML report + summary)
     txnmon backtest --data F    rules over history: alerts, recall/precision, changes vs a baseline
     txnmon dlq list|redrive     rejected events as data; send them through again after a fix
@@ -22,8 +23,8 @@
     txnmon models train|list|show|promote  the learned risk score (docs/model.md)
     txnmon sentiment run [--until T]  review sentiment per product and hour, drop alerts (docs/events.md)
 
-One module per group of commands (service, data, batch, analyst, desk, notify, api, models, sentiment), each
-with a `register`;
+One module per group of commands (service, data, batch, abandonment, analyst, desk, notify, api, models,
+sentiment), each with a `register`;
 src/txnmon/cli/base.py maps every `TxnmonError` to its message and exit code in one place.
 Exit codes: 0 ok, 1 runtime failure (a service down, a rejected file), 2 bad arguments or config.
 """
@@ -34,9 +35,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from txnmon.cli import analyst, api, base, batch, data, desk, models, notify, sentiment, service
+from txnmon.cli import abandonment, analyst, api, base, batch, data, desk, models, notify, sentiment, service
 
-GROUPS = (service, data, batch, analyst, desk, notify, api, models, sentiment)
+GROUPS = (service, data, batch, abandonment, analyst, desk, notify, api, models, sentiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

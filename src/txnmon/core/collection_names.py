@@ -40,3 +40,9 @@ STOCK_STATE = "stock_state"  # where the stock walk stopped: each key's level, r
 REVIEW_SCORES = "review_scores"  # one per review: its compound sentiment, scored once (`_id` = the review's id)
 SENTIMENT_HOUR = "kpi_sentiment_hour"  # per event-time hour and product: reviews, mean rating and sentiment
 SENTIMENT_STATE = "sentiment_state"  # where the sentiment walk stopped, and its open drop episodes
+# cart abandonment (src/txnmon/jobs/abandonment.py; docs/events.md, docs/rollups.md)
+ABANDONED_CARTS = "abandoned_carts"  # one per abandoned cart, `_id` = the cart's key; recovered or not
+CART_OUTCOMES = "cart_outcomes"  # every decided cart, abandoned or purchased: what the hourly KPIs count
+INTERVENTIONS = "interventions"  # one per trigger (repeat abandoner, abandonment after a failed payment)
+ABANDONMENT_HOUR = "kpi_abandonment_hour"  # per hour, product and payment method: carts, abandoned, rate
+ABANDONMENT_STATE = "abandonment_state"  # how far in event time the abandonment walk has decided

@@ -39,13 +39,14 @@ from txnmon.core.rules.rulebook import SEVERITY_ORDER, Severity
 from txnmon.core.versioned_files import parse_versioned
 from txnmon.errors import InvalidInputFile
 
-__all__ = ["ALERT", "DAG_FAILED", "QUALITY_FAILED", "Routes", "RoutesError", "outbox_entries", "parse_routes",
-           "route"]
+__all__ = ["ALERT", "DAG_FAILED", "INTERVENTION", "QUALITY_FAILED", "Routes", "RoutesError", "intervention_event",
+           "outbox_entries", "parse_routes", "route"]
 
 ALERT = "alert"
 DAG_FAILED = "dag_failed"  # an Airflow task failed for good (the notifier of the DAGs)
 QUALITY_FAILED = "quality_failed"  # a data-quality suite failed a critical expectation
-EVENT_KINDS = (ALERT, DAG_FAILED, QUALITY_FAILED)
+INTERVENTION = "intervention"  # a cart-abandonment intervention (src/txnmon/core/abandonment.py)
+EVENT_KINDS = (ALERT, DAG_FAILED, QUALITY_FAILED, INTERVENTION)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"  # an outbox entry's status
 
@@ -126,8 +127,8 @@ Destination = Annotated[Webhook | Slack | Email, Field(discriminator="type")]
 
 class Route(_Strict):
     name: str = Field(min_length=1)
-    events: list[Literal["alert", "dag_failed", "quality_failed"]] = Field(default_factory=lambda: [ALERT],
-                                                                          min_length=1)
+    events: list[Literal["alert", "dag_failed", "quality_failed", "intervention"]] = Field(
+        default_factory=lambda: [ALERT], min_length=1)
     rules: list[str] | None = None  # alerts of these rules only (None: any)
     min_severity: Severity | None = None  # alerts at or above this severity only
     to: list[str] = Field(min_length=1)
@@ -299,6 +300,19 @@ def pipeline_event(kind: str, event_id: str, *, title: str, detail: str, at: dt.
         raise ValueError(f"not a pipeline event kind: {kind!r}")
     return {"kind": kind, "id": event_id, "title": title, "detail": detail[:4000], "at": _plain(at),
             **{k: _plain(v) for k, v in fields.items()}}
+
+
+INTERVENTION_FIELDS = ("trigger", "user_id", "cart", "at", "value", "products", "payment_method", "carts",
+                       "failed_transaction")
+
+
+def intervention_event(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored intervention as an event; its id is the intervention's (`<trigger>:<cart>`), so the
+    same decision made again is the same outbox entry. User and cart ids are event data: the
+    messages escape or JSON-encode them like an alert's fields."""
+    title = f"cart abandonment: {doc['trigger']} (user {doc['user_id']})"
+    return {"kind": INTERVENTION, "id": str(doc["_id"]), "title": title[:300],
+            **{k: _plain(doc[k]) for k in INTERVENTION_FIELDS if doc.get(k) is not None}}
 
 
 def notification_id(event_id: str, destination: str) -> str:

@@ -14,7 +14,7 @@ from txnmon.settings import DEFAULT_ROUTES_FILE
 
 def test_the_shipped_routes_file_is_valid_and_routes_nothing_until_a_destination_is_enabled():
     shipped = routing.parse_routes(DEFAULT_ROUTES_FILE.read_text())
-    assert set(shipped.destinations) == {"fraud-webhook", "fraud-chat", "fraud-mail"}
+    assert set(shipped.destinations) == {"fraud-webhook", "fraud-chat", "fraud-mail", "interventions-webhook"}
     assert routing.route(routing.event_of_alert(alert()), shipped) == []
 
 

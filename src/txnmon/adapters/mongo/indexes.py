@@ -14,11 +14,16 @@ from pymongo.database import Database
 
 from txnmon.adapters.mongo.client import NAMESPACE_EXISTS
 from txnmon.core.collection_names import (
+    ABANDONED_CARTS,
+    ABANDONMENT_HOUR,
     ALERTS,
     API_KEYS,
     AUDIT_LOG,
+    CART_EVENTS,
+    CART_OUTCOMES,
     CASES,
     CUSTOMERS_HOUR,
+    INTERVENTIONS,
     KPI_RUNS,
     KPI_STOCK_HOUR,
     LIST_ENTRIES,
@@ -92,6 +97,16 @@ def ensure_indexes(db: Database) -> None:
     db[API_KEYS].create_index([("key_id", ASCENDING)], name="key_id")  # every API request looks its key up
     # the notify workers claim due entries by status and time; status counts feed `txnmon status`
     db[NOTIFICATIONS].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="status_due")
+    # cart abandonment (jobs/abandonment.py): a run's carts by their recent events, then all their events;
+    # due recoveries; a user's recent abandonments; the hours it recomputes
+    db[CART_EVENTS].create_index([("event_time", ASCENDING)], name="event_time")
+    db[CART_EVENTS].create_index([("cart_id", ASCENDING)], name="cart_id", sparse=True)
+    db[CART_EVENTS].create_index([("session_id", ASCENDING)], name="session_id", sparse=True)
+    db[ABANDONED_CARTS].create_index([("recovery_due", ASCENDING)], name="recovery_due")
+    db[ABANDONED_CARTS].create_index([("user_id", ASCENDING), ("deadline", ASCENDING)], name="user_deadline")
+    db[CART_OUTCOMES].create_index([("hour", ASCENDING)], name="hour")
+    db[ABANDONMENT_HOUR].create_index([("hour", ASCENDING)], name="hour")
+    db[INTERVENTIONS].create_index([("user_id", ASCENDING), ("at", DESCENDING)], name="user_at")
     # $merge targets exist before the first merge: two first merges racing to create one fail
     existing = set(db.list_collection_names())
     for name in (*ROLLUP_NAMES, RULE_QUALITY):

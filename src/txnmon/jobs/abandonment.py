@@ -1,0 +1,177 @@
+"""The cart-abandonment job: decide abandoned carts, recoveries and interventions on closed event time.
+
+A run (`txnmon abandonment run`, or the `txnmon events` service after each stored batch)
+
+1. takes the `abandonment` lease (one walk at a time),
+2. reads `abandonment_state`: event time before `decided_until` is decided,
+3. reads the cart events of the carts whose deadline (end + ABANDON_TIMEOUT_MINUTES) may fall in
+   [decided_until, closed_until), their users' purchases, and the abandoned carts whose recovery is due,
+4. writes, by deterministic `_id`: `cart_outcomes` and `abandoned_carts` (the cart's key),
+   `interventions` (`<trigger>:<cart key>`), the interventions' outbox entries (insert-if-absent,
+   `<intervention>|<destination>`), and `kpi_abandonment_hour` recomputed for every hour touched,
+5. saves the new state.
+
+A crash between 4 and 5 re-walks the same range from the same state: the same `_id`s get the same
+documents and the outbox keeps its first entry. Decisions depend only on events before `closed_until`
+(src/txnmon/core/abandonment.py), so the replay speed and the step sizes change nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from txnmon.adapters.mongo import LeasesRepository, MongoStore
+from txnmon.core import abandonment as core
+from txnmon.core.collection_names import (
+    ABANDONED_CARTS,
+    ABANDONMENT_HOUR,
+    ABANDONMENT_STATE,
+    CART_EVENTS,
+    CART_OUTCOMES,
+    INTERVENTIONS,
+    TRANSACTIONS,
+)
+from txnmon.errors import RetryableError
+from txnmon.notifications import outbox
+from txnmon.notifications import routes as routing
+from txnmon.settings import Settings
+
+__all__ = ["AbandonmentBusy", "AbandonmentRun", "abandon_config", "run_abandonment", "summary"]
+
+log = logging.getLogger("txnmon.jobs")
+
+LEASE = "abandonment"
+LEASE_FOR = dt.timedelta(minutes=10)
+STATE_ID = "abandonment"
+TX_FIELDS = {"user_id": 1, "event_time": 1, "status": 1, "type": 1, "product": 1, "payment_method": 1}
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AbandonmentBusy(RetryableError):
+    """Another abandonment run holds the lease."""
+
+
+@dataclass(frozen=True)
+class AbandonmentRun:
+    closed_until: dt.datetime  # carts whose deadline is before this are decided
+    decided: int  # carts decided this run
+    abandoned: int  # ... of which abandoned
+    recoveries: int  # abandoned carts whose recovery was decided this run
+    interventions: list[str]  # ids of the interventions this run raised
+
+
+def abandon_config(settings: Settings) -> core.AbandonConfig:
+    return core.AbandonConfig(timeout=dt.timedelta(minutes=settings.abandon_timeout_minutes),
+                              repeat_count=settings.abandon_repeat_count,
+                              repeat_window=dt.timedelta(hours=settings.abandon_repeat_hours),
+                              after_failed=dt.timedelta(minutes=settings.abandon_after_failed_minutes))
+
+
+def run_abandonment(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
+                    clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "manual",
+                    routes: routing.Routes | None = None) -> AbandonmentRun:
+    """Decide every cart whose deadline is before `closed_until` and not decided yet (see the module)."""
+    owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
+    now = clock()
+    if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
+        raise AbandonmentBusy("another abandonment run is in progress (retry later)", retry_after=30.0)
+    try:
+        if routes is None:
+            routes = outbox.load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
+        return _run(store, abandon_config(settings), closed_until.astimezone(dt.UTC), clock, routes)
+    finally:
+        LeasesRepository(store).release(LEASE, owner)
+
+
+def _since(field: str, start: dt.datetime | None, until: dt.datetime) -> dict[str, Any]:
+    return {field: {"$lt": until} if start is None else {"$gte": start, "$lt": until}}
+
+
+def _carts(store: MongoStore, config: core.AbandonConfig, start: dt.datetime | None,
+           until: dt.datetime) -> dict[str, core.Cart]:
+    """The carts whose deadline may fall in [start, until): those with an event (their end) in
+    [start - timeout, until - timeout), each with all its events before `until`."""
+    recent = store.find(CART_EVENTS, _since("event_time", start and start - config.timeout, until - config.timeout),
+                        projection={"cart_id": 1, "session_id": 1})
+    cart_ids = sorted({e["cart_id"] for e in recent if e.get("cart_id")})
+    sessions = sorted({e["session_id"] for e in recent if not e.get("cart_id")})
+    if not cart_ids and not sessions:
+        return {}
+    which: list[dict[str, Any]] = [{"cart_id": {"$in": cart_ids}}]
+    if sessions:
+        which.append({"session_id": {"$in": sessions}, "cart_id": {"$exists": False}})
+    events = store.find(CART_EVENTS, {"$or": which, "event_time": {"$lt": until}})
+    return core.build_carts(events, config.timeout)
+
+
+def _purchases(store: MongoStore, users: set[str], since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
+    if not users:
+        return []
+    return store.find(TRANSACTIONS, {"user_id": {"$in": sorted(users)}, "event_time": {"$gte": since, "$lt": until}},
+                      projection=TX_FIELDS)
+
+
+def _run(store: MongoStore, config: core.AbandonConfig, until: dt.datetime, clock: Callable[[], dt.datetime],
+         routes: routing.Routes) -> AbandonmentRun:
+    state = store.find_one(ABANDONMENT_STATE, {"_id": STATE_ID}) or {}
+    start = state.get("decided_until")
+    if start is not None and start >= until:
+        return AbandonmentRun(until, 0, 0, 0, [])
+    carts = _carts(store, config, start, until)
+    lookback = max(core.PAYMENT_LOOKBACK, config.after_failed)
+    first = min((c.first for c in carts.values()), default=until)
+    txs = _purchases(store, {c.user_id for c in carts.values()}, first - lookback, until)
+    decided = core.decide_carts(carts.values(), txs, config, start=start, until=until)
+
+    # recoveries due in [start, until): abandoned before this run (stored) or in it
+    due = {d["_id"]: d for d in store.find(ABANDONED_CARTS, _since("recovery_due", start, until))}
+    due.update({d["_id"]: d for d in decided if d["outcome"] == core.ABANDONED and d["recovery_due"] < until})
+    if due:
+        since = min(d["last_event_time"] for d in due.values())
+        bought = _purchases(store, {d["user_id"] for d in due.values()}, since, until)
+        due = {k: core.decide_recovery(d, bought, until) for k, d in due.items()}
+    changed = {**{d["_id"]: d for d in decided}, **due}
+
+    abandoned = [d for d in decided if d["outcome"] == core.ABANDONED]
+    history: list[dict[str, Any]] = []
+    if abandoned:
+        history = store.find(ABANDONED_CARTS, {"user_id": {"$in": sorted({d["user_id"] for d in abandoned})},
+                                               "deadline": {"$gt": abandoned[0]["deadline"] - config.repeat_window,
+                                                            "$lt": until}})
+    raised = core.interventions(abandoned, history, config)
+
+    if changed:
+        store.write_documents(CART_OUTCOMES, list(changed.values()))
+        store.write_documents(ABANDONED_CARTS, [d for d in changed.values() if d["outcome"] == core.ABANDONED])
+    if raised:
+        store.write_documents(INTERVENTIONS, raised)
+        outbox.enqueue_events(store, routes, [routing.intervention_event(i) for i in raised], now=clock())
+    hours = sorted({d["hour"] for d in changed.values()})
+    if hours:
+        _recompute_hours(store, hours)
+    store.replace_document(ABANDONMENT_STATE, {"_id": STATE_ID, "decided_until": until, "updated_at": clock()})
+    for i in raised:
+        log.info("intervention %s for user %s", i["_id"], i["user_id"])
+    return AbandonmentRun(until, len(decided), len(abandoned), len(due), [i["_id"] for i in raised])
+
+
+def _recompute_hours(store: MongoStore, hours: list[dt.datetime]) -> None:
+    """`kpi_abandonment_hour` of these hours from every decided cart of them: a re-walk writes the same."""
+    rows = core.kpi_rows(store.find(CART_OUTCOMES, {"hour": {"$in": hours}},
+                                    projection={"hour": 1, "products": 1, "payment_method": 1, "outcome": 1,
+                                                "recovered": 1}))
+    stale = {d["_id"] for d in store.find(ABANDONMENT_HOUR, {"hour": {"$in": hours}}, projection={"_id": 1})}
+    store.write_documents(ABANDONMENT_HOUR, rows, delete_ids=sorted(stale - {r["_id"] for r in rows}))
+
+
+def summary(run: AbandonmentRun) -> dict[str, Any]:
+    return {"closed_until": run.closed_until.isoformat(), "decided": run.decided, "abandoned": run.abandoned,
+            "recoveries": run.recoveries, "interventions": run.interventions}
