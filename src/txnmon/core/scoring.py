@@ -6,21 +6,22 @@ call `score_batch`, so the same transaction gets the same score in both.
 A transaction's features are those training computes (src/txnmon/core/features.py): the event against
 the user's history as the detector holds it just before judging it. Within a batch a user's earlier
 transactions join that history as they are judged, so the features are computed on a scratch copy of the
-batch's users' state that records each transaction in turn exactly as the detector will (the same
-`UserStateStore.record`): the detector's own state is not changed. Pure: the model comes in (`Scorer`).
+batch's users' events that records each transaction in turn as the detector will: the detector's own
+state is not changed. Pure: the model comes in (`Scorer`).
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from txnmon.core import features
 from txnmon.core.rules import Detector
 from txnmon.core.rules.model_signal import Factor, ModelScore
-from txnmon.core.rules.state import UserStateStore, event_from
+from txnmon.core.rules.packed import as_stored
+from txnmon.core.rules.state import Event, UserStateStore, event_from
 from txnmon.core.rules.windows import fmt_amount
 
 __all__ = ["Factor", "ModelScore", "Scorer", "batch_features", "describe", "score_batch", "scores_of", "top_factors"]
@@ -40,15 +41,28 @@ class Scorer(Protocol):
 
 
 def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> list[tuple[float, ...]]:
-    """Each transaction's feature vector, as if each were judged and recorded in turn (`state` unchanged)."""
-    scratch = UserStateStore(sys.maxsize, state.max_events_per_user, state.horizon)
+    """Each transaction's feature vector, as if each were judged and recorded in turn (`state` unchanged).
+
+    A user's events are decoded once per batch into a list, and each transaction is recorded into that
+    list as `UserHistory.record` records it (placed by its key, as it reads back from the packed bytes,
+    then cut to the horizon and the count): a property test holds the two to the same vectors."""
+    held: dict[str, list[Event]] = {}
     rows = []
     for tx in txs:
         user, event = str(tx["user_id"]), event_from(tx)
-        if user not in scratch and user in state:
-            scratch.load_packed(user, state.packed(user)[0], {})
-        rows.append(features.compute(event, scratch.prior(user, event)))
-        scratch.record(user, event)
+        events = held.get(user)
+        if events is None:
+            events = held[user] = state.events_of(user)
+        # the prior: earlier arrivals with an event time not after this one's, itself excluded by id
+        upto = bisect.bisect_right([e.event_time for e in events], event.event_time)
+        tid = event.transaction_id
+        prior = [e for e in events[:upto] if e.transaction_id != tid]
+        rows.append(features.compute(event, prior))
+        if all(e.transaction_id != tid for e in events):
+            events.insert(bisect.bisect_right([e.key for e in events], event.key), as_stored(event))
+        newest = events[-1].event_time
+        cut = bisect.bisect_left([e.key for e in events], (newest - state.horizon, ""))
+        del events[:max(cut, len(events) - state.max_events_per_user)]
     return rows
 
 

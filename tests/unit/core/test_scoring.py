@@ -137,17 +137,23 @@ def test_the_amount_factor_is_said_against_the_users_median():
     assert describe("hour_of_day", [*vector[:-2], 3.5, 0.0]) == "at 03:30 UTC"
 
 
-_TX = st.tuples(st.sampled_from(["U1", "U2", "U3"]), st.integers(0, 3_000), st.integers(1, 60_000),
+_TX = st.tuples(st.sampled_from(["U1", "U2", "U3"]), st.integers(0, 300), st.integers(1, 60_000),
                 st.sampled_from(["Mumbai", "Delhi", "London"]), st.sampled_from(["UPI", "Card"]))
 
 
-@hsettings(max_examples=40, deadline=None)
-@given(st.lists(_TX, min_size=1, max_size=30), st.integers(1, 30))
-def test_batch_features_are_the_features_training_computes(txs, size):
+# a state cut hard by count (4 events) and by time (a 1-minute horizon), so the cuts are exercised too
+_SMALL_STATE = ("version: t\nstate: {max_events_per_user: 4}\nrules: {velocity: {enabled: false}, "
+                "unusual_location: {enabled: false}, impossible_travel: {enabled: false}, high_value_unusual_location: "
+                "{enabled: false}, excessive_refunds: {enabled: false}, repeated_failed_payments: {enabled: false}}\n")
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(st.lists(_TX, min_size=1, max_size=30), st.integers(1, 30), st.sampled_from(["shipped", "small"]))
+def test_batch_features_are_the_features_training_computes(txs, size, state):
     """Training (and the backtest) compute each row's features from the state just before it is judged;
-    the stream computes a whole batch's first, on a scratch copy: the same vectors, whatever the batch size
-    and however the events arrive out of time order."""
-    rules = ruleset("")
+    the stream computes a whole batch's first, on a scratch copy: the same vectors, whatever the batch size,
+    however the events arrive out of time order, and wherever the state's cuts fall."""
+    rules = ruleset("") if state == "shipped" else parse_rules(_SMALL_STATE)
     base = dt.datetime(2025, 9, 30, tzinfo=dt.UTC)
     rows = [{"transaction_id": f"T{i}", "user_id": u, "amount": float(a), "location": loc, "payment_method": pm,
              "event_time": base + dt.timedelta(minutes=m), "type": "purchase", "status": "success"}
