@@ -43,6 +43,7 @@ def test_the_cli_has_the_models_commands() -> None:
     assert parser.parse_args(["models", "promote", "rm-1"]).version == "rm-1"
     assert parser.parse_args(["models", "show", "rm-1"]).models_command == "show"
     assert parser.parse_args(["models", "list"]).models_command == "list"
+    assert parser.parse_args(["backtest", "--data", "a.csv", "--model", "promoted"]).model == "promoted"
 
 
 def test_the_dag_task_reads_only_files_inside_data_dir(tmp_path) -> None:
