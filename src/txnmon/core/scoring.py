@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -40,29 +41,38 @@ class Scorer(Protocol):
     def contributions(self, rows: Sequence[Sequence[float]]) -> list[list[float]]: ...
 
 
+_TIME = operator.attrgetter("event_time")
+_KEY = operator.attrgetter("key")
+
+
 def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> list[tuple[float, ...]]:
     """Each transaction's feature vector, as if each were judged and recorded in turn (`state` unchanged).
 
     A user's events are decoded once per batch into a list, and each transaction is recorded into that
     list as `UserHistory.record` records it (placed by its key, as it reads back from the packed bytes,
     then cut to the horizon and the count): a property test holds the two to the same vectors."""
-    held: dict[str, list[Event]] = {}
+    held: dict[str, tuple[list[Event], set[str]]] = {}  # user -> (events by key, their ids)
     rows = []
     for tx in txs:
         user, event = str(tx["user_id"]), event_from(tx)
-        events = held.get(user)
-        if events is None:
-            events = held[user] = state.events_of(user)
+        found = held.get(user)
+        if found is None:
+            found = held[user] = (events := state.events_of(user)), {e.transaction_id for e in events}
+        events, ids = found
         # the prior: earlier arrivals with an event time not after this one's, itself excluded by id
-        upto = bisect.bisect_right([e.event_time for e in events], event.event_time)
+        upto = bisect.bisect_right(events, event.event_time, key=_TIME)
         tid = event.transaction_id
-        prior = [e for e in events[:upto] if e.transaction_id != tid]
+        prior = [e for e in events[:upto] if e.transaction_id != tid] if tid in ids else events[:upto]
         rows.append(features.compute(event, prior))
-        if all(e.transaction_id != tid for e in events):
-            events.insert(bisect.bisect_right([e.key for e in events], event.key), as_stored(event))
-        newest = events[-1].event_time
-        cut = bisect.bisect_left([e.key for e in events], (newest - state.horizon, ""))
-        del events[:max(cut, len(events) - state.max_events_per_user)]
+        if tid not in ids:  # placed by the key it came with, kept as it reads back from the packed bytes
+            stored = as_stored(event)
+            events.insert(bisect.bisect_right(events, event.key, key=_KEY), stored)
+            ids.add(stored.transaction_id)
+        cut = bisect.bisect_left(events, (events[-1].event_time - state.horizon, ""), key=_KEY)
+        cut = max(cut, len(events) - state.max_events_per_user)
+        if cut > 0:
+            ids.difference_update(e.transaction_id for e in events[:cut])
+            del events[:cut]
     return rows
 
 
