@@ -14,6 +14,11 @@ meets the history the first half built, at two history lengths from the bench's 
 
     1 day    n/10 users, 10 events each in one day (what `make bench`'s e2e data is)
     30 days  n/40 users, 40 events each over 30 days
+
+`--model`: the same with a promoted risk model (issue 32): a LightGBM model of the production settings
+(src/txnmon/core/boosting.py, 100 rounds) fitted on another labelled generated day, and the shipped rules
+plus a typology weighing its `model_score` signal, so each batch is also featurised, scored in one call
+and the high scores explained (src/txnmon/core/scoring.py). Run both, in one session, to compare.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import bson  # noqa: E402
 from txnmon.core.batch import BatchConfig, process_batch, route_batch  # noqa: E402
 from txnmon.core.handoff import Handoff  # noqa: E402
 from txnmon.core.records import SourceRecord  # noqa: E402
-from txnmon.core.rules import Detector, load_rules  # noqa: E402
+from txnmon.core.rules import Detector, load_rules, parse_rules  # noqa: E402
 from txnmon.core.state_codec import state_messages  # noqa: E402
 from txnmon.core.watermark import Watermarks  # noqa: E402
 from txnmon.settings import load_settings  # noqa: E402
@@ -47,6 +52,12 @@ PARTITIONS = 3
 # history length -> (days the generator spreads the rows over, events per user)
 HISTORIES = {"1d": (1, 10), "30d": (30, 40)}
 STAGES = ("route", "judge", "state", "bson")
+# --model: the model's signal weighed as the docs suggest (docs/model.md)
+MODEL_TYPOLOGY = """
+  learned_risk:
+    signals: {model_score: 100}
+    thresholds: {medium: 100}
+"""
 
 
 def history_rows(n: int, days: int, per_user: int) -> list[dict[str, Any]]:
@@ -69,9 +80,12 @@ def raw_records(rows: Iterable[dict[str, Any]], partitions: int = PARTITIONS) ->
 class HotPath:
     """One processor's in-memory part: the detector, watermarks and user -> partition map it keeps."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, model: Any = None) -> None:
         self.config = BatchConfig.from_settings(settings)
-        self.detector = Detector(load_rules(settings.rules_file), unbounded_users=True)
+        self.model = model
+        rules = parse_rules(Path(settings.rules_file).read_text() + MODEL_TYPOLOGY) if model is not None \
+            else load_rules(settings.rules_file)
+        self.detector = Detector(rules, unbounded_users=True)
         self.detector.state.track_dropped = True
         self.watermarks = Watermarks()
         self.handoff = Handoff(max(10 * settings.batch_max_records, 1_000))  # as the Processor sizes it
@@ -91,7 +105,7 @@ class HotPath:
             self.offsets[p] += 1
         t1 = clock()
         result = process_batch(by_user, self.detector, self.config, now=now, load_state=lambda users: {},
-                               watermarks=self.watermarks, handoff=self.handoff)
+                               watermarks=self.watermarks, handoff=self.handoff, model=self.model)
         t2 = clock()
         for tid, judgement in result.judgements.items():
             self.partition_of[judgement.user_id] = result.originals[tid].partition
@@ -110,9 +124,23 @@ class HotPath:
         return len(result.transactions)
 
 
-def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000) -> dict[str, Any]:
+def bench_model(rows: int = 20_000) -> Any:
+    """A model as `txnmon models train` makes it (100 rounds, one thread), fitted on a labelled day
+    other than the measured ones; loaded as the processor holds it."""
+    from txnmon.core import boosting, risk_model
+    from txnmon.core.backtest import normalise_rows
+    from txnmon.jobs.models import LoadedModel
+
+    settings = load_settings(metrics_port=0)
+    frame = generate(GeneratorSpec(rows=rows, users=rows // 10, fraud_rate=0.02, seed=12))
+    txs, _ = normalise_rows(frame.astype(str).to_dict("records"), settings.zone)
+    data = risk_model.training_set(txs, load_rules(settings.rules_file))
+    return LoadedModel("rm-bench", boosting.fit(data.rows, data.labels), {})
+
+
+def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000, model: Any = None) -> dict[str, Any]:
     """µs of CPU per transaction over the second half of `rows`, in total and per stage."""
-    path = HotPath(load_settings(metrics_port=0))
+    path = HotPath(load_settings(metrics_port=0), model)
     records = raw_records(rows)
     now = dt.datetime.now(dt.UTC)
     timed_from = len(records) // 2
@@ -127,11 +155,11 @@ def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000) -> dict[
             "timed_transactions": timed, "users": len({r["user_id"] for r in rows})}
 
 
-def cpu_figures(n: int, batch: int = 2_000) -> dict[str, Any]:
+def cpu_figures(n: int, batch: int = 2_000, model: Any = None) -> dict[str, Any]:
     """`make bench`'s figures: µs per transaction at both history lengths, and the stages of each."""
     out: dict[str, Any] = {"cpu_rows": n, "cpu_batch": batch}
     for name, (days, per_user) in HISTORIES.items():
-        measured = cpu_per_transaction(history_rows(n, days, per_user), batch)
+        measured = cpu_per_transaction(history_rows(n, days, per_user), batch, model)
         out[f"cpu_us_per_tx_{name}"] = measured["us_per_tx"]
         out[f"cpu_stages_{name}"] = measured["stages_us_per_tx"]
     return out
@@ -141,8 +169,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--model", action="store_true", help="with a promoted risk model and its signal weighed")
     args = parser.parse_args()
-    print(json.dumps(cpu_figures(args.rows, args.batch), indent=2))
+    model = bench_model() if args.model else None
+    print(json.dumps(cpu_figures(args.rows, args.batch, model), indent=2))
     return 0
 
 

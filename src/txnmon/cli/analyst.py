@@ -24,19 +24,25 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if not args.topic and not args.data:
         raise UsageError("give --data FILE (a CSV) or --topic (TOPIC_BY_USER, as the processor judged it)")
+    model = None
+    if args.model:  # scored as the processor scores: the same model gives the same scores
+        from txnmon.jobs import models
+
+        model = models.load(settings, None if args.model == "promoted" else args.model)
     with Progress("backtest", "transactions") as progress:
         if args.topic:
             from txnmon.jobs.backtest import backtest_topic
 
             def run(rules, stage="rules"):  # the by-user topic, in the order the processor judged it
-                return backtest_topic(settings, rules)
+                return backtest_topic(settings, rules, model)
         else:
             progress("reading", 0, None)
             txs, rejected = load_transactions(Path(args.data), settings.zone)
             progress("reading", len(txs) + rejected, len(txs) + rejected)
 
             def run(rules, stage="rules"):
-                return backtest.run_backtest(txs, rules, rejected, lambda done, total: progress(stage, done, total))
+                return backtest.run_backtest(txs, rules, rejected, lambda done, total: progress(stage, done, total),
+                                             model)
         result = run(candidate_rules)
         comparison = baseline = None
         if baseline_rules is not None:
@@ -100,6 +106,8 @@ def register(sub: Any) -> None:
     p.add_argument("--data", default=None, help="CSV file (a fraud_label column enables recall/precision)")
     p.add_argument("--topic", action="store_true",
                    help="instead of a file: every message of TOPIC_BY_USER, in the order the processor judged them")
+    p.add_argument("--model", default=None, metavar="VERSION",
+                   help="score with a registered risk model ('promoted': the one in use) for the model_score signal")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_backtest)
 

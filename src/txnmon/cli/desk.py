@@ -39,6 +39,8 @@ def print_explanation(why: dict[str, Any] | None, indent: str = "  ") -> None:
     for sig in why.get("signals", []):
         settings = ", ".join(f"{k}={v}" for k, v in sig.get("params", {}).items())
         print(f"{indent}  signal {sig['signal']} (+{sig['weight']:g}): {sig['reason']} [{settings}]")
+        for f in (sig.get("measured") or {}).get("top_features", []):  # the model's signal: why it scored high
+            print(f"{indent}    factor {f['feature']} (+{f['contribution']:g} log-odds): {f['text']}")
     if why.get("measured"):
         print(f"{indent}measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))
     if why.get("counted"):

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from txnmon.core.contract import InvalidTransaction, normalise
 from txnmon.core.rules import Detector, RuleSet
 from txnmon.core.rules.conditions import Hit
+from txnmon.core.scoring import Scorer, scores_of
 
 LABEL = "fraud_label"
 INCIDENT = "fraud_incident"
@@ -23,6 +24,9 @@ INCIDENT = "fraud_incident"
 # order): a backtest over stored history projects exactly these, so it judges what the processor judged
 STORED_FIELDS = ("transaction_id", "user_id", "amount", "location", "event_time", "type", "status",
                  "payment_method", "product", "category", "country", "judged_at")
+# with a model, the transactions are scored this many at a time, by the processor's own batch scoring: a
+# score does not depend on the batch it was computed in (src/txnmon/core/scoring.py)
+SCORE_CHUNK = 2_000
 BEHAVIOUR = "behaviour"  # the clean behaviour a generated row shows (src/txnmon/synthetic/behaviours.py)
 # the typology (or single-condition rule) expected to catch each fraud pattern of generated data
 # (src/txnmon/synthetic/spec.py PATTERNS): what recall is measured against (the rule of rules-file
@@ -62,6 +66,8 @@ class BacktestResult:
     # clean behaviour -> {"transactions", "false_alerts", "rate", "by_severity"}
     false_by_behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # alert id -> reason
+    model_version: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # transaction id -> the model's score (with a model)
 
 
 def normalise_rows(
@@ -84,19 +90,26 @@ def normalise_rows(
 
 
 def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+                 progress: Callable[[int, int], None] | None = None, model: Scorer | None = None) -> BacktestResult:
     """Every transaction through a fresh Detector in the given (arrival) order; measures if labelled.
+    With a `model` (a loaded risk model), each is scored as the processor scores it, for the rules'
+    `model_score` signal; `scores` then holds every score.
 
     `progress(done, total)` is called every 10,000 transactions and at the end (the CLI shows it)."""
     detector = Detector(ruleset)
-    result = BacktestResult(ruleset.version, len(transactions), rejected)
+    result = BacktestResult(ruleset.version, len(transactions), rejected,
+                            model_version=model.version if model is not None else None)
     hits_by_tx: dict[str, set[str]] = defaultdict(set)
     severity_of: dict[str, str] = {}  # transaction -> highest severity of its live hits
     total = len(transactions)
+    scores: dict[str, Any] = {}
     for i, tx in enumerate(transactions):
         if progress is not None and i % 10_000 == 0:
             progress(i, total)
-        judgement = detector.judge(tx)
+        if model is not None and i % SCORE_CHUNK == 0:
+            scores = scores_of(detector, transactions[i:i + SCORE_CHUNK], model)
+            result.scores.update((tid, found.score) for tid, found in scores.items())
+        judgement = detector.judge(tx, scores.pop(str(tx["transaction_id"]), None))
         detector.record(judgement)
         # a late arrival's completed alerts are about the later transactions, as in the processor
         about = [(tx["transaction_id"], judgement.hits),
@@ -198,6 +211,8 @@ def to_json(result: BacktestResult, comparison: Comparison | None = None, baseli
         "suppressed_by_rule": dict(sorted(result.suppressed_by_rule.items())),
         "alerted_transactions": len(result.alerted_transactions),
     }
+    if result.model_version is not None:
+        doc["model"] = {"version": result.model_version, "scored": len(result.scores)}
     if result.labelled:
         doc["quality"] = {
             "recall_by_pattern": result.recall_by_pattern,

@@ -26,6 +26,7 @@ from txnmon.core.resend import Resent, SinkOutcome, same_event
 from txnmon.core.rules import Detector
 from txnmon.core.rules.engine import Judgement, alert_document, completed_alerts, owner_of
 from txnmon.core.rules.state import event_from
+from txnmon.core.scoring import ModelScore, Scorer, scores_of
 from txnmon.core.watermark import Watermarks
 
 log = logging.getLogger("txnmon.stream")
@@ -177,16 +178,19 @@ class Judged:
 
 
 def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector: Detector, config: BatchConfig, *,
-           now: dt.datetime, lateness: dt.timedelta, watermark: dt.datetime | None) -> Judged:
+           now: dt.datetime, lateness: dt.timedelta, watermark: dt.datetime | None,
+           model: ModelScore | None = None) -> Judged:
     """Rules, enrichment and the documents for one transaction; the detector is not changed yet."""
     late = watermark is not None and tx["event_time"] < watermark - lateness
-    judgement = detector.judge(tx)
+    judgement = detector.judge(tx, model)
     hits = judgement.hits
     doc = enrich(tx, hits, processed_time=now, medium_threshold=config.value_medium_threshold,
                  high_threshold=config.value_high_threshold)
     doc["rules_version"] = detector.version
     doc["late"] = late  # stored and counted like any other, and flagged for the rollups
     doc["content_hash"] = fingerprint
+    if model is not None:  # the score as computed: the backtest's score of it is the same float
+        doc["model"] = {"version": model.version, "score": model.score}
     source = origin_of(record)
     doc["source"] = {"topic": source.topic, "partition": source.partition, "offset": source.offset}
     if source is not record:  # judged from the by-user topic: where in it (its order is the arrival order)
@@ -202,6 +206,8 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
             alerts.append(alert)
     for alert in completed_alerts(judgement, tx, created_at=now, rules_version=detector.version):
         (shadow if alert["mode"] == "shadow" else suppressed if "suppressed_by" in alert else alerts).append(alert)
+    for alert in (*alerts, *suppressed, *shadow) if model is not None else ():
+        alert["model_version"] = model.version  # judged with this model in use
     enriched = (tx["user_id"].encode("utf-8"), to_json_bytes(doc), None)
     return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
 
@@ -330,13 +336,14 @@ def process_batch(
     load_state: StateLoader,
     watermarks: Watermarks | None = None,
     handoff: Handoff | None = None,
+    model: Scorer | None = None,
 ) -> BatchResult:
     """Validate, detect and enrich a batch; return the documents and messages to write.
 
     Users the detector has no state for are loaded through `load_state` first, and the state of
     every user the batch touched is returned for storing, so alerts do not depend on which
     process saw a user's earlier transactions. A record whose exact bytes this process validated
-    when routing them is taken from `handoff` instead of parsed again.
+    when routing them is taken from `handoff` instead of parsed again. A `model` scores it first.
     """
     result = BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes, records=list(records))
     marks = watermarks if watermarks is not None else Watermarks()
@@ -358,6 +365,7 @@ def process_batch(
     missing = detector.missing_users(tx["user_id"] for _, tx in valid)
     if missing:
         detector.import_state(load_state(missing))
+    scores = scores_of(detector, [tx for _, tx in valid], model)
 
     first_seen: dict[str, str] = {}  # transaction id -> content fingerprint of its first copy in this batch
     lateness = dt.timedelta(seconds=config.late_after_seconds)
@@ -378,7 +386,7 @@ def process_batch(
             continue
         try:
             judged = _judge(record, tx, fingerprint, detector, config, now=now, lateness=lateness,
-                            watermark=marks.of(record.partition))
+                            watermark=marks.of(record.partition), model=scores.get(tx["transaction_id"]))
         except Exception as exc:  # the design rule: no single record stops the batch
             result.reject(record, processing_error(record, exc), now, "process", detector.version)
             continue

@@ -45,6 +45,16 @@ def scores(model: Any, rows: Sequence[Sequence[float]]) -> list[float]:
     return [float(p) for p in model.predict(np.asarray(rows, dtype=np.float64))]
 
 
+def contributions(model: Any, rows: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Each row's per-feature contributions to its raw score (log-odds; SHAP values, LightGBM's
+    pred_contrib), the features' in order, then the bias."""
+    import numpy as np
+
+    if not rows:
+        return []
+    return [[float(v) for v in row] for row in model.predict(np.asarray(rows, dtype=np.float64), pred_contrib=True)]
+
+
 def to_bytes(model: Any) -> bytes:
     """The model as LightGBM's own text format: no pickle, so loading a file runs no code from it."""
     return str(model.model_to_string()).encode("utf-8")

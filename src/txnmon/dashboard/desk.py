@@ -57,6 +57,9 @@ def _explain(why: dict[str, Any] | None) -> str:
         parts.append("params: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     for sig in why.get("signals", []):  # a typology: each present signal, its weight and what it saw
         parts.append(f"{sig['signal']} +{sig['weight']:g}: {sig['reason']}")
+        factors = (sig.get("measured") or {}).get("top_features", [])
+        if factors:  # the model's signal: its top contributing features, against the user's baseline
+            parts.append("top factors: " + "; ".join(f["text"] for f in factors))
     if why.get("measured"):
         parts.append("measured: " + ", ".join(f"{k}={v}" for k, v in why["measured"].items()))
     if why.get("counted"):

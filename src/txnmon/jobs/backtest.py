@@ -89,7 +89,7 @@ def backtest_stored(settings: Settings, candidate_rules: str | Path, hours: floa
     return doc
 
 
-def backtest_topic(settings: Settings, ruleset: RuleSet) -> backtest.BacktestResult:
+def backtest_topic(settings: Settings, ruleset: RuleSet, model: Any = None) -> backtest.BacktestResult:
     """The rules over every message of the by-user topic, partition by partition in offset order:
     the order the live processor judged them, so with the same rules the same alerts come out."""
     txs: list[dict[str, Any]] = []
@@ -104,4 +104,4 @@ def backtest_topic(settings: Settings, ruleset: RuleSet) -> backtest.BacktestRes
                     rejected += 1
                 else:
                     txs.append(parsed)
-    return backtest.run_backtest(txs, ruleset, rejected)
+    return backtest.run_backtest(txs, ruleset, rejected, model=model)

@@ -46,6 +46,9 @@ class LoadedModel:
     def score(self, rows: Sequence[Sequence[float]]) -> list[float]:
         return boosting.scores(self.model, rows)
 
+    def contributions(self, rows: Sequence[Sequence[float]]) -> list[list[float]]:
+        return boosting.contributions(self.model, rows)
+
 
 def sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()

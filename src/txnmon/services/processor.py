@@ -44,6 +44,7 @@ from txnmon.pipeline.retry import with_retry
 from txnmon.pipeline.runner import write_batch
 from txnmon.services.failpoints import Failpoints
 from txnmon.services.metrics import ProcessorMetrics
+from txnmon.services.model_watcher import ModelWatcher
 from txnmon.services.rules_watcher import RulesWatcher
 from txnmon.services.wiring import Wired, Wiring, kafka_and_mongo
 from txnmon.settings import Settings
@@ -84,6 +85,8 @@ class Processor:
         self.wired: Wired | None = None
         self.failpoints = Failpoints(os.environ.get("TXNMON_FAILPOINTS"))
         self.lists: Any = None  # the named lists' feed (src/txnmon/jobs/lists.py), set by the MongoDB wiring
+        # the promoted risk model (src/txnmon/services/model_watcher.py), set by the MongoDB wiring or a test
+        self.model: ModelWatcher | None = None
         # the notification routes (txnmon.notifications.outbox), reloaded between batches; a bad file stops the
         # start like bad rules do. The MongoDB wiring routes each batch's alerts with them into the outbox.
         self.routes: RoutesFeed | None = RoutesFeed(settings.notify_routes_file,
@@ -100,6 +103,8 @@ class Processor:
         self.rules.request()
         if self.routes is not None:
             self.routes.request()
+        if self.model is not None:
+            self.model.request()
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -194,6 +199,8 @@ class Processor:
                     self.lists.maybe_reload()
                 if self.routes is not None:
                     self.routes.maybe_reload()
+                if self.model is not None:
+                    self.model.maybe_reload()
                 try:
                     records = wired.source.poll(s.poll_timeout_ms, s.batch_max_records)
                 except KafkaUnavailable as exc:
@@ -268,7 +275,8 @@ class Processor:
                              handoff=self.handoff)
         hits, misses = self.handoff.hits, self.handoff.misses
         result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
-                               watermarks=self.watermarks, handoff=self.handoff)
+                               watermarks=self.watermarks, handoff=self.handoff,
+                               model=self.model.current if self.model is not None else None)
         self.metrics.by_user_parses.labels("handed_over").inc(self.handoff.hits - hits)
         self.metrics.by_user_parses.labels("parsed").inc(self.handoff.misses - misses)
         for tid, judgement in result.judgements.items():

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore, WatermarksRepository
+from txnmon.adapters.mongo import ModelVersionsRepository, MongoStore, WatermarksRepository
 from txnmon.jobs.lists import ListsFeed
 from txnmon.pipeline import orders
 from txnmon.pipeline.ports import Publisher, Sink, Source, StateStore
 from txnmon.pipeline.publisher import KafkaStateStore, TransactionalPublisher
 from txnmon.pipeline.retry import with_retry
+from txnmon.services.model_watcher import ModelWatcher
 
 if TYPE_CHECKING:
     from txnmon.services.processor import Processor
@@ -40,6 +41,12 @@ class Wired:
 Wiring = Callable[["Processor"], Wired]
 
 
+def _load_model(settings: Any, version: str) -> Any:
+    from txnmon.jobs import models  # its training side reads CSVs (pandas): imported only with a promoted model
+
+    return models.load(settings, version)
+
+
 def kafka_and_mongo(processor: Processor) -> Wired:
     """The production wiring: a group member on TOPIC_RAW and TOPIC_BY_USER, a transactional
     producer, MongoDB sinks, the changelog. Start-up retries until the services answer (or a stop
@@ -49,6 +56,9 @@ def kafka_and_mongo(processor: Processor) -> Wired:
     store = MongoStore(s)
     with_retry(store.ensure_indexes, sink="mongodb", **retry)
     processor.lists = ListsFeed(store, processor.detector, Path(s.rules_file), s.lists_refresh_seconds)
+    # the promotion pointer is read as often as the lists: a promote reaches the stream within seconds
+    processor.model = ModelWatcher(ModelVersionsRepository(store).promoted_version,
+                                   lambda version: _load_model(s, version), s.lists_refresh_seconds)
     # a new id per process: a restarted member must not be fenced by (or fence) another live one;
     # the group generation fences a zombie of this one (exactly-once v2)
     txn_id = f"txnmon-{processor.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -43,6 +43,7 @@ def test_the_cli_has_the_models_commands() -> None:
     assert parser.parse_args(["models", "promote", "rm-1"]).version == "rm-1"
     assert parser.parse_args(["models", "show", "rm-1"]).models_command == "show"
     assert parser.parse_args(["models", "list"]).models_command == "list"
+    assert parser.parse_args(["backtest", "--data", "a.csv", "--model", "promoted"]).model == "promoted"
 
 
 def test_the_dag_task_reads_only_files_inside_data_dir(tmp_path) -> None:
@@ -191,3 +192,22 @@ def test_models_train_prints_the_refused_rows_and_exits_non_zero_on_a_clash(tmp_
     _use(monkeypatch, _Registry(accepts=False))
     assert main(["models", "train", "--data", str(day), "--rounds", "3"]) != 0
     assert "registered already" in capsys.readouterr().err
+
+
+def test_a_loaded_model_scores_a_row_alike_alone_or_in_a_batch_and_explains_it() -> None:
+    """The stream scores batches and the backtest chunks of another size: a row's score must not depend
+    on the rows beside it; its contributions (pred_contrib) add up to its raw score."""
+    import math
+    import random
+
+    from txnmon.core import boosting
+
+    rnd = random.Random(3)
+    rows = [[rnd.uniform(0, 10) for _ in features.FEATURE_NAMES] for _ in range(300)]
+    labels = [int(r[0] > 7) for r in rows]
+    model = models.LoadedModel("rm-x", boosting.fit(rows, labels, rounds=5), {})
+    together = model.score(rows[:50])
+    assert together == [model.score([r])[0] for r in rows[:50]]
+    for share, p in zip(model.contributions(rows[:5]), together[:5], strict=True):
+        assert len(share) == len(features.FEATURE_NAMES) + 1
+        assert math.isclose(1 / (1 + math.exp(-sum(share))), p, rel_tol=1e-9)

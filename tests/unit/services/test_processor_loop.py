@@ -306,3 +306,37 @@ def test_a_broker_lost_while_gathering_keeps_what_was_polled(settings):
     processor.run(max_idle_s=None)
     stopper.cancel()
     assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1}, {(RAW, 0): 2}]
+
+
+def test_the_promoted_model_scores_each_batch_and_a_new_promotion_applies_from_the_next(settings):
+    """The loop checks the promotion between batches: the first batch is judged without a model (none
+    promoted), the second with the one promoted meanwhile; its version is stored with each verdict."""
+    from txnmon.services.model_watcher import ModelWatcher
+
+    class Flat:
+        version = "rm-flat"
+
+        def score(self, rows):
+            return [0.25] * len(rows)
+
+        def contributions(self, rows):
+            return [[0.0] * (len(r) + 1) for r in rows]
+
+    promoted: list[str | None] = [None]
+    source = ListSource([[record(0, row("T1", 0, 60_000))], [record(1, row("T2", 1, 60_000))]])
+    sink = ListSink()
+    processor = Processor(settings, wiring=wired(source, [sink], ListPublisher()))
+    processor.model = ModelWatcher(lambda: promoted[0], lambda v: Flat(), every_s=0.0)
+    original = processor.handle
+
+    def handle(records, wired_):
+        result = original(records, wired_)
+        promoted[0] = "rm-flat"  # promoted while the first batch was written
+        return result
+
+    processor.handle = handle  # type: ignore[method-assign]
+    processor.run(max_idle_s=0)
+    docs = {d["_id"]: d for d in sink.transactions}
+    assert "model" not in docs["T1"] and docs["T2"]["model"] == {"version": "rm-flat", "score": 0.25}
+    alerts = {a["_id"]: a for a in sink.alerts}
+    assert "model_version" not in alerts["T1:high_amount"] and alerts["T2:high_amount"]["model_version"] == "rm-flat"

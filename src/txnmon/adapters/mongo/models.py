@@ -60,6 +60,11 @@ class ModelVersionsRepository:
     def get(self, version: str) -> dict[str, Any] | None:
         return self._marked(self.store.db[MODEL_VERSIONS].find_one({"_id": version}), self._pointer())
 
+    def promoted_version(self) -> str | None:
+        """The promoted version's id, from the pointer alone (the processor asks every few seconds)."""
+        pointer = self._pointer()
+        return None if pointer is None else str(pointer["version"])
+
     @translated
     def promoted(self) -> dict[str, Any] | None:
         pointer = self._pointer()

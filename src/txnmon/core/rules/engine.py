@@ -25,6 +25,7 @@ from txnmon.core.rules.conditions import (
 )
 from txnmon.core.rules.evidence import TypologyHit, plan, typology_explanation, typology_reason, weigh
 from txnmon.core.rules.late_pairs import completed_by, pair_plans, pair_window
+from txnmon.core.rules.model_signal import ModelScore
 from txnmon.core.rules.rulebook import RuleSet
 from txnmon.core.rules.state import Event, UserStateStore, event_from
 
@@ -45,6 +46,7 @@ class Judgement:
     replaced: dict[str, tuple[dt.datetime, str] | None] = field(default_factory=dict)
     # a late arrival: the alerts it completes on the user's later transactions (src/txnmon/core/rules/late_pairs.py)
     completed: tuple[tuple[Event, Hit], ...] = ()
+    model: ModelScore | None = None  # the promoted model's score of it, when a model is in use
 
 
 def _apply(rules: Sequence[tuple[str, Any, RuleFn]], event: Event, prior: Sequence[Event],
@@ -63,8 +65,9 @@ def _typology_hit(found: TypologyHit, ruleset: RuleSet) -> Hit:
                ruleset.typologies[found.name].mode, explanation=typology_explanation(found, ruleset))
 
 
-def _typology_hits(plans: Sequence[Any], event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
-    return [_typology_hit(found, ruleset) for found in weigh(plans, event, prior, ruleset)]
+def _typology_hits(plans: Sequence[Any], event: Event, prior: Sequence[Event], ruleset: RuleSet,
+                   model: ModelScore | None = None) -> list[Hit]:
+    return [_typology_hit(found, ruleset) for found in weigh(plans, event, prior, ruleset, model)]
 
 
 def evaluate(event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
@@ -168,8 +171,9 @@ class Detector:
         the history still holds it."""
         return self.state.recorded(str(tx["user_id"]), str(tx["transaction_id"]))
 
-    def judge(self, tx: Mapping[str, Any]) -> Judgement:
+    def judge(self, tx: Mapping[str, Any], model: ModelScore | None = None) -> Judgement:
         """The rules this transaction trips, given the user's history so far; changes nothing.
+        `model`: the promoted model's score of it (src/txnmon/core/scoring.py), for the `model_score` signal.
 
         Repeats inside a rule's `suppress_for` window come back with `suppressed_by` set.
         `record(judgement)` then adds the transaction to the history, so a failure between the two
@@ -180,7 +184,7 @@ class Detector:
         prior = self.state.prior(user_id, event)
         hits = _apply(self._rules, event, prior, self.ruleset)
         if self._typologies:
-            hits += _typology_hits(self._typologies, event, prior, self.ruleset)
+            hits += _typology_hits(self._typologies, event, prior, self.ruleset, model)
         if len(self.lists):
             listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
                 if self.ruleset.rules.listed.enabled else None
@@ -191,7 +195,7 @@ class Detector:
             known = self.state.raised_of(user_id)
             hits = [self._suppress(hit, event, known, raised, replaced) for hit in hits]
         completed = self._completed(user_id, event, raised, replaced)
-        return Judgement(user_id, event, hits, raised, replaced, completed)
+        return Judgement(user_id, event, hits, raised, replaced, completed, model)
 
     def _suppress(self, hit: Hit, about: Event, known: Mapping[str, tuple[dt.datetime, str]],
                   raised: dict[str, tuple[dt.datetime, str]],

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from txnmon.core.rules.history import usual_amounts
+from txnmon.core.rules.model_signal import ModelScore, model_evidence, model_score_signal
 from txnmon.core.rules.places import (
     far_from_usual_signal,
     fast_travel_signal,
@@ -165,12 +166,14 @@ SIGNALS: dict[str, SignalFn] = {
     "new_country": new_country_signal,
     "fast_travel": fast_travel_signal, "far_from_usual": far_from_usual_signal,
     "tiny_amounts": tiny_amounts_signal, "declines": declines_signal,
-    "refunds": refunds_signal, "velocity": velocity_signal,
+    "refunds": refunds_signal, "velocity": velocity_signal, "model_score": model_score_signal,
 }
 # evaluation order within a typology: those that look at the transaction alone first, then short
 # windows, then the long lookbacks
-COST = {"high_amount": 0, "tiny_amounts": 1, "declines": 1, "refunds": 1, "amount_vs_usual": 2, "velocity": 3,
-        "fast_travel": 3, "new_location": 4, "new_payment_method": 4, "new_country": 4, "far_from_usual": 5}
+# (the model's score is computed for the whole batch before: here it is only compared)
+COST = {"model_score": 0, "high_amount": 0, "tiny_amounts": 1, "declines": 1, "refunds": 1,
+        "amount_vs_usual": 2, "velocity": 3, "fast_travel": 3, "new_location": 4, "new_payment_method": 4,
+        "new_country": 4, "far_from_usual": 5}
 
 
 class TypologyPlan(NamedTuple):
@@ -202,11 +205,14 @@ class TypologyHit(NamedTuple):
     present: dict[str, tuple[float, Evidence]]  # signal -> (weight, evidence)
 
 
-def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[TypologyHit]:
-    """The typologies whose weighted signals reach a threshold on `event`."""
-    seen: dict[str, Evidence | None] = {}
-    hits = []
+def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], ruleset: RuleSet,
+          model: ModelScore | None = None) -> list[TypologyHit]:
+    """The typologies whose weighted signals reach a threshold on `event`; `model`: the batch's score of
+    it (src/txnmon/core/scoring.py), None without a promoted model (the model's signal is then absent)."""
     settings = ruleset.signals
+    # the model's score was computed for the whole batch before judging: here it is only compared
+    seen: dict[str, Evidence | None] = {"model_score": model_evidence(model, settings.model_score)}
+    hits = []
     for p in plans:
         total = 0.0
         present: dict[str, tuple[float, Evidence]] = {}

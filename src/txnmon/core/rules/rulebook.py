@@ -219,6 +219,14 @@ class VelocitySignal(SignalBase):
     checkout_gap: Duration = dt.timedelta(seconds=60)
 
 
+class ModelScoreSignal(SignalBase):
+    """The promoted risk model's score (docs/model.md): present when a model is loaded and its score for
+    the transaction is at least `threshold`. Without a promoted model it is never present."""
+
+    threshold: float = Field(0.8, gt=0, le=1)  # fraud probability, 0..1
+    top_features: int = Field(3, ge=1, le=10)  # contributing features kept in the explanation
+
+
 class Signals(_Strict):
     high_amount: HighAmountSignal = HighAmountSignal()
     amount_vs_usual: AmountVsUsualSignal = AmountVsUsualSignal()
@@ -231,10 +239,11 @@ class Signals(_Strict):
     declines: DeclinesSignal = DeclinesSignal()
     refunds: RefundsSignal = RefundsSignal()
     velocity: VelocitySignal = VelocitySignal()
+    model_score: ModelScoreSignal = ModelScoreSignal()
 
 
 SignalName = Literal["high_amount", "amount_vs_usual", "new_location", "new_payment_method", "new_country",
-                     "fast_travel", "far_from_usual", "tiny_amounts", "declines", "refunds", "velocity"]
+                     "fast_travel", "far_from_usual", "tiny_amounts", "declines", "refunds", "velocity", "model_score"]
 
 
 class Typology(_Strict):

@@ -288,6 +288,11 @@ class UserStateStore:
         history = self._view(user_id)
         return history.before(event) if history is not None else []
 
+    def events_of(self, user_id: str) -> list[Event]:
+        """The user's events (a new list; [] for an unknown user); changes nothing but the batch's decode cache."""
+        history = self._view(user_id)
+        return history.events if history is not None else []
+
     def recorded(self, user_id: str, transaction_id: str) -> Event | None:
         """The event kept under this id in the user's history, if there; changes nothing (not even the LRU order)."""
         blob = self._users.get(user_id)

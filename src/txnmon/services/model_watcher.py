@@ -1,0 +1,64 @@
+"""Hot reload of the promoted risk model: the promotion pointer is read between batches (every few
+seconds, or at once on SIGHUP), and a newly promoted version is loaded with its checksum and feature
+version checked (src/txnmon/jobs/models.py). A refused artifact (corrupt, changed, of another feature
+version, missing) is logged with the reason and the model in use stays; so does an outage. Without a
+promoted model there is none in use, and the `model_score` signal is absent (docs/model.md)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from txnmon.errors import RetryableError, TxnmonError
+
+log = logging.getLogger("txnmon.stream")
+
+
+class ModelWatcher:
+    """`current`: the model the next batch is scored with (None: no model in use)."""
+
+    def __init__(self, promoted: Callable[[], str | None], load: Callable[[str], Any], every_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.promoted = promoted  # the promoted version's id, or None
+        self.load = load  # version -> a loaded model; raises ModelRefused (a TxnmonError) when refused
+        self.every_s = every_s
+        self.clock = clock
+        self.current: Any = None
+        self._checked_at: float | None = None
+        self._acted_on: str | None = None  # the pointer's version last loaded or refused: not tried again
+
+    def request(self, *_: object) -> None:
+        self._checked_at = None
+
+    @property
+    def version(self) -> str | None:
+        return None if self.current is None else str(self.current.version)
+
+    def maybe_reload(self) -> None:
+        """Called between batches only, so one batch is scored by one model."""
+        now = self.clock()
+        if self._checked_at is not None and now - self._checked_at < self.every_s:
+            return
+        self._checked_at = now
+        try:
+            version = self.promoted()
+        except TxnmonError as exc:  # an outage: the model in use stays, the stream goes on
+            log.warning("promoted model not checked (keeping %s): %s", self.version, exc)
+            return
+        if version is None or version == self._acted_on:
+            return
+        try:
+            model = self.load(version)
+        except RetryableError as exc:
+            log.warning("model %s not loaded yet (keeping %s): %s", version, self.version, exc)
+            return
+        except TxnmonError as exc:
+            self._acted_on = version
+            log.error("model %s refused, keeping %s: %s", version, self.version, exc,
+                      extra={"model_version": version})
+            return
+        self._acted_on = version
+        old, self.current = self.version, model
+        log.info("model loaded: %s -> %s", old, version, extra={"model_version": version})

@@ -1,0 +1,186 @@
+"""The risk model in the judging path (src/txnmon/core/scoring.py): one predict call per batch, the
+`model_score` signal in a typology, explanations against the user's baseline, no change without a
+model, and the same score in the stream's batches and the backtest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from txnmon.core import backtest, features
+from txnmon.core.batch import BatchConfig, process_batch
+from txnmon.core.records import SourceRecord
+from txnmon.core.rules import Detector, parse_rules
+from txnmon.core.rules.state import event_from
+from txnmon.core.scoring import batch_features, describe, top_factors
+from txnmon.settings import DEFAULT_RULES_FILE, load_settings
+
+NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
+MODEL_TYPOLOGY = """
+  learned_risk:
+    signals: {model_score: 100}
+    thresholds: {medium: 100}
+"""
+
+
+def ruleset(extra: str = MODEL_TYPOLOGY):
+    return parse_rules(DEFAULT_RULES_FILE.read_text() + extra)
+
+
+@dataclass
+class RatioModel:
+    """A stand-in model: the score rises with amount / the user's median; counts its calls."""
+
+    version: str = "rm-test"
+    calls: list[int] = field(default_factory=list)
+    contrib_calls: list[int] = field(default_factory=list)
+
+    def score(self, rows):
+        self.calls.append(len(rows))
+        i = features.FEATURE_NAMES.index("amount_to_median")
+        return [min(max(r[i], 0.0) / 10, 1.0) for r in rows]
+
+    def contributions(self, rows):
+        self.contrib_calls.append(len(rows))
+        i = features.FEATURE_NAMES.index("amount_to_median")
+        return [[2.0 if j == i else 0.5 if j == 0 else -0.1 for j in range(len(r))] + [-3.0] for r in rows]
+
+
+def record(offset: int, tid: str, minute: int, amount: float, user: str = "U1") -> SourceRecord:
+    tx = {"transaction_id": tid, "user_id": user, "amount": amount, "payment_method": "UPI",
+          "location": "Mumbai", "timestamp": f"2025-09-30T10:{minute:02d}:00Z"}
+    return SourceRecord("transactions.by_user", 0, offset, user.encode(), json.dumps(tx).encode(), 0)
+
+
+def day() -> list[SourceRecord]:
+    """U1 buys for 4,500 five times, then 41,000; U2 buys small amounts."""
+    out = [record(i, f"A{i}", i, 4_500) for i in range(5)]
+    out.append(record(5, "A5", 6, 41_000))
+    out += [record(6 + i, f"B{i}", i, 300, "U2") for i in range(3)]
+    return out
+
+
+def _config():
+    return BatchConfig.from_settings(load_settings(metrics_port=0))
+
+
+def test_a_batch_is_scored_in_one_call_and_the_model_signal_fires_with_its_explanation():
+    model = RatioModel()
+    result = process_batch(day(), Detector(ruleset()), _config(), now=NOW, load_state=lambda u: {}, model=model)
+    assert model.calls == [9]  # every transaction of the batch, in one predict call
+    assert model.contrib_calls == [1]  # contributions only for the score over the threshold
+    fired = [a for a in result.alerts if a["rule"] == "learned_risk"]
+    assert [a["transaction_id"] for a in fired] == ["A5"]
+    alert = fired[0]
+    assert alert["model_version"] == "rm-test"
+    signal = alert["explanation"]["signals"][0]
+    assert signal["signal"] == "model_score"
+    assert signal["measured"]["model_version"] == "rm-test"
+    top = signal["measured"]["top_features"]
+    assert top[0]["feature"] == "amount_to_median"
+    assert top[0]["text"] == "amount 41,000 is 9.1x this user's median of 4,500"
+    assert "amount 41,000 is 9.1x this user's median of 4,500" in alert["reason"]
+    docs = {d["_id"]: d for d in result.transactions}
+    assert docs["A5"]["model"] == {"version": "rm-test", "score": 41_000 / 4_500 / 10}
+    assert docs["A0"]["model"]["score"] == 0.0  # scored too: no earlier purchase, no ratio (-1 clamped here)
+
+
+def test_without_a_model_the_signal_is_absent_and_verdicts_are_the_rules_alone():
+    with_typology = process_batch(day(), Detector(ruleset()), _config(), now=NOW, load_state=lambda u: {})
+    shipped = process_batch(day(), Detector(ruleset("")), _config(), now=NOW, load_state=lambda u: {})
+    assert [a["_id"] for a in with_typology.alerts] == [a["_id"] for a in shipped.alerts]
+    assert not any(a["rule"] == "learned_risk" or "model_version" in a for a in with_typology.alerts)
+    assert not any("model" in d for d in with_typology.transactions)
+
+
+def test_a_model_that_fails_to_score_leaves_the_batch_judged_by_the_rules():
+    class Broken(RatioModel):
+        def score(self, rows):
+            raise ValueError("bad model")
+
+    result = process_batch(day(), Detector(ruleset()), _config(), now=NOW, load_state=lambda u: {}, model=Broken())
+    assert len(result.transactions) == 9 and not result.rejected
+    assert not any(a["rule"] == "learned_risk" for a in result.alerts)
+
+
+def test_a_repeated_id_in_the_batch_is_scored_once():
+    model = RatioModel()
+    records = [*day(), record(9, "A5", 6, 41_000)]
+    process_batch(records, Detector(ruleset()), _config(), now=NOW, load_state=lambda u: {}, model=model)
+    assert model.calls == [9]
+
+
+def test_the_amount_factor_is_said_against_the_users_median():
+    names = features.FEATURE_NAMES
+    vector = [0.0] * len(names)
+    vector[names.index("amount")] = 41_000
+    vector[names.index("amount_to_median")] = 41_000 / 4_500
+    vector[names.index("new_payment_method")] = 1
+    vector[names.index("checkouts_10m")] = 3
+    contrib = [0.0] * (len(names) + 1)
+    contrib[names.index("amount")] = 1.5
+    contrib[names.index("log_amount")] = 1.0  # the same sentence as amount: said once
+    contrib[names.index("new_payment_method")] = 0.8
+    contrib[names.index("checkouts_10m")] = 0.3
+    contrib[names.index("hour_of_day")] = -2.0  # pulled the score down: never a reason
+    found = top_factors(vector, contrib, 3)
+    assert [f.text for f in found] == ["amount 41,000 is 9.1x this user's median of 4,500",
+                                       "a payment method this user never used before",
+                                       "3 earlier checkouts of this user in the last 10 minutes"]
+    vector[names.index("amount_to_median")] = features.MISSING
+    assert describe("amount", vector) == "amount 41,000, no earlier purchase of this user to compare with"
+    assert describe("hour_of_day", [*vector[:-2], 3.5, 0.0]) == "at 03:30 UTC"
+
+
+_TX = st.tuples(st.sampled_from(["U1", "U2", "U3"]), st.integers(0, 300), st.integers(1, 60_000),
+                st.sampled_from(["Mumbai", "Delhi", "London"]), st.sampled_from(["UPI", "Card"]))
+
+
+# a state cut hard by count (4 events) and by time (a 1-minute horizon), so the cuts are exercised too
+_SMALL_STATE = ("version: t\nstate: {max_events_per_user: 4}\nrules: {velocity: {enabled: false}, "
+                "unusual_location: {enabled: false}, impossible_travel: {enabled: false}, high_value_unusual_location: "
+                "{enabled: false}, excessive_refunds: {enabled: false}, repeated_failed_payments: {enabled: false}}\n")
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(st.lists(_TX, min_size=1, max_size=30), st.integers(1, 30), st.sampled_from(["shipped", "small"]))
+def test_batch_features_are_the_features_training_computes(txs, size, state):
+    """Training (and the backtest) compute each row's features from the state just before it is judged;
+    the stream computes a whole batch's first, on a scratch copy: the same vectors, whatever the batch size,
+    however the events arrive out of time order, and wherever the state's cuts fall."""
+    rules = ruleset("") if state == "shipped" else parse_rules(_SMALL_STATE)
+    base = dt.datetime(2025, 9, 30, tzinfo=dt.UTC)
+    rows = [{"transaction_id": f"T{i}", "user_id": u, "amount": float(a), "location": loc, "payment_method": pm,
+             "event_time": base + dt.timedelta(minutes=m), "type": "purchase", "status": "success"}
+            for i, (u, m, a, loc, pm) in enumerate(txs)]
+    one_by_one, detector = [], Detector(rules)
+    for tx in rows:
+        one_by_one.append(features.compute(event_from(tx), detector.state.prior(tx["user_id"], event_from(tx))))
+        detector.observe(tx)
+    batched, detector = [], Detector(rules)
+    for i in range(0, len(rows), size):
+        chunk = rows[i:i + size]
+        batched += batch_features(detector.state, chunk)
+        for tx in chunk:
+            detector.observe(tx)
+    assert batched == one_by_one
+
+
+def test_the_backtest_gives_each_transaction_the_scores_the_stream_gave():
+    model = RatioModel()
+    records = day()
+    detector, streamed = Detector(ruleset()), {}
+    for i in range(0, len(records), 4):  # the stream's batches: 4, 4, 1
+        result = process_batch(records[i:i + 4], detector, _config(), now=NOW, load_state=lambda u: {}, model=model)
+        streamed.update({d["_id"]: d["model"]["score"] for d in result.transactions})
+    txs = [json.loads(r.value) for r in records]
+    normalised, rejected = backtest.normalise_rows(txs, dt.UTC, NOW)
+    result = backtest.run_backtest(normalised, ruleset(), rejected, model=model)
+    assert result.scores == streamed
+    assert result.model_version == "rm-test"
+    assert any(a.endswith(":learned_risk") for a in result.alerts)

@@ -1,0 +1,105 @@
+"""Hot reload of the promoted model (src/txnmon/services/model_watcher.py): a new promotion is loaded,
+a refused artifact is logged with its reason and the model in use stays, an outage changes nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from txnmon.errors import ModelRefused, StoreUnavailable
+from txnmon.services.model_watcher import ModelWatcher
+
+
+class Model:
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.pointer: str | None = None
+        self.refused: dict[str, str] = {}
+        self.down = False
+        self.loads: list[str] = []
+
+    def promoted(self) -> str | None:
+        if self.down:
+            raise StoreUnavailable("mongodb down")
+        return self.pointer
+
+    def load(self, version: str) -> Model:
+        self.loads.append(version)
+        if version in self.refused:
+            raise ModelRefused(self.refused[version])
+        return Model(version)
+
+
+def watcher(registry: Registry) -> tuple[ModelWatcher, list[float]]:
+    now = [0.0]
+    return ModelWatcher(registry.promoted, registry.load, 2.0, clock=lambda: now[0]), now
+
+
+def test_no_promotion_means_no_model():
+    w, _ = watcher(Registry())
+    w.maybe_reload()
+    assert w.current is None and w.version is None
+
+
+def test_a_new_promotion_is_loaded_at_the_next_check():
+    reg = Registry()
+    w, now = watcher(reg)
+    reg.pointer = "rm-1"
+    w.maybe_reload()
+    assert w.version == "rm-1"
+    reg.pointer = "rm-2"
+    now[0] = 1.0
+    w.maybe_reload()
+    assert w.version == "rm-1"  # not checked again before every_s
+    now[0] = 2.5
+    w.maybe_reload()
+    assert w.version == "rm-2"
+    now[0] = 5.0
+    w.maybe_reload()
+    assert reg.loads == ["rm-1", "rm-2"]  # the same pointer is not loaded again
+
+
+def test_a_refused_artifact_is_logged_and_the_previous_model_stays(caplog):
+    reg = Registry()
+    w, now = watcher(reg)
+    reg.pointer = "rm-1"
+    w.maybe_reload()
+    reg.pointer = "rm-bad"
+    reg.refused["rm-bad"] = "model rm-bad: artifact x has sha256 abc..., registered def...: corrupt; not loaded"
+    now[0] = 3.0
+    with caplog.at_level(logging.ERROR, logger="txnmon.stream"):
+        w.maybe_reload()
+    assert w.version == "rm-1"
+    assert "model rm-bad refused, keeping rm-1" in caplog.text and "sha256" in caplog.text
+    now[0] = 6.0
+    w.maybe_reload()
+    assert reg.loads == ["rm-1", "rm-bad"]  # refused once, not retried every few seconds
+
+
+def test_an_outage_keeps_the_model_and_the_check_comes_again():
+    reg = Registry()
+    w, now = watcher(reg)
+    reg.pointer = "rm-1"
+    w.maybe_reload()
+    reg.down = True
+    reg.pointer = "rm-2"
+    now[0] = 3.0
+    w.maybe_reload()
+    assert w.version == "rm-1"
+    reg.down = False
+    now[0] = 6.0
+    w.maybe_reload()
+    assert w.version == "rm-2"
+
+
+def test_sighup_checks_at_once():
+    reg = Registry()
+    w, _ = watcher(reg)
+    w.maybe_reload()
+    reg.pointer = "rm-1"
+    w.request()
+    w.maybe_reload()
+    assert w.version == "rm-1"
