@@ -161,3 +161,14 @@ def closed_until(partitions: Iterable[PartitionView], processor_mark: dt.datetim
         return min(max(marks), processor_mark)
     # drained and quiet partitions with marks, others without a mark but busy (only rejects so far)
     return min(max(marks), processor_mark) - lateness
+
+
+def capped_until(requested: dt.datetime | None, closed: dt.datetime | None) -> tuple[dt.datetime | None, bool]:
+    """What a run by hand walks to: `requested` (its --until), never past `closed` (what `txnmon events`
+    has closed, since the walks handle each event time once: a time walked before its events are stored
+    skips them for good); `closed` when nothing is requested. With whether it was capped."""
+    if requested is None:
+        return closed, False
+    if closed is None or requested > closed:
+        return closed, True
+    return requested, False
