@@ -27,12 +27,16 @@ class StoredEventTime:
         self.settings = settings
         self.store = store
         self.marks = WatermarksRepository(store)
+        self._admin: Any = None
 
     def load_marks(self, topic: str) -> dict[int, dict[str, Any]]:
         return self.marks.load_topic(topic)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        return kafka.end_offsets(self.settings, topic)
+        # one admin client for the process: the service asks after every batch
+        if self._admin is None:
+            self._admin = kafka.make_admin(self.settings)
+        return kafka.end_offsets(self.settings, topic, admin=self._admin)
 
     def processor_mark(self) -> dt.datetime | None:
         return processor_watermark(self.store)
