@@ -43,8 +43,11 @@ WRITES: dict[str, tuple[str, ...]] = {
     "txnmon_processor": (names.TRANSACTIONS, names.REJECTED, names.ALERTS, names.SUPPRESSED_ALERTS,
                          names.SHADOW_ALERTS, names.NOTIFICATIONS, names.CASES, names.TOUCHED_HOURS,
                          names.WATERMARKS, names.RULE_VERSIONS, AUDIT),
-    # `txnmon events`: the cart, stock and review events, their rejects, the event topics' watermarks
-    "txnmon_events": (names.CART_EVENTS, names.STOCK_EVENTS, names.REVIEWS, names.REJECTED, names.WATERMARKS),
+    # `txnmon events`: the cart, stock and review events, their rejects, the event topics' watermarks, and
+    # what its analyses (services.events.ANALYSES) write: their outputs, ops alerts, walk states and leases
+    "txnmon_events": (names.CART_EVENTS, names.STOCK_EVENTS, names.REVIEWS, names.REJECTED, names.WATERMARKS,
+                      names.STOCK_LEVELS, names.KPI_STOCK_HOUR, names.STOCK_STATE, names.REVIEW_SCORES,
+                      names.SENTIMENT_HOUR, names.SENTIMENT_STATE, names.OPS_ALERTS, names.LEASES),
     # `txnmon notify`: the outbox's leases and outcomes, the shared rate limits
     "txnmon_notify": (names.NOTIFICATIONS, names.NOTIFY_RATES),
     # the dashboard and the analyst's commands: cases, triage, lists, the audit of each action
@@ -132,8 +135,9 @@ RUNS = {
                           "txnmon.jobs.lists", "txnmon.jobs.audit"],
                          {names.LIST_ENTRIES, names.ALERT_DISPOSITIONS}),
     "txnmon_notify": (["txnmon.adapters.mongo.outbox"], set()),
-    "txnmon_events": (["txnmon.core.event_batch", "txnmon.pipeline.event_sinks", "txnmon.adapters.mongo.watermarks"],
-                      set()),
+    "txnmon_events": (["txnmon.core.event_batch", "txnmon.pipeline.event_sinks", "txnmon.adapters.mongo.watermarks",
+                       "txnmon.jobs.stock", "txnmon.jobs.sentiment", "txnmon.adapters.mongo.leases"],
+                      {names.TRANSACTIONS, names.TRENDS}),
     "txnmon_desk": (["txnmon.jobs.cases", "txnmon.jobs.triage", "txnmon.jobs.audit", "txnmon.adapters.mongo.cases",
                      "txnmon.adapters.mongo.lists"],
                     {names.ALERTS, names.SUPPRESSED_ALERTS, names.SHADOW_ALERTS, names.TRANSACTIONS}),

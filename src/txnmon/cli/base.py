@@ -74,6 +74,23 @@ def until_time(text: str) -> dt.datetime:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
+def closed_event_time(settings: Settings, store: object, requested: dt.datetime | None) -> dt.datetime | None:
+    """How far `txnmon stock|sentiment run` walk: the closed event time `txnmon events` computes (the same
+    function), or `--until` when earlier; says so when `--until` is capped. None: nothing is closed yet."""
+    from txnmon.core.event_batch import capped_until
+    from txnmon.services.events_wiring import closed_event_time_now
+
+    closed = closed_event_time_now(settings, store)  # type: ignore[arg-type]
+    until, capped = capped_until(requested, closed)
+    if until is None:
+        print("no closed event time yet: `txnmon events` has not stored every event partition's backlog, "
+              "or the processor has no watermark yet (docs/events.md)")
+    elif capped:
+        print(f"--until capped at the closed event time, {until:%Y-%m-%d %H:%M:%S} UTC: later events may "
+              "still arrive, and a walked time is never walked again")
+    return until
+
+
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse, load settings, run the chosen command; every expected failure is one line on stderr.
 

@@ -54,13 +54,12 @@ def cmd_stock(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from txnmon.adapters.mongo import MongoStore
+    from txnmon.cli.base import closed_event_time
     from txnmon.jobs import stock
 
     store = MongoStore(settings)
-    until = args.until or stock.default_closed_until(store)
+    until = closed_event_time(settings, store, args.until)
     if until is None:
-        print("no closed event time yet: give --until, or run `txnmon rollups` after the processor has "
-              "stored data (its watermark closes event time)")
         return 0
     run = stock.run_stock(store, settings, closed_until=until, trigger="cli")
     if args.json:
@@ -105,8 +104,8 @@ def register(sub: Any) -> None:
     ps = p.add_subparsers(dest="stock_command", required=True, metavar="ACTION")
     q = ps.add_parser("run", help="walk stock events and sales up to the closed event time, once")
     q.add_argument("--until", type=until_time, default=None,
-                   help="walk up to this ISO time (UTC if no zone); default: the processor's watermark at "
-                        "the last rollup run, minus 5 minutes")
+                   help="walk up to this ISO time (UTC if no zone), at most the closed event time `txnmon "
+                        "events` computes (the default)")
     q.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     p.set_defaults(func=cmd_stock)
 

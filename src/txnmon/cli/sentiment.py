@@ -22,12 +22,12 @@ def cmd_sentiment_run(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from txnmon.adapters.mongo import MongoStore
+    from txnmon.cli.base import closed_event_time
     from txnmon.jobs import sentiment
 
     store = MongoStore(settings)
-    closed = args.until or sentiment.newest_review(store)
+    closed = closed_event_time(settings, store, args.until)
     if closed is None:
-        print("no reviews stored yet: nothing to decide")
         return 0
     run = sentiment.run_sentiment(store, settings, closed_until=closed, trigger="cli")
     if args.json:
@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
     actions = p.add_subparsers(dest="sentiment_command", required=True, metavar="ACTION")
     run = actions.add_parser("run", help="score new reviews, roll up and decide every closed hour once")
     run.add_argument("--until", type=until, default=None,
-                     help="reviews before this time are all stored (ISO, UTC if no zone; default: the newest "
-                          "stored review's time)")
+                     help="decide up to this time (ISO, UTC if no zone), at most the closed event time "
+                          "`txnmon events` computes (the default)")
     run.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     run.set_defaults(func=cmd_sentiment_run)

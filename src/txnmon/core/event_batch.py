@@ -39,6 +39,7 @@ class EventBatch:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     times: dict[tuple[str, int], list[dt.datetime]] = field(default_factory=dict)
+    firsts: dict[tuple[str, int], int] = field(default_factory=dict)  # per partition, the batch's first offset
     consumed: int = 0
 
     @property
@@ -60,6 +61,7 @@ def judge_batch(records: Sequence[SourceRecord], kind_of_topic: Mapping[str, str
     for record in records:
         tp = (record.topic, record.partition)
         batch.offsets[tp] = max(batch.offsets.get(tp, 0), record.offset + 1)
+        batch.firsts[tp] = min(batch.firsts.get(tp, record.offset), record.offset)
         kind = kind_of_topic[record.topic]
         judged = judge_event(kind, record, zone=zone, now=now, max_bytes=max_bytes, dlq_max_bytes=dlq_max_bytes)
         if judged.event is None:
@@ -106,19 +108,67 @@ def partition_mark(newest: Sequence[dt.datetime]) -> dt.datetime:
     return min(newest)
 
 
-def closed_until(event_marks: Iterable[dt.datetime], processor_mark: dt.datetime | None,
-                 lateness: dt.timedelta, *, idle_newest: dt.datetime | None = None) -> dt.datetime | None:
+@dataclass(frozen=True)
+class PartitionView:
+    """One event partition as closed time sees it: from the watermarks every member stored, and the
+    broker's end offset."""
+
+    mark: dt.datetime | None  # `partition_mark` of its stored newest event times; None before any
+    lag: int  # records on the broker not stored yet (end offset - the stored next offset)
+    quiet: bool  # no batch of it stored for EVENTS_IDLE_CLOSE_SECONDS
+
+
+def partition_views(stored: Mapping[int, Mapping[str, Any]], ends: Mapping[int, int], *, now: dt.datetime,
+                    quiet_after: dt.timedelta) -> list[PartitionView]:
+    """Every partition of one topic (those the broker lists and those with a stored document): `stored`
+    is per partition the watermark document (`newest`, `next_offset`, `stored_at`), `ends` the end offsets.
+    A partition never stored reads from offset 0 (its lag counts everything; a topic whose start was
+    deleted by retention shows lag until its first batch is stored)."""
+    views = []
+    for p in sorted(set(stored) | set(ends)):
+        doc = stored.get(p) or {}
+        newest = list(doc.get("newest") or [])
+        stored_at = doc.get("stored_at")
+        if isinstance(stored_at, dt.datetime) and stored_at.tzinfo is None:
+            stored_at = stored_at.replace(tzinfo=dt.UTC)  # as MongoDB reads it back
+        lag = max(0, ends.get(p, 0) - int(doc.get("next_offset") or 0))
+        quiet = stored_at is None or now - stored_at >= quiet_after
+        views.append(PartitionView(partition_mark(newest) if newest else None, lag, quiet))
+    return views
+
+
+def closed_until(partitions: Iterable[PartitionView], processor_mark: dt.datetime | None,
+                 lateness: dt.timedelta) -> dt.datetime | None:
     """How far event time is closed for the analyses: nothing earlier can still arrive, up to lateness.
 
-    The slowest of the event partitions seen (`event_marks`, one per partition) and the processor's
-    slowest partition (the analyses join events with stored transactions), minus `lateness`. None while
-    either is unknown: a transaction not yet stored must not make a cart look abandoned. `idle_newest`
-    (given when the input has been idle long enough) is the newest event time seen: nothing else is
-    coming, so everything up to it is closed, whatever the processor's mark.
+    None while the processor's mark is unknown (the analyses join events with stored transactions: a
+    sale not yet stored must not be skipped), while no partition has a mark, or while a partition with
+    lag has none (its backlog is older than anything known). Otherwise the slowest mark of the partitions
+    still waiting for input and the processor's mark, minus `lateness`; a drained partition (no lag)
+    quiet for EVENTS_IDLE_CLOSE_SECONDS is left out, so a sparse partition does not hold the others back.
+    When every partition is drained and quiet (the whole group's input is idle), the most advanced
+    partition's mark, capped at the processor's: a mark, never the newest raw event time, since the
+    contracts accept event times up to a day ahead and the walks handle each event time once.
     """
-    if idle_newest is not None:
-        return idle_newest
-    marks = list(event_marks)
-    if not marks or processor_mark is None:
+    views = list(partitions)
+    marks = [v.mark for v in views if v.mark is not None]
+    if processor_mark is None or not marks or any(v.lag > 0 and v.mark is None for v in views):
         return None
-    return min(min(marks), processor_mark) - lateness
+    waiting = [v.mark for v in views if v.mark is not None and not (v.lag == 0 and v.quiet)]
+    if waiting:
+        return min(min(waiting), processor_mark) - lateness
+    if all(v.lag == 0 and v.quiet for v in views):
+        return min(max(marks), processor_mark)
+    # drained and quiet partitions with marks, others without a mark but busy (only rejects so far)
+    return min(max(marks), processor_mark) - lateness
+
+
+def capped_until(requested: dt.datetime | None, closed: dt.datetime | None) -> tuple[dt.datetime | None, bool]:
+    """What a run by hand walks to: `requested` (its --until), never past `closed` (what `txnmon events`
+    has closed, since the walks handle each event time once: a time walked before its events are stored
+    skips them for good); `closed` when nothing is requested. With whether it was capped."""
+    if requested is None:
+        return closed, False
+    if closed is None or requested > closed:
+        return closed, True
+    return requested, False

@@ -209,13 +209,29 @@ def walk(state: StockState, movements: Iterable[Movement], until: dt.datetime, c
             hours.append(_close_hour(key, product, location, config))
     if start is None or until > start:
         new.walked_until = until
+    _prune(new, config)
     levels = [_level(k, p, loc, until, config) for (p, loc), k in sorted(new.keys.items()) if k.level is not None]
     return StockWalk(new, list(alerts.values()), hours, levels, walked)
 
 
+def _prune(state: StockState, config: StockConfig) -> None:
+    """Drop the pairs with no count yet and no sale within the rate window before where the walk stopped:
+    they hold nothing a later event would use (a later sale's rate window starts after those sales), so the
+    one state document does not grow with every pair ever sold. Decided at `walked_until` only, which
+    any split of the walk reaches alike, so the state stays the same whatever the chunks."""
+    if state.walked_until is None:
+        return
+    horizon = state.walked_until - config.rate_window
+    for pair in [k for k, key in state.keys.items() if key.level is None and all(t <= horizon for t, _ in key.recent)]:
+        del state.keys[pair]
+
+
 def _apply(key: KeyState, m: Movement, config: StockConfig) -> list[dict[str, Any]]:
+    # sales out of the rate window are dropped at every event (not only at sales), so the state is the
+    # same whether or not the pair was pruned meanwhile (`_prune`)
+    key.recent = [(t, q) for t, q in key.recent if t > m.at - config.rate_window]
     if m.sold is not None:
-        key.recent = [(t, q) for t, q in key.recent if t > m.at - config.rate_window] + [(m.at, m.sold)]
+        key.recent.append((m.at, m.sold))
     if key.level is None and m.count is None:
         return []  # no count yet: nothing to start from
     if key.hour is None or m.at >= key.hour + HOUR:

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
-from txnmon.core.event_batch import EventBatch, conflict, same_event
-from txnmon.core.records import STORE_FAILED, Message, Rejection, SourceRecord
+from txnmon.core.event_batch import EventBatch, closed_until, conflict, partition_views, same_event
+from txnmon.core.records import PROCESSING_ERROR, STORE_FAILED, Message, Rejection, SourceRecord
 from txnmon.errors import KafkaUnavailable, MessageRefused, StoreRefused
+from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.events")
 
@@ -42,13 +43,38 @@ class EventsPorts(Protocol):
 
     def save_marks(self, topic: str, marks: Mapping[int, Mapping[str, Any]]) -> None: ...
 
-    def load_marks(self, topic: str) -> dict[int, list[dt.datetime]]: ...
+    def load_marks(self, topic: str) -> dict[int, dict[str, Any]]: ...
+
+    def end_offsets(self, topic: str) -> dict[int, int]: ...
 
     def processor_mark(self) -> dt.datetime | None: ...
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class ClosedTimeSource(Protocol):
+    """What closed event time is computed from: every member's stored watermark documents per topic
+    (`newest`, `next_offset`, `stored_at`), the broker's end offsets, the processor's watermark."""
+
+    def load_marks(self, topic: str) -> dict[int, dict[str, Any]]: ...
+
+    def end_offsets(self, topic: str) -> dict[int, int]: ...
+
+    def processor_mark(self) -> dt.datetime | None: ...
+
+
+def closed_event_time(source: ClosedTimeSource, settings: Settings, *, now: dt.datetime,
+                      quiet_after_s: float | None = None) -> dt.datetime | None:
+    """How far event time is closed (`core.event_batch.closed_until`) over the three event topics: the one
+    function `txnmon events` and `txnmon stock|sentiment run` both use. `quiet_after_s` (default
+    EVENTS_IDLE_CLOSE_SECONDS) is how long a drained partition must be quiet to stop holding time back."""
+    quiet = dt.timedelta(seconds=settings.events_idle_close_seconds if quiet_after_s is None else quiet_after_s)
+    views = [view for topic in settings.event_topics
+             for view in partition_views(source.load_marks(topic), source.end_offsets(topic), now=now,
+                                         quiet_after=quiet)]
+    return closed_until(views, source.processor_mark(), dt.timedelta(seconds=settings.events_lateness_seconds))
 
 
 def store_events(store: MongoStore, batch: EventBatch) -> Refusals:
@@ -61,10 +87,11 @@ def store_events(store: MongoStore, batch: EventBatch) -> Refusals:
         try:
             duplicates = store.insert_missing(collection, docs).duplicate_ids
         except StoreRefused as exc:
-            if not exc.refused:
-                raise
-            refused = {i: Rejection(STORE_FAILED, why) for i, why in exc.refused.items()}
-            duplicates = exc.duplicate_ids
+            if exc.refused:
+                refused = {i: Rejection(STORE_FAILED, why) for i, why in exc.refused.items()}
+                duplicates = exc.duplicate_ids
+            else:  # refused for good without naming a document: find the ones at fault one by one
+                refused, duplicates = _one_by_one(store, collection, docs)
         if duplicates:
             stored = {d["_id"]: d for d in store.find(collection, {"_id": {"$in": list(set(duplicates))}})}
             for i, doc in enumerate(docs):
@@ -73,6 +100,20 @@ def store_events(store: MongoStore, batch: EventBatch) -> Refusals:
         if refused:
             found[collection] = refused
     return found
+
+
+def _one_by_one(store: MongoStore, collection: str, docs: Sequence[dict[str, Any]]) -> tuple[dict[int, Rejection],
+                                                                                           list[Any]]:
+    """Each document alone: those refused become `processing_error` rejects (DLQ and `rejected`, nothing
+    lost), the others are stored. Outages (StoreUnavailable) still raise, for the caller's retry."""
+    refused: dict[int, Rejection] = {}
+    duplicates: list[Any] = []
+    for i, doc in enumerate(docs):
+        try:
+            duplicates += store.insert_missing(collection, [doc]).duplicate_ids
+        except StoreRefused as exc:
+            refused[i] = Rejection(PROCESSING_ERROR, f"StoreRefused: {exc}"[:2000])
+    return refused, duplicates
 
 
 def send_dlq(producer: Any, topic: str, messages: Sequence[Message]) -> None:

@@ -15,10 +15,10 @@ nothing stored (its DLQ copies may be sent twice). Outages are retried without e
 nothing is skipped.
 
 Then the analyses (`ANALYSES`, each `run_<name>(store, settings, *, closed_until)`) run over closed
-event time: the slowest event partition and the processor's slowest partition, minus
-EVENTS_LATENESS_SECONDS; after EVENTS_IDLE_CLOSE_SECONDS without input, the newest event time seen.
-They run after each stored batch and every few seconds while idle; one that raises is logged and
-called again next time, and never stops the consumer or the other analyses.
+event time (`pipeline.event_sinks.closed_event_time`, from every member's stored watermarks and the
+broker's end offsets, so members agree; `txnmon stock|sentiment run` use the same function). They run
+after each stored batch and every few seconds while idle; one that raises is logged and called again
+next time, and never stops the consumer or the other analyses.
 """
 
 from __future__ import annotations
@@ -33,11 +33,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from txnmon.core.event_batch import EventBatch, closed_until, judge_batch, partition_mark
+from txnmon.core.batch import processing_error
+from txnmon.core.event_batch import EventBatch, judge_batch
 from txnmon.core.records import SourceRecord
 from txnmon.core.watermark import Watermarks
-from txnmon.errors import CommitRefused, KafkaUnavailable, StopRequested
-from txnmon.pipeline.event_sinks import EventsPorts
+from txnmon.errors import CommitRefused, KafkaUnavailable, RetryableError, StopRequested
+from txnmon.jobs.sentiment import run_sentiment
+from txnmon.jobs.stock import run_stock
+from txnmon.pipeline.event_sinks import EventsPorts, closed_event_time
 from txnmon.pipeline.retry import with_retry
 from txnmon.services.failpoints import Failpoints
 from txnmon.services.metrics import EventsMetrics
@@ -45,9 +48,9 @@ from txnmon.settings import Settings
 
 log = logging.getLogger("txnmon.events")
 
-# run_<name>(store, settings, *, closed_until) -> its summary; the coordinator of issue #31 fills this
+# run_<name>(store, settings, *, closed_until) -> its summary, called in this order (issue #31)
 Analysis = Callable[..., Any]
-ANALYSES: tuple[Analysis, ...] = ()
+ANALYSES: tuple[Analysis, ...] = (run_stock, run_sentiment)
 
 IDLE_ANALYSIS_EVERY_S = 5.0  # while no input arrives, the analyses still run this often (time may close)
 FETCH_WAIT_MAX_S = 30.0  # --exit-when-idle waits this long at most for the first fetch after an assignment
@@ -148,18 +151,17 @@ class EventsService:
                         log.warning("stopping with the last batch uncommitted (it will be redelivered): %s", exc)
                         clean = False
                         break
-                    self.run_analyses(idle=False)
+                    self.run_analyses()
                     last_analysis = time.monotonic()
                     continue
                 quiet_since = max(last_input, self._assignment_changed)
-                idle = now - quiet_since >= s.events_idle_close_seconds
                 if (max_idle_s is not None and self.assigned and now - quiet_since >= max_idle_s
                         and self._fetched(ports)):
-                    self.run_analyses(idle=True)  # the input is done: everything seen is closed
+                    self.run_analyses(final=True)  # the input is done: drained partitions count as quiet
                     log.info("idle for %.1fs: exiting", max_idle_s)
                     break
                 if now - last_analysis >= IDLE_ANALYSIS_EVERY_S:
-                    self.run_analyses(idle=idle)
+                    self.run_analyses()
                     last_analysis = time.monotonic()
         finally:
             ports.close()
@@ -182,7 +184,8 @@ class EventsService:
         pending = self._to_restore & self.assigned
         for topic in sorted({t for t, _ in pending}):
             stored = self._retry(lambda t=topic: ports.load_marks(t), "mongodb")
-            self.watermarks[topic].restore({p: marks for p, marks in stored.items() if (topic, p) in pending})
+            # whole documents: `before` and `next_offset` let a redelivered batch start from the marks before it
+            self.watermarks[topic].restore({p: doc for p, doc in stored.items() if (topic, p) in pending})
         self._to_restore.clear()
 
     def handle(self, records: Sequence[SourceRecord]) -> EventBatch:
@@ -194,7 +197,7 @@ class EventsService:
         now = dt.datetime.now(dt.UTC)
         batch = judge_batch(records, self.kind_of_topic, zone=s.zone, now=now, max_bytes=s.max_message_bytes,
                             dlq_max_bytes=s.dlq_max_bytes)
-        refusals = self._retry(lambda: ports.store_events(batch), "mongodb")
+        refusals = self._store_events(ports, batch)
         for collection, refused in refusals.items():
             for index, rejection in sorted(refused.items()):
                 batch.reject(batch.origins[collection][index], rejection, now, "store", s.dlq_max_bytes)
@@ -212,15 +215,37 @@ class EventsService:
         self._record_metrics(records, batch, refusals, started)
         return batch
 
+    def _store_events(self, ports: EventsPorts, batch: EventBatch) -> dict[str, Any]:
+        """Outages are retried; any other failure of the whole write (a bug, a refusal naming no document)
+        makes the batch's events `processing_error` rejects (DLQ and `rejected`, to send again after a
+        fix) rather than stopping the process on a batch it would read again forever."""
+        try:
+            return self._retry(lambda: ports.store_events(batch), "mongodb")
+        except (StopRequested, RetryableError):
+            raise
+        except Exception as exc:
+            log.exception("storing a batch's events failed; its %d event(s) go to the DLQ", batch.stored_count)
+            return {collection: {i: processing_error(batch.origins[collection][i], exc) for i in range(len(docs))}
+                    for collection, docs in batch.events.items() if docs}
+
     def _save_marks(self, ports: EventsPorts, batch: EventBatch) -> None:
+        """Per partition of the batch: its newest event times after it and before it, the offset after it
+        and when (core.watermark.stored): a batch redelivered after a crash before its commit starts from
+        the marks before it (`Watermarks.start`), so its own event times are not counted twice."""
+        before: dict[tuple[str, int], list[dt.datetime]] = {}
+        for (topic, partition), first in batch.firsts.items():
+            self.watermarks[topic].start(partition, first)
+            before[(topic, partition)] = self.watermarks[topic].export([partition]).get(partition, [])
         for (topic, partition), times in batch.times.items():
             for t in times:
                 self.watermarks[topic].observe(partition, t)
+        now = dt.datetime.now(dt.UTC)
         by_topic: dict[str, dict[int, dict[str, Any]]] = {}
         for (topic, partition), next_offset in batch.offsets.items():
-            newest = self.watermarks[topic].export([partition]).get(partition)
-            if newest:
-                by_topic.setdefault(topic, {})[partition] = {"newest": newest, "next_offset": next_offset}
+            # saved even without event times (a batch of rejects): the offset shows the partition drained
+            newest = self.watermarks[topic].export([partition]).get(partition, [])
+            by_topic.setdefault(topic, {})[partition] = {"newest": newest, "before": before.get((topic, partition), []),
+                                                         "next_offset": next_offset, "stored_at": now}
         for topic, marks in sorted(by_topic.items()):
             self._retry(lambda t=topic, m=marks: ports.save_marks(t, m), "mongodb")
 
@@ -240,27 +265,25 @@ class EventsService:
 
     # --- closed event time and the analyses ------------------------------------------------
 
-    def closed_until(self, *, idle: bool) -> dt.datetime | None:
-        """How far event time is closed now, from every member's stored watermarks (so members agree);
-        never earlier than what this process computed before."""
+    def closed_until(self, *, final: bool = False) -> dt.datetime | None:
+        """How far event time is closed now (`closed_event_time`, the same for every member and for
+        `txnmon stock|sentiment run`); never earlier than what this process computed before. `final`
+        (the --exit-when-idle exit): drained partitions count as quiet at once."""
         assert self.ports is not None
-        ports = self.ports
-        stored = [marks for topic in self.kind_of_topic for marks in ports.load_marks(topic).values() if marks]
-        newest = max((max(marks) for marks in stored), default=None) if idle else None
-        until = closed_until([partition_mark(m) for m in stored], ports.processor_mark(),
-                             dt.timedelta(seconds=self.settings.events_lateness_seconds), idle_newest=newest)
+        until = closed_event_time(self.ports, self.settings, now=dt.datetime.now(dt.UTC),
+                                  quiet_after_s=0 if final else None)
         if until is not None and (self.closed is None or until > self.closed):
             self.closed = until
             self.metrics.closed_until.set(until.timestamp())
         return self.closed
 
-    def run_analyses(self, *, idle: bool) -> dict[str, Any]:
+    def run_analyses(self, *, final: bool = False) -> dict[str, Any]:
         """Every analysis once, in order, over closed event time; each isolated: one that raises is logged
         (its exception kept in `last_results`) and called again next time."""
         if not self.analyses:
             return {}
         try:
-            until = self.closed_until(idle=idle)
+            until = self.closed_until(final=final)
         except Exception:
             log.exception("closed event time unknown (MongoDB?); the analyses run next time")
             return {}

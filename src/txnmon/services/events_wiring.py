@@ -20,14 +20,39 @@ from txnmon.pipeline.sinks import RejectedSink
 from txnmon.settings import Settings
 
 
-class MongoKafkaPorts:
+class StoredEventTime:
+    """Where closed event time is read from (`event_sinks.ClosedTimeSource`): MongoDB and the broker."""
+
+    def __init__(self, settings: Settings, store: MongoStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.marks = WatermarksRepository(store)
+        self._admin: Any = None
+
+    def load_marks(self, topic: str) -> dict[int, dict[str, Any]]:
+        return self.marks.load_topic(topic)
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        # one admin client for the process: the service asks after every batch
+        if self._admin is None:
+            self._admin = kafka.make_admin(self.settings)
+        return kafka.end_offsets(self.settings, topic, admin=self._admin)
+
+    def processor_mark(self) -> dt.datetime | None:
+        return processor_watermark(self.store)
+
+
+def closed_event_time_now(settings: Settings, store: MongoStore) -> dt.datetime | None:
+    """The closed event time `txnmon events` computes now (for `txnmon stock|sentiment run`)."""
+    return event_sinks.closed_event_time(StoredEventTime(settings, store), settings, now=dt.datetime.now(dt.UTC))
+
+
+class MongoKafkaPorts(StoredEventTime):
     """The production `EventsPorts` (txnmon.pipeline.event_sinks)."""
 
     def __init__(self, settings: Settings, member: Any, store: MongoStore) -> None:
-        self.settings = settings
+        super().__init__(settings, store)
         self.member = member
-        self.store = store
-        self.marks = WatermarksRepository(store)
         self.rejected = RejectedSink(store)
         self._producer: Any = None
 
@@ -50,12 +75,6 @@ class MongoKafkaPorts:
 
     def save_marks(self, topic: str, marks: Mapping[int, Mapping[str, Any]]) -> None:
         self.marks.save(topic, marks)
-
-    def load_marks(self, topic: str) -> dict[int, list[dt.datetime]]:
-        return self.marks.load_topic(topic)
-
-    def processor_mark(self) -> dt.datetime | None:
-        return processor_watermark(self.store)
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
         self.member.commit(offsets)

@@ -147,7 +147,7 @@ movement = st.builds(
     st.integers(0, 900), st.integers(0, 5), st.integers(0, 60), st.sampled_from(["Lamp", "Kettle"]))
 
 
-def _final(moves: list[Movement], cuts: list[int]) -> tuple[dict, dict, list]:
+def _final(moves: list[Movement], cuts: list[int]) -> tuple[dict, dict, list, dict]:
     state, alerts, hours, levels = StockState(), {}, {}, []
     for cut in [*sorted(cuts), 1000]:
         result = walk(state, moves, at(cut), CONFIG)
@@ -155,7 +155,17 @@ def _final(moves: list[Movement], cuts: list[int]) -> tuple[dict, dict, list]:
         alerts.update({a["_id"]: a for a in result.alerts})
         hours.update({h["_id"]: h for h in result.hours})
         levels = result.levels
-    return alerts, hours, levels
+    # the state too (pruned pairs included): what the next run starts from must not depend on the chunks
+    return alerts, hours, levels, {k: v.to_document(*k) for k, v in state.keys.items()}
+
+
+def test_pairs_with_no_count_and_no_recent_sale_are_pruned_from_the_state():
+    moves = [sale(0, 2, "Lamp"), sale(100, 1, "Kettle"), count(10, 5, "Desk"), sale(20, 1, "Desk")]
+    state = walk(StockState(), moves, at(150), CONFIG).state
+    # Lamp: no count, its only sale 150 min ago (window 120): nothing to keep; Kettle's sale is recent
+    assert sorted(p for p, _ in state.keys) == ["Desk", "Kettle"]
+    state = walk(state, [], at(300), CONFIG).state
+    assert sorted(p for p, _ in state.keys) == ["Desk"]  # a known level is kept whatever its sales
 
 
 @settings(max_examples=200, deadline=None)
@@ -173,7 +183,7 @@ def test_any_split_of_the_walk_gives_the_same_documents(moves, cuts):
 def test_at_most_one_open_depletion_episode_per_key(moves):
     moves = [Movement(m.at, m.product, m.location, f"{m.event_id}-{i}", m.count, m.delta, m.sold)
              for i, m in enumerate(moves)]
-    alerts, _, _ = _final(moves, [])
+    alerts, _, _, _ = _final(moves, [])
     for product in ("Lamp", "Kettle"):
         episodes = sorted((a for a in alerts.values() if a["kind"] == STOCK_DEPLETION and a["product"] == product),
                           key=lambda a: a["opened_at"])

@@ -11,7 +11,7 @@ import pytest
 from txnmon.adapters.mongo.store import UpsertResult
 from txnmon.core.collection_names import CART_EVENTS, REVIEWS, STOCK_EVENTS
 from txnmon.core.records import SourceRecord
-from txnmon.errors import StopRequested, StoreUnavailable
+from txnmon.errors import StopRequested, StoreRefused, StoreUnavailable
 from txnmon.pipeline import event_sinks, retry
 from txnmon.services.events import EventsService
 from txnmon.settings import load_settings
@@ -63,6 +63,7 @@ class FakeStore:
 class FakePorts:
     def __init__(self, batches: list[list[SourceRecord]], processor_mark: dt.datetime | None = None) -> None:
         self.batches = batches
+        self.all_records = [r for b in batches for r in b]
         self.store = FakeStore()
         self.rejected: dict[str, dict] = {}
         self.dlq: list = []
@@ -99,7 +100,15 @@ class FakePorts:
         self.marks.setdefault(topic, {}).update({p: dict(m) for p, m in marks.items()})
 
     def load_marks(self, topic):
-        return {p: list(m["newest"]) for p, m in self.marks.get(topic, {}).items()}
+        return {p: dict(m) for p, m in self.marks.get(topic, {}).items()}
+
+    def end_offsets(self, topic):
+        """The broker's end offsets: past every record this fake was given, read or not yet."""
+        ends: dict[int, int] = {}
+        for r in self.all_records:
+            if r.topic == topic:
+                ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+        return ends
 
     def processor_mark(self):
         return self._processor_mark
@@ -203,18 +212,67 @@ def test_analyses_run_over_closed_time_and_one_that_raises_stops_neither_the_loo
     svc = service(ports, analyses=(run_broken, run_fake), events_lateness_seconds=60)
     svc.run(max_idle_s=0)
     assert len(ports.commits) == 2  # the raising analysis stopped nothing
-    # after batch 1: only carts partition 0 seen, its mark 10:00 (fewer than k events: its oldest) - 60 s;
-    # after batch 2: the slowest of the partitions seen is still 10:00; on exit (idle) the newest seen, 10:50
+    # after batch 1: the stock partition has a record waiting and no mark yet: nothing is closed;
+    # after batch 2: the slowest partition still waiting for input, carts 0 (its mark 10:00) - 60 s;
+    # on exit every partition is drained and counts as quiet: the most advanced mark (stock, 10:50)
     fake = [c[2] for c in calls if c[0] == "fake"]
-    assert fake == [dt.datetime(2025, 9, 30, 9, 59, tzinfo=dt.UTC)] * 2 + [dt.datetime(2025, 9, 30, 10, 50,
-                                                                                      tzinfo=dt.UTC)]
-    assert [c[0] for c in calls] == ["broken", "fake"] * 3  # the broken one is called again every time
+    assert fake == [dt.datetime(2025, 9, 30, 9, 59, tzinfo=dt.UTC), dt.datetime(2025, 9, 30, 10, 50, tzinfo=dt.UTC)]
+    assert [c[0] for c in calls] == ["broken", "fake"] * 2  # the broken one is called again every time
     assert all(c[1] == "the-store" for c in calls)
     assert isinstance(svc.last_results["run_broken"], RuntimeError)
 
 
-def test_no_analysis_runs_while_the_processor_has_no_watermark_until_the_input_is_idle():
+def test_no_analysis_runs_while_the_processor_has_no_watermark_even_when_the_input_is_idle():
     seen: list[dt.datetime] = []
     ports = FakePorts([[rec(CARTS, 0, cart("E1", 0))]], processor_mark=None)
     service(ports, analyses=(lambda store, settings, *, closed_until: seen.append(closed_until),)).run(max_idle_s=0)
-    assert seen == [dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC)]  # once, at the idle exit
+    assert seen == []  # sales not stored yet must not be skipped by a walk that handles each hour once
+
+
+def test_a_batch_redelivered_after_a_crash_before_its_commit_does_not_move_the_watermark():
+    batch = [rec(CARTS, i, cart(f"E{i}", i)) for i in range(12)]
+    ports = FakePorts([list(batch)])
+    service(ports).run(max_idle_s=0)
+    first = dict(ports.marks[CARTS][0])
+    assert min(first["newest"]) == dt.datetime(2025, 9, 30, 10, 2, tzinfo=dt.UTC)  # the 10th newest
+    # a new process (its commit was lost): restores the stored marks, then reads the same batch again
+    ports.batches = [list(batch)]
+    service(ports).run(max_idle_s=0)
+    assert ports.marks[CARTS][0]["newest"] == first["newest"]  # its own times are not counted twice
+
+
+class RefusingStore(FakeStore):
+    """Refuses for good, naming no document (an OperationFailure), any write that holds the id `bad`."""
+
+    def insert_missing(self, collection: str, docs: list[dict]) -> UpsertResult:
+        if any(d["_id"] == "bad" for d in docs):
+            raise StoreRefused("operation failed: document validation")
+        return super().insert_missing(collection, docs)
+
+
+def test_a_store_refusal_naming_no_document_sends_that_event_to_the_dlq_and_keeps_the_others():
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0)), rec(CARTS, 1, cart("bad", 1)), rec(CARTS, 2, cart("E3", 2))]])
+    ports.store = RefusingStore()
+    service(ports).run(max_idle_s=0)  # before the fix the process died here, and again on every restart
+    assert set(ports.store.collections[CART_EVENTS]) == {"E1", "E3"}
+    assert {d["_id"]: d["reason"] for d in ports.rejected.values()} == {"carts.raw:0:1": "processing_error"}
+    assert [dict(m[2])["txnmon.reason"] for m in ports.dlq] == [b"processing_error"]
+    assert ports.commits == [{(CARTS, 0): 3}]
+
+
+def test_any_other_failure_of_the_write_sends_the_batch_events_to_the_dlq_and_the_loop_goes_on():
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0)), rec(STOCK, 0, stock("S1", 1))], [rec(CARTS, 1, cart("E2", 2))]])
+    calls = []
+
+    def broken_once(batch):
+        calls.append(batch)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return event_sinks.store_events(ports.store, batch)  # type: ignore[arg-type]
+
+    ports.store_events = broken_once  # type: ignore[method-assign]
+    service(ports).run(max_idle_s=0)
+    assert sorted(d["_id"] for d in ports.rejected.values()) == ["carts.raw:0:0", "inventory.raw:0:0"]
+    assert {d["reason"] for d in ports.rejected.values()} == {"processing_error"}
+    assert set(ports.store.collections[CART_EVENTS]) == {"E2"}
+    assert len(ports.commits) == 2

@@ -21,11 +21,13 @@ from txnmon.settings import Settings
 log = logging.getLogger("txnmon.adapters.kafka")
 
 
-def end_offsets(settings: Settings, topic: str, *, committed: bool = False) -> dict[int, int]:
+def end_offsets(settings: Settings, topic: str, *, committed: bool = False,
+                admin: AdminClient | None = None) -> dict[int, int]:
     """Latest offset (next to be written: the high-water mark) of every partition of `topic`; with
     `committed`, the last stable offset (before the first record of a transaction still open).
-    Transient errors (a topic just created, its leaders not elected yet) are waited out briefly."""
-    admin = make_admin(settings)
+    Transient errors (a topic just created, its leaders not elected yet) are waited out briefly.
+    `admin`: a client to reuse (a caller asking often; making one checks the broker first)."""
+    admin = admin or make_admin(settings)
     isolation = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
     return retrying_read(lambda: _list_offsets(admin, topic, OffsetSpec.latest(), isolation),
                          f"end offsets of {topic}")

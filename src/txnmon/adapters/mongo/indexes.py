@@ -72,6 +72,8 @@ def ensure_indexes(db: Database) -> None:
         db[rollup.collection].create_index([(grain, ASCENDING)], name=grain)
     db[CUSTOMERS_HOUR].create_index([("hour", ASCENDING)], name="hour")
     db[OPS_ALERTS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
+    # each dashboard page lists its own kinds of ops alert, newest first ({kind: {$in}} sorted by opened_at)
+    db[OPS_ALERTS].create_index([("kind", ASCENDING), ("opened_at", DESCENDING)], name="kind_opened")
     db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
     # the stock walk reads stock events by event-time range; BI reads its hourly KPIs by hour
     db[STOCK_EVENTS].create_index([("event_time", ASCENDING)], name="event_time")

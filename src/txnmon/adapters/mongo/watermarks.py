@@ -44,7 +44,8 @@ class WatermarksRepository:
                 for d in self.store.db[WATERMARKS].find({"_id": {"$in": ids}})}
 
     @translated
-    def load_topic(self, topic: str) -> dict[int, list[Any]]:
-        """Per partition of `topic` with a stored document, its newest event times (any member's)."""
-        return {d["partition"]: list(d.get("newest") or [])
-                for d in self.store.db[WATERMARKS].find({"topic": topic}, {"partition": 1, "newest": 1})}
+    def load_topic(self, topic: str) -> dict[int, dict[str, Any]]:
+        """Per partition of `topic` with a stored document, what `save` stored (any member's)."""
+        fields = ("newest", "before", "next_offset", "stored_at")
+        return {d["partition"]: {k: d[k] for k in fields if k in d}
+                for d in self.store.db[WATERMARKS].find({"topic": topic}, {"partition": 1, **dict.fromkeys(fields, 1)})}

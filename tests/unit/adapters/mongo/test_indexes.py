@@ -6,7 +6,7 @@ import pytest
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from txnmon.adapters.mongo import indexes
-from txnmon.core.collection_names import CASES, LIST_ENTRIES, NOTIFICATIONS, RULE_QUALITY, TRANSACTIONS
+from txnmon.core.collection_names import CASES, LIST_ENTRIES, NOTIFICATIONS, OPS_ALERTS, RULE_QUALITY, TRANSACTIONS
 from txnmon.core.rollups import ROLLUP_NAMES
 from txnmon.errors import StoreRefused
 
@@ -39,6 +39,7 @@ def test_the_indexes_the_queries_rely_on():
     assert index_names(db, CASES) == ["user_window", "status_severity_opened", "alert_ids", "pending_close"]
     assert index_names(db, LIST_ENTRIES) == ["list_key"]
     assert index_names(db, NOTIFICATIONS) == ["status_due"]
+    assert index_names(db, OPS_ALERTS) == ["status_opened", "kind_opened"]  # the dashboard's per-kind lists
     assert db.created == [*ROLLUP_NAMES, RULE_QUALITY]
 
 
