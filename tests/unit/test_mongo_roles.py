@@ -47,7 +47,9 @@ WRITES: dict[str, tuple[str, ...]] = {
     # what its analyses (services.events.ANALYSES) write: their outputs, ops alerts, walk states and leases
     "txnmon_events": (names.CART_EVENTS, names.STOCK_EVENTS, names.REVIEWS, names.REJECTED, names.WATERMARKS,
                       names.STOCK_LEVELS, names.KPI_STOCK_HOUR, names.STOCK_STATE, names.REVIEW_SCORES,
-                      names.SENTIMENT_HOUR, names.SENTIMENT_STATE, names.OPS_ALERTS, names.LEASES),
+                      names.SENTIMENT_HOUR, names.SENTIMENT_STATE, names.OPS_ALERTS, names.LEASES,
+                      names.ABANDONED_CARTS, names.CART_OUTCOMES, names.INTERVENTIONS, names.ABANDONMENT_HOUR,
+                      names.ABANDONMENT_STATE, names.NOTIFICATIONS),
     # `txnmon notify`: the outbox's leases and outcomes, the shared rate limits
     "txnmon_notify": (names.NOTIFICATIONS, names.NOTIFY_RATES),
     # the dashboard and the analyst's commands: cases, triage, lists, the audit of each action
@@ -136,7 +138,8 @@ RUNS = {
                          {names.LIST_ENTRIES, names.ALERT_DISPOSITIONS}),
     "txnmon_notify": (["txnmon.adapters.mongo.outbox"], set()),
     "txnmon_events": (["txnmon.core.event_batch", "txnmon.pipeline.event_sinks", "txnmon.adapters.mongo.watermarks",
-                       "txnmon.jobs.stock", "txnmon.jobs.sentiment", "txnmon.adapters.mongo.leases"],
+                       "txnmon.jobs.stock", "txnmon.jobs.sentiment", "txnmon.jobs.abandonment",
+                       "txnmon.adapters.mongo.leases"],
                       {names.TRANSACTIONS, names.TRENDS}),
     "txnmon_desk": (["txnmon.jobs.cases", "txnmon.jobs.triage", "txnmon.jobs.audit", "txnmon.adapters.mongo.cases",
                      "txnmon.adapters.mongo.lists"],

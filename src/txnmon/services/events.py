@@ -38,6 +38,7 @@ from txnmon.core.event_batch import EventBatch, judge_batch
 from txnmon.core.records import SourceRecord
 from txnmon.core.watermark import Watermarks
 from txnmon.errors import CommitRefused, KafkaUnavailable, RetryableError, StopRequested
+from txnmon.jobs.abandonment import run_abandonment
 from txnmon.jobs.sentiment import run_sentiment
 from txnmon.jobs.stock import run_stock
 from txnmon.pipeline.event_sinks import EventsPorts, closed_event_time
@@ -50,7 +51,7 @@ log = logging.getLogger("txnmon.events")
 
 # run_<name>(store, settings, *, closed_until) -> its summary, called in this order (issue #31)
 Analysis = Callable[..., Any]
-ANALYSES: tuple[Analysis, ...] = (run_stock, run_sentiment)
+ANALYSES: tuple[Analysis, ...] = (run_stock, run_sentiment, run_abandonment)
 
 IDLE_ANALYSIS_EVERY_S = 5.0  # while no input arrives, the analyses still run this often (time may close)
 FETCH_WAIT_MAX_S = 30.0  # --exit-when-idle waits this long at most for the first fetch after an assignment
