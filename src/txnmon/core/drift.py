@@ -87,10 +87,7 @@ def compare(ref: Mapping[str, Any] | None, samples: Mapping[str, Sequence[float]
         bins = None
         if ref:
             bins = ref.get(SCORE) if name == SCORE else (ref.get("features") or {}).get(name)
-        if not bins or not values:
-            value = None
-        else:
-            value = psi(bins["shares"], shares(values, bins["edges"]))
+        value = psi(bins["shares"], shares(values, bins["edges"])) if bins and values else None
         out.append({"name": name, "n": len(values), "psi": value,
                     "status": status(value, len(values)) if value is not None or not bins else "no data"})
     return out
