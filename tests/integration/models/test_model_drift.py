@@ -39,7 +39,8 @@ def _store_day(store: MongoStore, version: str, day: dt.date, scores: list[float
           "model": {"version": version, "score": s}} for i, s in enumerate(scores)])
 
 
-def test_shifted_scores_drift_and_notify_once_calm_ones_do_not(settings_factory, tmp_path: Path) -> None:
+def test_shifted_scores_drift_and_notify_once_calm_ones_do_not(settings_factory, tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
     s = settings_factory(create_topics=False, notify_routes_file=routes)
@@ -68,6 +69,15 @@ def test_shifted_scores_drift_and_notify_once_calm_ones_do_not(settings_factory,
     entries = store.find(NOTIFICATIONS, {})
     assert [e["_id"] for e in entries] == ["model_drift:rm-1:2026-03-03|hook"]
     assert "rm-1 drifted on 2026-03-03" in entries[0]["event"]["title"]
+
+    # the command prints the table, and queues nothing more
+    from txnmon.cli import main
+
+    monkeypatch.setattr("txnmon.cli.base.load_settings", lambda: s)
+    assert main(["models", "drift", "--day", "2026-03-03"]) == 0
+    out = capsys.readouterr().out
+    assert "model rm-1" in out and "drifted" in out and f"{row['psi']:.3f}" in out
+    assert store.count(NOTIFICATIONS) == 1
 
     # the DAG task: the day before the interval's end, once per version and day
     end = dt.datetime(2026, 3, 4, 1, tzinfo=dt.UTC)
