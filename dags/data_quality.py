@@ -7,6 +7,10 @@ under `REPORTS_DIR/quality/`, a summary per suite in the `quality_reports` colle
 fails the run when a critical expectation fails (at once for the transactions and alerts suites:
 a retry would read the same rows; the pipeline suite and outages keep the retry); the failure is
 queued as a `quality_failed` notification for the routes' destinations (docs/notifications.md).
+
+Beside it, `model_drift` compares the promoted risk model's scores of the last complete UTC day with
+the reference registered at training (PSI, docs/model.md), once per version and day; above 0.25 it
+queues a `quality_failed` notification. It runs whether or not the suites pass.
 """
 
 import pendulum
@@ -33,7 +37,12 @@ def data_quality():
     def check(data_interval_start=None, data_interval_end=None) -> list:
         return tasks.quality(data_interval_start, data_interval_end)
 
+    @task
+    def model_drift(data_interval_end=None) -> dict:
+        return tasks.model_drift(data_interval_end)
+
     check()
+    model_drift()
 
 
 data_quality()

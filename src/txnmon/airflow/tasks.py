@@ -40,6 +40,14 @@ def backtest(candidate_rules: str, hours: float) -> dict[str, Any]:
     return backtest_jobs.backtest_stored(task_settings(), candidate_rules, hours)
 
 
+def model_drift(end: dt.datetime) -> dict[str, Any]:
+    """data_quality.model_drift: the promoted model's scores of the last complete UTC day against its
+    reference, once per version and day; a drifted score is queued as a notification, the task succeeds."""
+    from txnmon.jobs import drift as drift_jobs
+
+    return drift_jobs.drift_task(task_settings(), end)
+
+
 def train_model(data: str, test_data: str | None) -> dict[str, Any]:
     """train_risk_model: a model trained on labelled files inside DATA_DIR and registered, not promoted."""
     from txnmon.jobs import models as model_jobs

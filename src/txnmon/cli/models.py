@@ -1,8 +1,9 @@
-"""The risk model's commands: `txnmon models train|list|show|promote` (docs/model.md)."""
+"""The risk model's commands: `txnmon models train|list|show|promote|drift` (docs/model.md)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from typing import Any
 
@@ -25,6 +26,24 @@ def _line(doc: dict[str, Any]) -> str:
             f"recall {_figure(at_k.get('recall'), '.1%')} at {metrics.get('rules_alerts')} alerts")
 
 
+def day_arg(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
+
+
+def drift_table(doc: dict[str, Any] | None, day: dt.date) -> str:
+    """The drift report as printed: one line per checked distribution, the thresholds said once."""
+    if doc is None:
+        return f"{day}: no model is promoted, nothing checked"
+    lines = [f"model {doc['model_version']}, transactions processed on {doc['day']} (UTC)",
+             f"{'what':<12} {'n':>8} {'PSI':>8}  status",
+             *(f"{r['name']:<12} {r['n']:>8} {_figure(r['psi'], '8.3f'):>8}  {r['status']}" for r in doc["drift"]),
+             "PSI < 0.1 stable, 0.1-0.25 moving, > 0.25 drifted; the score only (the stream stores no feature vectors)"]
+    return "\n".join(lines)
+
+
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     # LightGBM and the MongoDB client are loaded only by these sub-commands
     from txnmon.jobs import audit, models
@@ -40,6 +59,13 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     if args.models_command == "promote":
         doc = models.promote(settings, args.version, by=audit.who(args.by))
         print(f"model {doc['_id']} promoted by {doc['promoted_by']}")
+        return 0
+    if args.models_command == "drift":
+        from txnmon.jobs import drift
+
+        day = args.day or (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date()
+        doc = drift.check_day(settings, day)
+        print(json.dumps(doc, default=str, indent=2) if args.json else drift_table(doc, day))
         return 0
     if args.models_command == "show":
         print(json.dumps(models.show(settings, args.version), default=str, indent=2))
@@ -66,4 +92,7 @@ def register(sub: Any) -> None:
     q = ms.add_parser("promote", help="make a version the promoted one (audited)")
     q.add_argument("version")
     q.add_argument("--by", default=None, help="who (audit trail; default: your login)")
+    q = ms.add_parser("drift", help="the promoted model's scores of a day against its training reference (PSI)")
+    q.add_argument("--day", type=day_arg, default=None, help="YYYY-MM-DD, UTC (default: yesterday)")
+    q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)

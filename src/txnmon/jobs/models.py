@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from txnmon.adapters.mongo import ModelVersionsRepository, MongoStore
-from txnmon.core import boosting, features, risk_model
+from txnmon.core import boosting, drift, features, risk_model
 from txnmon.core.rules import load_rules
 from txnmon.errors import InvalidInputFile, ModelNotFound, ModelRefused, UsageError
 from txnmon.jobs import audit
@@ -108,7 +108,11 @@ def train(settings: Settings, files: Sequence[str | Path], *, rounds: int = boos
     started = time.perf_counter()
     model = boosting.fit(train_set.rows, train_set.labels, rounds)
     fit_seconds = time.perf_counter() - started
-    metrics = risk_model.evaluate(test_set, boosting.scores(model, test_set.rows))
+    test_scores = boosting.scores(model, test_set.rows)
+    metrics = risk_model.evaluate(test_set, test_scores)
+    # the drift check's reference (core/drift.py): the features as trained on; the score as the held-out
+    # rows got it, because scores of the rows a model was fitted on are more extreme than the stream's
+    reference = drift.model_reference(test_scores, train_set.rows, features.FEATURE_NAMES)
     raw = boosting.to_bytes(model)
     digest = sha256(raw)
     created = now or dt.datetime.now(dt.UTC)
@@ -128,7 +132,7 @@ def train(settings: Settings, files: Sequence[str | Path], *, rounds: int = boos
         "data": [{**_data_summary(Path(f), d), "invalid_rows": n}
                  for f, d, n in zip(files, days, invalid, strict=True)],
         "split": split, "train_rows": len(train_set), "test_rows": len(test_set),
-        "rules_version": ruleset.version, "metrics": metrics,
+        "rules_version": ruleset.version, "metrics": metrics, "reference": reference,
         "seconds": {"replay": round(replay_seconds, 2), "fit": round(fit_seconds, 2)},
     }
     if not repo.register(doc):

@@ -211,3 +211,20 @@ def test_a_loaded_model_scores_a_row_alike_alone_or_in_a_batch_and_explains_it()
     for share, p in zip(model.contributions(rows[:5]), together[:5], strict=True):
         assert len(share) == len(features.FEATURE_NAMES) + 1
         assert math.isclose(1 / (1 + math.exp(-sum(share))), p, rel_tol=1e-9)
+
+
+def test_training_registers_the_drift_reference_for_the_score_and_each_feature(tmp_path, monkeypatch) -> None:
+    from txnmon.core import drift
+
+    registry = _use(monkeypatch, _Registry())
+    doc = models.train(_settings(tmp_path), [_day(tmp_path)], rounds=3)
+    ref = doc["reference"]
+    assert registry.registered == [doc]
+    assert set(ref["features"]) == set(features.FEATURE_NAMES)
+    for bins in [ref["score"], *ref["features"].values()]:
+        assert len(bins["shares"]) == len(bins["edges"]) + 1
+        assert sum(bins["shares"]) == pytest.approx(1.0)
+        assert bins["edges"] == sorted(set(bins["edges"]))
+    assert len(ref["score"]["edges"]) >= 1  # the held-out scores spread over more than one bin
+    # the reference is usable as stored: a day of scores all at 0 departs from it
+    assert drift.compare(ref, {"score": [0.0] * 200})[0]["psi"] > 0
