@@ -81,6 +81,7 @@ def reviews_view(db, w: Window) -> None:
     if alerts.empty:
         st.caption("No open sentiment drops (ops_alerts).")
         return
+    st.markdown("**Open sentiment drops**")
     shown = _when(alerts[eq.SENTIMENT_ALERT_COLUMNS].copy(), "opened_at")
     for col in ("baseline", "recent", "drop"):
         shown[col] = shown[col].map(lambda x: _num(x, "+.2f"))
@@ -107,7 +108,8 @@ def stock_alerts_view(db) -> None:
     shown["rate_per_hour"] = shown["rate_per_hour"].map(lambda x: _num(x, ",.2f"))
     shown["lead_time_minutes"] = shown["lead_time_minutes"].map(lambda x: _num(x, ",.0f"))
     show_table(shown.rename(columns={"projected_stockout_at": "projected stock-out", "lead_time_minutes":
-                                     "lead time (min)", "rate_per_hour": "sold per hour"}).set_index("opened_at"),
+                                     "lead time (min)", "rate_per_hour": "sold per hour",
+                                     "stocked_out_at": "stocked out"}).set_index("opened_at"),
                "stock-projection")
     show_caption("The projection when the alert opened: level / units sold per hour over the rate window.")
 
