@@ -3,17 +3,19 @@
 Pages by audience, chosen in the sidebar (or `?page=Fraud` in the URL):
 
 - Business: revenue, products, payment mix, the city heatmap, payment health (failure rate per
-  method, gateway-outage alerts) and trends (trending products and cities, new regions)
-  (src/txnmon/dashboard/business.py);
+  method, gateway-outage alerts), stock alerts, carts (funnel, abandonment rates), reviews (rating and
+  sentiment per product, sentiment drops) and trends (trending products and cities, new regions)
+  (src/txnmon/dashboard/business.py, events_views.py);
 - Fraud: alert rate, the alerts feed, rule quality, shadow rules, triage (src/txnmon/dashboard/fraud.py);
   Cases, Lists and Audit are the analyst's desk (src/txnmon/dashboard/desk.py);
-- Operations: consumer lag, throughput, the DLQ, KPI and signal freshness (src/txnmon/dashboard/operations.py).
+- Operations: consumer lag, throughput, the DLQ, KPI and signal freshness, open stock alerts with their
+  projection, recent interventions (src/txnmon/dashboard/operations.py).
 
 This file is the script Streamlit runs (its pages/ folder stays next to it): the page config, the
 sidebar and the choice of page. Tables and captions are escaped text (src/txnmon/dashboard/widgets.py).
 
 The Business and Fraud pages read only the kpi_* rollups, the alerts, ops_alerts and trends
-collections, refreshing every few seconds. It needs nothing outside this machine: charts are drawn
+collections (and cart_outcomes, for the cart funnel), refreshing every few seconds. It needs nothing outside this machine: charts are drawn
 by the bundled Vega-Lite, the map's outlines are vendored TopoJSON (src/txnmon/dashboard/geomap.py).
 """
 

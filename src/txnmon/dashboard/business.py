@@ -1,6 +1,6 @@
 """The Business page: revenue, products, payment mix, customers, the city heatmap, payment health
-(failure rate per method, gateway-outage alerts), stock (depletion alerts, stock-outs) and trends (trending
-products and cities, new regions)."""
+(failure rate per method, gateway-outage alerts), stock (depletion alerts, stock-outs), carts and reviews
+(dashboard/events_views.py) and trends (trending products and cities, new regions)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import streamlit as st
 
 from txnmon.core.business_signals import PAYMENT_SPIKE
 from txnmon.core.stock import STOCK_KINDS
-from txnmon.dashboard import geomap, queries
+from txnmon.dashboard import events_views, geomap, queries
 from txnmon.dashboard.widgets import data_window, md_code, money, show_caption, show_table
 
 
@@ -168,4 +168,6 @@ def business_page(db, span: dt.timedelta | None, rules: list[str]) -> None:
     city_view(db, w)
     payment_health(db, w)
     stock_view(db)
+    events_views.carts_view(db, w)
+    events_views.reviews_view(db, w)
     trends(db)

@@ -1,4 +1,5 @@
-"""The Operations page: health, consumer lag, throughput, the DLQ, KPI and signal freshness."""
+"""The Operations page: health, consumer lag, throughput, the DLQ, KPI and signal freshness, open stock alerts
+with their projection and recent interventions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from txnmon.adapters import kafka
-from txnmon.dashboard import queries
+from txnmon.dashboard import events_views, queries
 from txnmon.dashboard.widgets import md_code, show_caption, show_table
 from txnmon.errors import TxnmonError
 from txnmon.jobs import status
@@ -76,6 +77,8 @@ def operations_page(db) -> None:
         else:
             show_table(frame.set_index("reason"), "rejected")
             st.caption("`txnmon dlq list` shows them; `txnmon dlq redrive --reason R` sends them again after a fix.")
+    events_views.stock_alerts_view(db)
+    events_views.interventions_view(db)
 
 
 def kpi_freshness(kpis: dict, signals_state: dict | None) -> None:

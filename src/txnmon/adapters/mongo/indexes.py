@@ -74,6 +74,9 @@ def ensure_indexes(db: Database) -> None:
     db[OPS_ALERTS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
     # each dashboard page lists its own kinds of ops alert, newest first ({kind: {$in}} sorted by opened_at)
     db[OPS_ALERTS].create_index([("kind", ASCENDING), ("opened_at", DESCENDING)], name="kind_opened")
+    # each dashboard section lists its own kinds (payment, stock, sentiment), open ones or all, newest first
+    db[OPS_ALERTS].create_index([("kind", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)],
+                                name="kind_status_opened")
     db[TRENDS].create_index([("status", ASCENDING), ("opened_at", DESCENDING)], name="status_opened")
     # the stock walk reads stock events by event-time range; BI reads its hourly KPIs by hour
     db[STOCK_EVENTS].create_index([("event_time", ASCENDING)], name="event_time")
@@ -109,6 +112,7 @@ def ensure_indexes(db: Database) -> None:
     db[CART_OUTCOMES].create_index([("hour", ASCENDING)], name="hour")
     db[ABANDONMENT_HOUR].create_index([("hour", ASCENDING)], name="hour")
     db[INTERVENTIONS].create_index([("user_id", ASCENDING), ("at", DESCENDING)], name="user_at")
+    db[INTERVENTIONS].create_index([("at", DESCENDING)], name="at")  # the Operations page: newest first
     # $merge targets exist before the first merge: two first merges racing to create one fail
     existing = set(db.list_collection_names())
     for name in (*ROLLUP_NAMES, RULE_QUALITY):
