@@ -15,8 +15,9 @@ This file is the script Streamlit runs (its pages/ folder stays next to it): the
 sidebar and the choice of page. Tables and captions are escaped text (src/txnmon/dashboard/widgets.py).
 
 The Business and Fraud pages read only the kpi_* rollups, the alerts, ops_alerts and trends
-collections (and cart_outcomes, for the cart funnel), refreshing every few seconds. It needs nothing outside this machine: charts are drawn
-by the bundled Vega-Lite, the map's outlines are vendored TopoJSON (src/txnmon/dashboard/geomap.py).
+collections (and cart_outcomes, for the cart funnel), refreshing every few seconds. It needs nothing
+outside this machine: charts are drawn by the bundled Vega-Lite, the map's outlines are vendored
+TopoJSON (src/txnmon/dashboard/geomap.py).
 """
 
 from __future__ import annotations
