@@ -41,7 +41,7 @@ from txnmon.notifications import outbox
 from txnmon.notifications import routes as routing
 from txnmon.settings import Settings
 
-__all__ = ["AbandonmentBusy", "AbandonmentRun", "abandon_config", "run_abandonment", "summary"]
+__all__ = ["AbandonmentBusy", "AbandonmentRun", "abandon_config", "closed_bound", "run_abandonment", "summary"]
 
 log = logging.getLogger("txnmon.jobs")
 
@@ -78,7 +78,8 @@ def abandon_config(settings: Settings) -> core.AbandonConfig:
 def run_abandonment(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
                     clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "manual",
                     routes: routing.Routes | None = None) -> AbandonmentRun:
-    """Decide every cart whose deadline is before `closed_until` and not decided yet (see the module)."""
+    """Decide every cart whose deadline is before `closed_until` (and the wall clock) and not decided yet
+    (see the module). A naive `closed_until` is UTC, as on the command line."""
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
     now = clock()
     if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
@@ -86,9 +87,18 @@ def run_abandonment(store: MongoStore, settings: Settings, *, closed_until: dt.d
     try:
         if routes is None:
             routes = outbox.load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
-        return _run(store, abandon_config(settings), closed_until.astimezone(dt.UTC), clock, routes)
+        # never past the wall clock: the contracts accept event times up to a day ahead, and a cart
+        # decided before its events arrive would be abandoned wrongly and decided_until moved on for good
+        return _run(store, abandon_config(settings), closed_bound(closed_until, now), clock, routes)
     finally:
         LeasesRepository(store).release(LEASE, owner)
+
+
+def closed_bound(closed_until: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """The event time a run may decide up to: `closed_until` (naive read as UTC, not local time), capped
+    at the wall clock `now`."""
+    until = closed_until.replace(tzinfo=dt.UTC) if closed_until.tzinfo is None else closed_until
+    return min(until.astimezone(dt.UTC), now.astimezone(dt.UTC))
 
 
 def _since(field: str, start: dt.datetime | None, until: dt.datetime) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -171,3 +172,23 @@ def test_a_day_without_abandoned_carts_raises_nothing(settings_factory, tmp_path
     assert len(found[CART_OUTCOMES]) == len({e["cart_id"] for e in purchased})
     kpis = found[ABANDONMENT_HOUR].values()
     assert kpis and all(r["abandoned"] == 0 and r["rate"] == 0 for r in kpis)
+
+
+def test_closed_until_is_capped_at_the_wall_clock_and_a_naive_one_is_utc(settings_factory, tmp_path, day, monkeypatch):
+    settings = stored(settings_factory, tmp_path, day)
+    now = START + dt.timedelta(hours=12)
+    run = run_abandonment(MongoStore(settings), settings, closed_until=END, clock=lambda: now)
+    assert run.closed_until == now  # a future --until decides nothing past the clock
+    store = MongoStore(settings)
+    assert store.find_one(ABANDONMENT_STATE, {"_id": "abandonment"})["decided_until"] == now
+    assert all(d["deadline"] < now for d in store.find(CART_OUTCOMES))
+
+    monkeypatch.setenv("TZ", "America/New_York")  # a naive time must not be read as local time
+    time.tzset()
+    try:
+        naive = (now + dt.timedelta(hours=1)).replace(tzinfo=None)
+        run = run_abandonment(MongoStore(settings), settings, closed_until=naive)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert run.closed_until == now + dt.timedelta(hours=1)
