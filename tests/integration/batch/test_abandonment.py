@@ -192,3 +192,44 @@ def test_closed_until_is_capped_at_the_wall_clock_and_a_naive_one_is_utc(setting
         monkeypatch.delenv("TZ")
         time.tzset()
     assert run.closed_until == now + dt.timedelta(hours=1)
+
+
+class Recording(MongoStore):
+    """A store that notes the longest $in list it was asked for and every state it saved."""
+
+    longest_in = 0
+    saved: list[dt.datetime]
+
+    def find(self, collection: str, query: Any = None, **kw: Any) -> Any:
+        def ins(q: Any) -> list[int]:  # id lists only: the hours of a step are bounded by the step
+            if isinstance(q, dict):
+                return [len(v["$in"]) for k, v in q.items() if k != "hour" and isinstance(v, dict) and "$in" in v] + [
+                    n for v in q.values() for n in ins(v)]
+            return [n for v in q for n in ins(v)] if isinstance(q, list) else []
+        self.longest_in = max([self.longest_in, *ins(query or {})])
+        return super().find(collection, query, **kw)
+
+    def replace_document(self, collection: str, doc: Any) -> None:
+        if collection == ABANDONMENT_STATE:
+            self.saved.append(doc["decided_until"])
+        super().replace_document(collection, doc)
+
+
+def test_a_first_run_walks_a_day_at_a_time_renewing_the_lease_with_bounded_id_lists(
+        settings_factory, tmp_path, day, monkeypatch):
+    from txnmon.jobs import abandonment as job
+
+    monkeypatch.setattr(job, "IN_CHUNK", 7)
+    settings = stored(settings_factory, tmp_path, day)
+    store = Recording(settings)
+    store.saved = []
+    ticks = iter(NOW + dt.timedelta(minutes=i) for i in range(10_000))
+    run = run_abandonment(store, settings, closed_until=END, clock=lambda: next(ticks))
+    assert len(store.saved) >= 3 and store.saved[-1] == END  # saved after each step, not once at the end
+    first_deadline = min(e["event_time"] for e in day["carts"]) + dt.timedelta(minutes=settings.abandon_timeout_minutes)
+    assert store.saved[0] == first_deadline + job.STEP  # a day past the first deadline, not all at once
+    assert 0 < store.longest_in <= 7
+    lease = MongoStore(settings).db["leases"].find_one({"_id": "abandonment"})
+    assert lease["renewed_at"] > NOW  # renewed after the first step
+    # the steps and the chunks change nothing
+    assert set(outputs(settings)[ABANDONED_CARTS]) == labelled(day, "abandoned") and run.abandoned > 50
