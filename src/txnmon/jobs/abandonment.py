@@ -187,6 +187,14 @@ def _step(store: MongoStore, config: core.AbandonConfig, start: dt.datetime | No
     first = min((c.first for c in carts.values()), default=until)
     txs = _purchases(store, {c.user_id for c in carts.values()}, first - lookback, until)
     decided = core.decide_carts(carts.values(), txs, config, start=start, until=until)
+    if start is not None and decided:
+        # a cart decided by an earlier step (stored deadline before `start`) stays decided: an event of it
+        # stored late would move its end and decide it again, leaving a stale abandoned_carts document and
+        # a recovery pass writing `abandoned` back. Outcomes with a deadline in this step are a crashed
+        # walk's of the same range: decided again, to the same documents.
+        earlier = {d["_id"] for d in _find_in(store, CART_OUTCOMES, "_id", [d["_id"] for d in decided],
+                                              {"deadline": {"$lt": start}}, projection={"_id": 1})}
+        decided = [d for d in decided if d["_id"] not in earlier]
 
     # recoveries due in [start, until): abandoned before this step (stored) or in it
     due = {d["_id"]: d for d in store.find(ABANDONED_CARTS, _since("recovery_due", start, until))}

@@ -233,3 +233,34 @@ def test_a_first_run_walks_a_day_at_a_time_renewing_the_lease_with_bounded_id_li
     assert lease["renewed_at"] > NOW  # renewed after the first step
     # the steps and the chunks change nothing
     assert set(outputs(settings)[ABANDONED_CARTS]) == labelled(day, "abandoned") and run.abandoned > 50
+
+
+def test_a_cart_event_stored_late_does_not_decide_a_decided_cart_again(settings_factory, tmp_path, day):
+    from txnmon.core.abandonment import build_carts
+    from txnmon.jobs.abandonment import abandon_config
+
+    settings = stored(settings_factory, tmp_path, day)
+    timeout = abandon_config(settings).timeout
+    carts = build_carts(day["carts"], timeout)
+    key = sorted(labelled(day, "abandoned"))[0]
+    cart = carts[key]
+    walk(settings, [cart.end + timeout + dt.timedelta(seconds=1)])  # just past its deadline: decided
+    store = MongoStore(settings)
+    before = store.find_one(CART_OUTCOMES, {"_id": key})
+    assert before["outcome"] == "abandoned"
+
+    # stored late: an event of the cart within the timeout after its end, then the user buys it
+    last = max((e for e in day["carts"] if e.get("cart_id") == key), key=lambda e: e["event_time"])
+    late_at = cart.end + timeout - dt.timedelta(seconds=1)
+    store.insert_missing(CART_EVENTS, [{**last, "_id": f"late-{key}", "event_time": late_at}])
+    tx = next(t for t in day["transactions"] if t["user_id"] == cart.user_id)
+    store.insert_missing(TRANSACTIONS, [{**tx, "_id": f"late-tx-{key}", "event_time": late_at,
+                                         "transaction_id": f"late-tx-{key}", "type": "purchase",
+                                         "status": "success"}])
+    walk(settings, [late_at + timeout + dt.timedelta(minutes=1)])  # past the deadline the late event would give
+    after = store.find_one(CART_OUTCOMES, {"_id": key})
+    assert after["last_event_time"] == before["last_event_time"] and after["outcome"] == "abandoned"
+    walk(settings, [END])
+    after = store.find_one(CART_OUTCOMES, {"_id": key})
+    assert after["last_event_time"] == before["last_event_time"] and after["outcome"] == "abandoned"
+    assert store.find_one(ABANDONED_CARTS, {"_id": key})["recovered"] is not None  # its recovery still decided
