@@ -52,6 +52,7 @@ LEASE = "sentiment"
 LEASE_FOR = dt.timedelta(minutes=10)
 STATE_ID = "sentiment"
 STEP = dt.timedelta(days=1)  # hours walked per read: bounds memory on a first run over weeks of reviews
+IN_CHUNK = 2_000  # reviews read and scored per $in list, with the lease renewed before each
 
 
 def _utcnow() -> dt.datetime:
@@ -119,18 +120,23 @@ def _next_hour_with_reviews(store: MongoStore, start: dt.datetime, end: dt.datet
     return max(start, hour_start(nxt[0]["event_time"])) if nxt else end
 
 
-def _scores(store: MongoStore, start: dt.datetime, end: dt.datetime) -> tuple[list[dict[str, Any]], int]:
+def _scores(store: MongoStore, start: dt.datetime, end: dt.datetime,
+            hold: Callable[[], None]) -> tuple[list[dict[str, Any]], int]:
     """The scores of the reviews stored for [start, end), scoring (and storing) those not scored yet."""
     span = {"event_time": {"$gte": start, "$lt": end}}
     have = {d["_id"]: d for d in store.find(REVIEW_SCORES, span)}
     fields = {"product_id": 1, "event_time": 1, "rating": 1}
     stored = store.find(REVIEWS, span, projection=fields)
-    missing = [r["_id"] for r in stored if r["_id"] not in have]
+    missing = sorted(r["_id"] for r in stored if r["_id"] not in have)
     new: list[dict[str, Any]] = []
-    if missing:  # only these texts are read: a re-walk reads no text twice
-        for r in store.find(REVIEWS, {"_id": {"$in": missing}}, projection={**fields, "text": 1}):
-            new.append(score_document(r, score_text(r.get("text", "")), SCORER))
-        store.insert_missing(REVIEW_SCORES, new)
+    # only these texts are read (a re-walk reads no text twice), IN_CHUNK at a time: a busy day's ids
+    # would not fit one command, and scoring them takes long enough that the lease is renewed per chunk
+    for i in range(0, len(missing), IN_CHUNK):
+        hold()
+        chunk = [score_document(r, score_text(r.get("text", "")), SCORER) for r in
+                 store.find(REVIEWS, {"_id": {"$in": missing[i:i + IN_CHUNK]}}, projection={**fields, "text": 1})]
+        store.insert_missing(REVIEW_SCORES, chunk)
+        new += chunk
     return list(have.values()) + new, len(new)
 
 
@@ -147,7 +153,7 @@ def _run(store: MongoStore, config: SentimentConfig, end: dt.datetime,
         if hours:
             hold()
         stop = min(end, start + STEP)
-        scores, n = _scores(store, start, stop)
+        scores, n = _scores(store, start, stop, hold)
         new = hour_stats(scores)
         history = [HourStats.from_document(d) for d in
                    store.find(SENTIMENT_HOUR, {"hour": {"$gte": start - config.history, "$lt": start}})]

@@ -99,8 +99,11 @@ def slack_body(entry: Mapping[str, Any]) -> bytes:
     ]
     if extra:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "```" + _escape(extra)[:2800] + "```"}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"txnmon notification {entry['_id']}"}]})
-    doc = {"text": headline(event), "blocks": blocks}
+    # the entry id holds the event id (an intervention's holds the cart id) and the fallback `text` is
+    # mrkdwn too: every user-supplied string is escaped wherever it lands, or <!channel> gets through
+    blocks.append({"type": "context",
+                   "elements": [{"type": "mrkdwn", "text": f"txnmon notification {_escape(str(entry['_id']))}"}]})
+    doc = {"text": _escape(headline(event)), "blocks": blocks}
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -171,3 +172,95 @@ def test_a_day_without_abandoned_carts_raises_nothing(settings_factory, tmp_path
     assert len(found[CART_OUTCOMES]) == len({e["cart_id"] for e in purchased})
     kpis = found[ABANDONMENT_HOUR].values()
     assert kpis and all(r["abandoned"] == 0 and r["rate"] == 0 for r in kpis)
+
+
+def test_closed_until_is_capped_at_the_wall_clock_and_a_naive_one_is_utc(settings_factory, tmp_path, day, monkeypatch):
+    settings = stored(settings_factory, tmp_path, day)
+    now = START + dt.timedelta(hours=12)
+    run = run_abandonment(MongoStore(settings), settings, closed_until=END, clock=lambda: now)
+    assert run.closed_until == now  # a future --until decides nothing past the clock
+    store = MongoStore(settings)
+    assert store.find_one(ABANDONMENT_STATE, {"_id": "abandonment"})["decided_until"] == now
+    assert all(d["deadline"] < now for d in store.find(CART_OUTCOMES))
+
+    monkeypatch.setenv("TZ", "America/New_York")  # a naive time must not be read as local time
+    time.tzset()
+    try:
+        naive = (now + dt.timedelta(hours=1)).replace(tzinfo=None)
+        run = run_abandonment(MongoStore(settings), settings, closed_until=naive)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert run.closed_until == now + dt.timedelta(hours=1)
+
+
+class Recording(MongoStore):
+    """A store that notes the longest $in list it was asked for and every state it saved."""
+
+    longest_in = 0
+    saved: list[dt.datetime]
+
+    def find(self, collection: str, query: Any = None, **kw: Any) -> Any:
+        def ins(q: Any) -> list[int]:  # id lists only: the hours of a step are bounded by the step
+            if isinstance(q, dict):
+                return [len(v["$in"]) for k, v in q.items() if k != "hour" and isinstance(v, dict) and "$in" in v] + [
+                    n for v in q.values() for n in ins(v)]
+            return [n for v in q for n in ins(v)] if isinstance(q, list) else []
+        self.longest_in = max([self.longest_in, *ins(query or {})])
+        return super().find(collection, query, **kw)
+
+    def replace_document(self, collection: str, doc: Any) -> None:
+        if collection == ABANDONMENT_STATE:
+            self.saved.append(doc["decided_until"])
+        super().replace_document(collection, doc)
+
+
+def test_a_first_run_walks_a_day_at_a_time_renewing_the_lease_with_bounded_id_lists(
+        settings_factory, tmp_path, day, monkeypatch):
+    from txnmon.jobs import abandonment as job
+
+    monkeypatch.setattr(job, "IN_CHUNK", 7)
+    settings = stored(settings_factory, tmp_path, day)
+    store = Recording(settings)
+    store.saved = []
+    ticks = iter(NOW + dt.timedelta(minutes=i) for i in range(10_000))
+    run = run_abandonment(store, settings, closed_until=END, clock=lambda: next(ticks))
+    assert len(store.saved) >= 3 and store.saved[-1] == END  # saved after each step, not once at the end
+    first_deadline = min(e["event_time"] for e in day["carts"]) + dt.timedelta(minutes=settings.abandon_timeout_minutes)
+    assert store.saved[0] == first_deadline + job.STEP  # a day past the first deadline, not all at once
+    assert 0 < store.longest_in <= 7
+    lease = MongoStore(settings).db["leases"].find_one({"_id": "abandonment"})
+    assert lease["renewed_at"] > NOW  # renewed after the first step
+    # the steps and the chunks change nothing
+    assert set(outputs(settings)[ABANDONED_CARTS]) == labelled(day, "abandoned") and run.abandoned > 50
+
+
+def test_a_cart_event_stored_late_does_not_decide_a_decided_cart_again(settings_factory, tmp_path, day):
+    from txnmon.core.abandonment import build_carts
+    from txnmon.jobs.abandonment import abandon_config
+
+    settings = stored(settings_factory, tmp_path, day)
+    timeout = abandon_config(settings).timeout
+    carts = build_carts(day["carts"], timeout)
+    key = sorted(labelled(day, "abandoned"))[0]
+    cart = carts[key]
+    walk(settings, [cart.end + timeout + dt.timedelta(seconds=1)])  # just past its deadline: decided
+    store = MongoStore(settings)
+    before = store.find_one(CART_OUTCOMES, {"_id": key})
+    assert before["outcome"] == "abandoned"
+
+    # stored late: an event of the cart within the timeout after its end, then the user buys it
+    last = max((e for e in day["carts"] if e.get("cart_id") == key), key=lambda e: e["event_time"])
+    late_at = cart.end + timeout - dt.timedelta(seconds=1)
+    store.insert_missing(CART_EVENTS, [{**last, "_id": f"late-{key}", "event_time": late_at}])
+    tx = next(t for t in day["transactions"] if t["user_id"] == cart.user_id)
+    store.insert_missing(TRANSACTIONS, [{**tx, "_id": f"late-tx-{key}", "event_time": late_at,
+                                         "transaction_id": f"late-tx-{key}", "type": "purchase",
+                                         "status": "success"}])
+    walk(settings, [late_at + timeout + dt.timedelta(minutes=1)])  # past the deadline the late event would give
+    after = store.find_one(CART_OUTCOMES, {"_id": key})
+    assert after["last_event_time"] == before["last_event_time"] and after["outcome"] == "abandoned"
+    walk(settings, [END])
+    after = store.find_one(CART_OUTCOMES, {"_id": key})
+    assert after["last_event_time"] == before["last_event_time"] and after["outcome"] == "abandoned"
+    assert store.find_one(ABANDONED_CARTS, {"_id": key})["recovered"] is not None  # its recovery still decided

@@ -107,3 +107,31 @@ def test_a_clean_day_raises_no_alert(settings_factory):
     assert run.decided_until == T0 + dt.timedelta(hours=48) and early.scored + run.scored == 3 * 2 * 72 + 1
     assert store.count(OPS_ALERTS) == 0
     assert store.count(SENTIMENT_HOUR) == 3 * 48 + 1
+
+
+class LeaseAtEachRead(MongoStore):
+    """Notes, for each read of review texts by id, the id list's length and the lease's renewal time."""
+
+    reads: list[tuple[int, dt.datetime]]
+
+    def find(self, collection, query=None, **kw):
+        ids = (query or {}).get("_id")
+        if collection == REVIEWS and isinstance(ids, dict) and "$in" in ids:
+            lease = self.db["leases"].find_one({"_id": sentiment.LEASE})
+            self.reads.append((len(ids["$in"]), lease["renewed_at"]))
+        return super().find(collection, query, **kw)
+
+
+def test_a_days_reviews_are_scored_in_bounded_chunks_with_the_lease_renewed_before_each(settings_factory, monkeypatch):
+    monkeypatch.setattr(sentiment, "IN_CHUNK", 50, raising=False)
+    settings = settings_factory(create_topics=False, **OVERRIDES)
+    store = LeaseAtEachRead(settings)
+    store.reads = []
+    store.ensure_indexes()
+    store.insert_missing(REVIEWS, _reviews(turns_bad_at=None))
+    ticks = iter(NOW + dt.timedelta(seconds=i) for i in range(100_000))
+    run = sentiment.run_sentiment(store, settings, closed_until=T0 + dt.timedelta(hours=48), clock=lambda: next(ticks))
+    assert run.scored == 3 * 2 * 72
+    assert len(store.reads) >= 2 * (3 * 72 // 50) and all(n <= 50 for n, _ in store.reads)
+    renewals = [at for _, at in store.reads]
+    assert len(set(renewals)) == len(renewals)  # a fresh renewal before each chunk

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from tests.unit.notifications.samples import T0
+import pytest
+
+from tests.unit.notifications.samples import T0, alert
 from txnmon.notifications import messages
 from txnmon.notifications import routes as routing
 from txnmon.settings import DEFAULT_ROUTES_FILE
@@ -56,3 +58,30 @@ def test_hostile_ids_are_data_in_the_webhook_and_escaped_in_chat():
     shown = " ".join(b["text"]["text"] for b in chat["blocks"] if b["type"] == "section")
     assert "<!channel>" not in shown and "<https://evil.example" not in shown
     assert "&lt;!channel&gt;" in shown
+
+
+def _strings(doc: object) -> list[str]:
+    """Every string anywhere in a JSON document (keys included)."""
+    if isinstance(doc, dict):
+        return [s for k, v in doc.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(doc, list):
+        return [s for v in doc for s in _strings(v)]
+    return [doc] if isinstance(doc, str) else []
+
+
+@pytest.mark.parametrize("kind", ["intervention", "alert", "pipeline"])
+def test_no_hostile_markup_anywhere_in_the_chat_payload_whatever_the_event_kind(kind):
+    if kind == "intervention":
+        doc = {**intervention(HOSTILE), "cart": HOSTILE, "_id": f"repeat_abandoner:{HOSTILE}", "carts": [HOSTILE]}
+        event = routing.intervention_event(doc)
+    elif kind == "alert":
+        event = {**alert(), "user_id": HOSTILE, "alert_id": HOSTILE, "location": HOSTILE, "rule": HOSTILE}
+    else:
+        event = routing.pipeline_event("dag_failed", HOSTILE, title=HOSTILE, detail=HOSTILE, at=T0)
+    entry = {"_id": f"{event.get('id', HOSTILE)}|chat", "event": event}
+    chat = json.loads(messages.slack_body(entry))
+    shown = _strings(chat)
+    assert any("&lt;!channel&gt;" in s for s in shown)  # the hostile text is there, as data
+    for s in shown:
+        assert "<!channel>" not in s and "<https://evil.example" not in s, s
+        assert s.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").count("&") == 0, s
