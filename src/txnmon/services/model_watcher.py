@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from txnmon.errors import RetryableError, TxnmonError
+from txnmon.errors import RetryableError, StopRequested, TxnmonError
+from txnmon.pipeline.retry import with_retry
 
 log = logging.getLogger("txnmon.stream")
 
@@ -36,6 +37,23 @@ class ModelWatcher:
     def version(self) -> str | None:
         return None if self.current is None else str(self.current.version)
 
+    def start(self, should_stop: Callable[[], bool], on_retry: Callable[[str], None] = lambda _: None) -> None:
+        """Before the first batch: load the promoted model, retrying outages until they end (or a stop is
+        requested: StopRequested). The first batch after a start is often the retry of one judged with
+        the model before a crash; judged without it, its verdicts would differ for no reason of their own."""
+        version = with_retry(self.promoted, sink="model-registry", should_stop=should_stop, on_retry=on_retry)
+        if version is not None:
+            try:
+                model = with_retry(lambda: self.load(version), sink="model-artifact", should_stop=should_stop,
+                                   on_retry=on_retry)
+            except StopRequested:
+                raise
+            except TxnmonError as exc:
+                self._refused(version, exc)
+            else:
+                self._loaded(version, model)
+        self._checked_at = self.clock()
+
     def maybe_reload(self) -> None:
         """Called between batches only, so one batch is scored by one model."""
         now = self.clock()
@@ -55,10 +73,15 @@ class ModelWatcher:
             log.warning("model %s not loaded yet (keeping %s): %s", version, self.version, exc)
             return
         except TxnmonError as exc:
-            self._acted_on = version
-            log.error("model %s refused, keeping %s: %s", version, self.version, exc,
-                      extra={"model_version": version})
+            self._refused(version, exc)
             return
+        self._loaded(version, model)
+
+    def _refused(self, version: str, exc: BaseException) -> None:
+        self._acted_on = version
+        log.error("model %s refused, keeping %s: %s", version, self.version, exc, extra={"model_version": version})
+
+    def _loaded(self, version: str, model: Any) -> None:
         self._acted_on = version
         old, self.current = self.version, model
         log.info("model loaded: %s -> %s", old, version, extra={"model_version": version})

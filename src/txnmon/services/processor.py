@@ -193,6 +193,11 @@ class Processor:
         idle_since = time.monotonic()
         clean = True
         try:
+            if self.model is not None:  # before the first batch, which may be the retry of one judged with it
+                try:
+                    self.model.start(self.stop_event.is_set, self._count_retry)
+                except StopRequested:
+                    log.info("stopped before the promoted model was loaded")
             while not self.stop_event.is_set():
                 self.rules.maybe_reload()
                 if self.lists is not None:

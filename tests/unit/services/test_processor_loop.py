@@ -340,3 +340,43 @@ def test_the_promoted_model_scores_each_batch_and_a_new_promotion_applies_from_t
     assert "model" not in docs["T1"] and docs["T2"]["model"] == {"version": "rm-flat", "score": 0.25}
     alerts = {a["_id"]: a for a in sink.alerts}
     assert "model_version" not in alerts["T1:high_amount"] and alerts["T2:high_amount"]["model_version"] == "rm-flat"
+
+
+def test_a_started_member_loads_the_promoted_model_before_its_first_batch_through_outages(settings):
+    """Issue 32: a member restored after a crash must not judge its first batch (a retry of one judged
+    with the model) without the promoted model because the registry or the artifact was briefly
+    unavailable: start-up waits for it, retrying, as it waits for Kafka and MongoDB."""
+    from txnmon.errors import ServiceUnavailable
+    from txnmon.services.model_watcher import ModelWatcher
+
+    class Flat:
+        version = "rm-flat"
+
+        def score(self, rows):
+            return [0.25] * len(rows)
+
+        def contributions(self, rows):
+            return [[0.0] * (len(r) + 1) for r in rows]
+
+    failures = {"pointer": 2, "artifact": 1}
+
+    def promoted():
+        if failures["pointer"]:
+            failures["pointer"] -= 1
+            raise StoreUnavailable("mongodb down")
+        return "rm-flat"
+
+    def load(version):
+        if failures["artifact"]:
+            failures["artifact"] -= 1
+            raise ServiceUnavailable("artifact store down")
+        return Flat()
+
+    source = ListSource([[record(0, row("T1", 0, 60_000))]])
+    sink = ListSink()
+    processor = Processor(settings, wiring=wired(source, [sink], ListPublisher()))
+    processor.model = ModelWatcher(promoted, load, every_s=3600.0)
+    processor.run(max_idle_s=0)
+    [doc] = sink.transactions
+    assert doc["model"] == {"version": "rm-flat", "score": 0.25}
+    assert failures == {"pointer": 0, "artifact": 0}
