@@ -50,6 +50,8 @@ class ModelWatcher:
                 raise
             except TxnmonError as exc:
                 self._refused(version, exc)
+            except Exception as exc:  # as in maybe_reload: refused, logged, the stream starts
+                self._refused(version, exc, trace=True)
             else:
                 self._loaded(version, model)
         self._checked_at = self.clock()
@@ -65,6 +67,9 @@ class ModelWatcher:
         except TxnmonError as exc:  # an outage: the model in use stays, the stream goes on
             log.warning("promoted model not checked (keeping %s): %s", self.version, exc)
             return
+        except Exception:  # a malformed pointer document (a KeyError...) must not stop the stream
+            log.exception("promoted model not checked (keeping %s): unexpected error", self.version)
+            return
         if version is None or version == self._acted_on:
             return
         try:
@@ -75,11 +80,15 @@ class ModelWatcher:
         except TxnmonError as exc:
             self._refused(version, exc)
             return
+        except Exception as exc:  # a parse error of the library, a malformed document: refused
+            self._refused(version, exc, trace=True)
+            return
         self._loaded(version, model)
 
-    def _refused(self, version: str, exc: BaseException) -> None:
+    def _refused(self, version: str, exc: BaseException, trace: bool = False) -> None:
         self._acted_on = version
-        log.error("model %s refused, keeping %s: %s", version, self.version, exc, extra={"model_version": version})
+        log.error("model %s refused, keeping %s: %s", version, self.version, exc, extra={"model_version": version},
+                  exc_info=exc if trace else None)
 
     def _loaded(self, version: str, model: Any) -> None:
         self._acted_on = version

@@ -103,3 +103,33 @@ def test_sighup_checks_at_once():
     w.request()
     w.maybe_reload()
     assert w.version == "rm-1"
+
+
+def test_any_error_while_loading_or_reading_the_pointer_keeps_the_model_in_use(caplog):
+    # issue 32: a LightGBM parse error or a KeyError on a malformed registry document is not a TxnmonError;
+    # it must not escape into the processor loop (a crash loop), only be logged with its traceback
+    reg = Registry()
+    w, now = watcher(reg)
+    reg.pointer = "rm-1"
+    w.maybe_reload()
+    reg.pointer = "rm-unparsable"
+
+    def broken_load(version):
+        raise ValueError("Unknown model format or submodel type in model file")
+
+    w.load = broken_load
+    now[0] = 3.0
+    with caplog.at_level(logging.ERROR, logger="txnmon.stream"):
+        w.maybe_reload()
+    assert w.version == "rm-1"
+    assert "rm-unparsable" in caplog.text and "Traceback" in caplog.text
+
+    def malformed_pointer():
+        raise KeyError("version")
+
+    w.promoted = malformed_pointer
+    now[0] = 6.0
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="txnmon.stream"):
+        w.maybe_reload()
+    assert w.version == "rm-1" and "KeyError" in caplog.text
