@@ -23,7 +23,7 @@ from typing import Any
 from txnmon.adapters.mongo import ModelVersionsRepository, MongoStore
 from txnmon.core import boosting, features, risk_model
 from txnmon.core.rules import load_rules
-from txnmon.errors import InvalidInputFile, ModelNotFound, ModelRefused, UsageError
+from txnmon.errors import InvalidInputFile, ModelArtifactUnreadable, ModelNotFound, ModelRefused, UsageError
 from txnmon.jobs import audit
 from txnmon.jobs.backtest import load_transactions
 from txnmon.jobs.paths import resolve_under
@@ -200,6 +200,6 @@ def load(settings: Settings, version: str | None = None) -> LoadedModel:
     try:
         raw = artifact.read_bytes()
     except OSError as exc:
-        raise ModelRefused(f"model {doc['_id']}: cannot read artifact {artifact}: {exc.strerror}") from None
+        raise ModelArtifactUnreadable(f"model {doc['_id']}: cannot read artifact {artifact}: {exc.strerror}") from None
     verify(doc, raw, artifact)
     return LoadedModel(doc["_id"], boosting.from_bytes(raw), doc)

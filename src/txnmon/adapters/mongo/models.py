@@ -65,6 +65,12 @@ class ModelVersionsRepository:
         pointer = self._pointer()
         return None if pointer is None else str(pointer["version"])
 
+    def promotion(self) -> tuple[str, Any] | None:
+        """The promoted version's id and when it was promoted: a version promoted again is a new promotion
+        (the processor tries a version it refused again then)."""
+        pointer = self._pointer()
+        return None if pointer is None else (str(pointer["version"]), pointer.get("at"))
+
     @translated
     def promoted(self) -> dict[str, Any] | None:
         pointer = self._pointer()
