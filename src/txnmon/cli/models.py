@@ -1,4 +1,4 @@
-"""The risk model's commands: `txnmon models train|list|show|promote` (docs/model.md)."""
+"""The risk model's commands: `txnmon models train|list|show|promote|demote` (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         doc = models.promote(settings, args.version, by=audit.who(args.by))
         print(f"model {doc['_id']} promoted by {doc['promoted_by']}")
         return 0
+    if args.models_command == "demote":
+        by = audit.who(args.by)
+        print(f"model {models.demote(settings, by=by)} demoted by {by}: no model is promoted")
+        return 0
     if args.models_command == "show":
         print(json.dumps(models.show(settings, args.version), default=str, indent=2))
         return 0
@@ -53,7 +57,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("models", help="the learned risk score: train, list, show, promote")
+    p = sub.add_parser("models", help="the learned risk score: train, list, show, promote, demote")
     ms = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     q = ms.add_parser("train", help="train on a labelled `txnmon generate` file (70/30 in time) or two (A, then B)")
     q.add_argument("--data", action="append", required=True, metavar="FILE",
@@ -65,5 +69,7 @@ def register(sub: Any) -> None:
     q.add_argument("version")
     q = ms.add_parser("promote", help="make a version the promoted one (audited)")
     q.add_argument("version")
+    q.add_argument("--by", default=None, help="who (audit trail; default: your login)")
+    q = ms.add_parser("demote", help="promote no model: the stream stops scoring (audited)")
     q.add_argument("--by", default=None, help="who (audit trail; default: your login)")
     p.set_defaults(func=cmd_models)

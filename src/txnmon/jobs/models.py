@@ -174,6 +174,19 @@ def promote(settings: Settings, version: str, *, by: str, now: dt.datetime | Non
     return after
 
 
+def demote(settings: Settings, *, by: str, now: dt.datetime | None = None) -> str:
+    """No model promoted any more (the processors stop scoring within seconds), recorded in the audit
+    trail with the version it demoted; which is returned. Nothing promoted: ModelNotFound."""
+    store = MongoStore(settings)
+    at = now or dt.datetime.now(dt.UTC)
+    before = ModelVersionsRepository(store).demote(at=at, by=by)
+    if before is None:
+        raise ModelNotFound("no model is promoted: nothing to demote")
+    audit.record(store, "model.demote", by=by, target=f"model:{before}", now=at,
+                 before={"promoted": before}, after={"promoted": None})
+    return before
+
+
 def verify(doc: dict[str, Any], raw: bytes, artifact: Path | str) -> None:
     """Raise ModelRefused unless `raw` (read from `artifact`) is the registered artifact of `doc` and
     its features are ours."""

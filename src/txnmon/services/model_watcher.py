@@ -89,7 +89,10 @@ class ModelWatcher:
         except Exception:  # a malformed pointer document (a KeyError...) must not stop the stream
             log.exception("promoted model not checked (keeping %s): unexpected error", self.version)
             return
-        if promotion is None:
+        if promotion is None:  # none promoted, or demoted (`txnmon models demote`): the stream stops scoring
+            if self.current is not None:
+                log.warning("model %s demoted: scoring stops", self.version, extra={"model_version": self.version})
+            self.current, self._acted_on, self._refused_at, self._retry_at = None, None, None, None
             return
         if promotion == self._acted_on and (self._retry_at is None or now < self._retry_at):
             return

@@ -187,3 +187,20 @@ def test_a_missing_artifact_is_tried_again_after_a_while():
     now[0] = w.retry_s + 1
     w.maybe_reload()
     assert w.version == "rm-1"
+
+
+def test_a_demoted_model_is_dropped_and_a_later_promotion_loads_again():
+    # issue 32: `txnmon models demote` leaves the pointer saying none: the stream stops scoring
+    reg = Registry()
+    w, now = watcher(reg)
+    reg.pointer = "rm-1"
+    w.maybe_reload()
+    assert w.version == "rm-1"
+    reg.pointer = None
+    now[0] = 3.0
+    w.maybe_reload()
+    assert w.current is None
+    reg.pointer = "rm-1"
+    now[0] = 6.0
+    w.maybe_reload()
+    assert w.version == "rm-1" and reg.loads == ["rm-1", "rm-1"]
