@@ -42,6 +42,7 @@ from txnmon.core.batch import BatchConfig, process_batch, route_batch  # noqa: E
 from txnmon.core.handoff import Handoff  # noqa: E402
 from txnmon.core.records import SourceRecord  # noqa: E402
 from txnmon.core.rules import Detector, load_rules, parse_rules  # noqa: E402
+from txnmon.core.scoring import worth_scoring  # noqa: E402
 from txnmon.core.state_codec import state_messages  # noqa: E402
 from txnmon.core.watermark import Watermarks  # noqa: E402
 from txnmon.settings import load_settings  # noqa: E402
@@ -80,12 +81,14 @@ def raw_records(rows: Iterable[dict[str, Any]], partitions: int = PARTITIONS) ->
 class HotPath:
     """One processor's in-memory part: the detector, watermarks and user -> partition map it keeps."""
 
-    def __init__(self, settings: Any, model: Any = None) -> None:
+    def __init__(self, settings: Any, model: Any = None, weighed: bool = True) -> None:
         self.config = BatchConfig.from_settings(settings)
-        self.model = model
-        rules = parse_rules(Path(settings.rules_file).read_text() + MODEL_TYPOLOGY) if model is not None \
+        rules = parse_rules(Path(settings.rules_file).read_text() + MODEL_TYPOLOGY) if model is not None and weighed \
             else load_rules(settings.rules_file)
         self.detector = Detector(rules, unbounded_users=True)
+        # as the processor: a model no typology weighs is not run (unless MODEL_SHADOW_SCORING)
+        self.model = model if model is not None and worth_scoring(self.detector, settings.model_shadow_scoring) \
+            else None
         self.detector.state.track_dropped = True
         self.watermarks = Watermarks()
         self.handoff = Handoff(max(10 * settings.batch_max_records, 1_000))  # as the Processor sizes it
@@ -138,9 +141,10 @@ def bench_model(rows: int = 20_000) -> Any:
     return LoadedModel("rm-bench", boosting.fit(data.rows, data.labels), {})
 
 
-def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000, model: Any = None) -> dict[str, Any]:
+def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000, model: Any = None,
+                        weighed: bool = True) -> dict[str, Any]:
     """µs of CPU per transaction over the second half of `rows`, in total and per stage."""
-    path = HotPath(load_settings(metrics_port=0), model)
+    path = HotPath(load_settings(metrics_port=0), model, weighed)
     records = raw_records(rows)
     now = dt.datetime.now(dt.UTC)
     timed_from = len(records) // 2
@@ -155,11 +159,11 @@ def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000, model: A
             "timed_transactions": timed, "users": len({r["user_id"] for r in rows})}
 
 
-def cpu_figures(n: int, batch: int = 2_000, model: Any = None) -> dict[str, Any]:
+def cpu_figures(n: int, batch: int = 2_000, model: Any = None, weighed: bool = True) -> dict[str, Any]:
     """`make bench`'s figures: µs per transaction at both history lengths, and the stages of each."""
     out: dict[str, Any] = {"cpu_rows": n, "cpu_batch": batch}
     for name, (days, per_user) in HISTORIES.items():
-        measured = cpu_per_transaction(history_rows(n, days, per_user), batch, model)
+        measured = cpu_per_transaction(history_rows(n, days, per_user), batch, model, weighed)
         out[f"cpu_us_per_tx_{name}"] = measured["us_per_tx"]
         out[f"cpu_stages_{name}"] = measured["stages_us_per_tx"]
     return out
@@ -170,9 +174,11 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--model", action="store_true", help="with a promoted risk model and its signal weighed")
+    parser.add_argument("--unweighed", action="store_true",
+                        help="with --model: the shipped rules alone (no typology weighs model_score), as shipped")
     args = parser.parse_args()
     model = bench_model() if args.model else None
-    print(json.dumps(cpu_figures(args.rows, args.batch, model), indent=2))
+    print(json.dumps(cpu_figures(args.rows, args.batch, model, not args.unweighed), indent=2))
     return 0
 
 

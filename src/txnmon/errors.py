@@ -63,6 +63,11 @@ class ModelRefused(TxnmonError):
     or it was trained on another feature version than this code computes. The message says which."""
 
 
+class ModelArtifactUnreadable(ModelRefused):
+    """The promoted model's artifact file is missing or cannot be read (shared storage not mounted yet, a
+    copy under way): refused for now, and the processor tries it again after a while."""
+
+
 class PartitionLayoutError(TxnmonError):
     """The pipeline's topics are partitioned in a way the processor cannot work with (the by-user
     topic and the state changelog must have equal partition counts)."""

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     case_window_minutes: int = Field(24 * 60, ge=1, le=366 * 24 * 60)
     # how often the processor reloads the named lists (between batches)
     lists_refresh_seconds: float = Field(2.0, gt=0, le=3600)
+    # score with the promoted model even when no typology weighs `model_score` (the scores are then only
+    # stored, for comparing a model before the rules give it a weight); off: the CPU is spent only when
+    # the model can change a verdict (docs/model.md)
+    model_shadow_scoring: bool = False
     dashboard_analyst: str | None = None
 
     # --- Notifications (docs/notifications.md) ---------------------------------------------

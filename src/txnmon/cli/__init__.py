@@ -20,7 +20,7 @@
     txnmon notify [--list-dead] deliver alerts to webhooks, chat and mail; `notify resend ID|--all-dead`
     txnmon serve                the HTTP API: POST /v1/transactions, /healthz, /readyz (docs/api.md)
     txnmon keys create|list|revoke  API keys of `txnmon serve` (a key is shown once, stored hashed)
-    txnmon models train|list|show|promote|drift  the learned risk score (docs/model.md)
+    txnmon models train|list|show|promote|demote|drift  the learned risk score (docs/model.md)
     txnmon sentiment run [--until T]  review sentiment per product and hour, drop alerts (docs/events.md)
 
 One module per group of commands (service, data, batch, abandonment, analyst, desk, notify, api, models,

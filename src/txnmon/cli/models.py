@@ -1,4 +1,4 @@
-"""The risk model's commands: `txnmon models train|list|show|promote|drift` (docs/model.md)."""
+"""The risk model's commands: `txnmon models train|list|show|promote|demote|drift` (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,10 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         doc = drift.check_day(settings, day)
         print(json.dumps(doc, default=str, indent=2) if args.json else drift_table(doc, day))
         return 0
+    if args.models_command == "demote":
+        by = audit.who(args.by)
+        print(f"model {models.demote(settings, by=by)} demoted by {by}: no model is promoted")
+        return 0
     if args.models_command == "show":
         print(json.dumps(models.show(settings, args.version), default=str, indent=2))
         return 0
@@ -79,7 +83,7 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("models", help="the learned risk score: train, list, show, promote")
+    p = sub.add_parser("models", help="the learned risk score: train, list, show, promote, demote")
     ms = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     q = ms.add_parser("train", help="train on a labelled `txnmon generate` file (70/30 in time) or two (A, then B)")
     q.add_argument("--data", action="append", required=True, metavar="FILE",
@@ -95,4 +99,6 @@ def register(sub: Any) -> None:
     q = ms.add_parser("drift", help="the promoted model's scores of a day against its training reference (PSI)")
     q.add_argument("--day", type=day_arg, default=None, help="YYYY-MM-DD, UTC (default: yesterday)")
     q.add_argument("--json", action="store_true")
+    q = ms.add_parser("demote", help="promote no model: the stream stops scoring (audited)")
+    q.add_argument("--by", default=None, help="who (audit trail; default: your login)")
     p.set_defaults(func=cmd_models)

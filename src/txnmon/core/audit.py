@@ -14,7 +14,7 @@ from typing import Any
 ACTIONS = (
     "alert.mark", "case.assign", "case.note", "case.close", "list.add", "list.remove",
     "dlq.redrive", "rules.loaded", "notify.resend", "apikey.create", "apikey.revoke",
-    "model.promote",
+    "model.promote", "model.demote",
 )
 
 # fields of a case document that an audit entry does not copy (they only grow and say nothing new)

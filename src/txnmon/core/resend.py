@@ -76,7 +76,17 @@ def _same_delivery(ours: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
     positions = stored.get("judged_at"), ours.get("judged_at")
     if None not in positions and positions[0] != positions[1]:
         return False
+    if _model_version(stored) != _model_version(ours):
+        # judged with another model (a promotion between a crash and its retry, or the retry judged
+        # before the promoted model was loaded): the verdicts may differ for that reason alone, so a
+        # difference says nothing about a re-send. The stored document stays as it was (docs/model.md).
+        return True
     return all(stored[f] == ours.get(f) for f in VERDICT_FIELDS if f in stored)
+
+
+def _model_version(doc: Mapping[str, Any]) -> str | None:
+    model = doc.get("model")
+    return model.get("version") if isinstance(model, Mapping) else None
 
 
 @dataclass

@@ -25,7 +25,8 @@ from txnmon.core.rules.packed import as_stored
 from txnmon.core.rules.state import Event, UserStateStore, event_from
 from txnmon.core.rules.windows import fmt_amount
 
-__all__ = ["Factor", "ModelScore", "Scorer", "batch_features", "describe", "score_batch", "scores_of", "top_factors"]
+__all__ = ["Factor", "ModelScore", "Scorer", "batch_features", "describe", "score_batch", "scores_of", "top_factors",
+           "worth_scoring"]
 log = logging.getLogger("txnmon.stream")
 
 
@@ -153,6 +154,13 @@ def score_batch(detector: Detector, txs: Iterable[Mapping[str, Any]], scorer: Sc
             factors = {i: top_factors(rows[i], c, cfg.top_features) for i, c in zip(hot, shares, strict=True)}
     return {str(tx["transaction_id"]): ModelScore(scorer.version, s, factors.get(i, ()))
             for i, (tx, s) in enumerate(zip(todo, scores, strict=True))}
+
+
+def worth_scoring(detector: Detector, shadow: bool = False) -> bool:
+    """Whether scoring can change a verdict (a typology of the loaded rules weighs `model_score`), or the
+    scores are wanted anyway (`shadow`, MODEL_SHADOW_SCORING). Otherwise the stream skips the model: its
+    features cost more than the rules themselves (docs/model.md, CPU)."""
+    return shadow or "model_score" in detector.ruleset.used_signals()
 
 
 def scores_of(detector: Detector, txs: Iterable[Mapping[str, Any]], model: Scorer | None) -> dict[str, ModelScore]:

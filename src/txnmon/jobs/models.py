@@ -23,7 +23,7 @@ from typing import Any
 from txnmon.adapters.mongo import ModelVersionsRepository, MongoStore
 from txnmon.core import boosting, drift, features, risk_model
 from txnmon.core.rules import load_rules
-from txnmon.errors import InvalidInputFile, ModelNotFound, ModelRefused, UsageError
+from txnmon.errors import InvalidInputFile, ModelArtifactUnreadable, ModelNotFound, ModelRefused, UsageError
 from txnmon.jobs import audit
 from txnmon.jobs.backtest import load_transactions
 from txnmon.jobs.paths import resolve_under
@@ -178,6 +178,19 @@ def promote(settings: Settings, version: str, *, by: str, now: dt.datetime | Non
     return after
 
 
+def demote(settings: Settings, *, by: str, now: dt.datetime | None = None) -> str:
+    """No model promoted any more (the processors stop scoring within seconds), recorded in the audit
+    trail with the version it demoted; which is returned. Nothing promoted: ModelNotFound."""
+    store = MongoStore(settings)
+    at = now or dt.datetime.now(dt.UTC)
+    before = ModelVersionsRepository(store).demote(at=at, by=by)
+    if before is None:
+        raise ModelNotFound("no model is promoted: nothing to demote")
+    audit.record(store, "model.demote", by=by, target=f"model:{before}", now=at,
+                 before={"promoted": before}, after={"promoted": None})
+    return before
+
+
 def verify(doc: dict[str, Any], raw: bytes, artifact: Path | str) -> None:
     """Raise ModelRefused unless `raw` (read from `artifact`) is the registered artifact of `doc` and
     its features are ours."""
@@ -204,6 +217,6 @@ def load(settings: Settings, version: str | None = None) -> LoadedModel:
     try:
         raw = artifact.read_bytes()
     except OSError as exc:
-        raise ModelRefused(f"model {doc['_id']}: cannot read artifact {artifact}: {exc.strerror}") from None
+        raise ModelArtifactUnreadable(f"model {doc['_id']}: cannot read artifact {artifact}: {exc.strerror}") from None
     verify(doc, raw, artifact)
     return LoadedModel(doc["_id"], boosting.from_bytes(raw), doc)

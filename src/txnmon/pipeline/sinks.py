@@ -80,7 +80,7 @@ class TransactionsSink:
         duplicates = set(duplicate_ids)
         ours = {d["_id"]: d for d in docs if d["_id"] in duplicates}
         stored = self.store.find(TRANSACTIONS, {"_id": {"$in": ids}},
-                                 projection={"content_hash": 1, "source": 1, "judged_at": 1,
+                                 projection={"content_hash": 1, "source": 1, "judged_at": 1, "model": 1,
                                              **dict.fromkeys(VERDICT_FIELDS, 1)})
         return sort_stored(ours, stored, unjudged)
 

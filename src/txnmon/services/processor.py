@@ -35,6 +35,7 @@ from txnmon.core.batch import BatchConfig, BatchResult, process_batch, route_bat
 from txnmon.core.handoff import Handoff
 from txnmon.core.records import Message, SourceRecord
 from txnmon.core.rules import Detector, load_rules
+from txnmon.core.scoring import worth_scoring
 from txnmon.core.state_codec import state_messages
 from txnmon.core.watermark import Watermarks
 from txnmon.errors import CommitRefused, KafkaUnavailable, StopRequested
@@ -193,6 +194,11 @@ class Processor:
         idle_since = time.monotonic()
         clean = True
         try:
+            if self.model is not None:  # before the first batch, which may be the retry of one judged with it
+                try:
+                    self.model.start(self.stop_event.is_set, self._count_retry)
+                except StopRequested:
+                    log.info("stopped before the promoted model was loaded")
             while not self.stop_event.is_set():
                 self.rules.maybe_reload()
                 if self.lists is not None:
@@ -274,9 +280,11 @@ class Processor:
         routed = route_batch(raw, self.batch_config, now=now, rules_version=self.detector.version,
                              handoff=self.handoff)
         hits, misses = self.handoff.hits, self.handoff.misses
+        model = self.model.current if self.model is not None else None
+        if model is not None and not worth_scoring(self.detector, s.model_shadow_scoring):
+            model = None  # no typology weighs its signal: scoring would change no verdict
         result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
-                               watermarks=self.watermarks, handoff=self.handoff,
-                               model=self.model.current if self.model is not None else None)
+                               watermarks=self.watermarks, handoff=self.handoff, model=model)
         self.metrics.by_user_parses.labels("handed_over").inc(self.handoff.hits - hits)
         self.metrics.by_user_parses.labels("parsed").inc(self.handoff.misses - misses)
         for tid, judgement in result.judgements.items():

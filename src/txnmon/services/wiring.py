@@ -57,7 +57,7 @@ def kafka_and_mongo(processor: Processor) -> Wired:
     with_retry(store.ensure_indexes, sink="mongodb", **retry)
     processor.lists = ListsFeed(store, processor.detector, Path(s.rules_file), s.lists_refresh_seconds)
     # the promotion pointer is read as often as the lists: a promote reaches the stream within seconds
-    processor.model = ModelWatcher(ModelVersionsRepository(store).promoted_version,
+    processor.model = ModelWatcher(ModelVersionsRepository(store).promotion,
                                    lambda version: _load_model(s, version), s.lists_refresh_seconds)
     # a new id per process: a restarted member must not be fenced by (or fence) another live one;
     # the group generation fences a zombie of this one (exactly-once v2)

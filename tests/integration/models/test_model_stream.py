@@ -82,7 +82,7 @@ def test_a_corrupt_artifact_is_refused_at_load_and_the_model_in_use_stays(settin
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     a, b = (models.train(s, [day], rounds=3, now=t0 + dt.timedelta(seconds=i))["_id"] for i in range(2))
     # the processor's own watcher, on the real registry (every_s=0: every call checks the pointer)
-    watcher = ModelWatcher(ModelVersionsRepository(MongoStore(s)).promoted_version,
+    watcher = ModelWatcher(ModelVersionsRepository(MongoStore(s)).promotion,
                            lambda v: models.load(s, v), 0.0)
     watcher.maybe_reload()
     assert watcher.current is None  # nothing promoted: no model, no error

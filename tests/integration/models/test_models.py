@@ -79,3 +79,27 @@ def test_one_model_is_promoted_after_promotes_in_turn_and_at_once(settings_facto
             assert sorted(done) == sorted([a, b])
             promoted = [v["_id"] for v in models.versions(s) if v["promoted"]]
             assert len(promoted) == 1 and promoted[0] == repo.promoted()["_id"]
+
+
+def test_demote_leaves_no_model_promoted_and_is_audited(settings_factory, tmp_path: Path) -> None:
+    """`txnmon models demote` (issue 32): the pointer says none (the processors drop the model), the audit
+    trail names the version demoted, and a second demote has nothing to demote."""
+    import datetime as dt
+
+    from txnmon.adapters.mongo.models import ModelVersionsRepository
+
+    s = settings_factory(create_topics=False, models_dir=tmp_path / "models")
+    repo = ModelVersionsRepository(MongoStore(s))
+    repo.register({"_id": "rm-d", "created_at": dt.datetime.now(dt.UTC)})
+    repo.promote("rm-d", at=dt.datetime.now(dt.UTC), by="analyst-1")
+    assert repo.promotion() is not None and repo.promotion()[0] == "rm-d"
+    assert models.demote(s, by="ops-1") == "rm-d"
+    assert repo.promotion() is None and repo.promoted_version() is None and repo.promoted() is None
+    assert [v["promoted"] for v in models.versions(s)] == [False]
+    entries = MongoStore(s).find(AUDIT_LOG, {"action": "model.demote"})
+    assert [(e["target"], e["who"], e["before"], e["after"]) for e in entries] == \
+        [("model:rm-d", "ops-1", {"promoted": "rm-d"}, {"promoted": None})]
+    with pytest.raises(ModelNotFound, match="nothing to demote"):
+        models.demote(s, by="ops-1")
+    repo.promote("rm-d", at=dt.datetime.now(dt.UTC), by="analyst-1")  # promoting again works after a demote
+    assert repo.promoted_version() == "rm-d"

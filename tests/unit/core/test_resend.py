@@ -98,3 +98,18 @@ def test_the_first_passes_by_user_record_judged_to_another_verdict_is_a_resend_n
             "REDO": {**doc("REDO", "b", 2, 12), **verdict}}
     copies = sort_stored(ours, stored, {})
     assert copies.resent == ["AGED"] and copies.known == 2 and copies.conflicts == []
+
+
+def test_a_redo_judged_with_another_model_is_still_the_same_delivery():
+    # issue 32: the batch's first attempt was scored by rm-1, its retry after a crash by rm-2 (a promotion
+    # meanwhile) or by none (the watcher not loaded yet): the verdicts differ, but it is the same message at
+    # the same by-user position, so the transaction stays stored, in its user's history and on the topic
+    first = {"alert_reasons": ["learned_risk"], "risk_score": 100, "late": False,
+             "model": {"version": "rm-1", "score": 0.93}}
+    stored = [{**doc("A", "a", 1, 11), **first}, {**doc("B", "b", 2, 12), **first}]
+    ours = {"A": {**doc("A", "a", 1, 11), **first, "alert_reasons": [], "risk_score": 0,
+                  "model": {"version": "rm-2", "score": 0.1}},
+            "B": {**doc("B", "b", 2, 12), **first, "alert_reasons": [], "risk_score": 0}}
+    del ours["B"]["model"]
+    copies = sort_stored(ours, stored, {})
+    assert copies.resent == [] and copies.known == 2 and copies.conflicts == []

@@ -42,6 +42,7 @@ def test_the_cli_has_the_models_commands() -> None:
     assert args.data == ["a.csv", "b.csv"] and args.rounds == 100
     assert parser.parse_args(["models", "promote", "rm-1"]).version == "rm-1"
     assert parser.parse_args(["models", "show", "rm-1"]).models_command == "show"
+    assert parser.parse_args(["models", "demote", "--by", "ops-1"]).by == "ops-1"
     assert parser.parse_args(["models", "list"]).models_command == "list"
     assert parser.parse_args(["backtest", "--data", "a.csv", "--model", "promoted"]).model == "promoted"
 

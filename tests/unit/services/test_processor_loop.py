@@ -325,6 +325,8 @@ def test_the_promoted_model_scores_each_batch_and_a_new_promotion_applies_from_t
     promoted: list[str | None] = [None]
     source = ListSource([[record(0, row("T1", 0, 60_000))], [record(1, row("T2", 1, 60_000))]])
     sink = ListSink()
+    # the shipped rules do not weigh model_score: the scores are stored only when asked for
+    settings = load_settings(metrics_port=0, model_shadow_scoring=True)
     processor = Processor(settings, wiring=wired(source, [sink], ListPublisher()))
     processor.model = ModelWatcher(lambda: promoted[0], lambda v: Flat(), every_s=0.0)
     original = processor.handle
@@ -340,3 +342,74 @@ def test_the_promoted_model_scores_each_batch_and_a_new_promotion_applies_from_t
     assert "model" not in docs["T1"] and docs["T2"]["model"] == {"version": "rm-flat", "score": 0.25}
     alerts = {a["_id"]: a for a in sink.alerts}
     assert "model_version" not in alerts["T1:high_amount"] and alerts["T2:high_amount"]["model_version"] == "rm-flat"
+
+
+def test_a_started_member_loads_the_promoted_model_before_its_first_batch_through_outages(settings):
+    """Issue 32: a member restored after a crash must not judge its first batch (a retry of one judged
+    with the model) without the promoted model because the registry or the artifact was briefly
+    unavailable: start-up waits for it, retrying, as it waits for Kafka and MongoDB."""
+    from txnmon.errors import ServiceUnavailable
+    from txnmon.services.model_watcher import ModelWatcher
+
+    class Flat:
+        version = "rm-flat"
+
+        def score(self, rows):
+            return [0.25] * len(rows)
+
+        def contributions(self, rows):
+            return [[0.0] * (len(r) + 1) for r in rows]
+
+    failures = {"pointer": 2, "artifact": 1}
+
+    def promoted():
+        if failures["pointer"]:
+            failures["pointer"] -= 1
+            raise StoreUnavailable("mongodb down")
+        return "rm-flat"
+
+    def load(version):
+        if failures["artifact"]:
+            failures["artifact"] -= 1
+            raise ServiceUnavailable("artifact store down")
+        return Flat()
+
+    source = ListSource([[record(0, row("T1", 0, 60_000))]])
+    sink = ListSink()
+    settings = load_settings(metrics_port=0, model_shadow_scoring=True)  # the shipped rules do not weigh it
+    processor = Processor(settings, wiring=wired(source, [sink], ListPublisher()))
+    processor.model = ModelWatcher(promoted, load, every_s=3600.0)
+    processor.run(max_idle_s=0)
+    [doc] = sink.transactions
+    assert doc["model"] == {"version": "rm-flat", "score": 0.25}
+    assert failures == {"pointer": 0, "artifact": 0}
+
+
+def test_a_promoted_model_is_not_run_when_no_typology_weighs_its_signal(settings):
+    """Issue 32: scoring costs CPU in every batch; with rules that do not weigh `model_score` (the shipped
+    ones) it changes no verdict, so it is skipped unless MODEL_SHADOW_SCORING asks for the scores."""
+    from txnmon.services.model_watcher import ModelWatcher
+
+    class Counting:
+        version = "rm-count"
+        calls = 0
+
+        def score(self, rows):
+            Counting.calls += 1
+            return [0.5] * len(rows)
+
+        def contributions(self, rows):
+            return [[0.0] * (len(r) + 1) for r in rows]
+
+    def run(s):
+        sink = ListSink()
+        processor = Processor(s, wiring=wired(ListSource([[record(0, row("T1", 0))]]), [sink], ListPublisher()))
+        processor.model = ModelWatcher(lambda: "rm-count", lambda v: Counting(), every_s=0.0)
+        processor.run(max_idle_s=0)
+        return sink.transactions[0]
+
+    assert "model_score" not in Processor(settings).detector.ruleset.used_signals()
+    doc = run(settings)
+    assert Counting.calls == 0 and "model" not in doc
+    doc = run(load_settings(metrics_port=0, model_shadow_scoring=True))
+    assert Counting.calls == 1 and doc["model"] == {"version": "rm-count", "score": 0.5}

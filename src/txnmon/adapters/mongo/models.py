@@ -63,12 +63,20 @@ class ModelVersionsRepository:
     def promoted_version(self) -> str | None:
         """The promoted version's id, from the pointer alone (the processor asks every few seconds)."""
         pointer = self._pointer()
-        return None if pointer is None else str(pointer["version"])
+        return None if pointer is None or pointer.get("version") is None else str(pointer["version"])
+
+    def promotion(self) -> tuple[str, Any] | None:
+        """The promoted version's id and when it was promoted: a version promoted again is a new promotion
+        (the processor tries a version it refused again then)."""
+        pointer = self._pointer()
+        if pointer is None or pointer.get("version") is None:  # never promoted, or demoted
+            return None
+        return str(pointer["version"]), pointer.get("at")
 
     @translated
     def promoted(self) -> dict[str, Any] | None:
         pointer = self._pointer()
-        if pointer is None:
+        if pointer is None or pointer.get("version") is None:
             return None
         return self._marked(self.store.db[MODEL_VERSIONS].find_one({"_id": pointer["version"]}), pointer)
 
@@ -83,3 +91,12 @@ class ModelVersionsRepository:
         before = self.store.db[MODEL_PROMOTION].find_one_and_update(
             {"_id": POINTER}, {"$set": pointer}, upsert=True, return_document=ReturnDocument.BEFORE)
         return self._marked(doc, pointer), (before or {}).get("version")  # type: ignore[return-value]
+
+    @translated
+    def demote(self, *, at: dt.datetime, by: str) -> str | None:
+        """No model promoted from now on, in one write of the pointer (it keeps who and when); the version
+        it replaced (None: none was promoted, nothing changed)."""
+        before = self.store.db[MODEL_PROMOTION].find_one_and_update(
+            {"_id": POINTER, "version": {"$ne": None}}, {"$set": {"version": None, "at": at, "by": by}},
+            return_document=ReturnDocument.BEFORE)
+        return None if before is None else str(before["version"])
