@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     # SENTIMENT_MIN_REVIEWS reviews on each side, is one `sentiment_drop` ops alert per episode
     sentiment_window_hours: int = Field(24, ge=1, le=30 * 24)
     sentiment_baseline_days: int = Field(7, ge=1, le=90)
-    sentiment_min_reviews: int = Field(5, ge=1, le=1_000_000)
+    sentiment_min_reviews: int = Field(10, ge=1, le=1_000_000)
     sentiment_drop: float = Field(0.4, gt=0, le=2)  # the compound scale spans 2
     # --- Cart abandonment (src/txnmon/core/abandonment.py; docs/events.md), all in event time --------------
     # a cart with no purchase of its user by its last event + this is abandoned; at most the generator's

@@ -48,7 +48,7 @@ def hour_start(at: dt.datetime) -> dt.datetime:
 class SentimentConfig:
     window_hours: int = 24
     baseline_hours: int = 7 * 24
-    min_reviews: int = 5
+    min_reviews: int = 10
     drop: float = 0.4
 
     @property

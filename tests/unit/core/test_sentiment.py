@@ -138,3 +138,23 @@ def test_deciding_only_the_products_whose_windows_moved_changes_nothing(rows):
     scores = [_score(i, p, T0 + dt.timedelta(minutes=m), s, r) for i, (m, p, s, r) in enumerate(rows)]
     config = SentimentConfig(window_hours=3, baseline_hours=6, min_reviews=2, drop=0.3)
     assert _run(scores, list(range(1, 51)), config) == _run(scores, [50], config)
+
+
+def test_the_default_thresholds_raise_no_drop_on_clean_generated_days():
+    """Generated reviews match their ratings and no product turns: with the shipped defaults, three days of
+    them raise nothing (with SENTIMENT_MIN_REVIEWS 5, 8 drops came out of the hourly noise)."""
+    from txnmon.adapters.sentiment import score_text
+    from txnmon.synthetic.events import generate_events
+    from txnmon.synthetic.generator import GeneratorSpec, generate
+
+    spec = GeneratorSpec(rows=6000, users=600, seed=7, days=3)
+    reviews = generate_events(generate(spec), spec, ["reviews"])["reviews"]
+    texts = {t: score_text(t) for t in set(reviews["text"])}
+    scores = [{"_id": r.review_id, "product_id": r.product_id, "rating": int(r.rating), "sentiment": texts[r.text],
+               "event_time": dt.datetime.fromisoformat(str(r.timestamp).replace("Z", "+00:00")).astimezone(dt.UTC)}
+              for r in reviews.itertuples()]
+    times = [s["event_time"] for s in scores]
+    result = walk(SentimentState(), hour_stats(scores), start=min(times), end=max(times) + dt.timedelta(hours=2),
+                  config=SentimentConfig())
+    assert len(scores) > 500 and result.evaluated > 100
+    assert result.changed == []
