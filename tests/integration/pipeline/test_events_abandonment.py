@@ -1,23 +1,26 @@
 """Issue #31: cart abandonment through the whole path. A small generated day (transactions and cart events)
 replayed to Kafka, `txnmon stream` then `txnmon events` run until idle; the service runs the abandonment
 walk over closed event time as its batches come. Done twice, on databases and topics of their own: once
-in large batches, once in small ones with the events service killed after writing a batch and before
-committing it (exit 137, then restarted). Both times the abandoned carts are exactly the generator's
-`label=abandoned` carts that closed event time has reached, and each intervention is queued once."""
+with the carts replayed at full speed and read in large batches; once replayed at 2,880x (a day in 30 s)
+while the service reads them in small batches, the service SIGKILLed mid-replay and started again. Both
+times the abandoned carts are exactly the generator's `label=abandoned` carts that closed event time has
+reached, and each intervention is queued once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import subprocess
+import threading
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from tests.fixtures.pipeline import ROOT, TXNMON, env_for
+from tests.fixtures.pipeline import ROOT, TXNMON, env_for, wait_for
 from txnmon.adapters import kafka
 from txnmon.adapters.mongo import MongoStore
-from txnmon.core.collection_names import ABANDONED_CARTS, CART_OUTCOMES, INTERVENTIONS, NOTIFICATIONS
+from txnmon.core.collection_names import ABANDONED_CARTS, CART_EVENTS, CART_OUTCOMES, INTERVENTIONS, NOTIFICATIONS
 from txnmon.jobs import replay
 from txnmon.pipeline.event_sinks import closed_event_time
 from txnmon.services.events_wiring import StoredEventTime
@@ -46,7 +49,7 @@ def expected_abandoned(carts: pd.DataFrame, closed: dt.datetime, timeout: dt.tim
     return {c for c, end in ends.items() if labels[c] == "abandoned" and end.to_pydatetime() + timeout <= closed}
 
 
-def test_abandoned_carts_through_the_service_match_the_labels_in_any_batches_and_after_a_crash(
+def test_abandoned_carts_through_the_service_match_the_labels_at_two_speeds_and_after_a_sigkill(
         settings_factory, tmp_path):
     spec = GeneratorSpec(rows=400, users=60, seed=11)
     txs = generate(spec)
@@ -56,17 +59,30 @@ def test_abandoned_carts_through_the_service_match_the_labels_in_any_batches_and
     (tmp_path / "routes.yaml").write_text(ROUTES)
 
     found = []
-    for batch, failpoint in ((500, ""), (17, "events-written@2")):
+    for batch, speedup in ((500, 0.0), (17, 2880.0)):
         s = settings_factory(create_topics=False, batch_max_records=batch, events_lateness_seconds=60,
                              notify_routes_file=tmp_path / "routes.yaml")
         kafka.ensure_topics(s, s.init_topics)
         replay.replay_csv(s, tmp_path / "tx.csv")
-        replay.replay_csv(s, paths["carts"], kind="carts")
         done = run(s, "stream")
         assert done.returncode == 0, done.stdout + done.stderr
-        if failpoint:
-            crashed = run(s, "events", TXNMON_FAILPOINTS=failpoint)
-            assert crashed.returncode == 137, crashed.stdout + crashed.stderr
+        if not speedup:
+            replay.replay_csv(s, paths["carts"], kind="carts")
+        else:
+            # the carts arrive over 30 s while the service runs; it is SIGKILLed once it has stored some
+            replaying = threading.Thread(target=replay.replay_csv, args=(s, paths["carts"]),
+                                         kwargs={"kind": "carts", "speedup": speedup})
+            replaying.start()
+            first = subprocess.Popen([TXNMON, "events", "--exit-when-idle", "20"], env=env_for(s), cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            watching = MongoStore(s)
+            try:
+                wait_for(lambda w=watching: w.count(CART_EVENTS) > 200, 120, "the first service to store carts")
+            finally:
+                first.send_signal(signal.SIGKILL)
+                first.wait(30)
+            assert replaying.is_alive(), "the replay ended before the kill: not a kill mid-replay"
+            replaying.join(120)
         done = run(s, "events")
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -81,6 +97,9 @@ def test_abandoned_carts_through_the_service_match_the_labels_in_any_batches_and
         interventions = {d["_id"] for d in store.find(INTERVENTIONS)}
         queued = [d["_id"] for d in store.find(NOTIFICATIONS)]
         assert interventions and sorted(queued) == sorted(f"{i}|crm" for i in interventions)  # once each
+        after_failed = set(frames["carts"].loc[frames["carts"]["scenario"] == "after_failed_payment", "cart_id"])
+        assert {i.split(":", 1)[1] for i in interventions if i.startswith("after_failed_payment:")} == \
+            after_failed & expected
         found.append((abandoned, interventions, closed))
 
     (abandoned_a, interventions_a, closed_a), (abandoned_b, interventions_b, closed_b) = found
