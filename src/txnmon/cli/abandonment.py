@@ -6,19 +6,12 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from txnmon.cli.base import until_time
 from txnmon.settings import Settings
 
 # without --until: this far behind the older of the processor's watermark and the newest stored cart
 # event, the default lateness of the `txnmon events` service (EVENTS_LATENESS_SECONDS)
 DEFAULT_LATENESS = dt.timedelta(seconds=300)
-
-
-def _until(text: str) -> dt.datetime:
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date/time (2025-10-01T12:00, UTC if no zone): {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def default_until(store: Any) -> dt.datetime | None:
@@ -62,7 +55,7 @@ def register(sub: Any) -> None:
                                            "hourly KPIs (in event time)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     r = actions.add_parser("run", help="decide every cart whose deadline is before --until, once")
-    r.add_argument("--until", type=_until, default=None,
+    r.add_argument("--until", type=until_time, default=None,
                    help="closed event time (ISO, UTC if no zone); default: the older of the processor's "
                         "watermark and the newest cart event, minus 5 minutes")
     r.add_argument("--json", action="store_true", help="print the run's summary as JSON")

@@ -70,7 +70,7 @@ def until_time(text: str) -> dt.datetime:
     try:
         at = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO time (2025-10-01T12:00): {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not an ISO date/time (2025-10-01T12:00, UTC if no zone): {text!r}") from None
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 

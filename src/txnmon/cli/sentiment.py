@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from typing import Any
 
+from txnmon.cli.base import until_time
 from txnmon.settings import Settings
-
-
-def until(text: str) -> dt.datetime:
-    """An ISO date/time, UTC when it names no zone."""
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date/time (2025-10-01T12:00): {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def cmd_sentiment_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -50,7 +41,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sentiment", help="review sentiment per product and hour, and drop alerts (event time)")
     actions = p.add_subparsers(dest="sentiment_command", required=True, metavar="ACTION")
     run = actions.add_parser("run", help="score new reviews, roll up and decide every closed hour once")
-    run.add_argument("--until", type=until, default=None,
+    run.add_argument("--until", type=until_time, default=None,
                      help="decide up to this time (ISO, UTC if no zone), at most the closed event time "
                           "`txnmon events` computes (the default)")
     run.add_argument("--json", action="store_true", help="print the run's summary as JSON")
