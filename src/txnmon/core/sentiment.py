@@ -136,6 +136,8 @@ class WalkResult:
     state: SentimentState
     evaluated: int  # hours decided this walk
     changed: list[dict[str, Any]]  # episodes opened, extended or cleared: ops_alerts documents by _id
+    # the `_id`s of the episodes this walk opened (some may have cleared in it too): the ones to notify
+    opened: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ def walk(state: SentimentState, stats: Iterable[HourStats], *, start: dt.datetim
             at_hour[h].add(product)
     opened = dict(state.open)
     changed: dict[str, dict[str, Any]] = {}  # by episode _id
+    new: list[str] = []
     evaluated = 0
     hour = start
     while hour < end:
@@ -227,6 +230,7 @@ def walk(state: SentimentState, stats: Iterable[HourStats], *, start: dt.datetim
                            "lowest_recent": round(recent.mean, DIGITS), "hours": 1, "last_hour": e,
                            "cleared_at": None, "reason": _reason(product, recent, base, config.window_hours)}
                 opened[product] = changed[episode["_id"]] = episode
+                new.append(episode["_id"])
             elif episode is not None and enough and gap >= config.drop / 2:
                 episode = {**episode, "hours": episode["hours"] + 1, "last_hour": e,
                            "lowest_recent": min(episode["lowest_recent"], round(recent.mean, DIGITS))}
@@ -237,4 +241,4 @@ def walk(state: SentimentState, stats: Iterable[HourStats], *, start: dt.datetim
         hour = e
     # keyed by episode: one product may clear an episode and open the next within one walk
     return WalkResult(replace(state, next_hour=end, open=opened), evaluated,
-                      [changed[i] for i in sorted(changed)])
+                      [changed[i] for i in sorted(changed)], sorted(new))

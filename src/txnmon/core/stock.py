@@ -144,6 +144,9 @@ class StockWalk:
     hours: list[dict[str, Any]]  # kpi_stock_hour rows of the hours closed by this walk
     levels: list[dict[str, Any]]  # every known key's level at `until`
     walked: int  # events walked
+    # the `_id`s of the episodes this walk opened (some may have cleared in it too): the ones to notify.
+    # An episode of an earlier walk that stocks out or clears is in `alerts` again, not here
+    opened: list[str] = field(default_factory=list)
 
 
 def _utc(value: Any) -> Any:
@@ -196,12 +199,15 @@ def walk(state: StockState, movements: Iterable[Movement], until: dt.datetime, c
     alerts: dict[str, dict[str, Any]] = {}
     hours: list[dict[str, Any]] = []
     walked = 0
+    opened: list[str] = []
     todo = sorted((m for m in movements if m.at < until and (start is None or m.at >= start)), key=lambda m: m.order)
     for m in todo:
         key = new.keys.setdefault((m.product, m.location), KeyState())
         if key.hour is not None and m.at >= key.hour + HOUR:
             hours.append(_close_hour(key, m.product, m.location, config))
         for episode in _apply(key, m, config):
+            if episode["_id"] not in alerts and episode["opened_at"] == m.at and episode["status"] == "open":
+                opened.append(episode["_id"])  # an episode opens at its event, never one walked before
             alerts[episode["_id"]] = episode
         walked += 1
     for (product, location), key in sorted(new.keys.items()):
@@ -211,7 +217,7 @@ def walk(state: StockState, movements: Iterable[Movement], until: dt.datetime, c
         new.walked_until = until
     _prune(new, config)
     levels = [_level(k, p, loc, until, config) for (p, loc), k in sorted(new.keys.items()) if k.level is not None]
-    return StockWalk(new, list(alerts.values()), hours, levels, walked)
+    return StockWalk(new, list(alerts.values()), hours, levels, walked, opened)
 
 
 def _prune(state: StockState, config: StockConfig) -> None:

@@ -11,7 +11,8 @@ A run (`txnmon events` after each stored batch, or `txnmon sentiment run`), give
    VADER version), sums them per hour and product, reads the earlier hours' sums back from
    `kpi_sentiment_hour` as far as the window and the baseline reach, and walks the hours,
 4. writes the hours' `kpi_sentiment_hour` documents and the episodes opened, extended or cleared
-   (`ops_alerts`, kind `sentiment_drop`), each by `_id`,
+   (`ops_alerts`, kind `sentiment_drop`), each by `_id`, and queues a notification per episode opened
+   (insert-if-absent, `<alert _id>|<destination>`),
 5. saves the new state, last.
 
 A crash between 4 and 5 re-walks the same hours from the same state: the same `_id`s get the same
@@ -42,6 +43,8 @@ from txnmon.core.sentiment import (
     walk,
 )
 from txnmon.errors import RetryableError
+from txnmon.notifications import outbox
+from txnmon.notifications import routes as routing
 from txnmon.settings import Settings
 
 __all__ = ["SentimentBusy", "SentimentRun", "newest_review", "run_sentiment", "sentiment_config", "summary"]
@@ -80,8 +83,10 @@ def sentiment_config(settings: Settings) -> SentimentConfig:
 
 
 def run_sentiment(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
-                  clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events") -> SentimentRun:
-    """Decide every hour that ends at or before `closed_until` (and the wall clock) and is not decided yet."""
+                  clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events",
+                  routes: routing.Routes | None = None) -> SentimentRun:
+    """Decide every hour that ends at or before `closed_until` (and the wall clock) and is not decided yet;
+    queue a notification per drop opened under `routes` (default: NOTIFY_ROUTES_FILE)."""
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
     leases = LeasesRepository(store)
 
@@ -93,10 +98,13 @@ def run_sentiment(store: MongoStore, settings: Settings, *, closed_until: dt.dat
 
     hold()
     try:
+        if routes is None:
+            # read before any hour is decided: a bad routes file fails the run before it decides a drop
+            routes = outbox.load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
         # never past the wall clock: the contracts accept event times up to a day ahead, and an hour
         # decided before its reviews arrive would leave them out for good
         end = min(hour_start(closed_until), hour_start(clock()))
-        return _run(store, sentiment_config(settings), end, clock, hold)
+        return _run(store, sentiment_config(settings), end, clock, hold, routes)
     finally:
         leases.release(LEASE, owner)
 
@@ -141,7 +149,7 @@ def _scores(store: MongoStore, start: dt.datetime, end: dt.datetime,
 
 
 def _run(store: MongoStore, config: SentimentConfig, end: dt.datetime,
-         clock: Callable[[], dt.datetime], hold: Callable[[], None]) -> SentimentRun:
+         clock: Callable[[], dt.datetime], hold: Callable[[], None], routes: routing.Routes) -> SentimentRun:
     state = SentimentState.from_document(store.find_one(SENTIMENT_STATE, {"_id": STATE_ID}))
     start = state.next_hour or _first_hour(store, end)
     if start is None:
@@ -166,6 +174,12 @@ def _run(store: MongoStore, config: SentimentConfig, end: dt.datetime,
             store.write_documents(SENTIMENT_HOUR, [s.to_document() for s in new])
         if result.changed:
             store.write_documents(OPS_ALERTS, result.changed)
+        if result.opened:
+            # before the state: a crash re-decides these hours and queues the same ids, kept once. The
+            # event holds only the figures at opening, so the episode's later version here changes nothing
+            raised = set(result.opened)
+            outbox.enqueue_events(store, routes, [routing.ops_alert_event(e) for e in result.changed
+                                                  if e["_id"] in raised], now=clock())
         store.replace_document(SENTIMENT_STATE, {"_id": STATE_ID, **result.state.to_document(),
                                                  "scorer": SCORER, "updated_at": clock()})
         state, start = result.state, stop

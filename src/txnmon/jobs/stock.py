@@ -8,6 +8,7 @@ A run (`txnmon events` after each stored batch, or `txnmon stock run`)
    successful purchases of `transactions` with `walked_until <= event_time < closed_until`
    (src/txnmon/core/stock.py),
 4. writes what changed by `_id`: the episodes to `ops_alerts` (kinds `stock_depletion`, `stock_out`),
+   the episodes opened into the notifications outbox (insert-if-absent, `<alert _id>|<destination>`),
    the closed hours to `kpi_stock_hour`, every key's level to `stock_levels` (with the open
    `trending_product` trend of its product, if any),
 5. saves the state, last.
@@ -47,6 +48,8 @@ from txnmon.core.stock import (
 )
 from txnmon.errors import RetryableError
 from txnmon.jobs.rollups import latest_run
+from txnmon.notifications import outbox
+from txnmon.notifications import routes as routing
 from txnmon.settings import Settings
 
 __all__ = ["StockBusy", "StockRun", "default_closed_until", "run_stock", "stock_config"]
@@ -95,18 +98,24 @@ def default_closed_until(store: MongoStore, lateness: dt.timedelta = DEFAULT_LAT
 
 
 def run_stock(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
-              clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events") -> StockRun:
-    """Walk stock events and sales up to `closed_until` (aware), write levels, alerts and hourly KPIs."""
+              clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events",
+              routes: routing.Routes | None = None) -> StockRun:
+    """Walk stock events and sales up to `closed_until` (aware), write levels, alerts and hourly KPIs,
+    and queue a notification per alert opened under `routes` (default: NOTIFY_ROUTES_FILE)."""
     owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
     now = clock()
     if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
         raise StockBusy("another stock run is in progress (retry later)", retry_after=5.0)
     try:
+        if routes is None:
+            # read before anything is walked: a bad routes file fails the run, and the next run walks the
+            # same events, so no alert is decided without its notification
+            routes = outbox.load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
         until = closed_until.astimezone(dt.UTC)
         # MongoDB keeps milliseconds: the saved `walked_until` and the reads' bounds are cut to them, so the
         # walk is cut the same way (an event in the cut-off microseconds is walked once, in the next run)
         until = until.replace(microsecond=until.microsecond // 1000 * 1000)
-        return _run(store, stock_config(settings), until, clock)
+        return _run(store, stock_config(settings), until, clock, routes)
     finally:
         LeasesRepository(store).release(LEASE, owner)
 
@@ -131,7 +140,7 @@ def _movements(store: MongoStore, start: dt.datetime, end: dt.datetime) -> list[
 
 
 def _run(store: MongoStore, config: StockConfig, until: dt.datetime,
-         clock: Callable[[], dt.datetime]) -> StockRun:
+         clock: Callable[[], dt.datetime], routes: routing.Routes) -> StockRun:
     state = StockState.from_document(store.find_one(STOCK_STATE, {"_id": STATE_ID}))
     if state.walked_until is None:
         state.walked_until = _start(store, config)
@@ -139,10 +148,16 @@ def _run(store: MongoStore, config: StockConfig, until: dt.datetime,
         return StockRun(until, 0, [], [], 0, 0, sum(k.depletion is not None for k in state.keys.values()))
     walked, opened, cleared, hours, levels = 0, [], [], 0, 0
     while state.walked_until is not None and state.walked_until < until:
-        step_start, step_end = state.walked_until, min(state.walked_until + STEP, until)
+        step_end = min(state.walked_until + STEP, until)
         result = walk(state, _movements(store, state.walked_until, step_end), step_end, config)
+        raised = set(result.opened)
+        new = [a for a in result.alerts if a["_id"] in raised]
         if result.alerts:
             store.write_documents(OPS_ALERTS, result.alerts)
+        if new:
+            # before the state: a crash re-walks this step and queues the same ids, kept once. The event
+            # holds only the figures at opening (this may be the episode's later version: stocked out)
+            outbox.enqueue_events(store, routes, [routing.ops_alert_event(a) for a in new], now=clock())
         if result.hours:
             store.write_documents(KPI_STOCK_HOUR, result.hours)
         if step_end == until:  # the levels as of the run's end only
@@ -155,7 +170,7 @@ def _run(store: MongoStore, config: StockConfig, until: dt.datetime,
         state = result.state
         walked += result.walked
         hours += len(result.hours)
-        opened += [a for a in result.alerts if a["status"] == "open" and a["opened_at"] >= step_start]
+        opened += [a for a in new if a["status"] == "open"]
         cleared += [a for a in result.alerts if a["status"] == "cleared"]
     for a in opened:
         log.warning("stock: %s", a["reason"])

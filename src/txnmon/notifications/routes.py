@@ -36,17 +36,22 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from txnmon.core.rules.rulebook import SEVERITY_ORDER, Severity
+from txnmon.core.sentiment import SENTIMENT_DROP
+from txnmon.core.stock import STOCK_DEPLETION, STOCK_OUT
 from txnmon.core.versioned_files import parse_versioned
 from txnmon.errors import InvalidInputFile
 
-__all__ = ["ALERT", "DAG_FAILED", "INTERVENTION", "QUALITY_FAILED", "Routes", "RoutesError", "intervention_event",
-           "outbox_entries", "parse_routes", "route"]
+__all__ = ["ALERT", "DAG_FAILED", "INTERVENTION", "OPS_ALERT_KINDS", "QUALITY_FAILED", "Routes", "RoutesError",
+           "intervention_event", "ops_alert_event", "outbox_entries", "parse_routes", "route"]
 
 ALERT = "alert"
 DAG_FAILED = "dag_failed"  # an Airflow task failed for good (the notifier of the DAGs)
 QUALITY_FAILED = "quality_failed"  # a data-quality suite failed a critical expectation
 INTERVENTION = "intervention"  # a cart-abandonment intervention (src/txnmon/core/abandonment.py)
-EVENT_KINDS = (ALERT, DAG_FAILED, QUALITY_FAILED, INTERVENTION)
+# the events service's ops alerts (`ops_alerts`: src/txnmon/core/stock.py, src/txnmon/core/sentiment.py),
+# an event kind each so a route can send stock to the warehouse and sentiment to the product team
+OPS_ALERT_KINDS = (STOCK_DEPLETION, STOCK_OUT, SENTIMENT_DROP)
+EVENT_KINDS = (ALERT, DAG_FAILED, QUALITY_FAILED, INTERVENTION, *OPS_ALERT_KINDS)
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"  # an outbox entry's status
 
@@ -127,7 +132,8 @@ Destination = Annotated[Webhook | Slack | Email, Field(discriminator="type")]
 
 class Route(_Strict):
     name: str = Field(min_length=1)
-    events: list[Literal["alert", "dag_failed", "quality_failed", "intervention"]] = Field(
+    events: list[Literal["alert", "dag_failed", "quality_failed", "intervention", "stock_depletion", "stock_out",
+                         "sentiment_drop"]] = Field(
         default_factory=lambda: [ALERT], min_length=1)
     rules: list[str] | None = None  # alerts of these rules only (None: any)
     min_severity: Severity | None = None  # alerts at or above this severity only
@@ -313,6 +319,33 @@ def intervention_event(doc: Mapping[str, Any]) -> dict[str, Any]:
     title = f"cart abandonment: {doc['trigger']} (user {doc['user_id']})"
     return {"kind": INTERVENTION, "id": str(doc["_id"]), "title": title[:300],
             **{k: _plain(doc[k]) for k in INTERVENTION_FIELDS if doc.get(k) is not None}}
+
+
+# what an ops alert's notification carries: only the figures fixed when it opened (a depletion alert
+# later gains `stocked_out_at`, a drop `hours` and `lowest_recent`), so the event is the same whichever
+# walk step queued it and a re-walk queues the same bytes
+OPS_ALERT_FIELDS = {
+    STOCK_DEPLETION: ("product", "location", "severity", "opened_at", "opened_by", "level", "rate_per_hour",
+                      "minutes_to_stockout", "projected_stockout_at", "lead_time_minutes", "margin_minutes",
+                      "rate_window_minutes", "reason"),
+    STOCK_OUT: ("product", "location", "severity", "opened_at", "level", "depletion_alert", "reason"),
+    SENTIMENT_DROP: ("product_id", "opened_at", "baseline", "recent", "reviews", "baseline_reviews", "drop",
+                     "reason"),
+}
+
+
+def ops_alert_event(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """An ops alert (`ops_alerts` document) as an event, when it opens: its id is the alert's `_id`, so
+    the same episode decided again is the same outbox entry. Product and location names come from the
+    event streams: the messages JSON-encode or escape them like an alert's fields."""
+    kind = str(doc["kind"])
+    if kind not in OPS_ALERT_FIELDS:
+        raise ValueError(f"not an ops alert kind: {kind!r}")
+    subject = doc.get("product") if kind != SENTIMENT_DROP else doc.get("product_id")
+    where = f" in {doc['location']}" if doc.get("location") is not None else ""
+    title = f"{kind.replace('_', ' ')}: {subject}{where}"
+    return {"kind": kind, "id": str(doc["_id"]), "title": title[:300],
+            **{k: _plain(doc[k]) for k in OPS_ALERT_FIELDS[kind] if doc.get(k) is not None}}
 
 
 def notification_id(event_id: str, destination: str) -> str:
