@@ -3,7 +3,8 @@ each held-out day backtest the rules alone and the rules with `model_score` weig
 threshold, weight and threshold raise, src/txnmon/core/model_report.py), per pattern and per clean
 behaviour. No MongoDB: the model is fitted in this process as `txnmon models train` fits it.
 
-    python bench/model_weight.py --train A.csv --test B.csv --test C.csv [--grid 0.5:30:0 ...]
+    python bench/model_weight.py --train A.csv --test B.csv --test C.csv \
+        [--grid 0.5:30:0 0.2:30:30:card_testing,refund_abuse ...]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main() -> None:
     ap.add_argument("--train", required=True)
     ap.add_argument("--test", action="append", required=True)
     ap.add_argument("--rules", default=str(DEFAULT_RULES_FILE))
-    ap.add_argument("--grid", nargs="*", default=list(GRID), help="threshold:weight:raise_by")
+    ap.add_argument("--grid", nargs="*", default=list(GRID), help="threshold:weight:raise_by[:typology,...]")
     ap.add_argument("--json", default=None, help="write every comparison here")
     args = ap.parse_args()
     zone = ZoneInfo("UTC")
@@ -42,8 +43,9 @@ def main() -> None:
         txs, rejected = load_transactions(test, zone)
         base = backtest.to_json(backtest.run_backtest(txs, rules, rejected))["quality"]
         for spec in args.grid:
-            threshold, weight, raise_by = (float(x) for x in spec.split(":"))
-            hybrid_rules = model_report.weigh_model(rules, threshold, weight, raise_by)
+            threshold, weight, raise_by = (float(x) for x in spec.split(":")[:3])
+            named = spec.split(":")[3].split(",") if spec.count(":") == 3 else None
+            hybrid_rules = model_report.weigh_model(rules, threshold, weight, raise_by, named)
             hybrid = backtest.to_json(backtest.run_backtest(txs, hybrid_rules, rejected, model=model))["quality"]
             doc = model_report.detection_comparison(base, hybrid)
             o = doc["overall"]

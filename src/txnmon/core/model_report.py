@@ -13,23 +13,30 @@ Pure: the two backtests are run by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from txnmon.core.rules import RuleSet
+from txnmon.errors import RulesError
 
 
-def weigh_model(ruleset: RuleSet, threshold: float, weight: float, raise_by: float = 0.0) -> RuleSet:
-    """`ruleset` with `model_score` (at `threshold`) weighing `weight` in every enabled typology, and
-    every threshold of those typologies raised by `raise_by`. Its version names the change."""
+def weigh_model(ruleset: RuleSet, threshold: float, weight: float, raise_by: float = 0.0,
+                typologies: Collection[str] | None = None) -> RuleSet:
+    """`ruleset` with `model_score` (at `threshold`) weighing `weight` in every enabled typology (or
+    those named in `typologies`), and every threshold of those typologies raised by `raise_by`. Its
+    version names the change."""
+    unknown = sorted(set(typologies or ()) - set(ruleset.typologies))
+    if unknown:
+        raise RulesError(f"no typology {', '.join(unknown)} in rules {ruleset.version}")
     doc = ruleset.model_dump()
     doc["signals"]["model_score"]["threshold"] = threshold
-    for typology in doc["typologies"].values():
-        if not typology["enabled"]:
+    for name, typology in doc["typologies"].items():
+        if not typology["enabled"] or (typologies is not None and name not in typologies):
             continue
         typology["signals"]["model_score"] = weight
         typology["thresholds"] = {s: v + raise_by for s, v in typology["thresholds"].items()}
-    doc["version"] = f"{ruleset.version}+model_score@{threshold:g}x{weight:g}+{raise_by:g}"
+    named = "" if typologies is None else ":" + ",".join(sorted(typologies))
+    doc["version"] = f"{ruleset.version}+model_score@{threshold:g}x{weight:g}+{raise_by:g}{named}"
     return RuleSet.model_validate(doc)
 
 

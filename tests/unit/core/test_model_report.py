@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.fixtures.datasets import REALISTIC_DAY
 from txnmon.core.backtest import normalise_rows, run_backtest, to_json
 from txnmon.core.model_report import detection_comparison, render_comparison, weigh_model
 from txnmon.core.rules import load_rules
+from txnmon.errors import RulesError
 from txnmon.settings import DEFAULT_RULES_FILE
 from txnmon.synthetic.generator import BEHAVIOURS, PATTERNS, GeneratorSpec, generate
 
@@ -64,6 +67,18 @@ def test_weigh_model_adds_the_signal_to_every_enabled_typology_and_raises_the_th
         assert weighed.typologies[name].thresholds == {s: v + 10 for s, v in typology.thresholds.items()}
     assert weighed.rules == shipped.rules  # single-condition rules are not the model's to change
     assert "model_score" not in shipped.used_signals() and "model_score" in weighed.used_signals()
+
+
+def test_weigh_model_can_name_the_typologies_it_changes_and_refuses_unknown_ones():
+    shipped = load_rules(DEFAULT_RULES_FILE)
+    weighed = weigh_model(shipped, 0.1, 30, 30, typologies={"refund_abuse"})
+    assert weighed.typologies["refund_abuse"].signals == {"refunds": 100, "model_score": 30}
+    assert weighed.typologies["refund_abuse"].thresholds == {"medium": 130}
+    assert {n: t for n, t in weighed.typologies.items() if n != "refund_abuse"} == \
+        {n: t for n, t in shipped.typologies.items() if n != "refund_abuse"}
+    assert weighed.version.endswith(":refund_abuse")
+    with pytest.raises(RulesError, match="no typology nope"):
+        weigh_model(shipped, 0.1, 30, 30, typologies={"nope"})
 
 
 def test_without_a_model_weighing_it_at_no_raise_changes_no_verdict_and_the_report_lists_every_pattern():
