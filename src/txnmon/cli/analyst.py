@@ -36,7 +36,11 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
                              "with the rules weighing that model")
         from txnmon.core.model_report import weigh_model
 
-        weighed = weigh_model(candidate_rules, args.model_threshold, args.model_weight, args.model_raise)
+        try:
+            weighed = weigh_model(candidate_rules, args.model_threshold, args.model_weight, args.model_raise,
+                                  args.model_typology)
+        except RulesError as exc:
+            raise UsageError(str(exc)) from None
     with Progress("backtest", "transactions") as progress:
         if args.topic:
             from txnmon.jobs.backtest import backtest_topic
@@ -142,6 +146,8 @@ def register(sub: Any) -> None:
                    help="with --model-weight: the score (0..1) at which model_score is present (default 0.8)")
     p.add_argument("--model-raise", type=float, default=0.0, metavar="R",
                    help="with --model-weight: raise every typology's thresholds by R (default 0)")
+    p.add_argument("--model-typology", action="append", default=None, metavar="NAME",
+                   help="with --model-weight: weigh the model in this typology only (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_backtest)
 

@@ -31,7 +31,8 @@ class AmountModel:
 
 def _args(data, **over) -> argparse.Namespace:
     base = {"rules": str(DEFAULT_RULES_FILE), "baseline": None, "data": str(data), "topic": False,
-            "model": "rm-test", "model_weight": 30.0, "model_threshold": 0.5, "model_raise": 0.0, "json": True}
+            "model": "rm-test", "model_weight": 30.0, "model_threshold": 0.5, "model_raise": 0.0,
+            "model_typology": None, "json": True}
     return argparse.Namespace(**{**base, **over})
 
 
@@ -59,6 +60,8 @@ def test_the_report_lists_every_pattern_and_behaviour_for_the_rules_alone_and_wi
     assert "rules alone vs rules + model" in text and all(p in text for p in PATTERNS)
 
 
-def test_model_weight_needs_a_model(day):
+def test_model_weight_needs_a_model_and_known_typologies(day):
     with pytest.raises(UsageError, match="--model-weight needs --model"):
         cmd_backtest(load_settings(metrics_port=0), _args(day, model=None))
+    with pytest.raises(UsageError, match="no typology nope"):
+        cmd_backtest(load_settings(metrics_port=0), _args(day, model_typology=["nope"]))
