@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from txnmon.core.rules import RuleSet
 from txnmon.errors import RulesError
 
@@ -37,7 +39,10 @@ def weigh_model(ruleset: RuleSet, threshold: float, weight: float, raise_by: flo
         typology["thresholds"] = {s: v + raise_by for s, v in typology["thresholds"].items()}
     named = "" if typologies is None else ":" + ",".join(sorted(typologies))
     doc["version"] = f"{ruleset.version}+model_score@{threshold:g}x{weight:g}+{raise_by:g}{named}"
-    return RuleSet.model_validate(doc)
+    try:
+        return RuleSet.model_validate(doc)
+    except ValidationError as exc:  # a threshold outside 0..1, a weight that can never reach a threshold
+        raise RulesError(f"model_score at {threshold:g} weighing {weight:g} (+{raise_by:g}): {exc}") from None
 
 
 def detection_comparison(rules: Mapping[str, Any], hybrid: Mapping[str, Any]) -> dict[str, Any]:

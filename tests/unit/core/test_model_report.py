@@ -79,6 +79,8 @@ def test_weigh_model_can_name_the_typologies_it_changes_and_refuses_unknown_ones
     assert weighed.version.endswith(":refund_abuse")
     with pytest.raises(RulesError, match="no typology nope"):
         weigh_model(shipped, 0.1, 30, 30, typologies={"nope"})
+    with pytest.raises(RulesError, match=r"model_score at 1\.5"):
+        weigh_model(shipped, 1.5, 30, 0)  # a probability above 1: refused as a rules error, not a crash
 
 
 def test_without_a_model_weighing_it_at_no_raise_changes_no_verdict_and_the_report_lists_every_pattern():
