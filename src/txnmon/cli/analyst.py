@@ -29,20 +29,34 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         from txnmon.jobs import models
 
         model = models.load(settings, None if args.model == "promoted" else args.model)
+    weighed = None
+    if args.model_weight is not None:
+        if model is None or args.baseline:
+            raise UsageError("--model-weight needs --model (and no --baseline): it compares the rules alone "
+                             "with the rules weighing that model")
+        from txnmon.core.model_report import weigh_model
+
+        try:
+            weighed = weigh_model(candidate_rules, args.model_threshold, args.model_weight, args.model_raise,
+                                  args.model_typology)
+        except RulesError as exc:
+            raise UsageError(str(exc)) from None
     with Progress("backtest", "transactions") as progress:
         if args.topic:
             from txnmon.jobs.backtest import backtest_topic
 
-            def run(rules, stage="rules"):  # the by-user topic, in the order the processor judged it
+            def run(rules, stage="rules", model=model):  # the by-user topic, in the order the processor judged it
                 return backtest_topic(settings, rules, model)
         else:
             progress("reading", 0, None)
             txs, rejected = load_transactions(Path(args.data), settings.zone)
             progress("reading", len(txs) + rejected, len(txs) + rejected)
 
-            def run(rules, stage="rules"):
+            def run(rules, stage="rules", model=model):
                 return backtest.run_backtest(txs, rules, rejected, lambda done, total: progress(stage, done, total),
                                              model)
+        if args.model_weight is not None:  # the rules alone, then the rules weighing the model
+            return _print_model_comparison(args, run(candidate_rules, model=None), run(weighed, "rules + model"))
         result = run(candidate_rules)
         comparison = baseline = None
         if baseline_rules is not None:
@@ -50,6 +64,23 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
             comparison = backtest.compare(result, baseline)
     doc = backtest.to_json(result, comparison, baseline)
     print(json.dumps(doc, indent=2, default=str) if args.json else backtest.render(doc))
+    return 0
+
+
+def _print_model_comparison(args: argparse.Namespace, alone: Any, weighed: Any) -> int:
+    """The detection report of the rules weighing the model, and beside it the rules alone's, per
+    pattern and per clean behaviour (src/txnmon/core/model_report.py)."""
+    from txnmon.core import backtest, model_report
+
+    doc = backtest.to_json(weighed)
+    if "quality" not in doc:
+        raise UsageError("--model-weight compares detection quality: give a labelled file (fraud_label column)")
+    doc["model_comparison"] = model_report.detection_comparison(backtest.to_json(alone)["quality"], doc["quality"])
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print(backtest.render(doc) + "\n\nrules alone vs rules + model (" + doc["rules_version"] + "):\n"
+              + model_report.render_comparison(doc["model_comparison"]))
     return 0
 
 
@@ -108,6 +139,15 @@ def register(sub: Any) -> None:
                    help="instead of a file: every message of TOPIC_BY_USER, in the order the processor judged them")
     p.add_argument("--model", default=None, metavar="VERSION",
                    help="score with a registered risk model ('promoted': the one in use) for the model_score signal")
+    p.add_argument("--model-weight", type=float, default=None, metavar="W",
+                   help="with --model: compare the rules alone with the rules weighing model_score W in every "
+                        "typology, per pattern and clean behaviour (docs/model.md)")
+    p.add_argument("--model-threshold", type=float, default=0.8, metavar="P",
+                   help="with --model-weight: the score (0..1) at which model_score is present (default 0.8)")
+    p.add_argument("--model-raise", type=float, default=0.0, metavar="R",
+                   help="with --model-weight: raise every typology's thresholds by R (default 0)")
+    p.add_argument("--model-typology", action="append", default=None, metavar="NAME",
+                   help="with --model-weight: weigh the model in this typology only (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_backtest)
 
