@@ -248,10 +248,11 @@ class Processor:
         """A poll with raw and by-user records: the raw ones are routed in a transaction of their own, and
         their by-user copies (readable from its commit on) are gathered into the batch judging the by-user
         ones. Routed in one batch with them, the copies waited for the next batch: each transaction sat
-        through two batches' MongoDB writes and commits before its verdict instead of one."""
+        through two batches' MongoDB writes and commits before its verdict instead of one. A full poll (a
+        backlog) is not split: there the second commit would cost throughput and save no wait."""
         s = self.settings
         raw = [r for r in records if r.topic == s.topic_raw]
-        if not s.route_first or not raw or len(raw) == len(records):
+        if not s.route_first or not raw or len(raw) == len(records) or len(records) >= s.batch_max_records:
             self.handle(records, wired)
             return
         self.handle(raw, wired)

@@ -460,3 +460,12 @@ def test_the_heap_left_after_start_up_is_frozen_out_of_full_collections(settings
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_full_poll_is_routed_and_judged_in_one_batch(settings):
+    # a backlog: the split's second commit would cost throughput and save no wait
+    full = load_settings(metrics_port=0, batch_max_records=2)
+    source = ListSource([[record(0, row("T2", 1), topic=RAW), record(0, row("T1", 0))]])
+    publisher = ListPublisher()
+    Processor(full, wiring=wired(source, [ListSink()], publisher)).run(max_idle_s=0)
+    assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1, (BY_USER, 0): 1}]
