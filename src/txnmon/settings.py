@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # batch's transaction commits, and without the wait they miss the next batch and sit out a whole one
     # (a decision crosses both hops; docs/api.md). 0: start the next batch at once
     by_user_linger_ms: int = Field(25, ge=0, le=1000)
+    # a poll holding raw and by-user records: route the raw ones in a transaction of their own first, and judge
+    # their by-user copies with the by-user ones (one batch of MongoDB writes per transaction, not two)
+    route_first: bool = True
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
     metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another host scrape it
     log_format: Literal["text", "json"] = "text"

@@ -279,9 +279,11 @@ def test_after_forwarding_the_next_batch_waits_briefly_for_the_by_user_copies(se
     # batch 1's commit): the processor gathers until T1's copy arrives and judges it in the same batch,
     # instead of leaving it a whole batch behind
     raw_t1, raw_t2 = record(0, row("T1", 0), topic=RAW), record(1, row("T2", 1), topic=RAW)
+    # (route_first off: with it, T2 would then be routed in a transaction of its own, T1 judged after it)
     source = ListSource([[raw_t1], [raw_t2], [record(0, row("T1", 0))]])
     sink, publisher = ListSink(), ListPublisher()
-    Processor(settings, wiring=wired(source, [sink], publisher)).run(max_idle_s=0)
+    combined = load_settings(metrics_port=0, route_first=False)
+    Processor(combined, wiring=wired(source, [sink], publisher)).run(max_idle_s=0)
     assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1}, {(RAW, 0): 2, (BY_USER, 0): 1}]
     assert [d["_id"] for d in sink.transactions] == ["T1"]
 
@@ -413,3 +415,57 @@ def test_a_promoted_model_is_not_run_when_no_typology_weighs_its_signal(settings
     assert Counting.calls == 0 and "model" not in doc
     doc = run(load_settings(metrics_port=0, model_shadow_scoring=True))
     assert Counting.calls == 1 and doc["model"] == {"version": "rm-count", "score": 0.5}
+
+
+def test_a_poll_with_raw_and_by_user_records_routes_first_and_judges_the_copies_with_them(settings):
+    # T1's by-user copy and T2's raw record arrive in one poll: T2 is routed in its own transaction, and its
+    # copy (readable from that commit on) is judged in the same batch as T1's, not one batch later
+    source = ListSource([[record(0, row("T2", 1), topic=RAW), record(0, row("T1", 0))], [record(1, row("T2", 1))]])
+    sink, publisher = ListSink(), ListPublisher()
+    Processor(settings, wiring=wired(source, [sink], publisher)).run(max_idle_s=0)
+    assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1}, {(BY_USER, 0): 2}]
+    assert [sorted(d["_id"] for d in b.transactions) for b in sink.batches if b.transactions] == [["T1", "T2"]]
+
+
+def test_route_first_off_routes_and_judges_in_one_batch(settings):
+    source = ListSource([[record(0, row("T2", 1), topic=RAW), record(0, row("T1", 0))], [record(1, row("T2", 1))]])
+    sink, publisher = ListSink(), ListPublisher()
+    combined = load_settings(metrics_port=0, route_first=False)
+    Processor(combined, wiring=wired(source, [sink], publisher)).run(max_idle_s=0)
+    assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1, (BY_USER, 0): 1}, {(BY_USER, 0): 2}]
+
+
+def test_records_polled_again_after_a_rebalance_while_gathering_are_judged_once(settings):
+    # the gathering poll revokes and assigns every partition again (the position goes back to the committed
+    # offsets) and returns T1's by-user record, already polled before, with T2's
+    everything = [(RAW, 0), (BY_USER, 0)]
+    again = [record(0, row("T1", 0)), record(1, row("T2", 1))]
+    source = RebalancingSource([[record(0, row("T3", 2), topic=RAW), record(0, row("T1", 0))], again],
+                               changes={1: [("revoked", everything), ("assigned", everything)]}, assignment=everything)
+    sink, publisher = ListSink(), ListPublisher()
+    processor = Processor(settings, wiring=wired(source, [sink], publisher))
+    source.listener = processor.on_rebalance
+    processor.run(max_idle_s=0)
+    assert sorted(d["_id"] for d in sink.transactions) == ["T1", "T2"]
+    assert [b.consumed for b in sink.batches if b.consumed] == [2]  # T1's record counted once, not twice
+    assert publisher.commits[-1][1] == {(BY_USER, 0): 2}
+
+
+def test_the_heap_left_after_start_up_is_frozen_out_of_full_collections(settings):
+    import gc
+
+    gc.unfreeze()
+    try:
+        Processor(settings, wiring=wired(ListSource([]), [ListSink()], ListPublisher())).run(max_idle_s=0)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_a_full_poll_is_routed_and_judged_in_one_batch(settings):
+    # a backlog: the split's second commit would cost throughput and save no wait
+    full = load_settings(metrics_port=0, batch_max_records=2)
+    source = ListSource([[record(0, row("T2", 1), topic=RAW), record(0, row("T1", 0))]])
+    publisher = ListPublisher()
+    Processor(full, wiring=wired(source, [ListSink()], publisher)).run(max_idle_s=0)
+    assert [offsets for _, offsets in publisher.commits] == [{(RAW, 0): 1, (BY_USER, 0): 1}]
