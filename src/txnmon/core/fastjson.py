@@ -9,7 +9,7 @@ standard library on generated input. What stays on the slow path, and why:
 - DEL and non-ASCII text in the fingerprint: `ensure_ascii` escapes them, msgspec writes them raw (it
   escapes the other control characters as `json` does);
 - datetimes other than UTC in four-digit years (what the contract accepts anyway);
-- integers outside the 64-bit range, types other than the plain JSON ones;
+- types other than the plain JSON ones (integers of any size are written alike);
 - any input msgspec refuses (NaN and Infinity tokens, lone surrogate escapes, numbers out of range,
   a BOM, malformed JSON): the standard library gives the rejection reason, so it stays the same;
 - input with more brackets than MAX_BRACKETS: past its recursion limit `json` raises where msgspec
@@ -30,7 +30,6 @@ __all__ = ["MAX_BRACKETS", "dumps", "dumps_sorted_ascii", "json_default", "loads
 
 MAX_BRACKETS = 64
 FLOAT_LOW, FLOAT_HIGH = 1e-4, 1e16  # where float.__repr__ (what `json` writes) uses fixed notation
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
@@ -105,16 +104,18 @@ def dumps_sorted_ascii(doc: Mapping[str, Any], proven: bool | None = None) -> by
 
 def plain(doc: Mapping[str, Any]) -> bool:
     """Whether `doc` is a dict msgspec writes as `json` with the project's default hook would, text aside:
-    str keys, and values that are text, booleans, None, 64-bit integers, floats that `repr` writes in
-    fixed notation, UTC datetimes in four-digit years, and lists and dicts of those. Text needs no look
-    here: the encoders above handle it (`dumps_sorted_ascii` checks its bytes)."""
+    str keys, and values that are text, booleans, None, integers, floats that `repr` writes in fixed
+    notation, UTC datetimes in four-digit years, and lists and dicts of those. Text needs no look here:
+    the encoders above handle it (`dumps_sorted_ascii` checks its bytes)."""
     try:
         return type(doc) is dict and _fields(doc)
     except RecursionError:  # nested past Python's limit: today's encoder says what happens
         return False
 
 
-_SIMPLE = frozenset({str, bool, type(None)})  # written alike whatever they hold (text: see above)
+# written alike whatever they hold: text (see above), and integers of any size, since msgspec writes an
+# integer's digits as `int.__str__` does and, past its digit limit, raises as `json` does
+_SIMPLE = frozenset({str, int, bool, type(None)})
 
 
 def _fields(doc: dict[Any, Any]) -> bool:
@@ -131,8 +132,6 @@ def _value(value: Any) -> bool:
         return True
     if kind is float:  # NaN and the infinities fail both comparisons
         return value == 0.0 or FLOAT_LOW <= abs(value) < FLOAT_HIGH
-    if kind is int:
-        return INT64_MIN <= value <= INT64_MAX
     if kind is dt.datetime:
         # msgspec writes a UTC datetime as isoformat() with `Z` for `+00:00`, as the default hook does
         return value.tzinfo is dt.UTC and value.year >= 1000

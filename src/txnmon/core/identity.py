@@ -46,13 +46,18 @@ def origin_of(record: SourceRecord) -> SourceRecord:
 
 def origin_position(record: SourceRecord) -> tuple[str, int, int] | None:
     """`origin_of` as (topic, partition, offset), None when the record carries none: no record is built."""
-    if not record.headers:
+    headers = record.headers
+    if not headers:
         return None
-    found = {k: v for k, v in record.headers if k in SOURCE_HEADERS}
-    if len(found) != len(SOURCE_HEADERS):
-        return None
+    if len(headers) >= 3 and (headers[-3][0], headers[-2][0], headers[-1][0]) == SOURCE_HEADERS:
+        # where routing puts them, last: no later copy of a name can override them (the usual case)
+        topic, partition, offset = headers[-3][1], headers[-2][1], headers[-1][1]
+    else:
+        found = {k: v for k, v in headers if k in SOURCE_HEADERS}  # the last copy of each name counts
+        if len(found) != len(SOURCE_HEADERS):
+            return None
+        topic, partition, offset = (found[name] for name in SOURCE_HEADERS)
     try:
-        return (found["txnmon.source.topic"].decode(), int(found["txnmon.source.partition"]),
-                int(found["txnmon.source.offset"]))
+        return topic.decode(), int(partition), int(offset)
     except (ValueError, UnicodeDecodeError):
         return None
