@@ -8,19 +8,20 @@ the window replay (src/txnmon/jobs/window_replay.py) runs the same step over his
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from txnmon.core import fastjson
 from txnmon.core.contract import parse_transaction
-from txnmon.core.enrichment import enrich
+from txnmon.core.enrichment import enrichment
 from txnmon.core.fastjson import json_default as _json_default
-from txnmon.core.fastjson import sorted_ascii_json, to_json_bytes
 from txnmon.core.handoff import Handoff, parse
+from txnmon.core.identity import SOURCE_HEADERS, fingerprint_of, origin_of, origin_position
+from txnmon.core.identity import content_fingerprint as content_fingerprint  # its callers import it from here
 from txnmon.core.records import DUPLICATE_ID_CONFLICT, PROCESSING_ERROR, Message, Rejection, SourceRecord
 from txnmon.core.resend import Resent, SinkOutcome, same_event
 from txnmon.core.rules import Detector
@@ -164,9 +165,9 @@ class BatchResult:
         self.transactions = [d for d in self.transactions if d["_id"] not in gone]
 
 
-@dataclass(frozen=True)
-class Judged:
-    """One transaction, judged: everything the batch will write for it."""
+class Judged(NamedTuple):
+    """One transaction, judged: everything the batch will write for it (a tuple: built per transaction,
+    where a frozen dataclass's checked field setting cost a few µs)."""
 
     judgement: Judgement
     doc: dict[str, Any]
@@ -179,22 +180,29 @@ class Judged:
 
 def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector: Detector, config: BatchConfig, *,
            now: dt.datetime, lateness: dt.timedelta, watermark: dt.datetime | None,
-           model: ModelScore | None = None) -> Judged:
-    """Rules, enrichment and the documents for one transaction; the detector is not changed yet."""
+           model: ModelScore | None = None, plain: bool | None = None) -> Judged:
+    """Rules, enrichment and the documents for one transaction; the detector is not changed yet.
+
+    `plain`: `fastjson.plain(tx)` when the fingerprint has found it out (None: found out here)."""
     late = watermark is not None and tx["event_time"] < watermark - lateness
     judgement = detector.judge(tx, model)
     hits = judgement.hits
-    doc = enrich(tx, hits, processed_time=now, medium_threshold=config.value_medium_threshold,
-                 high_threshold=config.value_high_threshold)
-    doc["rules_version"] = detector.version
-    doc["late"] = late  # stored and counted like any other, and flagged for the rollups
-    doc["content_hash"] = fingerprint
+    # the fields added to the input, in the stored order: the document is built from them in one copy
+    added = enrichment(tx, hits, processed_time=now, medium_threshold=config.value_medium_threshold,
+                       high_threshold=config.value_high_threshold)
+    added["rules_version"] = detector.version
+    added["late"] = late  # stored and counted like any other, and flagged for the rollups
+    added["content_hash"] = fingerprint
     if model is not None:  # the score as computed: the backtest's score of it is the same float
-        doc["model"] = {"version": model.version, "score": model.score}
-    source = origin_of(record)
-    doc["source"] = {"topic": source.topic, "partition": source.partition, "offset": source.offset}
-    if source is not record:  # judged from the by-user topic: where in it (its order is the arrival order)
-        doc["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        added["model"] = {"version": model.version, "score": model.score}
+    source = origin_position(record)
+    if source is None:
+        added["source"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    else:  # judged from the by-user topic: where in it too (its order is the arrival order)
+        added["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
+        added["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    doc = {**tx, **added}  # each value is the input's or an added one: both proven plain, so is the document
+    proven = (fastjson.plain(tx) if plain is None else plain) and fastjson.plain(added)
     alerts, suppressed, shadow = [], [], []
     for hit in hits:
         alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)
@@ -208,16 +216,8 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
         (shadow if alert["mode"] == "shadow" else suppressed if "suppressed_by" in alert else alerts).append(alert)
     for alert in (*alerts, *suppressed, *shadow) if model is not None else ():
         alert["model_version"] = model.version  # judged with this model in use
-    enriched = (tx["user_id"].encode("utf-8"), to_json_bytes(doc), None)
+    enriched = (tx["user_id"].encode("utf-8"), fastjson.to_json_bytes(doc, proven), None)
     return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
-
-
-def content_fingerprint(tx: Mapping[str, Any]) -> str:
-    """A digest of the transaction as the contract normalised it: equal content, equal digest.
-
-    Two messages with one transaction id and different fingerprints are a conflict, not a retry.
-    """
-    return hashlib.sha256(sorted_ascii_json(tx)).hexdigest()[:32]
 
 
 def processing_error(record: SourceRecord, exc: BaseException) -> Rejection:
@@ -228,24 +228,6 @@ def processing_error(record: SourceRecord, exc: BaseException) -> Rejection:
 def conflict(transaction_id: str) -> Rejection:
     return Rejection(DUPLICATE_ID_CONFLICT,
                      f"transaction {transaction_id!r} was seen before with different content; the first is kept")
-
-
-SOURCE_HEADERS = ("txnmon.source.topic", "txnmon.source.partition", "txnmon.source.offset")
-
-
-def origin_of(record: SourceRecord) -> SourceRecord:
-    """Where a record first arrived: a record re-keyed into the by-user topic carries its raw
-    position in headers; ids of rejected records and `source` of documents use that position."""
-    if not record.headers:
-        return record
-    found = {k: v for k, v in record.headers if k in SOURCE_HEADERS}
-    if len(found) != len(SOURCE_HEADERS):
-        return record
-    try:
-        return replace(record, topic=found["txnmon.source.topic"].decode(),
-                       partition=int(found["txnmon.source.partition"]), offset=int(found["txnmon.source.offset"]))
-    except (ValueError, UnicodeDecodeError):
-        return record
 
 
 @dataclass
@@ -370,7 +352,7 @@ def process_batch(
     first_seen: dict[str, str] = {}  # transaction id -> content fingerprint of its first copy in this batch
     lateness = dt.timedelta(seconds=config.late_after_seconds)
     for record, tx in valid:
-        fingerprint = content_fingerprint(tx)
+        fingerprint, plain = fingerprint_of(tx)
         earlier = first_seen.get(tx["_id"])
         if earlier is not None:
             if earlier != fingerprint:
@@ -386,7 +368,7 @@ def process_batch(
             continue
         try:
             judged = _judge(record, tx, fingerprint, detector, config, now=now, lateness=lateness,
-                            watermark=marks.of(record.partition), model=scores.get(tx["transaction_id"]))
+                            watermark=marks.of(record.partition), model=scores.get(tx["transaction_id"]), plain=plain)
         except Exception as exc:  # the design rule: no single record stops the batch
             result.reject(record, processing_error(record, exc), now, "process", detector.version)
             continue

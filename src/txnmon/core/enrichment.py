@@ -32,9 +32,22 @@ def enrich(
 
     Shadow-mode hits are left out: they must not change what users and dashboards see.
     """
+    return {**tx, **enrichment(tx, hits, processed_time=processed_time, medium_threshold=medium_threshold,
+                               high_threshold=high_threshold)}
+
+
+def enrichment(
+    tx: Mapping[str, Any],
+    hits: Sequence[Hit],
+    *,
+    processed_time: dt.datetime,
+    medium_threshold: float,
+    high_threshold: float,
+) -> dict[str, Any]:
+    """The enrichment fields alone, in their stored order (`enrich` adds them to the input): the
+    processor adds its own before it builds the document, so the input is copied once."""
     live = [h for h in hits if h.mode == "live"]
     return {
-        **tx,
         "value_category": value_category(tx["amount"], medium_threshold, high_threshold),
         "processed_time": processed_time,
         "alert_flag": bool(live),

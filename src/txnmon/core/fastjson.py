@@ -6,10 +6,10 @@ only inside what msgspec treats like `json`; tests/unit/core/test_fastjson.py ch
 standard library on generated input. What stays on the slow path, and why:
 
 - floats outside [1e-4, 1e16): `json` writes `1e-05` and `1e+16`, msgspec `0.00001` and `1e16`;
-- text with control characters (and DEL) in the fingerprint: `ensure_ascii` escapes DEL, msgspec not;
-  non-ASCII text there too (the fingerprint is ASCII-escaped);
+- DEL and non-ASCII text in the fingerprint: `ensure_ascii` escapes them, msgspec writes them raw (it
+  escapes the other control characters as `json` does);
 - datetimes other than UTC in four-digit years (what the contract accepts anyway);
-- integers outside the 64-bit range, types other than the plain JSON ones;
+- types other than the plain JSON ones (integers of any size are written alike);
 - any input msgspec refuses (NaN and Infinity tokens, lone surrogate escapes, numbers out of range,
   a BOM, malformed JSON): the standard library gives the rejection reason, so it stays the same;
 - input with more brackets than MAX_BRACKETS: past its recursion limit `json` raises where msgspec
@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-__all__ = ["MAX_BRACKETS", "dumps", "dumps_sorted_ascii", "json_default", "loads_object", "sorted_ascii_json",
-           "to_json_bytes"]
+__all__ = ["MAX_BRACKETS", "dumps", "dumps_sorted_ascii", "json_default", "loads_object", "plain",
+           "sorted_ascii_json", "to_json_bytes"]
 
 MAX_BRACKETS = 64
 FLOAT_LOW, FLOAT_HIGH = 1e-4, 1e16  # where float.__repr__ (what `json` writes) uses fixed notation
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
@@ -58,28 +56,31 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def to_json_bytes(doc: Mapping[str, Any]) -> bytes:
-    """A document as compact UTF-8 JSON (the enriched message): msgspec when proven the same, else `json`."""
-    fast = dumps(doc)
+def to_json_bytes(doc: Mapping[str, Any], proven: bool | None = None) -> bytes:
+    """A document as compact UTF-8 JSON (the enriched message): msgspec when proven the same, else `json`.
+
+    `proven`: the caller's verdict of `plain(doc)` when it already has one (None: checked here).
+    """
+    fast = dumps(doc, proven)
     if fast is not None:
         return fast
     return json.dumps(doc, default=json_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def sorted_ascii_json(doc: Mapping[str, Any]) -> bytes:
+def sorted_ascii_json(doc: Mapping[str, Any], proven: bool | None = None) -> bytes:
     """Compact JSON with sorted keys, ASCII-escaped (the content fingerprint's body), as `dumps_sorted_ascii`
-    or `json` gives it."""
-    fast = dumps_sorted_ascii(doc)
+    or `json` gives it. `proven` as in `to_json_bytes`."""
+    fast = dumps_sorted_ascii(doc, proven)
     if fast is not None:
         return fast
     return json.dumps(doc, default=json_default, sort_keys=True, ensure_ascii=True,
                       separators=(",", ":")).encode("ascii")
 
 
-def dumps(doc: Mapping[str, Any]) -> bytes | None:
+def dumps(doc: Mapping[str, Any], proven: bool | None = None) -> bytes | None:
     """`json.dumps(doc, ensure_ascii=False, separators=(",", ":"))` as UTF-8, datetimes as UTC
     `...Z` text; None when `doc` holds anything not proven to encode the same."""
-    if type(doc) is not dict or not _proven(doc, ascii_only=False):
+    if not (plain(doc) if proven is None else (proven and type(doc) is dict)):
         return None
     try:
         return _encode(doc)
@@ -87,53 +88,55 @@ def dumps(doc: Mapping[str, Any]) -> bytes | None:
         return None
 
 
-def dumps_sorted_ascii(doc: Mapping[str, Any]) -> bytes | None:
+def dumps_sorted_ascii(doc: Mapping[str, Any], proven: bool | None = None) -> bytes | None:
     """The same with `sort_keys=True, ensure_ascii=True` (the content fingerprint's body), or None."""
-    if type(doc) is not dict or not _proven(doc, ascii_only=True):
+    if not (plain(doc) if proven is None else (proven and type(doc) is dict)):
         return None
     try:
-        return _encode_sorted(doc)
+        body = _encode_sorted(doc)
     except Exception:
         return None
+    # text is judged on the bytes written, in C: msgspec escapes the ASCII control characters, quotes and
+    # backslashes exactly as `ensure_ascii` does, and writes the rest raw, where `json` escapes DEL and
+    # everything above it. So ASCII output without DEL is json's output; anything else is left to `json`.
+    return body if body.isascii() and b"\x7f" not in body else None
 
 
-def _proven(doc: dict[str, Any], ascii_only: bool) -> bool:
+def plain(doc: Mapping[str, Any]) -> bool:
+    """Whether `doc` is a dict msgspec writes as `json` with the project's default hook would, text aside:
+    str keys, and values that are text, booleans, None, integers, floats that `repr` writes in fixed
+    notation, UTC datetimes in four-digit years, and lists and dicts of those. Text needs no look here:
+    the encoders above handle it (`dumps_sorted_ascii` checks its bytes)."""
     try:
-        return _plain(doc, ascii_only)
+        return type(doc) is dict and _fields(doc)
     except RecursionError:  # nested past Python's limit: today's encoder says what happens
         return False
 
 
-def _text(value: str, ascii_only: bool) -> bool:
-    # ensure_ascii escapes DEL and everything above it; msgspec writes them as they are
-    return not ascii_only or (value.isascii() and value.isprintable())
+# written alike whatever they hold: text (see above), and integers of any size, since msgspec writes an
+# integer's digits as `int.__str__` does and, past its digit limit, raises as `json` does
+_SIMPLE = frozenset({str, int, bool, type(None)})
 
 
-def _plain(value: Any, ascii_only: bool) -> bool:
-    """Whether msgspec writes `value` exactly as `json` with the project's default hook would."""
+def _fields(doc: dict[Any, Any]) -> bool:
+    # a flat loop: this runs over every field of every transaction, most of them text
+    for key, value in doc.items():
+        if type(key) is not str or (type(value) not in _SIMPLE and not _value(value)):
+            return False
+    return True
+
+
+def _value(value: Any) -> bool:
     kind = type(value)
-    if kind is str:
-        return _text(value, ascii_only)
-    if kind is float:
-        magnitude = abs(value)
-        return math.isfinite(value) and (magnitude == 0.0 or FLOAT_LOW <= magnitude < FLOAT_HIGH)
-    if kind is int:
-        return INT64_MIN <= value <= INT64_MAX
-    if kind is bool or value is None:
+    if kind in _SIMPLE:
         return True
-    if kind is dict:
-        for key, item in value.items():  # a loop with text inline: this runs per field of every transaction
-            if type(key) is not str or (ascii_only and not (key.isascii() and key.isprintable())):
-                return False
-            if type(item) is str:
-                if ascii_only and not (item.isascii() and item.isprintable()):
-                    return False
-            elif not _plain(item, ascii_only):
-                return False
-        return True
-    if kind is list:
-        return all(_plain(item, ascii_only) for item in value)
+    if kind is float:  # NaN and the infinities fail both comparisons
+        return value == 0.0 or FLOAT_LOW <= abs(value) < FLOAT_HIGH
     if kind is dt.datetime:
         # msgspec writes a UTC datetime as isoformat() with `Z` for `+00:00`, as the default hook does
         return value.tzinfo is dt.UTC and value.year >= 1000
+    if kind is dict:
+        return _fields(value)
+    if kind is list:
+        return all(map(_value, value))
     return False

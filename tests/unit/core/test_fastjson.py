@@ -21,8 +21,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from txnmon.core import fastjson
-from txnmon.core.batch import content_fingerprint, to_json_bytes
+from txnmon.core.batch import content_fingerprint
 from txnmon.core.contract import InvalidTransaction, normalise, parse_transaction
+from txnmon.core.fastjson import to_json_bytes
+from txnmon.core.identity import fingerprint_of
 from txnmon.core.records import NOT_JSON, NOT_OBJECT, NOT_UTF8, TOO_LARGE, Rejection
 
 NOW = dt.datetime(2025, 10, 1, 12, 0, tzinfo=dt.UTC)
@@ -206,9 +208,15 @@ BENCH_DOC = {"transaction_id": "t-000123", "user_id": "u-0042", "amount": 123.45
 @example({"t": "é", "d": "\x7f", "c": "\n"})
 @example({"small": 1e-05})
 @example({"large": 1e16})
+@example({"a\nb": 'q"\\\x01\x1f/', "\t": ["\x00", {"\x7f": 1}]})
+@example({"n": 2**63, "m": -(2**63) - 1, "ok": [2**63 - 1, -(2**63)]})
 def test_the_fingerprint_and_the_enriched_message_are_byte_identical(doc: dict[str, Any]) -> None:
     assert outcome(content_fingerprint, doc) == outcome(old_fingerprint, doc)
+    assert outcome(lambda d: fingerprint_of(d)[0], doc) == outcome(old_fingerprint, doc)
     assert outcome(to_json_bytes, doc) == outcome(old_to_json_bytes, doc)
+    verdict = fastjson.plain(doc)  # found once, given to both encoders (what the batch does)
+    assert outcome(fastjson.sorted_ascii_json, doc, verdict) == outcome(old_fingerprint_body, doc)
+    assert outcome(to_json_bytes, doc, verdict) == outcome(old_to_json_bytes, doc)
 
 
 def test_the_usual_transaction_takes_the_fast_path() -> None:
@@ -231,7 +239,27 @@ def test_what_the_fast_path_cannot_prove_goes_to_todays_code() -> None:
     assert fastjson.loads_object(b"[" * 70 + b"]" * 70) is None
     assert fastjson.loads_object(b"[1]") is None  # not an object: today's code names the type
     assert fastjson.dumps({"x": 1e-05}) is None and fastjson.dumps({"x": 1e16}) is None
-    assert fastjson.dumps({"n": 2**64}) is None and fastjson.dumps({"t": (1, 2)}) is None
+    assert fastjson.dumps({"t": (1, 2)}) is None
+    # integers of any size: msgspec writes the digits `json` writes (the differential test covers the rest)
+    assert fastjson.dumps({"n": 2**64, "m": -(2**70)}) == b'{"n":18446744073709551616,"m":-1180591620717411303424}'
     assert fastjson.dumps({"when": dt.datetime(2025, 1, 1, tzinfo=ZoneInfo("Europe/Lisbon"))}) is None
     assert fastjson.dumps_sorted_ascii({"t": "é"}) is None and fastjson.dumps_sorted_ascii({"t": "\x7f"}) is None
     assert fastjson.dumps({"t": "é"}) == '{"t":"é"}'.encode()
+    assert fastjson.dumps({"n": 10**4400}) is None  # past str()'s digit limit `json` raises; it still does
+    assert fastjson.dumps({"x": float("nan")}) is None and fastjson.dumps({"x": float("-inf")}) is None
+
+
+def test_control_characters_quotes_and_backslashes_take_the_fast_path_in_the_fingerprint() -> None:
+    """msgspec escapes them as `ensure_ascii` does: the bytes written are checked, not each text first."""
+    doc = {**BENCH_DOC, "note": 'a\nb"c\\d\x01\x1f', "k\t": ["\x00", {"z": "\x08", "a": "/"}]}
+    assert fastjson.dumps_sorted_ascii(doc) == old_fingerprint_body(doc)
+    for escaped_by_json_only in ("\x7f", "é", "\u2028"):
+        assert fastjson.dumps_sorted_ascii({**doc, "note": escaped_by_json_only}) is None
+        assert fastjson.dumps_sorted_ascii({escaped_by_json_only: 1}) is None
+
+
+def test_a_verdict_given_is_trusted_and_one_refused_goes_to_json() -> None:
+    assert fastjson.plain(BENCH_DOC) and not fastjson.plain({"x": 1e-05}) and not fastjson.plain([1])
+    assert fastjson.dumps(BENCH_DOC, False) is None and fastjson.dumps_sorted_ascii(BENCH_DOC, False) is None
+    assert fastjson.to_json_bytes(BENCH_DOC, True) == old_to_json_bytes(BENCH_DOC)
+    assert fastjson.sorted_ascii_json(BENCH_DOC, False) == old_fingerprint_body(BENCH_DOC)
