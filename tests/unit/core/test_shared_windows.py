@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.unit.core.old_signals import old_weigh
 from txnmon.core.rules import Detector, engine, load_rules, parse_rules
 from txnmon.core.rules.evidence import plan, weigh
-from txnmon.core.rules.history import Decoded, Prior
+from txnmon.core.rules.history import Decoded, Prior, newest_since
 from txnmon.core.rules.state import Event, pack_events
 from txnmon.core.rules.windows import Shared, within
 from txnmon.settings import DEFAULT_RULES_FILE
@@ -196,3 +196,31 @@ def test_a_shared_window_is_the_scan_and_is_scanned_once():
     assert first == within(history.events, since) and len(first) > 5
     reads = history.reads
     assert within(prior, since) is first and history.reads == reads
+
+
+def walk_back(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
+    """`within` as it was for every sequence: through `reversed`."""
+    out = []
+    for e in reversed(prior):
+        if e.event_time < since:
+            break
+        out.append(e)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(history=st.lists(events, max_size=40), queries=st.lists(st.tuples(st.integers(-10, 310), st.integers(0, 400)),
+       min_size=1, max_size=6), extra=st.sampled_from([b"", b"", b"xy"]))
+def test_a_lazy_history_s_window_is_the_walk_back_through_it(history, queries, extra):
+    """Read straight from the decoded list (no generator): the same events, and the same decoding
+    left behind, whatever was decoded before, bytes after the last text included."""
+    history = sorted({e.transaction_id: e for e in history}.values(), key=lambda e: e.key)
+    blob = pack_events(history) + extra
+    fast, slow = Decoded(blob), Decoded(blob)
+    for at, back in queries:
+        t = T0 + dt.timedelta(minutes=at)
+        since = t - dt.timedelta(minutes=back)
+        got = within(Prior(fast, fast.upto(t)), since)
+        assert got == newest_since(Prior(fast, fast.upto(t)), since) == walk_back(Prior(slow, slow.upto(t)), since)
+        assert got == walk_back([e for e in history if e.event_time <= t], since)
+        assert len(fast._suffix) == len(slow._suffix)

@@ -121,9 +121,7 @@ def _returned(here_times: list[dt.datetime], event: Event, away: Event, cfg: Fas
 def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
     here, since = event.location.casefold(), event.event_time - cfg.window
     here_times: list[dt.datetime] | None = None  # built once, on the first too-fast move
-    for last in reversed(prior):  # newest first, within the window (prior is in event-time order)
-        if last.event_time < since:
-            break
+    for last in within(prior, since):  # newest first (prior is in event-time order)
         if last.location == event.location or last.location.casefold() == here:
             continue
         gap = event.event_time - last.event_time

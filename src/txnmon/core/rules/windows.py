@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
+from txnmon.core.rules.history import Prior, newest_since
 from txnmon.core.rules.state import Event
 
 
@@ -46,6 +47,8 @@ def within(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
 
 
 def _scan(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
+    if type(prior) is Prior:
+        return newest_since(prior, since)  # the same walk, on the history's decoded list
     # prior is sorted by event time: walk back from the newest until outside the window (newest first)
     out: list[Event] = []
     for event in reversed(prior):
