@@ -51,6 +51,25 @@ typologies:
     signals: {tiny_amounts: 30, declines: 30, refunds: 40}
     thresholds: {low: 30, medium: 60}
 """)
+# the single-condition rules on (all by default), sharing windows with typologies of the same lookbacks
+RULES = parse_rules("""
+version: rules
+rules:
+  velocity: {max_transactions: 2, window: 20m}
+  unusual_location: {lookback: 40m, min_history: 1, max_known_locations: 2}
+  impossible_travel: {window: 1h}
+  high_value_unusual_location: {min_amount: 50}
+  excessive_refunds: {max_refunds: 1, window: 1h}
+  repeated_failed_payments: {max_failures: 1, window: 30m}
+signals:
+  new_location: {lookback: 40m, min_history: 1}
+  amount_vs_usual: {factor: 2, min_amount: 50, lookback: 40m, min_history: 1}
+  new_payment_method: {lookback: 40m, min_history: 1}
+typologies:
+  takeover:
+    signals: {amount_vs_usual: 50, new_location: 30, new_payment_method: 30}
+    thresholds: {low: 50, high: 100}
+""")
 PLACES = ["Mumbai", "mumbai", "Delhi", "London", "Perth", "Paris", "Atlantis", "", "Mumbai, IN"]
 
 events = st.builds(
@@ -70,7 +89,7 @@ def hits_of(found: Sequence[Any]) -> list[Any]:
 
 
 @settings(max_examples=200, deadline=None)
-@given(history=st.lists(events, max_size=25), event=events, ruleset=st.sampled_from([SHIPPED, WIDE]))
+@given(history=st.lists(events, max_size=25), event=events, ruleset=st.sampled_from([SHIPPED, WIDE, RULES]))
 def test_typologies_weigh_as_each_signal_scanning_for_itself_did(history, event, ruleset):
     history = sorted({e.transaction_id: e for e in history}.values(), key=lambda e: e.key)
     prior = [e for e in history if e.event_time <= event.event_time and e.transaction_id != event.transaction_id]
@@ -84,13 +103,14 @@ def test_typologies_weigh_as_each_signal_scanning_for_itself_did(history, event,
 @contextlib.contextmanager
 def old_typologies() -> Iterator[None]:
     """The detector weighing typologies as before (its rules and everything else as they are)."""
-    real = engine._typology_hits
+    real, real_shared = engine._typology_hits, engine.shared
+    engine.shared = lambda prior: prior  # type: ignore[assignment]  # the rules scan for themselves too
     engine._typology_hits = lambda plans, event, prior, ruleset, model=None: [  # type: ignore[assignment]
         engine._typology_hit(found, ruleset) for found in old_weigh(ruleset, event, prior)]
     try:
         yield
     finally:
-        engine._typology_hits = real
+        engine._typology_hits, engine.shared = real, real_shared
 
 
 def run(ruleset: Any, txs: list[dict[str, Any]], batch: int, forget_every: int) -> list[Any]:
@@ -116,7 +136,7 @@ transactions = st.lists(st.fixed_dictionaries({
 
 
 @given(txs=transactions, batch=st.integers(1, 6), forget_every=st.sampled_from([0, 3]),
-       ruleset=st.sampled_from([SHIPPED, WIDE]), in_order=st.booleans())
+       ruleset=st.sampled_from([SHIPPED, WIDE, RULES]), in_order=st.booleans())
 @settings(max_examples=60, deadline=None)
 def test_the_detector_s_verdicts_and_explanations_are_the_old_ones_in_any_order(txs, batch, forget_every, ruleset,
                                                                                 in_order):

@@ -23,7 +23,8 @@ from txnmon.core.rules.windows import MAX_LISTED, Evidence, derived, fmt_span, w
 
 
 # what the place signals work out from a window of the user's history, once per transaction (`derived`)
-def _places(history: list[Event]) -> frozenset[str]:
+def places_of(history: list[Event]) -> frozenset[str]:
+    """The places of a window, casefolded (the rule `unusual_location` asks the same)."""
     return frozenset(e.location.casefold() for e in history)
 
 
@@ -42,7 +43,7 @@ def new_location_signal(event: Event, prior: Sequence[Event], cfg: NewLocationSi
     history = within(prior, since)
     if len(history) < cfg.min_history:
         return None
-    if event.location.casefold() in derived(prior, "places", since, _places):
+    if event.location.casefold() in derived(prior, "places", since, places_of):
         return None
     usual = sorted({e.location for e in history})[:MAX_LISTED]
     return Evidence(f"first transaction from {event.location} in {fmt_span(cfg.lookback)} "
