@@ -12,7 +12,7 @@ from typing import Any
 
 from txnmon.core import geo
 from txnmon.core.lists import ListIndex
-from txnmon.core.rules.places import recent_move, travel_speed
+from txnmon.core.rules.places import places_of, recent_move, travel_speed
 from txnmon.core.rules.rulebook import (
     ExcessiveRefunds,
     HighAmount,
@@ -24,7 +24,7 @@ from txnmon.core.rules.rulebook import (
     Velocity,
 )
 from txnmon.core.rules.state import Event
-from txnmon.core.rules.windows import MAX_LISTED, fmt_amount, fmt_span, with_counted, within
+from txnmon.core.rules.windows import MAX_LISTED, derived, fmt_amount, fmt_span, with_counted, within
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,11 @@ def velocity_rule(event: Event, prior: Sequence[Event], cfg: Velocity) -> str | 
 
 
 def unusual_location_rule(event: Event, prior: Sequence[Event], cfg: UnusualLocation) -> str | None:
-    history = within(prior, event.event_time - cfg.lookback)
+    since = event.event_time - cfg.lookback
+    history = within(prior, since)
     if len(history) < cfg.min_history:
         return None
-    usual = {e.location.casefold() for e in history}
+    usual = derived(prior, "places", since, places_of)
     if event.location.casefold() in usual or len(usual) > cfg.max_known_locations:
         # a user who already shops in many places has no pattern for a new city to break
         return None

@@ -28,6 +28,7 @@ from txnmon.core.rules.late_pairs import completed_by, pair_plans, pair_window
 from txnmon.core.rules.model_signal import ModelScore
 from txnmon.core.rules.rulebook import RuleSet
 from txnmon.core.rules.state import Event, UserStateStore, event_from
+from txnmon.core.rules.windows import shared
 
 # what callers take from here (the rules' own names are in src/txnmon/core/rules/conditions.py)
 __all__ = ["RULE_NAMES", "Detector", "Hit", "Judgement", "alert_document", "completed_alerts", "evaluate",
@@ -181,7 +182,8 @@ class Detector:
         """
         event = event_from(tx)
         user_id = str(tx["user_id"])
-        prior = self.state.prior(user_id, event)
+        # the rules and typologies share each window they scan, and what they work out from it
+        prior = shared(self.state.prior(user_id, event))
         hits = _apply(self._rules, event, prior, self.ruleset)
         if self._typologies:
             hits += _typology_hits(self._typologies, event, prior, self.ruleset, model)

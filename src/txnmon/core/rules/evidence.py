@@ -32,12 +32,23 @@ from txnmon.core.rules.rulebook import (
     NewPaymentMethodSignal,
     RefundsSignal,
     RuleSet,
+    Signals,
     TinyAmountsSignal,
     Typology,
     VelocitySignal,
 )
 from txnmon.core.rules.state import Event
-from txnmon.core.rules.windows import MAX_LISTED, Evidence, fmt_amount, fmt_span, with_counted, within
+from txnmon.core.rules.windows import (
+    MAX_LISTED,
+    Evidence,
+    derived,
+    fmt_amount,
+    fmt_span,
+    shared,
+    unshared,
+    with_counted,
+    within,
+)
 
 # what other modules take from here
 __all__ = ["COST", "MAX_LISTED", "SIGNALS", "Evidence", "TypologyHit", "TypologyPlan", "checkouts", "fmt_amount",
@@ -46,6 +57,18 @@ __all__ = ["COST", "MAX_LISTED", "SIGNALS", "Evidence", "TypologyHit", "Typology
 
 def _is_purchase(e: Event) -> bool:
     return e.type != "refund" and e.status != "failed"
+
+
+# what the signals work out from a window of the user's history, once per transaction (`derived`)
+def _not_refunds(history: list[Event]) -> list[Event]:
+    return [e for e in history if e.type != "refund"]
+
+
+def _methods(history: list[Event]) -> tuple[list[Event], frozenset[str]]:
+    """The window's events with a payment method, and those methods casefolded."""
+    # events restored from an older state format have no payment method: they tell nothing
+    used = [e for e in history if e.payment_method]
+    return used, frozenset(e.payment_method.casefold() for e in used)
 
 
 # --- the signals: (event, the user's earlier events, settings) -> Evidence or None ---
@@ -63,7 +86,7 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
         return None
     since = event.event_time - cfg.lookback
     # the user's kept window of amounts (src/txnmon/core/rules/history.py), or a scan of `prior`
-    amounts = usual_amounts(prior, since, cfg.lookback)
+    amounts = usual_amounts(unshared(prior), since, cfg.lookback)
     if amounts is not None and len(amounts) >= max(cfg.min_history, 1):
         mid = len(amounts) // 2
         if amounts[mid] == 0 or amounts[mid - 1] == 0:
@@ -71,7 +94,7 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
     usual: list[Event] | None = None
     if amounts is None:
         # declined attempts count: they show the basket the user tries to buy as well as paid ones do
-        usual = [e for e in within(prior, since) if e.type != "refund"]
+        usual = derived(prior, "usual", since, _not_refunds)
         amounts = sorted(e.amount for e in usual)
     if len(amounts) < cfg.min_history:
         return None
@@ -82,7 +105,7 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
     if event.amount < cfg.factor * median:
         return None
     if usual is None:
-        usual = [e for e in within(prior, since) if e.type != "refund"]
+        usual = derived(prior, "usual", since, _not_refunds)
     return Evidence(f"amount {fmt_amount(event.amount)} is {event.amount / median:.1f}x the usual "
                     f"{fmt_amount(median)}", tuple(usual),
                     {"amount": event.amount, "usual_amount": median, "ratio": round(event.amount / median, 2)})
@@ -91,12 +114,10 @@ def amount_vs_usual_signal(event: Event, prior: Sequence[Event], cfg: AmountVsUs
 def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaymentMethodSignal) -> Evidence | None:
     if not event.payment_method:
         return None
-    # events restored from an older state format have no payment method: they tell nothing
-    history = [e for e in within(prior, event.event_time - cfg.lookback) if e.payment_method]
+    history, methods = derived(prior, "methods", event.event_time - cfg.lookback, _methods)
     if len(history) < cfg.min_history:
         return None
-    method = event.payment_method.casefold()
-    if any(e.payment_method.casefold() == method for e in history):
+    if event.payment_method.casefold() in methods:
         return None
     used = sorted({e.payment_method for e in history})[:MAX_LISTED]
     return Evidence(f"{event.payment_method} never used before (used: {', '.join(used[:3])})", tuple(history),
@@ -105,8 +126,8 @@ def new_payment_method_signal(event: Event, prior: Sequence[Event], cfg: NewPaym
 
 def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, min_count: int, what: str,
                   matches: Callable[[Event], bool]) -> Evidence | None:
-    if not matches(event):
-        return None
+    """`event` and at least `min_count` - 1 earlier events within `window` that match (the caller
+    has checked that `event` does: most do not, and then nothing is built)."""
     counted = [e for e in within(prior, event.event_time - window) if matches(e)]
     if len(counted) + 1 < min_count:
         return None
@@ -115,18 +136,31 @@ def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, mi
 
 
 def tiny_amounts_signal(event: Event, prior: Sequence[Event], cfg: TinyAmountsSignal) -> Evidence | None:
+    if event.type == "refund" or not event.amount <= cfg.max_amount:
+        return None
+
     def tiny(e: Event) -> bool:
         return e.type != "refund" and e.amount <= cfg.max_amount
     return _count_signal(event, prior, cfg.window, cfg.min_count,
                          f"payments of at most {fmt_amount(cfg.max_amount)}", tiny)
 
 
+def _failed(e: Event) -> bool:
+    return e.status == "failed"
+
+
+def _refund(e: Event) -> bool:
+    return e.type == "refund"
+
+
 def declines_signal(event: Event, prior: Sequence[Event], cfg: DeclinesSignal) -> Evidence | None:
-    return _count_signal(event, prior, cfg.window, cfg.min_count, "failed payments", lambda e: e.status == "failed")
+    return _count_signal(event, prior, cfg.window, cfg.min_count, "failed payments", _failed) \
+        if event.status == "failed" else None
 
 
 def refunds_signal(event: Event, prior: Sequence[Event], cfg: RefundsSignal) -> Evidence | None:
-    return _count_signal(event, prior, cfg.window, cfg.min_count, "refunds", lambda e: e.type == "refund")
+    return _count_signal(event, prior, cfg.window, cfg.min_count, "refunds", _refund) \
+        if event.type == "refund" else None
 
 
 def checkouts(events: Sequence[Event], gap: dt.timedelta) -> list[list[Event]]:
@@ -176,6 +210,9 @@ COST = {"model_score": 0, "high_amount": 0, "tiny_amounts": 1, "declines": 1, "r
         "new_country": 4, "far_from_usual": 5}
 
 
+_UNSEEN: Any = object()  # a signal not computed yet for this transaction (None: computed, absent)
+
+
 class TypologyPlan(NamedTuple):
     """A typology ready to run: its signals cheapest first, with the positive weight still to come."""
 
@@ -183,6 +220,11 @@ class TypologyPlan(NamedTuple):
     typology: Typology
     steps: tuple[tuple[str, float, float], ...]  # (signal, weight, positive weight of the signals after it)
     lowest: float
+    # what `weigh` runs, worked out once: the settings they were bound from, per step (signal, weight,
+    # the most the rest can still add with it, function, settings), and (severity, score needed) from low up
+    signals: Signals | None = None
+    calls: tuple[tuple[str, float, float, SignalFn, Any], ...] = ()
+    levels: tuple[tuple[str, float], ...] = ()
 
 
 def plan(ruleset: RuleSet) -> list[TypologyPlan]:
@@ -194,7 +236,7 @@ def plan(ruleset: RuleSet) -> list[TypologyPlan]:
         steps = []
         for i, (signal, weight) in enumerate(ordered):
             steps.append((signal, weight, sum(max(w, 0.0) for _, w in ordered[i + 1:])))
-        out.append(TypologyPlan(name, t, tuple(steps), min(t.thresholds.values())))
+        out.append(plan_of(TypologyPlan(name, t, tuple(steps), min(t.thresholds.values())), ruleset))
     return out
 
 
@@ -210,26 +252,44 @@ def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], r
     """The typologies whose weighted signals reach a threshold on `event`; `model`: the batch's score of
     it (src/txnmon/core/scoring.py), None without a promoted model (the model's signal is then absent)."""
     settings = ruleset.signals
+    prior = shared(prior)  # the windows the signals scan, and what they work out from them, once
     # the model's score was computed for the whole batch before judging: here it is only compared
     seen: dict[str, Evidence | None] = {"model_score": model_evidence(model, settings.model_score)}
     hits = []
     for p in plans:
+        if p.signals is not settings:  # a plan made elsewhere, or for other settings: bind as it goes
+            p = plan_of(p, ruleset)
         total = 0.0
         present: dict[str, tuple[float, Evidence]] = {}
-        for signal, weight, still in p.steps:
-            if total + max(weight, 0.0) + still < p.lowest:
+        lowest = p.lowest
+        for signal, weight, reach, fn, cfg in p.calls:
+            if total + reach < lowest:
                 break  # the threshold is out of reach whatever the rest shows
-            if signal in seen:
-                evidence = seen[signal]
-            else:
-                evidence = seen[signal] = SIGNALS[signal](event, prior, getattr(settings, signal))
+            evidence = seen.get(signal, _UNSEEN)
+            if evidence is _UNSEEN:
+                evidence = seen[signal] = fn(event, prior, cfg)
             if evidence is not None:
                 total += weight
-                present[signal] = (weight, evidence)
-        severity = p.typology.severity_of(total) if present else None
-        if severity is not None:
-            hits.append(TypologyHit(p.name, severity, total, present))
+                present[signal] = (weight, evidence)  # type: ignore[assignment]
+        if present:
+            # the highest severity whose score the total reaches (as `Typology.severity_of`)
+            severity = None
+            for level, need in p.levels:
+                if total >= need:
+                    severity = level
+            if severity is not None:
+                hits.append(TypologyHit(p.name, severity, total, present))
     return hits
+
+
+def plan_of(p: TypologyPlan, ruleset: RuleSet) -> TypologyPlan:
+    """`p` bound to `ruleset`'s signal settings (its steps as they are)."""
+    settings = ruleset.signals
+    calls = tuple((signal, weight, max(weight, 0.0) + still, SIGNALS[signal], getattr(settings, signal))
+                  for signal, weight, still in p.steps)
+    levels = tuple((s, p.typology.thresholds[s]) for s in ("low", "medium", "high")  # type: ignore[index]
+                   if s in p.typology.thresholds)
+    return p._replace(signals=settings, calls=calls, levels=levels)
 
 
 def typology_reason(hit: TypologyHit) -> str:

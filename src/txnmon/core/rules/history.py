@@ -249,3 +249,21 @@ def usual_amounts(prior: Sequence[Event], since: dt.datetime, lookback: dt.timed
     """The sorted non-refund amounts of `prior` at or after `since` from a `Prior`'s kept window;
     None for any other sequence (the caller scans it) or when the kept window cannot say."""
     return prior.usual_amounts(since, lookback) if isinstance(prior, Prior) else None
+
+
+def newest_since(prior: Prior, since: dt.datetime) -> list[Event]:
+    """`within(prior, since)` (src/txnmon/core/rules/windows.py): the events from the newest back while
+    at or after `since`, read straight from the decoded list, decoding as `reversed` does; walking the
+    generator cost a slice copy of everything decoded per window (the rules' windows, issue 29)."""
+    decoded, i, out = prior._decoded, prior._end, []
+    while i > 0:
+        decoded._decode_back(i - 1)
+        suffix = decoded._suffix
+        first = decoded.count - len(suffix)
+        for j in range(i - 1 - first, -1, -1):
+            e = suffix[j]
+            if e.event_time < since:
+                return out
+            out.append(e)
+        i = first
+    return out

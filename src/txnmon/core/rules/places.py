@@ -19,15 +19,31 @@ from typing import Any, NamedTuple
 from txnmon.core import geo
 from txnmon.core.rules.rulebook import FarFromUsualSignal, FastTravelSignal, NewCountrySignal, NewLocationSignal
 from txnmon.core.rules.state import Event
-from txnmon.core.rules.windows import MAX_LISTED, Evidence, fmt_span, within
+from txnmon.core.rules.windows import MAX_LISTED, Evidence, derived, fmt_span, within
+
+
+# what the place signals work out from a window of the user's history, once per transaction (`derived`)
+def places_of(history: list[Event]) -> frozenset[str]:
+    """The places of a window, casefolded (the rule `unusual_location` asks the same)."""
+    return frozenset(e.location.casefold() for e in history)
+
+
+def _countries(history: list[Event]) -> tuple[list[Event], set[str | None]]:
+    """The window's events in a country the gazetteer can tell, and those countries."""
+    placed = [e for e in history if geo.country_of(e.location) is not None]
+    return placed, {geo.country_of(e.location) for e in placed}
+
+
+def _place_names(history: list[Event]) -> dict[str, str]:
+    return {e.location.casefold(): e.location for e in history}
 
 
 def new_location_signal(event: Event, prior: Sequence[Event], cfg: NewLocationSignal) -> Evidence | None:
-    history = within(prior, event.event_time - cfg.lookback)
+    since = event.event_time - cfg.lookback
+    history = within(prior, since)
     if len(history) < cfg.min_history:
         return None
-    here = event.location.casefold()
-    if any(e.location.casefold() == here for e in history):
+    if event.location.casefold() in derived(prior, "places", since, places_of):
         return None
     usual = sorted({e.location for e in history})[:MAX_LISTED]
     return Evidence(f"first transaction from {event.location} in {fmt_span(cfg.lookback)} "
@@ -39,10 +55,9 @@ def new_country_signal(event: Event, prior: Sequence[Event], cfg: NewCountrySign
     country = geo.country_of(event.location)
     if country is None:
         return None
-    history = [e for e in within(prior, event.event_time - cfg.lookback) if geo.country_of(e.location) is not None]
+    history, used = derived(prior, "countries", event.event_time - cfg.lookback, _countries)
     if len(history) < cfg.min_history:
         return None
-    used = {geo.country_of(e.location) for e in history}
     if country in used:
         return None
     listed = sorted(c for c in used if c)[:MAX_LISTED]
@@ -107,9 +122,7 @@ def _returned(here_times: list[dt.datetime], event: Event, away: Event, cfg: Fas
 def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
     here, since = event.location.casefold(), event.event_time - cfg.window
     here_times: list[dt.datetime] | None = None  # built once, on the first too-fast move
-    for last in reversed(prior):  # newest first, within the window (prior is in event-time order)
-        if last.event_time < since:
-            break
+    for last in within(prior, since):  # newest first (prior is in event-time order)
         if last.location == event.location or last.location.casefold() == here:
             continue
         gap = event.event_time - last.event_time
@@ -122,7 +135,9 @@ def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSign
             continue  # a plausible trip: not suspicious by itself
         if cfg.usual_lookback is not None:
             if here_times is None:
-                here_times = [e.event_time for e in prior if e.location.casefold() == here]
+                # only times within the lookback are asked (`_returned`): the older history is not read
+                here_times = [e.event_time for e in reversed(within(prior, event.event_time - cfg.usual_lookback))
+                              if e.location.casefold() == here]
             if _returned(here_times, event, last, cfg):
                 continue  # the move away (its own verdict) was what was odd, not the way back
         return _travel_evidence(last, event, gap, found, cfg)
@@ -147,10 +162,11 @@ def far_from_usual_signal(event: Event, prior: Sequence[Event], cfg: FarFromUsua
     here = geo.lookup(event.location)
     if here is None:
         return None
-    history = within(prior, event.event_time - cfg.lookback)
+    since = event.event_time - cfg.lookback
+    history = within(prior, since)
     if len(history) < cfg.min_history:
         return None
-    places = {e.location.casefold(): e.location for e in history}
+    places = derived(prior, "place_names", since, _place_names)
     if event.location.casefold() in places:
         return None
     known = [(name, city) for name in places.values() if (city := geo.lookup(name)) is not None]
