@@ -13,6 +13,7 @@ state is not changed. Pure: the model comes in (`Scorer`).
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import logging
 import operator
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from txnmon.core.rules.windows import fmt_amount
 __all__ = ["Factor", "ModelScore", "Scorer", "batch_features", "describe", "score_batch", "scores_of", "top_factors",
            "worth_scoring"]
 log = logging.getLogger("txnmon.stream")
+_UTC = dt.UTC
 
 
 class Scorer(Protocol):
@@ -49,32 +51,59 @@ _KEY = operator.attrgetter("key")
 def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> list[tuple[float, ...]]:
     """Each transaction's feature vector, as if each were judged and recorded in turn (`state` unchanged).
 
-    A user's events are decoded once per batch into a list, and each transaction is recorded into that
-    list as `UserHistory.record` records it (placed by its key, as it reads back from the packed bytes,
-    then cut to the horizon and the count): a property test holds the two to the same vectors."""
-    held: dict[str, tuple[list[Event], set[str]]] = {}  # user -> (events by key, their ids)
-    rows = []
-    for tx in txs:
-        user, event = str(tx["user_id"]), event_from(tx)
-        found = held.get(user)
-        if found is None:
-            found = held[user] = (events := state.events_of(user)), {e.transaction_id for e in events}
-        events, ids = found
-        # the prior: earlier arrivals with an event time not after this one's, itself excluded by id
-        upto = bisect.bisect_right(events, event.event_time, key=_TIME)
-        tid = event.transaction_id
-        prior = [e for e in events[:upto] if e.transaction_id != tid] if tid in ids else events[:upto]
-        rows.append(features.compute(event, prior))
-        if tid not in ids:  # placed by the key it came with, kept as it reads back from the packed bytes
-            stored = as_stored(event)
-            events.insert(bisect.bisect_right(events, event.key, key=_KEY), stored)
-            ids.add(stored.transaction_id)
-        cut = bisect.bisect_left(events, (events[-1].event_time - state.horizon, ""), key=_KEY)
-        cut = max(cut, len(events) - state.max_events_per_user)
-        if cut > 0:
-            ids.difference_update(e.transaction_id for e in events[:cut])
-            del events[:cut]
+    A user's events are decoded once per batch (the judging that follows reads the same decode) into a
+    `features.Timeline`, and each transaction is recorded into it as `UserHistory.record` records it
+    (placed by its key, as it reads back from the packed bytes, then cut to the horizon and the count).
+    The usual transaction, newer than all its user's events, is featurised from the timeline's kept
+    counts; any other (late, or an id held already) by `features.compute` over the events, as before.
+    Property tests hold both to the vectors training computes."""
+    # users one at a time (a user's vectors depend on that user's events only): each timeline is let go
+    # as soon as its user is done, so a batch's timelines never pile up for the garbage collector to walk
+    by_user: dict[str, list[tuple[int, Event]]] = {}
+    n = 0
+    for n, tx in enumerate(txs, 1):
+        by_user.setdefault(str(tx["user_id"]), []).append((n - 1, event_from(tx)))
+    rows: list[tuple[float, ...]] = [()] * n
+    horizon, most = state.horizon, state.max_events_per_user
+    for user, arrivals in by_user.items():
+        line = features.Timeline(state.events_of(user))
+        for i, event in arrivals:
+            if line.newest_before(event):
+                rows[i] = line.vector(event)
+                line.append(_stored(event), horizon, most)
+            else:
+                rows[i], events = _late(line.kept(), line.ids, event, horizon, most)
+                line = features.Timeline(events)
     return rows
+
+
+def _stored(event: Event) -> Event:
+    """`as_stored(event)`, without the pack and unpack for what they give back unchanged: ASCII texts
+    (never cut) and a UTC time."""
+    when = event.event_time
+    if (type(when) is dt.datetime and when.tzinfo is _UTC and event.transaction_id.isascii()
+            and event.location.isascii() and event.type.isascii() and event.status.isascii()
+            and event.payment_method.isascii()
+            and len(event.transaction_id) + len(event.location) + len(event.payment_method) < 0xFFFF
+            and len(event.type) + len(event.status) < 0xFFFF):
+        return event
+    return as_stored(event)
+
+
+def _late(events: list[Event], ids: set[str], event: Event, horizon: dt.timedelta,
+          most: int) -> tuple[tuple[float, ...], list[Event]]:
+    """The slow path of `batch_features` (an event not newer than all its user's, or an id held): its
+    vector from the prior rescanned, and the user's events after it is recorded and the state's cuts."""
+    # the prior: earlier arrivals with an event time not after this one's, itself excluded by id
+    upto = bisect.bisect_right(events, event.event_time, key=_TIME)
+    tid = event.transaction_id
+    prior = [e for e in events[:upto] if e.transaction_id != tid] if tid in ids else events[:upto]
+    row = features.compute(event, prior)
+    if tid not in ids:  # placed by the key it came with, kept as it reads back from the packed bytes
+        events.insert(bisect.bisect_right(events, event.key, key=_KEY), as_stored(event))
+    cut = bisect.bisect_left(events, (events[-1].event_time - horizon, ""), key=_KEY)
+    cut = max(cut, len(events) - most)
+    return row, events[max(cut, 0):]
 
 
 def _yes(value: float, what: str) -> str:

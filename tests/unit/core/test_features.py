@@ -111,3 +111,45 @@ def test_features_are_finite_and_deterministic(event: Event, prior: list[Event])
     assert len(first) == len(features.FEATURE_NAMES)
     assert all(isinstance(v, float) and math.isfinite(v) for v in first), features.named(first)
     assert features.compute(event, list(prior)) == first
+
+
+# a user's arrivals: minutes after T0 (mostly rising, sometimes not), amount, place (case varies), type,
+# status, method, and a transaction id from a small pool (so a held id comes back now and then)
+_ARRIVALS = st.lists(st.tuples(
+    st.integers(0, 3_000), st.sampled_from([4_500.0, 300.0, 0.0, -0.0, 1e13, math.nan, math.inf, 41_000.0]),
+    st.sampled_from(["Mumbai", "MUMBAI", "London", "Nowhere", "", "Paris, US", "Delhi"]),
+    st.sampled_from(["purchase", "refund"]), st.sampled_from(["success", "failed"]),
+    st.sampled_from(["", "UPI", "Card"]), st.integers(0, 40)), max_size=40)
+
+
+def _bits(vector: tuple[float, ...]) -> list[str]:
+    return [v.hex() for v in vector]  # bit for bit: -0.0 and 0.0 differ here
+
+
+@settings(max_examples=300, deadline=None)
+@given(held=_ARRIVALS, arrivals=_ARRIVALS, horizon_min=st.sampled_from([30, 600, 100_000]),
+       most=st.sampled_from([1, 3, 10, 1_000]), ordered=st.booleans())
+def test_the_timeline_gives_the_vectors_compute_gives(held, arrivals, horizon_min, most, ordered) -> None:
+    """The differential test of the stream's fast path (issue 32): for every arrival newer than its
+    user's events, `Timeline.vector` is `compute` over the kept events, bit for bit, and the timeline
+    keeps what the state's cuts keep (by time, then by count)."""
+    def event(i: int, row: tuple) -> Event:
+        minute, amount, place, type_, status, method, tid = row
+        return Event(T0 + dt.timedelta(minutes=minute), f"T{tid}-{i}" if i >= 0 else f"T{tid}", place, amount,
+                     type_, status, method)
+
+    history = sorted({e.transaction_id: e for e in (event(-1, r) for r in held)}.values(), key=lambda e: e.key)
+    horizon = dt.timedelta(minutes=horizon_min)
+    line, kept = features.Timeline(list(history)), list(history)
+    fast = 0
+    for i, row in enumerate(sorted(arrivals) if ordered else arrivals):
+        e = event(i, row)
+        if not line.newest_before(e):
+            continue  # the caller's slow path: not the timeline's to answer
+        assert _bits(line.vector(e)) == _bits(features.compute(e, kept))
+        line.append(e, horizon, most)
+        kept.append(e)
+        kept = [k for k in kept if k.event_time >= e.event_time - horizon][-most:]
+        assert line.kept() == kept
+        fast += 1
+    assert fast or not arrivals or not ordered or history, "in-order arrivals after no history all take the fast path"

@@ -184,3 +184,77 @@ def test_the_backtest_gives_each_transaction_the_scores_the_stream_gave():
     assert result.scores == streamed
     assert result.model_version == "rm-test"
     assert any(a.endswith(":learned_risk") for a in result.alerts)
+
+
+def test_transactions_newer_than_their_users_history_are_featurised_without_rescanning_it(monkeypatch):
+    """Issue 32: the usual arrival (newer than all its user's events) is read from the user's timeline
+    (prefix counts, a kept median, counted places), not by `features.compute` over the whole prior."""
+    detector = Detector(ruleset(""))
+    base = dt.datetime(2025, 9, 30, tzinfo=dt.UTC)
+    rows = [{"transaction_id": f"T{i}", "user_id": f"U{i % 3}", "amount": 100.0 + i, "location": "Mumbai",
+             "payment_method": "UPI", "event_time": base + dt.timedelta(minutes=i), "type": "purchase",
+             "status": "success"} for i in range(30)]
+    for tx in rows[:15]:
+        detector.observe(tx)
+    expected = [features.compute(event_from(tx), detector.state.prior(tx["user_id"], event_from(tx)))
+                for tx in rows[15:16]]
+
+    def rescan(*args, **kwargs):
+        raise AssertionError("features.compute rescanned a prior")
+
+    monkeypatch.setattr(features, "compute", rescan)
+    found = batch_features(detector.state, rows[15:])
+    assert found[0] == expected[0] and len(found) == 15
+
+
+def test_the_model_predicts_on_one_thread():
+    """A loaded model's default is every core's OpenMP threads: for a batch of a few thousand rows they
+    cost more CPU than they save (and thread_time-based figures do not even see them)."""
+    from txnmon.core import boosting
+
+    class Booster:
+        def __init__(self):
+            self.kwargs = []
+
+        def predict(self, rows, **kwargs):
+            self.kwargs.append(kwargs)
+            import numpy as np
+            return np.zeros((len(rows), 19)) if kwargs.get("pred_contrib") else np.zeros(len(rows))
+
+    booster = Booster()
+    assert boosting.scores(booster, [[1.0] * 18]) == [0.0]
+    assert boosting.contributions(booster, [[1.0] * 18]) == [[0.0] * 19]
+    assert [k.get("num_threads") for k in booster.kwargs] == [1, 1]
+
+
+_RICH_TX = st.tuples(st.sampled_from(["U1", "U2"]), st.integers(0, 3_000), st.sampled_from([0.0, 300.0, 4_500.0, 9e12]),
+                     st.sampled_from(["Mumbai", "MUMBAI", "London", "Nowhere", ""]),
+                     st.sampled_from(["UPI", "Card", ""]), st.sampled_from(["purchase", "refund"]),
+                     st.sampled_from(["success", "failed"]), st.integers(0, 25), st.booleans())
+_IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+@hsettings(max_examples=80, deadline=None)
+@given(st.lists(_RICH_TX, min_size=1, max_size=30), st.integers(1, 30), st.sampled_from(["shipped", "small"]),
+       st.booleans())
+def test_batch_features_equal_training_on_refunds_declines_late_and_repeated_ids(txs, size, state, ordered):
+    """The differential test of issue 32's timeline against the one-by-one features training computes:
+    refunds, declines, places differing in case, times in another zone, late arrivals and repeated ids."""
+    rules = ruleset("") if state == "shipped" else parse_rules(_SMALL_STATE)
+    base = dt.datetime(2025, 9, 30, tzinfo=dt.UTC)
+    rows = [{"transaction_id": f"T{i if tid > 20 else tid}", "user_id": u, "amount": a, "location": loc,
+             "payment_method": pm, "type": kind, "status": status,
+             "event_time": (base + dt.timedelta(minutes=m)).astimezone(_IST if ist else dt.UTC)}
+            for i, (u, m, a, loc, pm, kind, status, tid, ist) in enumerate(sorted(txs, key=lambda t: t[1])
+                                                                            if ordered else txs)]
+    one_by_one, detector = [], Detector(rules)
+    for tx in rows:
+        one_by_one.append(features.compute(event_from(tx), detector.state.prior(tx["user_id"], event_from(tx))))
+        detector.observe(tx)
+    batched, detector = [], Detector(rules)
+    for i in range(0, len(rows), size):
+        chunk = rows[i:i + size]
+        batched += batch_features(detector.state, chunk)
+        for tx in chunk:
+            detector.observe(tx)
+    assert [[v.hex() for v in r] for r in batched] == [[v.hex() for v in r] for r in one_by_one]
