@@ -19,7 +19,6 @@ import datetime as dt
 import struct
 import sys
 from collections.abc import Iterator, Sequence
-from itertools import chain
 from typing import overload
 
 from txnmon.core.rules.packed import (
@@ -238,17 +237,12 @@ class Prior(Sequence[Event]):
         return iter(self._decoded._suffix[:self._end])
 
     def __reversed__(self) -> Iterator[Event]:
-        # the events are walked in C (a rule reads most of a window): only a chunk's decoding, when the
-        # walk gets past what is decoded, resumes Python code
-        return chain.from_iterable(self._chunks_back())
-
-    def _chunks_back(self) -> Iterator[list[Event]]:
         decoded, i = self._decoded, self._end
         while i > 0:  # a chunk at a time, newest first, straight from the decoded events' list
             decoded._decode_back(i - 1)
             suffix = decoded._suffix
             first = decoded.count - len(suffix)
-            yield suffix[i - 1 - first::-1]
+            yield from suffix[i - 1 - first::-1]
             i = first
 
     def newest_since(self, since: dt.datetime) -> list[Event]:
