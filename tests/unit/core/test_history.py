@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from txnmon.core.rules import Detector, load_rules, parse_rules
 from txnmon.core.rules.history import Decoded, Prior
-from txnmon.core.rules.packed import as_stored
+from txnmon.core.rules.packed import as_stored, events_of
 from txnmon.core.rules.state import Event, pack_events, unpack_events
 from txnmon.core.rules.windows import within
 from txnmon.settings import DEFAULT_RULES_FILE
@@ -53,8 +53,9 @@ def test_a_prior_view_reads_as_the_decoded_list_it_replaces(evs, queries, extra)
         assert len(view) == len(want)
         assert list(reversed(view)) == want[::-1]  # the walk back first: it decodes from the newest
         assert view == want and view[-2:] == want[-2:] and view[::3] == want[::3]
-        for since in (t - dt.timedelta(minutes=30), t - dt.timedelta(hours=5)):
+        for since in (t - dt.timedelta(minutes=30), t - dt.timedelta(hours=5), t + dt.timedelta(minutes=1), T0):
             assert within(view, since) == within(want, since)
+            assert view.newest_since(since) == within(want, since)
         if want:
             assert view[-1] == want[-1] and view[0] == want[0]
     assert decoded.all() == unpack_events(blob)
@@ -156,14 +157,17 @@ def test_verdicts_from_the_lazy_history_are_those_from_the_whole_list(txs, batch
 
 
 def decoded_events(fn: Callable[[], None]) -> int:
-    """How many `Event`s are made while `fn` runs (each decoded event is one)."""
+    """How many `Event`s are made while `fn` runs: those `events_of` decodes (it makes them without
+    calling `Event.__new__`) and those made by calling it."""
     count = 0
-    code = Event.__new__.__code__
+    code, decoder = Event.__new__.__code__, events_of.__code__
 
-    def profile(frame: FrameType, event: str, _arg: object) -> None:
+    def profile(frame: FrameType, event: str, arg: object) -> None:
         nonlocal count
         if event == "call" and frame.f_code is code:
             count += 1
+        elif event == "return" and frame.f_code is decoder and isinstance(arg, tuple):
+            count += len(arg[0])
 
     sys.setprofile(profile)
     try:
@@ -195,6 +199,18 @@ def test_judging_reads_only_the_windows_the_rules_look_at_not_the_whole_history(
     # before: every judge and every record decoded all 200 (and more): 8,000 and up
     assert decoded_events(batch(100.0, 0)) < 20 * 3 + 40
     assert decoded_events(batch(12_000.0, 1)) < 200 + 20 * 3 + 40  # the 30-day median: read once, then kept
+
+
+def test_walking_back_decodes_a_chunk_at_a_time_and_a_window_only_its_events():
+    history = [Event(T0 + dt.timedelta(minutes=i), f"H{i}", "Mumbai", 1.0, "purchase", "success", "UPI")
+               for i in range(200)]
+    blob = pack_events(history)
+    view = Prior(Decoded(blob), 200)
+    assert decoded_events(lambda: next(reversed(view))) <= 16  # the newest chunk only
+    assert decoded_events(lambda: view.newest_since(T0 + dt.timedelta(minutes=150))) <= 50
+    fresh = Prior(Decoded(blob), 200)
+    assert fresh.newest_since(T0 + dt.timedelta(minutes=150)) == history[:149:-1]
+    assert list(fresh) == history and list(reversed(fresh)) == history[::-1]
 
 
 def test_a_usual_basket_of_zero_gives_no_signal_instead_of_dividing_by_zero() -> None:

@@ -12,6 +12,7 @@ import struct
 import sys
 from collections.abc import Callable
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from txnmon.core.rules import Detector, load_rules, parse_rules
 from txnmon.core.rules import packed as packed_module
 from txnmon.core.rules import state as state_module
+from txnmon.core.rules.packed import as_stored, stored_and_packed
 from txnmon.core.rules.state import _AFTER_ANY_ID, Event, UserStateStore, pack_events, packed_within, unpack_events
 from txnmon.settings import DEFAULT_RULES_FILE
 
@@ -41,6 +43,14 @@ def old_record(blob: bytes, event: Event, horizon: dt.timedelta, max_events: int
     return prior, packed_within(events[max(cut, len(events) - max_events):])
 
 
+class Tag(str):
+    """A str subclass: it must read back as a plain str."""
+
+
+class Amount(float):
+    """A float subclass: it must read back as a plain float."""
+
+
 texts = st.one_of(st.sampled_from(["Mumbai", "Delhi", "", "São Paulo", "東京"]), st.text(max_size=6))
 events = st.builds(
     Event,
@@ -56,6 +66,7 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("record"), st.sampled_from(["U1", "U2"]), events),
     st.tuples(st.just("forget"), st.sampled_from(["U1", "U2"]), st.sampled_from([f"T{i}" for i in range(40)])),
     st.tuples(st.just("end_batch"), st.just(""), st.none()),
+    st.tuples(st.just("judge"), st.sampled_from(["U1", "U2"]), events),  # judged, then not recorded
 ), max_size=60)
 
 
@@ -85,6 +96,9 @@ def test_recording_gives_the_bytes_and_prior_events_a_full_re_pack_gave(steps, h
                     expected[user] = pack_events(kept)
             elif action == "end_batch":
                 store.end_batch()
+            elif action == "judge":  # the next record is of another event: it must not take this prior
+                assert store.prior(user, arg) == (old_record(expected[user], arg, horizon, max_events)[0]
+                                                  if user in expected else [])
             for u, blob in expected.items():
                 assert store.packed(u)[0] == blob
                 assert store.get(u).events == unpack_events(blob)
@@ -216,3 +230,92 @@ def test_judging_changes_nothing_and_a_failure_in_record_leaves_the_state_as_it_
     assert store.packed("U1")[0] == before and store.get("U1").events == [first]
     assert store.record("U1", later) == [first]
     assert unpack_events(store.packed("U1")[0]) == [first, later]
+
+
+def calls(fn: Callable[[], object], names: set[str]) -> dict[str, int]:
+    """How many times each function of these names is called while `fn` runs."""
+    counts = dict.fromkeys(names, 0)
+
+    def profile(frame: FrameType, event: str, _arg: object) -> None:
+        if event == "call" and frame.f_code.co_name in counts:
+            counts[frame.f_code.co_name] += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return counts
+
+
+def test_a_record_after_its_judge_packs_the_event_once_and_neither_decodes_nor_searches_again():
+    """The judge's `prior` is the record's (the same event on the same bytes): no second bisection or
+    byte search, and the new event is packed once, not packed, unpacked and packed again."""
+    store = UserStateStore(100, 500, dt.timedelta(days=30))
+    for i in range(30):
+        store.record("U1", Event(T0 + dt.timedelta(minutes=i), f"H{i}", "Mumbai", 1.0, "purchase", "success", "UPI"))
+    store.end_batch()
+    new = Event(T0 + dt.timedelta(hours=1), "NEW", "Mumbai", 5.0, "purchase", "success", "UPI")
+    prior = store.prior("U1", new)
+    assert list(reversed(prior))[-1].transaction_id == "H0"  # the rules read all of it
+    # before: _before 1, pack_events 2 (as_stored, append_event), _unpack 1 (as_stored)
+    counted = calls(lambda: store.record("U1", new), {"_before", "pack_events", "_unpack", "events_of"})
+    assert counted == {"_before": 0, "pack_events": 0, "_unpack": 0, "events_of": 0}
+    assert store.packed("U1")[0] == pack_events([*prior, new])
+    assert store.get("U1").events[-1] is new  # it reads back as it is: the same object is kept
+
+
+def test_an_in_order_event_is_not_late_without_a_history_view_or_a_datetime_made():
+    store = UserStateStore(100, 500, dt.timedelta(days=30))
+    store.record("U1", Event(T0, "A", "Mumbai", 1.0, "purchase", "success", "UPI"))
+    later = Event(T0 + dt.timedelta(minutes=1), "B", "Mumbai", 1.0, "purchase", "success", "UPI")
+    # before: a `UserHistory` made and the newest time decoded to a datetime (`latest_of`)
+    counted = calls(lambda: store.later_than("U1", later), {"__init__", "latest_of"})
+    assert counted == {"__init__": 0, "latest_of": 0}
+    assert store.later_than("U1", later) == [] and store.later_than("U2", later) == []
+    assert store.later_than("U1", later._replace(event_time=T0)) == store.get("U1").events
+
+
+@settings(max_examples=100, deadline=None)
+@given(history=st.lists(events, max_size=12), probe=events)
+def test_late_arrivals_are_found_as_by_the_newest_datetime(history, probe):
+    store = UserStateStore(100, 500, dt.timedelta(days=365))
+    for e in history:
+        store.record("U1", e)
+    events_now = store.get("U1").events if "U1" in store else []
+    late = bool(events_now) and max(e.event_time for e in events_now) >= probe.event_time
+    assert store.later_than("U1", probe) == (events_now if late else [])
+
+
+def old_as_stored(event: Event) -> Event:
+    """`as_stored` as it was: pack the event alone, read it back."""
+    return unpack_events(pack_events([event]))[0]
+
+
+odd_times = st.builds(lambda m, us, tz, fold: (T0 + dt.timedelta(minutes=m, microseconds=us)).astimezone(tz)
+                      .replace(fold=fold),
+                      st.integers(-10**6, 10**6), st.integers(0, 999_999),
+                      st.sampled_from([dt.UTC, AFTER, ZoneInfo("UTC"), ZoneInfo("Asia/Kolkata")]),
+                      st.sampled_from([0, 0, 1]))
+odd_texts = texts | st.sampled_from(["a" * 0x10000, "é" + "a" * 0xFFFE, "x" * 0xFFFF]) \
+    | st.builds(Tag, st.text(max_size=3))
+odd_events = st.builds(
+    Event, event_time=odd_times, transaction_id=odd_texts, location=odd_texts,
+    amount=st.floats() | st.sampled_from([-0.0, float("nan"), float("inf")]) | st.builds(Amount, st.floats(-9, 9)),
+    type=odd_texts, status=odd_texts, payment_method=odd_texts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=odd_events)
+def test_the_stored_event_and_its_bytes_are_those_of_a_pack_and_an_unpack(event):
+    """The record's one pack: the same bytes as `pack_events([event])`, and an event that reads, in
+    every way the rules and the documents can tell, as the one a pack and unpack gave (the event itself
+    only when it is that: UTC by `dt.UTC`, plain str and float, no NaN, texts uncut)."""
+    stored, one = stored_and_packed(event)
+    old = old_as_stored(event)
+    assert one == pack_events([event])
+    assert repr(stored) == repr(old) and type(stored) is type(old) is Event
+    assert [type(v) for v in stored] == [type(v) for v in old]
+    assert stored.event_time.tzinfo is old.event_time.tzinfo and stored.event_time.fold == old.event_time.fold
+    assert (stored == event) == (old == event)  # a NaN read back is another object: unequal in a tuple
+    assert as_stored(event) == stored or stored.amount != stored.amount

@@ -21,7 +21,17 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import overload
 
-from txnmon.core.rules.packed import _COUNT, _FIXED, EPOCH, Event, _unpack, append_event, count_of, events_of
+from txnmon.core.rules.packed import (
+    _COUNT,
+    _FIXED,
+    EPOCH,
+    Event,
+    _unpack,
+    append_event,
+    append_packed,
+    count_of,
+    events_of,
+)
 
 _TIME = struct.Struct("<q")
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -112,9 +122,12 @@ class Decoded:
             self._suffix = _unpack(self.blob)[0]
             return
         i = max(0, min(i, have - max(_CHUNK, len(self._suffix))))
+        texts = _COUNT.size + self.count * _FIXED.size
         rows = list(_FIXED.iter_unpack(self.blob[_COUNT.size + i * _FIXED.size:_COUNT.size + have * _FIXED.size]))
         end = len(self.blob) if self._text_at is None else self._text_at
-        start = end - sum(r[2] + r[3] + r[4] + r[5] + r[6] for r in rows)
+        # the oldest event's texts start right after the fixed parts: no lengths to sum (the usual case
+        # of the shipped rules, which look back as far as the history is kept)
+        start = texts if i == 0 else end - sum(r[2] + r[3] + r[4] + r[5] + r[6] for r in rows)
         self._suffix = events_of(rows, self.blob[start:end])[0] + self._suffix
         self._text_at = start
 
@@ -132,18 +145,18 @@ class Decoded:
         rows = _FIXED.iter_unpack(self.blob[_COUNT.size + a * _FIXED.size:_COUNT.size + b * _FIXED.size])
         return sum(r[2] + r[3] + r[4] + r[5] + r[6] for r in rows)
 
-    def rewritten(self, k: int, stored: Event | None) -> Decoded:
+    def rewritten(self, k: int, stored: Event | None, one: bytes | None = None) -> Decoded:
         """The `Decoded` of this (appendable) history without its `k` oldest events and with `stored`
         after its newest (None: nothing added): its bytes cut and appended to as `pack_events` of
         those events would make them, and what was decoded and summed handed over (this one forgets
-        it: it is no longer the user's)."""
+        it: it is no longer the user's). `one`: `pack_events([stored])`, when the caller has it."""
         n, blob = self.count, self.blob
         texts = _COUNT.size + n * _FIXED.size
         dropped = self.text_bytes(0, k) if k else 0
         out = blob if not k else b"".join((_COUNT.pack(n - k), blob[_COUNT.size + k * _FIXED.size:texts],
                                             blob[texts + dropped:]))
         if stored is not None:
-            out = append_event(out, stored)
+            out = append_packed(out, one) if one is not None else append_event(out, stored)
         new = Decoded(out)
         new._appendable = True
         added = stored is not None
@@ -182,7 +195,8 @@ class Decoded:
                     del amounts[bisect.bisect_left(amounts, e.amount)]
         else:
             self._decode_back(lo)
-            amounts = [e.amount for e in (self.event(i) for i in range(lo, end)) if e.type != "refund"]
+            first = self.count - len(self._suffix)  # events lo..end-1 are decoded: sliced, not looked up
+            amounts = [e.amount for e in self._suffix[lo - first:end - first] if e.type != "refund"]
             if any(a != a for a in amounts):
                 self._usual = None
                 return None
@@ -219,8 +233,8 @@ class Prior(Sequence[Event]):
         return self._decoded.event(i)
 
     def __iter__(self) -> Iterator[Event]:
-        self._decoded._decode_back(0)
-        return iter([self._decoded.event(i) for i in range(self._end)])
+        self._decoded._decode_back(0)  # then every event is in the decoded list
+        return iter(self._decoded._suffix[:self._end])
 
     def __reversed__(self) -> Iterator[Event]:
         decoded, i = self._decoded, self._end
@@ -230,6 +244,17 @@ class Prior(Sequence[Event]):
             first = decoded.count - len(suffix)
             yield from suffix[i - 1 - first::-1]
             i = first
+
+    def newest_since(self, since: dt.datetime) -> list[Event]:
+        """`windows.within(self, since)`: the events at or after `since`, newest first, found by
+        bisection on the packed times and sliced from the decoded list instead of walked."""
+        decoded, end = self._decoded, self._end
+        lo = decoded.since(since, end)
+        if lo == end:
+            return []
+        decoded._decode_back(lo)
+        first = decoded.count - len(decoded._suffix)
+        return decoded._suffix[end - 1 - first:lo - first - 1 if lo > first else None:-1]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, str | bytes):

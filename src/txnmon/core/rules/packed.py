@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _COUNT = struct.Struct("<I")
+_ONE = _COUNT.pack(1)
+_tuple_new = tuple.__new__
 # per event: event time (µs since the epoch, UTC), amount, then the byte lengths of the transaction
 # id, location, type, status and payment method, whose UTF-8 bytes follow all the fixed parts in
 # event order. (Changelog format 2 had no payment method: `unpack_events_v2` reads it.)
@@ -121,8 +123,10 @@ def _unpack(blob: bytes) -> tuple[list[Event], bool]:
 def events_of(rows: Iterable[tuple[int, float, int, int, int, int, int]], tail: bytes) -> tuple[list[Event], int]:
     """The events of these fixed parts, whose texts `tail` starts with; and how many bytes of it they used."""
     out = []
+    new, epoch, micro = _tuple_new, EPOCH, _MICROSECOND
     if tail.isascii():
-        # the usual case: one decode for every text, sliced by the byte lengths (equal to characters)
+        # the usual case: one decode for every text, sliced by the byte lengths (equal to characters);
+        # each Event made as `Event._make` makes it, without the call of its Python-level __new__
         text = tail.decode("ascii")
         i = 0
         for micros, amount, n_id, n_loc, n_type, n_status, n_pay in rows:
@@ -131,8 +135,8 @@ def events_of(rows: Iterable[tuple[int, float, int, int, int, int, int]], tail: 
             c = b + n_type
             d = c + n_status
             i = d + n_pay
-            out.append(Event(EPOCH + micros * _MICROSECOND, text[a - n_id:a], text[a:b], amount, text[b:c],
-                             text[c:d], text[d:i]))
+            out.append(new(Event, (epoch + micros * micro, text[a - n_id:a], text[a:b], amount, text[b:c],
+                                   text[c:d], text[d:i])))
         return out, i
     at = 0
     for micros, amount, n_id, n_loc, n_type, n_status, n_pay in rows:
@@ -140,7 +144,7 @@ def events_of(rows: Iterable[tuple[int, float, int, int, int, int, int]], tail: 
         for n in (n_id, n_loc, n_type, n_status, n_pay):
             texts.append(tail[at:at + n].decode("utf-8"))
             at += n
-        out.append(Event(EPOCH + micros * _MICROSECOND, texts[0], texts[1], amount, texts[2], texts[3], texts[4]))
+        out.append(new(Event, (epoch + micros * micro, texts[0], texts[1], amount, texts[2], texts[3], texts[4])))
     return out, at
 
 
@@ -160,15 +164,39 @@ def unpack_events_v2(blob: bytes) -> list[Event]:
     return out
 
 
+def _reads_back_as_is(event: Event, texts: tuple[str, ...]) -> bool:
+    """Does `event` (whose texts are `texts`) read back from the bytes as an equal Event in every way
+    (the same types, UTC by the same tzinfo object, texts uncut, no NaN whose identity tuple equality
+    would notice)? Events made by `event_from` from a UTC time always do."""
+    t, amount = event.event_time, event.amount
+    if type(event) is not Event or type(t) is not dt.datetime or t.tzinfo is not dt.UTC or t.fold:
+        return False
+    if type(amount) is not float or amount != amount:
+        return False
+    return all(type(text) is str and text.isascii() and len(text) <= 0xFFFF for text in texts)
+
+
 def as_stored(event: Event) -> Event:
     """The event as it reads back from the packed bytes (UTC time, texts cut as `_text` cuts them)."""
-    return _unpack(pack_events([event]))[0][0]
+    return stored_and_packed(event)[0]
+
+
+def stored_and_packed(event: Event) -> tuple[Event, bytes]:
+    """`as_stored(event)` and `pack_events([event])`, packing once (a record needs both)."""
+    texts = (event.transaction_id, event.location, event.type, event.status, event.payment_method)
+    parts = [_text(x) for x in texts]
+    one = b"".join((_ONE, _FIXED.pack(_micros(event.event_time), event.amount, *map(len, parts)), *parts))
+    return (event if _reads_back_as_is(event, texts) else _unpack(one)[0][0]), one
 
 
 def append_event(blob: bytes, event: Event) -> bytes:
     """`pack_events(unpack_events(blob) + [event])` for an appendable `blob` (see `Decoded`) with
     no decoding: the count patched, the new fixed part and texts put after the others."""
-    one = pack_events([event])
+    return append_packed(blob, pack_events([event]))
+
+
+def append_packed(blob: bytes, one: bytes) -> bytes:
+    """`append_event` of the event that `one` (`pack_events` of it alone) packs."""
     if not blob:
         return one
     (count,) = _COUNT.unpack_from(blob)
@@ -179,6 +207,11 @@ def append_event(blob: bytes, event: Event) -> bytes:
 
 def count_of(blob: bytes) -> int:
     return _COUNT.unpack_from(blob)[0] if blob else 0
+
+
+def latest_us(blob: bytes) -> int:
+    """The newest event time in a non-empty `blob`, in µs since the epoch, without decoding."""
+    return int(_FIXED.unpack_from(blob, _COUNT.size + (count_of(blob) - 1) * _FIXED.size)[0])
 
 
 def latest_of(blob: bytes) -> dt.datetime | None:

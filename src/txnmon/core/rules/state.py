@@ -28,12 +28,13 @@ from txnmon.core.rules.packed import (
     EPOCH,
     MAX_PACKED_BYTES,
     Event,
-    as_stored,
     count_of,
     event_from,
     latest_of,
+    latest_us,
     pack_events,
     packed_within,
+    stored_and_packed,
     unpack_events,
     unpack_events_v2,
 )
@@ -151,15 +152,22 @@ class UserHistory:
             return Prior(current, i)
         return [e for e in current.all()[:i] if e.transaction_id != event.transaction_id]
 
-    def record(self, event: Event, horizon: dt.timedelta, max_events: int) -> Sequence[Event]:
+    def record(self, event: Event, horizon: dt.timedelta, max_events: int,
+               judged: tuple[Event, Decoded, Sequence[Event]] | None = None) -> Sequence[Event]:
         """`before(event)`, then `add(event)` and `prune` to the horizon. The packed bytes come out as
         a full re-pack of the result would make them (the changelog's values must not change), but
-        the usual case, a new newest event and nothing to prune, only appends it to them."""
+        the usual case, a new newest event and nothing to prune, only appends it to them. `judged`:
+        the (event, decoded history, prior) of the latest `before`, reused when it is this event's
+        on these bytes (a judge, then a record of what it judged)."""
         current = self._current()
-        prior = self._before(current, event)
+        if judged is not None and judged[0] is event and judged[1] is current:
+            prior = judged[2]
+        else:
+            prior = self._before(current, event)
         new = not isinstance(prior, list) or all(e.transaction_id != event.transaction_id for e in current.all())
-        stored = as_stored(event)  # the event as it reads back from the bytes
-        found = self._recorded(current, event, stored if new else None, horizon, max_events)
+        # the event as it reads back from the bytes, and its bytes: packed once, for both
+        stored, one = stored_and_packed(event)
+        found = self._recorded(current, event, stored if new else None, horizon, max_events, one)
         if self._decoded is not None:
             if len(self._decoded) >= MAX_DECODED_USERS:
                 self._decoded.clear()
@@ -169,23 +177,24 @@ class UserHistory:
 
     @staticmethod
     def _recorded(current: Decoded, event: Event, stored: Event | None, horizon: dt.timedelta,
-                  max_events: int) -> Decoded:
+                  max_events: int, one: bytes | None = None) -> Decoded:
         """The user's events after `record`, as a new `Decoded` (`current` is left as it was). `stored`:
-        the event to insert (as it reads back), None if it is here already."""
+        the event to insert (as it reads back), None if it is here already; `one`: its packed bytes."""
         blob, n = current.blob, current.count
         if current.appendable and len(blob) <= MAX_PACKED_BYTES:
             # the usual case: the newest event (or none) added, and the oldest cut by the horizon and
             # the count as the full path below would cut them, in place in the bytes
-            at_end = stored is None or n == 0 or current.event(n - 1).key <= event.key
+            at_us = micros(event.event_time)
+            at_end = stored is None or n == 0 or _not_after(current, n - 1, at_us, event)
             if at_end and (n or stored is not None):
-                newest = micros(event.event_time) if stored is not None else current.time_us(n - 1)
+                newest = at_us if stored is not None else current.time_us(n - 1)
                 size = n + (stored is not None)
                 cut = _first_at_or_after(current, newest - horizon // _MICROSECOND)
                 start = max(cut, size - max_events)
                 if start == 0 and stored is None:
                     return current  # a re-pack of the same events gives the same bytes
                 if start <= n:  # (more only when no event at all may be kept)
-                    found = current.rewritten(start, stored)
+                    found = current.rewritten(start, stored, one)
                     if len(found.blob) <= MAX_PACKED_BYTES:
                         return found
         # out of order, pruned, over the size limit, or bytes not packed here: the full re-pack
@@ -213,6 +222,13 @@ class UserHistory:
         return count_of(self._blob)
 
 
+def _not_after(current: Decoded, i: int, at_us: int, event: Event) -> bool:
+    """Is event i's key not after `event`'s? By the packed time alone unless the times are equal
+    (then by id, as the keys compare): no event is decoded for a new newest one."""
+    t = current.time_us(i)
+    return t < at_us or (t == at_us and current.event(i).key <= event.key)
+
+
 def _first_at_or_after(current: Decoded, at_us: int) -> int:
     """The index of the first event at or after `at_us` (µs since the epoch), the new one excluded."""
     if not current.count or current.time_us(0) >= at_us:
@@ -235,6 +251,9 @@ class UserStateStore:
         self.track_dropped = False  # the processor turns it on: evicted users become changelog tombstones
         self.dropped: list[str] = []  # users evicted since the caller last took this list
         self._decoded: dict[str, Decoded] = {}  # user -> events decoded in this batch (see `UserHistory`)
+        # the latest `prior`'s (user, (event, decoded history, prior)): the judge's work, which the
+        # record of the same event reuses (see `UserHistory.record`)
+        self._judged: tuple[str, tuple[Event, Decoded, Sequence[Event]]] | None = None
 
     def __len__(self) -> int:
         return len(self._users)
@@ -286,7 +305,12 @@ class UserStateStore:
     def prior(self, user_id: str, event: Event) -> Sequence[Event]:
         """The user's events before this one (what the rules look at); changes nothing."""
         history = self._view(user_id)
-        return history.before(event) if history is not None else []
+        if history is None:
+            return []
+        current = history._current()
+        prior = history._before(current, event)
+        self._judged = (user_id, (event, current, prior))
+        return prior
 
     def events_of(self, user_id: str) -> list[Event]:
         """The user's events (a new list; [] for an unknown user); changes nothing but the batch's decode cache."""
@@ -303,16 +327,20 @@ class UserStateStore:
 
     def later_than(self, user_id: str, event: Event) -> list[Event]:
         """The user's events if one is not older than `event` (it arrives late), else []; changes nothing."""
-        history = self._view(user_id)
-        latest = history.latest if history is not None else None
-        return history.events if history and latest is not None and latest >= event.event_time else []
+        blob = self._users.get(user_id)
+        # the newest packed time against the event's, in µs: no datetime made, nothing decoded (usual: [])
+        if not blob or latest_us(blob) < micros(event.event_time):
+            return []
+        return UserHistory(self._users, self._raised, user_id, self._decoded).events
 
     def raised_of(self, user_id: str) -> Mapping[str, tuple[dt.datetime, str]]:
         return self._raised.get(user_id, _NO_RAISED)
 
     def record(self, user_id: str, event: Event) -> Sequence[Event]:
         """Add the event and return the user's events before it (what the rules look at)."""
-        prior = self.get(user_id).record(event, self.horizon, self.max_events_per_user)
+        judged, self._judged = self._judged, None
+        prior = self.get(user_id).record(event, self.horizon, self.max_events_per_user,
+                                         judged[1] if judged is not None and judged[0] == user_id else None)
         if self.watermark is None or event.event_time > self.watermark:
             self.watermark = event.event_time
         return prior
@@ -344,9 +372,11 @@ class UserStateStore:
     def end_batch(self) -> None:
         """Let go of the batch's decoded users (the packed bytes are always current: nothing to write)."""
         self._decoded.clear()
+        self._judged = None
 
     def clear(self) -> None:
         self._decoded.clear()
+        self._judged = None
         self._users.clear()
         self._raised.clear()
         self.dropped.clear()
@@ -357,6 +387,7 @@ class UserStateStore:
             self._users.pop(user_id, None)
             self._decoded.pop(user_id, None)
             self._forget(user_id)
+        self._judged = None
 
     def take_dropped(self) -> list[str]:
         dropped, self.dropped = self.dropped, []
