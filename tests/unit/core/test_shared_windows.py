@@ -232,8 +232,9 @@ def walk_back(prior: Sequence[Event], since: dt.datetime) -> list[Event]:
 @given(history=st.lists(events, max_size=40), queries=st.lists(st.tuples(st.integers(-10, 310), st.integers(0, 400)),
        min_size=1, max_size=6), extra=st.sampled_from([b"", b"", b"xy"]))
 def test_a_lazy_history_s_window_is_the_walk_back_through_it(history, queries, extra):
-    """Read straight from the decoded list (no generator): the same events, and the same decoding
-    left behind, whatever was decoded before, bytes after the last text included."""
+    """Read straight from the decoded list (no generator): the same events, decoding no more than the
+    walk back would (bisection may decode less), whatever was decoded before, bytes after the last text
+    included."""
     history = sorted({e.transaction_id: e for e in history}.values(), key=lambda e: e.key)
     blob = pack_events(history) + extra
     fast, slow = Decoded(blob), Decoded(blob)
@@ -243,4 +244,4 @@ def test_a_lazy_history_s_window_is_the_walk_back_through_it(history, queries, e
         got = within(Prior(fast, fast.upto(t)), since)
         assert got == newest_since(Prior(fast, fast.upto(t)), since) == walk_back(Prior(slow, slow.upto(t)), since)
         assert got == walk_back([e for e in history if e.event_time <= t], since)
-        assert len(fast._suffix) == len(slow._suffix)
+        assert len(fast._suffix) <= len(slow._suffix)

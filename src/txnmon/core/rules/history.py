@@ -277,18 +277,6 @@ def usual_amounts(prior: Sequence[Event], since: dt.datetime, lookback: dt.timed
 
 
 def newest_since(prior: Prior, since: dt.datetime) -> list[Event]:
-    """`within(prior, since)` (src/txnmon/core/rules/windows.py): the events from the newest back while
-    at or after `since`, read straight from the decoded list, decoding as `reversed` does; walking the
-    generator cost a slice copy of everything decoded per window (the rules' windows, issue 29)."""
-    decoded, i, out = prior._decoded, prior._end, []
-    while i > 0:
-        decoded._decode_back(i - 1)
-        suffix = decoded._suffix
-        first = decoded.count - len(suffix)
-        for j in range(i - 1 - first, -1, -1):
-            e = suffix[j]
-            if e.event_time < since:
-                return out
-            out.append(e)
-        i = first
-    return out
+    """`within(prior, since)` (src/txnmon/core/rules/windows.py), found by bisection on the packed times
+    instead of walking the generator, which cost a slice copy of everything decoded per window (issue 29)."""
+    return prior.newest_since(since)
