@@ -15,6 +15,10 @@ meets the history the first half built, at two history lengths from the bench's 
     1 day    n/10 users, 10 events each in one day (what `make bench`'s e2e data is)
     30 days  n/40 users, 40 events each over 30 days
 
+The processor's garbage-collector policy (src/txnmon/services/collector.py) is applied after the input is
+built, as `txnmon stream` applies it after start-up; `--python-gc` measures with Python's defaults instead
+(how this bench measured before that policy, so both can be compared in one session).
+
 `--model`: the same with a promoted risk model (issue 32): a LightGBM model of the production settings
 (src/txnmon/core/boosting.py, 100 rounds) fitted on another labelled generated day, and the shipped rules
 plus a typology weighing its `model_score` signal, so each batch is also featurised, scored in one call
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import sys
 import time
@@ -45,6 +50,7 @@ from txnmon.core.rules import Detector, load_rules, parse_rules  # noqa: E402
 from txnmon.core.scoring import worth_scoring  # noqa: E402
 from txnmon.core.state_codec import state_messages  # noqa: E402
 from txnmon.core.watermark import Watermarks  # noqa: E402
+from txnmon.services.collector import tune_collector  # noqa: E402
 from txnmon.settings import load_settings  # noqa: E402
 from txnmon.synthetic.generator import GeneratorSpec, generate  # noqa: E402
 
@@ -142,28 +148,37 @@ def bench_model(rows: int = 20_000) -> Any:
 
 
 def cpu_per_transaction(rows: list[dict[str, Any]], batch: int = 2_000, model: Any = None,
-                        weighed: bool = True) -> dict[str, Any]:
-    """µs of CPU per transaction over the second half of `rows`, in total and per stage."""
+                        weighed: bool = True, processor_gc: bool = True) -> dict[str, Any]:
+    """µs of CPU per transaction over the second half of `rows`, in total and per stage; `processor_gc`:
+    with the processor's collector policy (False: Python's defaults, as this bench ran before)."""
     path = HotPath(load_settings(metrics_port=0), model, weighed)
     records = raw_records(rows)
     now = dt.datetime.now(dt.UTC)
     timed_from = len(records) // 2
     spent = dict.fromkeys(STAGES, 0.0)
     timed = 0
-    for i in range(0, len(records), batch):
-        measuring = i >= timed_from
-        path.batch(records[i:i + batch], now, spent if measuring else None)
-        timed += len(records[i:i + batch]) if measuring else 0
+    thresholds = gc.get_threshold()
+    if processor_gc:
+        tune_collector()  # as `txnmon stream` does after start-up (src/txnmon/services/collector.py)
+    try:
+        for i in range(0, len(records), batch):
+            measuring = i >= timed_from
+            path.batch(records[i:i + batch], now, spent if measuring else None)
+            timed += len(records[i:i + batch]) if measuring else 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     per_tx = {stage: round(seconds * 1e6 / max(timed, 1), 1) for stage, seconds in spent.items()}
     return {"us_per_tx": round(sum(spent.values()) * 1e6 / max(timed, 1), 1), "stages_us_per_tx": per_tx,
             "timed_transactions": timed, "users": len({r["user_id"] for r in rows})}
 
 
-def cpu_figures(n: int, batch: int = 2_000, model: Any = None, weighed: bool = True) -> dict[str, Any]:
+def cpu_figures(n: int, batch: int = 2_000, model: Any = None, weighed: bool = True,
+                processor_gc: bool = True) -> dict[str, Any]:
     """`make bench`'s figures: µs per transaction at both history lengths, and the stages of each."""
     out: dict[str, Any] = {"cpu_rows": n, "cpu_batch": batch}
     for name, (days, per_user) in HISTORIES.items():
-        measured = cpu_per_transaction(history_rows(n, days, per_user), batch, model, weighed)
+        measured = cpu_per_transaction(history_rows(n, days, per_user), batch, model, weighed, processor_gc)
         out[f"cpu_us_per_tx_{name}"] = measured["us_per_tx"]
         out[f"cpu_stages_{name}"] = measured["stages_us_per_tx"]
     return out
@@ -176,9 +191,11 @@ def main() -> int:
     parser.add_argument("--model", action="store_true", help="with a promoted risk model and its signal weighed")
     parser.add_argument("--unweighed", action="store_true",
                         help="with --model: the shipped rules alone (no typology weighs model_score), as shipped")
+    parser.add_argument("--python-gc", action="store_true",
+                        help="Python's collector defaults instead of the processor's policy (as measured before it)")
     args = parser.parse_args()
     model = bench_model() if args.model else None
-    print(json.dumps(cpu_figures(args.rows, args.batch, model, not args.unweighed), indent=2))
+    print(json.dumps(cpu_figures(args.rows, args.batch, model, not args.unweighed, not args.python_gc), indent=2))
     return 0
 
 

@@ -22,7 +22,6 @@ client library: `txnmon stream` gets Kafka and MongoDB (services.wiring), the un
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import logging
 import os
 import signal
@@ -44,6 +43,7 @@ from txnmon.notifications.outbox import RoutesFeed
 from txnmon.pipeline.ports import Outbound
 from txnmon.pipeline.retry import with_retry
 from txnmon.pipeline.runner import write_batch
+from txnmon.services.collector import tune_collector
 from txnmon.services.failpoints import Failpoints
 from txnmon.services.metrics import ProcessorMetrics
 from txnmon.services.model_watcher import ModelWatcher
@@ -165,7 +165,7 @@ class Processor:
                                should_stop=self.stop_event.is_set, on_retry=self._count_retry)
             self.watermarks.restore(saved)
             self.detector.state.take_dropped()  # restoring is not evicting
-            _freeze_heap()
+            tune_collector()
             self._to_restore.discard(partition)
             log.info("restored %d users of partition %d in %.2fs", users, partition, time.perf_counter() - started,
                      extra={"partition": partition, "users": users})
@@ -191,7 +191,7 @@ class Processor:
             log.info("stopped before start-up completed")
             return 0
         gazetteer.load()  # 1-2 s the first transaction would otherwise wait
-        _freeze_heap()
+        tune_collector()
         log.info("processor started: %s -> %s -> mongodb %s, group %s, rules %s", s.topic_raw, s.topic_by_user,
                  s.mongo_db, self.group_id, self.detector.version)
         idle_since = time.monotonic()
@@ -379,12 +379,6 @@ def owned_state(state: list[tuple[int, Message]], assigned: list[int]) -> list[t
         log.error("%d state records for partitions not assigned to this member were not written",
                   len(state) - len(kept))
     return kept
-
-
-def _freeze_heap() -> None:
-    """Keep what lives as long as the process (gazetteer, rules, clients, restored state) out of the full
-    collections: each scanned it all, 0.3-1 s between two batches (the alert latency's p99)."""
-    gc.freeze()  # no gc.collect() first: it alone took 1.3 s at start-up on a busy machine
 
 
 def _no_stored_state(users: set[str]) -> dict[str, Any]:

@@ -462,6 +462,24 @@ def test_the_heap_left_after_start_up_is_frozen_out_of_full_collections(settings
         gc.unfreeze()
 
 
+def test_the_processor_collects_the_young_generation_less_often_and_never_lowers_a_threshold(settings):
+    import gc
+
+    from txnmon.services.collector import YOUNG_THRESHOLD
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        Processor(settings, wiring=wired(ListSource([]), [ListSink()], ListPublisher())).run(max_idle_s=0)
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(50_000, 10, 10)
+        Processor(settings, wiring=wired(ListSource([]), [ListSink()], ListPublisher())).run(max_idle_s=0)
+        assert gc.get_threshold()[0] == 50_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
 def test_a_full_poll_is_routed_and_judged_in_one_batch(settings):
     # a backlog: the split's second commit would cost throughput and save no wait
     full = load_settings(metrics_port=0, batch_max_records=2)
