@@ -319,3 +319,19 @@ def test_the_stored_event_and_its_bytes_are_those_of_a_pack_and_an_unpack(event)
     assert stored.event_time.tzinfo is old.event_time.tzinfo and stored.event_time.fold == old.event_time.fold
     assert (stored == event) == (old == event)  # a NaN read back is another object: unequal in a tuple
     assert as_stored(event) == stored or stored.amount != stored.amount
+
+
+def test_a_user_whose_only_transaction_was_withdrawn_is_judged_again():
+    """Withdrawing a user's only event leaves an empty packed history (a 4-byte count of 0), not no
+    history: the late-arrival check must read it as empty, not look for a last event before byte 0
+    (it raised struct.error, and every later transaction of the user went to the DLQ)."""
+    detector = Detector(SHIPPED)
+    first = {"transaction_id": "A", "_id": "A", "user_id": "U1", "amount": 10.0, "location": "Mumbai",
+             "status": "success", "type": "purchase", "payment_method": "UPI", "event_time": T0}
+    detector.record(detector.judge(first))
+    detector.forget("U1", "A")  # the store refused it after it was recorded
+    assert detector.export_packed(["U1"])["U1"][0] == pack_events([])
+    later = {**first, "transaction_id": "B", "_id": "B", "event_time": T0 + dt.timedelta(minutes=5)}
+    judgement = detector.judge(later)
+    detector.record(judgement)
+    assert [e.transaction_id for e in detector.state.get("U1").events] == ["B"]

@@ -329,7 +329,8 @@ class UserStateStore:
         """The user's events if one is not older than `event` (it arrives late), else []; changes nothing."""
         blob = self._users.get(user_id)
         # the newest packed time against the event's, in µs: no datetime made, nothing decoded (usual: [])
-        if not blob or latest_us(blob) < micros(event.event_time):
+        # an only event withdrawn leaves an empty history (a count of 0), not no history
+        if not count_of(blob) or latest_us(blob) < micros(event.event_time):
             return []
         return UserHistory(self._users, self._raised, user_id, self._decoded).events
 
