@@ -5,18 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as budget
 from hypothesis import strategies as st
 
+from tests.unit.core.test_identity import old_origin_of
 from txnmon.core import fastjson
 from txnmon.core.batch import BatchConfig, _judge, process_batch
 from txnmon.core.contract import parse_transaction
 from txnmon.core.enrichment import value_category
-from txnmon.core.identity import SOURCE_HEADERS, content_fingerprint, fingerprint_of, origin_of
+from txnmon.core.identity import content_fingerprint, fingerprint_of, origin_of
 from txnmon.core.records import SourceRecord
 from txnmon.core.rules import Detector, load_rules, risk_score
 from txnmon.core.scoring import ModelScore
@@ -228,20 +228,6 @@ def _old_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _old_origin(record):
-    """origin_of as it was (dataclasses.replace)."""
-    if not record.headers:
-        return record
-    found = {k: v for k, v in record.headers if k in SOURCE_HEADERS}
-    if len(found) != len(SOURCE_HEADERS):
-        return record
-    try:
-        return replace(record, topic=found["txnmon.source.topic"].decode(),
-                       partition=int(found["txnmon.source.partition"]), offset=int(found["txnmon.source.offset"]))
-    except (ValueError, UnicodeDecodeError):
-        return record
-
-
 def _old_documents(record, tx, fingerprint, version, hits, config, now, model):
     """The stored document and the enriched message as _judge built them before: copies, then `json`."""
     live = [h for h in hits if h.mode == "live"]
@@ -254,7 +240,7 @@ def _old_documents(record, tx, fingerprint, version, hits, config, now, model):
     doc["content_hash"] = fingerprint
     if model is not None:
         doc["model"] = {"version": model.version, "score": model.score}
-    source = _old_origin(record)
+    source = old_origin_of(record)
     doc["source"] = {"topic": source.topic, "partition": source.partition, "offset": source.offset}
     if source is not record:
         doc["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
@@ -321,7 +307,7 @@ def test_judged_documents_and_messages_are_byte_identical_to_the_old_build(setti
     old = _outcome(_old_documents, source, tx, fingerprint, detector.version, hits, config, NOW, model)
     assert _outcome(new, None) == old
     assert _outcome(new, fastjson.plain(tx)) == old  # the verdict the fingerprint found, reused
-    assert origin_of(source) == _old_origin(source)
+    assert origin_of(source) == old_origin_of(source)
 
 
 def test_judging_reuses_the_fingerprints_verdict_instead_of_walking_the_input_again(settings, config, monkeypatch):

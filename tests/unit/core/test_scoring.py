@@ -158,16 +158,7 @@ def test_batch_features_are_the_features_training_computes(txs, size, state):
     rows = [{"transaction_id": f"T{i}", "user_id": u, "amount": float(a), "location": loc, "payment_method": pm,
              "event_time": base + dt.timedelta(minutes=m), "type": "purchase", "status": "success"}
             for i, (u, m, a, loc, pm) in enumerate(txs)]
-    one_by_one, detector = [], Detector(rules)
-    for tx in rows:
-        one_by_one.append(features.compute(event_from(tx), detector.state.prior(tx["user_id"], event_from(tx))))
-        detector.observe(tx)
-    batched, detector = [], Detector(rules)
-    for i in range(0, len(rows), size):
-        chunk = rows[i:i + size]
-        batched += batch_features(detector.state, chunk)
-        for tx in chunk:
-            detector.observe(tx)
+    one_by_one, batched = _one_by_one_and_batched(rules, rows, size)
     assert batched == one_by_one
 
 
@@ -247,6 +238,13 @@ def test_batch_features_equal_training_on_refunds_declines_late_and_repeated_ids
              "event_time": (base + dt.timedelta(minutes=m)).astimezone(_IST if ist else dt.UTC)}
             for i, (u, m, a, loc, pm, kind, status, tid, ist) in enumerate(sorted(txs, key=lambda t: t[1])
                                                                             if ordered else txs)]
+    one_by_one, batched = _one_by_one_and_batched(rules, rows, size)
+    assert [[v.hex() for v in r] for r in batched] == [[v.hex() for v in r] for r in one_by_one]
+
+
+def _one_by_one_and_batched(rules, rows, size):
+    """Each row's features computed from the state before it, and the same rows featurised in batches
+    of `size` (what the stream does), each from a detector that observed the rows before."""
     one_by_one, detector = [], Detector(rules)
     for tx in rows:
         one_by_one.append(features.compute(event_from(tx), detector.state.prior(tx["user_id"], event_from(tx))))
@@ -257,4 +255,4 @@ def test_batch_features_equal_training_on_refunds_declines_late_and_repeated_ids
         batched += batch_features(detector.state, chunk)
         for tx in chunk:
             detector.observe(tx)
-    assert [[v.hex() for v in r] for r in batched] == [[v.hex() for v in r] for r in one_by_one]
+    return one_by_one, batched
