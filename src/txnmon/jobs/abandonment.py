@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from txnmon.adapters.mongo import LeasesRepository, MongoStore
+from txnmon.adapters.mongo import MongoStore
 from txnmon.core import abandonment as core
 from txnmon.core.collection_names import (
     ABANDONED_CARTS,
@@ -40,6 +39,7 @@ from txnmon.core.collection_names import (
     TRANSACTIONS,
 )
 from txnmon.errors import RetryableError
+from txnmon.jobs.walk_lease import WalkLease, utcnow
 from txnmon.notifications import outbox
 from txnmon.notifications import routes as routing
 from txnmon.settings import Settings
@@ -49,15 +49,10 @@ __all__ = ["AbandonmentBusy", "AbandonmentRun", "abandon_config", "closed_bound"
 log = logging.getLogger("txnmon.jobs")
 
 LEASE = "abandonment"
-LEASE_FOR = dt.timedelta(minutes=10)
 STATE_ID = "abandonment"
 STEP = dt.timedelta(days=1)  # event time decided per step: bounds memory, and the lease is renewed per step
 IN_CHUNK = 5_000  # ids per $in list: a command stays far below MongoDB's 16 MB limit
 TX_FIELDS = {"user_id": 1, "event_time": 1, "status": 1, "type": 1, "product": 1, "payment_method": 1}
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class AbandonmentBusy(RetryableError):
@@ -81,29 +76,17 @@ def abandon_config(settings: Settings) -> core.AbandonConfig:
 
 
 def run_abandonment(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
-                    clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "manual",
+                    clock: Callable[[], dt.datetime] = utcnow, trigger: str = "manual",
                     routes: routing.Routes | None = None) -> AbandonmentRun:
     """Decide every cart whose deadline is before `closed_until` (and the wall clock) and not decided yet
     (see the module). A naive `closed_until` is UTC, as on the command line."""
-    owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
-    leases = LeasesRepository(store)
-
-    def hold() -> None:
-        """Take the lease, or renew it before each step (a first walk over months takes minutes)."""
-        now = clock()
-        if not leases.acquire(LEASE, owner, now, now + LEASE_FOR):
-            raise AbandonmentBusy("another abandonment run is in progress (retry later)", retry_after=30.0)
-
-    hold()
-    try:
+    with WalkLease(store, LEASE, trigger, AbandonmentBusy, clock) as lease:
         if routes is None:
             routes = outbox.load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
         # never past the wall clock: the contracts accept event times up to a day ahead, and a cart
         # decided before its events arrive would be abandoned wrongly and decided_until moved on for good
         until = closed_bound(closed_until, clock())
-        return _run(store, abandon_config(settings), until, clock, routes, hold)
-    finally:
-        leases.release(LEASE, owner)
+        return _run(store, abandon_config(settings), until, clock, routes, lease.hold)
 
 
 def closed_bound(closed_until: dt.datetime, now: dt.datetime) -> dt.datetime:

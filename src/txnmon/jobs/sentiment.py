@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from txnmon.adapters.mongo import LeasesRepository, MongoStore
+from txnmon.adapters.mongo import MongoStore
 from txnmon.adapters.sentiment import SCORER, score_text
 from txnmon.core.collection_names import OPS_ALERTS, REVIEW_SCORES, REVIEWS, SENTIMENT_HOUR, SENTIMENT_STATE
 from txnmon.core.sentiment import (
@@ -43,6 +42,7 @@ from txnmon.core.sentiment import (
     walk,
 )
 from txnmon.errors import RetryableError
+from txnmon.jobs.walk_lease import WalkLease, utcnow
 from txnmon.notifications import outbox
 from txnmon.notifications import routes as routing
 from txnmon.settings import Settings
@@ -52,14 +52,9 @@ __all__ = ["SentimentBusy", "SentimentRun", "newest_review", "run_sentiment", "s
 log = logging.getLogger("txnmon.jobs")
 
 LEASE = "sentiment"
-LEASE_FOR = dt.timedelta(minutes=10)
 STATE_ID = "sentiment"
 STEP = dt.timedelta(days=1)  # hours walked per read: bounds memory on a first run over weeks of reviews
 IN_CHUNK = 2_000  # reviews read and scored per $in list, with the lease renewed before each
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class SentimentBusy(RetryableError):
@@ -83,30 +78,18 @@ def sentiment_config(settings: Settings) -> SentimentConfig:
 
 
 def run_sentiment(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
-                  clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events",
+                  clock: Callable[[], dt.datetime] = utcnow, trigger: str = "events",
                   routes: routing.Routes | None = None) -> SentimentRun:
     """Decide every hour that ends at or before `closed_until` (and the wall clock) and is not decided yet;
     queue a notification per drop opened under `routes` (default: NOTIFY_ROUTES_FILE)."""
-    owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
-    leases = LeasesRepository(store)
-
-    def hold() -> None:
-        """Take the lease, or renew it before each day walked (a first walk over months takes minutes)."""
-        now = clock()
-        if not leases.acquire(LEASE, owner, now, now + LEASE_FOR):
-            raise SentimentBusy("another sentiment run is in progress (retry later)", retry_after=30.0)
-
-    hold()
-    try:
+    with WalkLease(store, LEASE, trigger, SentimentBusy, clock) as lease:
         if routes is None:
             # read before any hour is decided: a bad routes file fails the run before it decides a drop
             routes = outbox.load_routes(settings.notify_routes_file, settings.notify_allowed_host_list)
         # never past the wall clock: the contracts accept event times up to a day ahead, and an hour
         # decided before its reviews arrive would leave them out for good
         end = min(hour_start(closed_until), hour_start(clock()))
-        return _run(store, sentiment_config(settings), end, clock, hold, routes)
-    finally:
-        leases.release(LEASE, owner)
+        return _run(store, sentiment_config(settings), end, clock, lease.hold, routes)
 
 
 def newest_review(store: MongoStore) -> dt.datetime | None:

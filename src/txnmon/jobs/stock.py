@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from txnmon.adapters.mongo import LeasesRepository, MongoStore
+from txnmon.adapters.mongo import MongoStore
 from txnmon.core.business_signals import TRENDING_PRODUCT
 from txnmon.core.collection_names import (
     KPI_STOCK_HOUR,
@@ -48,6 +47,7 @@ from txnmon.core.stock import (
 )
 from txnmon.errors import RetryableError
 from txnmon.jobs.rollups import latest_run
+from txnmon.jobs.walk_lease import WalkLease, utcnow
 from txnmon.notifications import outbox
 from txnmon.notifications import routes as routing
 from txnmon.settings import Settings
@@ -57,15 +57,10 @@ __all__ = ["StockBusy", "StockRun", "default_closed_until", "run_stock", "stock_
 log = logging.getLogger("txnmon.jobs")
 
 LEASE = "stock"
-LEASE_FOR = dt.timedelta(minutes=10)
 STATE_ID = "stock"
 STEP = dt.timedelta(days=1)  # event time walked per read: bounds what one read holds in memory
 SALE_FIELDS = {"event_time": 1, "product": 1, "location": 1, "quantity": 1, "status": 1, "type": 1}
 DEFAULT_LATENESS = dt.timedelta(minutes=5)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class StockBusy(RetryableError):
@@ -98,15 +93,11 @@ def default_closed_until(store: MongoStore, lateness: dt.timedelta = DEFAULT_LAT
 
 
 def run_stock(store: MongoStore, settings: Settings, *, closed_until: dt.datetime,
-              clock: Callable[[], dt.datetime] = _utcnow, trigger: str = "events",
+              clock: Callable[[], dt.datetime] = utcnow, trigger: str = "events",
               routes: routing.Routes | None = None) -> StockRun:
     """Walk stock events and sales up to `closed_until` (aware), write levels, alerts and hourly KPIs,
     and queue a notification per alert opened under `routes` (default: NOTIFY_ROUTES_FILE)."""
-    owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
-    now = clock()
-    if not LeasesRepository(store).acquire(LEASE, owner, now, now + LEASE_FOR):
-        raise StockBusy("another stock run is in progress (retry later)", retry_after=5.0)
-    try:
+    with WalkLease(store, LEASE, trigger, StockBusy, clock) as lease:
         if routes is None:
             # read before anything is walked: a bad routes file fails the run, and the next run walks the
             # same events, so no alert is decided without its notification
@@ -115,9 +106,7 @@ def run_stock(store: MongoStore, settings: Settings, *, closed_until: dt.datetim
         # MongoDB keeps milliseconds: the saved `walked_until` and the reads' bounds are cut to them, so the
         # walk is cut the same way (an event in the cut-off microseconds is walked once, in the next run)
         until = until.replace(microsecond=until.microsecond // 1000 * 1000)
-        return _run(store, stock_config(settings), until, clock, routes)
-    finally:
-        LeasesRepository(store).release(LEASE, owner)
+        return _run(store, stock_config(settings), until, clock, routes, lease.hold)
 
 
 def _start(store: MongoStore, config: StockConfig) -> dt.datetime | None:
@@ -140,14 +129,17 @@ def _movements(store: MongoStore, start: dt.datetime, end: dt.datetime) -> list[
 
 
 def _run(store: MongoStore, config: StockConfig, until: dt.datetime,
-         clock: Callable[[], dt.datetime], routes: routing.Routes) -> StockRun:
+         clock: Callable[[], dt.datetime], routes: routing.Routes, hold: Callable[[], None]) -> StockRun:
     state = StockState.from_document(store.find_one(STOCK_STATE, {"_id": STATE_ID}))
     if state.walked_until is None:
         state.walked_until = _start(store, config)
     if state.walked_until is None or state.walked_until >= until:
         return StockRun(until, 0, [], [], 0, 0, sum(k.depletion is not None for k in state.keys.values()))
-    walked, opened, cleared, hours, levels = 0, [], [], 0, 0
+    walked, opened, cleared, hours, levels, steps = 0, [], [], 0, 0, 0
     while state.walked_until is not None and state.walked_until < until:
+        if steps:
+            hold()  # renewed before each later step; stops the walk if another run took the lease
+        steps += 1
         step_end = min(state.walked_until + STEP, until)
         result = walk(state, _movements(store, state.walked_until, step_end), step_end, config)
         raised = set(result.opened)

@@ -55,6 +55,9 @@ ANALYSES: tuple[Analysis, ...] = (run_stock, run_sentiment, run_abandonment)
 
 IDLE_ANALYSIS_EVERY_S = 5.0  # while no input arrives, the analyses still run this often (time may close)
 FETCH_WAIT_MAX_S = 30.0  # --exit-when-idle waits this long at most for the first fetch after an assignment
+# --exit-when-idle: how long the last run waits for an analysis another run holds (a member killed mid-walk
+# holds its lease until the term ends: jobs.walk_lease.TERM, 30 s), so exiting means the walks are done
+FINAL_BUSY_WAIT_S = 75.0
 
 PortsFactory = Callable[["EventsService"], tuple[EventsPorts, Any]]
 
@@ -290,15 +293,37 @@ class EventsService:
             return {}
         if until is None:
             return {}
-        for analysis in self.analyses:
-            name = getattr(analysis, "__name__", repr(analysis))
-            try:
-                self.last_results[name] = analysis(self.store, self.settings, closed_until=until)
-            except Exception as exc:
-                log.exception("analysis %s failed up to %s; it runs again next time", name, until.isoformat())
-                self.metrics.analysis_failures.labels(name).inc()
-                self.last_results[name] = exc
+        pending = list(self.analyses)
+        give_up = time.monotonic() + (FINAL_BUSY_WAIT_S if final else 0.0)
+        while pending:
+            busy = [a for a in pending if isinstance(self._run_analysis(a, until), RetryableError)]
+            if not busy or time.monotonic() >= give_up or self.stop_event.is_set():
+                break
+            # the last run before exiting: an analysis another run holds (its lease) is waited for
+            wait = min(max(getattr(self.last_results[_name(a)], "retry_after", 1.0) for a in busy), 5.0)
+            if self.stop_event.wait(max(0.1, min(wait, give_up - time.monotonic()))):
+                break
+            pending = busy
         return dict(self.last_results)
+
+    def _run_analysis(self, analysis: Analysis, until: dt.datetime) -> Any:
+        """One analysis, isolated: its summary, or the exception it raised (logged, counted, kept)."""
+        name = _name(analysis)
+        try:
+            self.last_results[name] = analysis(self.store, self.settings, closed_until=until)
+        except RetryableError as exc:  # held by another run, or an outage: no traceback every batch
+            log.warning("analysis %s not run up to %s (%s); it runs again next time", name, until.isoformat(), exc)
+            self.metrics.analysis_failures.labels(name).inc()
+            self.last_results[name] = exc
+        except Exception as exc:
+            log.exception("analysis %s failed up to %s; it runs again next time", name, until.isoformat())
+            self.metrics.analysis_failures.labels(name).inc()
+            self.last_results[name] = exc
+        return self.last_results[name]
+
+
+def _name(analysis: Analysis) -> str:
+    return getattr(analysis, "__name__", repr(analysis))
 
 
 def run_events(settings: Settings, *, max_idle_s: float | None = None, group_id: str | None = None) -> int:

@@ -11,7 +11,7 @@ import pytest
 from txnmon.adapters.mongo.store import UpsertResult
 from txnmon.core.collection_names import CART_EVENTS, REVIEWS, STOCK_EVENTS
 from txnmon.core.records import SourceRecord
-from txnmon.errors import StopRequested, StoreRefused, StoreUnavailable
+from txnmon.errors import RetryableError, StopRequested, StoreRefused, StoreUnavailable
 from txnmon.pipeline import event_sinks, retry
 from txnmon.services.events import EventsService
 from txnmon.settings import load_settings
@@ -220,6 +220,47 @@ def test_analyses_run_over_closed_time_and_one_that_raises_stops_neither_the_loo
     assert [c[0] for c in calls] == ["broken", "fake"] * 2  # the broken one is called again every time
     assert all(c[1] == "the-store" for c in calls)
     assert isinstance(svc.last_results["run_broken"], RuntimeError)
+
+
+def test_the_last_run_before_exiting_waits_for_an_analysis_another_run_holds(monkeypatch):
+    """A member SIGKILLed mid-walk holds its lease until the term ends: `--exit-when-idle` must not exit
+    with that walk undone (it did, and the restarted service decided no abandoned cart)."""
+    from txnmon.services import events as events_service
+
+    answers = iter([RetryableError("another abandonment run is in progress", retry_after=0.05)] * 3)
+    calls: list[str] = []
+
+    def run_held(store, settings, *, closed_until):
+        calls.append("held")
+        answer = next(answers, None)
+        if answer is not None:
+            raise answer
+        return {"done": closed_until}
+
+    def run_free(store, settings, *, closed_until):
+        calls.append("free")
+        return {}
+
+    processor = dt.datetime(2025, 9, 30, 11, 0, tzinfo=dt.UTC)
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0))]], processor_mark=processor)
+    svc = service(ports, analyses=(run_free, run_held))
+    svc.run(max_idle_s=0)
+    # after the batch: both once (held is busy, not waited for); on exit: both, then held again until free
+    assert calls == ["free", "held", "free", "held", "held", "held"]
+    assert set(svc.last_results["run_held"]) == {"done"}  # it ran, and its summary is the last result
+
+    # and it gives up after FINAL_BUSY_WAIT_S, so a lease that is never freed cannot hold the exit forever
+    monkeypatch.setattr(events_service, "FINAL_BUSY_WAIT_S", 0.2)
+    busy_calls: list[int] = []
+
+    def run_never(store, settings, *, closed_until):
+        busy_calls.append(1)
+        raise RetryableError("held for good", retry_after=0.05)
+
+    ports = FakePorts([[rec(CARTS, 0, cart("E1", 0))]], processor_mark=processor)
+    svc = service(ports, analyses=(run_never,))
+    svc.run(max_idle_s=0)
+    assert 2 < len(busy_calls) < 20 and isinstance(svc.last_results["run_never"], RetryableError)
 
 
 def test_no_analysis_runs_while_the_processor_has_no_watermark_even_when_the_input_is_idle():
