@@ -2,9 +2,10 @@
 replayed to Kafka, `txnmon stream` then `txnmon events` run until idle; the service runs the abandonment
 walk over closed event time as its batches come. Done twice, on databases and topics of their own: once
 with the carts replayed at full speed and read in large batches; once replayed at 2,880x (a day in 30 s)
-while the service reads them in small batches, the service SIGKILLed mid-replay and started again. Both
-times the abandoned carts are exactly the generator's `label=abandoned` carts that closed event time has
-reached, and each intervention is queued once."""
+while the service reads them in small batches, the service SIGKILLed mid-replay (the walk's lease left
+held, as a kill mid-walk leaves it) and started again. Both times the abandoned carts are exactly the
+generator's `label=abandoned` carts that closed event time has reached, and each intervention is queued
+once."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ import pytest
 
 from tests.fixtures.pipeline import ROOT, TXNMON, env_for, wait_for
 from txnmon.adapters import kafka
-from txnmon.adapters.mongo import MongoStore
+from txnmon.adapters.mongo import LeasesRepository, MongoStore
 from txnmon.core.collection_names import ABANDONED_CARTS, CART_EVENTS, CART_OUTCOMES, INTERVENTIONS, NOTIFICATIONS
 from txnmon.jobs import replay
+from txnmon.jobs.walk_lease import TERM
 from txnmon.pipeline.event_sinks import closed_event_time
 from txnmon.services.events_wiring import StoredEventTime
 from txnmon.synthetic.events import generate_events, write_events
@@ -83,6 +85,10 @@ def test_abandoned_carts_through_the_service_match_the_labels_at_two_speeds_and_
                 first.wait(30)
             assert replaying.is_alive(), "the replay ended before the kill: not a kill mid-replay"
             replaying.join(120)
+            # the worst case, made certain: killed mid-walk, holding the walk's lease for a whole term (unless
+            # the kill did hit mid-walk and the killed member's own lease is still held)
+            now = dt.datetime.now(dt.UTC)
+            LeasesRepository(watching).acquire("abandonment", "killed-member", now, now + TERM)
         done = run(s, "events")
         assert done.returncode == 0, done.stdout + done.stderr
 
