@@ -42,12 +42,15 @@ class WalkLease:
         self.name, self.busy, self.clock, self.term = name, busy, clock, term
         self.owner = f"{trigger}-{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
+        self._lost = threading.Event()  # set once the lease is found taken: this walk must stop
         self._beat: threading.Thread | None = None
 
     def hold(self) -> None:
-        """Take the lease, or renew it; raise `busy` if another run holds it."""
+        """Take the lease, or renew it; raise `busy` if another run holds it, or took it since the
+        heartbeat last found it lost (renewing it again here would let two walks write at once)."""
         now = self.clock()
-        if not self.leases.acquire(self.name, self.owner, now, now + self.term):
+        if self._lost.is_set() or not self.leases.acquire(self.name, self.owner, now, now + self.term):
+            self._lost.set()
             raise self.busy(f"another {self.name} run is in progress (retry later)",
                             retry_after=self.term.total_seconds() / 3)
 
@@ -63,8 +66,10 @@ class WalkLease:
         while not self._stop.wait(every):
             try:
                 now = utcnow()
-                if not self.leases.acquire(self.name, self.owner, now, now + self.term):
+                # bounded by one beat: a renewal hung in an outage must not outlive the term unnoticed
+                if not self.leases.acquire(self.name, self.owner, now, now + self.term, timeout_s=every):
                     log.warning("%s lease taken by another run; this walk stops at its next step", self.name)
+                    self._lost.set()
                     return
             except Exception as exc:  # an outage: the walk's own calls meet it too; keep beating
                 log.warning("%s lease not renewed (%s); trying again in %.0fs", self.name, exc, every)
@@ -74,4 +79,7 @@ class WalkLease:
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
-        self.leases.release(self.name, self.owner)
+        try:
+            self.leases.release(self.name, self.owner)
+        except Exception as why:  # the walk is done; an unreleased lease only ends with its term
+            log.warning("%s lease not released (it ends within %s): %s", self.name, self.term, why)

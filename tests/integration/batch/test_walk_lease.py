@@ -52,3 +52,15 @@ def test_a_run_on_a_test_clock_starts_no_heartbeat(settings_factory):
         assert lease._beat is None
         renewed = store.db["leases"].find_one({"_id": "walk-fixed"})["renewed_at"]
         assert renewed.replace(tzinfo=None) == fixed.replace(tzinfo=None)
+
+
+def test_a_walk_whose_lease_was_taken_stops_at_its_next_step_and_leaves_the_new_holder_alone(settings_factory):
+    store = MongoStore(settings_factory(create_topics=False))
+    later = utcnow() + dt.timedelta(minutes=5)
+    with WalkLease(store, "walk-taken", "slow", Busy, term=TERM) as lease:
+        # the term lapsed (a stalled host) and another run took the lease
+        store.db["leases"].update_one({"_id": "walk-taken"}, {"$set": {"owner": "other", "until": later}})
+        time.sleep(TERM.total_seconds())  # the heartbeat finds it taken
+        with pytest.raises(Busy):
+            lease.hold()
+    assert store.db["leases"].find_one({"_id": "walk-taken"})["owner"] == "other"

@@ -8,8 +8,10 @@ contenders never both win; that rule belongs to leases, not to the generic `Mong
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import pymongo
 from pymongo import errors as mongo_errors
 
 from txnmon.adapters.mongo.client import translated
@@ -24,12 +26,14 @@ class LeasesRepository:
         self.store = store
 
     @translated
-    def acquire(self, name: str, owner: str, now: Any, until: Any) -> bool:
-        """Hold the lease `name` until `until` if it is free, expired or already `owner`'s (renewing it)."""
+    def acquire(self, name: str, owner: str, now: Any, until: Any, *, timeout_s: float | None = None) -> bool:
+        """Hold the lease `name` until `until` if it is free, expired or already `owner`'s (renewing it).
+        `timeout_s` bounds the whole call (a renewal that hangs past it is no renewal)."""
         try:
-            self.store.db[LEASES].find_one_and_update(
-                {"_id": name, "$or": [{"owner": None}, {"owner": owner}, {"until": {"$lt": now}}]},
-                {"$set": {"owner": owner, "until": until, "renewed_at": now}}, upsert=True)
+            with pymongo.timeout(timeout_s) if timeout_s is not None else contextlib.nullcontext():
+                self.store.db[LEASES].find_one_and_update(
+                    {"_id": name, "$or": [{"owner": None}, {"owner": owner}, {"until": {"$lt": now}}]},
+                    {"$set": {"owner": owner, "until": until, "renewed_at": now}}, upsert=True)
         except mongo_errors.DuplicateKeyError:
             return False  # held by another owner: the upsert found no free lease and collided with it
         return True
