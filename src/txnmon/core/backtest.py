@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from txnmon.core.contract import InvalidTransaction, normalise
+from txnmon.core.contract import MAX_QUANTITY, InvalidTransaction, normalise, parse_amount
 from txnmon.core.rules import Detector, RuleSet
 from txnmon.core.rules.conditions import Hit
 from txnmon.core.scoring import Scorer, scores_of
@@ -81,12 +82,36 @@ def normalise_rows(
             clean[LABEL] = row[LABEL] or ""
             clean[INCIDENT] = row.get(INCIDENT) or ""
         try:
-            out.append(normalise(clean, zone=zone, now=now))
+            out.append(normalise(read_numbers(clean), zone=zone, now=now))
         except InvalidTransaction:
             rejected += 1
     # file order is arrival order: a replay of the file delivers each user's rows in this order,
     # and verdicts follow arrival order (src/txnmon/core/rules/state.py)
     return out, rejected
+
+
+def read_numbers(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row (every cell text) with its amount and quantity read as the contract reads them, in place;
+    a cell that does not read as one is left as it is, for the contract to reject with its reason.
+
+    `normalise` then gives the same transaction, or the same rejection, as from the text: its one-pass
+    check takes numbers only, and text amounts sent every row of a backtest through the full checks
+    (24 of 64 s of a profiled backtest of 200,000 rows; issue 29)."""
+    amount = row.get("amount")
+    if type(amount) is str:
+        try:
+            row["amount"] = parse_amount(amount)
+        except InvalidTransaction:
+            pass
+    quantity = row.get("quantity")
+    if type(quantity) is str:
+        try:
+            qty = float(quantity)  # as the contract reads a quantity
+        except ValueError:
+            return row
+        if math.isfinite(qty) and 0 <= qty <= MAX_QUANTITY:
+            row["quantity"] = qty
+    return row
 
 
 def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0,
