@@ -198,6 +198,23 @@ def test_transactions_newer_than_their_users_history_are_featurised_without_resc
     assert found[0] == expected[0] and len(found) == 15
 
 
+def test_an_arrival_with_an_id_its_user_holds_is_featurised_without_itself():
+    """Issue 32: the fast path is only for an id its user's history does not hold. A held id arriving again,
+    newer than the whole history and alone in its batch, gets `compute` over the prior without its own copy
+    (the Hypothesis tests rarely draw this case)."""
+    detector = Detector(ruleset(""))
+    base = dt.datetime(2025, 9, 30, tzinfo=dt.UTC)
+    rows = [{"transaction_id": f"T{i}", "user_id": "U1", "amount": 100.0 * (i + 1), "location": "Mumbai",
+             "payment_method": "UPI", "event_time": base + dt.timedelta(minutes=i), "type": "purchase",
+             "status": "success"} for i in range(4)]
+    for tx in rows:
+        detector.observe(tx)
+    again = {**rows[0], "event_time": base + dt.timedelta(minutes=9), "amount": 5_000.0, "location": "London"}
+    expected = features.compute(event_from(again), detector.state.prior("U1", event_from(again)))
+    assert expected[features.FEATURE_NAMES.index("prior_events")] == 3
+    assert batch_features(detector.state, [again]) == [expected]
+
+
 def test_the_model_predicts_on_one_thread():
     """A loaded model's default is every core's OpenMP threads: for a batch of a few thousand rows they
     cost more CPU than they save (and thread_time-based figures do not even see them)."""
