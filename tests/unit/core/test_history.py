@@ -7,6 +7,7 @@ on random histories, in and out of order, with expiry, forgetting and damaged by
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from txnmon.core.rules import Detector, load_rules, parse_rules
-from txnmon.core.rules.history import Decoded, Prior
+from txnmon.core.rules.history import Decoded, Prior, micros
 from txnmon.core.rules.packed import as_stored, events_of
 from txnmon.core.rules.state import Event, pack_events, unpack_events
 from txnmon.core.rules.windows import within
@@ -228,3 +229,80 @@ def test_a_usual_basket_of_zero_gives_no_signal_instead_of_dividing_by_zero() ->
     prior[1] = Event(prior[1].event_time, "Z1", "Mumbai", 10_000.0, "purchase", "success", "UPI")
     prior[2] = Event(prior[2].event_time, "Z2", "Mumbai", 10_000.0, "purchase", "success", "UPI")
     assert amount_vs_usual_signal(buy, prior, AmountVsUsualSignal()) is not None  # 5x a usual 10,000
+
+
+# the time reads as they were before the times were read in one go (issue 29): one struct read per look
+def _old_time_us(blob: bytes, i: int) -> int:
+    return int(struct.unpack_from("<q", blob, 4 + i * 26)[0])
+
+
+def _old_upto(blob: bytes, count: int, at: int) -> int:
+    if not count:
+        return 0
+    if _old_time_us(blob, count - 1) <= at:
+        return count
+    lo, hi = 0, count - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _old_time_us(blob, mid) <= at:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _old_first_at_or_after(blob: bytes, at: int, end: int) -> int:
+    lo, hi = 0, end
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _old_time_us(blob, mid) < at:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _old_appendable(blob: bytes, count: int) -> bool:
+    try:
+        at = 4 + count * 26
+        return at + sum(sum(row[2:]) for row in struct.iter_unpack("<qdHHHHH", blob[4:at])) == len(blob)
+    except (struct.error, TypeError, ValueError):
+        return False
+
+
+def _outcome(fn: Callable[..., object], *args: object) -> object:
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(evs=st.lists(events, max_size=20), in_order=st.booleans(),
+       damage=st.sampled_from([None, b"", b"\x00", b"xy", -1, -3, -30]),
+       queries=st.lists(st.integers(-10, 610), min_size=1, max_size=6), k=st.integers(0, 3), new=events)
+def test_times_read_in_one_go_answer_each_bisection_as_the_reads_one_at_a_time(evs, in_order, damage, queries, k, new):
+    """Sorted or not, with bytes after the texts or cut short: every position, window start and the
+    appendable verdict are those of the one-time-at-a-time reads, and a rewritten history hands over
+    the times of its bytes."""
+    blob = pack_events(sorted(evs, key=lambda e: e.key) if in_order else evs)
+    blob = blob + damage if isinstance(damage, bytes) else blob[:damage] if damage is not None else blob
+    if 0 < len(blob) < 4:
+        return  # no count to read: `Decoded` fails as it did
+    decoded, count = Decoded(blob), len(evs) if blob else 0
+    for minute in queries:
+        t = T0 + dt.timedelta(minutes=minute)
+        at = micros(t)
+        assert _outcome(decoded.upto, t) == _outcome(_old_upto, blob, count, at)
+        for end in {0, count // 2, count}:
+            assert _outcome(decoded.first_at_or_after_us, at, end) == _outcome(_old_first_at_or_after, blob, at, end)
+    for i in range(count):
+        assert _outcome(decoded.time_us, i) == _outcome(_old_time_us, blob, i)
+    assert decoded.appendable == _old_appendable(blob, count)
+    if decoded.appendable and in_order and k <= count:
+        stored = as_stored(new._replace(event_time=T0 + dt.timedelta(minutes=700), transaction_id="new"))
+        rewritten = decoded.rewritten(k, stored)
+        handed = rewritten._times  # handed over when this history's times were read (an empty one has none)
+        assert handed is None if not count else handed == [_old_time_us(rewritten.blob, i) for i in range(len(handed))]
+        assert [rewritten.time_us(i) for i in range(rewritten.count)] == \
+            [_old_time_us(rewritten.blob, i) for i in range(rewritten.count)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,13 @@ def micros(t: dt.datetime) -> int:
     return (t - EPOCH) // _MICROSECOND
 
 
+@functools.lru_cache(maxsize=256)
+def _fixed_parts(count: int) -> struct.Struct:
+    """The fixed parts of `count` events as one struct: each event's time and five text lengths (its
+    amount skipped), so one C call reads what a transaction's bisections and the appendable check need."""
+    return struct.Struct("<" + "q8x5H" * count)
+
+
 def _text_end(blob: bytes, count: int) -> int:
     """Where the texts of all `count` events end: the byte lengths summed from the fixed parts."""
     at = _COUNT.size + count * _FIXED.size
@@ -58,7 +66,7 @@ def _text_end(blob: bytes, count: int) -> int:
 class Decoded:
     """The events of one packed value, decoded from the newest back on demand."""
 
-    __slots__ = ("_appendable", "_suffix", "_text_at", "_usual", "blob", "count")
+    __slots__ = ("_appendable", "_suffix", "_text_at", "_times", "_usual", "blob", "count")
 
     def __init__(self, blob: bytes) -> None:
         self.blob = blob
@@ -67,10 +75,30 @@ class Decoded:
         self._text_at: int | None = None  # where the texts of `_suffix` begin (None: nothing decoded yet)
         self._appendable: bool | None = None
         self._usual: tuple[dt.timedelta, int, int, list[float]] | None = None  # see `usual_amounts`
+        # every event's time in µs, read in one go on the first bisection (None: not read yet, or the
+        # bytes are too short for their count: then each time is read where it is, failing as before)
+        self._times: list[int] | None = None
+
+    def _read_times(self) -> list[int] | None:
+        """`_times`, read with the text lengths in one C call, which also answer `appendable`: a
+        transaction's bisections (its window per rule, where it goes, the horizon's cut) were about ten
+        Python-level reads of one time each (issue 29)."""
+        if self._times is None and self.count:
+            try:
+                flat = _fixed_parts(self.count).unpack_from(self.blob, _COUNT.size)
+            except struct.error:
+                return None
+            times = self._times = list(flat[::6])
+            if self._appendable is None:  # `_text_end`'s sum, from the same read
+                self._appendable = (_COUNT.size + self.count * _FIXED.size + sum(flat) - sum(times)
+                                    == len(self.blob))
+        return self._times
 
     @property
     def appendable(self) -> bool:
         """Is `blob` exactly `pack_events` of its events? (see packed.py's `_unpack`)"""
+        if self._appendable is None and self.count:
+            self._read_times()
         if self._appendable is None:
             try:
                 self._appendable = _text_end(self.blob, self.count) == len(self.blob)
@@ -79,6 +107,10 @@ class Decoded:
         return self._appendable
 
     def time_us(self, i: int) -> int:
+        """Event i's time (0 <= i < count)."""
+        times = self._times if self._times is not None else self._read_times()
+        if times is not None:
+            return times[i]
         return int(_TIME.unpack_from(self.blob, _COUNT.size + i * _FIXED.size)[0])
 
     def upto(self, t: dt.datetime) -> int:
@@ -89,6 +121,8 @@ class Decoded:
         at = micros(t)
         if self.time_us(n - 1) <= at:
             return n
+        if self._times is not None:  # the same steps as the loop below, in C
+            return bisect.bisect_right(self._times, at, 0, n - 1)
         lo, hi = 0, n - 1
         while lo < hi:
             mid = (lo + hi) // 2
@@ -104,6 +138,9 @@ class Decoded:
 
     def first_at_or_after_us(self, at: int, end: int) -> int:
         """`since` for a time in µs since the epoch."""
+        times = self._times if self._times is not None else self._read_times()
+        if times is not None:  # the same steps as the loop below, in C
+            return bisect.bisect_left(times, at, 0, end)
         lo, hi = 0, end
         while lo < hi:
             mid = (lo + hi) // 2
@@ -159,6 +196,11 @@ class Decoded:
             out = append_packed(out, one) if one is not None else append_event(out, stored)
         new = Decoded(out)
         new._appendable = True
+        if self._times is not None:  # the times read stay read: the cut ones off, the new one on
+            new._times = self._times[k:]
+            if stored is not None:
+                new._times.append(_TIME.unpack_from(one, _COUNT.size)[0] if one is not None
+                                  else micros(stored.event_time))
         added = stored is not None
         suffix, first = self._suffix, n - len(self._suffix)  # the oldest decoded event
         text_at = len(blob) if self._text_at is None else self._text_at
