@@ -202,7 +202,8 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
         added["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
         added["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
     doc = {**tx, **added}  # each value is the input's or an added one: both proven plain, so is the document
-    proven = (fastjson.plain(tx) if plain is None else plain) and fastjson.plain(added)
+    proven = (fastjson.plain(tx) if plain is None else plain) and (_plain_as_built(added, record)
+                                                                   or fastjson.plain(added))
     alerts, suppressed, shadow = [], [], []
     for hit in hits:
         alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)
@@ -218,6 +219,18 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
         alert["model_version"] = model.version  # judged with this model in use
     enriched = (tx["user_id"].encode("utf-8"), fastjson.to_json_bytes(doc, proven), None)
     return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
+
+
+def _plain_as_built(added: dict[str, Any], record: SourceRecord) -> bool:
+    """True when `fastjson.plain(added)` is, known from how `_judge` built `added` (False: not known, ask
+    it): the category, the flag and a routed position (text and ints, from `origin_position`) are plain by
+    construction, the rest is checked here as it checks it, without its walk of every field and nested
+    dict: that walk was most of the judge's JSON checking (issue 29)."""
+    now = added["processed_time"]
+    return (type(now) is dt.datetime and now.tzinfo is dt.UTC and now.year >= 1000 and not added["alert_reasons"]
+            and type(added["risk_score"]) is int and type(added["rules_version"]) is str
+            and type(added["late"]) is bool and type(added["content_hash"]) is str and "model" not in added
+            and type(record.topic) is str and type(record.partition) is int and type(record.offset) is int)
 
 
 def processing_error(record: SourceRecord, exc: BaseException) -> Rejection:
