@@ -121,7 +121,19 @@ _SIMPLE = frozenset({str, int, bool, type(None)})
 def _fields(doc: dict[Any, Any]) -> bool:
     # a flat loop: this runs over every field of every transaction, most of them text
     for key, value in doc.items():
-        if type(key) is not str or (type(value) not in _SIMPLE and not _value(value)):
+        if type(key) is not str:
+            return False
+        kind = type(value)
+        if kind in _SIMPLE:
+            continue
+        # a transaction's amount and time, checked here as `_value` checks them, without a call each
+        if kind is float:
+            if not (value == 0.0 or FLOAT_LOW <= abs(value) < FLOAT_HIGH):
+                return False
+        elif kind is dt.datetime:
+            if not (value.tzinfo is dt.UTC and value.year >= 1000):
+                return False
+        elif not _value(value):
             return False
     return True
 
