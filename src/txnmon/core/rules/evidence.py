@@ -260,7 +260,7 @@ def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], r
         if p.signals is not settings:  # a plan made elsewhere, or for other settings: bind as it goes
             p = plan_of(p, ruleset)
         total = 0.0
-        present: dict[str, tuple[float, Evidence]] = {}
+        present: dict[str, tuple[float, Evidence]] | None = None  # made for the first signal present (most have none)
         lowest = p.lowest
         for signal, weight, reach, fn, cfg in p.calls:
             if total + reach < lowest:
@@ -270,6 +270,8 @@ def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], r
                 evidence = seen[signal] = fn(event, prior, cfg)
             if evidence is not None:
                 total += weight
+                if present is None:
+                    present = {}
                 present[signal] = (weight, evidence)  # type: ignore[assignment]
         if present:
             # the highest severity whose score the total reaches (as `Typology.severity_of`)
