@@ -13,6 +13,7 @@ from hypothesis import settings as budget
 from hypothesis import strategies as st
 
 from tests.unit.core.test_identity import old_origin_of
+from txnmon.core import batch as batch_module
 from txnmon.core import fastjson
 from txnmon.core.batch import BatchConfig, _judge, process_batch
 from txnmon.core.contract import parse_transaction
@@ -362,3 +363,17 @@ def test_judging_reuses_the_fingerprints_verdict_instead_of_walking_the_input_ag
     assert walked == []  # neither the input again nor what judging added (plain as built: `_plain_as_built`)
     assert judged.enriched[1] == _old_documents(record(0, {}), tx, fingerprint, detector.version, [], config, NOW,
                                                 None)[1]
+
+
+def test_a_field_judging_adds_later_is_not_taken_as_plain_without_a_look(settings, config, monkeypatch):
+    """`_plain_as_built` knows the fields `_judge` adds today; one added to `enrichment` later (here a
+    float `json` writes in exponent form) makes it ask `fastjson.plain`, so the message keeps `json`'s bytes."""
+    detector = Detector(load_rules(settings.rules_file))
+    tx = parse_transaction(json.dumps(row("T1", 0)).encode(), zone=config.zone, now=NOW, max_bytes=65536)
+    real = batch_module.enrichment
+    monkeypatch.setattr(batch_module, "enrichment", lambda *a, **k: {**real(*a, **k), "ratio": 1e-05})
+    judged = _judge(record(0, {}), tx, "f" * 32, detector, config, now=NOW, lateness=dt.timedelta(hours=1),
+                    watermark=None, plain=True)
+    assert b'"ratio":1e-05' in judged.enriched[1]
+    assert judged.enriched[1] == json.dumps(judged.doc, default=_old_default, ensure_ascii=False,
+                                            separators=(",", ":")).encode("utf-8")
