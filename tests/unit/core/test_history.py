@@ -306,3 +306,34 @@ def test_times_read_in_one_go_answer_each_bisection_as_the_reads_one_at_a_time(e
         assert handed is None if not count else handed == [_old_time_us(rewritten.blob, i) for i in range(len(handed))]
         assert [rewritten.time_us(i) for i in range(rewritten.count)] == \
             [_old_time_us(rewritten.blob, i) for i in range(rewritten.count)]
+
+
+@given(evs=st.lists(events, max_size=20), damage=st.sampled_from([None, b"xy", -1, -30]))
+def test_a_long_history_read_event_by_event_gives_the_times_of_the_one_struct_read(evs, damage):
+    """Histories longer than _ONE_STRUCT_UP_TO are read one fixed part at a time (a struct per count
+    cost time and memory in proportion to it): the same times and appendable verdict."""
+    from txnmon.core.rules import history
+
+    blob = pack_events(evs)
+    blob = blob + damage if isinstance(damage, bytes) else blob[:damage] if damage is not None else blob
+    if len(blob) < 4:
+        return
+    one = Decoded(blob)
+    expected = (one._read_times(), one.appendable)
+    saved, history._ONE_STRUCT_UP_TO = history._ONE_STRUCT_UP_TO, 0
+    try:
+        each = Decoded(blob)
+        assert (each._read_times(), each.appendable) == expected
+    finally:
+        history._ONE_STRUCT_UP_TO = saved
+
+
+def test_a_damaged_count_sizes_no_struct():
+    """A changelog value claiming 4 billion events in 104 bytes: read as damaged at once, as before,
+    without building (and caching) a struct for that count."""
+    from txnmon.core.rules import history
+
+    blob = b"\xff\xff\xff\xff" + bytes(100)
+    before = history._fixed_parts.cache_info().currsize
+    assert Decoded(blob)._read_times() is None
+    assert history._fixed_parts.cache_info().currsize == before

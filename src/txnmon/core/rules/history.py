@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import itertools
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -46,11 +47,25 @@ def micros(t: dt.datetime) -> int:
     return (t - EPOCH) // _MICROSECOND
 
 
-@functools.lru_cache(maxsize=256)
+_ONE_FIXED_PART = struct.Struct("<q8x5H")  # one event's time and five text lengths, its amount skipped
+_ONE_STRUCT_UP_TO = 256  # events read with one cached struct; longer histories one event at a time
+
+
+@functools.lru_cache(maxsize=_ONE_STRUCT_UP_TO)
 def _fixed_parts(count: int) -> struct.Struct:
     """The fixed parts of `count` events as one struct: each event's time and five text lengths (its
-    amount skipped), so one C call reads what a transaction's bisections and the appendable check need."""
+    amount skipped), so one C call reads what a transaction's bisections and the appendable check need.
+    Only for counts up to _ONE_STRUCT_UP_TO: building one costs time and memory in proportion to it."""
     return struct.Struct("<" + "q8x5H" * count)
+
+
+def _flat_fixed_parts(blob: bytes, count: int) -> tuple[int, ...] | list[int]:
+    """Every event's time and text lengths, flat (six values an event). The caller has checked that
+    the blob holds `count` fixed parts: a damaged count never sizes a struct (issue 29 review)."""
+    if count <= _ONE_STRUCT_UP_TO:
+        return _fixed_parts(count).unpack_from(blob, _COUNT.size)
+    view = memoryview(blob)[_COUNT.size:_COUNT.size + count * _FIXED.size]
+    return list(itertools.chain.from_iterable(_ONE_FIXED_PART.iter_unpack(view)))
 
 
 def _text_end(blob: bytes, count: int) -> int:
@@ -84,10 +99,9 @@ class Decoded:
         transaction's bisections (its window per rule, where it goes, the horizon's cut) were about ten
         Python-level reads of one time each (issue 29)."""
         if self._times is None and self.count:
-            try:
-                flat = _fixed_parts(self.count).unpack_from(self.blob, _COUNT.size)
-            except struct.error:
-                return None
+            if len(self.blob) < _COUNT.size + self.count * _FIXED.size:
+                return None  # too short for its count (damaged): each time is read where it is, as before
+            flat = _flat_fixed_parts(self.blob, self.count)
             times = self._times = list(flat[::6])
             if self._appendable is None:  # `_text_end`'s sum, from the same read
                 self._appendable = (_COUNT.size + self.count * _FIXED.size + sum(flat) - sum(times)
