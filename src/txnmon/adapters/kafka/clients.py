@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from txnmon.adapters.kafka.client_errors import _unavailable
@@ -117,7 +117,7 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
 
     It reads only committed transactional data (isolation.level=read_committed). With topics, a
     group member subscribes to them; a group-less consumer (`group_id=None`) is assigned all their
-    partitions, starting where auto.offset.reset says (the earliest offset).
+    partitions from their earliest offsets.
     """
     cfg: dict[str, Any] = {
         "client.id": "txnmon-consumer",
@@ -147,7 +147,11 @@ def make_consumer(settings: Settings, *topics: str, group_id: str | None, **over
         if topics and group_id is not None:
             consumer.subscribe(list(topics))
         elif topics:
-            consumer.assign([TopicPartition(t, p) for t in topics for p in _partitions(consumer, t, 5.0)])
+            # from the beginning, explicitly: the throwaway group has no committed offsets, and asking for
+            # them right after a broker start met NOT_COORDINATOR and left the reader assigned and idle
+            # (the bench's raw reader read 0 of 100,000 messages in 600 s)
+            consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics
+                             for p in _partitions(consumer, t, 5.0)])
     except BaseException:
         consumer.close()
         raise
