@@ -311,12 +311,11 @@ class EventsService:
         name = _name(analysis)
         try:
             self.last_results[name] = analysis(self.store, self.settings, closed_until=until)
-        except RetryableError as exc:  # held by another run, or an outage: no traceback every batch
-            log.warning("analysis %s not run up to %s (%s); it runs again next time", name, until.isoformat(), exc)
-            self.metrics.analysis_failures.labels(name).inc()
-            self.last_results[name] = exc
         except Exception as exc:
-            log.exception("analysis %s failed up to %s; it runs again next time", name, until.isoformat())
+            if isinstance(exc, RetryableError):  # held by another run, or an outage: no traceback every batch
+                log.warning("analysis %s not run up to %s (%s); it runs again next time", name, until.isoformat(), exc)
+            else:
+                log.exception("analysis %s failed up to %s; it runs again next time", name, until.isoformat())
             self.metrics.analysis_failures.labels(name).inc()
             self.last_results[name] = exc
         return self.last_results[name]

@@ -184,12 +184,10 @@ def as_stored(event: Event) -> Event:
 def stored_and_packed(event: Event) -> tuple[Event, bytes]:
     """`as_stored(event)` and `pack_events([event])`, packing once (a record needs both)."""
     texts = (event.transaction_id, event.location, event.type, event.status, event.payment_method)
-    if _reads_back_as_is(event, texts):  # the usual case: ASCII texts, each `_text` of it is its ASCII bytes
-        parts = [x.encode("ascii") for x in texts]
-        return event, b"".join((_ONE, _FIXED.pack(_micros(event.event_time), event.amount, *map(len, parts)), *parts))
-    parts = [_text(x) for x in texts]
+    as_is = _reads_back_as_is(event, texts)  # the usual case: ASCII texts, each `_text` of it its ASCII bytes
+    parts = [x.encode("ascii") for x in texts] if as_is else [_text(x) for x in texts]
     one = b"".join((_ONE, _FIXED.pack(_micros(event.event_time), event.amount, *map(len, parts)), *parts))
-    return _unpack(one)[0][0], one
+    return (event if as_is else _unpack(one)[0][0]), one
 
 
 def append_event(blob: bytes, event: Event) -> bytes:
