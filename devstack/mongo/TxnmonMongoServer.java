@@ -47,11 +47,18 @@ public final class TxnmonMongoServer {
     };
 
     /** How often the maintenance thread does what H2's background writer did besides committing. */
-    private static final int MAINTENANCE_PERIOD_S = 10;
+    private static final int MAINTENANCE_PERIOD_S = 1;
     /** Rewrite chunks whose live data is below this percentage (H2: autoCompactFillRate 90, halved if busy)... */
     private static final int CHUNK_TARGET_FILL_RATE = 45;
-    /** Bytes rewritten or moved per round at most, so a round never holds the writers up for long. */
-    private static final int MAINTENANCE_MAX_WRITE_BYTES = 16 << 20;
+    /**
+     * Bytes rewritten per round at most, so a round never holds the writers up for long: a round holds the store
+     * lock, and every write waits for it. Rounds of 16 MB every 10 s took 0.4-1.8 s after a database was dropped
+     * (measured with a log line here), and the processor's alerts waited as long behind them: the alert latency
+     * p99 of `make bench` (issue 29). 1 MB each second rewrites two thirds as much, in rounds of 0-50 ms there.
+     */
+    private static final int MAINTENANCE_MAX_WRITE_BYTES = 1 << 20;
+    /** A round slower than this is logged: a stall every client of the store felt. */
+    private static final long SLOW_ROUND_MS = 100;
 
     /**
      * H2Backend that commits the MVStore after every command that may have written, before the reply is
@@ -137,8 +144,13 @@ public final class TxnmonMongoServer {
                 return;
             }
             // rewrite the live pages of mostly dead chunks into a new chunk, so the old chunks can be freed
+            long started = System.nanoTime();
             if (store.compact(CHUNK_TARGET_FILL_RATE, MAINTENANCE_MAX_WRITE_BYTES)) {
                 store.commit();
+            }
+            long ms = (System.nanoTime() - started) / 1_000_000;
+            if (ms > SLOW_ROUND_MS) {
+                System.err.println("txnmon mongo-wire server: MVStore housekeeping held the store for " + ms + " ms");
             }
             // (Moving chunks to truncate the file is left to a restart: done while readers run, it made
             // a concurrent count fail once with an internal error. The file may stay larger until then.)
