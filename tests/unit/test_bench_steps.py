@@ -65,3 +65,14 @@ def test_ratios_and_targets_cover_what_was_measured_including_the_peer():
 def test_the_cpu_targets_are_checked_when_measured():
     part = ratios_and_targets({"cpu_us_per_tx_1d": 55.0, "cpu_us_per_tx_30d": 90.0})
     assert part["targets"] == {"cpu_us_per_tx_1d <= 60": True, "cpu_us_per_tx_30d <= 75": False}
+
+
+def test_the_cpu_figures_are_compared_with_the_code_issue_29_was_filed_on():
+    # its targets: 60 µs where that code gave 150 (1-day), 75 where it gave 224 (30-day), in the same run
+    part = ratios_and_targets({"cpu_us_per_tx_1d": 95.0, "cpu_us_per_tx_30d": 99.0,
+                               "cpu_baseline_us_per_tx_1d": 200.0, "cpu_baseline_us_per_tx_30d": 330.0})
+    assert part["ratios"] == {"cpu_1d_vs_issue29_start": 0.475, "cpu_30d_vs_issue29_start": 0.3}
+    assert part["targets"]["cpu_1d_vs_issue29_start <= 0.40"] is False
+    assert part["targets"]["cpu_30d_vs_issue29_start <= 0.335"] is True
+    # without the baseline (no git history, or the step failed) no ratio is made up
+    assert "cpu_1d_vs_issue29_start" not in ratios_and_targets({"cpu_us_per_tx_1d": 95.0})["ratios"]
