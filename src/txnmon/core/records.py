@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One consumed message as plain data: the processor never sees client objects."""
+class SourceRecord(NamedTuple):
+    """One consumed message as plain data: the processor never sees client objects. A tuple: two are made
+    per transaction (as consumed from the raw and the by-user topic), and a frozen dataclass's checked
+    field setting cost about 0.6 µs more each (issue 29)."""
 
     topic: str
     partition: int
