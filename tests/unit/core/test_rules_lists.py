@@ -46,3 +46,34 @@ def test_trusted_user_silences_one_rule_until_expiry():
     assert hit.suppressed_by == "list:trusted_users:u1:high_amount"
     assert d.judge(tx("t2", "u2", 1, 60_000)).hits[0].suppressed_by is None  # another user
     assert d.judge(tx("t3", "u1", 10, 60_000)).hits[0].suppressed_by is None  # expired
+
+
+class _Walked(dict):
+    """A list index's mapping that counts the walks over all of it (lookups by key are not walks)."""
+
+    walks = 0
+
+    def values(self):  # type: ignore[override]
+        type(self).walks += 1
+        return super().values()
+
+    def items(self):  # type: ignore[override]
+        type(self).walks += 1
+        return super().items()
+
+
+def test_judging_never_walks_every_list_entry():
+    # asked once a transaction, `len` of the index summed every entry: 300 µs a transaction with 10,000
+    # entries listed. Judging reads the lists by key only, however long they are.
+    built = index(*(make_entry("blocked_users", f"B{i}", reason="chargebacks", by="raj", now=T0) for i in range(500)),
+                  make_entry("risky_locations", "Lagos", reason="fraud ring", by="ana", now=T0))
+    walked = ListIndex(_Walked(built.members), _Walked(built.trusted))
+    assert len(walked) == 501 and walked  # the size is still right, and worked out once
+    _Walked.walks = 0
+    d = Detector(parse_rules(""))
+    d.use_lists(walked)
+    hits = [d.observe(tx(f"t{i}", f"u{i % 7}", i, location="Lagos" if i == 5 else "Pune")) for i in range(40)]
+    assert [i for i, found in enumerate(hits) if any(h.rule == "listed" for h in found)] == [5]
+    assert [h.rule for h in d.observe(tx("t99", "b3", 50))] == ["listed"]  # a blocked user, found by key
+    assert _Walked.walks == 0
+    assert not ListIndex() and len(ListIndex()) == 0

@@ -188,7 +188,7 @@ class Detector:
         hits = _apply(self._rules, event, prior, self.ruleset)
         if self._typologies:
             hits += _typology_hits(self._typologies, event, prior, self.ruleset, model)
-        if len(self.lists):
+        if self.lists:
             listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
                 if self.ruleset.rules.listed.enabled else None
             hits = silence_trusted([*hits, listed] if listed else hits, user_id, event.event_time, self.lists)
@@ -229,7 +229,7 @@ class Detector:
         out = []
         for later, found in completed_by(event, history, self._pairs, self.ruleset, self._pair_window):
             hit = _typology_hit(found, self.ruleset)
-            if len(self.lists):
+            if self.lists:
                 hit = silence_trusted([hit], user_id, later.event_time, self.lists)[0]
             if self._suppressing:
                 hit = self._suppress(hit, later, known, raised, replaced)
