@@ -53,7 +53,8 @@ WRITES: dict[str, tuple[str, ...]] = {
     # `txnmon notify`: the outbox's leases and outcomes, the shared rate limits
     "txnmon_notify": (names.NOTIFICATIONS, names.NOTIFY_RATES),
     # the dashboard and the analyst's commands: cases, triage, lists, the audit of each action
-    "txnmon_desk": (names.CASES, names.ALERT_DISPOSITIONS, names.RULE_QUALITY, names.LIST_ENTRIES, AUDIT),
+    "txnmon_desk": (names.CASES, names.ALERT_DISPOSITIONS, names.RULE_QUALITY, names.LIST_ENTRIES, names.LIST_CHANGES,
+                    AUDIT),
     # the DAGs: rollups (kpi_*, their runs, the lease), signals, quality, the failure notifier's outbox,
     # the risk models train_risk_model registers (insert only: INSERT_ONLY)
     "txnmon_airflow": (*ROLLUP_NAMES, names.RULE_QUALITY, names.KPI_RUNS, names.CUSTOMERS_HOUR,
@@ -134,8 +135,8 @@ def _collections_named_in(module: str) -> set[str]:
 # the modules each component runs that name collections, and what they name but only read
 RUNS = {
     "txnmon_processor": (["txnmon.pipeline.sinks", "txnmon.adapters.mongo.watermarks", "txnmon.adapters.mongo.cases",
-                          "txnmon.jobs.lists", "txnmon.jobs.audit"],
-                         {names.LIST_ENTRIES, names.ALERT_DISPOSITIONS}),
+                          "txnmon.jobs.lists", "txnmon.jobs.audit", "txnmon.adapters.mongo.lists"],
+                         {names.LIST_ENTRIES, names.LIST_CHANGES, names.ALERT_DISPOSITIONS}),
     "txnmon_notify": (["txnmon.adapters.mongo.outbox"], set()),
     "txnmon_events": (["txnmon.core.event_batch", "txnmon.pipeline.event_sinks", "txnmon.adapters.mongo.watermarks",
                        "txnmon.jobs.stock", "txnmon.jobs.sentiment", "txnmon.jobs.abandonment",

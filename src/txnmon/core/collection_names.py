@@ -16,6 +16,7 @@ KPI_RUNS = "kpi_runs"  # one document per rollup run: what it recomputed, consum
 LEASES = "leases"  # one document per exclusive job (e.g. the KPI rollups): who holds it, until when
 CASES = "cases"  # a user's alerts grouped for an analyst (src/txnmon/core/cases.py)
 LIST_ENTRIES = "list_entries"  # named lists: blocked users, risky locations, trusted (user, rule) pairs
+LIST_CHANGES = "list_changes"  # one counter, moved by every list change: the processor reloads the lists then
 AUDIT_LOG = "audit_log"  # append-only: who changed what, when, before and after
 RULE_VERSIONS = "rule_versions"  # the full text of every rules version the processor loaded
 NOTIFICATIONS = "notifications"  # the outbox: one entry per (event, destination), delivered by `txnmon notify`

@@ -92,11 +92,16 @@ def record_rules_version(store: MongoStore, version: str, rules_file: Path, by: 
 
 
 class ListsFeed:
-    """Between batches: reload the live list entries every `every_s` seconds into the detector,
-    and record each rules version the detector runs (text in `rule_versions`, one audit entry).
+    """Between batches: every `every_s` seconds, reload the live list entries into the detector when they
+    changed, and record each rules version the detector runs (text in `rule_versions`, one audit entry).
 
+    Whether they changed is one document's counter (`ListsRepository.change_mark`): reading every entry
+    each time held a batch up for 56-86 ms with 10,000 entries on the local store, and grows with the
+    lists. They are read again every FULL_RELOAD_S all the same, for a change made around the repository.
     A MongoDB outage (or a refusal) keeps the lists loaded last (logged); it never stops the processor.
     """
+
+    FULL_RELOAD_S = 300.0
 
     def __init__(self, store: MongoStore, detector: Any, rules_file: Path, every_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -105,16 +110,21 @@ class ListsFeed:
         self.rules_file = Path(rules_file)
         self.every_s = every_s
         self.clock = clock
+        self._checked_at: float | None = None
         self._loaded_at: float | None = None
+        self._mark: int | None = None  # the change mark of the entries loaded last
         self._recorded: set[str] = set()
 
     def maybe_reload(self) -> None:
         started = self.clock()
-        if self._loaded_at is not None and started - self._loaded_at < self.every_s:
+        if self._checked_at is not None and started - self._checked_at < self.every_s:
             return
-        self._loaded_at = started
+        self._checked_at = started
         try:
-            self.detector.use_lists(live_lists(self.store))
+            mark = ListsRepository(self.store).change_mark()  # before the entries: a change after it is seen next
+            if mark != self._mark or self._loaded_at is None or started - self._loaded_at >= self.FULL_RELOAD_S:
+                self.detector.use_lists(live_lists(self.store))
+                self._mark, self._loaded_at = mark, started
             version = self.detector.version
             if version not in self._recorded and record_rules_version(self.store, version, self.rules_file):
                 self._recorded.add(version)

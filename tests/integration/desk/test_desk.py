@@ -102,11 +102,15 @@ def test_bad_arguments_exit_2_with_a_message(desk, capsys):
 
 
 def test_lists_and_rule_versions_are_audited_once(desk, capsys, tmp_path):
+    repo = ListsRepository(desk)
+    assert repo.change_mark() == 0
     assert main(["lists", "add", "trusted_users", "U7", "--rule", "velocity", "--reason", "payroll batch",
                  "--expires", "30d", "--by", "ana"]) == 0
     assert main(["lists", "add", "risky_locations", "Lagos", "--reason", "fraud ring", "--by", "ana"]) == 0
     assert main(["lists", "remove", "risky_locations", "lagos", "--by", "raj"]) == 0
     assert main(["lists", "remove", "risky_locations", "lagos"]) == 2
+    # each change moved the mark the processor reads before reloading the entries; the refused one did not
+    assert repo.change_mark() == 3
     live = ListsRepository(desk).live_entries()
     assert [e["_id"] for e in live] == ["trusted_users:u7:velocity"]
     assert [e["_id"] for e in lists.entries(desk, include_inactive=True)] == ["risky_locations:lagos",

@@ -15,7 +15,10 @@ from pymongo import ReturnDocument
 
 from txnmon.adapters.mongo.client import translated
 from txnmon.adapters.mongo.store import MongoStore
-from txnmon.core.collection_names import LIST_ENTRIES
+from txnmon.core.collection_names import LIST_CHANGES, LIST_ENTRIES
+
+# the one document of LIST_CHANGES: `seq` moves on with every change of an entry
+_MARK = "lists"
 
 
 class ListsRepository:
@@ -28,15 +31,32 @@ class ListsRepository:
     def put_entry(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
         """Store a list entry under its `_id` (a re-added entry replaces the old one); return the old one."""
         MongoStore.written[LIST_ENTRIES] += 1
-        return self.store.db[LIST_ENTRIES].find_one_and_replace({"_id": entry["_id"]}, dict(entry), upsert=True,
-                                                                return_document=ReturnDocument.BEFORE)
+        before = self.store.db[LIST_ENTRIES].find_one_and_replace({"_id": entry["_id"]}, dict(entry), upsert=True,
+                                                                  return_document=ReturnDocument.BEFORE)
+        self._changed()
+        return before
 
     @translated
     def remove_entry(self, entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
         """Mark an entry removed (it stays, for the record); return it as it was, None if absent or removed."""
-        return self.store.db[LIST_ENTRIES].find_one_and_update({"_id": entry_id, "removed_at": None},
-                                                               {"$set": dict(fields)},
-                                                               return_document=ReturnDocument.BEFORE)
+        before = self.store.db[LIST_ENTRIES].find_one_and_update({"_id": entry_id, "removed_at": None},
+                                                                 {"$set": dict(fields)},
+                                                                 return_document=ReturnDocument.BEFORE)
+        if before is not None:
+            self._changed()
+        return before
+
+    def _changed(self) -> None:
+        # after the entry's write: a reader that sees the new mark reads the entries after it, so it finds the entry
+        self.store.db[LIST_CHANGES].update_one({"_id": _MARK}, {"$inc": {"seq": 1}}, upsert=True)
+
+    @translated
+    def change_mark(self) -> int:
+        """How many times the entries changed through this repository (0 before the first change): one
+        document read, where reading the live entries is a scan of all of them (the processor asks this
+        every few seconds and reloads the entries only when it moved)."""
+        found = self.store.db[LIST_CHANGES].find_one({"_id": _MARK})
+        return int(found.get("seq", 0)) if found else 0
 
     @translated
     def live_entries(self) -> list[dict[str, Any]]:
