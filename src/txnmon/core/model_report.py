@@ -25,8 +25,9 @@ from txnmon.errors import RulesError
 def weigh_model(ruleset: RuleSet, threshold: float, weight: float, raise_by: float = 0.0,
                 typologies: Collection[str] | None = None) -> RuleSet:
     """`ruleset` with `model_score` (at `threshold`) weighing `weight` in every enabled typology (or
-    those named in `typologies`), and every threshold of those typologies raised by `raise_by`. Its
-    version names the change."""
+    those named in `typologies`), and every threshold of those typologies raised by `raise_by` while a model
+    scores (`thresholds_with_model`: without a model their verdicts stay the rules' own). Its version names
+    the change."""
     unknown = sorted(set(typologies or ()) - set(ruleset.typologies))
     if unknown:
         raise RulesError(f"no typology {', '.join(unknown)} in rules {ruleset.version}")
@@ -36,7 +37,8 @@ def weigh_model(ruleset: RuleSet, threshold: float, weight: float, raise_by: flo
         if not typology["enabled"] or (typologies is not None and name not in typologies):
             continue
         typology["signals"]["model_score"] = weight
-        typology["thresholds"] = {s: v + raise_by for s, v in typology["thresholds"].items()}
+        if raise_by:
+            typology["thresholds_with_model"] = {s: v + raise_by for s, v in typology["thresholds"].items()}
     named = "" if typologies is None else ":" + ",".join(sorted(typologies))
     doc["version"] = f"{ruleset.version}+model_score@{threshold:g}x{weight:g}+{raise_by:g}{named}"
     try:

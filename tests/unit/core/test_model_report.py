@@ -64,7 +64,8 @@ def test_weigh_model_adds_the_signal_to_every_enabled_typology_and_raises_the_th
     assert weighed.version != shipped.version and "model_score" in weighed.version
     for name, typology in shipped.typologies.items():
         assert weighed.typologies[name].signals == {**typology.signals, "model_score": 20}
-        assert weighed.typologies[name].thresholds == {s: v + 10 for s, v in typology.thresholds.items()}
+        assert weighed.typologies[name].thresholds == typology.thresholds  # without a model: unchanged
+        assert weighed.typologies[name].thresholds_with_model == {s: v + 10 for s, v in typology.thresholds.items()}
     assert weighed.rules == shipped.rules  # single-condition rules are not the model's to change
     assert "model_score" not in shipped.used_signals() and "model_score" in weighed.used_signals()
 
@@ -73,7 +74,8 @@ def test_weigh_model_can_name_the_typologies_it_changes_and_refuses_unknown_ones
     shipped = load_rules(DEFAULT_RULES_FILE)
     weighed = weigh_model(shipped, 0.1, 30, 30, typologies={"refund_abuse"})
     assert weighed.typologies["refund_abuse"].signals == {"refunds": 100, "model_score": 30}
-    assert weighed.typologies["refund_abuse"].thresholds == {"medium": 130}
+    assert weighed.typologies["refund_abuse"].thresholds_for(modelled=True) == {"medium": 130}
+    assert weighed.typologies["refund_abuse"].thresholds_for(modelled=False) == {"medium": 100}
     assert {n: t for n, t in weighed.typologies.items() if n != "refund_abuse"} == \
         {n: t for n, t in shipped.typologies.items() if n != "refund_abuse"}
     assert weighed.version.endswith(":refund_abuse")
@@ -91,6 +93,8 @@ def test_without_a_model_weighing_it_at_no_raise_changes_no_verdict_and_the_repo
     base = run_backtest(txs, shipped, rejected)
     weighed = run_backtest(txs, weigh_model(shipped, 0.5, 30, 0), rejected)  # no model: the signal is absent
     assert weighed.alerts == base.alerts
+    # raised too: the raise holds only while a model scores (thresholds_with_model), so still the same alerts
+    assert run_backtest(txs, weigh_model(shipped, 0.5, 30, 30), rejected).alerts == base.alerts
     doc = detection_comparison(to_json(base)["quality"], to_json(weighed)["quality"])
     assert [p["pattern"] for p in doc["patterns"]] == sorted(PATTERNS)
     assert [b["behaviour"] for b in doc["behaviours"]] == sorted(BEHAVIOURS)

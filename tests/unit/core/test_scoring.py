@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from txnmon.core import backtest, features
 from txnmon.core.batch import BatchConfig, process_batch
 from txnmon.core.records import SourceRecord
 from txnmon.core.rules import Detector, parse_rules
+from txnmon.core.rules.rulebook import RulesError
 from txnmon.core.rules.state import event_from
 from txnmon.core.scoring import batch_features, describe, top_factors
 from txnmon.settings import DEFAULT_RULES_FILE, load_settings
@@ -273,3 +275,55 @@ def _one_by_one_and_batched(rules, rows, size):
         for tx in chunk:
             detector.observe(tx)
     return one_by_one, batched
+
+
+CONFIRMED = """
+  confirmed_spend:
+    signals: {amount_vs_usual: 100, model_score: 30}
+    thresholds: {medium: 100}
+    thresholds_with_model: {medium: 130}
+"""
+
+
+@dataclass
+class FlatModel(RatioModel):
+    """Scores every transaction the same."""
+
+    level: float = 0.0
+
+    def score(self, rows):
+        self.calls.append(len(rows))
+        return [self.level for _ in rows]
+
+
+def _fired(model=None) -> list[dict]:
+    result = process_batch(day(), Detector(ruleset(CONFIRMED)), _config(), now=NOW, load_state=lambda u: {},
+                           model=model)
+    return [a for a in result.alerts if a["rule"] == "confirmed_spend"]
+
+
+def test_a_typology_raises_its_thresholds_only_while_a_model_scores():
+    # no model promoted: the verdicts of the thresholds as they were (the shipped default must not change)
+    [alone] = _fired()
+    assert alone["transaction_id"] == "A5" and alone["explanation"]["params"]["thresholds"] == {"medium": 100}
+    # a model that confirms the spend: the raised bar is reached, and the alert says which bar it was
+    [confirmed] = _fired(RatioModel())
+    assert confirmed["transaction_id"] == "A5" and confirmed["severity"] == "medium"
+    assert confirmed["explanation"]["params"]["thresholds"] == {"medium": 130}
+    assert confirmed["explanation"]["measured"]["score"] == 130
+    # a model that does not: the amount alone no longer reaches the raised bar
+    assert _fired(FlatModel(level=0.1)) == []
+
+
+@pytest.mark.parametrize(("typology", "message"), [
+    ("{signals: {refunds: 100}, thresholds: {low: 50}, thresholds_with_model: {low: 80}}", "weighs model_score"),
+    ("{signals: {refunds: 100, model_score: 30}, thresholds: {low: 50}, thresholds_with_model: {low: 140}}",
+     "can never reach the lowest of thresholds_with_model"),
+    ("{signals: {refunds: 100, model_score: 30}, thresholds: {low: 50}, thresholds_with_model: {low: 90, high: 80}}",
+     "thresholds_with_model must rise"),
+    ("{signals: {refunds: 100, model_score: 30}, thresholds: {low: 50}, thresholds_with_model: {}}",
+     "thresholds_with_model"),
+])
+def test_thresholds_with_a_model_are_checked_like_the_others(typology, message):
+    with pytest.raises(RulesError, match=message):
+        parse_rules(f"typologies:\n  x: {typology}\n")

@@ -14,7 +14,7 @@ threshold; each signal is computed at most once per transaction, shared by the t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from txnmon.core.rules.history import usual_amounts
@@ -225,6 +225,9 @@ class TypologyPlan(NamedTuple):
     signals: Signals | None = None
     calls: tuple[tuple[str, float, float, SignalFn, Any], ...] = ()
     levels: tuple[tuple[str, float], ...] = ()
+    # the same and the lowest score of `thresholds_with_model`, in force when a model scored the transaction
+    levels_with_model: tuple[tuple[str, float], ...] = ()
+    lowest_with_model: float = 0.0
 
 
 def plan(ruleset: RuleSet) -> list[TypologyPlan]:
@@ -245,6 +248,7 @@ class TypologyHit(NamedTuple):
     severity: str
     total: float
     present: dict[str, tuple[float, Evidence]]  # signal -> (weight, evidence)
+    modelled: bool = False  # weighed with a model's score: `thresholds_for(True)` were in force
 
 
 def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], ruleset: RuleSet,
@@ -255,13 +259,17 @@ def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], r
     prior = shared(prior)  # the windows the signals scan, and what they work out from them, once
     # the model's score was computed for the whole batch before judging: here it is only compared
     seen: dict[str, Evidence | None] = {"model_score": model_evidence(model, settings.model_score)}
+    modelled = model is not None
     hits = []
     for p in plans:
         if p.signals is not settings:  # a plan made elsewhere, or for other settings: bind as it goes
             p = plan_of(p, ruleset)
         total = 0.0
         present: dict[str, tuple[float, Evidence]] | None = None  # made for the first signal present (most have none)
-        lowest = p.lowest
+        if modelled and p.levels_with_model:
+            lowest, levels, with_model = p.lowest_with_model, p.levels_with_model, True
+        else:
+            lowest, levels, with_model = p.lowest, p.levels, False
         for signal, weight, reach, fn, cfg in p.calls:
             if total + reach < lowest:
                 break  # the threshold is out of reach whatever the rest shows
@@ -276,11 +284,11 @@ def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], r
         if present:
             # the highest severity whose score the total reaches (as `Typology.severity_of`)
             severity = None
-            for level, need in p.levels:
+            for level, need in levels:
                 if total >= need:
                     severity = level
             if severity is not None:
-                hits.append(TypologyHit(p.name, severity, total, present))
+                hits.append(TypologyHit(p.name, severity, total, present, with_model))
     return hits
 
 
@@ -289,9 +297,15 @@ def plan_of(p: TypologyPlan, ruleset: RuleSet) -> TypologyPlan:
     settings = ruleset.signals
     calls = tuple((signal, weight, max(weight, 0.0) + still, SIGNALS[signal], getattr(settings, signal))
                   for signal, weight, still in p.steps)
-    levels = tuple((s, p.typology.thresholds[s]) for s in ("low", "medium", "high")  # type: ignore[index]
-                   if s in p.typology.thresholds)
-    return p._replace(signals=settings, calls=calls, levels=levels)
+    levels = _levels(p.typology.thresholds)
+    raised = p.typology.thresholds_with_model
+    return p._replace(signals=settings, calls=calls, levels=levels, levels_with_model=_levels(raised) if raised else (),
+                      lowest_with_model=min(raised.values()) if raised else 0.0)
+
+
+def _levels(thresholds: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """(severity, score needed) from low up."""
+    return tuple((s, thresholds[s]) for s in ("low", "medium", "high") if s in thresholds)
 
 
 def typology_reason(hit: TypologyHit) -> str:
@@ -306,7 +320,7 @@ def typology_explanation(hit: TypologyHit, ruleset: RuleSet) -> dict[str, Any]:
     counted = {e.transaction_id: e for _, ev in hit.present.values() for e in ev.counted}
     return with_counted({
         "rule": hit.name, "typology": True, "rules_version": ruleset.version,
-        "params": {"signals": dict(t.signals), "thresholds": dict(t.thresholds)},
+        "params": {"signals": dict(t.signals), "thresholds": dict(t.thresholds_for(hit.modelled))},
         "measured": {"score": hit.total, "signals": ", ".join(hit.present)},
         "signals": [with_counted({"signal": name, "weight": weight, "reason": ev.reason,
                                   "params": getattr(ruleset.signals, name).model_dump(mode="json"),

@@ -254,23 +254,38 @@ class Typology(_Strict):
     mode: Mode = "live"
     signals: dict[SignalName, float] = Field(min_length=1)  # signal -> weight (may be negative: a counter-signal)
     thresholds: dict[Severity, float] = Field(min_length=1)  # severity -> score needed for it
+    # the thresholds while a promoted model scores the transaction (issue 32): the model as a confirmation,
+    # raising the bar it must help reach, without changing a verdict when no model is promoted
+    thresholds_with_model: dict[Severity, float] | None = Field(None, min_length=1)
     suppress_for: Duration | None = None
 
     @model_validator(mode="after")
     def _thresholds_rise_with_severity(self) -> Typology:
-        levels = [self.thresholds[s] for s in ("low", "medium", "high") if s in self.thresholds]
-        if levels != sorted(levels) or len(set(levels)) != len(levels):
-            raise ValueError("thresholds must rise with severity (low < medium < high)")
-        if min(levels) <= 0:
-            raise ValueError("thresholds must be positive")
-        if sum(w for w in self.signals.values() if w > 0) < min(levels):
-            raise ValueError("the signals' weights can never reach the lowest threshold")
+        both = (("thresholds", self.thresholds), ("thresholds_with_model", self.thresholds_with_model))
+        for name, thresholds in both:
+            if thresholds is None:
+                continue
+            levels = [thresholds[s] for s in ("low", "medium", "high") if s in thresholds]
+            if levels != sorted(levels) or len(set(levels)) != len(levels):
+                raise ValueError(f"{name} must rise with severity (low < medium < high)")
+            if min(levels) <= 0:
+                raise ValueError(f"{name} must be positive")
+            if sum(w for w in self.signals.values() if w > 0) < min(levels):
+                raise ValueError(f"the signals' weights can never reach the lowest of {name}")
+        if self.thresholds_with_model is not None and "model_score" not in self.signals:
+            raise ValueError("thresholds_with_model is for a typology that weighs model_score (give it a weight)")
         return self
 
-    def severity_of(self, total: float) -> Severity | None:
+    def thresholds_for(self, modelled: bool) -> dict[Severity, float]:
+        """The thresholds in force: `thresholds_with_model` when a model scored the transaction and the
+        typology has them, else `thresholds`."""
+        return self.thresholds_with_model if modelled and self.thresholds_with_model else self.thresholds
+
+    def severity_of(self, total: float, modelled: bool = False) -> Severity | None:
         found = None
+        thresholds = self.thresholds_for(modelled)
         for severity in ("low", "medium", "high"):
-            need = self.thresholds.get(severity)  # type: ignore[call-overload]
+            need = thresholds.get(severity)  # type: ignore[call-overload]
             if need is not None and total >= need:
                 found = severity
         return found  # type: ignore[return-value]
