@@ -551,7 +551,7 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
         ("api_ingest_records_per_s >= 5000", "api_ingest_records_per_s",
          lambda v: v >= TARGETS["api_ingest_records_per_s"]),
     )
-    known = {**figures, **ratios}
+    known = {**figures, **ratios, **ratio_checks(figures, digits=None)}
     targets = {name: check(known[key]) for name, key, check in checks if key in known}
     if "scale_out" in figures:
         targets["scale-out runs store identical documents"] = figures["scale_out"]["identical"]

@@ -145,7 +145,8 @@ def register(sub: Any) -> None:
     p.add_argument("--model-threshold", type=float, default=0.8, metavar="P",
                    help="with --model-weight: the score (0..1) at which model_score is present (default 0.8)")
     p.add_argument("--model-raise", type=float, default=0.0, metavar="R",
-                   help="with --model-weight: raise every typology's thresholds by R (default 0)")
+                   help="with --model-weight: raise every typology's thresholds by R while the model scores "
+                        "(thresholds_with_model; default 0)")
     p.add_argument("--model-typology", action="append", default=None, metavar="NAME",
                    help="with --model-weight: weigh the model in this typology only (repeatable; default: all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

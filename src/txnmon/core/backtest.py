@@ -134,7 +134,8 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
         if model is not None and i % SCORE_CHUNK == 0:
             scores = scores_of(detector, transactions[i:i + SCORE_CHUNK], model)
             result.scores.update((tid, found.score) for tid, found in scores.items())
-        judgement = detector.judge(tx, scores.pop(str(tx["transaction_id"]), None))
+        # a repeated id has no score of its own (scored once) but is judged with the model in use all the same
+        judgement = detector.judge(tx, scores.pop(str(tx["transaction_id"]), None), model is not None)
         detector.record(judgement)
         # a late arrival's completed alerts are about the later transactions, as in the processor
         about = [(tx["transaction_id"], judgement.hits),

@@ -72,8 +72,11 @@ def backtest_stored(settings: Settings, candidate_rules: str | Path, hours: floa
     fields = {"_id": 0, **dict.fromkeys(backtest.STORED_FIELDS, 1)}
     txs = store.find(TRANSACTIONS, {"event_time": {"$gte": start, "$lt": end}}, projection=fields)
     txs.sort(key=arrival_order)
-    result = backtest.run_backtest(txs, candidate)
-    baseline = backtest.run_backtest(txs, current)
+    # with the promoted model where a typology weighs it, as the processor judges (its thresholds_with_model)
+    from txnmon.jobs.models import in_use  # (it imports this module)
+
+    result = backtest.run_backtest(txs, candidate, model=in_use(settings, candidate))
+    baseline = backtest.run_backtest(txs, current, model=in_use(settings, current))
     doc = backtest.to_json(result, backtest.compare(result, baseline), baseline)
     doc["window"] = {"start": start.isoformat(), "end": end.isoformat(), "hours": hours}
     doc["rule_quality_from_triage"] = rule_quality(store)  # analysts' verdicts on the live rules so far

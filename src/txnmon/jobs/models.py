@@ -22,7 +22,7 @@ from typing import Any
 
 from txnmon.adapters.mongo import ModelVersionsRepository, MongoStore
 from txnmon.core import boosting, drift, features, risk_model
-from txnmon.core.rules import load_rules
+from txnmon.core.rules import RuleSet, load_rules
 from txnmon.errors import InvalidInputFile, ModelArtifactUnreadable, ModelNotFound, ModelRefused, UsageError
 from txnmon.jobs import audit
 from txnmon.jobs.backtest import load_transactions
@@ -220,3 +220,19 @@ def load(settings: Settings, version: str | None = None) -> LoadedModel:
         raise ModelArtifactUnreadable(f"model {doc['_id']}: cannot read artifact {artifact}: {exc.strerror}") from None
     verify(doc, raw, artifact)
     return LoadedModel(doc["_id"], boosting.from_bytes(raw), doc)
+
+
+def in_use(settings: Settings, ruleset: RuleSet) -> LoadedModel | None:
+    """The promoted model as the processor judges with it, for a job that judges again (a window replay,
+    a rule-change backtest): None when no typology of `ruleset` weighs `model_score` (the processor does
+    not score then), when none is promoted, or when its artifact is refused (the processor judges without
+    it then too; logged). Judged without it, a typology's `thresholds_with_model` would not hold."""
+    if "model_score" not in ruleset.used_signals():
+        return None
+    try:
+        return load(settings)
+    except ModelNotFound:
+        return None
+    except ModelRefused as exc:
+        log.warning("judging without the promoted model: %s", exc)
+        return None

@@ -68,6 +68,11 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
     # with another rules file leaves its alert names known to the quality suite and `rules_version` lookups
     detector.use_lists(live_lists(store))
     record_rules_version(store, detector.version, settings.rules_file, by="replay")
+    model = None
+    if "model_score" in detector.ruleset.used_signals():  # as the processor: scored only when weighed
+        from txnmon.jobs.models import in_use  # (pandas with it: only when a typology weighs the model)
+
+        model = in_use(settings, detector.ruleset)
     config = BatchConfig.from_settings(settings)
     start_ms = int(start.timestamp() * 1000)
     warm_up = detector.ruleset.history_window()
@@ -89,7 +94,7 @@ def replay_window(settings: Settings, start: dt.datetime, end: dt.datetime, *,
                 continue
             progress_at = time.monotonic()
             result = process_batch(records, detector, config, now=dt.datetime.now(dt.UTC),
-                                   load_state=lambda users: {}, watermarks=marks)
+                                   load_state=lambda users: {}, watermarks=marks, model=model)
             # the look-back before the window only rebuilds the users' history: written is the window
             result.keep_only(lambda record: record.timestamp_ms >= start_ms)
             inserted, existing = write_batch(result, sinks, should_stop=lambda: False)

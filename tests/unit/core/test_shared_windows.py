@@ -105,7 +105,7 @@ def old_typologies() -> Iterator[None]:
     """The detector weighing typologies as before (its rules and everything else as they are)."""
     real, real_shared = engine._typology_hits, engine.shared
     engine.shared = lambda prior: prior  # type: ignore[assignment]  # the rules scan for themselves too
-    engine._typology_hits = lambda plans, event, prior, ruleset, model=None: [  # type: ignore[assignment]
+    engine._typology_hits = lambda plans, event, prior, ruleset, model=None, modelled=None: [  # type: ignore[assignment]
         engine._typology_hit(found, ruleset) for found in old_weigh(ruleset, event, prior)]
     try:
         yield

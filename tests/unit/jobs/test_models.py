@@ -229,3 +229,31 @@ def test_training_registers_the_drift_reference_for_the_score_and_each_feature(t
     assert len(ref["score"]["edges"]) >= 1  # the held-out scores spread over more than one bin
     # the reference is usable as stored: a day of scores all at 0 departs from it
     assert drift.compare(ref, {"score": [0.0] * 200})[0]["psi"] > 0
+
+
+def test_a_job_judging_again_uses_the_promoted_model_only_where_the_processor_would(monkeypatch, caplog):
+    from txnmon.core.rules import parse_rules
+    from txnmon.errors import ModelArtifactUnreadable, ModelNotFound
+    from txnmon.jobs import models as jobs_models
+    from txnmon.settings import load_settings
+
+    settings = load_settings(metrics_port=0)
+    plain = parse_rules("")
+    weighing = parse_rules("typologies:\n  learned: {signals: {model_score: 100}, thresholds: {medium: 100}}\n")
+    answers: list = []
+
+    def load(s, version=None):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(jobs_models, "load", load)
+    assert jobs_models.in_use(settings, plain) is None  # no typology weighs it: not even asked
+    answers[:] = ["the promoted one"]
+    assert jobs_models.in_use(settings, weighing) == "the promoted one"
+    answers[:] = [ModelNotFound("no model is promoted")]
+    assert jobs_models.in_use(settings, weighing) is None
+    answers[:] = [ModelArtifactUnreadable("model m1: cannot read artifact")]
+    assert jobs_models.in_use(settings, weighing) is None  # as the processor: judged without it, logged
+    assert "judging without the promoted model: model m1: cannot read artifact" in caplog.text

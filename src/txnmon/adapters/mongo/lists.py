@@ -8,10 +8,12 @@ it under the same `_id`, so the audit trail can always show what an entry was. T
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo import errors as mongo_errors
 
 from txnmon.adapters.mongo.client import translated
 from txnmon.adapters.mongo.store import MongoStore
@@ -19,6 +21,7 @@ from txnmon.core.collection_names import LIST_CHANGES, LIST_ENTRIES
 
 # the one document of LIST_CHANGES: `seq` moves on with every change of an entry
 _MARK = "lists"
+log = logging.getLogger("txnmon.adapters.mongo.lists")
 
 
 class ListsRepository:
@@ -47,8 +50,15 @@ class ListsRepository:
         return before
 
     def _changed(self) -> None:
-        # after the entry's write: a reader that sees the new mark reads the entries after it, so it finds the entry
-        self.store.db[LIST_CHANGES].update_one({"_id": _MARK}, {"$inc": {"seq": 1}}, upsert=True)
+        """Move the mark, after the entry's write: a reader that sees the new mark reads the entries after it,
+        so it finds the entry. Best effort: the entry is written already, and the caller's audit entry must
+        follow it; an unmoved mark only delays the processor's reload to its periodic full read (a role
+        made before list_changes existed may not write it: docs/scaling.md)."""
+        try:
+            self.store.db[LIST_CHANGES].update_one({"_id": _MARK}, {"$inc": {"seq": 1}}, upsert=True)
+        except mongo_errors.PyMongoError as exc:
+            log.warning("list change written but not signalled to the processor (it reads the lists again "
+                        "within 5 minutes): %s", exc)
 
     @translated
     def change_mark(self) -> int:

@@ -68,8 +68,8 @@ def _typology_hit(found: TypologyHit, ruleset: RuleSet) -> Hit:
 
 
 def _typology_hits(plans: Sequence[Any], event: Event, prior: Sequence[Event], ruleset: RuleSet,
-                   model: ModelScore | None = None) -> list[Hit]:
-    return [_typology_hit(found, ruleset) for found in weigh(plans, event, prior, ruleset, model)]
+                   model: ModelScore | None = None, modelled: bool | None = None) -> list[Hit]:
+    return [_typology_hit(found, ruleset) for found in weigh(plans, event, prior, ruleset, model, modelled)]
 
 
 def evaluate(event: Event, prior: Sequence[Event], ruleset: RuleSet) -> list[Hit]:
@@ -173,9 +173,10 @@ class Detector:
         the history still holds it."""
         return self.state.recorded(str(tx["user_id"]), str(tx["transaction_id"]))
 
-    def judge(self, tx: Mapping[str, Any], model: ModelScore | None = None) -> Judgement:
+    def judge(self, tx: Mapping[str, Any], model: ModelScore | None = None, modelled: bool | None = None) -> Judgement:
         """The rules this transaction trips, given the user's history so far; changes nothing.
-        `model`: the promoted model's score of it (src/txnmon/core/scoring.py), for the `model_score` signal.
+        `model`: the promoted model's score of it (src/txnmon/core/scoring.py), for the `model_score` signal;
+        `modelled`: a model is in use though this transaction has no score (default: whether `model` is given).
 
         Repeats inside a rule's `suppress_for` window come back with `suppressed_by` set.
         `record(judgement)` then adds the transaction to the history, so a failure between the two
@@ -187,7 +188,7 @@ class Detector:
         prior = shared(self.state.prior(user_id, event))
         hits = _apply(self._rules, event, prior, self.ruleset)
         if self._typologies:
-            hits += _typology_hits(self._typologies, event, prior, self.ruleset, model)
+            hits += _typology_hits(self._typologies, event, prior, self.ruleset, model, modelled)
         if self.lists:
             listed = listed_rule(tx, event, self.ruleset.rules.listed, self.lists) \
                 if self.ruleset.rules.listed.enabled else None
@@ -197,7 +198,8 @@ class Detector:
         if hits and self._suppressing:
             known = self.state.raised_of(user_id)
             hits = [self._suppress(hit, event, known, raised, replaced) for hit in hits]
-        completed = self._completed(user_id, event, raised, replaced)
+        completed = self._completed(user_id, event, raised, replaced,
+                                    model is not None if modelled is None else modelled)
         return Judgement(user_id, event, hits, raised, replaced, completed, model)
 
     def _suppress(self, hit: Hit, about: Event, known: Mapping[str, tuple[dt.datetime, str]],
@@ -219,15 +221,17 @@ class Detector:
         return hit
 
     def _completed(self, user_id: str, event: Event, raised: dict[str, tuple[dt.datetime, str]],
-                   replaced: dict[str, tuple[dt.datetime, str] | None]) -> tuple[tuple[Event, Hit], ...]:
+                   replaced: dict[str, tuple[dt.datetime, str] | None],
+                   modelled: bool = False) -> tuple[tuple[Event, Hit], ...]:
         """The alerts a late arrival completes on the user's later transactions, trusted users'
-        and repeats within a `suppress_for` window coming back suppressed, as any hit does."""
+        and repeats within a `suppress_for` window coming back suppressed, as any hit does.
+        `modelled`: a model is in use (the typologies' `thresholds_with_model` hold)."""
         history = self.state.later_than(user_id, event) if self._pairs else []
         if not history:
             return ()
         known = self.state.raised_of(user_id)
         out = []
-        for later, found in completed_by(event, history, self._pairs, self.ruleset, self._pair_window):
+        for later, found in completed_by(event, history, self._pairs, self.ruleset, self._pair_window, modelled):
             hit = _typology_hit(found, self.ruleset)
             if self.lists:
                 hit = silence_trusted([hit], user_id, later.event_time, self.lists)[0]

@@ -252,14 +252,17 @@ class TypologyHit(NamedTuple):
 
 
 def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], ruleset: RuleSet,
-          model: ModelScore | None = None) -> list[TypologyHit]:
+          model: ModelScore | None = None, modelled: bool | None = None) -> list[TypologyHit]:
     """The typologies whose weighted signals reach a threshold on `event`; `model`: the batch's score of
-    it (src/txnmon/core/scoring.py), None without a promoted model (the model's signal is then absent)."""
+    it (src/txnmon/core/scoring.py), None without a promoted model (the model's signal is then absent).
+    `modelled`: whether a model is in use (default: whether `model` is given), which puts typologies'
+    `thresholds_with_model` in force; a late arrival's re-weighing has the model in use but no score."""
     settings = ruleset.signals
     prior = shared(prior)  # the windows the signals scan, and what they work out from them, once
     # the model's score was computed for the whole batch before judging: here it is only compared
     seen: dict[str, Evidence | None] = {"model_score": model_evidence(model, settings.model_score)}
-    modelled = model is not None
+    if modelled is None:
+        modelled = model is not None
     hits = []
     for p in plans:
         if p.signals is not settings:  # a plan made elsewhere, or for other settings: bind as it goes

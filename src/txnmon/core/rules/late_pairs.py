@@ -42,7 +42,7 @@ def pair_window(ruleset: RuleSet, plans: Sequence[TypologyPlan]) -> dt.timedelta
 
 
 def completed_by(late: Event, events: Sequence[Event], plans: Sequence[TypologyPlan], ruleset: RuleSet,
-                 window: dt.timedelta) -> list[tuple[Event, TypologyHit]]:
+                 window: dt.timedelta, modelled: bool = False) -> list[tuple[Event, TypologyHit]]:
     """(later event, hit) for each typology that a later event within `window` of `late` reaches
     with `late` among its earlier events and not without it.
 
@@ -59,6 +59,9 @@ def completed_by(late: Event, events: Sequence[Event], plans: Sequence[TypologyP
         without = [e for e in others[:end] if e.transaction_id != later.transaction_id]
         with_late = list(without)
         bisect.insort(with_late, late, key=lambda e: e.key)
-        before = {h.name for h in weigh(plans, later, without, ruleset)}
-        out += [(later, hit) for hit in weigh(plans, later, with_late, ruleset) if hit.name not in before]
+        # with the model in use (`modelled`) the raised thresholds hold, though the later event's score is not
+        # computed again (its signal is absent): a late arrival never lowers the bar the model set
+        before = {h.name for h in weigh(plans, later, without, ruleset, modelled=modelled)}
+        out += [(later, hit) for hit in weigh(plans, later, with_late, ruleset, modelled=modelled)
+                if hit.name not in before]
     return out

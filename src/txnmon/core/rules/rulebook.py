@@ -272,8 +272,14 @@ class Typology(_Strict):
                 raise ValueError(f"{name} must be positive")
             if sum(w for w in self.signals.values() if w > 0) < min(levels):
                 raise ValueError(f"the signals' weights can never reach the lowest of {name}")
-        if self.thresholds_with_model is not None and "model_score" not in self.signals:
-            raise ValueError("thresholds_with_model is for a typology that weighs model_score (give it a weight)")
+        raised = self.thresholds_with_model
+        if raised is not None:
+            if "model_score" not in self.signals:
+                raise ValueError("thresholds_with_model is for a typology that weighs model_score (give it a weight)")
+            # a confirmation raises the bar it names: the same severities, none lower (a model in use never
+            # makes an alert easier to raise than the rules alone)
+            if set(raised) != set(self.thresholds) or any(raised[s] < self.thresholds[s] for s in raised):
+                raise ValueError("thresholds_with_model must give the severities of thresholds, each at least as high")
         return self
 
     def thresholds_for(self, modelled: bool) -> dict[Severity, float]:
