@@ -60,13 +60,19 @@ class EntriesStore:
         return UpsertResult(len(docs), 0)
 
 
-def test_reloads_on_its_period_and_keeps_the_last_lists_through_an_outage(tmp_path):
+def _feed(tmp_path):
+    """A detector, a store holding one entry, a test clock and the feed between them (every 2 s)."""
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: x\n")
     detector = Detector(parse_rules(rules.read_text(), str(rules)))
     store = EntriesStore([make_entry("blocked_users", "u1", reason="r", by="ana", now=T0)])
     clock = [100.0]
     feed = ListsFeed(store, detector, rules, every_s=2.0, clock=lambda: clock[0])
+    return detector, store, clock, feed
+
+
+def test_reloads_on_its_period_and_keeps_the_last_lists_through_an_outage(tmp_path):
+    detector, store, clock, feed = _feed(tmp_path)
     feed.maybe_reload()
     assert store.loads == 1 and len(detector.lists) == 1
     # the rules version is stored with its text, and audited once
@@ -162,12 +168,7 @@ def test_a_backfill_is_judged_with_the_entries_in_force_at_each_event_time(tmp_p
 
 def test_the_entries_are_read_again_only_when_their_change_mark_moved(tmp_path):
     # reading every entry every 2 s held a batch up 56-86 ms with 10,000 entries (issue 29)
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("version: x\n")
-    detector = Detector(parse_rules(rules.read_text(), str(rules)))
-    store = EntriesStore([make_entry("blocked_users", "u1", reason="r", by="ana", now=T0)])
-    clock = [100.0]
-    feed = ListsFeed(store, detector, rules, every_s=2.0, clock=lambda: clock[0])
+    detector, store, clock, feed = _feed(tmp_path)
     feed.maybe_reload()
     for _ in range(10):  # a minute without a change: the mark is read, the entries are not
         clock[0] += 6
