@@ -65,6 +65,7 @@ class BatchResult:
     next_offsets: dict[int, int] = field(default_factory=dict)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     alerts_by_rule: Counter[str] = field(default_factory=Counter)
+    counted_alerts: set[str] = field(default_factory=set)  # alert ids counted (a late arrival may complete one again)
     consumed: int = 0
     late: int = 0
     originals: dict[str, SourceRecord] = field(default_factory=dict)
@@ -98,7 +99,9 @@ class BatchResult:
         self.suppressed.extend(judged.suppressed)
         self.shadow.extend(judged.shadow)
         for alert in judged.alerts:
-            self.alerts_by_rule[alert["rule"]] += 1
+            if alert["_id"] not in self.counted_alerts:
+                self.counted_alerts.add(alert["_id"])
+                self.alerts_by_rule[alert["rule"]] += 1
         self.late += judged.late
 
     def keep_only(self, wanted: Callable[[SourceRecord], bool]) -> None:
@@ -150,8 +153,10 @@ class BatchResult:
 
     def drop_alerts(self, unwanted: Callable[[dict[str, Any]], bool]) -> None:
         """Take alerts out of the batch (raised, suppressed, shadow): refused ones, or a dropped transaction's."""
-        self.alerts_by_rule.subtract(a["rule"] for a in self.alerts if unwanted(a))
-        kept = ([a for a in docs if not unwanted(a)] for docs in (self.alerts, self.suppressed, self.shadow))
+        kept = [[a for a in docs if not unwanted(a)] for docs in (self.alerts, self.suppressed, self.shadow)]
+        gone = {a["_id"]: a["rule"] for a in self.alerts} | {a["_id"]: None for a in kept[0]}  # counted once per id
+        self.alerts_by_rule.subtract(rule for rule in gone.values() if rule is not None)
+        self.counted_alerts -= {i for i, rule in gone.items() if rule is not None}
         self.alerts, self.suppressed, self.shadow = kept
 
     def _drop(self, gone: Set[str]) -> None:
@@ -166,8 +171,7 @@ class BatchResult:
 
 
 class Judged(NamedTuple):
-    """One transaction, judged: everything the batch will write for it (a tuple: built per transaction,
-    where a frozen dataclass's checked field setting cost a few µs)."""
+    """One transaction, judged: everything the batch will write for it (a tuple: a dataclass cost µs)."""
 
     judgement: Judgement
     doc: dict[str, Any]
@@ -182,7 +186,6 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
            now: dt.datetime, lateness: dt.timedelta, watermark: dt.datetime | None,
            model: ModelScore | None = None, plain: bool | None = None) -> Judged:
     """Rules, enrichment and the documents for one transaction; the detector is not changed yet.
-
     `plain`: `fastjson.plain(tx)` when the fingerprint has found it out (None: found out here)."""
     late = watermark is not None and tx["event_time"] < watermark - lateness
     judgement = detector.judge(tx, model)

@@ -72,11 +72,14 @@ def backtest_stored(settings: Settings, candidate_rules: str | Path, hours: floa
     fields = {"_id": 0, **dict.fromkeys(backtest.STORED_FIELDS, 1)}
     txs = store.find(TRANSACTIONS, {"event_time": {"$gte": start, "$lt": end}}, projection=fields)
     txs.sort(key=arrival_order)
-    # with the promoted model where a typology weighs it, as the processor judges (its thresholds_with_model)
+    # with the promoted model where a typology weighs it, as the processor judges (its thresholds_with_model),
+    # loaded once: both sides judged with the same one
     from txnmon.jobs.models import in_use  # (it imports this module)
 
-    result = backtest.run_backtest(txs, candidate, model=in_use(settings, candidate))
-    baseline = backtest.run_backtest(txs, current, model=in_use(settings, current))
+    weighing = {name: "model_score" in rules.used_signals() for name, rules in (("new", candidate), ("now", current))}
+    model = in_use(settings, candidate if weighing["new"] else current) if any(weighing.values()) else None
+    result = backtest.run_backtest(txs, candidate, model=model if weighing["new"] else None)
+    baseline = backtest.run_backtest(txs, current, model=model if weighing["now"] else None)
     doc = backtest.to_json(result, backtest.compare(result, baseline), baseline)
     doc["window"] = {"start": start.isoformat(), "end": end.isoformat(), "hours": hours}
     doc["rule_quality_from_triage"] = rule_quality(store)  # analysts' verdicts on the live rules so far

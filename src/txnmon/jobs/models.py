@@ -224,15 +224,13 @@ def load(settings: Settings, version: str | None = None) -> LoadedModel:
 
 def in_use(settings: Settings, ruleset: RuleSet) -> LoadedModel | None:
     """The promoted model as the processor judges with it, for a job that judges again (a window replay,
-    a rule-change backtest): None when no typology of `ruleset` weighs `model_score` (the processor does
-    not score then), when none is promoted, or when its artifact is refused (the processor judges without
-    it then too; logged). Judged without it, a typology's `thresholds_with_model` would not hold."""
+    a rule-change backtest): today's promoted one, as such a job uses today's rules and lists. None when no
+    typology of `ruleset` weighs `model_score` (the processor does not score then) or none is promoted.
+    An artifact this host cannot read or verify raises ModelRefused: judged without the model, a replay
+    would raise and route alerts the processor (which holds it) never raised."""
     if "model_score" not in ruleset.used_signals():
         return None
     try:
         return load(settings)
     except ModelNotFound:
-        return None
-    except ModelRefused as exc:
-        log.warning("judging without the promoted model: %s", exc)
         return None

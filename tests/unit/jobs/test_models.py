@@ -231,7 +231,7 @@ def test_training_registers_the_drift_reference_for_the_score_and_each_feature(t
     assert drift.compare(ref, {"score": [0.0] * 200})[0]["psi"] > 0
 
 
-def test_a_job_judging_again_uses_the_promoted_model_only_where_the_processor_would(monkeypatch, caplog):
+def test_a_job_judging_again_uses_the_promoted_model_only_where_the_processor_would(monkeypatch):
     from txnmon.core.rules import parse_rules
     from txnmon.errors import ModelArtifactUnreadable, ModelNotFound
     from txnmon.jobs import models as jobs_models
@@ -255,5 +255,5 @@ def test_a_job_judging_again_uses_the_promoted_model_only_where_the_processor_wo
     answers[:] = [ModelNotFound("no model is promoted")]
     assert jobs_models.in_use(settings, weighing) is None
     answers[:] = [ModelArtifactUnreadable("model m1: cannot read artifact")]
-    assert jobs_models.in_use(settings, weighing) is None  # as the processor: judged without it, logged
-    assert "judging without the promoted model: model m1: cannot read artifact" in caplog.text
+    with pytest.raises(ModelArtifactUnreadable, match="cannot read artifact"):  # not judged without it quietly
+        jobs_models.in_use(settings, weighing)
