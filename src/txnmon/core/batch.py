@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from txnmon.core import fastjson
 from txnmon.core.contract import parse_transaction
+from txnmon.core.enriched_json import added_is_plain, message_bytes
 from txnmon.core.enrichment import enrichment
 from txnmon.core.fastjson import json_default as _json_default
 from txnmon.core.handoff import Handoff, parse
@@ -205,8 +206,7 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
         added["source"] = {"topic": source[0], "partition": source[1], "offset": source[2]}
         added["judged_at"] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
     doc = {**tx, **added}  # each value is the input's or an added one: both proven plain, so is the document
-    proven = (fastjson.plain(tx) if plain is None else plain) and (_plain_as_built(added, record)
-                                                                   or fastjson.plain(added))
+    proven = (fastjson.plain(tx) if plain is None else plain) and added_is_plain(added, record)
     alerts, suppressed, shadow = [], [], []
     for hit in hits:
         alert = alert_document(tx, hit, created_at=now, rules_version=detector.version)
@@ -220,22 +220,8 @@ def _judge(record: SourceRecord, tx: dict[str, Any], fingerprint: str, detector:
         (shadow if alert["mode"] == "shadow" else suppressed if "suppressed_by" in alert else alerts).append(alert)
     for alert in (*alerts, *suppressed, *shadow) if model is not None else ():
         alert["model_version"] = model.version  # judged with this model in use
-    enriched = (tx["user_id"].encode("utf-8"), fastjson.to_json_bytes(doc, proven), None)
+    enriched = (tx["user_id"].encode("utf-8"), message_bytes(doc, added, proven), None)
     return Judged(judgement, doc, alerts, suppressed, shadow, enriched, late)
-
-
-def _plain_as_built(added: dict[str, Any], record: SourceRecord) -> bool:
-    """True when `fastjson.plain(added)` is, known from how `_judge` built `added` (False: not known, ask
-    it): the category, the flag and a routed position (text and ints, from `origin_position`) are plain by
-    construction, the rest is checked here as it checks it, without its walk of every field and nested
-    dict: that walk was most of the judge's JSON checking (issue 29)."""
-    now = added["processed_time"]
-    # a field added to `enrichment` or here later is not known: then `len` differs and `plain` is asked
-    return (len(added) == 9 + ("judged_at" in added) and not added["alert_reasons"]
-            and type(now) is dt.datetime and now.tzinfo is dt.UTC and now.year >= 1000
-            and type(added["risk_score"]) is int and type(added["rules_version"]) is str
-            and type(added["late"]) is bool and type(added["content_hash"]) is str and "model" not in added
-            and type(record.topic) is str and type(record.partition) is int and type(record.offset) is int)
 
 
 def processing_error(record: SourceRecord, exc: BaseException) -> Rejection:

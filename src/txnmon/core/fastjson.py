@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["MAX_BRACKETS", "dumps", "dumps_sorted_ascii", "json_default", "loads_object", "plain",
+__all__ = ["MAX_BRACKETS", "dumps", "dumps_sorted_ascii", "exact_float", "json_default", "loads_object", "plain",
            "sorted_ascii_json", "to_json_bytes"]
 
 MAX_BRACKETS = 64
@@ -100,6 +100,15 @@ def dumps_sorted_ascii(doc: Mapping[str, Any], proven: bool | None = None) -> by
     # backslashes exactly as `ensure_ascii` does, and writes the rest raw, where `json` escapes DEL and
     # everything above it. So ASCII output without DEL is json's output; anything else is left to `json`.
     return body if body.isascii() and b"\x7f" not in body else None
+
+
+def exact_float(value: float) -> float | msgspec.Raw:
+    """A finite float to put in a document `dumps` writes, so that it is written as `json` writes it
+    (`float.__repr__`): itself inside [FLOAT_LOW, FLOAT_HIGH), else its repr as raw JSON. `json` writes
+    NaN and infinity as tokens msgspec cannot: the caller keeps those on the slow path."""
+    if value == 0.0 or FLOAT_LOW <= abs(value) < FLOAT_HIGH:
+        return value
+    return msgspec.Raw(float.__repr__(value).encode("ascii"))
 
 
 def plain(doc: Mapping[str, Any]) -> bool:

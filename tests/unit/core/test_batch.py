@@ -377,3 +377,22 @@ def test_a_field_judging_adds_later_is_not_taken_as_plain_without_a_look(setting
     assert b'"ratio":1e-05' in judged.enriched[1]
     assert judged.enriched[1] == json.dumps(judged.doc, default=_old_default, ensure_ascii=False,
                                             separators=(",", ":")).encode("utf-8")
+
+
+def test_a_scored_document_is_written_by_msgspec_with_its_tiny_score_as_json_writes_it(settings, config, monkeypatch):
+    """Most scores are far below 1e-4, which msgspec writes apart from `json`: the score is written raw, the
+    rest by msgspec, and the bytes are the old build's (before, every such message went to `json`)."""
+    detector = Detector(load_rules(settings.rules_file))
+    tx = parse_transaction(json.dumps(row("T1", 0)).encode(), zone=config.zone, now=NOW, max_bytes=65536)
+    fingerprint, plain = fingerprint_of(tx)
+    model, source = ModelScore("m1", 1.25e-05), record(0, {})
+    slow = []
+    real = fastjson.json.dumps
+    monkeypatch.setattr(fastjson.json, "dumps", lambda *a, **k: slow.append(a) or real(*a, **k))
+    judged = _judge(source, tx, fingerprint, detector, config, now=NOW, lateness=dt.timedelta(hours=1),
+                    watermark=None, model=model, plain=plain)
+    assert slow == []
+    assert b'"model":{"version":"m1","score":1.25e-05}' in judged.enriched[1]
+    assert judged.doc["model"] == {"version": "m1", "score": 1.25e-05}  # the stored document keeps the float
+    assert judged.enriched[1] == _old_documents(record(0, {}), tx, fingerprint, detector.version, [], config, NOW,
+                                                model)[1]

@@ -263,3 +263,12 @@ def test_a_verdict_given_is_trusted_and_one_refused_goes_to_json() -> None:
     assert fastjson.dumps(BENCH_DOC, False) is None and fastjson.dumps_sorted_ascii(BENCH_DOC, False) is None
     assert fastjson.to_json_bytes(BENCH_DOC, True) == old_to_json_bytes(BENCH_DOC)
     assert fastjson.sorted_ascii_json(BENCH_DOC, False) == old_fingerprint_body(BENCH_DOC)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(1e-30, 1e-3),
+                       st.floats(1e15, 1e30), st.sampled_from([0.0, -0.0, 1e-4, 1e16, 5e-324, 1.7976931348623157e308])))
+def test_an_exact_float_is_written_as_json_writes_the_float(value: float) -> None:
+    doc = {"model": {"version": "rm-1", "score": fastjson.exact_float(value)}}
+    assert fastjson.dumps(doc, proven=True) == json.dumps({"model": {"version": "rm-1", "score": value}},
+                                                          separators=(",", ":")).encode()
