@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # a poll holding raw and by-user records: route the raw ones in a transaction of their own first, and judge
     # their by-user copies with the by-user ones (one batch of MongoDB writes per transaction, not two)
     route_first: bool = True
+    # insert a batch's transactions into MongoDB in parts of this many while the rest is still being judged,
+    # so the store works while the processor judges (src/txnmon/pipeline/write_ahead.py); 0: after judging
+    write_ahead_records: int = Field(250, ge=0, le=100_000)
     metrics_port: int = Field(9108, ge=0, le=65535)  # 0 disables the /metrics endpoint
     metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another host scrape it
     log_format: Literal["text", "json"] = "text"

@@ -323,6 +323,8 @@ def process_batch(
     watermarks: Watermarks | None = None,
     handoff: Handoff | None = None,
     model: Scorer | None = None,
+    on_judged: Callable[[Sequence[dict[str, Any]]], None] | None = None,
+    judged_every: int = 500,
 ) -> BatchResult:
     """Validate, detect and enrich a batch; return the documents and messages to write.
 
@@ -330,6 +332,8 @@ def process_batch(
     every user the batch touched is returned for storing, so alerts do not depend on which
     process saw a user's earlier transactions. A record whose exact bytes this process validated
     when routing them is taken from `handoff` instead of parsed again. A `model` scores it first.
+    `on_judged` is given the documents judged so far every `judged_every` (the processor writes them
+    ahead: src/txnmon/pipeline/write_ahead.py); they are final, and still the batch's to write.
     """
     result = BatchResult(consumed=len(records), dlq_max_bytes=config.dlq_max_bytes, records=list(records))
     marks = watermarks if watermarks is not None else Watermarks()
@@ -355,6 +359,7 @@ def process_batch(
 
     first_seen: dict[str, str] = {}  # transaction id -> content fingerprint of its first copy in this batch
     lateness = dt.timedelta(seconds=config.late_after_seconds)
+    handed = 0  # documents given to `on_judged`
     for record, tx in valid:
         fingerprint, plain = fingerprint_of(tx)
         earlier = first_seen.get(tx["_id"])
@@ -380,6 +385,9 @@ def process_batch(
         marks.observe(record.partition, tx["event_time"])
         first_seen[tx["_id"]] = fingerprint
         result.add(record, judged)
+        if on_judged is not None and len(result.transactions) - handed >= judged_every:
+            on_judged(result.transactions[handed:])
+            handed = len(result.transactions)
     result.watermarks = marks.export(result.next_offsets)
     detector.state.watermark = marks.overall()  # user eviction goes by the robust watermark too
     detector.end_batch()

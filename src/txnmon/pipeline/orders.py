@@ -27,6 +27,7 @@ from txnmon.pipeline.sinks import (
     TransactionsSink,
     WatermarkSink,
 )
+from txnmon.pipeline.write_ahead import WriteAhead
 
 LIVE = ("transactions", "rejected", "alerts", "notifications", "cases", "touched_hours", "watermarks")
 REPLAY = ("transactions", "rejected", "new_notifications", "alerts", "cases", "touched_hours")
@@ -36,11 +37,12 @@ NOTIFYING = frozenset({"notifications", "new_notifications"})
 
 
 def build_sinks(order: Sequence[str], store: MongoStore, *, routes: RoutesSource | None = None,
-                watermark_topic: str | None = None) -> list[Sink]:
+                watermark_topic: str | None = None, ahead: WriteAhead | None = None) -> list[Sink]:
     """The sinks of `order`, on `store`. Without routes the notification sinks are left out (a replay
-    with --no-notify); the watermark sink needs the topic whose partitions it records."""
+    with --no-notify); the watermark sink needs the topic whose partitions it records; `ahead`: the
+    processor's transactions written while judging, which the transactions sink then does not write."""
     makers: dict[str, Callable[[], Sink]] = {
-        "transactions": lambda: TransactionsSink(store),
+        "transactions": lambda: TransactionsSink(store, ahead),
         "rejected": lambda: RejectedSink(store),
         "alerts": lambda: AlertsSink(store),
         "notifications": lambda: NotificationsSink(store, routes),  # type: ignore[arg-type]

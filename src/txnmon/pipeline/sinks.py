@@ -31,6 +31,7 @@ from txnmon.core.rules.engine import owner_of
 from txnmon.core.watermark import stored as stored_marks
 from txnmon.errors import StoreRefused
 from txnmon.notifications import routes as routing
+from txnmon.pipeline.write_ahead import DUPLICATE, REFUSED, WriteAhead
 
 log = logging.getLogger("txnmon.stream")
 
@@ -50,21 +51,30 @@ class TransactionsSink:
 
     name = "mongodb"
 
-    def __init__(self, store: MongoStore) -> None:
+    def __init__(self, store: MongoStore, ahead: WriteAhead | None = None) -> None:
         self.store = store
+        self.ahead = ahead  # the processor's inserts made while the batch was judged (pipeline.write_ahead)
 
     def write(self, batch: BatchResult) -> SinkOutcome:
         docs = batch.transactions
         refused: dict[str, Rejection] = {}
+        written = self.ahead.settle() if self.ahead is not None else {}
+        todo = [doc for doc in docs if doc["_id"] not in written] if written else docs
         try:
-            stored = self.store.insert_missing(TRANSACTIONS, docs)
-            duplicates = stored.duplicate_ids
+            duplicates = self.store.insert_missing(TRANSACTIONS, todo).duplicate_ids if todo else []
         except StoreRefused as exc:
             for index, why in sorted(exc.refused.items()):
-                doc = docs[index]
+                doc = todo[index]
                 log.error("MongoDB refused transaction %s from %s: %s", doc["_id"], doc.get("source"), why)
                 refused[doc["_id"]] = Rejection(STORE_FAILED, why)
             duplicates = exc.duplicate_ids
+        if written:  # with what was written ahead (logged there), in the batch's order as one write gives them
+            for tid, (how, why) in written.items():
+                if how == REFUSED:
+                    refused[tid] = Rejection(STORE_FAILED, why)
+            found = {*duplicates, *(tid for tid, (how, _) in written.items() if how == DUPLICATE)}
+            duplicates = [d["_id"] for d in docs if d["_id"] in found]
+            refused = {d["_id"]: refused[d["_id"]] for d in docs if d["_id"] in refused}
         copies = self._stored_copies(docs, duplicates, {tid: r.fingerprint for tid, r in batch.resent.items()})
         conflicts = {tid: conflict(tid) for tid in copies.conflicts}
         judged_conflicts = sum(1 for tid in copies.conflicts if tid not in batch.resent)

@@ -308,16 +308,22 @@ class Processor:
         model = self.model.current if self.model is not None else None
         if model is not None and not worth_scoring(self.detector, s.model_shadow_scoring):
             model = None  # no typology weighs its signal: scoring would change no verdict
-        result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
-                               watermarks=self.watermarks, handoff=self.handoff, model=model)
-        self.metrics.by_user_parses.labels("handed_over").inc(self.handoff.hits - hits)
-        self.metrics.by_user_parses.labels("parsed").inc(self.handoff.misses - misses)
-        for tid, judgement in result.judgements.items():
-            self.partition_of[judgement.user_id] = result.originals[tid].partition
+        # the raw rejects before judging: a stop while they wait out an outage leaves nothing written ahead
         retry = {"should_stop": self.stop_event.is_set, "on_retry": self._count_retry}
         write_batch(routed.rejects, wired.route_sinks, **retry)
         if routed.rejects.rejected:
             self.failpoints.hit("rejects-written")
+        ahead = wired.write_ahead
+        if ahead is not None:
+            ahead.begin()
+        result = process_batch(mine, self.detector, self.batch_config, now=now, load_state=_no_stored_state,
+                               watermarks=self.watermarks, handoff=self.handoff, model=model,
+                               on_judged=ahead.submit if ahead is not None else None,
+                               judged_every=ahead.every if ahead is not None else 0)
+        self.metrics.by_user_parses.labels("handed_over").inc(self.handoff.hits - hits)
+        self.metrics.by_user_parses.labels("parsed").inc(self.handoff.misses - misses)
+        for tid, judgement in result.judgements.items():
+            self.partition_of[judgement.user_id] = result.originals[tid].partition
         inserted, existing = write_batch(result, wired.sinks, **retry)
         if result.consumed:
             self.failpoints.hit("mongodb-written")

@@ -19,6 +19,7 @@ from txnmon.pipeline import orders
 from txnmon.pipeline.ports import Publisher, Sink, Source, StateStore
 from txnmon.pipeline.publisher import KafkaStateStore, TransactionalPublisher
 from txnmon.pipeline.retry import with_retry
+from txnmon.pipeline.write_ahead import WriteAhead
 from txnmon.services.model_watcher import ModelWatcher
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Wired:
     state: StateStore
     close: Callable[[], None] = lambda: None
     load_watermarks: Callable[[list[int]], Mapping[int, Any]] = lambda partitions: {}  # see Watermarks.restore
+    write_ahead: WriteAhead | None = None  # the transactions sink's inserts made while judging (WRITE_AHEAD_RECORDS)
 
 
 Wiring = Callable[["Processor"], Wired]
@@ -76,8 +78,19 @@ def kafka_and_mongo(processor: Processor) -> Wired:
         if member is not None:
             member.close()
         raise
+    ahead = WriteAhead(store, s.write_ahead_records) if s.write_ahead_records else None
+
+    def close() -> None:
+        try:
+            publisher.close()
+        finally:
+            if ahead is not None:
+                ahead.close()
+
     return Wired(source=member,
-                 sinks=orders.build_sinks(orders.LIVE, store, routes=processor.routes, watermark_topic=s.topic_by_user),
+                 sinks=orders.build_sinks(orders.LIVE, store, routes=processor.routes, watermark_topic=s.topic_by_user,
+                                          ahead=ahead),
                  route_sinks=orders.build_sinks(orders.ROUTED, store),
-                 publisher=publisher, state=KafkaStateStore(s), close=publisher.close,
-                 load_watermarks=lambda partitions: WatermarksRepository(store).load(s.topic_by_user, partitions))
+                 publisher=publisher, state=KafkaStateStore(s), close=close,
+                 load_watermarks=lambda partitions: WatermarksRepository(store).load(s.topic_by_user, partitions),
+                 write_ahead=ahead)
