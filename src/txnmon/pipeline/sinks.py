@@ -63,6 +63,8 @@ class TransactionsSink:
         try:
             duplicates = self.store.insert_missing(TRANSACTIONS, todo).duplicate_ids if todo else []
         except StoreRefused as exc:
+            if not exc.refused:
+                raise  # refused as a whole (e.g. not authorised): nothing may be taken as stored
             for index, why in sorted(exc.refused.items()):
                 doc = todo[index]
                 log.error("MongoDB refused transaction %s from %s: %s", doc["_id"], doc.get("source"), why)

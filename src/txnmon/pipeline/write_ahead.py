@@ -16,9 +16,9 @@ judging (SIGKILL, out of memory) leaves the parts written so far, as a kill in t
 insert did. The redo judges them again from the committed state and finds them stored from the same
 message with the same verdict: this batch redone, kept (`core.resend`). Only when the rules changed
 between the kill and the restart can the redo's verdict differ; the stored copy is then taken for a
-re-send and kept as it was, with the alerts of the first verdict not written. WRITE_AHEAD_RECORDS=0
-writes after judging, as before. (The raw rejects are written before judging, so a stop while they
-wait out an outage leaves nothing written ahead.)
+re-send and kept as it was, with the alerts of the first verdict not written and no enriched message.
+WRITE_AHEAD_RECORDS=0 writes after judging, as before. (The raw rejects are written before judging, so
+a stop while they wait out an outage leaves nothing written ahead.)
 """
 
 from __future__ import annotations
@@ -53,11 +53,15 @@ class WriteAhead:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="txnmon-write-ahead")
         self._pending: list[Future[dict[Any, Written]]] = []
         self._written: dict[Any, Written] = {}
+        # set by the worker when the store was unreachable: the batch's later parts are left to the sink at
+        # once, not each waited out for the driver's timeout (a stop then waits for one timeout, as before)
+        self._unreachable = False
 
     def begin(self) -> None:
         """A new batch: what an earlier one left (one that stopped while judging) is waited for, then forgotten."""
         self.settle()
         self._written = {}
+        self._unreachable = False  # no part is in flight now: the worker does not read it meanwhile
 
     def submit(self, docs: Sequence[dict[str, Any]]) -> None:
         """Insert these judged documents in the background (a copy of the list: the batch's grows on)."""
@@ -71,9 +75,12 @@ class WriteAhead:
         return self._written
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Parts not started are dropped (their batch is not committed: it is redelivered), one in flight ends."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _insert(self, docs: list[dict[str, Any]]) -> dict[Any, Written]:
+        if self._unreachable:
+            return {}
         try:
             stored = self.store.insert_missing(TRANSACTIONS, docs)
             duplicates, refused = set(stored.duplicate_ids), {}
@@ -84,6 +91,7 @@ class WriteAhead:
             for i, why in sorted(exc.refused.items()):  # logged once here, as the sink logs its own
                 log.error("MongoDB refused transaction %s from %s: %s", docs[i]["_id"], docs[i].get("source"), why)
         except StoreUnavailable as exc:
+            self._unreachable = True
             log.info("writing %d transactions ahead failed (%s): the sink writes them", len(docs), exc)
             return {}
         except Exception:  # a surprise here must not lose the chunk: the sink writes it, and says what is wrong

@@ -92,7 +92,7 @@ class FlakyStore(MemoryStore):
         if collection == TRANSACTIONS:
             self.calls.append([d["_id"] for d in docs])
             failure = self.failures.pop(0) if self.failures else None
-            if isinstance(failure, StoreRefused):  # the others are inserted, as MongoDB's unordered insert does
+            if isinstance(failure, StoreRefused) and failure.refused:  # the others are inserted (unordered insert)
                 super().insert_missing(collection, [d for j, d in enumerate(docs) if j not in failure.refused])
                 raise failure
             if failure is not None:
@@ -101,10 +101,10 @@ class FlakyStore(MemoryStore):
 
 
 def test_a_chunk_the_store_could_not_take_is_written_by_the_sink():
-    store = FlakyStore([StoreUnavailable("down"), None])
+    store = FlakyStore([None, StoreUnavailable("down")])
     batch = write([record(i, f"B{i}") for i in range(4)], Detector(parse_rules(RULES, "test rules")), store, 2)
-    # the first part failed ahead, the second was written ahead; the sink wrote the first part itself
-    assert store.calls == [["B0", "B1"], ["B2", "B3"], ["B0", "B1"]]
+    # the first part was written ahead, the second failed; the sink wrote the second part itself
+    assert store.calls == [["B0", "B1"], ["B2", "B3"], ["B2", "B3"]]
     assert store.ids(TRANSACTIONS) == {"B0", "B1", "B2", "B3"} and store.ids(ALERTS) == {"B3:velocity"}
     assert (batch.inserted, batch.existing, batch.withdrawn) == (4, 0, [])
 
@@ -130,9 +130,10 @@ def test_the_judged_documents_are_handed_over_once_each_in_order_every_n():
 
 
 def test_a_part_refused_after_one_the_sink_was_refused_keeps_the_batch_order_in_the_dlq():
-    """The first part's write ahead fails (the sink writes it and is refused B0); the second part is
-    refused B3 ahead: the DLQ lists them in the batch's order, as one write refusing both does."""
-    store = FlakyStore([StoreUnavailable("down"), StoreRefused("refused", {1: "too large"}),
+    """The first part's write ahead is refused naming no document (left to the sink, which is then
+    refused B0); the second part is refused B3 ahead: the DLQ lists them in the batch's order, as one
+    write refusing both does."""
+    store = FlakyStore([StoreRefused("refused"), StoreRefused("refused", {1: "too large"}),
                         StoreRefused("refused", {0: "too large"})])
     batch = write([record(i, f"B{i}") for i in range(4)], Detector(parse_rules(RULES, "test rules")), store, 2)
     assert store.calls == [["B0", "B1"], ["B2", "B3"], ["B0", "B1"]]
@@ -167,3 +168,18 @@ def test_through_the_processor_loop_written_ahead_ends_as_without_it(settings_of
 @pytest.fixture
 def settings_off():
     return load_settings(metrics_port=0)
+
+
+def test_after_the_store_could_not_be_reached_the_batchs_later_parts_are_left_to_the_sink_at_once():
+    store = FlakyStore([StoreUnavailable("down")])
+    batch = write([record(i, f"B{i}") for i in range(4)], Detector(parse_rules(RULES, "test rules")), store, 1)
+    # one part waited out the outage; the other three were not sent ahead: the sink wrote all four
+    assert store.calls == [["B0"], ["B0", "B1", "B2", "B3"]]
+    assert store.ids(TRANSACTIONS) == {"B0", "B1", "B2", "B3"} and batch.inserted == 4
+
+
+def test_a_refusal_naming_no_document_is_not_taken_for_stored():
+    store = FlakyStore([StoreRefused("not authorized on txnmon to execute command insert")] * 3)
+    with pytest.raises(StoreRefused, match="not authorized"):
+        write([record(i, f"B{i}") for i in range(2)], Detector(parse_rules(RULES, "test rules")), store, 1)
+    assert store.ids(TRANSACTIONS) == set()
