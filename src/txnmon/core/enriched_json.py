@@ -40,7 +40,10 @@ def message_bytes(doc: dict[str, Any], added: dict[str, Any], proven: bool) -> b
         return fastjson.to_json_bytes(doc, proven)
     # the same document with its score as `json` writes it; what msgspec still refuses (a lone surrogate
     # in a name) goes to `json` with the score as it is, for `json`'s own error
-    exact = {**doc, "model": {"version": scored["version"], "score": fastjson.exact_float(scored["score"])}}
+    score = fastjson.exact_float(scored["score"])
+    if type(score) is float:  # written alike by both: no copy needed
+        return fastjson.to_json_bytes(doc, proven)
+    exact = {**doc, "model": {"version": scored["version"], "score": score}}
     fast = fastjson.dumps(exact, proven)
     return fast if fast is not None else fastjson.to_json_bytes(doc, False)
 

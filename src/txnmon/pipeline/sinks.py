@@ -31,7 +31,7 @@ from txnmon.core.rules.engine import owner_of
 from txnmon.core.watermark import stored as stored_marks
 from txnmon.errors import StoreRefused
 from txnmon.notifications import routes as routing
-from txnmon.pipeline.write_ahead import DUPLICATE, REFUSED, WriteAhead
+from txnmon.pipeline.write_ahead import DUPLICATE, REFUSED, WriteAhead, insert_written
 
 log = logging.getLogger("txnmon.stream")
 
@@ -57,26 +57,12 @@ class TransactionsSink:
 
     def write(self, batch: BatchResult) -> SinkOutcome:
         docs = batch.transactions
-        refused: dict[str, Rejection] = {}
-        written = self.ahead.settle() if self.ahead is not None else {}
-        todo = [doc for doc in docs if doc["_id"] not in written] if written else docs
-        try:
-            duplicates = self.store.insert_missing(TRANSACTIONS, todo).duplicate_ids if todo else []
-        except StoreRefused as exc:
-            if not exc.refused:
-                raise  # refused as a whole (e.g. not authorised): nothing may be taken as stored
-            for index, why in sorted(exc.refused.items()):
-                doc = todo[index]
-                log.error("MongoDB refused transaction %s from %s: %s", doc["_id"], doc.get("source"), why)
-                refused[doc["_id"]] = Rejection(STORE_FAILED, why)
-            duplicates = exc.duplicate_ids
-        if written:  # with what was written ahead (logged there), in the batch's order as one write gives them
-            for tid, (how, why) in written.items():
-                if how == REFUSED:
-                    refused[tid] = Rejection(STORE_FAILED, why)
-            found = {*duplicates, *(tid for tid, (how, _) in written.items() if how == DUPLICATE)}
-            duplicates = [d["_id"] for d in docs if d["_id"] in found]
-            refused = {d["_id"]: refused[d["_id"]] for d in docs if d["_id"] in refused}
+        written = dict(self.ahead.settle()) if self.ahead is not None else {}
+        # what was not written ahead, written here; both read alike, in the batch's order as one write gives them
+        written.update(insert_written(self.store, [d for d in docs if d["_id"] not in written]))
+        duplicates = [d["_id"] for d in docs if written[d["_id"]][0] == DUPLICATE]
+        refused = {d["_id"]: Rejection(STORE_FAILED, written[d["_id"]][1]) for d in docs
+                   if written[d["_id"]][0] == REFUSED}
         copies = self._stored_copies(docs, duplicates, {tid: r.fingerprint for tid, r in batch.resent.items()})
         conflicts = {tid: conflict(tid) for tid in copies.conflicts}
         judged_conflicts = sum(1 for tid in copies.conflicts if tid not in batch.resent)

@@ -32,7 +32,7 @@ from txnmon.adapters.mongo import MongoStore
 from txnmon.core.collection_names import TRANSACTIONS
 from txnmon.errors import StoreRefused, StoreUnavailable
 
-__all__ = ["DUPLICATE", "INSERTED", "REFUSED", "WriteAhead", "Written"]
+__all__ = ["DUPLICATE", "INSERTED", "REFUSED", "WriteAhead", "Written", "insert_written"]
 log = logging.getLogger("txnmon.stream")
 
 INSERTED = "inserted"
@@ -82,14 +82,9 @@ class WriteAhead:
         if self._unreachable:
             return {}
         try:
-            stored = self.store.insert_missing(TRANSACTIONS, docs)
-            duplicates, refused = set(stored.duplicate_ids), {}
-        except StoreRefused as exc:
-            if not exc.refused:
-                return {}  # refused without naming a document: the sink's own write says what happens
-            duplicates, refused = set(exc.duplicate_ids), {docs[i]["_id"]: why for i, why in exc.refused.items()}
-            for i, why in sorted(exc.refused.items()):  # logged once here, as the sink logs its own
-                log.error("MongoDB refused transaction %s from %s: %s", docs[i]["_id"], docs[i].get("source"), why)
+            return insert_written(self.store, docs)
+        except StoreRefused:
+            return {}  # refused without naming a document: the sink's own write says what happens
         except StoreUnavailable as exc:
             self._unreachable = True
             log.info("writing %d transactions ahead failed (%s): the sink writes them", len(docs), exc)
@@ -97,5 +92,22 @@ class WriteAhead:
         except Exception:  # a surprise here must not lose the chunk: the sink writes it, and says what is wrong
             log.exception("writing %d transactions ahead failed: the sink writes them", len(docs))
             return {}
-        return {d["_id"]: ((REFUSED, refused[d["_id"]]) if d["_id"] in refused
-                           else (DUPLICATE, "") if d["_id"] in duplicates else (INSERTED, "")) for d in docs}
+
+
+def insert_written(store: MongoStore, docs: Sequence[dict[str, Any]]) -> dict[Any, Written]:
+    """Insert `docs` into TRANSACTIONS (`insert_missing`): `_id` -> how each was written, refusals logged.
+    Raises what `insert_missing` raises, but a refusal that names documents (the others are stored)."""
+    if not docs:
+        return {}
+    refused: dict[Any, str] = {}
+    try:
+        duplicates = set(store.insert_missing(TRANSACTIONS, docs).duplicate_ids)
+    except StoreRefused as exc:
+        if not exc.refused:
+            raise  # refused as a whole (e.g. not authorised): nothing may be taken as stored
+        duplicates = set(exc.duplicate_ids)
+        for i, why in sorted(exc.refused.items()):
+            log.error("MongoDB refused transaction %s from %s: %s", docs[i]["_id"], docs[i].get("source"), why)
+            refused[docs[i]["_id"]] = why
+    return {d["_id"]: ((REFUSED, refused[d["_id"]]) if d["_id"] in refused
+                       else (DUPLICATE, "") if d["_id"] in duplicates else (INSERTED, "")) for d in docs}
