@@ -184,6 +184,24 @@ def cpu_figures(n: int, batch: int = 2_000, model: Any = None, weighed: bool = T
     return out
 
 
+# issue 32: a promoted model's scoring adds at most this much to the hot path's CPU per transaction
+MODEL_COST_TARGET = 0.10
+
+
+def model_figures(n: int, without: dict[str, Any], batch: int = 2_000) -> dict[str, Any]:
+    """`make bench`'s "cpu_model" step: `cpu_figures` again with a promoted model weighed (`bench_model`), and
+    what scoring adds to the figures `without` it (the "cpu" step's, same run): with / without - 1."""
+    measured = cpu_figures(n, batch, bench_model())
+    out: dict[str, Any] = {}
+    for name in HISTORIES:
+        out[f"cpu_model_us_per_tx_{name}"] = measured[f"cpu_us_per_tx_{name}"]
+        out[f"cpu_model_stages_{name}"] = measured[f"cpu_stages_{name}"]
+        before = without.get(f"cpu_us_per_tx_{name}")
+        if before:
+            out[f"model_cost_{name}"] = round(measured[f"cpu_us_per_tx_{name}"] / before - 1, 3)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)

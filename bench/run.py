@@ -2,6 +2,8 @@
 
     cpu_us_per_tx_1d / cpu_us_per_tx_30d   CPU µs per transaction of the processor's hot path, in-process with
                           in-memory doubles (bench/cpu.py), at 1-day and 30-day user histories (--cpu-rows)
+    cpu_model_us_per_tx_1d / _30d   the same with a promoted risk model weighed by a typology (issue 32);
+                          model_cost_1d / _30d is what scoring adds: with / without - 1 (target <= 0.10)
     cpu_baseline_us_per_tx_*  the same for the code issue 29 was filed on, taken from git history
                           (bench/cpu_baseline.py); ratios.cpu_*_vs_issue29_start are today's over those
     e2e_tx_per_s          raw topic -> acknowledged MongoDB writes + enriched events (the processor)
@@ -60,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import decisions  # noqa: E402
 from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
-from bench.cpu import cpu_figures  # noqa: E402
+from bench.cpu import MODEL_COST_TARGET, cpu_figures, model_figures  # noqa: E402
 from bench.cpu_baseline import TARGET_RATIOS, baseline_figures, ratio_checks  # noqa: E402
 from bench.scale_out import generated_rows, scale_out  # noqa: E402
 from bench.steps import StepFailed, StepResults, ratio  # noqa: E402
@@ -87,9 +89,9 @@ TARGETS = {
     "api_ingest_records_per_s": 5000.0,
 }
 # the steps of a full run, in order (--skip names them)
-STEP_NAMES = ("cpu", "cpu_baseline", "generate_and_produce", "raw_consume", "e2e", "quix_peer", "store_ceiling",
-              "naive", "rollup_rebuild", "alert_latency", "webhook_latency", "decisions", "rss", "restore",
-              "round_trip", "rollups", "api_ingest", "scale_out")
+STEP_NAMES = ("cpu", "cpu_model", "cpu_baseline", "generate_and_produce", "raw_consume", "e2e", "quix_peer",
+              "store_ceiling", "naive", "rollup_rebuild", "alert_latency", "webhook_latency", "decisions", "rss",
+              "restore", "round_trip", "rollups", "api_ingest", "scale_out")
 
 
 def say(msg: str) -> None:
@@ -548,6 +550,9 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
         # issue 29's own terms: against the code it was filed on, same run (bench/cpu_baseline.py)
         ("cpu_1d_vs_issue29_start <= 0.40", "cpu_1d_vs_issue29_start", lambda r: r <= TARGET_RATIOS["1d"]),
         ("cpu_30d_vs_issue29_start <= 0.335", "cpu_30d_vs_issue29_start", lambda r: r <= TARGET_RATIOS["30d"]),
+        # issue 32: a promoted model's scoring, against the same run's hot path without it
+        ("model_cost_1d <= 0.10", "model_cost_1d", lambda r: r <= MODEL_COST_TARGET),
+        ("model_cost_30d <= 0.10", "model_cost_30d", lambda r: r <= MODEL_COST_TARGET),
         ("api_ingest_records_per_s >= 5000", "api_ingest_records_per_s",
          lambda v: v >= TARGETS["api_ingest_records_per_s"]),
     )
@@ -560,7 +565,8 @@ def ratios_and_targets(figures: dict[str, Any]) -> dict[str, Any]:
 
 def print_summary(figures: dict[str, Any]) -> None:
     print()
-    for key in ("cpu_us_per_tx_1d", "cpu_us_per_tx_30d", "e2e_tx_per_s", "quix_peer_tx_per_s",
+    for key in ("cpu_us_per_tx_1d", "cpu_us_per_tx_30d", "cpu_model_us_per_tx_1d", "cpu_model_us_per_tx_30d",
+                "e2e_tx_per_s", "quix_peer_tx_per_s",
                 "store_ceiling_tx_per_s", "mongo_writes_per_tx",
                 "naive_tx_per_s", "raw_consume_tx_per_s", "alert_latency_p50_ms", "alert_latency_p99_ms",
                 "webhook_latency_p50_ms", "webhook_latency_p99_ms", "decision_latency_p50_ms",
@@ -669,6 +675,15 @@ def main() -> int:
                 f"{part['cpu_us_per_tx_30d']} µs (30-day); stages {part['cpu_stages_1d']}, {part['cpu_stages_30d']}")
             return part
 
+        def cpu_model() -> dict[str, Any]:
+            out.need("cpu_us_per_tx_1d")
+            say("the same with a promoted risk model weighed by a typology (bench/cpu.py --model, issue 32)")
+            part = model_figures(args.cpu_rows, figures)
+            say(f"CPU with the model: {part['cpu_model_us_per_tx_1d']} µs (1-day), "
+                f"{part['cpu_model_us_per_tx_30d']} µs (30-day); scoring adds {part.get('model_cost_1d')} and "
+                f"{part.get('model_cost_30d')}")
+            return part
+
         def cpu_baseline() -> dict[str, Any]:
             say("CPU per transaction of the code issue 29 was filed on, same sizes (bench/cpu_baseline.py)")
             part = baseline_figures(args.cpu_rows)
@@ -775,7 +790,8 @@ def main() -> int:
             return {}
 
         steps: list[tuple[str, Callable[[], dict[str, Any] | None]]] = [
-            ("cpu", cpu), ("cpu_baseline", cpu_baseline), ("generate_and_produce", generate_and_produce),
+            ("cpu", cpu), ("cpu_model", cpu_model), ("cpu_baseline", cpu_baseline),
+            ("generate_and_produce", generate_and_produce),
             ("raw_consume", raw_consume), ("e2e", e2e),
             ("quix_peer", quix_peer), ("store_ceiling", ceiling_and_alerts), ("naive", naive),
             ("rollup_rebuild", rollup_rebuild), ("alert_latency", latency),
@@ -785,6 +801,7 @@ def main() -> int:
         ]
         if args.cpu_rows <= 0:
             steps.remove(("cpu", cpu))
+            steps.remove(("cpu_model", cpu_model))
             steps.remove(("cpu_baseline", cpu_baseline))
         if args.peer_rows is not None and args.peer_rows <= 0:
             steps.remove(("quix_peer", quix_peer))

@@ -80,3 +80,10 @@ def test_the_cpu_figures_are_compared_with_the_code_issue_29_was_filed_on():
     assert close["targets"]["cpu_30d_vs_issue29_start <= 0.335"] is False
     # without the baseline (no git history, or the step failed) no ratio is made up
     assert "cpu_1d_vs_issue29_start" not in ratios_and_targets({"cpu_us_per_tx_1d": 95.0})["ratios"]
+
+
+def test_the_model_cost_is_checked_against_the_same_runs_hot_path():
+    # issue 32: scoring adds at most 10% to the CPU per transaction; model_figures works the cost out
+    part = ratios_and_targets({"model_cost_1d": 0.1, "model_cost_30d": 0.3})
+    assert part["targets"] == {"model_cost_1d <= 0.10": True, "model_cost_30d <= 0.10": False}
+    assert "model_cost_1d <= 0.10" not in ratios_and_targets({"cpu_us_per_tx_1d": 95.0})["targets"]
