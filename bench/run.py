@@ -10,7 +10,8 @@
     naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
     raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
     alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady half of e2e (the
-                          first 3 s of load apart: alert_latency_warmup_max_ms)
+                          first 3 s of load apart: alert_latency_warmup_max_ms); alert_latency_store_gc and
+                          _broker_gc: the stand-in's and the broker's collector pauses meanwhile (bench/store_pauses.py)
     webhook_latency_p50_ms / webhook_latency_p99_ms   produce -> signed webhook received (processor, outbox,
                           `txnmon notify` worker, a local HTTP receiver) at a steady 1,000 tx/s
     store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
@@ -60,7 +61,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import decisions  # noqa: E402
+from bench import decisions, store_pauses  # noqa: E402
 from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
 from bench.cpu import MODEL_COST_TARGET, cpu_figures, model_figures  # noqa: E402
 from bench.cpu_baseline import TARGET_RATIOS, baseline_figures, ratio_checks  # noqa: E402
@@ -752,16 +753,22 @@ def main() -> int:
             lat = isolated_settings(tag + "l")
             kafka.ensure_topics(lat)
             offered = max(500, round(rate / 2))
+            jvms = ("mongo", "kafka")
+            before = {name: store_pauses.gc_totals(name) for name in jvms}
             try:
                 p50, p99, n, warm = alert_latency(lat, offered, args.latency_seconds)
             finally:
                 MongoStore(lat, lat.mongo_db).drop()
                 kafka.delete_topics(lat, list(lat.pipeline_topics))
+            # the stack's JVMs' collector pauses over the step: a stop of the store or broker is every client's
+            paused = {name: store_pauses.pauses_between(before[name], store_pauses.gc_totals(name)) for name in jvms}
             say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts; "
-                f"the first {LATENCY_WARMUP_S:g} s of load apart: at most {warm:.0f} ms)")
+                f"the first {LATENCY_WARMUP_S:g} s of load apart: at most {warm:.0f} ms); GC pauses meanwhile: "
+                f"store {paused['mongo']}, broker {paused['kafka']}")
             return {"alert_latency_p50_ms": round(p50, 1), "alert_latency_p99_ms": round(p99, 1),
                     "alert_latency_samples": n, "alert_latency_offered_tx_per_s": offered,
-                    "alert_latency_warmup_max_ms": round(warm, 1), "alert_latency_warmup_s": LATENCY_WARMUP_S}
+                    "alert_latency_warmup_max_ms": round(warm, 1), "alert_latency_warmup_s": LATENCY_WARMUP_S,
+                    "alert_latency_store_gc": paused["mongo"], "alert_latency_broker_gc": paused["kafka"]}
 
         def rss() -> dict[str, Any]:
             mb = round(rss_with_users(args.rss_users))

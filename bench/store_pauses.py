@@ -1,0 +1,79 @@
+"""The local stack's JVMs' garbage-collector pauses over a bench step, read with the JDK's `jstat`.
+
+The MongoDB-wire stand-in and the Kafka broker are JVMs on the same two cores as the processor. A young
+collection of the stand-in stops every client for as long as it takes: in session 16, `jstat -gcutil` showed
+73 young collections averaging 170 ms after a few e2e and latency runs (G1's default pause goal is 200 ms),
+which is the size of the alert-latency tail. `make bench` records them next to the latency figures so a p99
+can be told apart from the processor's own work (issue 29). Nothing here is needed for a figure: without
+`jstat` or a stack started by devstack/stack.py the step reports no pauses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class GcTotals(NamedTuple):
+    """A JVM's collections so far (young and full, and G1's concurrent cycles) and their pause seconds."""
+
+    collections: int
+    seconds: float
+
+
+def parse_jstat_gc(text: str) -> GcTotals:
+    """`jstat -gc PID`'s two lines (header, values) as totals; ValueError when they are not that."""
+    lines = [line.split() for line in text.strip().splitlines()]
+    if len(lines) != 2 or len(lines[0]) != len(lines[1]):
+        raise ValueError(f"not jstat -gc output: {text[:200]!r}")
+    row = dict(zip(lines[0], lines[1], strict=True))
+    try:
+        count = sum(int(row[k]) for k in ("YGC", "FGC") if k in row) + int(row.get("CGC", "0").replace("-", "0"))
+        return GcTotals(count, float(row["GCT"]))
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"not jstat -gc output: {text[:200]!r}") from exc
+
+
+def _stack() -> Any:
+    """devstack/stack.py (standard library only, not a package), loaded once: it knows where its pid files are."""
+    name = "txnmon_devstack_stack"  # the name tests/fixtures/devstack.py loads it under
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "devstack" / "stack.py")
+        if spec is None or spec.loader is None:
+            raise ImportError("devstack/stack.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up while it runs
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def gc_totals(service: str) -> GcTotals | None:
+    """The totals of the stack's `service` ("mongo" or "kafka") now, or None (not started by this stack, no
+    `jstat`, or it did not answer)."""
+    jstat = shutil.which("jstat")
+    if jstat is None:
+        return None
+    try:
+        stack = _stack()
+        pid = stack.read_pid({"mongo": stack.MONGO, "kafka": stack.KAFKA}[service])
+        if pid is None:
+            return None
+        done = subprocess.run([jstat, "-gc", str(pid)], capture_output=True, text=True, timeout=30, check=False)
+        return parse_jstat_gc(done.stdout) if done.returncode == 0 else None
+    except (OSError, ImportError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def pauses_between(before: GcTotals | None, after: GcTotals | None) -> dict[str, float] | None:
+    """{"collections", "pause_ms", "mean_pause_ms"} between two readings, or None if either is missing."""
+    if before is None or after is None:
+        return None
+    n = after.collections - before.collections
+    ms = (after.seconds - before.seconds) * 1000
+    return {"collections": n, "pause_ms": round(ms, 1), "mean_pause_ms": round(ms / n, 1) if n else 0.0}
