@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import logging
 import operator
 from collections.abc import Iterable, Mapping, Sequence
@@ -162,8 +163,9 @@ def top_factors(vector: Sequence[float], contributions: Sequence[float], n: int)
 def score_batch(detector: Detector, txs: Iterable[Mapping[str, Any]], scorer: Scorer) -> dict[str, ModelScore]:
     """transaction id -> its score, for the transactions of `txs` the detector will judge (a repeated
     id in the batch, or one its history holds already, is not judged again): ONE predict call for the
-    batch, and one contributions call for the scores that reach the `model_score` signal's threshold
-    when a typology weighs it."""
+    batch. A score that reaches the `model_score` signal's threshold, when a typology weighs it, can be
+    explained: its contributions are computed for it alone if a typology fires with it (`ModelScore.explain`;
+    a row's contributions are independent of the others in the call, so the factors are the same)."""
     todo, seen = [], set()
     for tx in txs:
         tid = str(tx["transaction_id"])
@@ -175,14 +177,23 @@ def score_batch(detector: Detector, txs: Iterable[Mapping[str, Any]], scorer: Sc
     rows = batch_features(detector.state, todo)
     scores = scorer.score(rows)
     cfg = detector.ruleset.signals.model_score
-    factors: dict[int, tuple[Factor, ...]] = {}
-    if "model_score" in detector.ruleset.used_signals():
-        hot = [i for i, s in enumerate(scores) if s >= cfg.threshold]
-        if hot:
-            shares = scorer.contributions([rows[i] for i in hot])
-            factors = {i: top_factors(rows[i], c, cfg.top_features) for i, c in zip(hot, shares, strict=True)}
-    return {str(tx["transaction_id"]): ModelScore(scorer.version, s, factors.get(i, ()))
+    version = scorer.version
+    if "model_score" not in detector.ruleset.used_signals():
+        return {str(tx["transaction_id"]): ModelScore(version, s) for tx, s in zip(todo, scores, strict=True)}
+    return {str(tx["transaction_id"]): ModelScore(version, s, explain=None if s < cfg.threshold else
+                                                  functools.partial(_explain, scorer, rows[i], cfg.top_features))
             for i, (tx, s) in enumerate(zip(todo, scores, strict=True))}
+
+
+def _explain(scorer: Scorer, row: tuple[float, ...], n: int) -> tuple[Factor, ...]:
+    """The top `n` factors of one row, when a typology fired with its score (`ModelScore.explained`). A model
+    that cannot explain leaves the alert without factors (logged): the verdict stands, as it was judged."""
+    try:
+        (shares,) = scorer.contributions([row])
+    except Exception:  # the design rule: nothing in one transaction stops the processor
+        log.exception("model %s could not explain a score: the alert names no factors", scorer.version)
+        return ()
+    return top_factors(row, shares, n)
 
 
 def worth_scoring(detector: Detector, shadow: bool = False) -> bool:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from txnmon.core import backtest, features
 from txnmon.core.batch import BatchConfig, process_batch
+from txnmon.core.model_report import weigh_model
 from txnmon.core.records import SourceRecord
 from txnmon.core.rules import Detector, parse_rules
 from txnmon.core.rules.rulebook import RulesError
@@ -366,3 +367,33 @@ def test_with_a_model_in_use_a_late_arrival_completes_what_time_order_raises():
     found = backtest.run_backtest([{**t, "_id": t["transaction_id"]} for t in txs], ruleset(BURST_CONFIRMED),
                                   model=model)
     assert found.alerts_by_rule["big_burst"] == 1 and "T3:big_burst" in found.alerts
+
+
+def test_a_score_is_explained_only_when_a_typology_fires_with_it():
+    # a confirming setting: a low threshold makes most scores "present", but a typology fires only with the
+    # amount far above the user's usual too; the contributions (0.6 ms a row in LightGBM) are for that one
+    confirming = ("\n  big_and_risky:\n    signals: {amount_vs_usual: 60, model_score: 40}\n"
+                  "    thresholds: {medium: 100}\n")
+    rules = weigh_model(ruleset(confirming), threshold=0.05, weight=40, typologies=["big_and_risky"])
+    model = RatioModel()
+    result = process_batch(day(), Detector(rules), _config(), now=NOW, load_state=lambda u: {}, model=model)
+    scores = {d["_id"]: d["model"]["score"] for d in result.transactions}
+    assert sum(s >= 0.05 for s in scores.values()) == 7  # A1-A5, B1, B2 reach the signal's threshold
+    assert model.contrib_calls == [1]  # only A5, which the typology fired on, was explained
+    (fired,) = [a for a in result.alerts if a["rule"] == "big_and_risky"]
+    assert fired["transaction_id"] == "A5"
+    signal = next(s for s in fired["explanation"]["signals"] if s["signal"] == "model_score")
+    assert signal["measured"]["top_features"][0]["text"] == "amount 41,000 is 9.1x this user's median of 4,500"
+    assert "amount 41,000 is 9.1x this user's median of 4,500" in fired["reason"]
+
+
+def test_a_model_that_cannot_explain_leaves_the_alert_without_factors():
+    class Mute(RatioModel):
+        def contributions(self, rows):
+            raise ValueError("no contributions")
+
+    result = process_batch(day(), Detector(ruleset()), _config(), now=NOW, load_state=lambda u: {}, model=Mute())
+    (fired,) = [a for a in result.alerts if a["rule"] == "learned_risk"]
+    assert fired["transaction_id"] == "A5" and fired["model_version"] == "rm-test"
+    signal = fired["explanation"]["signals"][0]
+    assert signal["measured"]["top_features"] == [] and signal["measured"]["score"] == 41_000 / 4_500 / 10

@@ -292,6 +292,11 @@ def weigh(plans: Sequence[TypologyPlan], event: Event, prior: Sequence[Event], r
                     severity = level
             if severity is not None:
                 hits.append(TypologyHit(p.name, severity, total, present, with_model))
+    if model is not None and model.explain is not None and any("model_score" in h.present for h in hits):
+        # a typology fired with the model's signal: only now are its factors worked out, once for every hit
+        full = model_evidence(model.explained(), settings.model_score)
+        hits = [h._replace(present={**h.present, "model_score": (h.present["model_score"][0], full)})
+                if "model_score" in h.present else h for h in hits]
     return hits
 
 
