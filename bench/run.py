@@ -757,11 +757,13 @@ def main() -> int:
             before = {name: store_pauses.gc_totals(name) for name in jvms}
             try:
                 p50, p99, n, warm = alert_latency(lat, offered, args.latency_seconds)
+                # the stack's JVMs' collector pauses over the load (not the clean-up below): a stop of the
+                # store or the broker is every client's
+                paused = {name: store_pauses.pauses_between(before[name], store_pauses.gc_totals(name))
+                          for name in jvms}
             finally:
                 MongoStore(lat, lat.mongo_db).drop()
                 kafka.delete_topics(lat, list(lat.pipeline_topics))
-            # the stack's JVMs' collector pauses over the step: a stop of the store or broker is every client's
-            paused = {name: store_pauses.pauses_between(before[name], store_pauses.gc_totals(name)) for name in jvms}
             say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts; "
                 f"the first {LATENCY_WARMUP_S:g} s of load apart: at most {warm:.0f} ms); GC pauses meanwhile: "
                 f"store {paused['mongo']}, broker {paused['kafka']}")

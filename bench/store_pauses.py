@@ -6,6 +6,10 @@ collection of the stand-in stops every client for as long as it takes: in sessio
 which is the size of the alert-latency tail. `make bench` records them next to the latency figures so a p99
 can be told apart from the processor's own work (issue 29). Nothing here is needed for a figure: without
 `jstat` or a stack started by devstack/stack.py the step reports no pauses.
+
+The figures are pause times for the stack's collector, G1 (and for Parallel or Serial). Under a concurrent
+collector (Shenandoah, ZGC, `DEVSTACK_MONGO_HEAP`) JDK 17's counters also time concurrent work, which stops
+nobody: read them as an upper bound there.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class GcTotals(NamedTuple):
-    """A JVM's collections so far (young and full, and G1's concurrent cycles) and their pause seconds."""
+    """A JVM's collections so far (young, full, and on G1 the remark and clean-up pauses of its concurrent
+    cycles) and their pause seconds."""
 
     collections: int
     seconds: float
@@ -29,7 +34,8 @@ class GcTotals(NamedTuple):
 
 def parse_jstat_gc(text: str) -> GcTotals:
     """`jstat -gc PID`'s two lines (header, values) as totals; ValueError when they are not that."""
-    lines = [line.split() for line in text.strip().splitlines()]
+    # some collectors make jstat print a "Warning: ..." line before the table
+    lines = [line.split() for line in text.strip().splitlines() if line.strip() and not line.startswith("Warning")]
     if len(lines) != 2 or len(lines[0]) != len(lines[1]):
         raise ValueError(f"not jstat -gc output: {text[:200]!r}")
     row = dict(zip(lines[0], lines[1], strict=True))

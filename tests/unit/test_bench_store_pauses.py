@@ -19,6 +19,8 @@ PARALLEL = """\
 def test_jstat_output_reads_as_collections_and_pause_seconds() -> None:
     assert parse_jstat_gc(G1) == GcTotals(76, 13.0)
     assert parse_jstat_gc(PARALLEL) == GcTotals(4, 0.01)  # a collector without concurrent cycles: "-"
+    warned = "Warning: Unresolved Symbol: sun.gc.generation.2.space.0.capacity\n" + G1
+    assert parse_jstat_gc(warned) == GcTotals(76, 13.0)
 
 
 @pytest.mark.parametrize("text", ["", "attach failed: no such process", G1.splitlines()[0], "A B\n1 x"])

@@ -187,13 +187,23 @@ def score_batch(detector: Detector, txs: Iterable[Mapping[str, Any]], scorer: Sc
 
 def _explain(scorer: Scorer, row: tuple[float, ...], n: int) -> tuple[Factor, ...]:
     """The top `n` factors of one row, when a typology fired with its score (`ModelScore.explained`). A model
-    that cannot explain leaves the alert without factors (logged): the verdict stands, as it was judged."""
+    that cannot explain leaves the alert without factors (logged, with the traceback once per version): the
+    verdict stands, as it was judged."""
     try:
         (shares,) = scorer.contributions([row])
+        return top_factors(row, shares, n)
     except Exception:  # the design rule: nothing in one transaction stops the processor
-        log.exception("model %s could not explain a score: the alert names no factors", scorer.version)
+        if scorer.version in _UNEXPLAINED:
+            log.warning("model %s could not explain a score: the alert names no factors", scorer.version)
+        else:
+            _UNEXPLAINED.add(scorer.version)
+            log.exception("model %s could not explain a score: the alert names no factors", scorer.version)
         return ()
-    return top_factors(row, shares, n)
+
+
+# versions whose failure to explain was logged with its traceback (a model that never explains would
+# otherwise log one per alert)
+_UNEXPLAINED: set[str] = set()
 
 
 def worth_scoring(detector: Detector, shadow: bool = False) -> bool:
