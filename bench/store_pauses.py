@@ -14,14 +14,11 @@ nobody: read them as an upper bound there.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fixtures.devstack import load_stack  # devstack/stack.py knows where its pid files are
 
 
 class GcTotals(NamedTuple):
@@ -46,19 +43,6 @@ def parse_jstat_gc(text: str) -> GcTotals:
         raise ValueError(f"not jstat -gc output: {text[:200]!r}") from exc
 
 
-def _stack() -> Any:
-    """devstack/stack.py (standard library only, not a package), loaded once: it knows where its pid files are."""
-    name = "txnmon_devstack_stack"  # the name tests/fixtures/devstack.py loads it under
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "devstack" / "stack.py")
-        if spec is None or spec.loader is None:
-            raise ImportError("devstack/stack.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # its dataclasses look their module up while it runs
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def gc_totals(service: str) -> GcTotals | None:
     """The totals of the stack's `service` ("mongo" or "kafka") now, or None (not started by this stack, no
     `jstat`, or it did not answer)."""
@@ -66,13 +50,13 @@ def gc_totals(service: str) -> GcTotals | None:
     if jstat is None:
         return None
     try:
-        stack = _stack()
+        stack = load_stack()
         pid = stack.read_pid({"mongo": stack.MONGO, "kafka": stack.KAFKA}[service])
         if pid is None:
             return None
         done = subprocess.run([jstat, "-gc", str(pid)], capture_output=True, text=True, timeout=30, check=False)
         return parse_jstat_gc(done.stdout) if done.returncode == 0 else None
-    except (OSError, ImportError, ValueError, subprocess.TimeoutExpired):
+    except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
 
 
