@@ -15,6 +15,9 @@
     webhook_latency_p50_ms / webhook_latency_p99_ms   produce -> signed webhook received (processor, outbox,
                           `txnmon notify` worker, a local HTTP receiver) at a steady 1,000 tx/s
     store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
+    e2e_cpu / store_ceiling_cpu   CPU µs per transaction (document) of the processor (client), the stand-in and
+                          the broker over those steps, the cores busy, and the rate that CPU would reach with
+                          every core busy (bench/process_cpu.py)
     mongo_writes_per_tx   MongoDB documents written per transaction by the processor
     rtt_*                 the e2e and naive runs again with MongoDB behind a ~1 ms round-trip delay line
     restore_s             a member restoring 1M users' state from the changelog
@@ -61,7 +64,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import decisions, store_pauses  # noqa: E402
+from bench import decisions, process_cpu, store_pauses  # noqa: E402
 from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
 from bench.cpu import MODEL_COST_TARGET, cpu_figures, model_figures  # noqa: E402
 from bench.cpu_baseline import TARGET_RATIOS, baseline_figures, ratio_checks  # noqa: E402
@@ -157,18 +160,22 @@ def e2e_rate(settings: Settings, n: int) -> tuple[float, Processor]:
     return n / elapsed, processor
 
 
-def store_ceiling(settings: Settings, limit: int = 100_000) -> float:
+def store_ceiling(settings: Settings, limit: int = 100_000) -> tuple[float, dict[str, Any]]:
     """The store's own ceiling: bulk-insert the processor's documents again (batches of 2,000, as
-    the processor's), into another database of the same server, same run."""
+    the processor's), into another database of the same server, same run; and the CPU it took
+    (bench/process_cpu.py, this process as the "client")."""
     # small batches: mongo-java-server answers a getMore with everything left, past the 48 MB cap
     docs = list(MongoStore(settings).collection(TRANSACTIONS).find().limit(limit).batch_size(5_000))
     target = MongoStore(settings, settings.mongo_db + "_ceiling")
+    pids = process_cpu.step_pids("client")
+    cpu_before = process_cpu.read(pids)
     started = time.perf_counter()
     for i in range(0, len(docs), 2_000):
         target.insert_missing(TRANSACTIONS, docs[i:i + 2_000])
     elapsed = time.perf_counter() - started
+    cpu = process_cpu.per_transaction(cpu_before, process_cpu.read(pids), len(docs))
     target.drop()
-    return len(docs) / elapsed
+    return len(docs) / elapsed, cpu
 
 
 def naive_rate(settings: Settings, n: int) -> float:
@@ -710,12 +717,16 @@ def main() -> int:
         def e2e() -> dict[str, Any]:
             out.need("produce_tx_per_s")
             before = dict(MongoStore.written)
+            pids = process_cpu.step_pids()
+            cpu_before = process_cpu.read(pids)
             rate, processor = e2e_rate(s, len(rows))
+            cpu = process_cpu.per_transaction(cpu_before, process_cpu.read(pids), len(rows), wall=len(rows) / rate)
             written = {k: v - before.get(k, 0) for k, v in MongoStore.written.items() if v - before.get(k, 0)}
             part = {"e2e_tx_per_s": round(rate), "mongo_documents_written": written,
-                    "mongo_writes_per_tx": round(sum(written.values()) / len(rows), 3)}
+                    "mongo_writes_per_tx": round(sum(written.values()) / len(rows), 3), "e2e_cpu": cpu}
             say(f"MongoDB documents written per transaction: {part['mongo_writes_per_tx']} ({written})")
-            say(f"e2e processor: {rate:,.0f} tx/s ({processor.batches} batches)")
+            say(f"e2e processor: {rate:,.0f} tx/s ({processor.batches} batches); CPU µs per transaction by process "
+                f"(the group's join included): {cpu}")
             return part
 
         def quix_peer() -> dict[str, Any]:
@@ -727,8 +738,10 @@ def main() -> int:
 
         def ceiling_and_alerts() -> dict[str, Any]:
             out.need("e2e_tx_per_s")
-            part = {"store_ceiling_tx_per_s": round(store_ceiling(s))}
-            say(f"store ceiling (bulk insert of the same documents): {part['store_ceiling_tx_per_s']:,} docs/s")
+            rate, cpu = store_ceiling(s)
+            part = {"store_ceiling_tx_per_s": round(rate), "store_ceiling_cpu": cpu}
+            say(f"store ceiling (bulk insert of the same documents): {part['store_ceiling_tx_per_s']:,} docs/s; "
+                f"CPU µs per document by process: {cpu}")
             part["alerts_raised"] = MongoStore(s).count(ALERTS)
             part["alert_rate"] = round(part["alerts_raised"] / len(rows), 4)
             return part

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 from typing import NamedTuple
 
-from tests.fixtures.devstack import load_stack  # devstack/stack.py knows where its pid files are
+from bench.process_cpu import stack_pid
 
 
 class GcTotals(NamedTuple):
@@ -49,11 +49,10 @@ def gc_totals(service: str) -> GcTotals | None:
     jstat = shutil.which("jstat")
     if jstat is None:
         return None
+    pid = stack_pid(service)
+    if pid is None:
+        return None
     try:
-        stack = load_stack()
-        pid = stack.read_pid({"mongo": stack.MONGO, "kafka": stack.KAFKA}[service])
-        if pid is None:
-            return None
         done = subprocess.run([jstat, "-gc", str(pid)], capture_output=True, text=True, timeout=30, check=False)
         return parse_jstat_gc(done.stdout) if done.returncode == 0 else None
     except (OSError, ValueError, subprocess.TimeoutExpired):
