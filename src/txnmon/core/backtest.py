@@ -120,12 +120,29 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
     With a `model` (a loaded risk model), each is scored as the processor scores it, for the rules'
     `model_score` signal; `scores` then holds every score.
 
-    `progress(done, total)` is called every 10,000 transactions and at the end (the CLI shows it)."""
+    `progress(done, total)` is called every 10,000 transactions and at the end (the CLI shows it).
+    src/txnmon/jobs/backtest_workers.py runs the same on several processes, a share of the users each."""
+    return measured(judge(transactions, ruleset, progress, model), transactions, rejected)
+
+
+@dataclass
+class Judged:
+    """What judging a run of transactions found, before measuring it: the alerts and counts of a
+    `BacktestResult`, and per transaction the rules of its live hits and their highest severity."""
+
+    result: BacktestResult
+    hits_by_tx: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    severity_of: dict[str, str] = field(default_factory=dict)
+    rule_of: dict[str, str] = field(default_factory=dict)  # raised alert id -> its rule
+
+
+def judge(transactions: list[dict[str, Any]], ruleset: RuleSet,
+          progress: Callable[[int, int], None] | None = None, model: Scorer | None = None) -> Judged:
+    """`run_backtest`'s judging, not measured yet (`measured`)."""
     detector = Detector(ruleset)
-    result = BacktestResult(ruleset.version, len(transactions), rejected,
-                            model_version=model.version if model is not None else None)
-    hits_by_tx: dict[str, set[str]] = defaultdict(set)
-    severity_of: dict[str, str] = {}  # transaction -> highest severity of its live hits
+    judged = Judged(BacktestResult(ruleset.version, len(transactions), 0,
+                                   model_version=model.version if model is not None else None))
+    result = judged.result
     total = len(transactions)
     scores: dict[str, Any] = {}
     modelled = False  # the model scored the current chunk (one that failed is judged as without a model)
@@ -144,25 +161,32 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
                  *((later.transaction_id, [hit]) for later, hit in judgement.completed)]
         for transaction_id, hits in about:
             for hit in hits:
-                _count(result, transaction_id, hit, hits_by_tx, severity_of)
+                _count(judged, transaction_id, hit)
     if progress is not None:
         progress(total, total)
+    return judged
+
+
+def measured(judged: Judged, transactions: list[dict[str, Any]], rejected: int = 0) -> BacktestResult:
+    """The result of `judged` over all of `transactions`, measured against their labels if labelled."""
+    result = judged.result
+    result.transactions, result.rejected = len(transactions), rejected
     if transactions and LABEL in transactions[0]:
-        _measure(result, transactions, hits_by_tx, severity_of)
+        _measure(result, transactions, judged.hits_by_tx, judged.severity_of)
     return result
 
 
-def _count(result: BacktestResult, transaction_id: str, hit: Hit, hits_by_tx: dict[str, set[str]],
-           severity_of: dict[str, str]) -> None:
+def _count(judged: Judged, transaction_id: str, hit: Hit) -> None:
+    result = judged.result
     alert_id = f"{transaction_id}:{hit.rule}"
     if hit.mode == "shadow":
         result.shadow_by_rule[hit.rule] += 1
         result.shadow_alerts.add(alert_id)
         return
-    hits_by_tx[transaction_id].add(hit.rule)  # a suppressed repeat still detects
-    known = severity_of.get(transaction_id)
+    judged.hits_by_tx[transaction_id].add(hit.rule)  # a suppressed repeat still detects
+    known = judged.severity_of.get(transaction_id)
     if known is None or _RANK.get(hit.severity, 0) > _RANK.get(known, 0):
-        severity_of[transaction_id] = hit.severity
+        judged.severity_of[transaction_id] = hit.severity
     if hit.suppressed_by:
         result.suppressed_by_rule[hit.rule] += 1
         return
@@ -174,6 +198,7 @@ def _count(result: BacktestResult, transaction_id: str, hit: Hit, hits_by_tx: di
     result.alerts_by_rule[hit.rule] += 1
     result.alerted_transactions.add(transaction_id)
     result.examples[alert_id] = hit.reason
+    judged.rule_of[alert_id] = hit.rule
 
 
 def _measure(result: BacktestResult, transactions: list[dict[str, Any]], hits: Mapping[str, set[str]],

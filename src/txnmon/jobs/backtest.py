@@ -19,6 +19,7 @@ from txnmon.core.contract import parse_transaction
 from txnmon.core.records import Rejection
 from txnmon.core.rules import RuleSet, load_rules
 from txnmon.errors import InvalidInputFile
+from txnmon.jobs import backtest_workers
 from txnmon.jobs.paths import resolve_under
 from txnmon.jobs.triage import rule_quality
 from txnmon.settings import Settings
@@ -95,9 +96,11 @@ def backtest_stored(settings: Settings, candidate_rules: str | Path, hours: floa
     return doc
 
 
-def backtest_topic(settings: Settings, ruleset: RuleSet, model: Any = None) -> backtest.BacktestResult:
+def backtest_topic(settings: Settings, ruleset: RuleSet, model: Any = None,
+                   workers: int = 1) -> backtest.BacktestResult:
     """The rules over every message of the by-user topic, partition by partition in offset order:
-    the order the live processor judged them, so with the same rules the same alerts come out."""
+    the order the live processor judged them, so with the same rules the same alerts come out
+    (on up to `workers` processes, src/txnmon/jobs/backtest_workers.py)."""
     txs: list[dict[str, Any]] = []
     rejected = 0
     now = dt.datetime.now(dt.UTC)
@@ -110,4 +113,4 @@ def backtest_topic(settings: Settings, ruleset: RuleSet, model: Any = None) -> b
                     rejected += 1
                 else:
                     txs.append(parsed)
-    return backtest.run_backtest(txs, ruleset, rejected, model=model)
+    return backtest_workers.run_backtest(txs, ruleset, rejected, model=model, workers=workers)

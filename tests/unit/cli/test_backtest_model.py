@@ -32,7 +32,7 @@ class AmountModel:
 def _args(data, **over) -> argparse.Namespace:
     base = {"rules": str(DEFAULT_RULES_FILE), "baseline": None, "data": str(data), "topic": False,
             "model": "rm-test", "model_weight": 30.0, "model_threshold": 0.5, "model_raise": 0.0,
-            "model_typology": None, "json": True}
+            "model_typology": None, "workers": None, "json": True}
     return argparse.Namespace(**{**base, **over})
 
 

@@ -101,3 +101,23 @@ def test_a_backtest_over_stored_history_reads_every_field_the_rules_read():
     fields = set(backtest.STORED_FIELDS)
     assert set(Event._fields) <= fields
     assert set(typing.get_args(ListCheck.model_fields["field"].annotation)) <= fields
+
+
+def test_workers_give_the_report_one_process_gives(tmp_path, capsys, monkeypatch):
+    """`--workers 2` judges shares of the users in two spawned processes (src/txnmon/jobs/backtest_workers.py)."""
+    from txnmon.jobs import backtest_workers
+
+    day = tmp_path / "day.csv"
+    write_csv(generate(GeneratorSpec(rows=3_000, users=300, fraud_rate=0.03, seed=4)), day)
+    monkeypatch.setattr(backtest_workers, "MIN_ROWS_PER_WORKER", 1_000)
+    reports = []
+    for workers in ("1", "2"):
+        assert main(["backtest", "--data", str(day), "--json", "--workers", workers]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0] == reports[1] and reports[0]["alerts"] > 10 and "quality" in reports[0]
+
+
+def test_workers_must_be_a_positive_count(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["backtest", "--data", str(SAMPLE_CSV), "--workers", "0"])
+    assert exited.value.code == 2 and "--workers" in capsys.readouterr().err

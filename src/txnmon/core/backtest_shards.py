@@ -1,0 +1,68 @@
+"""A backtest split by user, and its parts merged back into what one run over all of them finds.
+
+The rules judge each user's transactions against that user's own history only (src/txnmon/core/rules/state.py),
+and the risk model's features read the same history (src/txnmon/core/features.py), so users can be judged
+apart: each share of them in its own `Detector`, in the file's arrival order, as the processor's partitions
+judge them. `merge` then gives what one `backtest.judge` over every transaction gives (a unit test holds
+them to it). Pure: the processes that run the shares are src/txnmon/jobs/backtest_workers.py's.
+
+One thing a single run has that shares do not: a `Detector` outside the processor keeps at most the rules
+file's `state.max_users` users and forgets the least recently seen beyond that, and which user that is
+depends on every user's arrivals. So a file with more users than that is not split (`splittable`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from txnmon.core.backtest import _RANK, BacktestResult, Judged
+
+
+def shares_by_user(transactions: Sequence[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
+    """`transactions` in `n` shares, each user's all in one, in their order (a user always lands in the
+    same share: a CRC of the id, as Kafka's partitioner places keys); empty shares left out."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(max(n, 1))]
+    place: dict[str, int] = {}
+    for tx in transactions:
+        user = str(tx["user_id"])
+        at = place.get(user)
+        if at is None:
+            at = place[user] = zlib.crc32(user.encode("utf-8", "surrogatepass")) % len(shares)
+        shares[at].append(tx)
+    return [share for share in shares if share]
+
+
+def splittable(transactions: Sequence[dict[str, Any]], max_users: int) -> bool:
+    """Whether the shares judge as one run does: no more users than a `Detector` keeps (see above)."""
+    return len({str(tx["user_id"]) for tx in transactions}) <= max_users
+
+
+def merge(parts: Sequence[Judged], rules_version: str, model_version: str | None) -> Judged:
+    """The parts' findings as one run's. A transaction id under two users (a conflicting re-send, which the
+    processor refuses as a conflict) is judged in each user's share, as one run judges it in each user's history:
+    its alert ids count once, as one run counts them, though the reason kept for one may be the other user's."""
+    out = Judged(BacktestResult(rules_version, sum(p.result.transactions for p in parts), 0,
+                                model_version=model_version))
+    result = out.result
+    for part in parts:
+        found = part.result
+        for alert_id, rule in part.rule_of.items():
+            if alert_id not in result.alerts:
+                result.alerts.add(alert_id)
+                result.alerts_by_rule[rule] += 1
+                result.examples[alert_id] = found.examples[alert_id]
+                out.rule_of[alert_id] = rule
+        result.alerted_transactions |= found.alerted_transactions
+        result.shadow_by_rule.update(found.shadow_by_rule)
+        result.suppressed_by_rule.update(found.suppressed_by_rule)
+        result.shadow_alerts |= found.shadow_alerts
+        result.scores.update(found.scores)
+        for tid, rules in part.hits_by_tx.items():
+            out.hits_by_tx[tid] |= rules
+        for tid, severity in part.severity_of.items():
+            known = out.severity_of.get(tid)
+            if known is None or _RANK.get(severity, 0) > _RANK.get(known, 0):
+                out.severity_of[tid] = severity
+    return out
