@@ -15,9 +15,9 @@
     webhook_latency_p50_ms / webhook_latency_p99_ms   produce -> signed webhook received (processor, outbox,
                           `txnmon notify` worker, a local HTTP receiver) at a steady 1,000 tx/s
     store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
-    e2e_cpu / store_ceiling_cpu   CPU µs per transaction (document) of the processor (client), the stand-in and
-                          the broker over those steps, the cores busy, and the rate that CPU would reach with
-                          every core busy (bench/process_cpu.py)
+    e2e_cpu / store_ceiling_cpu / quix_peer_cpu   CPU µs per transaction (document) of the processor (client,
+                          peer), the stand-in and the broker over those steps, the cores busy, and the rate that
+                          CPU would reach with every core busy (bench/process_cpu.py)
     mongo_writes_per_tx   MongoDB documents written per transaction by the processor
     rtt_*                 the e2e and naive runs again with MongoDB behind a ~1 ms round-trip delay line
     restore_s             a member restoring 1M users' state from the changelog
@@ -51,6 +51,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -501,9 +502,18 @@ def quix_peer_rate(tag: str, rows: list[dict[str, Any]], idle_timeout_s: float =
     kafka.ensure_topics(peer, [peer.topic_raw])
     try:
         produce_rows(peer, rows)
+        stack = {"store": process_cpu.stack_pid("store"), "broker": process_cpu.stack_pid("broker")}
+        cpu_before, peer_before = process_cpu.read(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), peer.topic_raw, peer.mongo_db,
                                str(len(rows)), "--idle-timeout", str(idle_timeout_s)],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        # the peer's CPU from the kernel's account of waited-for children (its start-up included), the stack's
+        # over the same span: how the peer's transaction is spread over the processes, as e2e_cpu for txnmon's
+        cpu_after, peer_after = process_cpu.read(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
+        peer_cpu = (peer_after.ru_utime + peer_after.ru_stime) - (peer_before.ru_utime + peer_before.ru_stime)
+        cpu = process_cpu.per_transaction(process_cpu.CpuReading(cpu_before.at, {"peer": 0.0, **cpu_before.seconds}),
+                                          process_cpu.CpuReading(cpu_after.at, {"peer": peer_cpu, **cpu_after.seconds}),
+                                          len(rows))
         last = (done.stdout.strip().splitlines() or [""])[-1]
         if done.returncode != 0:
             raise StepFailed(f"bench/quix_peer.py exited {done.returncode} (its log is above): {last}")
@@ -513,7 +523,7 @@ def quix_peer_rate(tag: str, rows: list[dict[str, Any]], idle_timeout_s: float =
             raise StepFailed(f"the peer reported {result['stored']:,} stored, the store holds {stored:,} of "
                              f"{len(rows):,}")
         return {"quix_peer_tx_per_s": result["tx_per_s"], "quix_peer_seconds": result["seconds"],
-                "quix_peer_rows": len(rows)}
+                "quix_peer_rows": len(rows), "quix_peer_cpu": cpu}
     finally:
         MongoStore(peer).drop()
         # the input topic and what Quix created beside it (the state changelog), all named after it
@@ -733,7 +743,8 @@ def main() -> int:
             out.need("produce_tx_per_s")
             part = quix_peer_rate(tag, rows[:args.peer_rows])
             say(f"Quix Streams peer (bench/quix_peer.py): {part['quix_peer_tx_per_s']:,} tx/s "
-                f"on {part['quix_peer_rows']:,} transactions")
+                f"on {part['quix_peer_rows']:,} transactions; CPU µs per transaction by process (the peer's "
+                f"start-up included): {part['quix_peer_cpu']}")
             return part
 
         def ceiling_and_alerts() -> dict[str, Any]:
