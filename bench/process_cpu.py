@@ -79,9 +79,9 @@ def step_pids(client: str = "processor") -> dict[str, int | None]:
 def per_transaction(before: CpuReading, after: CpuReading, n: int, cores: int | None = None,
                     wall: float | None = None) -> dict[str, object]:
     """{"us_per_tx": {process: µs}, "cores_busy", "bound_tx_per_s"} between two readings over `n` transactions.
-    `cores_busy` over `wall` seconds (default: between the readings; the e2e step passes its timed part, which
-    leaves out joining the group). `bound_tx_per_s`: the rate at which this much CPU per transaction would keep
-    every core busy, an upper bound on this machine for the same work (only when all three processes were read)."""
+    `cores_busy` over `wall` seconds (default: between the readings). `bound_tx_per_s`: the rate at which this
+    much CPU per transaction would keep every core busy, an upper bound on this machine for the same work (only
+    when all three processes were read)."""
     names = [name for name in after.seconds if name in before.seconds]
     spent = {name: after.seconds[name] - before.seconds[name] for name in names}
     wall = after.at - before.at if wall is None else wall
@@ -89,5 +89,5 @@ def per_transaction(before: CpuReading, after: CpuReading, n: int, cores: int | 
                               "cores_busy": round(sum(spent.values()) / wall, 2) if wall > 0 else None}
     total = sum(spent.values()) * 1e6 / max(n, 1)
     if len(names) == 3 and total > 0:
-        out["bound_tx_per_s"] = round((cores or os.cpu_count() or 1) * 1e6 / total)
+        out["bound_tx_per_s"] = round((cores or len(os.sched_getaffinity(0))) * 1e6 / total)
     return out

@@ -730,7 +730,7 @@ def main() -> int:
             pids = process_cpu.step_pids()
             cpu_before = process_cpu.read(pids)
             rate, processor = e2e_rate(s, len(rows))
-            cpu = process_cpu.per_transaction(cpu_before, process_cpu.read(pids), len(rows), wall=len(rows) / rate)
+            cpu = process_cpu.per_transaction(cpu_before, process_cpu.read(pids), len(rows))
             written = {k: v - before.get(k, 0) for k, v in MongoStore.written.items() if v - before.get(k, 0)}
             part = {"e2e_tx_per_s": round(rate), "mongo_documents_written": written,
                     "mongo_writes_per_tx": round(sum(written.values()) / len(rows), 3), "e2e_cpu": cpu}

@@ -150,8 +150,10 @@ def judge(transactions: list[dict[str, Any]], ruleset: RuleSet,
         if progress is not None and i % 10_000 == 0:
             progress(i, total)
         if model is not None and i % SCORE_CHUNK == 0:
-            scores = scores_of(detector, transactions[i:i + SCORE_CHUNK], model)
-            modelled = bool(scores)
+            # a chunk of re-sends only has nothing to score, and is still judged with the model in use: the
+            # verdicts do not depend on where the chunks fall (nor on how a parallel backtest shares the users)
+            chunk = scores_of(detector, transactions[i:i + SCORE_CHUNK], model)
+            modelled, scores = chunk is not None, chunk or {}
             result.scores.update((tid, found.score) for tid, found in scores.items())
         # a repeated id has no score of its own (scored once) but is judged with the model in use all the same
         judgement = detector.judge(tx, scores.pop(str(tx["transaction_id"]), None), modelled)

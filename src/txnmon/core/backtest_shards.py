@@ -6,9 +6,11 @@ apart: each share of them in its own `Detector`, in the file's arrival order, as
 judge them. `merge` then gives what one `backtest.judge` over every transaction gives (a unit test holds
 them to it). Pure: the processes that run the shares are src/txnmon/jobs/backtest_workers.py's.
 
-One thing a single run has that shares do not: a `Detector` outside the processor keeps at most the rules
-file's `state.max_users` users and forgets the least recently seen beyond that, and which user that is
-depends on every user's arrivals. So a file with more users than that is not split (`splittable`).
+Two things a single run has that shares do not, so a file with either is not split (`splittable`):
+- a `Detector` outside the processor keeps at most the rules file's `state.max_users` users and forgets the
+  least recently seen beyond that, and which user that is depends on every user's arrivals;
+- a transaction id under two users (a conflicting re-send, which the processor refuses as a conflict) is
+  scored once per chunk of a single run, by id, and once in each user's share.
 """
 
 from __future__ import annotations
@@ -34,15 +36,21 @@ def shares_by_user(transactions: Sequence[dict[str, Any]], n: int) -> list[list[
     return [share for share in shares if share]
 
 
-def splittable(transactions: Sequence[dict[str, Any]], max_users: int) -> bool:
-    """Whether the shares judge as one run does: no more users than a `Detector` keeps (see above)."""
-    return len({str(tx["user_id"]) for tx in transactions}) <= max_users
+def splittable(transactions: Sequence[dict[str, Any]], max_users: int) -> str | None:
+    """None when the shares judge as one run does; otherwise why not (see above)."""
+    user_of: dict[str, str] = {}
+    for tx in transactions:
+        tid, user = str(tx["transaction_id"]), str(tx["user_id"])
+        if user_of.setdefault(tid, user) != user:
+            return f"transaction id {tid!r} comes with two users"
+    users = len(set(user_of.values()))
+    if users > max_users:
+        return f"{users:,} users, more than the rules' state.max_users ({max_users:,}) keeps"
+    return None
 
 
 def merge(parts: Sequence[Judged], rules_version: str, model_version: str | None) -> Judged:
-    """The parts' findings as one run's. A transaction id under two users (a conflicting re-send, which the
-    processor refuses as a conflict) is judged in each user's share, as one run judges it in each user's history:
-    its alert ids count once, as one run counts them, though the reason kept for one may be the other user's."""
+    """The parts' findings as one run's (for shares of a `splittable` run)."""
     out = Judged(BacktestResult(rules_version, sum(p.result.transactions for p in parts), 0,
                                 model_version=model_version))
     result = out.result

@@ -355,7 +355,7 @@ def process_batch(
     missing = detector.missing_users(tx["user_id"] for _, tx in valid)
     if missing:
         detector.import_state(load_state(missing))
-    scores = scores_of(detector, [tx for _, tx in valid], model)
+    scores = scores_of(detector, [tx for _, tx in valid], model) or {}
 
     first_seen: dict[str, str] = {}  # transaction id -> content fingerprint of its first copy in this batch
     lateness = dt.timedelta(seconds=config.late_after_seconds)

@@ -213,13 +213,15 @@ def worth_scoring(detector: Detector, shadow: bool = False) -> bool:
     return shadow or "model_score" in detector.ruleset.used_signals()
 
 
-def scores_of(detector: Detector, txs: Iterable[Mapping[str, Any]], model: Scorer | None) -> dict[str, ModelScore]:
-    """`score_batch`, or nothing without a model; a model that fails to score leaves its signal absent
-    for the batch (logged): the rules still judge it, as without a model."""
+def scores_of(detector: Detector, txs: Iterable[Mapping[str, Any]],
+              model: Scorer | None) -> dict[str, ModelScore] | None:
+    """`score_batch`, or nothing without a model; None when the model failed to score (logged): its signal is
+    then absent for the batch and the rules judge it as without a model. ({} is "nothing new to score": a
+    batch of re-sends is still judged with the model in use, src/txnmon/core/backtest.py.)"""
     if model is None:
         return {}
     try:
         return score_batch(detector, txs, model)
     except Exception:  # the design rule: nothing in one batch stops the processor
         log.exception("model %s could not score the batch: judged without it", model.version)
-        return {}
+        return None
