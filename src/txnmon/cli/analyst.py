@@ -156,7 +156,7 @@ def register(sub: Any) -> None:
                    help="with --model-weight: weigh the model in this typology only (repeatable; default: all)")
     p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="judge shares of the users on up to N processes, with the same result as one (default: "
-                        "this machine's cores; one below 20,000 rows a process)")
+                        "the cores this process may use; one process per 20,000 rows at most)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_backtest)
 

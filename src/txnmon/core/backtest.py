@@ -178,6 +178,11 @@ def measured(judged: Judged, transactions: list[dict[str, Any]], rejected: int =
     return result
 
 
+def outranks(severity: str, known: str | None) -> bool:
+    """Whether `severity` is higher than `known` (None: none known yet): a transaction's highest counts."""
+    return known is None or _RANK.get(severity, 0) > _RANK.get(known, 0)
+
+
 def _count(judged: Judged, transaction_id: str, hit: Hit) -> None:
     result = judged.result
     alert_id = f"{transaction_id}:{hit.rule}"
@@ -186,8 +191,7 @@ def _count(judged: Judged, transaction_id: str, hit: Hit) -> None:
         result.shadow_alerts.add(alert_id)
         return
     judged.hits_by_tx[transaction_id].add(hit.rule)  # a suppressed repeat still detects
-    known = judged.severity_of.get(transaction_id)
-    if known is None or _RANK.get(hit.severity, 0) > _RANK.get(known, 0):
+    if outranks(hit.severity, judged.severity_of.get(transaction_id)):
         judged.severity_of[transaction_id] = hit.severity
     if hit.suppressed_by:
         result.suppressed_by_rule[hit.rule] += 1

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from txnmon.core.backtest import _RANK, BacktestResult, Judged
+from txnmon.core.backtest import BacktestResult, Judged, outranks
 
 
 def shares_by_user(transactions: Sequence[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
@@ -70,7 +70,6 @@ def merge(parts: Sequence[Judged], rules_version: str, model_version: str | None
         for tid, rules in part.hits_by_tx.items():
             out.hits_by_tx[tid] |= rules
         for tid, severity in part.severity_of.items():
-            known = out.severity_of.get(tid)
-            if known is None or _RANK.get(severity, 0) > _RANK.get(known, 0):
+            if outranks(severity, out.severity_of.get(tid)):
                 out.severity_of[tid] = severity
     return out
