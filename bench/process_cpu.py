@@ -15,6 +15,7 @@ devstack/stack.py, the processes that cannot be read are left out.
 from __future__ import annotations
 
 import os
+import resource
 import time
 from typing import NamedTuple
 
@@ -65,9 +66,13 @@ class CpuReading(NamedTuple):
     seconds: dict[str, float]
 
 
-def read(pids: dict[str, int | None]) -> CpuReading:
-    """A reading of each named process that can be read."""
+def read(pids: dict[str, int | None], children: str | None = None) -> CpuReading:
+    """A reading of each named process that can be read; `children`: also, under that name, the CPU of this
+    process's waited-for children so far (the kernel's account: a child run to its end, as the bench's peer)."""
     seconds = {name: s for name, pid in pids.items() if pid is not None and (s := cpu_seconds(pid)) is not None}
+    if children is not None:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seconds[children] = used.ru_utime + used.ru_stime
     return CpuReading(time.monotonic(), seconds)
 
 

@@ -51,7 +51,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -503,17 +502,13 @@ def quix_peer_rate(tag: str, rows: list[dict[str, Any]], idle_timeout_s: float =
     try:
         produce_rows(peer, rows)
         stack = {"store": process_cpu.stack_pid("store"), "broker": process_cpu.stack_pid("broker")}
-        cpu_before, peer_before = process_cpu.read(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the peer's CPU from the kernel's account of waited-for children (its start-up included), the stack's
+        # over the same span: how the peer's transaction is spread over the processes, as e2e_cpu for txnmon's
+        cpu_before = process_cpu.read(stack, children="peer")
         done = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), peer.topic_raw, peer.mongo_db,
                                str(len(rows)), "--idle-timeout", str(idle_timeout_s)],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        # the peer's CPU from the kernel's account of waited-for children (its start-up included), the stack's
-        # over the same span: how the peer's transaction is spread over the processes, as e2e_cpu for txnmon's
-        cpu_after, peer_after = process_cpu.read(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
-        peer_cpu = (peer_after.ru_utime + peer_after.ru_stime) - (peer_before.ru_utime + peer_before.ru_stime)
-        cpu = process_cpu.per_transaction(process_cpu.CpuReading(cpu_before.at, {"peer": 0.0, **cpu_before.seconds}),
-                                          process_cpu.CpuReading(cpu_after.at, {"peer": peer_cpu, **cpu_after.seconds}),
-                                          len(rows))
+        cpu = process_cpu.per_transaction(cpu_before, process_cpu.read(stack, children="peer"), len(rows))
         last = (done.stdout.strip().splitlines() or [""])[-1]
         if done.returncode != 0:
             raise StepFailed(f"bench/quix_peer.py exited {done.returncode} (its log is above): {last}")
