@@ -337,3 +337,72 @@ def test_a_damaged_count_sizes_no_struct():
     before = history._fixed_parts.cache_info().currsize
     assert Decoded(blob)._read_times() is None
     assert history._fixed_parts.cache_info().currsize == before
+
+
+places = st.sampled_from(["Mumbai", "mumbai", "MUMBAI", "Delhi", "", "São Paulo", "東京", "\ud800"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(evs=st.lists(st.builds(Event, event_time=st.integers(0, 600).map(lambda m: T0 + dt.timedelta(minutes=m)),
+                               transaction_id=st.text(min_size=1, max_size=4),
+                               location=places.filter(lambda p: p != "\ud800") | texts, amount=st.just(1.0),
+                               type=st.just("purchase"), status=st.just("success"), payment_method=texts),
+                     max_size=20),
+       place=places, minute=st.integers(-10, 610), back=st.sampled_from([0, 30, 360, 700]),
+       extra=st.sampled_from([b"", b"", b"\x00"]), pick=st.integers(0, 30))
+def test_only_one_place_in_a_window_is_read_in_the_bytes_as_the_scan_reads_it(evs, place, minute, back, extra,
+                                                                               pick):
+    """The fast-travel signal's shortcut: "every event in the window is at exactly this place", read in
+    the packed bytes. Where it says yes the scan agrees; on bytes as packed here it always answers as the
+    scan (case, accents and other scripts included); a place not encodable as UTF-8 is never a yes."""
+    from txnmon.core.rules.history import located_only_at
+
+    evs = sorted(evs, key=lambda e: e.key)
+    if evs and pick < 20:  # mostly a place the history has (a window all at it is then likelier)
+        place = evs[pick % len(evs)].location
+    blob = pack_events(evs) + extra
+    decoded = Decoded(blob)
+    t = T0 + dt.timedelta(minutes=minute)
+    since = t - dt.timedelta(minutes=back)
+    view = Prior(decoded, decoded.upto(t))
+    scan = all(e.location == place for e in within(old_before(blob, t), since))
+    found = located_only_at(view, since, place)
+    assert not found or scan
+    if not extra and place != "\ud800":
+        assert found == scan
+    assert not located_only_at(list(view), since, place)  # any other sequence: the caller scans it
+
+
+def test_events_after_the_transaction_s_time_are_walked_over_not_asked():
+    """A late transaction's prior ends before the history does: the later events' texts come after its
+    window's in the bytes, and are stepped over to find them."""
+    from txnmon.core.rules.history import located_only_at
+
+    evs = [Event(T0 + dt.timedelta(minutes=m), f"T{m}", place, 1.0, "purchase", "success", "UPI")
+           for m, place in ((0, "Mumbai"), (10, "Mumbai"), (20, "São Paulo"), (30, "Delhi"))]
+    decoded = Decoded(pack_events(evs))
+    view = Prior(decoded, decoded.upto(T0 + dt.timedelta(minutes=15)))
+    assert located_only_at(view, T0, "Mumbai")
+    assert not located_only_at(view, T0, "Delhi")
+    assert located_only_at(Prior(decoded, 4), T0 + dt.timedelta(minutes=25), "Delhi")
+
+
+def test_a_user_who_stays_in_one_place_is_judged_without_decoding_an_event():
+    """Most transactions have no other place within fast travel's 6 hours: that is read in the bytes,
+    and a purchase under the median's minimum decodes nothing (one `Event` each, for the transaction)."""
+    detector = Detector(SHIPPED)
+    history = [Event(T0 - dt.timedelta(hours=i), f"H{i}", "Mumbai", 100.0, "purchase", "success", "UPI")
+               for i in range(24, 0, -1)]
+    detector.import_packed("U1", pack_events(history), {})
+
+    def batch(place: str) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(10):
+                tx = {"transaction_id": f"{place}-{i}", "_id": f"{place}-{i}", "user_id": "U1", "amount": 100.0,
+                      "location": place, "payment_method": "UPI", "event_time": T0 + dt.timedelta(hours=i)}
+                detector.record(detector.judge(tx))
+            detector.end_batch()
+        return run
+
+    assert decoded_events(batch("Mumbai")) == 10
+    assert decoded_events(batch("Delhi")) > 10  # a place of its own: the window is decoded and measured

@@ -81,7 +81,7 @@ def _text_end(blob: bytes, count: int) -> int:
 class Decoded:
     """The events of one packed value, decoded from the newest back on demand."""
 
-    __slots__ = ("_appendable", "_suffix", "_text_at", "_times", "_usual", "blob", "count")
+    __slots__ = ("_appendable", "_flat", "_suffix", "_text_at", "_times", "_usual", "blob", "count")
 
     def __init__(self, blob: bytes) -> None:
         self.blob = blob
@@ -93,6 +93,7 @@ class Decoded:
         # every event's time in µs, read in one go on the first bisection (None: not read yet, or the
         # bytes are too short for their count: then each time is read where it is, failing as before)
         self._times: list[int] | None = None
+        self._flat: tuple[int, ...] | list[int] | None = None  # `_flat_fixed_parts`, as `_read_times` read it
 
     def _read_times(self) -> list[int] | None:
         """`_times`, read with the text lengths in one C call, which also answer `appendable`: a
@@ -101,7 +102,7 @@ class Decoded:
         if self._times is None and self.count:
             if len(self.blob) < _COUNT.size + self.count * _FIXED.size:
                 return None  # too short for its count (damaged): each time is read where it is, as before
-            flat = _flat_fixed_parts(self.blob, self.count)
+            flat = self._flat = _flat_fixed_parts(self.blob, self.count)
             times = self._times = list(flat[::6])
             if self._appendable is None:  # `_text_end`'s sum, from the same read
                 self._appendable = (_COUNT.size + self.count * _FIXED.size + sum(flat) - sum(times)
@@ -181,6 +182,28 @@ class Decoded:
         start = texts if i == 0 else end - sum(r[2] + r[3] + r[4] + r[5] + r[6] for r in rows)
         self._suffix = events_of(rows, self.blob[start:end])[0] + self._suffix
         self._text_at = start
+
+    def located_only_at(self, lo: int, end: int, place: bytes) -> bool:
+        """Whether every event of lo..end-1 has exactly `place` (UTF-8) as its location, read in the packed
+        bytes with no event decoded: a user mostly stays in one place for hours, and then the fast-travel
+        signal has nothing to measure. False when one differs, or the bytes are not as packed here."""
+        if lo >= end:
+            return True
+        if not self.appendable:
+            return False
+        blob, size, flat = self.blob, len(place), self._flat
+        if flat is None:  # (a history handed over by `rewritten` kept its times, not these)
+            flat = self._flat = _flat_fixed_parts(blob, self.count)
+        # the texts fill the bytes to their end (appendable): walked back from it, over the texts of the
+        # events after `end` (arrived earlier with a later time), then each event's (six values an event:
+        # its time, then its five text lengths)
+        at = len(blob) - (sum(flat[6 * end:]) - sum(flat[6 * end::6]))
+        for i in range(6 * end - 6, 6 * lo - 1, -6):
+            n_id, n_loc = flat[i + 1], flat[i + 2]
+            at -= n_id + n_loc + flat[i + 3] + flat[i + 4] + flat[i + 5]
+            if n_loc != size or not blob.startswith(place, at + n_id):
+                return False
+        return True
 
     def event(self, i: int) -> Event:
         self._decode_back(i)
@@ -330,6 +353,20 @@ def usual_amounts(prior: Sequence[Event], since: dt.datetime, lookback: dt.timed
     """The sorted non-refund amounts of `prior` at or after `since` from a `Prior`'s kept window;
     None for any other sequence (the caller scans it) or when the kept window cannot say."""
     return prior.usual_amounts(since, lookback) if isinstance(prior, Prior) else None
+
+
+def located_only_at(prior: Sequence[Event], since: dt.datetime, place: str) -> bool:
+    """Whether every event of `prior` at or after `since` is at exactly `place`, answered from a `Prior`'s
+    packed bytes without decoding them; False for any other sequence (the caller scans it) or when the
+    bytes cannot say."""
+    if type(prior) is not Prior:
+        return False
+    try:
+        raw = place.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: never in the packed bytes, which the slow path reads
+        return False
+    decoded, end = prior._decoded, prior._end
+    return len(raw) <= 0xFFFF and decoded.located_only_at(decoded.since(since, end), end, raw)
 
 
 def newest_since(prior: Prior, since: dt.datetime) -> list[Event]:

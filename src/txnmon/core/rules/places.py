@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from txnmon.core import geo
+from txnmon.core.rules.history import located_only_at
 from txnmon.core.rules.rulebook import FarFromUsualSignal, FastTravelSignal, NewCountrySignal, NewLocationSignal
 from txnmon.core.rules.state import Event
-from txnmon.core.rules.windows import MAX_LISTED, Evidence, derived, fmt_span, within
+from txnmon.core.rules.windows import MAX_LISTED, Evidence, derived, fmt_span, unshared, within
 
 
 # what the place signals work out from a window of the user's history, once per transaction (`derived`)
@@ -120,7 +121,10 @@ def _returned(here_times: list[dt.datetime], event: Event, away: Event, cfg: Fas
 
 
 def fast_travel_signal(event: Event, prior: Sequence[Event], cfg: FastTravelSignal) -> Evidence | None:
-    here, since = event.location.casefold(), event.event_time - cfg.window
+    since = event.event_time - cfg.window
+    if located_only_at(unshared(prior), since, event.location):
+        return None  # the usual case: no other place within the window, read without decoding a thing
+    here = event.location.casefold()
     here_times: list[dt.datetime] | None = None  # built once, on the first too-fast move
     for last in within(prior, since):  # newest first (prior is in event-time order)
         if last.location == event.location or last.location.casefold() == here:
