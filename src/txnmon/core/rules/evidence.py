@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from txnmon.core.rules.history import usual_amounts
+from txnmon.core.rules.history import count_since, usual_amounts
 from txnmon.core.rules.model_signal import ModelScore, model_evidence, model_score_signal
 from txnmon.core.rules.places import (
     far_from_usual_signal,
@@ -128,7 +128,10 @@ def _count_signal(event: Event, prior: Sequence[Event], window: dt.timedelta, mi
                   matches: Callable[[Event], bool]) -> Evidence | None:
     """`event` and at least `min_count` - 1 earlier events within `window` that match (the caller
     has checked that `event` does: most do not, and then nothing is built)."""
-    counted = [e for e in within(prior, event.event_time - window) if matches(e)]
+    since = event.event_time - window
+    if _too_few(prior, since, min_count):
+        return None
+    counted = [e for e in within(prior, since) if matches(e)]
     if len(counted) + 1 < min_count:
         return None
     return Evidence(f"{len(counted) + 1} {what} within {fmt_span(window)}", tuple(counted),
@@ -163,6 +166,13 @@ def refunds_signal(event: Event, prior: Sequence[Event], cfg: RefundsSignal) -> 
         if event.type == "refund" else None
 
 
+def _too_few(prior: Sequence[Event], since: dt.datetime, min_count: int) -> bool:
+    """Fewer events in the window, matching or not, than a count signal needs besides the transaction:
+    known from the packed times, before any event is decoded."""
+    found = count_since(unshared(prior), since)
+    return found is not None and found + 1 < min_count
+
+
 def checkouts(events: Sequence[Event], gap: dt.timedelta) -> list[list[Event]]:
     """Purchases (in event-time order) grouped into checkouts: a multi-item checkout is the items
     with the same payment method and place less than `gap` after its first item, one purchase."""
@@ -181,7 +191,10 @@ def checkouts(events: Sequence[Event], gap: dt.timedelta) -> list[list[Event]]:
 def velocity_signal(event: Event, prior: Sequence[Event], cfg: VelocitySignal) -> Evidence | None:
     if not _is_purchase(event):
         return None
-    recent = [e for e in within(prior, event.event_time - cfg.window) if _is_purchase(e)]
+    since = event.event_time - cfg.window
+    if _too_few(prior, since, cfg.min_count):
+        return None
+    recent = [e for e in within(prior, since) if _is_purchase(e)]
     if len(recent) + 1 < cfg.min_count:  # fewer purchases than the checkouts needed: no grouping to do
         return None
     groups = checkouts([*reversed(recent), event], cfg.checkout_gap)

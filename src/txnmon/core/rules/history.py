@@ -33,6 +33,7 @@ from txnmon.core.rules.packed import (
     append_packed,
     count_of,
     events_of,
+    located_at,
 )
 
 _TIME = struct.Struct("<q")
@@ -191,19 +192,14 @@ class Decoded:
             return True
         if not self.appendable:
             return False
-        blob, size, flat = self.blob, len(place), self._flat
-        if flat is None:  # (a history handed over by `rewritten` kept its times, not these)
-            flat = self._flat = _flat_fixed_parts(blob, self.count)
-        # the texts fill the bytes to their end (appendable): walked back from it, over the texts of the
-        # events after `end` (arrived earlier with a later time), then each event's (six values an event:
-        # its time, then its five text lengths)
-        at = len(blob) - (sum(flat[6 * end:]) - sum(flat[6 * end::6]))
-        for i in range(6 * end - 6, 6 * lo - 1, -6):
-            n_id, n_loc = flat[i + 1], flat[i + 2]
-            at -= n_id + n_loc + flat[i + 3] + flat[i + 4] + flat[i + 5]
-            if n_loc != size or not blob.startswith(place, at + n_id):
-                return False
-        return True
+        return located_at(self.blob, self._fixed_parts(), lo, end, place)
+
+    def _fixed_parts(self) -> tuple[int, ...] | list[int]:
+        """Every event's time and five text lengths (`_flat_fixed_parts`), as `_read_times` read them or now
+        (a history handed over by `rewritten` kept its times, not these). Only for appendable bytes."""
+        if self._flat is None:
+            self._flat = _flat_fixed_parts(self.blob, self.count)
+        return self._flat
 
     def event(self, i: int) -> Event:
         self._decode_back(i)
@@ -367,6 +363,15 @@ def located_only_at(prior: Sequence[Event], since: dt.datetime, place: str) -> b
         return False
     decoded, end = prior._decoded, prior._end
     return len(raw) <= 0xFFFF and decoded.located_only_at(decoded.since(since, end), end, raw)
+
+
+def count_since(prior: Sequence[Event], since: dt.datetime) -> int | None:
+    """How many events of `prior` are at or after `since`, by bisection on a `Prior`'s packed times (nothing
+    decoded); None for any other sequence."""
+    if type(prior) is not Prior:
+        return None
+    decoded, end = prior._decoded, prior._end
+    return end - decoded.since(since, end)
 
 
 def newest_since(prior: Prior, since: dt.datetime) -> list[Event]:
