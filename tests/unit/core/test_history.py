@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from txnmon.core.rules import Detector, load_rules, parse_rules
 from txnmon.core.rules.history import Decoded, Prior, micros
-from txnmon.core.rules.packed import as_stored, events_of
+from txnmon.core.rules.packed import as_stored, event_from, events_of
 from txnmon.core.rules.state import Event, pack_events, unpack_events
 from txnmon.core.rules.windows import within
 from txnmon.settings import DEFAULT_RULES_FILE
@@ -158,10 +158,10 @@ def test_verdicts_from_the_lazy_history_are_those_from_the_whole_list(txs, batch
 
 
 def decoded_events(fn: Callable[[], None]) -> int:
-    """How many `Event`s are made while `fn` runs: those `events_of` decodes (it makes them without
-    calling `Event.__new__`) and those made by calling it."""
+    """How many `Event`s are made while `fn` runs: those `events_of` decodes and `event_from` makes (both
+    without calling `Event.__new__`) and those made by calling it."""
     count = 0
-    code, decoder = Event.__new__.__code__, events_of.__code__
+    code, decoder, maker = Event.__new__.__code__, events_of.__code__, event_from.__code__
 
     def profile(frame: FrameType, event: str, arg: object) -> None:
         nonlocal count
@@ -169,6 +169,8 @@ def decoded_events(fn: Callable[[], None]) -> int:
             count += 1
         elif event == "return" and frame.f_code is decoder and isinstance(arg, tuple):
             count += len(arg[0])
+        elif event == "return" and frame.f_code is maker and isinstance(arg, Event):
+            count += 1
 
     sys.setprofile(profile)
     try:
@@ -389,7 +391,7 @@ def test_events_after_the_transaction_s_time_are_walked_over_not_asked():
 
 def test_a_user_who_stays_in_one_place_is_judged_without_decoding_an_event():
     """Most transactions have no other place within fast travel's 6 hours: that is read in the bytes,
-    and a purchase under the median's minimum decodes nothing."""
+    and a purchase under the median's minimum decodes nothing (one `Event` each, for the transaction)."""
     detector = Detector(SHIPPED)
     history = [Event(T0 - dt.timedelta(hours=i), f"H{i}", "Mumbai", 100.0, "purchase", "success", "UPI")
                for i in range(24, 0, -1)]
@@ -404,5 +406,25 @@ def test_a_user_who_stays_in_one_place_is_judged_without_decoding_an_event():
             detector.end_batch()
         return run
 
-    assert decoded_events(batch("Mumbai")) == 0
-    assert decoded_events(batch("Delhi")) > 0  # a place of its own: the window is decoded and measured
+    assert decoded_events(batch("Mumbai")) == 10
+    assert decoded_events(batch("Delhi")) > 10  # a place of its own: the window is decoded and measured
+
+
+def test_a_long_history_and_one_handed_over_by_a_record_answer_as_the_scan():
+    """Over 256 events (read one fixed part at a time) and after `rewritten` (which hands its times over):
+    the window's places and its count as a scan of the events finds them."""
+    from txnmon.core.rules.history import count_since, located_only_at
+
+    evs = [Event(T0 + dt.timedelta(minutes=m), f"T{m}", "Delhi" if m % 97 == 0 else "Mumbai", 1.0, "purchase",
+                 "success", "UPI") for m in range(300)]
+    decoded = Decoded(pack_events(evs))
+    newer = Event(T0 + dt.timedelta(minutes=300), "N", "Mumbai", 1.0, "purchase", "success", "UPI")
+    handed = decoded.rewritten(10, newer)
+    for d, held in ((decoded, evs), (Decoded(pack_events(evs)), evs), (handed, [*evs[10:], newer])):
+        for back in (0, 5, 90, 120, 400):
+            since = held[-1].event_time - dt.timedelta(minutes=back)
+            window = within(held, since)
+            view = Prior(d, d.count)
+            assert located_only_at(view, since, "Mumbai") == all(e.location == "Mumbai" for e in window)
+            assert count_since(view, since) == len(window)
+    assert count_since(list(evs), T0) is None  # any other sequence: the caller scans it

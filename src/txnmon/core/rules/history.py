@@ -82,7 +82,7 @@ def _text_end(blob: bytes, count: int) -> int:
 class Decoded:
     """The events of one packed value, decoded from the newest back on demand."""
 
-    __slots__ = ("_appendable", "_flat", "_suffix", "_text_at", "_times", "_usual", "blob", "count")
+    __slots__ = ("_appendable", "_suffix", "_text_at", "_times", "_usual", "blob", "count")
 
     def __init__(self, blob: bytes) -> None:
         self.blob = blob
@@ -94,7 +94,6 @@ class Decoded:
         # every event's time in µs, read in one go on the first bisection (None: not read yet, or the
         # bytes are too short for their count: then each time is read where it is, failing as before)
         self._times: list[int] | None = None
-        self._flat: tuple[int, ...] | list[int] | None = None  # `_flat_fixed_parts`, as `_read_times` read it
 
     def _read_times(self) -> list[int] | None:
         """`_times`, read with the text lengths in one C call, which also answer `appendable`: a
@@ -103,7 +102,7 @@ class Decoded:
         if self._times is None and self.count:
             if len(self.blob) < _COUNT.size + self.count * _FIXED.size:
                 return None  # too short for its count (damaged): each time is read where it is, as before
-            flat = self._flat = _flat_fixed_parts(self.blob, self.count)
+            flat = _flat_fixed_parts(self.blob, self.count)
             times = self._times = list(flat[::6])
             if self._appendable is None:  # `_text_end`'s sum, from the same read
                 self._appendable = (_COUNT.size + self.count * _FIXED.size + sum(flat) - sum(times)
@@ -187,19 +186,14 @@ class Decoded:
     def located_only_at(self, lo: int, end: int, place: bytes) -> bool:
         """Whether every event of lo..end-1 has exactly `place` (UTF-8) as its location, read in the packed
         bytes with no event decoded: a user mostly stays in one place for hours, and then the fast-travel
-        signal has nothing to measure. False when one differs, or the bytes are not as packed here."""
+        signal has nothing to measure. False when one differs, or the bytes are not as packed here. (The other
+        texts are not read: a damaged value whose ids in the window are not UTF-8 is not refused here, as
+        decoding them would refuse it; the place's own bytes never match such bytes.)"""
         if lo >= end:
             return True
         if not self.appendable:
             return False
-        return located_at(self.blob, self._fixed_parts(), lo, end, place)
-
-    def _fixed_parts(self) -> tuple[int, ...] | list[int]:
-        """Every event's time and five text lengths (`_flat_fixed_parts`), as `_read_times` read them or now
-        (a history handed over by `rewritten` kept its times, not these). Only for appendable bytes."""
-        if self._flat is None:
-            self._flat = _flat_fixed_parts(self.blob, self.count)
-        return self._flat
+        return located_at(self.blob, self.count, lo, end, place)
 
     def event(self, i: int) -> Event:
         self._decode_back(i)

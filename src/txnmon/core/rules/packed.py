@@ -183,7 +183,7 @@ def stored_and_packed(event: Event) -> tuple[Event, bytes]:
     t, amount, tid, place, kind, status, method = (event.event_time, event.amount, event.transaction_id,
                                                    event.location, event.type, event.status, event.payment_method)
     # the usual case, checked as `_reads_back_as_is` checks it: the texts one ASCII string, which is their
-    # packed bytes as they follow the fixed part (each text's length under 0xFFFF, as their sum is)
+    # packed bytes as they follow the fixed part (each text's length at most 0xFFFF, as their sum is)
     if (type(event) is Event and type(t) is dt.datetime and t.tzinfo is dt.UTC and not t.fold
             and type(amount) is float and amount == amount and type(tid) is str and type(place) is str
             and type(kind) is str and type(status) is str and type(method) is str):
@@ -234,22 +234,19 @@ def latest_of(blob: bytes) -> dt.datetime | None:
 
 # Reading one field of a window of events in the packed bytes, with no `Event` made: most transactions
 # need only "is every place in the window this one?", and decoding the events (a datetime and five
-# strings each) to answer it was a tenth of judging them (issue 29). `flat` is every event's time and
-# five text lengths, six values an event (src/txnmon/core/rules/history.py reads it); the bytes must be
-# exactly `pack_events` of their events (`Decoded.appendable`), so their texts end the bytes.
+# strings each) to answer it was a tenth of judging them (issue 29). Only the window's fixed parts and
+# those after it are read, so the cost is the window's, not the history's.
 
-def _texts_of(blob: bytes, flat: tuple[int, ...] | list[int], i: int) -> int:
-    """Where the texts of event i begin: the texts of events i.. fill the bytes to their end."""
-    return len(blob) - (sum(flat[6 * i:]) - sum(flat[6 * i::6]))
+_LENGTHS = struct.Struct("<16x5H")  # one event's fixed part read for its five text lengths only
 
 
-def located_at(blob: bytes, flat: tuple[int, ...] | list[int], lo: int, end: int, place: bytes) -> bool:
-    """Whether every event of lo..end-1 has exactly `place` (UTF-8) as its location."""
-    at, size = _texts_of(blob, flat, lo), len(place)
-    for i in range(6 * lo, 6 * end, 6):
-        n_id, n_loc = flat[i + 1], flat[i + 2]
+def located_at(blob: bytes, count: int, lo: int, end: int, place: bytes) -> bool:
+    """Whether every event of lo..end-1 has exactly `place` (UTF-8) as its location. `blob` must be exactly
+    `pack_events` of its `count` events (`Decoded.appendable`): the texts of events lo.. end the bytes."""
+    rows = list(_LENGTHS.iter_unpack(blob[_COUNT.size + lo * _FIXED.size:_COUNT.size + count * _FIXED.size]))
+    at, size = len(blob) - sum(map(sum, rows)), len(place)
+    for n_id, n_loc, n_type, n_status, n_pay in rows[:end - lo]:
         if n_loc != size or not blob.startswith(place, at + n_id):
             return False
-        at += n_id + n_loc + flat[i + 3] + flat[i + 4] + flat[i + 5]
+        at += n_id + n_loc + n_type + n_status + n_pay
     return True
-
