@@ -5,7 +5,11 @@ Judging is pure Python, so one process judges on one core (about 65 s per millio
 session 16, issue 29); shares of the users are independent, so `txnmon backtest` uses the machine's cores
 (`--workers`). The processes are spawned, not forked: the caller may hold threads (a MongoDB client, the
 progress display) whose locks a fork would copy mid-use. A share that fails, or Ctrl-C, ends the others at
-once (the pool is terminated), instead of after every share queued.
+once (they are terminated), instead of after every share.
+
+Each process is handed its shares when it starts, not through a `multiprocessing.Pool`'s task queue: when a
+share failed, the pool's task thread could be left writing the next share (megabytes) into a pipe that the
+terminated processes no longer read, and `Pool.join` then waited for it forever (seen once, under Python 3.13).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import logging
 import math
 import multiprocessing
 import os
+import pickle
+import queue
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,7 @@ from txnmon.core import backtest
 from txnmon.core.backtest_shards import merge, shares_by_user, splittable
 from txnmon.core.rules import RuleSet
 from txnmon.core.scoring import Scorer
+from txnmon.errors import TxnmonError
 
 log = logging.getLogger("txnmon.jobs")
 
@@ -31,6 +39,11 @@ MIN_ROWS_PER_WORKER = 20_000
 # shares per process: a share ends with a progress step, and the processes stay busy to the end
 SHARES_PER_WORKER = 4
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+_POLL_S = 0.5  # how often a wait for findings checks that the processes are still there
+
+
+class BacktestProcessError(TxnmonError):
+    """A backtest process ended without handing back its findings."""
 
 
 def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
@@ -49,9 +62,35 @@ def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     return cpus
 
 
-def _judge_share(job: tuple[int, list[dict[str, Any]], RuleSet, Scorer | None]) -> tuple[int, backtest.Judged]:
-    index, share, ruleset, model = job
-    return index, backtest.judge(share, ruleset, None, model)
+def _judge_shares(jobs: list[tuple[int, list[dict[str, Any]]]], ruleset: RuleSet, model: Scorer | None,
+                  out: Any) -> None:
+    """One process: (index, findings) of each of its shares onto `out`, or (-1, (exception, traceback)) for the
+    first that fails (the parent stops the others and raises it)."""
+    try:
+        for index, share in jobs:
+            out.put((index, backtest.judge(share, ruleset, None, model)))
+    except BaseException as exc:  # the parent raises it: nothing is lost in a process
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        out.put((-1, (exc, traceback.format_exc())))
+
+
+def _next(out: Any, processes: list[Any]) -> tuple[int, Any]:
+    """The next (index, findings) a process put, failing if every process has ended without putting it (a
+    process killed, by the kernel's OOM killer for one)."""
+    while True:
+        try:
+            return out.get(timeout=_POLL_S)  # type: ignore[no-any-return]
+        except queue.Empty:
+            ended = [p.exitcode for p in processes if p.exitcode is not None]
+            if any(code != 0 for code in ended) or len(ended) == len(processes):
+                try:  # what an ended process put before it ended is still read
+                    return out.get(timeout=_POLL_S)  # type: ignore[no-any-return]
+                except queue.Empty:
+                    raise BacktestProcessError(f"a backtest process ended (exit codes {ended}) before its "
+                                               "shares were judged") from None
 
 
 def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0,
@@ -70,20 +109,35 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
     if progress is not None:
         progress(0, total)
     parts: list[backtest.Judged | None] = [None] * len(shares)
-    pool = multiprocessing.get_context("spawn").Pool(min(n, len(shares)))
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    count = min(n, len(shares))
+    processes = [context.Process(target=_judge_shares, daemon=True, name=f"txnmon-backtest-{k}",
+                                 args=([(i, shares[i]) for i in range(k, len(shares), count)], ruleset, model, out))
+                 for k in range(count)]
+    finished = False
     try:
-        jobs = ((i, share, ruleset, model) for i, share in enumerate(shares))
-        for i, judged in pool.imap_unordered(_judge_share, jobs):
+        for process in processes:
+            process.start()
+        for _ in shares:
+            i, judged = _next(out, processes)
+            if i < 0:
+                exc, where = judged
+                exc.add_note(f"in a backtest process:\n{where}")
+                raise exc
             parts[i] = judged
             done += len(shares[i])
             if progress is not None:
                 progress(done, total)
-        pool.close()
-    except BaseException:
-        pool.terminate()  # a failed share or Ctrl-C: the others stop now, not after every queued share
-        raise
+        finished = True
     finally:
-        pool.join()
+        for process in processes if not finished else ():  # a failed share or Ctrl-C: the others stop now
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            if process.pid is not None:
+                process.join()
+        out.close()
     # in share order: the merge does not depend on which process finished first
     merged = merge([part for part in parts if part is not None], ruleset.version,
                    model.version if model is not None else None)

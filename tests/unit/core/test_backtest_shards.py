@@ -184,3 +184,18 @@ def test_the_default_worker_count_honours_a_container_quota(tmp_path) -> None:
     assert backtest_workers.available_cpus(quota) == min(2, backtest_workers.available_cpus(tmp_path / "none"))
     quota.write_text("max 100000\n")
     assert backtest_workers.available_cpus(quota) == backtest_workers.available_cpus(tmp_path / "none") >= 1
+
+
+def test_a_process_that_ends_without_its_findings_fails_the_backtest() -> None:
+    """A process killed (the OOM killer, say) never puts its findings: the wait for them ends with the exit
+    codes instead of hanging; what an ended process put before it ended is still read."""
+    import queue
+    from types import SimpleNamespace
+
+    out: queue.Queue = queue.Queue()
+    with pytest.raises(backtest_workers.BacktestProcessError, match=r"-9"):
+        backtest_workers._next(out, [SimpleNamespace(exitcode=-9), SimpleNamespace(exitcode=None)])
+    out.put((3, "findings"))
+    assert backtest_workers._next(out, [SimpleNamespace(exitcode=0)]) == (3, "findings")
+    with pytest.raises(backtest_workers.BacktestProcessError, match=r"\[0, 0\]"):
+        backtest_workers._next(out, [SimpleNamespace(exitcode=0), SimpleNamespace(exitcode=0)])
