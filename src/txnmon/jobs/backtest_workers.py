@@ -10,6 +10,8 @@ once (they are terminated), instead of after every share.
 Each process is handed its shares when it starts, not through a `multiprocessing.Pool`'s task queue: when a
 share failed, the pool's task thread could be left writing the next share (megabytes) into a pipe that the
 terminated processes no longer read, and `Pool.join` then waited for it forever (seen once, under Python 3.13).
+Each sends its findings on a pipe of its own, so a process killed mid-send (the OOM killer) shows as the end
+of its pipe, not as a wait on a lock or a message that never completes.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import math
 import multiprocessing
 import os
 import pickle
-import queue
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,10 @@ log = logging.getLogger("txnmon.jobs")
 # below this many rows a process costs more than it saves: starting one and handing it its rows take about a
 # second, a second of judging is some 15,000 rows
 MIN_ROWS_PER_WORKER = 20_000
-# shares per process: a share ends with a progress step, and the processes stay busy to the end
+# shares per process: a share ends with a progress step (the shares are dealt out in turn, and are of about
+# one size: users are put in them by a hash of their id)
 SHARES_PER_WORKER = 4
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-_POLL_S = 0.5  # how often a wait for findings checks that the processes are still there
 
 
 class BacktestProcessError(TxnmonError):
@@ -63,34 +65,32 @@ def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
 
 
 def _judge_shares(jobs: list[tuple[int, list[dict[str, Any]]]], ruleset: RuleSet, model: Scorer | None,
-                  out: Any) -> None:
-    """One process: (index, findings) of each of its shares onto `out`, or (-1, (exception, traceback)) for the
-    first that fails (the parent stops the others and raises it)."""
+                  out: Connection) -> None:
+    """One process: (index, findings) of each of its shares sent on `out`, or (-1, (exception, traceback)) for
+    the first that fails (the parent stops the others and raises it)."""
     try:
         for index, share in jobs:
-            out.put((index, backtest.judge(share, ruleset, None, model)))
+            out.send((index, backtest.judge(share, ruleset, None, model)))
     except BaseException as exc:  # the parent raises it: nothing is lost in a process
         try:
-            pickle.dumps(exc)
+            pickle.loads(pickle.dumps(exc))  # some exceptions pickle but cannot be made again from it
         except Exception:
             exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-        out.put((-1, (exc, traceback.format_exc())))
+        out.send((-1, (exc, traceback.format_exc())))
+    finally:
+        out.close()
 
 
-def _next(out: Any, processes: list[Any]) -> tuple[int, Any]:
-    """The next (index, findings) a process put, failing if every process has ended without putting it (a
-    process killed, by the kernel's OOM killer for one)."""
-    while True:
-        try:
-            return out.get(timeout=_POLL_S)  # type: ignore[no-any-return]
-        except queue.Empty:
-            ended = [p.exitcode for p in processes if p.exitcode is not None]
-            if any(code != 0 for code in ended) or len(ended) == len(processes):
-                try:  # what an ended process put before it ended is still read
-                    return out.get(timeout=_POLL_S)  # type: ignore[no-any-return]
-                except queue.Empty:
-                    raise BacktestProcessError(f"a backtest process ended (exit codes {ended}) before its "
-                                               "shares were judged") from None
+def _findings(readers: list[Connection]) -> Iterator[tuple[int, Any]]:
+    """Everything the processes send, as it comes, until each has closed its pipe (or ended: killed
+    mid-send, its pipe ends inside a message, which ends it too)."""
+    open_ = list(readers)
+    while open_:
+        for reader in wait(open_):
+            try:
+                yield reader.recv()  # type: ignore[union-attr]
+            except EOFError:
+                open_.remove(reader)  # type: ignore[arg-type]
 
 
 def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected: int = 0,
@@ -110,17 +110,21 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
         progress(0, total)
     parts: list[backtest.Judged | None] = [None] * len(shares)
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
     count = min(n, len(shares))
-    processes = [context.Process(target=_judge_shares, daemon=True, name=f"txnmon-backtest-{k}",
-                                 args=([(i, shares[i]) for i in range(k, len(shares), count)], ruleset, model, out))
-                 for k in range(count)]
+    processes, readers = [], []
     finished = False
     try:
-        for process in processes:
-            process.start()
-        for _ in shares:
-            i, judged = _next(out, processes)
+        for k in range(count):
+            reader, writer = context.Pipe(duplex=False)
+            readers.append(reader)
+            processes.append(context.Process(
+                target=_judge_shares, daemon=True, name=f"txnmon-backtest-{k}",
+                args=([(i, shares[i]) for i in range(k, len(shares), count)], ruleset, model, writer)))
+            try:
+                processes[-1].start()
+            finally:
+                writer.close()  # the process has its own: the pipe ends here when the process does
+        for i, judged in _findings(readers):
             if i < 0:
                 exc, where = judged
                 exc.add_note(f"in a backtest process:\n{where}")
@@ -129,15 +133,22 @@ def run_backtest(transactions: list[dict[str, Any]], ruleset: RuleSet, rejected:
             done += len(shares[i])
             if progress is not None:
                 progress(done, total)
+        missing = parts.count(None)
+        if missing:
+            for process in processes:
+                process.join()
+            raise BacktestProcessError(f"backtest processes ended (exit codes {[p.exitcode for p in processes]}) "
+                                       f"before judging {missing} of {len(shares)} shares")
         finished = True
     finally:
-        for process in processes if not finished else ():  # a failed share or Ctrl-C: the others stop now
+        for process in () if finished else processes:  # a failed share or Ctrl-C: the others stop now
             if process.is_alive():
                 process.terminate()
         for process in processes:
             if process.pid is not None:
                 process.join()
-        out.close()
+        for reader in readers:
+            reader.close()
     # in share order: the merge does not depend on which process finished first
     merged = merge([part for part in parts if part is not None], ruleset.version,
                    model.version if model is not None else None)

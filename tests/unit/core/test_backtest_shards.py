@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -186,16 +187,20 @@ def test_the_default_worker_count_honours_a_container_quota(tmp_path) -> None:
     assert backtest_workers.available_cpus(quota) == backtest_workers.available_cpus(tmp_path / "none") >= 1
 
 
-def test_a_process_that_ends_without_its_findings_fails_the_backtest() -> None:
-    """A process killed (the OOM killer, say) never puts its findings: the wait for them ends with the exit
-    codes instead of hanging; what an ended process put before it ended is still read."""
-    import queue
-    from types import SimpleNamespace
 
-    out: queue.Queue = queue.Queue()
-    with pytest.raises(backtest_workers.BacktestProcessError, match=r"-9"):
-        backtest_workers._next(out, [SimpleNamespace(exitcode=-9), SimpleNamespace(exitcode=None)])
-    out.put((3, "findings"))
-    assert backtest_workers._next(out, [SimpleNamespace(exitcode=0)]) == (3, "findings")
-    with pytest.raises(backtest_workers.BacktestProcessError, match=r"\[0, 0\]"):
-        backtest_workers._next(out, [SimpleNamespace(exitcode=0), SimpleNamespace(exitcode=0)])
+class DyingModel(RatioModel):
+    """A model whose process dies as it is handed over (as a process killed by the OOM killer would)."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os._exit, (3,))
+
+
+def test_a_process_that_ends_without_its_findings_fails_the_backtest(monkeypatch) -> None:
+    """Processes that end without sending their findings: the backtest fails with their exit codes instead
+    of waiting, and leaves no process."""
+    txs = labelled_day(3_000, seed=9)
+    monkeypatch.setattr(backtest_workers, "MIN_ROWS_PER_WORKER", 1_000)
+    rules = weigh_model(load_rules(DEFAULT_RULES_FILE), 0.5, 30, 30)
+    with pytest.raises(backtest_workers.BacktestProcessError, match=r"exit codes \[3, 3\].*8 of 8 shares"):
+        backtest_workers.run_backtest(txs, rules, model=DyingModel(), workers=2)
+    assert multiprocessing.active_children() == []
