@@ -183,18 +183,6 @@ class Decoded:
         self._suffix = events_of(rows, self.blob[start:end])[0] + self._suffix
         self._text_at = start
 
-    def located_only_at(self, lo: int, end: int, place: bytes) -> bool:
-        """Whether every event of lo..end-1 has exactly `place` (UTF-8) as its location, read in the packed
-        bytes with no event decoded: a user mostly stays in one place for hours, and then the fast-travel
-        signal has nothing to measure. False when one differs, or the bytes are not as packed here. (The other
-        texts are not read: a damaged value whose ids in the window are not UTF-8 is not refused here, as
-        decoding them would refuse it; the place's own bytes never match such bytes.)"""
-        if lo >= end:
-            return True
-        if not self.appendable:
-            return False
-        return located_at(self.blob, self.count, lo, end, place)
-
     def event(self, i: int) -> Event:
         self._decode_back(i)
         return self._suffix[i - (self.count - len(self._suffix))]
@@ -356,7 +344,12 @@ def located_only_at(prior: Sequence[Event], since: dt.datetime, place: str) -> b
     except UnicodeEncodeError:  # a lone surrogate: never in the packed bytes, which the slow path reads
         return False
     decoded, end = prior._decoded, prior._end
-    return len(raw) <= 0xFFFF and decoded.located_only_at(decoded.since(since, end), end, raw)
+    lo = decoded.since(since, end)
+    # a user mostly stays in one place for hours, and then the fast-travel signal has nothing to measure. Only
+    # the places are read: a damaged value whose ids in the window are not UTF-8 is not refused here, as
+    # decoding them would refuse it (no place's bytes match such bytes)
+    return lo >= end or (len(raw) <= 0xFFFF and decoded.appendable and located_at(decoded.blob, decoded.count, lo,
+                                                                                   end, raw))
 
 
 def count_since(prior: Sequence[Event], since: dt.datetime) -> int | None:

@@ -161,16 +161,19 @@ def unpack_events_v2(blob: bytes) -> list[Event]:
     return out
 
 
-def _reads_back_as_is(event: Event, texts: tuple[str, ...]) -> bool:
-    """Does `event` (whose texts are `texts`) read back from the bytes as an equal Event in every way
-    (the same types, UTC by the same tzinfo object, texts uncut, no NaN whose identity tuple equality
-    would notice)? Events made by `event_from` from a UTC time always do."""
-    t, amount = event.event_time, event.amount
-    if type(event) is not Event or type(t) is not dt.datetime or t.tzinfo is not dt.UTC or t.fold:
-        return False
-    if type(amount) is not float or amount != amount:
-        return False
-    return all(type(text) is str and text.isascii() and len(text) <= 0xFFFF for text in texts)
+def _plain_text(event: Event) -> str | None:
+    """The event's five texts as one ASCII string when it reads back from the bytes as an equal Event in
+    every way (the same types, UTC by the same tzinfo object, texts uncut, no NaN whose identity tuple
+    equality would notice): that string is then the texts' packed bytes. None otherwise. Events made by
+    `event_from` from a UTC time always read back as themselves."""
+    t, tid, place, amount, kind, status, method = event if type(event) is Event else (None,) * 7
+    if type(t) is not dt.datetime or t.tzinfo is not dt.UTC or t.fold or type(amount) is not float or amount != amount:
+        return None
+    if not (type(tid) is str and type(place) is str and type(kind) is str and type(status) is str
+            and type(method) is str):
+        return None
+    text = tid + place + kind + status + method
+    return text if text.isascii() and len(text) <= 0xFFFF else None  # (the sum under it: each text is)
 
 
 def as_stored(event: Event) -> Event:
@@ -180,22 +183,14 @@ def as_stored(event: Event) -> Event:
 
 def stored_and_packed(event: Event) -> tuple[Event, bytes]:
     """`as_stored(event)` and `pack_events([event])`, packing once (a record needs both)."""
-    t, amount, tid, place, kind, status, method = (event.event_time, event.amount, event.transaction_id,
-                                                   event.location, event.type, event.status, event.payment_method)
-    # the usual case, checked as `_reads_back_as_is` checks it: the texts one ASCII string, which is their
-    # packed bytes as they follow the fixed part (each text's length at most 0xFFFF, as their sum is)
-    if (type(event) is Event and type(t) is dt.datetime and t.tzinfo is dt.UTC and not t.fold
-            and type(amount) is float and amount == amount and type(tid) is str and type(place) is str
-            and type(kind) is str and type(status) is str and type(method) is str):
-        text = tid + place + kind + status + method
-        if text.isascii() and len(text) <= 0xFFFF:
-            return event, b"".join((_ONE, _FIXED.pack(_micros(t), amount, len(tid), len(place), len(kind), len(status),
-                                                      len(method)), text.encode("ascii")))
-    texts = (tid, place, kind, status, method)
-    as_is = _reads_back_as_is(event, texts)  # the usual case: ASCII texts, each `_text` of it its ASCII bytes
-    parts = [x.encode("ascii") for x in texts] if as_is else [_text(x) for x in texts]
+    text = _plain_text(event)
+    if text is not None:  # the usual case: packed from the one string, and the event is its own read-back
+        t, tid, place, amount, kind, status, method = event
+        return event, b"".join((_ONE, _FIXED.pack(_micros(t), amount, len(tid), len(place), len(kind), len(status),
+                                                  len(method)), text.encode("ascii")))
+    parts = [_text(x) for x in (event.transaction_id, event.location, event.type, event.status, event.payment_method)]
     one = b"".join((_ONE, _FIXED.pack(_micros(event.event_time), event.amount, *map(len, parts)), *parts))
-    return (event if as_is else _unpack(one)[0][0]), one
+    return _unpack(one)[0][0], one
 
 
 def append_event(blob: bytes, event: Event) -> bytes:
