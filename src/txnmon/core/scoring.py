@@ -21,7 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from txnmon.core import features
+from txnmon.core.feature_timeline import Timeline, TimelineCache
 from txnmon.core.rules import Detector
+from txnmon.core.rules.history import micros
 from txnmon.core.rules.model_signal import Factor, ModelScore
 from txnmon.core.rules.packed import as_stored
 from txnmon.core.rules.state import Event, UserStateStore, event_from
@@ -31,6 +33,7 @@ __all__ = ["Factor", "ModelScore", "Scorer", "batch_features", "describe", "scor
            "worth_scoring"]
 log = logging.getLogger("txnmon.stream")
 _UTC = dt.UTC
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 class Scorer(Protocol):
@@ -52,30 +55,46 @@ _KEY = operator.attrgetter("key")
 def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> list[tuple[float, ...]]:
     """Each transaction's feature vector, as if each were judged and recorded in turn (`state` unchanged).
 
-    A user's events are decoded once per batch (the judging that follows reads the same decode) into a
-    `features.Timeline`, and each transaction is recorded into it as `UserHistory.record` records it
-    (placed by its key, as it reads back from the packed bytes, then cut to the horizon and the count).
-    The usual transaction, newer than all its user's events, is featurised from the timeline's kept
-    counts; any other (late, or an id held already) by `features.compute` over the events, as before.
-    Property tests hold both to the vectors training computes."""
-    # users one at a time (a user's vectors depend on that user's events only): each timeline is let go
-    # as soon as its user is done, so a batch's timelines never pile up for the garbage collector to walk
+    Each user's events are read as a `Timeline` (src/txnmon/core/feature_timeline.py): kept from the user's
+    last batch while it is still their history (the state's cache, `_timelines`), else built from their
+    decoded events. Each transaction is recorded into it as `UserHistory.record` records it (as it reads back
+    from the packed bytes, then cut to the horizon and the count). The usual transaction, newer than all its
+    user's events, is featurised from the timeline's kept counts; any other (late, or an id held) by
+    `features.compute` over the events, as before. Property tests hold both to the vectors training computes."""
     by_user: dict[str, list[tuple[int, Event]]] = {}
     n = 0
     for n, tx in enumerate(txs, 1):
         by_user.setdefault(str(tx["user_id"]), []).append((n - 1, event_from(tx)))
     rows: list[tuple[float, ...]] = [()] * n
     horizon, most = state.horizon, state.max_events_per_user
+    horizon_us = horizon // _MICROSECOND
+    cache = _timelines(state)
     for user, arrivals in by_user.items():
-        line = features.Timeline(state.events_of(user))
+        blob = state.packed(user)[0] if user in state else b""
+        line = cache.usable(user, blob)
+        if line is None:
+            events = state.events_of(user)
+            line = Timeline([micros(e.event_time) for e in events], events, blob)
+            cache.keep(user, line)
         for i, event in arrivals:
-            if line.newest_before(event):
-                rows[i] = line.vector(event)
-                line.append(_stored(event), horizon, most)
+            at_us = micros(event.event_time)
+            if line.newest_before(event, at_us):
+                rows[i] = line.vector(event, at_us)
+                line.append(_stored(event), at_us, horizon_us, most)
             else:
-                rows[i], events = _late(line.kept(), line.ids, event, horizon, most)
-                line = features.Timeline(events)
+                kept = line.kept(state.events_of(user) if line.base else [])
+                rows[i], events = _late(kept, {e.transaction_id for e in kept}, event, horizon, most)
+                # no packed value is these events: this timeline holds them itself, and is not kept
+                line = Timeline([micros(e.event_time) for e in events], events, None)
+                cache.forget(user)
     return rows
+
+
+def _timelines(state: UserStateStore) -> TimelineCache:
+    """The state's timelines, kept in step with its records (`UserStateStore.follower`)."""
+    if not isinstance(state.follower, TimelineCache):
+        state.follower = TimelineCache()
+    return state.follower
 
 
 def _stored(event: Event) -> Event:

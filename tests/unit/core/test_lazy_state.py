@@ -22,11 +22,24 @@ from txnmon.core.rules import Detector, load_rules, parse_rules
 from txnmon.core.rules import packed as packed_module
 from txnmon.core.rules import state as state_module
 from txnmon.core.rules.packed import as_stored, stored_and_packed
-from txnmon.core.rules.state import _AFTER_ANY_ID, Event, UserStateStore, pack_events, packed_within, unpack_events
+from txnmon.core.rules.state import Event, UserStateStore, pack_events, packed_within, unpack_events
 from txnmon.settings import DEFAULT_RULES_FILE
 
 T0 = dt.datetime(2025, 9, 30, 10, 0, tzinfo=dt.UTC)
 AFTER = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+class _AfterAnyId:
+    """Sorts after every transaction id: (t, _AFTER_ANY_ID) bounds all keys at event time t."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+
+_AFTER_ANY_ID = _AfterAnyId()
 
 
 def old_record(blob: bytes, event: Event, horizon: dt.timedelta, max_events: int) -> tuple[list[Event], bytes]:

@@ -22,6 +22,7 @@ import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Protocol
 
 from txnmon.core.rules.history import Decoded, Prior, micros
 from txnmon.core.rules.packed import (
@@ -47,19 +48,7 @@ _NO_RAISED: Mapping[str, tuple[dt.datetime, str]] = MappingProxyType({})
 MAX_DECODED_USERS = 20_000
 
 
-class _AfterAnyId:
-    """Sorts after every transaction id: (t, _AFTER_ANY_ID) bounds all keys at event time t."""
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    def __gt__(self, other: object) -> bool:
-        return True
-
-
-_AFTER_ANY_ID = _AfterAnyId()
 _MICROSECOND = dt.timedelta(microseconds=1)
-
 
 
 def _keys(events: list[Event]) -> list[tuple[dt.datetime, str]]:
@@ -67,6 +56,15 @@ def _keys(events: list[Event]) -> list[tuple[dt.datetime, str]]:
 
 
 Raised = dict[str, tuple[dt.datetime, str]]
+
+
+class RecordFollower(Protocol):
+    """Something kept in step with the users' histories by their records (the risk model's feature
+    timelines, src/txnmon/core/feature_timeline.py): told of each, with the packed history before and after."""
+
+    def recorded(self, user: str, before: bytes, after: bytes, event: Event) -> None: ...
+
+    def clear(self) -> None: ...
 
 
 class UserHistory:
@@ -254,6 +252,7 @@ class UserStateStore:
         # the latest `prior`'s (user, (event, decoded history, prior)): the judge's work, which the
         # record of the same event reuses (see `UserHistory.record`)
         self._judged: tuple[str, tuple[Event, Decoded, Sequence[Event]]] | None = None
+        self.follower: RecordFollower | None = None  # told of every record (see `RecordFollower`)
 
     def __len__(self) -> int:
         return len(self._users)
@@ -340,8 +339,12 @@ class UserStateStore:
     def record(self, user_id: str, event: Event) -> Sequence[Event]:
         """Add the event and return the user's events before it (what the rules look at)."""
         judged, self._judged = self._judged, None
-        prior = self.get(user_id).record(event, self.horizon, self.max_events_per_user,
-                                         judged[1] if judged is not None and judged[0] == user_id else None)
+        history = self.get(user_id)
+        before = self._users[user_id]
+        prior = history.record(event, self.horizon, self.max_events_per_user,
+                               judged[1] if judged is not None and judged[0] == user_id else None)
+        if self.follower is not None:
+            self.follower.recorded(user_id, before, self._users[user_id], event)
         if self.watermark is None or event.event_time > self.watermark:
             self.watermark = event.event_time
         return prior
@@ -376,6 +379,8 @@ class UserStateStore:
         self._judged = None
 
     def clear(self) -> None:
+        if self.follower is not None:
+            self.follower.clear()
         self._decoded.clear()
         self._judged = None
         self._users.clear()
