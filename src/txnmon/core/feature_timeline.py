@@ -28,6 +28,7 @@ from itertools import accumulate
 
 from txnmon.core import geo
 from txnmon.core.features import LIMIT, MISSING, travel
+from txnmon.core.rules.packed import texts_start
 from txnmon.core.rules.state import Event, count_of
 
 _US = 1_000_000
@@ -38,9 +39,11 @@ _HOUR_OF_DAY_US = 3_600 * _US
 _MINUTE_US = 60 * _US
 _INF = math.inf
 # The events that timelines kept between batches may hold in all, the least recently used let go first. An
-# event costs about 100-150 bytes here (measured with tracemalloc: 5.7 KB for a user's 40, 20 KB for 200),
-# so this is about 60 MB, whatever the users' history lengths: 10,000 users of 40 events.
+# event costs about 100-150 bytes here and a timeline about 2.8 KB of its own (measured with tracemalloc: 5.7
+# KB for a user's 40 events, 20 KB for 200), so this is about 60-70 MB whatever the history lengths.
 MAX_TIMELINE_EVENTS = 400_000
+# a timeline's own objects (its lists, sets and dicts: about 2.8 KB) counted as this many events
+_OVERHEAD_EVENTS = 20
 # the cut-off events at the front are let go once this many (and as many as are kept) have piled up
 _COMPACT_AFTER = 32
 
@@ -75,7 +78,7 @@ class Timeline:
             self._add_place(place, self.places.count(place))
         self._methods = {m: self.methods.count(m) for m in set(self.methods) if m}
         self.lo = 0
-        self.base = base if base is not None else b""
+        self.base = base
         # appended in this batch, as they read back from the packed bytes (without a base: every event)
         self.added: list[Event] = [] if base is not None else list(events)
         self.added_ids = set() if base is not None else {e.transaction_id for e in events}
@@ -109,11 +112,13 @@ class Timeline:
         tid = event.transaction_id
         if tid in self.added_ids:
             return False
-        try:
-            if tid.encode("utf-8") in self.base:
-                return False
-        except UnicodeEncodeError:
-            return False  # a lone surrogate: the slow path decides
+        base = self.base
+        if base:  # the texts only: an id's bytes found among the times and amounts would cost a slow path
+            try:
+                if base.find(tid.encode("utf-8"), texts_start(base)) >= 0:
+                    return False
+            except UnicodeEncodeError:
+                return False  # a lone surrogate: the slow path decides
         return not self.times or self.times[-1] < at_us
 
     def vector(self, event: Event, at_us: int) -> tuple[float, ...]:
@@ -207,7 +212,7 @@ class Timeline:
         n = len(self.times) - self.lo
         if not n:
             return []
-        return (base_events + self.added)[-n:] if self.base else self.added[-n:]
+        return (base_events + self.added)[-n:] if self.base is not None else self.added[-n:]
 
 
 class TimelineCache:
@@ -226,16 +231,17 @@ class TimelineCache:
     def usable(self, user: str, blob: bytes) -> Timeline | None:
         """The user's kept timeline if it is their packed history `blob` (and all it was handed is recorded)."""
         line = self._lines.get(user)
-        if line is None or line.base is not blob or line.pending:
+        if line is None or line.base is None or line.base is not blob or line.pending:
             return None
         line.begin()
         self.keep(user, line)  # the most recently used now, its size counted again
         return line
 
     def keep(self, user: str, line: Timeline) -> None:
+        """Keep (or count again, after a batch's appends) the user's timeline, the most recently used now."""
         self.forget(user)
         self._lines[user] = line
-        self._sizes[user] = size = len(line.times)
+        self._sizes[user] = size = len(line.times) + _OVERHEAD_EVENTS
         self.events += size
         while self.events > self.limit and len(self._lines) > 1:
             self.forget(next(iter(self._lines)))
@@ -260,6 +266,8 @@ class TimelineCache:
             if (expected is event or expected == event) and count_of(after) == count:
                 line.pending.popleft()
                 line.base = after
+                if not line.pending:  # `after` holds them now
+                    line.added, line.added_ids = [], set()
                 return
         self.forget(user)
 

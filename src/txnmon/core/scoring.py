@@ -75,7 +75,6 @@ def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> l
         if line is None:
             events = state.events_of(user)
             line = Timeline([micros(e.event_time) for e in events], events, blob)
-            cache.keep(user, line)
         for i, event in arrivals:
             at_us = micros(event.event_time)
             if line.newest_before(event, at_us):
@@ -86,14 +85,19 @@ def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> l
                 rows[i], events = _late(kept, {e.transaction_id for e in kept}, event, horizon, most)
                 # no packed value is these events: this timeline holds them itself, and is not kept
                 line = Timeline([micros(e.event_time) for e in events], events, None)
-                cache.forget(user)
+        if line.base is not None:
+            cache.keep(user, line)  # counted again with this batch's events
+        else:
+            cache.forget(user)
     return rows
 
 
 def _timelines(state: UserStateStore) -> TimelineCache:
     """The state's timelines, kept in step with its records (`UserStateStore.follower`)."""
-    if not isinstance(state.follower, TimelineCache):
+    if state.follower is None:
         state.follower = TimelineCache()
+    if not isinstance(state.follower, TimelineCache):  # one follower a state: never replaced unseen
+        raise TypeError(f"the state is followed by {type(state.follower).__name__}, not timelines: cannot score")
     return state.follower
 
 

@@ -209,6 +209,11 @@ def append_packed(blob: bytes, one: bytes) -> bytes:
     return b"".join((_COUNT.pack(count + 1), blob[_COUNT.size:split], one[_COUNT.size:mid], blob[split:], one[mid:]))
 
 
+def texts_start(blob: bytes) -> int:
+    """Where the texts begin in a non-empty `blob`: after the count and every fixed part."""
+    return _COUNT.size + count_of(blob) * _FIXED.size
+
+
 def count_of(blob: bytes) -> int:
     return _COUNT.unpack_from(blob)[0] if blob else 0
 
