@@ -1,9 +1,9 @@
-"""Which weight the risk model earns in the typologies: train on one labelled generated day, then on
+"""Which weight the risk model earns in the typologies: train on one or more labelled generated days, then on
 each held-out day backtest the rules alone and the rules with `model_score` weighed (a grid of
 threshold, weight and threshold raise, src/txnmon/core/model_report.py), per pattern and per clean
 behaviour. No MongoDB: the model is fitted in this process as `txnmon models train` fits it.
 
-    python bench/model_weight.py --train A.csv --test B.csv --test C.csv \
+    python bench/model_weight.py --train A.csv [--train A2.csv ...] --test B.csv --test C.csv \
         [--grid 0.5:30:0 0.2:30:30:card_testing,refund_abuse ...]
 """
 
@@ -27,7 +27,7 @@ GRID = ("0.5:30:0", "0.8:30:0", "0.5:30:30", "0.2:30:30", "0.1:30:30", "0.5:20:1
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train", required=True)
+    ap.add_argument("--train", action="append", required=True, help="a labelled day to fit on (repeat: all of them)")
     ap.add_argument("--test", action="append", required=True)
     ap.add_argument("--rules", default=str(DEFAULT_RULES_FILE))
     ap.add_argument("--grid", nargs="*", default=list(GRID), help="threshold:weight:raise_by[:typology,...]")
@@ -35,9 +35,13 @@ def main() -> None:
     args = ap.parse_args()
     zone = ZoneInfo("UTC")
     rules = load_rules(args.rules)
-    train_txs, _ = load_transactions(args.train, zone)
-    data = risk_model.training_set(train_txs, rules)
-    model = LoadedModel("bench", boosting.fit(data.rows, data.labels), {})
+    rows, labels = [], []
+    for train in args.train:  # each day replayed through its own state, as `txnmon models train` replays a file
+        train_txs, _ = load_transactions(train, zone)
+        data = risk_model.training_set(train_txs, rules)
+        rows += data.rows
+        labels += data.labels
+    model = LoadedModel("bench", boosting.fit(rows, labels), {})
     out = []
     for test in args.test:
         txs, rejected = load_transactions(test, zone)

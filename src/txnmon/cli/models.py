@@ -87,7 +87,7 @@ def register(sub: Any) -> None:
     ms = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     q = ms.add_parser("train", help="train on a labelled `txnmon generate` file (70/30 in time) or two (A, then B)")
     q.add_argument("--data", action="append", required=True, metavar="FILE",
-                   help="labelled CSV; give it twice to train on the first file and test on the second")
+                   help="labelled CSV; give it more than once to train on every file but the last and test on the last")
     q.add_argument("--rounds", type=positive_int, default=100, help="boosting rounds (default 100)")
     q = ms.add_parser("list", help="every registered version, newest first (* = promoted)")
     q.add_argument("--json", action="store_true")

@@ -70,6 +70,18 @@ def training_set(transactions: Iterable[Mapping[str, Any]], ruleset: RuleSet) ->
     return out
 
 
+def joined(sets: Sequence[TrainingSet]) -> TrainingSet:
+    """Several files' rows as one training set, each file's in its own arrival order (each was replayed
+    through its own state: a generated day's users are not another day's)."""
+    out = TrainingSet()
+    for part in sets:
+        out.rows += part.rows
+        out.labels += part.labels
+        out.times += part.times
+        out.rule_alerted += part.rule_alerted
+    return out
+
+
 def time_split(data: TrainingSet, share: float = TRAIN_SHARE) -> tuple[TrainingSet, TrainingSet]:
     """(train, test): the rows before the event time that `share` of the rows come before, the rest.
     By rows, not by the clock: a few late or next-day rows must not leave the test side nearly empty."""

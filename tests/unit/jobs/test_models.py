@@ -114,14 +114,14 @@ def test_an_unsafe_version_id_is_refused_before_any_file_is_read(tmp_path, monke
             models.load(_settings(tmp_path), version)
 
 
-def _day(tmp_path, rows: int = 600, bad: int = 0):
+def _day(tmp_path, rows: int = 600, bad: int = 0, seed: int = 5):
     """A labelled generated day with naive timestamps (no zone), `bad` of its rows with no amount."""
     import pandas as pd
 
     from txnmon.synthetic.generator import GeneratorSpec, generate, write_csv
 
     path = tmp_path / "day.csv"
-    write_csv(generate(GeneratorSpec(rows=rows, users=60, fraud_rate=0.05, seed=5)), path)
+    write_csv(generate(GeneratorSpec(rows=rows, users=60, fraud_rate=0.05, seed=seed)), path)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     frame["timestamp"] = frame["timestamp"].str.rstrip("Z")
     frame.loc[frame.index[:bad], "amount"] = "not-a-number"
@@ -169,6 +169,33 @@ def test_training_refuses_a_file_with_too_many_invalid_rows(tmp_path, monkeypatc
     doc = models.train(s, [_day(tmp_path, bad=3)], rounds=3)  # 0.5%: trained without them, and said
     assert doc["data"][0]["invalid_rows"] == 3 and doc["data"][0]["rows"] == 597
     assert registry.registered == [doc]
+
+
+def test_with_several_files_every_one_but_the_last_trains_and_the_last_tests(tmp_path, monkeypatch) -> None:
+    """More than one generated day's fraud rows to learn from (docs/model.md: four days trained the model that
+    confirmed the rules robustly, one did not): each file replayed through its own state, all but the last
+    fitted on, the last held out."""
+    from txnmon.core import boosting
+    from txnmon.errors import UsageError
+
+    registry = _use(monkeypatch, _Registry())
+    fitted = []
+    real_fit = boosting.fit
+    monkeypatch.setattr(boosting, "fit",
+                        lambda rows, labels, rounds: fitted.append(len(rows)) or real_fit(rows, labels, rounds))
+    s = _settings(tmp_path)
+    days = []
+    for name, seed, rows in (("a.csv", 5, 600), ("b.csv", 6, 400), ("c.csv", 7, 300)):
+        days.append(tmp_path / name)
+        _day(tmp_path, rows=rows, seed=seed).rename(days[-1])
+    doc = models.train(s, days, rounds=3)
+    assert fitted == [1_000]  # a and b, whole
+    assert doc["train_rows"] == 1_000 and doc["test_rows"] == 300
+    assert doc["split"] == "train on a.csv, b.csv, test on c.csv"
+    assert [d["rows"] for d in doc["data"]] == [600, 400, 300]
+    assert registry.registered == [doc]
+    with pytest.raises(UsageError, match="give one labelled file"):
+        models.train(s, [], rounds=3)
 
 
 def test_a_version_already_registered_is_an_error_not_a_success(tmp_path, monkeypatch) -> None:
