@@ -28,6 +28,7 @@ from itertools import accumulate
 
 from txnmon.core import geo
 from txnmon.core.features import LIMIT, MISSING, travel
+from txnmon.core.rules.history import micros
 from txnmon.core.rules.packed import texts_start
 from txnmon.core.rules.state import Event, count_of
 
@@ -35,7 +36,6 @@ _US = 1_000_000
 _TEN_MINUTES_US = 600 * _US
 _HOUR_US = 3_600 * _US
 _DAY_US = 86_400 * _US
-_HOUR_OF_DAY_US = 3_600 * _US
 _MINUTE_US = 60 * _US
 _INF = math.inf
 # The events that timelines kept between batches may hold in all, the least recently used let go first. An
@@ -58,12 +58,12 @@ class Timeline:
     __slots__ = ("_countries", "_failed", "_methods", "_places", "_refunds", "_usual", "added", "added_ids",
                  "amounts", "base", "lo", "methods", "pending", "places", "times")
 
-    def __init__(self, times: list[int], events: Sequence[Event], base: bytes | None) -> None:
-        """`times`: each event's time in µs since the epoch; `base`: the packed history these events are (the
-        state's, when the timeline may be kept for the user's next batch), None for a list of events that is
-        no packed value (then their ids are held here instead of searched for in it)."""
+    def __init__(self, events: Sequence[Event], base: bytes | None) -> None:
+        """`base`: the packed history these events are (the state's, when the timeline may be kept for the
+        user's next batch), None for a list of events that is no packed value (then their ids are held here
+        instead of searched for in it)."""
         intern = sys.intern  # a user has few places and methods: one string each, not one per event
-        self.times = times
+        self.times = [micros(e.event_time) for e in events]  # µs since the epoch
         self.amounts = [e.amount for e in events]
         self.places = [intern(e.location) for e in events]
         self.methods = [intern(e.payment_method) for e in events]
@@ -165,7 +165,7 @@ class Timeline:
             float(event.type == "refund"),
             float(event.status == "failed"),
             # the UTC hour and minute of a time in µs since the epoch: what astimezone(UTC) gives
-            at_us // _HOUR_OF_DAY_US % 24 + at_us // _MINUTE_US % 60 / 60,
+            at_us // _HOUR_US % 24 + at_us // _MINUTE_US % 60 / 60,
             first_seen,
         )
 

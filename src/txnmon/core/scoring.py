@@ -74,7 +74,7 @@ def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> l
         line = cache.usable(user, blob)
         if line is None:
             events = state.events_of(user)
-            line = Timeline([micros(e.event_time) for e in events], events, blob)
+            line = Timeline(events, blob)
         for i, event in arrivals:
             at_us = micros(event.event_time)
             if line.newest_before(event, at_us):
@@ -84,7 +84,7 @@ def batch_features(state: UserStateStore, txs: Iterable[Mapping[str, Any]]) -> l
                 kept = line.kept(state.events_of(user) if line.base else [])
                 rows[i], events = _late(kept, {e.transaction_id for e in kept}, event, horizon, most)
                 # no packed value is these events: this timeline holds them itself, and is not kept
-                line = Timeline([micros(e.event_time) for e in events], events, None)
+                line = Timeline(events, None)
         if line.base is not None:
             cache.keep(user, line)  # counted again with this batch's events
         else:

@@ -57,7 +57,7 @@ def test_the_timeline_gives_the_vectors_compute_gives(held, arrivals, horizon_mi
     history = sorted({e.transaction_id: as_stored(e) for e in (event(-1, r) for r in held)}.values(),
                      key=lambda e: e.key)
     horizon = dt.timedelta(minutes=horizon_min)
-    line = Timeline([micros(e.event_time) for e in history], history, pack_events(history))
+    line = Timeline(history, pack_events(history))
     kept = list(history)
     fast = 0
     for i, row in enumerate(sorted(arrivals) if ordered else arrivals):
@@ -203,12 +203,12 @@ def test_a_record_that_leaves_another_count_drops_the_timeline() -> None:
     limit is cut by size, which a timeline does not follow): otherwise it is dropped."""
     cache = TimelineCache()
     e = Event(T0, "T1", "Mumbai", 10.0, "purchase", "success", "UPI")
-    line = Timeline([], [], b"")
+    line = Timeline([], b"")
     line.append(e, micros(T0), 10**12, 100)
     cache.keep("U1", line)
     cache.recorded("U1", b"", pack_events([e, e._replace(transaction_id="T0")]), e)  # two events, one expected
     assert len(cache) == 0
-    line = Timeline([], [], b"")
+    line = Timeline([], b"")
     line.append(e, micros(T0), 10**12, 100)
     cache.keep("U1", line)
     after = pack_events([e])
@@ -221,7 +221,7 @@ def test_timelines_kept_are_bounded_by_their_events_least_recently_used_first() 
     def line(n: int) -> Timeline:
         events = [Event(T0 + dt.timedelta(minutes=i), f"T{i}", "Mumbai", 1.0, "purchase", "success", "UPI")
                   for i in range(n)]
-        return Timeline([micros(e.event_time) for e in events], events, pack_events(events))
+        return Timeline(events, pack_events(events))
 
     overhead = feature_timeline._OVERHEAD_EVENTS
     cache = TimelineCache(limit=2 * (4 + overhead))
