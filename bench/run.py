@@ -9,9 +9,10 @@
     e2e_tx_per_s          raw topic -> acknowledged MongoDB writes + enriched events (the processor)
     naive_tx_per_s        the seed report's consumer: one insert_one per message, rules inline
     raw_consume_tx_per_s  the same Kafka client consuming + JSON-decoding, no processing (the ceiling)
-    alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady half of e2e (the
-                          first 3 s of load apart: alert_latency_warmup_max_ms); alert_latency_store_gc and
-                          _broker_gc: the stand-in's and the broker's collector pauses meanwhile (bench/store_pauses.py)
+    alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady half of e2e, the
+                          processor a `txnmon stream` process of its own (--latency-in-thread: a thread here) (the
+                          first 3 s of load apart: alert_latency_warmup_max_ms); alert_latency_store_stops and
+                          _broker_stops: the stand-in's and the broker's JVM stops meanwhile (bench/store_pauses.py)
     webhook_latency_p50_ms / webhook_latency_p99_ms   produce -> signed webhook received (processor, outbox,
                           `txnmon notify` worker, a local HTTP receiver) at a steady 1,000 tx/s
     store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
@@ -47,17 +48,20 @@ a missing figure is recorded as failed too), and the run exits 1. `--skip` leave
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +72,7 @@ from bench import decisions, process_cpu, store_pauses  # noqa: E402
 from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
 from bench.cpu import MODEL_COST_TARGET, cpu_figures, model_figures  # noqa: E402
 from bench.cpu_baseline import TARGET_RATIOS, baseline_figures, ratio_checks  # noqa: E402
-from bench.scale_out import generated_rows, scale_out  # noqa: E402
+from bench.scale_out import TXNMON, generated_rows, member_env, scale_out, wait_for_members  # noqa: E402
 from bench.steps import StepFailed, StepResults, ratio  # noqa: E402
 from txnmon.adapters import kafka  # noqa: E402
 from txnmon.adapters.mongo import MongoStore  # noqa: E402
@@ -222,8 +226,8 @@ def offer_steady_load(producer: Any, topic: str, rate: int, total: int, prefix: 
     producer.flush()
 
 
-def alert_latency(settings: Settings, rate: int, seconds: int,
-                  warmup_s: float = LATENCY_WARMUP_S) -> tuple[float, float, int, float]:
+def alert_latency(settings: Settings, rate: int, seconds: int, warmup_s: float = LATENCY_WARMUP_S,
+                  in_thread: bool = False) -> tuple[float, float, int, float]:
     """Steady offered load; every 50th transaction is a high amount. Latency from send to a readable alert:
     p50, p99 and count of the alerts sent after the first `warmup_s` seconds of load, and the worst of those
     sent within them. The first second met a fresh database (its collections and indexes made by the first
@@ -233,16 +237,55 @@ def alert_latency(settings: Settings, rate: int, seconds: int,
     to MongoDB before it commits the Kafka transaction that makes the enriched event visible, so the
     figure is an upper bound of send-to-stored. Polling the alerts collection instead costs the local
     store a full scan every few milliseconds, which slowed the processor it was timing.
+
+    The processor is a `txnmon stream` process of its own, as deployed (`in_thread`: a thread of this
+    process, as this step ran until session 20, sharing the interpreter's lock with the load's sender, awake
+    every millisecond, and the watcher). In session 20's runs the two ways gave p99s in the same range.
     """
-    processor = Processor(settings)
-    thread = threading.Thread(target=processor.run, daemon=True)
-    thread.start()
-    # the clock starts once the member is polling with its partitions: a fixed 3 s sleep was shorter than
-    # start-up on a busy machine (gazetteer, group join), and the first alerts' wait for it made the p99
-    deadline = time.monotonic() + 60
-    while processor.assigned_at is None and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    with _processor(settings, in_thread):
+        return _timed_alerts(settings, rate, seconds, warmup_s)
+
+
+@contextlib.contextmanager
+def _processor(settings: Settings, in_thread: bool) -> Iterator[None]:
+    """A processor on `settings`, holding its partitions, until the block ends (then stopped)."""
+    if in_thread:
+        processor = Processor(settings)
+        thread = threading.Thread(target=processor.run, daemon=True)
+        thread.start()
+        # the clock starts once the member is polling with its partitions: a fixed 3 s sleep was shorter than
+        # start-up on a busy machine (gazetteer, group join), and the first alerts' wait for it made the p99
+        deadline = time.monotonic() + 60
+        while processor.assigned_at is None and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        try:
+            yield
+        finally:
+            processor.request_stop()
+            thread.join(60)
+        return
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe nobody reads: a full pipe would stall it
+        member = subprocess.Popen([TXNMON, "stream"], env=member_env(settings), cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        try:
+            wait_for_members(settings, [member])
+            time.sleep(0.5)
+            yield
+        finally:
+            member.terminate()  # SIGTERM: the processor finishes its batch and leaves the group
+            try:
+                member.wait(60)
+            except subprocess.TimeoutExpired:
+                member.kill()
+                member.wait(30)
+        if member.returncode not in (0, -signal.SIGTERM):
+            log.seek(0)
+            raise RuntimeError(f"txnmon stream exited {member.returncode}: "
+                               f"{log.read().decode(errors='replace')[-2000:]}")
+
+
+def _timed_alerts(settings: Settings, rate: int, seconds: int, warmup_s: float) -> tuple[float, float, int, float]:
     sent_at: dict[str, float] = {}
     producer = kafka.make_producer(settings, **{"linger.ms": 0})
     start = time.perf_counter()
@@ -267,8 +310,6 @@ def alert_latency(settings: Settings, rate: int, seconds: int,
     offer_steady_load(producer, settings.topic_raw, rate, total, "L", sent_at, start)
     stop_polling.set()
     watcher.join(60)
-    processor.request_stop()
-    thread.join(60)
     producer.close()
     steady = start + warmup_s
     warm = [(found[t] - s) * 1000 for t, s in sent_at.items() if t in found and s < steady]
@@ -612,6 +653,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--naive-rows", type=int, default=10_000, help="the naive consumer is timed on this many")
     parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--latency-in-thread", action="store_true",
+                        help="time the alert latency with the processor in a thread of the bench's process (as "
+                             "before session 20) instead of a `txnmon stream` process of its own")
     parser.add_argument("--webhook-rate", type=int, default=1000, help="offered tx/s for the webhook latency")
     parser.add_argument("--decision-rate", type=int, default=200, help="offered POST /v1/decisions per second")
     parser.add_argument("--only", choices=["webhook-latency", "rollups", "decisions"], default=None,
@@ -773,23 +817,25 @@ def main() -> int:
             kafka.ensure_topics(lat)
             offered = max(500, round(rate / 2))
             jvms = ("mongo", "kafka")
-            before = {name: store_pauses.gc_totals(name) for name in jvms}
+            before = {name: store_pauses.position(name) for name in jvms}
             try:
-                p50, p99, n, warm = alert_latency(lat, offered, args.latency_seconds)
-                # the stack's JVMs' collector pauses over the load (not the clean-up below): a stop of the
-                # store or the broker is every client's
-                paused = {name: store_pauses.pauses_between(before[name], store_pauses.gc_totals(name))
+                p50, p99, n, warm = alert_latency(lat, offered, args.latency_seconds,
+                                                  in_thread=args.latency_in_thread)
+                # the stack's JVMs' stops over the load (not the clean-up below): a stop of the store or the
+                # broker is every client's
+                paused = {name: store_pauses.stops_between(before[name], store_pauses.position(name))
                           for name in jvms}
             finally:
                 MongoStore(lat, lat.mongo_db).drop()
                 kafka.delete_topics(lat, list(lat.pipeline_topics))
             say(f"alert latency at {offered:,} tx/s (half of e2e): p50 {p50:.0f} ms, p99 {p99:.0f} ms ({n} alerts; "
-                f"the first {LATENCY_WARMUP_S:g} s of load apart: at most {warm:.0f} ms); GC pauses meanwhile: "
+                f"the first {LATENCY_WARMUP_S:g} s of load apart: at most {warm:.0f} ms); JVM stops meanwhile: "
                 f"store {paused['mongo']}, broker {paused['kafka']}")
             return {"alert_latency_p50_ms": round(p50, 1), "alert_latency_p99_ms": round(p99, 1),
                     "alert_latency_samples": n, "alert_latency_offered_tx_per_s": offered,
+                    "alert_latency_processor": "thread" if args.latency_in_thread else "process",
                     "alert_latency_warmup_max_ms": round(warm, 1), "alert_latency_warmup_s": LATENCY_WARMUP_S,
-                    "alert_latency_store_gc": paused["mongo"], "alert_latency_broker_gc": paused["kafka"]}
+                    "alert_latency_store_stops": paused["mongo"], "alert_latency_broker_stops": paused["kafka"]}
 
         def rss() -> dict[str, Any]:
             mb = round(rss_with_users(args.rss_users))

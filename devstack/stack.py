@@ -58,8 +58,17 @@ class Service:
         return STATE / "logs" / f"{self.name}.log"
 
     @property
+    def safepoints(self) -> Path:
+        """The JVM's stops (`-Xlog:safepoint`: every collector pause and any other safepoint, with the time
+        its threads stood still), read by `make bench` over its latency steps (bench/store_pauses.py)."""
+        return STATE / "logs" / f"{self.name}-safepoints.log"
+
+    @property
     def pidfile(self) -> Path:
         return STATE / "run" / f"{self.name}.pid"
+
+    def log_stops(self) -> list[str]:
+        return [f"-Xlog:safepoint:file={self.safepoints}:uptime"]
 
 
 KAFKA = Service("kafka", KAFKA_PORT, HERE / "kafka-pom.xml")
@@ -280,36 +289,51 @@ def start_kafka(java: str) -> int:
             raise StackError(f"formatting the Kafka log dir failed:\n{proc.stdout}{proc.stderr}")
     heap = os.environ.get("DEVSTACK_KAFKA_HEAP", "-Xms256m -Xmx1g").split()
     return _spawn(KAFKA, [
-        java, *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java, *heap, "-XX:+UseG1GC", *KAFKA.log_stops(), "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={STATE / 'kafka' / 'log4j2.yaml'}",
         "-cp", cp, "kafka.Kafka", str(cfg),
     ])
 
 
+# The stand-in's collector. Each insert makes much short-lived garbage: its unique `_id` index compares keys by
+# Java-serializing both (H2's ObjectDataType with mongo-java-server's KeyValue), three quarters of its CPU under
+# txnmon's load in a JFR profile of session 20. G1 (its default pause goal 200 ms) then stopped the server for
+# 150-300 ms several times a minute, which held the alert-latency tail (sessions 16-20). Shenandoah collects
+# concurrently and, on JDK 17 unlike ZGC, also deduplicates strings (the page cache's memory, below). In make
+# bench's sequence (100,000 rows, session 20) G1 gave a store ceiling of 6,533 and 6,718 docs/s and an alert p99
+# of 1,287 and 2,625 ms; Shenandoah 8,045 and 7,964, and 498 and 616 ms (476-1,302 in four more runs); e2e alike.
+SHENANDOAH = ["-XX:+UseShenandoahGC", "-XX:+UseStringDeduplication"]
+G1 = ["-XX:+UseG1GC", "-XX:+UseStringDeduplication"]
+
+
+def mongo_collector(java: str) -> list[str]:
+    """Shenandoah when this JVM has it (OpenJDK builds do; some vendors' leave it out), else G1."""
+    probe = subprocess.run([java, *SHENANDOAH, "-version"], capture_output=True, text=True, check=False)
+    return SHENANDOAH if probe.returncode == 0 else G1
+
+
 def mongo_command(java: str, port: int = MONGO_PORT, data_file: Path | None = None,
-                  heap: list[str] | None = None, lib: Path | None = None) -> list[str]:
-    """The command line of the MongoDB-wire server (tests start private ones with it)."""
+                  heap: list[str] | None = None, lib: Path | None = None, stops: bool = False) -> list[str]:
+    """The command line of the MongoDB-wire server (tests start private ones with it); `stops`: log the JVM's
+    stops (the stack's own server)."""
     if heap is None:
         # mongo-java-server keeps collections and its MVStore page cache (8 GB as H2 estimates it,
         # DEVSTACK_MONGO_CACHE_MB) on the heap: give it room. The cache holds deserialized documents
-        # whose field names and repeated values are separate strings in every document; G1's string
-        # deduplication shares their bytes (measured after a full GC: 1M stored transactions 3.9 GB live
-        # without it, 3.0 GB with it; 2M 5.7 GB with it, which the 8 GB heap of before could not hold).
-        # The heap grows only with the data read: small stacks stay small. (G1's default pause goal, 200 ms,
-        # let young collections stop the server for 135-150 ms every ~5 s under the alert-latency load; a
-        # 50 ms goal made them 36 ms on average, but cost the processor's e2e 15-25%: 1,722-1,881 tx/s against
-        # 2,050-2,569, alternated, issue 29. The default stays.)
-        heap = os.environ.get("DEVSTACK_MONGO_HEAP",
-                              "-Xms256m -Xmx12g -XX:+UseG1GC -XX:+UseStringDeduplication").split()
+        # whose field names and repeated values are separate strings in every document; string
+        # deduplication shares their bytes (measured with G1 after a full GC: 1M stored transactions 3.9 GB
+        # live without it, 3.0 GB with it; 2M 5.7 GB with it, which the 8 GB heap of before could not hold).
+        # The heap grows only with the data read: small stacks stay small.
+        setting = os.environ.get("DEVSTACK_MONGO_HEAP")
+        heap = setting.split() if setting is not None else ["-Xms256m", "-Xmx12g", *mongo_collector(java)]
     return [
-        java, *heap, "-cp", f"{lib or MONGO.lib}/*",
+        java, *heap, *(MONGO.log_stops() if stops else []), "-cp", f"{lib or MONGO.lib}/*",
         str(HERE / "mongo" / "TxnmonMongoServer.java"), HOST, str(port), str(data_file or MONGO.data / "txnmon.mv"),
     ]
 
 
 def start_mongo(java: str) -> int:
     MONGO.data.mkdir(parents=True, exist_ok=True)
-    return _spawn(MONGO, mongo_command(java))
+    return _spawn(MONGO, mongo_command(java, stops=True))
 
 
 STARTERS = {"kafka": start_kafka, "mongo": start_mongo}

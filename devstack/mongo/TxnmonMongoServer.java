@@ -150,7 +150,8 @@ public final class TxnmonMongoServer {
             }
             long ms = (System.nanoTime() - started) / 1_000_000;
             if (ms > SLOW_ROUND_MS) {
-                System.err.println("txnmon mongo-wire server: MVStore housekeeping held the store for " + ms + " ms");
+                System.err.println(java.time.Instant.now() + " txnmon mongo-wire server: MVStore housekeeping held the store for "
+                    + ms + " ms");
             }
             // (Moving chunks to truncate the file is left to a restart: done while readers run, it made
             // a concurrent count fail once with an internal error. The file may stay larger until then.)
@@ -190,8 +191,11 @@ public final class TxnmonMongoServer {
             thread.setDaemon(true);
             return thread;
         });
-        maintenance.scheduleWithFixedDelay(() -> housekeeping(store), MAINTENANCE_PERIOD_S, MAINTENANCE_PERIOD_S,
-            TimeUnit.SECONDS);
+        String periodSetting = System.getenv("DEVSTACK_MONGO_HOUSEKEEPING_S");
+        int period = periodSetting != null ? Integer.parseInt(periodSetting) : MAINTENANCE_PERIOD_S;
+        if (period > 0) {
+            maintenance.scheduleWithFixedDelay(() -> housekeeping(store), period, period, TimeUnit.SECONDS);
+        }
 
         CountDownLatch stopped = new CountDownLatch(1);
         // SIGTERM (make down) closes the store cleanly: shutdown() closes the backend, which commits and
