@@ -12,7 +12,8 @@
     alert_latency_p50_ms / alert_latency_p99_ms   produce -> alert readable, at a steady half of e2e, the
                           processor a `txnmon stream` process of its own (--latency-in-thread: a thread here) (the
                           first 3 s of load apart: alert_latency_warmup_max_ms); alert_latency_store_stops and
-                          _broker_stops: the stand-in's and the broker's JVM stops meanwhile (bench/store_pauses.py)
+                          _broker_stops: the stand-in's and the broker's JVM stops meanwhile (bench/store_pauses.py);
+                          alert_latency_processor: "process" or "thread"; alert_latency_store_collector
     webhook_latency_p50_ms / webhook_latency_p99_ms   produce -> signed webhook received (processor, outbox,
                           `txnmon notify` worker, a local HTTP receiver) at a steady 1,000 tx/s
     store_ceiling_tx_per_s  the store's own bulk insert of the same documents, same run
@@ -325,7 +326,6 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     """Steady offered load, every 50th transaction a high amount routed to a signed webhook; latency from
     the send to the receiver's arrival of the notification (processor + outbox + one notify worker)."""
     import secrets
-    import tempfile
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from txnmon.notifications.worker import NotifyWorker
@@ -834,6 +834,7 @@ def main() -> int:
             return {"alert_latency_p50_ms": round(p50, 1), "alert_latency_p99_ms": round(p99, 1),
                     "alert_latency_samples": n, "alert_latency_offered_tx_per_s": offered,
                     "alert_latency_processor": "thread" if args.latency_in_thread else "process",
+                    "alert_latency_store_collector": store_pauses.collector("mongo"),
                     "alert_latency_warmup_max_ms": round(warm, 1), "alert_latency_warmup_s": LATENCY_WARMUP_S,
                     "alert_latency_store_stops": paused["mongo"], "alert_latency_broker_stops": paused["kafka"]}
 

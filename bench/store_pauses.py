@@ -9,9 +9,12 @@ be told apart from the processor's own work (issue 29).
 devstack/stack.py starts each JVM with `-Xlog:safepoint` into `.devstack/logs/<service>-safepoints.log`:
 a line per safepoint with the time its threads stood still ("Total: N ns"), whatever the collector.
 (Until session 20 this read `jstat -gc`, whose counters under a concurrent collector such as Shenandoah,
-the stand-in's since then, time concurrent work that stops nobody.) A reading is the log's size; the
-stops between two readings are the lines written in between. Nothing here is needed for a figure:
-without a stack started by devstack/stack.py, or after the log rotated, the step reports no stops.
+the stand-in's since then, time concurrent work that stops nobody.) A concurrent collector can still hold
+a thread up without a safepoint (Shenandoah paces or stalls an allocating thread when it falls behind):
+under it the figure is a lower bound of how long the store stood still. A reading is the log's file and
+size; the stops between two readings are the lines written in between. Nothing here is needed for a
+figure: without a JVM started by devstack/stack.py with the log, or after the log was rotated or
+replaced (a restart), the step reports no stops.
 """
 
 from __future__ import annotations
@@ -20,16 +23,18 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.process_cpu import stack_pid
+from bench.process_cpu import SERVICES, stack_pid
 from tests.fixtures.devstack import load_stack  # devstack/stack.py knows where its logs are
 
 _TOTAL = re.compile(r"\bTotal: (\d+) ns")
 
 
 class LogPosition(NamedTuple):
-    """Where a JVM's safepoint log ended at a reading."""
+    """Where a JVM's safepoint log ended at a reading: the file (path, device and inode: a restarted JVM
+    starts a new one) and its size."""
 
     path: Path
+    file: tuple[int, int]
     offset: int
 
 
@@ -40,22 +45,41 @@ def stopped_ms(text: str) -> list[float]:
     return [int(found.group(1)) / 1e6 for line in lines if (found := _TOTAL.search(line))]
 
 
+def _command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
 def position(service: str) -> LogPosition | None:
-    """The end of the stack's `service` ("mongo" or "kafka") safepoint log now, or None (not started by
-    this stack, or no log)."""
-    if stack_pid(service) is None:
+    """The end of the safepoint log of the stack's `service` ("mongo"/"store" or "kafka"/"broker") now, or
+    None (not started by this stack, or started without the log: a stack from before the log was added
+    leaves an old file that nothing writes to)."""
+    pid = stack_pid(service)
+    if pid is None or not any(arg.startswith("-Xlog:safepoint") for arg in _command_line(pid)):
         return None
     try:
-        path = getattr(load_stack(), service.upper()).safepoints
-        return LogPosition(path, path.stat().st_size)
+        path = getattr(load_stack(), SERVICES.get(service, service.upper())).safepoints
+        stat = path.stat()
     except (OSError, AttributeError):
         return None
+    return LogPosition(path, (stat.st_dev, stat.st_ino), stat.st_size)
+
+
+def collector(service: str) -> str | None:
+    """The collector the stack's `service` JVM runs (its -XX:+Use...GC flag, e.g. "UseShenandoahGC"), or None
+    when it is not known (not started by this stack, or the JVM's default)."""
+    pid = stack_pid(service)
+    flags = [arg[5:] for arg in _command_line(pid) if arg.startswith("-XX:+Use") and arg.endswith("GC")] \
+        if pid is not None else []
+    return flags[-1] if flags else None
 
 
 def stops_between(before: LogPosition | None, after: LogPosition | None) -> dict[str, float] | None:
     """{"stops", "stopped_ms", "longest_ms"} between two readings of one log, or None if either is missing
     or the log was rotated or replaced in between."""
-    if before is None or after is None or before.path != after.path or after.offset < before.offset:
+    if before is None or after is None or before.file != after.file or after.offset < before.offset:
         return None
     try:
         with open(after.path, "rb") as log:

@@ -14,6 +14,7 @@ Everything it writes lives under .devstack/ (git-ignored): lib/, data/, logs/, r
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import shutil
 import signal
@@ -60,7 +61,7 @@ class Service:
     @property
     def safepoints(self) -> Path:
         """The JVM's stops (`-Xlog:safepoint`: every collector pause and any other safepoint, with the time
-        its threads stood still), read by `make bench` over its latency steps (bench/store_pauses.py)."""
+        its threads stood still), read by `make bench`'s alert-latency step (bench/store_pauses.py)."""
         return STATE / "logs" / f"{self.name}-safepoints.log"
 
     @property
@@ -68,7 +69,8 @@ class Service:
         return STATE / "run" / f"{self.name}.pid"
 
     def log_stops(self) -> list[str]:
-        return [f"-Xlog:safepoint:file={self.safepoints}:uptime"]
+        # quoted: -Xlog's options are separated by ':', which a path may hold
+        return [f'-Xlog:safepoint:file="{self.safepoints}":uptime']
 
 
 KAFKA = Service("kafka", KAFKA_PORT, HERE / "kafka-pom.xml")
@@ -306,9 +308,13 @@ SHENANDOAH = ["-XX:+UseShenandoahGC", "-XX:+UseStringDeduplication"]
 G1 = ["-XX:+UseG1GC", "-XX:+UseStringDeduplication"]
 
 
+@functools.cache
 def mongo_collector(java: str) -> list[str]:
     """Shenandoah when this JVM has it (OpenJDK builds do; some vendors' leave it out), else G1."""
-    probe = subprocess.run([java, *SHENANDOAH, "-version"], capture_output=True, text=True, check=False)
+    try:
+        probe = subprocess.run([java, *SHENANDOAH, "-version"], capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return G1
     return SHENANDOAH if probe.returncode == 0 else G1
 
 

@@ -191,8 +191,11 @@ public final class TxnmonMongoServer {
             thread.setDaemon(true);
             return thread;
         });
+        // seconds between rounds; 0: none (the file then grows until a restart). Each round rewrites at most
+        // MAINTENANCE_MAX_WRITE_BYTES, so rounds further apart also keep the file less compact.
         String periodSetting = System.getenv("DEVSTACK_MONGO_HOUSEKEEPING_S");
-        int period = periodSetting != null ? Integer.parseInt(periodSetting) : MAINTENANCE_PERIOD_S;
+        int period = periodSetting == null || periodSetting.isBlank() ? MAINTENANCE_PERIOD_S
+            : Integer.parseInt(periodSetting.trim());
         if (period > 0) {
             maintenance.scheduleWithFixedDelay(() -> housekeeping(store), period, period, TimeUnit.SECONDS);
         }
