@@ -1,10 +1,19 @@
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
+import de.bwaldvogel.mongo.backend.KeyValue;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
+import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
+import org.h2.mvstore.WriteBuffer;
+import org.h2.mvstore.type.ObjectDataType;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -80,10 +89,30 @@ public final class TxnmonMongoServer {
             "currentop", "endsessions", "startsession", "refreshsessions", "getlasterror");
 
         private final MVStore store;
+        /**
+         * Whether databases open with {@link KeyOrderedH2Database}. Static, as the store it is for: H2Backend's
+         * constructor opens the databases already in the file, before a field of this class could be set.
+         */
+        static volatile boolean keysInPlace;
 
-        DurableH2Backend(MVStore store) {
+        /** {@code keysInPlace}: see the field. */
+        static DurableH2Backend open(MVStore store, boolean keysInPlace) {
+            DurableH2Backend.keysInPlace = keysInPlace;
+            KeyOrderedH2Database.store = store;
+            return new DurableH2Backend(store);
+        }
+
+        private DurableH2Backend(MVStore store) {
             super(store);
             this.store = store;
+        }
+
+        @Override
+        protected MongoDatabase openOrCreateDatabase(String databaseName) {
+            if (!keysInPlace) {
+                return super.openOrCreateDatabase(databaseName);
+            }
+            return new KeyOrderedH2Database(databaseName, KeyOrderedH2Database.store, getCursorRegistry());
         }
 
         @Override
@@ -128,6 +157,207 @@ public final class TxnmonMongoServer {
                 }
             }
             return false;
+        }
+    }
+
+    /**
+     * The order of unique-index keys, computed in place where it can be. H2 keeps a unique index (the `_id` one of
+     * every collection) in an MVMap whose keys are mongo-java-server's KeyValues; they are not Comparable, so H2's
+     * ObjectDataType compares two of them by Java-serializing both and comparing the bytes, at every step of every
+     * B-tree search. A JFR profile put 75-83% of this server's CPU there (issue 29): the local stack's writes cost
+     * several times what a MongoDB's do, and every batch of the processor waited for it.
+     *
+     * This type gives the same order without serializing, for the usual key: one String of ASCII characters
+     * (no NUL) shorter than 65,536. Such a KeyValue serializes as the same prefix (its class, its ArrayList of one
+     * element), then TC_STRING, the length as two big-endian bytes, the characters as bytes, then the same suffix:
+     * so the bytes compare as (length, then characters). Any other pair is compared as before (serialized). A
+     * plain key is also written to a page from those bytes built directly, not from a stream; reading is
+     * ObjectDataType's own. So the order and the file are what they were: a file written before opens and is
+     * searched alike (tests/integration/stack/test_store_keys.py), and the server checks both the order and the
+     * bytes on sample keys at start ({@link #checkKeyOrder}), serializing everything if that ever fails.
+     */
+    static final class KeyOrder extends ObjectDataType {
+
+        /** Not decidable in place: compare serialized. */
+        static final int UNDECIDED = Integer.MIN_VALUE;
+
+        static volatile boolean enabled = true;
+
+        @Override
+        public int compare(Object a, Object b) {
+            if (enabled && a != b && a instanceof KeyValue ka && b instanceof KeyValue kb) {
+                int inPlace = inPlace(ka, kb);
+                if (inPlace != UNDECIDED) {
+                    return inPlace;
+                }
+            }
+            return super.compare(a, b);
+        }
+
+        static int inPlace(KeyValue a, KeyValue b) {
+            String sa = plain(a);
+            String sb = sa == null ? null : plain(b);
+            if (sb == null) {
+                return UNDECIDED;
+            }
+            int la = sa.length();
+            int lb = sb.length();
+            if (la != lb) {
+                return la < lb ? -1 : 1;
+            }
+            return Integer.signum(sa.compareTo(sb));  // chars 1..127: a char's order is its byte's
+        }
+
+        /** The key's one String when it is a plain one (ASCII, no NUL, under 65,536 characters), else null. */
+        static String plain(Object key) {
+            if (!(key instanceof KeyValue k) || k.size() != 1 || !(k.get(0) instanceof String s) || s.length() > 0xFFFF
+                    || !plainAscii(s)) {
+                return null;
+            }
+            return s;
+        }
+
+        /** What ObjectDataType.serialize gives for a plain key: the same bytes, built without a stream. */
+        static byte[] serialized(String plain) {
+            int n = plain.length();
+            byte[] out = new byte[PREFIX.length + 3 + n + SUFFIX.length];
+            System.arraycopy(PREFIX, 0, out, 0, PREFIX.length);
+            int at = PREFIX.length;
+            out[at] = 0x74;  // TC_STRING
+            out[at + 1] = (byte) (n >>> 8);
+            out[at + 2] = (byte) n;
+            for (int i = 0; i < n; i++) {
+                out[at + 3 + i] = (byte) plain.charAt(i);  // ASCII: one byte a char
+            }
+            System.arraycopy(SUFFIX, 0, out, at + 3 + n, SUFFIX.length);
+            return out;
+        }
+
+        // the bytes around a plain key's string in its serialized form, from a serialized sample
+        private static final String MARKER = "txnmon-key-marker";
+        private static final byte[] PREFIX;
+        private static final byte[] SUFFIX;
+
+        static {
+            byte[] sample = ObjectDataType.serialize(new KeyValue(MARKER));
+            byte[] string = new byte[3 + MARKER.length()];  // TC_STRING, the length (two bytes), the characters
+            string[0] = 0x74;
+            string[2] = (byte) MARKER.length();
+            for (int i = 0; i < MARKER.length(); i++) {
+                string[3 + i] = (byte) MARKER.charAt(i);
+            }
+            int at = -1;
+            for (int i = 0; at < 0 && i + string.length <= sample.length; i++) {
+                if (java.util.Arrays.equals(sample, i, i + string.length, string, 0, string.length)) {
+                    at = i;
+                }
+            }
+            PREFIX = at < 0 ? new byte[0] : java.util.Arrays.copyOfRange(sample, 0, at);
+            SUFFIX = at < 0 ? new byte[0] : java.util.Arrays.copyOfRange(sample, at + string.length, sample.length);
+            if (at < 0) {
+                enabled = false;  // (checkKeyOrder says so)
+            }
+        }
+
+        /** As ObjectDataType writes a serialized object (SerializedObjectType.write): its tag, length and bytes. */
+        @Override
+        public void write(WriteBuffer buff, Object obj) {
+            String plain = enabled ? plain(obj) : null;
+            if (plain == null) {
+                super.write(buff, obj);
+                return;
+            }
+            byte[] data = serialized(plain);
+            buff.put((byte) TYPE_SERIALIZED).putVarInt(data.length).put(data);
+        }
+
+        /** What SerializedObjectType estimates once its running average settles: twice the serialized length. */
+        @Override
+        public int getMemory(Object obj) {
+            String plain = enabled ? plain(obj) : null;
+            return plain == null ? super.getMemory(obj) : 2 * (PREFIX.length + 3 + plain.length() + SUFFIX.length);
+        }
+
+        /** ObjectDataType.TYPE_SERIALIZED_OBJECT (package-private there). */
+        static final int TYPE_SERIALIZED = 19;
+
+        private static boolean plainAscii(String s) {
+            for (int i = 0, n = s.length(); i < n; i++) {
+                char c = s.charAt(i);
+                if (c == 0 || c > 0x7F) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
+    /**
+     * Whether {@link KeyOrder} orders sample keys exactly as serializing them does (and keys read back from their
+     * serialized form too): ASCII ids of lengths around the one- and two-byte length boundaries, the same ids
+     * differing in one character, and the keys it leaves to serializing (non-ASCII, a NUL, two values, a number).
+     * Null when it does, else what differs: a mongo-java-server or JDK whose serialized form changed.
+     */
+    static String checkKeyOrder() {
+        List<String> texts = new ArrayList<>(List.of("", "a", "b", "T0000001", "T0000002", "T000001", "t0000001",
+            "~", "Zürich", "a\u0000b", "\uD83D\uDE00", "café-123"));
+        for (int n : new int[] {127, 128, 255, 256, 257, 1000}) {
+            texts.add("x".repeat(n));
+            texts.add("x".repeat(n - 1) + "y");
+        }
+        List<KeyValue> keys = new ArrayList<>();
+        for (String t : texts) {
+            keys.add(new KeyValue(t));
+            keys.add((KeyValue) ObjectDataType.deserialize(ObjectDataType.serialize(new KeyValue(t))));
+        }
+        keys.add(new KeyValue("T1", "T2"));
+        keys.add(new KeyValue(42L));
+        if (!KeyOrder.enabled) {
+            return "no plain key in a serialized sample";
+        }
+        for (KeyValue key : keys) {
+            String plain = KeyOrder.plain(key);
+            if (plain != null && !java.util.Arrays.equals(KeyOrder.serialized(plain), ObjectDataType.serialize(key))) {
+                return key + " serialized otherwise";
+            }
+        }
+        KeyOrder order = new KeyOrder();
+        for (KeyValue a : keys) {
+            for (KeyValue b : keys) {
+                int serialized = Integer.signum(ObjectDataType.compareNotNull(ObjectDataType.serialize(a),
+                    ObjectDataType.serialize(b)));
+                if (Integer.signum(order.compare(a, b)) != serialized) {
+                    return a + " against " + b;
+                }
+            }
+        }
+        return null;
+    }
+
+    /** H2Database whose unique indexes' maps are opened with {@link KeyOrder} (the map H2Database then opens by
+     * name is this one: MVStore.openMap returns a map already open). */
+    static final class KeyOrderedH2Database extends H2Database {
+
+        /** The server's one store. H2Database's constructor opens the stored indexes (the method below) before a
+         * field of this class could be set, so it is read from here. */
+        static volatile MVStore store;
+
+        KeyOrderedH2Database(String databaseName, MVStore store, de.bwaldvogel.mongo.backend.CursorRegistry cursors) {
+            super(databaseName, store, cursors);
+        }
+
+        @Override
+        protected Index<Object> openOrCreateUniqueIndex(String collectionName, String indexName, List<IndexKey> keys,
+                                                        boolean sparse) {
+            // the name H2Database gives the map (H2Database.mapNameForIndex)
+            String mapName = getFullCollectionNamespace(collectionName) + "._index_" + indexName;
+            MVMap<KeyValue, Object> map = store.openMap(mapName,
+                new MVMap.Builder<KeyValue, Object>().keyType(new KeyOrder()).valueType(new ObjectDataType()));
+            if (!((Object) map.getKeyType() instanceof KeyOrder)) {
+                System.err.println("txnmon mongo-wire server: index " + mapName + " was open already; its keys are"
+                    + " compared serialized");
+            }
+            return super.openOrCreateUniqueIndex(collectionName, indexName, keys, sparse);
         }
     }
 
@@ -182,7 +412,14 @@ public final class TxnmonMongoServer {
         String cacheSetting = System.getenv("DEVSTACK_MONGO_CACHE_MB");
         int cacheMb = cacheSetting != null ? Integer.parseInt(cacheSetting) : (int) Math.max(16, twoThirdsOfHeapMb);
         MVStore store = new MVStore.Builder().fileName(dataFile).autoCommitDisabled().cacheSize(cacheMb).open();
-        DurableH2Backend backend = new DurableH2Backend(store);
+        // unique-index keys compared in place (KeyOrder) unless DEVSTACK_MONGO_KEYS_IN_PLACE=0 or the check fails
+        String differs = checkKeyOrder();
+        boolean keysInPlace = !"0".equals(System.getenv("DEVSTACK_MONGO_KEYS_IN_PLACE")) && differs == null;
+        if (differs != null) {
+            System.err.println("txnmon mongo-wire server: unique-index keys compared in place would order " + differs
+                + " otherwise than serialized: every key is compared serialized");
+        }
+        DurableH2Backend backend = DurableH2Backend.open(store, keysInPlace);
         backend.version(MONGO_4_4);
         MongoServer server = new MongoServer(backend);
 
@@ -216,7 +453,8 @@ public final class TxnmonMongoServer {
         }, "txnmon-mongo-shutdown"));
         server.bind(host, port);
         System.out.println("txnmon mongo-wire server listening on " + host + ":" + port + ", data in " + dataFile
-            + " (committed before every write is acknowledged)");
+            + " (committed before every write is acknowledged; unique-index keys compared "
+            + (keysInPlace ? "in place" : "serialized") + ")");
         stopped.await();
     }
 }

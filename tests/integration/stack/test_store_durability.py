@@ -58,9 +58,11 @@ class PrivateMongo:
     def uri(self) -> str:
         return f"mongodb://{devstack.HOST}:{self.port}"
 
-    def start(self) -> None:
+    def start(self, **env: str) -> None:
+        """The server, with `env` added to this process's environment."""
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **env})
         deadline = time.monotonic() + 90
         while not devstack.port_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
