@@ -243,15 +243,16 @@ def alert_latency(settings: Settings, rate: int, seconds: int, warmup_s: float =
     process, as this step ran until session 20, sharing the interpreter's lock with the load's sender, awake
     every millisecond, and the watcher). In session 20's runs the two ways gave p99s in the same range.
     """
-    with _processor(settings, in_thread):
+    with running_processor(settings, in_thread):
         return _timed_alerts(settings, rate, seconds, warmup_s)
 
 
 @contextlib.contextmanager
-def _processor(settings: Settings, in_thread: bool) -> Iterator[None]:
-    """A processor on `settings`, holding its partitions, until the block ends (then stopped)."""
+def running_processor(settings: Settings, in_thread: bool, processor: Processor | None = None) -> Iterator[None]:
+    """A processor on `settings`, holding its partitions, until the block ends (then stopped); in a thread of
+    this process: `processor`, or a new one."""
     if in_thread:
-        processor = Processor(settings)
+        processor = processor or Processor(settings)
         thread = threading.Thread(target=processor.run, daemon=True)
         thread.start()
         # the clock starts once the member is polling with its partitions: a fixed 3 s sleep was shorter than
@@ -287,6 +288,22 @@ def _processor(settings: Settings, in_thread: bool) -> Iterator[None]:
 
 
 def _timed_alerts(settings: Settings, rate: int, seconds: int, warmup_s: float) -> tuple[float, float, int, float]:
+    sent_at, found, start = sent_and_read(settings, rate, seconds, warmup_s)
+    steady = start + warmup_s
+    warm = [(found[t] - s) * 1000 for t, s in sent_at.items() if t in found and s < steady]
+    latencies = sorted((found[t] - s) * 1000 for t, s in sent_at.items() if t in found and s >= steady)
+    worst_warm = max(warm, default=float("nan"))
+    if not latencies:
+        return float("nan"), float("nan"), 0, worst_warm
+    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    return statistics.median(latencies), p99, len(latencies), worst_warm
+
+
+def sent_and_read(settings: Settings, rate: int, seconds: int,
+                  warmup_s: float) -> tuple[dict[str, float], dict[str, float], float]:
+    """The alert-latency load on `settings`' raw topic (`offer_steady_load`, `warmup_s` + `seconds` long), and
+    its alerts read back on the enriched topic: (alerting id -> perf_counter when sent, alerting id -> when read,
+    the load's start). Waits up to 30 s after the load for the alerts still on their way."""
     sent_at: dict[str, float] = {}
     producer = kafka.make_producer(settings, **{"linger.ms": 0})
     start = time.perf_counter()
@@ -312,14 +329,7 @@ def _timed_alerts(settings: Settings, rate: int, seconds: int, warmup_s: float) 
     stop_polling.set()
     watcher.join(60)
     producer.close()
-    steady = start + warmup_s
-    warm = [(found[t] - s) * 1000 for t, s in sent_at.items() if t in found and s < steady]
-    latencies = sorted((found[t] - s) * 1000 for t, s in sent_at.items() if t in found and s >= steady)
-    worst_warm = max(warm, default=float("nan"))
-    if not latencies:
-        return float("nan"), float("nan"), 0, worst_warm
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return statistics.median(latencies), p99, len(latencies), worst_warm
+    return sent_at, found, start
 
 
 def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float, float, int]:
