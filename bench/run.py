@@ -249,8 +249,10 @@ def alert_latency(settings: Settings, rate: int, seconds: int, warmup_s: float =
 
 @contextlib.contextmanager
 def running_processor(settings: Settings, in_thread: bool, processor: Processor | None = None) -> Iterator[None]:
-    """A processor on `settings`, holding its partitions, until the block ends (then stopped); in a thread of
-    this process: `processor`, or a new one."""
+    """A processor on `settings`, holding its partitions, until the block ends (then stopped): in a thread of
+    this process, `processor` or a new one; otherwise a `txnmon stream` process (and `processor` must be None)."""
+    if processor is not None and not in_thread:
+        raise ValueError("a given processor runs in a thread of this process: in_thread=True")
     if in_thread:
         processor = processor or Processor(settings)
         thread = threading.Thread(target=processor.run, daemon=True)

@@ -11,6 +11,7 @@ on the same file, and must find every key: each one inserted again is refused as
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from pymongo import MongoClient
@@ -64,10 +65,15 @@ def _all_found(uri: str, ids: list[object]) -> None:
 
 
 def _started(server: PrivateMongo, in_place: bool) -> None:
+    """`server` started, and its start-up line (of this start: the log is appended to) saying how it compares."""
+    said_before = server.log.stat().st_size if server.log.exists() else 0
     server.start(DEVSTACK_MONGO_KEYS_IN_PLACE="1" if in_place else "0")
-    said = server.log.read_text().splitlines()
-    assert any(f"unique-index keys compared {'in place' if in_place else 'serialized'}" in line for line in said), \
-        said[-5:]
+    deadline = time.monotonic() + 30  # the port opens a moment before the line is written
+    while not (listening := [line for line in server.log.read_bytes()[said_before:].decode(errors="replace")
+                             .splitlines() if "mongo-wire server listening" in line]):
+        assert time.monotonic() < deadline, "no start-up line within 30 s"
+        time.sleep(0.1)
+    assert listening[0].endswith(f"unique-index keys compared {'in place' if in_place else 'serialized'})"), listening
 
 
 def test_keys_written_either_way_are_found_the_other_way(private_mongo: PrivateMongo):  # noqa: F811
