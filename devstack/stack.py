@@ -300,10 +300,11 @@ def start_kafka(java: str) -> int:
 # The stand-in's collector. Each insert made much short-lived garbage: its unique `_id` index compared keys by
 # Java-serializing both (H2's ObjectDataType with mongo-java-server's KeyValue), three quarters of its CPU under
 # txnmon's load in a JFR profile of session 20 (now compared in place: TxnmonMongoServer's KeyOrder). G1 (its
-# default pause goal 200 ms) then stopped the server for 150-300 ms several times a minute, which held the alert-latency tail (sessions 16-20). Shenandoah collects
-# concurrently and, on JDK 17 unlike ZGC, also deduplicates strings (the page cache's memory, below). In make
-# bench's sequence (100,000 rows, session 20) G1 gave a store ceiling of 6,533 and 6,718 docs/s and an alert p99
-# of 1,287 and 2,625 ms; Shenandoah 8,045 and 7,964, and 498 and 616 ms (476-1,302 in four more runs); e2e alike.
+# default pause goal 200 ms) then stopped the server for 150-300 ms several times a minute, which held the
+# alert-latency tail (sessions 16-20). Shenandoah collects concurrently and, on JDK 17 unlike ZGC, also deduplicates
+# strings (the page cache's memory, below). In make bench's sequence (100,000 rows, session 20) G1 gave a store
+# ceiling of 6,533 and 6,718 docs/s and an alert p99 of 1,287 and 2,625 ms; Shenandoah 8,045 and 7,964, and 498 and
+# 616 ms (476-1,302 in four more runs); e2e alike.
 SHENANDOAH = ["-XX:+UseShenandoahGC", "-XX:+UseStringDeduplication"]
 G1 = ["-XX:+UseG1GC", "-XX:+UseStringDeduplication"]
 
