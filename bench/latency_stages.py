@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.run import LATENCY_WARMUP_S, isolated_settings, running_processor, sent_and_read  # noqa: E402
+from bench.steps import percentile  # noqa: E402
 from txnmon.adapters import kafka  # noqa: E402
 from txnmon.adapters.mongo import MongoStore  # noqa: E402
 from txnmon.services import processor as processor_module  # noqa: E402
@@ -217,11 +218,6 @@ def split(batches: list[Batch], sent_at: dict[str, float], found: dict[str, floa
 
 
 PARTS = ("to raw batch", "raw batch", "to judging", "judging batch", "to reader")
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def report(tracer: Tracer, sent_at: dict[str, float], found: dict[str, float], steady: float, slowest: int) -> None:

@@ -74,7 +74,7 @@ from bench.api_ingest import measure as measure_api_ingest  # noqa: E402
 from bench.cpu import MODEL_COST_TARGET, cpu_figures, model_figures  # noqa: E402
 from bench.cpu_baseline import TARGET_RATIOS, baseline_figures, ratio_checks  # noqa: E402
 from bench.scale_out import TXNMON, generated_rows, member_env, scale_out, wait_for_members  # noqa: E402
-from bench.steps import StepFailed, StepResults, ratio  # noqa: E402
+from bench.steps import StepFailed, StepResults, percentile, ratio  # noqa: E402
 from txnmon.adapters import kafka  # noqa: E402
 from txnmon.adapters.mongo import MongoStore  # noqa: E402
 from txnmon.core.collection_names import ALERTS, TRANSACTIONS  # noqa: E402
@@ -297,8 +297,7 @@ def _timed_alerts(settings: Settings, rate: int, seconds: int, warmup_s: float) 
     worst_warm = max(warm, default=float("nan"))
     if not latencies:
         return float("nan"), float("nan"), 0, worst_warm
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return statistics.median(latencies), p99, len(latencies), worst_warm
+    return statistics.median(latencies), percentile(latencies, 0.99), len(latencies), worst_warm
 
 
 def sent_and_read(settings: Settings, rate: int, seconds: int,
@@ -389,8 +388,7 @@ def webhook_latency(settings: Settings, rate: int, seconds: int) -> tuple[float,
     say(f"webhook latency: {len(latencies)}/{len(sent_at)} alerts arrived")
     if not latencies:
         return float("nan"), float("nan"), 0
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return statistics.median(latencies), p99, len(latencies)
+    return statistics.median(latencies), percentile(latencies, 0.99), len(latencies)
 
 
 def measure_webhook_latency(tag: str, rate: int, seconds: int) -> dict[str, Any]:

@@ -20,6 +20,12 @@ from typing import Any
 from txnmon.errors import TxnmonError
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile of `values` (0 <= q <= 1), as every latency step reports its p99."""
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
 class MissingFigure(TxnmonError):
     """A step needs a figure an earlier step did not measure (that step failed or was skipped)."""
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.latency_stages import Batch, percentile, split
+from bench.latency_stages import Batch, split
+from bench.steps import percentile
 
 
 def _batch(start: float, end: float, raw: list[str], by_user: list[str]) -> Batch:
